@@ -1,0 +1,29 @@
+# The two commands of the README: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install model serve test quality bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+model: install  ## train the default model unless the store already has one
+	$(BIN)/coe-template train --if-missing
+
+serve: model  ## install, train if needed, serve on :8000
+	$(BIN)/gunicorn --config config/gunicorn.py wsgi:app
+
+test: install  ## the whole test suite
+	$(BIN)/python -m pytest
+
+quality: install  ## the README's quality figures, measured on the shared real dataset
+	$(BIN)/python bench/quality.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,9 @@
+"""Tag machine-learning projects from their title and description.
+
+The package knows nothing of HTTP: it reads data, trains and evaluates a
+scikit-learn pipeline, stores each run's artifacts and predicts with them.
+"""
+
+from coe_template.data import ACCEPTED_TAGS, OTHER_TAG
+
+__all__ = ["ACCEPTED_TAGS", "OTHER_TAG"]

@@ -1,0 +1,174 @@
+"""Each training run as a directory of artifacts, written atomically, read back verified.
+
+joblib files can run code when loaded, so a run is only loaded when every file
+still has the sha256 digest recorded when the run was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from coe_template.train import TrainedModel
+
+RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
+MODEL_FILE = "model.joblib"
+RECORD_FILE = "run.json"
+#: Every file a run must have, each with a recorded digest.
+RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "performance.json")
+
+
+class ArtifactError(RuntimeError):
+    """A run cannot be found or does not match what was written."""
+
+
+class RunNotFound(ArtifactError, LookupError):
+    pass
+
+
+class UnknownArgument(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown training argument {name!r}; known arguments: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    run_id: str
+    pipeline: Pipeline
+    labels: list[str]
+    threshold: float
+    args: dict[str, Any]
+    performance: dict[str, Any]
+    record: dict[str, Any]
+
+    def arg(self, name: str) -> Any:
+        try:
+            return self.args[name]
+        except KeyError:
+            raise UnknownArgument(name, sorted(self.args)) from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def runs_dir(store: Path) -> Path:
+    return Path(store) / "runs"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_run(model: TrainedModel, store: Path) -> str:
+    """Write a run into a hidden directory, then rename it into place.
+
+    A crash leaves at most a hidden ``.tmp-*`` directory, never a half-written run.
+    """
+    run_id = new_run_id()
+    runs = runs_dir(store)
+    runs.mkdir(parents=True, exist_ok=True)
+    tmp = runs / f".tmp-{run_id}"
+    tmp.mkdir()
+    try:
+        joblib.dump(model.pipeline, tmp / MODEL_FILE)
+        _write_json(tmp / "args.json", model.args.to_dict())
+        _write_json(tmp / "labels.json", model.labels)
+        _write_json(tmp / "performance.json", model.performance)
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        _write_json(tmp / RECORD_FILE, {
+            "run_id": run_id,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "threshold": model.threshold,
+            "dataset": model.dataset,
+            "files": files,
+            "versions": {
+                "python": platform.python_version(),
+                "scikit-learn": sklearn.__version__,
+                "joblib": joblib.__version__,
+            },
+        })
+        for path in tmp.iterdir():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, runs / run_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_id
+
+
+def list_runs(store: Path) -> list[str]:
+    """Run ids, oldest first (ids sort by creation time)."""
+    runs = runs_dir(store)
+    if not runs.is_dir():
+        return []
+    return sorted(p.name for p in runs.iterdir() if RUN_ID.fullmatch(p.name) and p.is_dir())
+
+
+def latest_run_id(store: Path) -> str:
+    runs = list_runs(store)
+    if not runs:
+        raise RunNotFound(f"no trained run in {runs_dir(store)}: run `coe-template train` first")
+    return runs[-1]
+
+
+def load_artifacts(run_id: str, store: Path) -> Artifacts:
+    """Load a run after checking every file against its recorded digest."""
+    if not RUN_ID.fullmatch(run_id):
+        raise RunNotFound(f"not a run id: {run_id!r}")
+    run = runs_dir(store) / run_id
+    try:
+        record = _read_json(run / RECORD_FILE)
+        files = record["files"]
+        threshold = float(record["threshold"])
+    except FileNotFoundError:
+        raise RunNotFound(f"run {run_id} not found in {runs_dir(store)}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"run {run_id}: {RECORD_FILE} is damaged ({exc!r}); refusing to load it") from None
+    unlisted = [name for name in RUN_FILES if name not in files]
+    if unlisted:
+        raise ArtifactError(f"run {run_id}: no recorded digest for {', '.join(unlisted)}; refusing to load it")
+    for name, expected in files.items():
+        path = run / name
+        actual = sha256_file(path) if path.is_file() else "missing"
+        if actual != expected:
+            raise ArtifactError(
+                f"run {run_id}: {name} does not match its recorded sha256 "
+                f"(expected {expected}, found {actual}); refusing to load it"
+            )
+    return Artifacts(
+        run_id=run_id,
+        pipeline=joblib.load(run / MODEL_FILE),
+        labels=_read_json(run / "labels.json"),
+        threshold=threshold,
+        args=_read_json(run / "args.json"),
+        performance=_read_json(run / "performance.json"),
+        record=record,
+    )

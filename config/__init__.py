@@ -1,0 +1,1 @@
+"""Service configuration: settings read from the environment, gunicorn config, training args."""

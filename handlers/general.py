@@ -1,0 +1,9 @@
+"""``GET /``: the health check."""
+
+from handlers.context import serving
+from handlers.envelope import enveloped
+
+
+@enveloped()
+def health() -> dict:
+    return {"model": {"run_id": serving().run_id}}

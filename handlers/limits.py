@@ -1,0 +1,42 @@
+"""Refuse oversized request bodies before anything reads them into memory.
+
+Connexion's validation reads the whole body first, so Flask's
+``MAX_CONTENT_LENGTH`` comes too late; this ASGI middleware sits in front and
+decides from the headers alone.
+"""
+
+from __future__ import annotations
+
+from connexion.exceptions import ProblemException
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.check(Headers(scope=scope))
+        await self.app(scope, receive, send)
+
+    def check(self, headers: Headers) -> None:
+        declared = headers.get("content-length")
+        if declared is None:
+            if "transfer-encoding" in headers:
+                # A body of unknown size: it could only be bounded by reading it.
+                raise ProblemException(
+                    status=411, title="Length Required",
+                    detail="send the body with a Content-Length header; chunked bodies are not accepted",
+                )
+            return
+        if not declared.isdigit():
+            raise ProblemException(status=400, title="Bad Request",
+                                   detail=f"Content-Length must be a number of bytes, not {declared[:40]!r}")
+        if int(declared) > self.max_bytes:
+            raise ProblemException(
+                status=413, title="Payload Too Large",
+                detail=f"request body of {declared} bytes exceeds the limit of {self.max_bytes} bytes",
+            )

@@ -1,0 +1,204 @@
+"""The model store: runs written atomically, listed in order, loaded only when intact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+
+from coe_template.args import parse_args
+from coe_template.data import clean_text, load_dataset
+from coe_template.store import (
+    MODEL_FILE,
+    RECORD_FILE,
+    RUN_ID,
+    ArtifactError,
+    RunNotFound,
+    UnknownArgument,
+    latest_run_id,
+    list_runs,
+    load_artifacts,
+    runs_dir,
+    save_run,
+)
+from coe_template.train import train
+from tests.coe_template.test_data import project_rows, write_rows
+
+TEXTS = ["Sentiment of text with a transformer", "Detection of objects in camera video",
+         "Serving models in production", "Forecasting sales"]
+RUN_FILES = {MODEL_FILE, "args.json", "labels.json", "performance.json"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store-data") / "projects.csv"
+    return load_dataset(write_rows(path, project_rows(per_tag=15)))
+
+
+@pytest.fixture(scope="module")
+def model(dataset):
+    return train(dataset, parse_args({"C": 5.0, "seed": 99}))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def run_id(model, store):
+    return save_run(model, store)
+
+
+# --- round trip -----------------------------------------------------------------------------------
+
+
+def test_round_trip_gives_back_the_same_model(model, store, run_id):
+    loaded = load_artifacts(run_id, store)
+    assert loaded.run_id == run_id
+    cleaned = [clean_text(t) for t in TEXTS]
+    np.testing.assert_array_equal(
+        loaded.pipeline.predict_proba(cleaned), model.pipeline.predict_proba(cleaned)
+    )
+    assert loaded.labels == model.labels
+    assert loaded.threshold == model.threshold
+    assert loaded.args == model.args.to_dict()
+    assert loaded.performance == model.performance
+
+
+def test_a_run_is_one_directory_named_by_its_id(store, run_id):
+    assert RUN_ID.match(run_id)
+    assert [p.name for p in runs_dir(store).iterdir()] == [run_id]  # no temporary left behind
+    assert {p.name for p in (runs_dir(store) / run_id).iterdir()} == RUN_FILES | {RECORD_FILE}
+
+
+def test_run_record_holds_fingerprint_versions_and_digests(dataset, model, store, run_id):
+    run = runs_dir(store) / run_id
+    record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
+    assert record["run_id"] == run_id
+    assert record["threshold"] == model.threshold
+    assert record["dataset"] == dataset.fingerprint
+    assert record["versions"]["scikit-learn"] == sklearn.__version__
+    assert record["versions"]["joblib"] == joblib.__version__
+    assert record["versions"]["python"]
+    assert set(record["files"]) == RUN_FILES
+    for name, digest in record["files"].items():
+        assert digest == hashlib.sha256((run / name).read_bytes()).hexdigest()
+    assert record == load_artifacts(run_id, store).record
+
+
+# --- listing --------------------------------------------------------------------------------------
+
+
+def test_an_empty_store_has_no_runs_and_says_to_train_first(store):
+    assert list_runs(store) == []
+    with pytest.raises(RunNotFound, match="coe-template train"):
+        latest_run_id(store)
+
+
+def test_latest_run_id_picks_the_newest(model, store):
+    older = [save_run(model, store) for _ in range(5)]  # ids tell runs of the same second apart
+    newest = save_run(model, store)
+    assert list_runs(store) == [*older, newest]
+    assert latest_run_id(store) == newest
+    assert load_artifacts(latest_run_id(store), store).run_id == newest
+
+
+def test_list_runs_ignores_temporary_leftovers_and_strangers(model, store, run_id):
+    runs = runs_dir(store)
+    # What a crash during save_run leaves behind: a hidden, half-written directory.
+    leftover = runs / ".tmp-29991231T235959000000Z-abcdef"
+    leftover.mkdir()
+    (leftover / MODEL_FILE).write_bytes(b"half a model")
+    (runs / "notes").mkdir()
+    (runs / "29991231T235959000000Z-000000").write_text("a file, not a run", encoding="utf-8")
+    assert list_runs(store) == [run_id]
+    assert latest_run_id(store) == run_id
+
+
+# --- refusals -------------------------------------------------------------------------------------
+
+
+def test_a_tampered_model_is_refused_naming_the_file(store, run_id):
+    path = runs_dir(store) / run_id / MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError) as info:
+        load_artifacts(run_id, store)
+    message = str(info.value)
+    assert MODEL_FILE in message
+    assert run_id in message
+    assert "refusing to load" in message
+
+
+def test_a_swapped_model_is_never_unpickled(store, run_id, tmp_path):
+    """A joblib file can run code when loaded; a replaced one must not even be opened as a model."""
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (runs_dir(store) / run_id / MODEL_FILE).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ArtifactError, match=MODEL_FILE):
+        load_artifacts(run_id, store)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", sorted(RUN_FILES - {MODEL_FILE}))
+def test_any_tampered_json_file_is_refused_by_name(store, run_id, name):
+    path = runs_dir(store) / run_id / name
+    path.write_text(path.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    with pytest.raises(ArtifactError, match=name):
+        load_artifacts(run_id, store)
+
+
+def test_a_deleted_artifact_is_refused_by_name(store, run_id):
+    (runs_dir(store) / run_id / "labels.json").unlink()
+    with pytest.raises(ArtifactError, match=r"labels\.json .*found missing"):
+        load_artifacts(run_id, store)
+
+
+def test_a_missing_run_is_run_not_found(store, run_id):
+    absent = "20000101T000000000000Z-000000"
+    with pytest.raises(RunNotFound, match=absent):
+        load_artifacts(absent, store)
+
+
+def test_a_run_without_its_record_is_run_not_found(store, run_id):
+    (runs_dir(store) / run_id / RECORD_FILE).unlink()
+    with pytest.raises(RunNotFound):
+        load_artifacts(run_id, store)
+
+
+@pytest.mark.parametrize("bad", ["../etc", "..", "", "latest", "20000101T000000000000Z-ABCDEF",
+                                 "20000101T000000000000Z-abcdef/../x", "/etc/passwd"])
+def test_a_malformed_run_id_is_run_not_found(store, run_id, bad):
+    with pytest.raises(RunNotFound, match="not a run id"):
+        load_artifacts(bad, store)
+
+
+# --- Artifacts.arg --------------------------------------------------------------------------------
+
+
+def test_arg_returns_a_training_argument(store, run_id):
+    artifacts = load_artifacts(run_id, store)
+    assert artifacts.arg("C") == 5.0
+    assert artifacts.arg("seed") == 99
+    assert artifacts.arg("threshold") is None
+
+
+def test_unknown_arg_names_the_argument_and_the_known_ones(store, run_id):
+    artifacts = load_artifacts(run_id, store)
+    with pytest.raises(UnknownArgument) as info:
+        artifacts.arg("learning_rate")
+    message = str(info.value)
+    assert "'learning_rate'" in message
+    assert "ngram_max" in message and "seed" in message
+    assert isinstance(info.value, LookupError)

@@ -1,0 +1,23 @@
+def test_health_names_the_serving_run(client, artifacts, assert_envelope):
+    data = assert_envelope(client.get("/"), path="/")
+    assert data == {"model": {"run_id": artifacts.run_id}}
+
+
+def test_unknown_path_is_a_problem(client, assert_problem):
+    detail = assert_problem(client.get("/no-such-resource"), 404)
+    assert "not found" in detail.lower()
+
+
+def test_wrong_method_is_a_problem(client, assert_problem):
+    assert_problem(client.delete("/predictions"), 405)
+
+
+def test_swagger_ui_is_rendered_from_the_spec(client):
+    page = client.get("/docs/")
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text.lower()
+    spec = client.get("/openapi.json")
+    assert spec.status_code == 200
+    document = spec.json()
+    assert {"/", "/performance", "/args", "/args/{arg}", "/predictions"} <= set(document["paths"])
+    assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction"]

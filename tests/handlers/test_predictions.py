@@ -1,0 +1,123 @@
+import json
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from coe_template.data import ACCEPTED_TAGS
+from coe_template.predict import predict
+from handlers.app import create_app
+
+TEXTS = [
+    "Transfer learning with transformers for text classification.",
+    "ML applied to image classification.",
+    "Deploying and monitoring models in production with Kubernetes.",
+]
+
+
+def post(client, body):
+    return client.post("/predictions", json=body)
+
+
+def test_predicts_each_text_in_order(client, artifacts, assert_envelope):
+    response = post(client, {"texts": [{"text": t} for t in TEXTS]})
+    data = assert_envelope(response, method="POST", path="/predictions")
+    assert data["model"] == {"run_id": artifacts.run_id}
+    assert [p["input_text"] for p in data["predictions"]] == TEXTS
+    for prediction in data["predictions"]:
+        assert prediction["predicted_tag"] in ACCEPTED_TAGS
+        assert set(prediction["probabilities"]) == set(ACCEPTED_TAGS)
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    # The API gives exactly what the package gives.
+    assert data["predictions"] == json.loads(json.dumps(predict(TEXTS, artifacts)))
+
+
+def test_image_classification_is_computer_vision(client, assert_envelope):
+    data = assert_envelope(post(client, {"texts": [{"text": TEXTS[1]}]}), method="POST")
+    assert data["predictions"][0]["predicted_tag"] == "computer-vision"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"texts": []}, "should be non-empty"),
+        ({}, "'texts' is a required property"),
+        ({"texts": [{}]}, "'text' is a required property"),
+        ({"texts": [{"text": ""}]}, "texts.0.text"),
+        ({"texts": [{"text": 42}]}, "42 is not of type 'string'"),
+        ({"texts": "a project"}, "is not of type 'array'"),
+        ({"texts": ["a project"]}, "is not of type 'object'"),
+        (["a project"], "is not of type 'object'"),
+        ({"texts": [{"text": "ok", "lang": "en"}]}, "'lang' was unexpected"),
+        ({"texts": [{"text": "ok"}], "model": 2}, "'model' was unexpected"),
+        ({"texts": [{"text": "x"}] * 1001}, "is too long"),
+        ({"texts": [{"text": "x" * 20001}]}, "is too long"),
+    ],
+)
+def test_malformed_bodies_say_what_is_wrong(client, assert_problem, body, expected):
+    assert expected in assert_problem(post(client, body), 400)
+
+
+def test_whitespace_only_texts_are_named_by_position(client, assert_problem):
+    body = {"texts": [{"text": " \t"}, {"text": "a real project"}, {"text": "\n"}]}
+    detail = assert_problem(post(client, body), 400)
+    assert "texts.0.text: must contain a non-whitespace character" in detail
+    assert "texts.2.text" in detail
+    assert "texts.1" not in detail
+
+
+def test_non_json_body_is_a_400(client, assert_problem):
+    response = client.post("/predictions", content=b"{texts: oops", headers={"content-type": "application/json"})
+    assert "not valid JSON" in assert_problem(response, 400)
+
+
+def test_other_media_types_are_a_415(client, assert_problem):
+    response = client.post("/predictions", content=b"texts=a", headers={"content-type": "text/plain"})
+    assert "application/json" in assert_problem(response, 415)
+
+
+def test_missing_body_is_a_400(client, assert_problem):
+    assert_problem(client.post("/predictions", headers={"content-type": "application/json"}), 400)
+
+
+def test_error_detail_does_not_echo_a_huge_value(client, assert_problem):
+    detail = assert_problem(post(client, {"texts": "y" * 500_000}), 400)
+    assert len(detail) < 1000
+    assert "is not of type 'array'" in detail
+
+
+@pytest.fixture(scope="module")
+def small_limit_client(settings):
+    with create_app(replace(settings, max_body_bytes=1000)).test_client() as client:
+        yield client
+
+
+def test_body_over_the_limit_is_a_413(small_limit_client, assert_problem):
+    body = {"texts": [{"text": "x" * 2000}]}
+    assert "1000 bytes" in assert_problem(post(small_limit_client, body), 413)
+
+
+def test_chunked_body_is_refused_unread(small_limit_client, assert_problem):
+    chunks = (b"x" * 300 for _ in range(10))  # no Content-Length: size unknown until read
+    response = small_limit_client.post("/predictions", content=chunks, headers={"content-type": "application/json"})
+    assert "Content-Length" in assert_problem(response, 411)
+
+
+def test_body_under_the_limit_is_served(small_limit_client, assert_envelope):
+    assert_envelope(post(small_limit_client, {"texts": [{"text": "a small project"}]}), method="POST")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values | st.fixed_dictionaries({"texts": st.lists(st.fixed_dictionaries({"text": st.text()}), max_size=3)}))
+def test_no_body_makes_a_server_error(client, body):
+    response = post(client, body)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.headers["content-type"] == "application/problem+json"
