@@ -21,7 +21,7 @@ class TrainingArgs:
     min_df: int = 1
     max_df: float = 1.0
     sublinear_tf: bool = True
-    stop_words: bool = False
+    stop_words: bool = True
     C: float = 10.0
     class_weight: str | None = "balanced"
     max_iter: int = 1000
@@ -61,6 +61,8 @@ class TrainingArgsSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> TrainingArgs:
+        if data.get("analyzer", TrainingArgs.analyzer) != "word":
+            data.setdefault("stop_words", False)  # the default applies to words only
         return TrainingArgs(**data)
 
 

@@ -22,7 +22,7 @@ def test_empty_mapping_gives_the_defaults():
         "min_df": 1,
         "max_df": 1.0,
         "sublinear_tf": True,
-        "stop_words": False,
+        "stop_words": True,
         "C": 10.0,
         "class_weight": "balanced",
         "max_iter": 1000,
