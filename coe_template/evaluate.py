@@ -13,9 +13,13 @@ Metrics = dict[str, float | int]
 _CNN = re.compile(r"\b(cnns?|convolution\w*|conv\w*net\w*)\b", re.IGNORECASE)
 
 
+#: Fewer words than this (title and description together) make a short text.
+SHORT_TEXT_WORDS = 15
+
+
 def short_text(text: str, tag: str) -> bool:
-    """Texts of fewer than eight words: little evidence to go on."""
-    return len(text.split()) < 8
+    """Texts with little evidence to go on."""
+    return len(text.split()) < SHORT_TEXT_WORDS
 
 
 def nlp_cnn(text: str, tag: str) -> bool:

@@ -8,7 +8,7 @@ from coe_template.evaluate import SLICES, evaluate
 
 NLP, CV, OPS, OTHER = "natural-language-processing", "computer-vision", "mlops", "other"
 LABELS = [CV, OPS, NLP, OTHER]
-LONG = "one two three four five six seven eight"  # eight words: not short
+LONG = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"  # not short
 
 ROWS = [
     # (text, true tag)
@@ -75,7 +75,7 @@ def test_all_wrong_predictions_score_zero():
     assert report["overall"]["recall"] == 0.0
 
 
-def test_short_text_slice_selects_texts_of_fewer_than_eight_words():
+def test_short_text_slice_selects_texts_of_fewer_than_fifteen_words():
     predicted = list(TRUTH)
     predicted[3] = CV  # a short text, wrong
     report = evaluate(TEXTS, TRUTH, predicted, LABELS)
