@@ -14,6 +14,19 @@ class ArgsError(ValueError):
     """Training arguments are malformed; the message names each bad field."""
 
 
+class UnknownArgument(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown training argument {name!r}; known arguments: {', '.join(known)}")
+
+
+def lookup_arg(args: dict[str, Any], name: str) -> Any:
+    """One stored argument, or an error that names it and lists those that exist."""
+    try:
+        return args[name]
+    except KeyError:
+        raise UnknownArgument(name, sorted(args)) from None
+
+
 @dataclass(frozen=True)
 class TrainingArgs:
     analyzer: str = "word"

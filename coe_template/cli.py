@@ -1,4 +1,4 @@
-"""The ``coe-template`` command: train, evaluate and predict from the terminal."""
+"""The ``coe-template`` command: train, evaluate, predict and manage model versions."""
 
 from __future__ import annotations
 
@@ -10,25 +10,56 @@ from pathlib import Path
 import click
 
 from coe_template.args import ArgsError, load_args
-from coe_template.data import DatasetError, bundled_dataset_path, load_dataset
+from coe_template.data import DatasetError, load_dataset
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.store import ArtifactError, latest_run_id, list_runs, load_artifacts, save_run
+from coe_template.registry import PRODUCTION, Registry, RegistryError
+from coe_template.registry.training import run_training
+from coe_template.store import ArtifactError, Artifacts
 from coe_template.train import train as train_model
 from config.settings import Settings
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
+_ERRORS = (ArgsError, DatasetError, RegistryError, ArtifactError)
 
 
 def _echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def _load(run_id: str | None, store: Path):
-    try:
-        return load_artifacts(run_id or latest_run_id(store), store)
-    except ArtifactError as exc:
-        raise click.ClickException(str(exc)) from None
+class Context:
+    """Settings for every command; the registry opened only when a command needs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry.open(self.settings.db_url, self.settings.model_store)
+        return self._registry
+
+    def load(self, name: str, version: int | None) -> Artifacts:
+        number = version if version is not None else self.registry.get_alias(name, PRODUCTION)
+        return self.registry.load(name, number)
+
+
+def _fail_clearly(command):
+    """Turn the package's refusals into a one-line error and exit status 1."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except _ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+
+    wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
+    return wrapper
+
+
+pass_context = click.make_pass_decorator(Context)
+model_option = click.option("--model", "name", default=None, help="Model name [default: $COE_MODEL_NAME].")
 
 
 @click.group()
@@ -36,12 +67,12 @@ def _load(run_id: str | None, store: Path):
               help="Model store directory [default: $COE_MODEL_STORE or ./model-store].")
 @click.pass_context
 def main(ctx: click.Context, store: Path | None) -> None:
-    """Train, evaluate and use the project tagger."""
+    """Train, evaluate and use the project tagger; manage its versions."""
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    ctx.obj = settings if store is None else replace(settings, model_store=store)
+    ctx.obj = Context(settings if store is None else replace(settings, model_store=store))
 
 
 @main.command()
@@ -49,40 +80,47 @@ def main(ctx: click.Context, store: Path | None) -> None:
               help="CSV with title, description and tag columns [default: the bundled dataset].")
 @click.option("--args", "args_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON file of training arguments [default: config/args.json].")
-@click.option("--if-missing", is_flag=True, help="Do nothing if the store already holds a run.")
-@click.pass_obj
-def train(settings: Settings, data_path: Path | None, args_path: Path | None, if_missing: bool) -> None:
-    """Train a model and store it as a new run."""
-    if if_missing and list_runs(settings.model_store):
-        click.echo(f"model store already holds run {latest_run_id(settings.model_store)}; not training")
+@click.option("--if-missing", is_flag=True, help="Do nothing if the model already has a production version.")
+@model_option
+@pass_context
+@_fail_clearly
+def train(context: Context, data_path: Path | None, args_path: Path | None, if_missing: bool,
+          name: str | None) -> None:
+    """Train a model and register it as a new version (production if it is the first)."""
+    settings, registry = context.settings, context.registry
+    name = name or settings.model_name
+    registry.ensure_model(name, "Tags machine-learning projects from their title and description.")
+    aliases = registry.list_aliases(name)
+    if if_missing and PRODUCTION in aliases:
+        click.echo(f"{name} already has a production version ({aliases[PRODUCTION]}); not training")
         return
-    try:
-        args = load_args(args_path or settings.training_args)
-        dataset = load_dataset(data_path or bundled_dataset_path())
-        with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
-            def progress(step: str) -> None:
-                bar.label = step
-                bar.update(1)
-            model = train_model(dataset, args, progress)
-    except (ArgsError, DatasetError) as exc:
-        raise click.ClickException(str(exc)) from None
-    run_id = save_run(model, settings.model_store)
-    click.echo(f"run {run_id}: trained on {len(dataset)} rows, threshold {model.threshold}")
-    _echo_json({"run_id": run_id, "test": model.performance["overall"]})
+    args = load_args(args_path or settings.training_args)
+    dataset = load_dataset(data_path or settings.training_data_path)
+    with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
+        def progress(step: str) -> None:
+            bar.label = step
+            bar.update(1)
+        trained = train_model(dataset, args, progress)
+    version = registry.register(name, trained)
+    if PRODUCTION not in aliases:
+        registry.set_alias(name, PRODUCTION, version["version"])
+    click.echo(f"{name} version {version['version']} (run {version['run_id']}): trained on "
+               f"{len(dataset)} rows, threshold {trained.threshold}")
+    _echo_json({"model": name, "version": version["version"], "run_id": version["run_id"],
+                "test": trained.performance["overall"]})
 
 
 @main.command()
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labeled CSV to score the run on.")
-@click.option("--run-id", help="Run to evaluate [default: the newest].")
-@click.pass_obj
-def evaluate(settings: Settings, data_path: Path, run_id: str | None) -> None:
-    """Score a stored run on a labeled CSV it was not trained on."""
-    artifacts = _load(run_id, settings.model_store)
-    try:
-        dataset = load_dataset(data_path)
-    except DatasetError as exc:
-        raise click.ClickException(str(exc)) from None
+              help="Labeled CSV to score the version on.")
+@click.option("--version", type=click.IntRange(min=1), help="Version to evaluate [default: production].")
+@model_option
+@pass_context
+@_fail_clearly
+def evaluate(context: Context, data_path: Path, version: int | None, name: str | None) -> None:
+    """Score a version on a labeled CSV it was not trained on."""
+    artifacts = context.load(name or context.settings.model_name, version)
+    dataset = load_dataset(data_path)
     predicted = [p["predicted_tag"] for p in predict_texts(dataset.texts, artifacts)]
     _echo_json({"run_id": artifacts.run_id, "data": str(data_path),
                 "performance": score(dataset.texts, dataset.tags, predicted, artifacts.labels)})
@@ -90,13 +128,99 @@ def evaluate(settings: Settings, data_path: Path, run_id: str | None) -> None:
 
 @main.command()
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--run-id", help="Run to predict with [default: the newest].")
-@click.pass_obj
-def predict(settings: Settings, texts: tuple[str, ...], run_id: str | None) -> None:
+@click.option("--version", type=click.IntRange(min=1), help="Version to predict with [default: production].")
+@model_option
+@pass_context
+@_fail_clearly
+def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
     if not all(t.strip() for t in texts):
         raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
-    _echo_json(predict_texts(list(texts), _load(run_id, settings.model_store)))
+    _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
+
+
+@main.group()
+def models() -> None:
+    """List, promote, roll back and archive model versions."""
+
+
+@models.command("list")
+@pass_context
+@_fail_clearly
+def list_models(context: Context) -> None:
+    """Every model with its versions and aliases."""
+    _echo_json(context.registry.list_models())
+
+
+@models.command()
+@click.argument("name")
+@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]))
+@pass_context
+@_fail_clearly
+def versions(context: Context, name: str, status: str | None) -> None:
+    """The versions of model NAME, oldest first."""
+    found, after = [], 0
+    while after is not None:
+        page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
+        found.extend(page)
+    for v in found:
+        f1 = (v["performance"] or {}).get("overall", {}).get("f1")
+        click.echo(f"{v['version']:>4}  {v['status']:<9} {','.join(v['aliases']) or '-':<20} "
+                   f"{'' if f1 is None else f'f1={f1:.3f}'}  {v['created_at']}")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--alias", default=PRODUCTION, show_default=True)
+@pass_context
+@_fail_clearly
+def promote(context: Context, name: str, version: int, alias: str) -> None:
+    """Point ALIAS of model NAME at VERSION."""
+    context.registry.set_alias(name, alias, version)
+    click.echo(f"{name}: {alias} -> version {version}")
+
+
+@models.command()
+@click.argument("name")
+@click.option("--to", "target", type=click.IntRange(min=1),
+              help="Version to go back to [default: the newest ready version older than production].")
+@pass_context
+@_fail_clearly
+def rollback(context: Context, name: str, target: int | None) -> None:
+    """Point production of model NAME back at an earlier version."""
+    registry = context.registry
+    current = registry.get_alias(name, PRODUCTION)
+    if target is None:
+        earlier = [v["version"] for v in registry.list_versions(name, status="ready", limit=10_000)[0]
+                   if v["version"] < current]
+        if not earlier:
+            raise click.ClickException(f"{name} has no ready version older than {current} to roll back to")
+        target = earlier[-1]
+    registry.set_alias(name, PRODUCTION, target)
+    click.echo(f"{name}: production -> version {target} (was {current})")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@pass_context
+@_fail_clearly
+def archive(context: Context, name: str, version: int) -> None:
+    """Archive VERSION of model NAME (refused while an alias points at it)."""
+    context.registry.archive_version(name, version)
+    click.echo(f"{name}: version {version} archived")
+
+
+@models.command("train-version", hidden=True)
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@pass_context
+@_fail_clearly
+def train_version(context: Context, name: str, version: int, data_path: Path) -> None:
+    """Train a version the API has recorded (run by the server in its own process)."""
+    run_training(context.registry, name, version, data_path)
 
 
 if __name__ == "__main__":

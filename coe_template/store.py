@@ -13,6 +13,7 @@ import platform
 import re
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,13 +23,14 @@ import joblib
 import sklearn
 from sklearn.pipeline import Pipeline
 
+from coe_template.args import lookup_arg
 from coe_template.train import TrainedModel
 
 RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
 MODEL_FILE = "model.joblib"
 RECORD_FILE = "run.json"
 #: Every file a run must have, each with a recorded digest.
-RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "performance.json")
+RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json")
 
 
 class ArtifactError(RuntimeError):
@@ -39,9 +41,6 @@ class RunNotFound(ArtifactError, LookupError):
     pass
 
 
-class UnknownArgument(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown training argument {name!r}; known arguments: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,7 @@ class Artifacts:
     record: dict[str, Any]
 
     def arg(self, name: str) -> Any:
-        try:
-            return self.args[name]
-        except KeyError:
-            raise UnknownArgument(name, sorted(self.args)) from None
+        return lookup_arg(self.args, name)
 
 
 def sha256_file(path: Path) -> str:
@@ -100,6 +96,7 @@ def save_run(model: TrainedModel, store: Path) -> str:
         joblib.dump(model.pipeline, tmp / MODEL_FILE)
         _write_json(tmp / "args.json", model.args.to_dict())
         _write_json(tmp / "labels.json", model.labels)
+        _write_json(tmp / "threshold.json", model.threshold)
         _write_json(tmp / "performance.json", model.performance)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         _write_json(tmp / RECORD_FILE, {
@@ -139,23 +136,30 @@ def latest_run_id(store: Path) -> str:
     return runs[-1]
 
 
-def load_artifacts(run_id: str, store: Path) -> Artifacts:
-    """Load a run after checking every file against its recorded digest."""
+def read_record(run_id: str, store: Path) -> dict[str, Any]:
+    """A run's ``run.json``: when and from what it was made, and its files' digests."""
+    if not RUN_ID.fullmatch(run_id):
+        raise RunNotFound(f"not a run id: {run_id!r}")
+    try:
+        record = _read_json(runs_dir(store) / run_id / RECORD_FILE)
+    except FileNotFoundError:
+        raise RunNotFound(f"run {run_id} not found in {runs_dir(store)}") from None
+    except ValueError as exc:
+        raise ArtifactError(f"run {run_id}: {RECORD_FILE} is damaged ({exc}); refusing to load it") from None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        raise ArtifactError(f"run {run_id}: {RECORD_FILE} lists no file digests; refusing to load it")
+    return record
+
+
+def verify_run(run_id: str, store: Path, digests: Mapping[str, str]) -> Path:
+    """Check every file of a run against ``digests``; return the run's directory."""
     if not RUN_ID.fullmatch(run_id):
         raise RunNotFound(f"not a run id: {run_id!r}")
     run = runs_dir(store) / run_id
-    try:
-        record = _read_json(run / RECORD_FILE)
-        files = record["files"]
-        threshold = float(record["threshold"])
-    except FileNotFoundError:
-        raise RunNotFound(f"run {run_id} not found in {runs_dir(store)}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"run {run_id}: {RECORD_FILE} is damaged ({exc!r}); refusing to load it") from None
-    unlisted = [name for name in RUN_FILES if name not in files]
+    unlisted = [name for name in RUN_FILES if name not in digests]
     if unlisted:
         raise ArtifactError(f"run {run_id}: no recorded digest for {', '.join(unlisted)}; refusing to load it")
-    for name, expected in files.items():
+    for name, expected in digests.items():
         path = run / name
         actual = sha256_file(path) if path.is_file() else "missing"
         if actual != expected:
@@ -163,11 +167,22 @@ def load_artifacts(run_id: str, store: Path) -> Artifacts:
                 f"run {run_id}: {name} does not match its recorded sha256 "
                 f"(expected {expected}, found {actual}); refusing to load it"
             )
+    return run
+
+
+def load_artifacts(run_id: str, store: Path, digests: Mapping[str, str] | None = None) -> Artifacts:
+    """Load a run after checking every file against its recorded digest.
+
+    ``digests`` (from the registry's database) take precedence over the ones
+    in ``run.json``, which sits beside the files it vouches for.
+    """
+    record = read_record(run_id, store)
+    run = verify_run(run_id, store, record["files"] if digests is None else digests)
     return Artifacts(
         run_id=run_id,
         pipeline=joblib.load(run / MODEL_FILE),
         labels=_read_json(run / "labels.json"),
-        threshold=threshold,
+        threshold=float(_read_json(run / "threshold.json")),
         args=_read_json(run / "args.json"),
         performance=_read_json(run / "performance.json"),
         record=record,

@@ -3,15 +3,20 @@
 Nothing is read at import time: call :meth:`Settings.from_env` (the service's
 ``wsgi.py`` does) or build :class:`Settings` directly (tests do).
 
-=========================  ===========================================  ==========================
-variable                   meaning                                      default
-=========================  ===========================================  ==========================
-``COE_MODEL_STORE``        directory holding the training runs          ``<project>/model-store``
-``COE_TRAINING_ARGS``      JSON file of default training arguments      ``<project>/config/args.json``
-``COE_RUN_ID``             run to serve                                 the newest run in the store
-``COE_MAX_BODY_BYTES``     largest request body accepted                ``1048576`` (1 MiB)
-``COE_VALIDATE_RESPONSES`` check every response against the spec        ``false`` (tests turn it on)
-=========================  ===========================================  ==========================
+==========================  ===============================================  ====================================
+variable                    meaning                                          default
+==========================  ===============================================  ====================================
+``COE_MODEL_STORE``         directory holding the artifacts of every run     ``<project>/model-store``
+``DATABASE_URL``            the registry's database (SQLAlchemy URL)         SQLite file ``registry.db`` in the store
+``COE_MODEL_NAME``          the model the seed resources serve               ``project-tagger``
+``COE_TRAINING_ARGS``       JSON file of default training arguments          ``<project>/config/args.json``
+``COE_TRAINING_DATA``       the only CSV the API may train on                the bundled dataset
+``COE_ADMIN_KEYS``          comma-separated bearer keys for changes          none: changes are refused
+``COE_READ_KEYS``           comma-separated keys that may only read          none
+``COE_REFRESH_SECONDS``     how often each worker checks ``production``      ``2``
+``COE_MAX_BODY_BYTES``      largest request body accepted                    ``1048576`` (1 MiB)
+``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
+==========================  ===============================================  ====================================
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from coe_template.data import bundled_dataset_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,34 +45,60 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE - {''})}, not {value!r}")
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _number(environ: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
     value = environ.get(name)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+        raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number, not {value!r}") from None
     if number <= 0:
         raise ValueError(f"{name} must be positive, not {number}")
     return number
 
 
+def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
+    keys = frozenset(k.strip() for k in environ.get(name, "").split(",") if k.strip())
+    short = [k for k in keys if len(k) < 16]
+    if short:
+        raise ValueError(f"{name}: every key must be at least 16 characters long")
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     model_store: Path = PROJECT_ROOT / "model-store"
+    database_url: str | None = None
+    model_name: str = "project-tagger"
     training_args: Path = PROJECT_ROOT / "config" / "args.json"
-    run_id: str | None = None
+    training_data: Path | None = None
+    admin_keys: frozenset[str] = frozenset()
+    read_keys: frozenset[str] = frozenset()
+    refresh_seconds: float = 2.0
     max_body_bytes: int = 1 << 20
     validate_responses: bool = False
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.model_store / 'registry.db'}"
+
+    @property
+    def training_data_path(self) -> Path:
+        return self.training_data or bundled_dataset_path()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         defaults = cls()
         return cls(
             model_store=Path(environ.get("COE_MODEL_STORE") or defaults.model_store),
+            database_url=environ.get("DATABASE_URL") or None,
+            model_name=environ.get("COE_MODEL_NAME") or defaults.model_name,
             training_args=Path(environ.get("COE_TRAINING_ARGS") or defaults.training_args),
-            run_id=environ.get("COE_RUN_ID") or None,
-            max_body_bytes=_positive_int(environ, "COE_MAX_BODY_BYTES", defaults.max_body_bytes),
+            training_data=Path(environ["COE_TRAINING_DATA"]) if environ.get("COE_TRAINING_DATA") else None,
+            admin_keys=_keys(environ, "COE_ADMIN_KEYS"),
+            read_keys=_keys(environ, "COE_READ_KEYS"),
+            refresh_seconds=_number(environ, "COE_REFRESH_SECONDS", defaults.refresh_seconds, float),
+            max_body_bytes=int(_number(environ, "COE_MAX_BODY_BYTES", defaults.max_body_bytes)),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
         )

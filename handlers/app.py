@@ -1,29 +1,50 @@
-"""The app factory: the spec, the model, and the cross-cutting pieces, wired once."""
+"""The app factory: the spec, the registry, the model server and the cross-cutting pieces."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
-from coe_template.store import latest_run_id, load_artifacts
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
+from coe_template.serving import ModelServer
 from config.settings import Settings
 from handlers import problems
-from handlers.context import EXTENSION
+from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:
-    """Build the service; the serving model is loaded here, once per process."""
+    """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
-    artifacts = load_artifacts(settings.run_id or latest_run_id(settings.model_store), settings.model_store)
+    registry = Registry.open(settings.db_url, settings.model_store)
+    server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
+    try:
+        server.refresh()
+    except (ModelNotFound, AliasNotFound):
+        raise RegistryError(
+            f"model {settings.model_name!r} has no {PRODUCTION} version in {settings.db_url}: "
+            "train one first (`coe-template train`, or `make serve`)"
+        ) from None
 
-    app = FlaskApp(__name__, specification_dir=SPEC_DIR)
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        # Runs in each worker process: threads and connections do not survive a fork.
+        server.start()
+        try:
+            yield {"admin_keys": settings.admin_keys, "read_keys": settings.read_keys}
+        finally:
+            server.stop()
+
+    app = FlaskApp(__name__, specification_dir=SPEC_DIR, lifespan=lifespan)
     app.add_api(
         "spec.yaml",
         resolver=RelativeResolver("handlers"),
@@ -35,5 +56,5 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes)
     problems.register(app)
-    app.app.extensions[EXTENSION] = artifacts
+    app.app.extensions[EXTENSION] = Services(settings, registry, server)
     return app

@@ -6,9 +6,9 @@ from handlers.envelope import enveloped
 
 @enveloped()
 def search() -> dict:
-    return {"args": serving().args}
+    return {"args": serving().artifacts.args}
 
 
 @enveloped()
 def get(arg: str) -> dict:
-    return {"args": {arg: serving().arg(arg)}}
+    return {"args": {arg: serving().artifacts.arg(arg)}}

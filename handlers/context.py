@@ -1,14 +1,29 @@
-"""Per-app state the handlers read: the model loaded when the app was created."""
+"""Per-app objects the handlers reach: settings, the registry, the model server."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
 
-from coe_template.store import Artifacts
+from coe_template.registry import Registry
+from coe_template.serving import ModelServer, Served
+from config.settings import Settings
 
 EXTENSION = "coe_template"
 
 
-def serving() -> Artifacts:
-    """The artifacts of the model this app serves (loaded once, never per request)."""
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    registry: Registry
+    server: ModelServer
+
+
+def services() -> Services:
     return current_app.extensions[EXTENSION]
+
+
+def serving() -> Served:
+    """The ``production`` version this process serves (read once per request)."""
+    return services().server.current

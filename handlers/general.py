@@ -6,4 +6,4 @@ from handlers.envelope import enveloped
 
 @enveloped()
 def health() -> dict:
-    return {"model": {"run_id": serving().run_id}}
+    return {"model": serving().ref()}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from handlers.context import serving
 from handlers.envelope import enveloped
 
 
+def part(performance: dict[str, Any], filter_: str | None) -> dict[str, Any]:
+    """All of a performance report, or the one block the client filtered on."""
+    return {"performance": performance if filter_ is None else {filter_: performance[filter_]}}
+
+
 @enveloped()
 def get(filter_: str | None = None) -> dict:
-    performance = serving().performance
-    return {"performance": performance if filter_ is None else {filter_: performance[filter_]}}
+    return part(serving().artifacts.performance, filter_)

@@ -1,10 +1,13 @@
-"""``POST /predictions``: tag projects in real time."""
+"""``POST /predictions``: tag projects in real time with the ``production`` version."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates
 
 from coe_template.predict import predict
+from coe_template.serving import Served
 from handlers.context import serving
 from handlers.envelope import enveloped
 
@@ -26,8 +29,12 @@ class PredictionRequestSchema(Schema):
 _request = PredictionRequestSchema()
 
 
+def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
+    """Parse a predictions body and tag its texts with ``served``: shared by both routes."""
+    texts = [item["text"] for item in _request.load(body)["texts"]]
+    return {"model": served.ref(), "predictions": predict(texts, served.artifacts)}
+
+
 @enveloped()
 def create(body: dict) -> dict:
-    texts = [item["text"] for item in _request.load(body)["texts"]]
-    artifacts = serving()
-    return {"model": {"run_id": artifacts.run_id}, "predictions": predict(texts, artifacts)}
+    return answer(serving(), body)

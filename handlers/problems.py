@@ -13,6 +13,10 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from marshmallow import ValidationError
 
+from coe_template.args import ArgsError
+from coe_template.registry import Conflict
+from coe_template.store import ArtifactError
+
 #: Longest ``detail`` echoed back: validation messages quote the offending value.
 MAX_DETAIL = 400
 
@@ -53,7 +57,19 @@ def not_found(_request: ConnexionRequest, exc: LookupError) -> ConnexionResponse
     return _response(HTTPStatus.NOT_FOUND, str(exc))
 
 
+def invalid_args(_request: ConnexionRequest, exc: ArgsError) -> ConnexionResponse:
+    return _response(HTTPStatus.BAD_REQUEST, str(exc))
+
+
+def conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    return _response(HTTPStatus.CONFLICT, str(exc))
+
+
 def register(app: FlaskApp) -> None:
     app.add_error_handler(BadRequestProblem, bad_request)
     app.add_error_handler(ValidationError, invalid_body)
+    app.add_error_handler(ArgsError, invalid_args)
     app.add_error_handler(LookupError, not_found)
+    app.add_error_handler(Conflict, conflict)
+    # A version whose files no longer match their digests is refused, not loaded.
+    app.add_error_handler(ArtifactError, conflict)

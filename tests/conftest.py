@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,8 +13,9 @@ from starlette.testclient import TestClient
 
 from coe_template.args import load_args
 from coe_template.data import Dataset, bundled_dataset_path, load_dataset
-from coe_template.store import Artifacts, latest_run_id, load_artifacts, save_run
-from coe_template.train import train
+from coe_template.registry import PRODUCTION, Registry
+from coe_template.store import Artifacts
+from coe_template.train import TrainedModel, train
 from config.settings import Settings
 from handlers.app import create_app
 
@@ -20,6 +23,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
 #: The real public dataset beside the project: for measuring only, never committed.
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
+MODEL = "project-tagger"
+ADMIN_KEY = "test-admin-key-0123456789"
+READ_KEY = "test-read-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +34,68 @@ def bundled_dataset() -> Dataset:
     return load_dataset(bundled_dataset_path())
 
 
+def _fresh_database(url: str | None, sqlite_file: Path) -> Iterator[str]:
+    """A database of its own for one registry: a SQLite file, or a PostgreSQL schema."""
+    if url is None:
+        yield f"sqlite:///{sqlite_file}"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+#: SQLite always; PostgreSQL too when TEST_DATABASE_URL names one (.ci/run sets it).
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test, for each database the suite runs against."""
+    url = os.environ["TEST_DATABASE_URL"] if request.param == "postgresql" else None
+    yield from _fresh_database(url, tmp_path / "registry.db")
+
+
 @pytest.fixture(scope="session")
-def model_store(tmp_path_factory: pytest.TempPathFactory, bundled_dataset: Dataset) -> Path:
-    """A model store holding one run trained on the bundled data with the default args."""
+def trained_model(bundled_dataset: Dataset) -> TrainedModel:
+    """The default model, trained once on the bundled data."""
+    return train(bundled_dataset, load_args(DEFAULT_ARGS))
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory, trained_model: TrainedModel) -> Path:
+    """A model store (SQLite registry inside) whose production version 1 is the default model."""
     store = tmp_path_factory.mktemp("model-store")
-    save_run(train(bundled_dataset, load_args(DEFAULT_ARGS)), store)
+    registry = Registry.open(Settings(model_store=store).db_url, store)
+    registry.ensure_model(MODEL)
+    registry.register(MODEL, trained_model)
+    registry.set_alias(MODEL, PRODUCTION, 1)
+    registry.engine.dispose()
     return store
 
 
 @pytest.fixture(scope="session")
 def artifacts(model_store: Path) -> Artifacts:
-    return load_artifacts(latest_run_id(model_store), model_store)
+    registry = Registry.open(Settings(model_store=model_store).db_url, model_store)
+    try:
+        return registry.load(MODEL, 1)
+    finally:
+        registry.engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def settings(model_store: Path) -> Settings:
-    return Settings(model_store=model_store, validate_responses=True)
+    return Settings(model_store=model_store, validate_responses=True,
+                    admin_keys=frozenset({ADMIN_KEY}), read_keys=frozenset({READ_KEY}))
 
 
 @pytest.fixture(scope="session")

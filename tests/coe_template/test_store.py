@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sklearn
 
-from coe_template.args import parse_args
+from coe_template.args import UnknownArgument, parse_args
 from coe_template.data import clean_text, load_dataset
 from coe_template.store import (
     MODEL_FILE,
@@ -19,7 +19,6 @@ from coe_template.store import (
     RUN_ID,
     ArtifactError,
     RunNotFound,
-    UnknownArgument,
     latest_run_id,
     list_runs,
     load_artifacts,
@@ -31,7 +30,7 @@ from tests.coe_template.test_data import project_rows, write_rows
 
 TEXTS = ["Sentiment of text with a transformer", "Detection of objects in camera video",
          "Serving models in production", "Forecasting sales"]
-RUN_FILES = {MODEL_FILE, "args.json", "labels.json", "performance.json"}
+RUN_FILES = {MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json"}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from http import HTTPStatus
 
 import pytest
 
@@ -14,7 +15,7 @@ def assert_envelope():
         assert response.headers["content-type"] == "application/json"
         body = response.json()
         assert set(body) == {"message", "method", "status-code", "timestamp", "url", "data"}
-        assert body["message"] == "OK"
+        assert body["message"] == HTTPStatus(status).phrase
         assert body["method"] == method
         assert body["status-code"] == status
         stamp = datetime.fromisoformat(body["timestamp"])
@@ -41,3 +42,33 @@ def assert_problem():
         return body["detail"]
 
     return check
+
+
+@pytest.fixture
+def registry_store(tmp_path, database_url, trained_model):
+    """A registry of its own (SQLite, or PostgreSQL with TEST_DATABASE_URL): versions 1 and 2,
+    production on 1."""
+    from coe_template.registry import PRODUCTION, Registry
+    from tests.conftest import MODEL
+
+    store = tmp_path / "store"
+    registry = Registry.open(database_url, store)
+    registry.ensure_model(MODEL, "Tags projects.")
+    registry.register(MODEL, trained_model)
+    registry.register(MODEL, trained_model)
+    registry.set_alias(MODEL, PRODUCTION, 1)
+    yield registry
+    registry.engine.dispose()
+
+
+@pytest.fixture
+def registry_client(registry_store, database_url, settings):
+    from dataclasses import replace
+
+    from handlers.app import create_app
+
+    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
+                             refresh_seconds=0.2))
+    with app.test_client() as client:
+        yield client
+    app.app.extensions["coe_template"].registry.engine.dispose()

@@ -1,6 +1,6 @@
 def test_health_names_the_serving_run(client, artifacts, assert_envelope):
     data = assert_envelope(client.get("/"), path="/")
-    assert data == {"model": {"run_id": artifacts.run_id}}
+    assert data == {"model": {"name": "project-tagger", "version": 1, "run_id": artifacts.run_id}}
 
 
 def test_unknown_path_is_a_problem(client, assert_problem):
@@ -20,4 +20,4 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
     assert spec.status_code == 200
     document = spec.json()
     assert {"/", "/performance", "/args", "/args/{arg}", "/predictions"} <= set(document["paths"])
-    assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction"]
+    assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction", "Models"]

@@ -22,7 +22,7 @@ def post(client, body):
 def test_predicts_each_text_in_order(client, artifacts, assert_envelope):
     response = post(client, {"texts": [{"text": t} for t in TEXTS]})
     data = assert_envelope(response, method="POST", path="/predictions")
-    assert data["model"] == {"run_id": artifacts.run_id}
+    assert data["model"] == {"name": "project-tagger", "version": 1, "run_id": artifacts.run_id}
     assert [p["input_text"] for p in data["predictions"]] == TEXTS
     for prediction in data["predictions"]:
         assert prediction["predicted_tag"] in ACCEPTED_TAGS

@@ -1,0 +1,311 @@
+"""The model registry: numbered versions per model, aliases onto them, artifacts verified.
+
+Metadata lives in SQL (SQLite or PostgreSQL); artifacts stay files in the model
+store, each version recording the sha256 of every file so a changed file is
+refused before it is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from coe_template.args import TrainingArgs
+from coe_template.registry.db import make_engine, migrate
+from coe_template.registry.schema import Alias, Model, ModelVersion, utcnow
+from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
+from coe_template.train import TrainedModel
+
+PRODUCTION = "production"
+
+
+class RegistryError(Exception):
+    """Base of the registry's refusals; the message says what to do."""
+
+
+class ModelNotFound(LookupError, RegistryError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model {name!r} not found")
+
+
+class VersionNotFound(LookupError, RegistryError):
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"model {name!r} has no version {version}")
+
+
+class AliasNotFound(LookupError, RegistryError):
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
+class Conflict(RegistryError):
+    """The request is well formed but the registry's state forbids it."""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def version_dict(version: ModelVersion, aliases: list[str]) -> dict[str, Any]:
+    return {
+        "model": version.model.name,
+        "version": version.version,
+        "status": version.status,
+        "aliases": aliases,
+        "created_at": _iso(version.created_at),
+        "finished_at": _iso(version.finished_at),
+        "args": version.args,
+        "dataset": version.dataset,
+        "performance": version.performance,
+        "artifacts": version.artifacts,
+        "run_id": version.run_id,
+        "error": version.error,
+    }
+
+
+class Registry:
+    def __init__(self, engine: Engine, store: Path) -> None:
+        self.engine = engine
+        self.store = Path(store)
+
+    @classmethod
+    def open(cls, url: str, store: Path) -> Registry:
+        """Connect and bring the schema up to date."""
+        Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, store)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _model(session: Session, name: str) -> Model:
+        model = session.scalar(select(Model).where(Model.name == name))
+        if model is None:
+            raise ModelNotFound(name)
+        return model
+
+    @staticmethod
+    def _version(session: Session, model: Model, number: int) -> ModelVersion:
+        version = session.scalar(
+            select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == number)
+        )
+        if version is None:
+            raise VersionNotFound(model.name, number)
+        return version
+
+    @staticmethod
+    def _aliases_of(model: Model) -> dict[int, list[str]]:
+        by_version: dict[int, list[str]] = {}
+        for alias in model.aliases:
+            by_version.setdefault(alias.version.version, []).append(alias.name)
+        return by_version
+
+    def _model_dict(self, model: Model) -> dict[str, Any]:
+        numbers = [v.version for v in model.versions]
+        return {
+            "name": model.name,
+            "description": model.description,
+            "created_at": _iso(model.created_at),
+            "latest_version": max(numbers, default=None),
+            "version_count": len(numbers),
+            "aliases": {a.name: a.version.version for a in model.aliases},
+        }
+
+    # --- models ----------------------------------------------------------------------------------
+
+    def ensure_model(self, name: str, description: str = "") -> None:
+        try:
+            with self._session() as session:
+                if session.scalar(select(Model.id).where(Model.name == name)) is None:
+                    session.add(Model(name=name, description=description))
+        except IntegrityError:
+            pass  # created concurrently: fine
+
+    def list_models(self) -> list[dict[str, Any]]:
+        with self._session() as session:
+            models = session.scalars(
+                select(Model).order_by(Model.name)
+                .options(selectinload(Model.versions), selectinload(Model.aliases).selectinload(Alias.version))
+            )
+            return [self._model_dict(m) for m in models]
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        with self._session() as session:
+            return self._model_dict(self._model(session, name))
+
+    # --- versions --------------------------------------------------------------------------------
+
+    def list_versions(self, name: str, status: str | None = None, after: int = 0,
+                      limit: int = 20) -> tuple[list[dict[str, Any]], int | None]:
+        """Versions above ``after``, oldest first; also the cursor for the next page, if any."""
+        with self._session() as session:
+            model = self._model(session, name)
+            query = select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version > after)
+            if status is not None:
+                query = query.where(ModelVersion.status == status)
+            rows = list(session.scalars(query.order_by(ModelVersion.version).limit(limit + 1)))
+            aliases = self._aliases_of(model)
+            page = [version_dict(v, aliases.get(v.version, [])) for v in rows[:limit]]
+            return page, (rows[limit - 1].version if len(rows) > limit else None)
+
+    def get_version(self, name: str, number: int) -> dict[str, Any]:
+        with self._session() as session:
+            model = self._model(session, name)
+            version = self._version(session, model, number)
+            return version_dict(version, self._aliases_of(model).get(number, []))
+
+    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None) -> dict[str, Any]:
+        """A new version in status ``training``, numbered one above the highest."""
+        for _ in range(5):
+            try:
+                with self._session() as session:
+                    model = self._model(session, name)
+                    highest = session.scalar(
+                        select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+                    )
+                    version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
+                                           args=args.to_dict(), trainer_pid=trainer_pid)
+                    session.add(version)
+                    session.flush()
+                    return version_dict(version, [])
+            except IntegrityError:
+                continue  # another writer took that number: count again
+        raise Conflict(f"could not number a new version of {name!r}: too many concurrent writers, retry")
+
+    def set_trainer(self, name: str, number: int, pid: int) -> None:
+        with self._session() as session:
+            self._version(session, self._model(session, name), number).trainer_pid = pid
+
+    def complete_version(self, name: str, number: int, trained: TrainedModel) -> dict[str, Any]:
+        """Write the artifacts, then mark the version ``ready`` in one transaction."""
+        run_id = save_run(trained, self.store)
+        record = read_record(run_id, self.store)
+        with self._session() as session:
+            version = self._version(session, self._model(session, name), number)
+            if version.status != "training":
+                raise Conflict(f"version {number} of {name!r} is {version.status}, not training")
+            version.status = "ready"
+            version.finished_at = utcnow()
+            version.run_id = run_id
+            version.artifacts = record["files"]
+            version.threshold = trained.threshold
+            version.dataset = trained.dataset
+            version.performance = trained.performance
+            version.trainer_pid = None
+            return version_dict(version, [])
+
+    def fail_version(self, name: str, number: int, error: str) -> None:
+        with self._session() as session:
+            version = self._version(session, self._model(session, name), number)
+            if version.status == "training":
+                version.status = "failed"
+                version.finished_at = utcnow()
+                version.error = error[:2000]
+                version.trainer_pid = None
+
+    def reap_dead_trainers(self) -> int:
+        """Mark ``failed`` every version whose training process has died without a word."""
+        with self._session() as session:
+            training = session.scalars(select(ModelVersion).where(ModelVersion.status == "training"))
+            dead = [v for v in training if v.trainer_pid is not None and not _pid_alive(v.trainer_pid)]
+            for version in dead:
+                version.status = "failed"
+                version.finished_at = utcnow()
+                version.error = f"training process {version.trainer_pid} ended before the version was ready"
+                version.trainer_pid = None
+            return len(dead)
+
+    def register(self, name: str, trained: TrainedModel) -> dict[str, Any]:
+        """Record a model trained outside the API (e.g. by the CLI) as a new version."""
+        version = self.create_version(name, trained.args)
+        return self.complete_version(name, version["version"], trained)
+
+    def archive_version(self, name: str, number: int) -> dict[str, Any]:
+        with self._session() as session:
+            model = self._model(session, name)
+            version = self._version(session, model, number)
+            aliases = self._aliases_of(model).get(number, [])
+            if aliases:
+                raise Conflict(
+                    f"version {number} of {name!r} is behind alias(es) {', '.join(aliases)}: "
+                    "point them elsewhere before archiving it"
+                )
+            if version.status == "training":
+                raise Conflict(f"version {number} of {name!r} is still training")
+            version.status = "archived"
+            return version_dict(version, [])
+
+    # --- aliases ---------------------------------------------------------------------------------
+
+    def list_aliases(self, name: str) -> dict[str, int]:
+        with self._session() as session:
+            return {a.name: a.version.version for a in self._model(session, name).aliases}
+
+    def get_alias(self, name: str, alias: str) -> int:
+        with self._session() as session:
+            model = self._model(session, name)
+            found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
+            if found is None:
+                raise AliasNotFound(name, alias)
+            return found.version.version
+
+    def set_alias(self, name: str, alias: str, number: int) -> dict[str, Any]:
+        """Point ``alias`` at a ready version whose artifacts are intact (idempotent)."""
+        with self._session() as session:
+            model = self._model(session, name)
+            version = self._version(session, model, number)
+            if version.status != "ready":
+                raise Conflict(f"version {number} of {name!r} is {version.status}; only ready versions can be aliased")
+            verify_run(version.run_id, self.store, version.artifacts)
+            found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
+            if found is None:
+                session.add(Alias(model=model, name=alias, version=version))
+            elif found.version_id != version.id:
+                found.version = version
+            return {"alias": alias, "version": number}
+
+    def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
+        if alias == PRODUCTION:
+            raise Conflict(f"the {PRODUCTION!r} alias cannot be deleted: point it at another version instead")
+        with self._session() as session:
+            model = self._model(session, name)
+            found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
+            if found is None:
+                raise AliasNotFound(name, alias)
+            session.delete(found)
+            return {"alias": alias, "version": found.version.version}
+
+    # --- artifacts -------------------------------------------------------------------------------
+
+    def load(self, name: str, number: int) -> Artifacts:
+        """The fitted artifacts of a ready version, verified against the database's digests."""
+        with self._session() as session:
+            version = self._version(session, self._model(session, name), number)
+            if version.status != "ready" or version.run_id is None:
+                raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
+            run_id, digests = version.run_id, dict(version.artifacts or {})
+        return load_artifacts(run_id, self.store, digests)

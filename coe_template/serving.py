@@ -1,0 +1,99 @@
+"""What a server process predicts with: the ``production`` version, swapped in place.
+
+Each process polls the registry; when the alias moves it loads the new version
+completely, then replaces one reference. A request reads that reference once,
+so it is answered wholly by the old or wholly by the new version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from coe_template.registry import PRODUCTION, Registry, RegistryError
+from coe_template.store import ArtifactError, Artifacts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    name: str
+    version: int
+    artifacts: Artifacts
+
+    def ref(self) -> dict[str, object]:
+        return {"name": self.name, "version": self.version, "run_id": self.artifacts.run_id}
+
+
+class ModelServer:
+    def __init__(self, registry: Registry, name: str, refresh_seconds: float = 2.0, cache_size: int = 4) -> None:
+        self.registry = registry
+        self.name = name
+        self.refresh_seconds = refresh_seconds
+        self.cache_size = cache_size
+        self._current: Served | None = None
+        self._pinned: OrderedDict[tuple[str, int], Served] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    @property
+    def current(self) -> Served:
+        served = self._current
+        if served is None:
+            raise RegistryError(f"no {PRODUCTION} version of {self.name!r} is loaded")
+        return served
+
+    def refresh(self) -> bool:
+        """Load the version ``production`` points at if it is not the one served; True if swapped."""
+        number = self.registry.get_alias(self.name, PRODUCTION)
+        if self._current is not None and self._current.version == number:
+            return False
+        served = self.pinned(self.name, number)  # loads fully before anything changes
+        self._current = served
+        log.info("now serving %s version %d (run %s)", self.name, number, served.artifacts.run_id)
+        return True
+
+    def pinned(self, name: str, number: int) -> Served:
+        """A specific version, kept in a small cache so comparisons do not reload it."""
+        key = (name, number)
+        with self._lock:
+            if key in self._pinned:
+                self._pinned.move_to_end(key)
+                return self._pinned[key]
+        served = Served(name, number, self.registry.load(name, number))
+        with self._lock:
+            self._pinned[key] = served
+            while len(self._pinned) > self.cache_size:
+                self._pinned.popitem(last=False)
+        return served
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.registry.reap_dead_trainers()
+                self.refresh()
+            except (RegistryError, ArtifactError, OSError) as exc:
+                log.error("keeping %s version %s: %s", self.name,
+                          self._current.version if self._current else None, exc)
+            except Exception:  # never let the poller die: serving goes on with what it has
+                log.exception("model refresh failed")
+
+    def start(self) -> None:
+        """Start polling (once per process: threads do not survive gunicorn's fork)."""
+        if os.getpid() != self._pid:
+            # Forked (gunicorn preload): pooled connections belong to the parent.
+            self.registry.engine.dispose(close=False)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="model-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

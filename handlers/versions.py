@@ -1,0 +1,65 @@
+"""``/models/{model-name}/versions``: train, inspect, archive and predict with versions."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from coe_template.args import lookup_arg, parse_args
+from coe_template.registry import Conflict
+from coe_template.registry.training import start_training
+from handlers import performance as performance_resource
+from handlers import predictions as predictions_resource
+from handlers.context import services
+from handlers.envelope import enveloped
+
+
+@enveloped()
+def search(model_name: str, status: str | None = None, page_size: int = 20,
+           page_token: str | None = None) -> dict:
+    versions, after = services().registry.list_versions(
+        model_name, status=status, after=int(page_token or 0), limit=page_size
+    )
+    return {"versions": versions, "next_page_token": None if after is None else str(after)}
+
+
+@enveloped(HTTPStatus.ACCEPTED)
+def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
+    ctx = services()
+    args = parse_args((body or {}).get("args", {}))
+    version = start_training(ctx.registry, ctx.settings.db_url, model_name, args, ctx.settings.training_data_path)
+    location = f"/models/{model_name}/versions/{version['version']}"
+    return {"version": version}, {"Location": location}
+
+
+@enveloped()
+def get(model_name: str, version: int) -> dict:
+    return {"version": services().registry.get_version(model_name, version)}
+
+
+@enveloped()
+def delete(model_name: str, version: int) -> dict:
+    return {"version": services().registry.archive_version(model_name, version)}
+
+
+@enveloped()
+def performance(model_name: str, version: int, filter_: str | None = None) -> dict:
+    found = services().registry.get_version(model_name, version)
+    if found["performance"] is None:
+        raise Conflict(f"version {version} of {model_name!r} is {found['status']}: it has no performance")
+    return performance_resource.part(found["performance"], filter_)
+
+
+@enveloped()
+def args(model_name: str, version: int) -> dict:
+    return {"args": services().registry.get_version(model_name, version)["args"]}
+
+
+@enveloped()
+def arg(model_name: str, version: int, arg: str) -> dict:
+    stored = services().registry.get_version(model_name, version)["args"]
+    return {"args": {arg: lookup_arg(stored, arg)}}
+
+
+@enveloped()
+def predict(model_name: str, version: int, body: dict) -> dict:
+    return predictions_resource.answer(services().server.pinned(model_name, version), body)

@@ -1,0 +1,145 @@
+import time
+from dataclasses import replace
+
+import pytest
+
+from handlers.app import create_app
+from tests.conftest import ADMIN, MODEL, READ_KEY
+
+VERSIONS = f"/models/{MODEL}/versions"
+
+
+def wait_for_training(client, location: str, deadline_seconds: float = 120) -> dict:
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        version = client.get(location).json()["data"]["version"]
+        if version["status"] != "training" or time.monotonic() > deadline:
+            return version
+        time.sleep(0.2)
+
+
+def test_lists_versions_oldest_first_with_aliases(registry_client, assert_envelope):
+    data = assert_envelope(registry_client.get(VERSIONS))
+    assert [(v["version"], v["status"], v["aliases"]) for v in data["versions"]] == [
+        (1, "ready", ["production"]), (2, "ready", [])]
+    assert data["next_page_token"] is None
+    for version in data["versions"]:
+        assert set(version["artifacts"]) >= {"model.joblib", "args.json", "labels.json", "performance.json"}
+        assert version["dataset"]["rows"] == 1230
+
+
+def test_pages_walk_every_version_exactly_once(registry_store, registry_client, assert_envelope, trained_model):
+    for _ in range(3):
+        registry_store.register(MODEL, trained_model)
+    seen, token, pages = [], None, 0
+    while True:
+        url = f"{VERSIONS}?page_size=2" + (f"&page_token={token}" if token else "")
+        data = assert_envelope(registry_client.get(url))
+        seen += [v["version"] for v in data["versions"]]
+        pages += 1
+        token = data["next_page_token"]
+        if token is None:
+            break
+    assert seen == [1, 2, 3, 4, 5]
+    assert pages == 3
+
+
+def test_filter_by_status(registry_store, registry_client, assert_envelope):
+    registry_store.archive_version(MODEL, 2)
+    data = assert_envelope(registry_client.get(f"{VERSIONS}?status=archived"))
+    assert [v["version"] for v in data["versions"]] == [2]
+    data = assert_envelope(registry_client.get(f"{VERSIONS}?status=ready"))
+    assert [v["version"] for v in data["versions"]] == [1]
+
+
+@pytest.mark.parametrize("query", ["status=done", "page_size=0", "page_size=101", "page_token=abc", "pagesize=2"])
+def test_bad_listing_parameters_are_400s(registry_client, assert_problem, query):
+    assert_problem(registry_client.get(f"{VERSIONS}?{query}"), 400)
+
+
+def test_one_version_and_what_lies_beneath(registry_client, assert_envelope, artifacts):
+    version = assert_envelope(registry_client.get(f"{VERSIONS}/1"))["version"]
+    assert version["status"] == "ready"
+    assert version["aliases"] == ["production"]
+    performance = assert_envelope(registry_client.get(f"{VERSIONS}/1/performance?filter=overall"))["performance"]
+    assert performance == {"overall": version["performance"]["overall"]}
+    assert assert_envelope(registry_client.get(f"{VERSIONS}/1/args"))["args"] == version["args"]
+    assert assert_envelope(registry_client.get(f"{VERSIONS}/1/args/seed"))["args"] == {"seed": 1234}
+
+
+def test_unknown_versions_and_args_are_404s(registry_client, assert_problem):
+    assert "no version 7" in assert_problem(registry_client.get(f"{VERSIONS}/7"), 404)
+    assert_problem(registry_client.get(f"{VERSIONS}/7/performance"), 404)
+    assert "'nope'" in assert_problem(registry_client.get(f"{VERSIONS}/1/args/nope"), 404)
+    assert_problem(registry_client.get(f"{VERSIONS}/one"), 404)  # not a version number: no such route
+
+
+def test_pinned_predictions_answer_from_that_version(registry_client, assert_envelope):
+    body = {"texts": [{"text": "ML applied to image classification."}]}
+    production = assert_envelope(registry_client.post("/predictions", json=body), method="POST")
+    pinned = assert_envelope(registry_client.post(f"{VERSIONS}/2/predictions", json=body), method="POST")
+    assert production["model"]["version"] == 1
+    assert pinned["model"]["version"] == 2
+    assert pinned["model"]["run_id"] != production["model"]["run_id"]
+    # Same data and args: the two versions agree.
+    assert pinned["predictions"] == production["predictions"]
+
+
+def test_pinned_predictions_validate_the_body_too(registry_client, assert_problem):
+    detail = assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": " "}]}), 400)
+    assert "texts.0.text" in detail
+
+
+def test_archive_is_refused_while_aliased_then_allowed(registry_client, assert_envelope, assert_problem):
+    detail = assert_problem(registry_client.delete(f"{VERSIONS}/1", headers=ADMIN), 409)
+    assert "production" in detail
+    archived = assert_envelope(registry_client.delete(f"{VERSIONS}/2", headers=ADMIN), method="DELETE")
+    assert archived["version"]["status"] == "archived"
+    assert "archived" in assert_problem(registry_client.post(f"{VERSIONS}/2/predictions",
+                                                            json={"texts": [{"text": "x"}]}), 409)
+    assert "archived" in assert_problem(
+        registry_client.put(f"/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN), 409)
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"Authorization": f"Bearer {READ_KEY}"}, 403)])
+def test_training_and_archiving_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers, status):
+    assert_problem(registry_client.post(VERSIONS, json={}, headers=headers), status)
+    assert_problem(registry_client.delete(f"{VERSIONS}/2", headers=headers), status)
+    assert [v["status"] for v in assert_envelope(registry_client.get(VERSIONS))["versions"]] == ["ready", "ready"]
+
+
+def test_bad_training_args_are_named_before_anything_starts(registry_client, assert_problem, assert_envelope):
+    detail = assert_problem(registry_client.post(VERSIONS, json={"args": {"C": -1, "ngram_max": 9}}, headers=ADMIN), 400)
+    assert "C:" in detail and "ngram_max:" in detail
+    assert_problem(registry_client.post(VERSIONS, json={"args": {"learning_rate": 1}}, headers=ADMIN), 400)
+    assert_problem(registry_client.post(VERSIONS, json={"data": "/etc/passwd"}, headers=ADMIN), 400)
+    assert len(assert_envelope(registry_client.get(VERSIONS))["versions"]) == 2
+
+
+def test_training_through_the_api(registry_client, assert_envelope):
+    response = registry_client.post(VERSIONS, json={"args": {"C": 3.0, "ngram_max": 1}}, headers=ADMIN)
+    created = assert_envelope(response, method="POST", status=202)["version"]
+    assert created["version"] == 3
+    assert created["status"] == "training"
+    assert response.headers["location"] == f"{VERSIONS}/3"
+    version = wait_for_training(registry_client, response.headers["location"])
+    assert version["status"] == "ready", version["error"]
+    assert version["args"]["C"] == 3.0 and version["args"]["ngram_max"] == 1
+    assert version["performance"]["overall"]["num_samples"] > 0
+    assert version["aliases"] == []  # training never promotes by itself
+    assert assert_envelope(registry_client.get("/"))["model"]["version"] == 1
+
+
+def test_a_training_failure_leaves_a_failed_version(registry_store, database_url, settings, write_csv,
+                                                    assert_envelope):
+    one_class = write_csv([{"title": f"t{i}", "description": "d", "tag": "mlops"} for i in range(20)])
+    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
+                             training_data=one_class))
+    with app.test_client() as client:
+        response = client.post(VERSIONS, headers=ADMIN)
+        assert response.status_code == 202
+        version = wait_for_training(client, response.headers["location"])
+    app.app.extensions["coe_template"].registry.engine.dispose()
+    assert version["status"] == "failed"
+    assert "single class" in version["error"]
+    assert version["performance"] is None and version["artifacts"] is None
