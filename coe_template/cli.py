@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import replace
@@ -10,17 +11,20 @@ from pathlib import Path
 import click
 
 from coe_template.args import ArgsError, load_args
+from coe_template.batch.items import BatchInputError, read_csv
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.runner import BatchRunner
 from coe_template.data import DatasetError, load_dataset
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.registry import PRODUCTION, Registry, RegistryError
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.registry.training import run_training
 from coe_template.store import ArtifactError, Artifacts
 from coe_template.train import train as train_model
 from config.settings import Settings
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
-_ERRORS = (ArgsError, DatasetError, RegistryError, ArtifactError)
+_ERRORS = (ArgsError, DatasetError, RegistryError, ArtifactError, BatchInputError, LookupError)
 
 
 def _echo_json(data: object) -> None:
@@ -41,7 +45,10 @@ class Context:
         return self._registry
 
     def load(self, name: str, version: int | None) -> Artifacts:
-        number = version if version is not None else self.registry.get_alias(name, PRODUCTION)
+        try:
+            number = version if version is not None else self.registry.get_alias(name, PRODUCTION)
+        except (ModelNotFound, AliasNotFound) as exc:
+            raise click.ClickException(f"{exc}: run `coe-template train` first") from None
         return self.registry.load(name, number)
 
 
@@ -137,6 +144,29 @@ def predict(context: Context, texts: tuple[str, ...], version: int | None, name:
     if not all(t.strip() for t in texts):
         raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
+
+
+@main.command("batch-predict")
+@click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model-version", type=click.IntRange(min=1), help="Version to predict with [default: production].")
+@model_option
+@pass_context
+@_fail_clearly
+def batch_predict(context: Context, input_csv: Path, model_version: int | None, name: str | None) -> None:
+    """Predict every row of INPUT_CSV (id, text or title + description) into the database.
+
+    The same jobs and results as POST /batch-predictions: read them back through the API.
+    """
+    settings = context.settings
+    jobs = BatchJobs(context.registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    job, _ = jobs.create(name or settings.model_name, read_csv(input_csv.read_bytes()), version=model_version)
+    loaded = functools.lru_cache(maxsize=4)(context.registry.load)
+    runner = BatchRunner(jobs, loaded)
+    click.echo(f"job {job['id']}: {job['items']['total']} items with {job['model']['name']} "
+               f"version {job['model']['version']}", err=True)
+    with click.progressbar(length=job["items"]["total"], label="predicting", file=sys.stderr) as bar:
+        runner.run_until_idle(lambda claim: bar.update(claim.last - claim.first + 1))
+    _echo_json(jobs.get(job["id"]))
 
 
 @main.group()

@@ -121,21 +121,6 @@ def save_run(model: TrainedModel, store: Path) -> str:
     return run_id
 
 
-def list_runs(store: Path) -> list[str]:
-    """Run ids, oldest first (ids sort by creation time)."""
-    runs = runs_dir(store)
-    if not runs.is_dir():
-        return []
-    return sorted(p.name for p in runs.iterdir() if RUN_ID.fullmatch(p.name) and p.is_dir())
-
-
-def latest_run_id(store: Path) -> str:
-    runs = list_runs(store)
-    if not runs:
-        raise RunNotFound(f"no trained run in {runs_dir(store)}: run `coe-template train` first")
-    return runs[-1]
-
-
 def read_record(run_id: str, store: Path) -> dict[str, Any]:
     """A run's ``run.json``: when and from what it was made, and its files' digests."""
     if not RUN_ID.fullmatch(run_id):

@@ -15,6 +15,10 @@ variable                    meaning                                          def
 ``COE_READ_KEYS``           comma-separated keys that may only read          none
 ``COE_REFRESH_SECONDS``     how often each worker checks ``production``      ``2``
 ``COE_MAX_BODY_BYTES``      largest request body accepted                    ``1048576`` (1 MiB)
+``COE_MAX_UPLOAD_BYTES``    largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
+``COE_BATCH_CHUNK_SIZE``    items per chunk (one transaction each)           ``1000``
+``COE_BATCH_LEASE_SECONDS`` how long a worker holds a chunk before others    ``60``
+``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
 ==========================  ===============================================  ====================================
 """
@@ -77,6 +81,10 @@ class Settings:
     read_keys: frozenset[str] = frozenset()
     refresh_seconds: float = 2.0
     max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 50 << 20
+    batch_chunk_size: int = 1000
+    batch_lease_seconds: float = 60.0
+    batch_in_server: bool = True
     validate_responses: bool = False
 
     @property
@@ -100,5 +108,9 @@ class Settings:
             read_keys=_keys(environ, "COE_READ_KEYS"),
             refresh_seconds=_number(environ, "COE_REFRESH_SECONDS", defaults.refresh_seconds, float),
             max_body_bytes=int(_number(environ, "COE_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_upload_bytes=int(_number(environ, "COE_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
+            batch_chunk_size=int(_number(environ, "COE_BATCH_CHUNK_SIZE", defaults.batch_chunk_size)),
+            batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
+            batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,8 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.runner import BatchRunner
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.serving import ModelServer
 from config.settings import Settings
@@ -20,6 +23,12 @@ from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+
+# Connexion logs this for every request to an operation with two media types
+# (POST /batch-predictions takes JSON or a CSV upload): expected, so not logged.
+logging.getLogger("connexion.operations.openapi3").addFilter(
+    lambda record: "accepts multiple content types" not in record.getMessage()
+)
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:
@@ -35,13 +44,19 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             "train one first (`coe-template train`, or `make serve`)"
         ) from None
 
+    batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts)
+
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         # Runs in each worker process: threads and connections do not survive a fork.
         server.start()
+        if settings.batch_in_server:
+            runner.start()
         try:
             yield {"admin_keys": settings.admin_keys, "read_keys": settings.read_keys}
         finally:
+            runner.stop()
             server.stop()
 
     app = FlaskApp(__name__, specification_dir=SPEC_DIR, lifespan=lifespan)
@@ -54,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       max_bytes=settings.max_body_bytes)
+                       max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
+                       upload_paths=("/batch-predictions",))
     problems.register(app)
-    app.app.extensions[EXTENSION] = Services(settings, registry, server)
+    app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
     return app

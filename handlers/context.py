@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
 from coe_template.serving import ModelServer, Served
 from config.settings import Settings
@@ -18,6 +19,7 @@ class Services:
     settings: Settings
     registry: Registry
     server: ModelServer
+    batch: BatchJobs
 
 
 def services() -> Services:

@@ -13,16 +13,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` everywhere, ``upload_bytes`` for the paths that take uploads."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.check(Headers(scope=scope))
+            limit = self.upload_bytes if scope["path"] in self.upload_paths else self.max_bytes
+            self.check(Headers(scope=scope), limit)
         await self.app(scope, receive, send)
 
-    def check(self, headers: Headers) -> None:
+    @staticmethod
+    def check(headers: Headers, limit: int) -> None:
         declared = headers.get("content-length")
         if declared is None:
             if "transfer-encoding" in headers:
@@ -35,8 +41,8 @@ class BodySizeLimit:
         if not declared.isdigit():
             raise ProblemException(status=400, title="Bad Request",
                                    detail=f"Content-Length must be a number of bytes, not {declared[:40]!r}")
-        if int(declared) > self.max_bytes:
+        if int(declared) > limit:
             raise ProblemException(
                 status=413, title="Payload Too Large",
-                detail=f"request body of {declared} bytes exceeds the limit of {self.max_bytes} bytes",
+                detail=f"request body of {declared} bytes exceeds the limit of {limit} bytes",
             )

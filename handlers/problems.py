@@ -14,6 +14,7 @@ from connexion.problem import problem
 from marshmallow import ValidationError
 
 from coe_template.args import ArgsError
+from coe_template.batch.items import BatchInputError
 from coe_template.registry import Conflict
 from coe_template.store import ArtifactError
 
@@ -57,7 +58,7 @@ def not_found(_request: ConnexionRequest, exc: LookupError) -> ConnexionResponse
     return _response(HTTPStatus.NOT_FOUND, str(exc))
 
 
-def invalid_args(_request: ConnexionRequest, exc: ArgsError) -> ConnexionResponse:
+def invalid_args(_request: ConnexionRequest, exc: ValueError) -> ConnexionResponse:
     return _response(HTTPStatus.BAD_REQUEST, str(exc))
 
 
@@ -69,6 +70,7 @@ def register(app: FlaskApp) -> None:
     app.add_error_handler(BadRequestProblem, bad_request)
     app.add_error_handler(ValidationError, invalid_body)
     app.add_error_handler(ArgsError, invalid_args)
+    app.add_error_handler(BatchInputError, invalid_args)
     app.add_error_handler(LookupError, not_found)
     app.add_error_handler(Conflict, conflict)
     # A version whose files no longer match their digests is refused, not loaded.

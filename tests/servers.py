@@ -31,6 +31,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "wsgi:app"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a test can kill -9 all of it at once
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
 from coe_template.registry.db import make_engine, migrate
-from coe_template.registry.schema import Alias, Model, ModelVersion, utcnow
+from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
 
@@ -50,10 +49,6 @@ class Conflict(RegistryError):
     """The request is well formed but the registry's state forbids it."""
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="seconds")
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,8 +65,8 @@ def version_dict(version: ModelVersion, aliases: list[str]) -> dict[str, Any]:
         "version": version.version,
         "status": version.status,
         "aliases": aliases,
-        "created_at": _iso(version.created_at),
-        "finished_at": _iso(version.finished_at),
+        "created_at": iso(version.created_at),
+        "finished_at": iso(version.finished_at),
         "args": version.args,
         "dataset": version.dataset,
         "performance": version.performance,
@@ -129,7 +124,7 @@ class Registry:
         return {
             "name": model.name,
             "description": model.description,
-            "created_at": _iso(model.created_at),
+            "created_at": iso(model.created_at),
             "latest_version": max(numbers, default=None),
             "version_count": len(numbers),
             "aliases": {a.name: a.version.version for a in model.aliases},
@@ -179,22 +174,21 @@ class Registry:
             return version_dict(version, self._aliases_of(model).get(number, []))
 
     def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None) -> dict[str, Any]:
-        """A new version in status ``training``, numbered one above the highest."""
-        for _ in range(5):
-            try:
-                with self._session() as session:
-                    model = self._model(session, name)
-                    highest = session.scalar(
-                        select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
-                    )
-                    version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
-                                           args=args.to_dict(), trainer_pid=trainer_pid)
-                    session.add(version)
-                    session.flush()
-                    return version_dict(version, [])
-            except IntegrityError:
-                continue  # another writer took that number: count again
-        raise Conflict(f"could not number a new version of {name!r}: too many concurrent writers, retry")
+        """A new version in status ``training``, numbered one above the highest.
+
+        Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
+        transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns.
+        """
+        with self._session() as session:
+            model = session.scalar(select(Model).where(Model.name == name).with_for_update())
+            if model is None:
+                raise ModelNotFound(name)
+            highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
+            version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
+                                   args=args.to_dict(), trainer_pid=trainer_pid)
+            session.add(version)
+            session.flush()
+            return version_dict(version, [])
 
     def set_trainer(self, name: str, number: int, pid: int) -> None:
         with self._session() as session:

@@ -15,6 +15,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands datetimes back without their zone, so it is restored."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
 

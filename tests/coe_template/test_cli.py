@@ -1,38 +1,44 @@
-"""The ``coe-template`` command, run through click's CliRunner against a temporary store."""
+"""The ``coe-template`` command, run through click's CliRunner against a temporary store.
+
+The registry is the SQLite file the store holds by default; every COE_* variable and
+DATABASE_URL are removed first, so the caller's environment cannot point it elsewhere.
+"""
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from coe_template.args import parse_args
 from coe_template.cli import main
-from coe_template.data import ACCEPTED_TAGS, load_dataset
-from coe_template.store import list_runs, save_run
-from coe_template.train import train
-from tests.coe_template.test_data import project_rows
+from coe_template.data import ACCEPTED_TAGS
+from coe_template.registry import PRODUCTION, Registry
+from config.settings import Settings
+from tests.coe_template.test_data import project_rows, write_rows
 
-SETTINGS_VARIABLES = ("COE_MODEL_STORE", "COE_TRAINING_ARGS", "COE_RUN_ID", "COE_MAX_BODY_BYTES",
-                      "COE_VALIDATE_RESPONSES")
+NAME = "project-tagger"
+TEXTS = ["Detection of objects in camera video", "Sentiment of text with a transformer"]
+
+
+def clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command reads DATABASE_URL and COE_* variables: make sure the caller's own do not leak in."""
+    for name in list(os.environ):
+        if name.startswith("COE_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    """The command reads COE_* variables: make sure the caller's own do not leak in."""
-    for name in SETTINGS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clean(monkeypatch)
 
 
-@pytest.fixture
-def store(tmp_path):
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def cli(store):
+def runner_for(store: Path):
     runner = CliRunner()
 
     def run(*args: str):
@@ -42,146 +48,381 @@ def cli(store):
 
 
 @pytest.fixture
-def data(write_csv):
-    return write_csv(project_rows(per_tag=15))
+def store(tmp_path):
+    return tmp_path / "store"
 
 
 @pytest.fixture
-def trained(data, store):
-    """A run already in the store (made without the CLI, so evaluate/predict are tested on their own)."""
-    return save_run(train(load_dataset(data), parse_args({})), store)
+def cli(store):
+    return runner_for(store)
 
 
-def test_train_creates_a_run_and_prints_its_id(cli, data, store):
+@pytest.fixture
+def registry(store):
+    """The registry the command uses, opened the same way, to check what it did."""
+    registry = Registry.open(Settings(model_store=store).db_url, store)
+    yield registry
+    registry.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_data(tmp_path_factory) -> Path:
+    return write_rows(tmp_path_factory.mktemp("cli-data") / "small.csv", project_rows(per_tag=15))
+
+
+@pytest.fixture
+def data(module_data):
+    return module_data
+
+
+@pytest.fixture(scope="module")
+def unsure_args(tmp_path_factory):
+    """Arguments for a version that answers ``other`` to everything: easy to tell from version 1."""
+    path = tmp_path_factory.mktemp("cli-args") / "unsure.json"
+    path.write_text(json.dumps({"threshold": 1.0}), encoding="utf-8")
+    return path
+
+
+def train_ok(cli, data, *extra: str) -> dict:
+    result = cli("train", "--data", str(data), *extra)
+    assert result.exit_code == 0, result.output
+    _, _, summary = result.stdout.partition("\n")
+    return json.loads(summary)
+
+
+@pytest.fixture(scope="module")
+def two_versions_store(tmp_path_factory, module_data, unsure_args):
+    """A store made by the CLI: version 1 (production) with the default arguments, 2 with threshold 1.0."""
+    store = tmp_path_factory.mktemp("cli-template") / "store"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean(monkeypatch)
+        cli = runner_for(store)
+        run_ids = [train_ok(cli, module_data)["run_id"],
+                   train_ok(cli, module_data, "--args", str(unsure_args))["run_id"]]
+    gc.collect()  # the command's registry is never closed explicitly: let its connections go
+    return store, run_ids
+
+
+@pytest.fixture
+def two_versions(two_versions_store, store):
+    """A copy of that store for this test alone; the run ids of its two versions."""
+    template, run_ids = two_versions_store
+    shutil.copytree(template, store)
+    return run_ids
+
+
+def failed_clearly(result, *phrases: str) -> None:
+    assert result.exit_code == 1, result.output
+    _, _, error = result.stderr.partition("Error: ")  # after any progress lines
+    assert error, result.stderr
+    for phrase in phrases:
+        assert phrase in error
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# --- train ----------------------------------------------------------------------------------------
+
+
+def test_the_first_train_registers_version_1_as_production(cli, data, store, registry):
     result = cli("train", "--data", str(data))
     assert result.exit_code == 0, result.output
-    runs = list_runs(store)
-    assert len(runs) == 1
     first_line, _, rest = result.stdout.partition("\n")
-    assert re.fullmatch(rf"run {runs[0]}: trained on 60 rows, threshold [0-9.]+", first_line)
+    version = registry.get_version(NAME, 1)
+    assert re.fullmatch(
+        rf"{NAME} version 1 \(run {version['run_id']}\): trained on 60 rows, threshold [0-9.]+", first_line
+    )
     summary = json.loads(rest)
-    assert summary["run_id"] == runs[0]
+    assert summary["model"] == NAME
+    assert summary["version"] == 1
+    assert summary["run_id"] == version["run_id"]
     assert summary["test"]["num_samples"] > 0
     assert 0.0 <= summary["test"]["f1"] <= 1.0
+    assert version["status"] == "ready"
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+    assert (store / "registry.db").is_file()  # the registry is a SQLite file in the store
 
 
-def test_train_with_an_args_file(cli, data, store, tmp_path):
-    args = tmp_path / "args.json"
-    args.write_text(json.dumps({"threshold": 0.4}), encoding="utf-8")
-    result = cli("train", "--data", str(data), "--args", str(args))
-    assert result.exit_code == 0, result.output
-    assert "threshold 0.4" in result.stdout
+def test_a_second_train_adds_version_2_but_production_stays_on_1(cli, data, registry):
+    train_ok(cli, data)
+    summary = train_ok(cli, data)
+    assert summary["version"] == 2
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+    assert registry.get_version(NAME, 2)["status"] == "ready"
+    assert registry.get_version(NAME, 2)["aliases"] == []
 
 
-def test_train_with_bad_args_fails_naming_the_field(cli, data, store, tmp_path):
-    args = tmp_path / "args.json"
-    args.write_text(json.dumps({"ngram_max": 99}), encoding="utf-8")
-    result = cli("train", "--data", str(data), "--args", str(args))
-    assert result.exit_code == 1
-    assert "ngram_max" in result.stderr
-    assert list_runs(store) == []
+def test_database_url_chooses_where_the_registry_lives(cli, data, store, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{elsewhere}")
+    train_ok(cli, data)
+    assert elsewhere.is_file()
+    assert not (store / "registry.db").exists()
+    registry = Registry.open(f"sqlite:///{elsewhere}", store)
+    try:
+        assert registry.get_alias(NAME, PRODUCTION) == 1
+    finally:
+        registry.engine.dispose()
 
 
-def test_train_if_missing_does_nothing_the_second_time(cli, data, store):
+def test_train_if_missing_trains_only_when_there_is_no_production_version(cli, data, registry):
     first = cli("train", "--data", str(data), "--if-missing")
     assert first.exit_code == 0, first.output
-    [run_id] = list_runs(store)
+    assert json.loads(first.stdout.partition("\n")[2])["version"] == 1
 
     second = cli("train", "--data", str(data), "--if-missing")
     assert second.exit_code == 0, second.output
-    assert list_runs(store) == [run_id]
-    assert f"already holds run {run_id}; not training" in second.stdout
+    assert second.stdout == f"{NAME} already has a production version (1); not training\n"
+    assert registry.get_model(NAME)["version_count"] == 1
 
 
-def test_train_without_if_missing_adds_a_run(cli, data, store, trained):
-    result = cli("train", "--data", str(data))
+def test_train_with_an_args_file(cli, data, registry, unsure_args):
+    result = cli("train", "--data", str(data), "--args", str(unsure_args))
     assert result.exit_code == 0, result.output
-    assert len(list_runs(store)) == 2
+    assert "threshold 1.0" in result.stdout
+    assert registry.get_version(NAME, 1)["args"]["threshold"] == 1.0
 
 
-def test_train_on_a_missing_file_fails_clearly(cli, store, tmp_path):
+def test_train_with_bad_args_fails_naming_the_field(cli, data, registry, tmp_path):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ngram_max": 99}), encoding="utf-8")
+    failed_clearly(cli("train", "--data", str(data), "--args", str(args)), "ngram_max")
+    assert registry.list_versions(NAME) == ([], None)
+
+
+def test_train_on_a_missing_file_fails_clearly(cli, registry, tmp_path):
     missing = tmp_path / "missing.csv"
-    result = cli("train", "--data", str(missing))
-    assert result.exit_code != 0
-    assert f"data file not found: {missing}" in result.stderr
-    assert "Traceback" not in result.output
-    assert list_runs(store) == []
+    failed_clearly(cli("train", "--data", str(missing)), f"data file not found: {missing}")
+    assert registry.list_versions(NAME) == ([], None)
 
 
-def test_train_on_a_dataset_too_small_to_split_fails_clearly(cli, store, write_csv):
-    result = cli("train", "--data", str(write_csv(project_rows(per_tag=2))))
-    assert result.exit_code != 0
-    assert "Every tag needs enough examples" in result.stderr
-    assert list_runs(store) == []
+def test_train_on_a_dataset_too_small_to_split_fails_clearly(cli, registry, write_csv):
+    tiny = write_csv(project_rows(per_tag=2), name="tiny.csv")
+    failed_clearly(cli("train", "--data", str(tiny)), "Every tag needs enough examples")
+    assert registry.list_versions(NAME) == ([], None)
 
 
-def test_evaluate_prints_performance_as_json(cli, trained, write_csv):
+def test_train_under_another_model_name(cli, data, registry):
+    train_ok(cli, data)
+    summary = train_ok(cli, data, "--model", "ticket-router")
+    assert (summary["model"], summary["version"]) == ("ticket-router", 1)
+    assert registry.get_alias("ticket-router", PRODUCTION) == 1  # its own first version
+    assert registry.get_model(NAME)["version_count"] == 1
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def test_evaluate_scores_the_production_version(cli, two_versions, write_csv):
     holdout = write_csv(project_rows(per_tag=5), name="holdout.csv")
     result = cli("evaluate", "--data", str(holdout))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["run_id"] == trained
+    assert report["run_id"] == two_versions[0]
     assert report["data"] == str(holdout)
     performance = report["performance"]
     assert set(performance) == {"overall", "class", "slices"}
     assert performance["overall"]["num_samples"] == 20
     assert set(performance["class"]) == set(ACCEPTED_TAGS)
     assert all(block["num_samples"] == 5 for block in performance["class"].values())
-    assert set(performance["slices"]) == {"short_text", "nlp_cnn"}
 
 
-def test_evaluate_a_named_run(cli, trained, data):
-    result = cli("evaluate", "--data", str(data), "--run-id", trained)
+def test_evaluate_a_chosen_version(cli, two_versions, data):
+    production = json.loads(cli("evaluate", "--data", str(data)).stdout)
+    result = cli("evaluate", "--data", str(data), "--version", "2")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["run_id"] == trained
+    report = json.loads(result.stdout)
+    assert report["run_id"] == two_versions[1]
+    # Version 2 answers "other" to everything: it scores worse than production.
+    assert report["performance"]["overall"]["f1"] < production["performance"]["overall"]["f1"]
 
 
-def test_evaluate_on_a_missing_file_fails_clearly(cli, trained, tmp_path):
-    result = cli("evaluate", "--data", str(tmp_path / "missing.csv"))
-    assert result.exit_code != 0
-    assert "data file not found" in result.stderr
+def test_evaluate_on_a_missing_file_fails_clearly(cli, two_versions, tmp_path):
+    failed_clearly(cli("evaluate", "--data", str(tmp_path / "missing.csv")), "data file not found")
 
 
-def test_predict_prints_predictions_as_json(cli, trained):
-    texts = ["Detection of objects in camera video", "Sentiment of text with a transformer"]
-    result = cli("predict", *texts)
+# --- predict --------------------------------------------------------------------------------------
+
+
+def test_predict_uses_the_production_version(cli, two_versions):
+    result = cli("predict", *TEXTS)
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.stdout)
-    assert [p["input_text"] for p in predictions] == texts
+    assert [p["input_text"] for p in predictions] == TEXTS
     assert [p["predicted_tag"] for p in predictions] == ["computer-vision", "natural-language-processing"]
     for prediction in predictions:
+        assert set(prediction["probabilities"]) == set(ACCEPTED_TAGS)
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
 
 
-def test_predict_with_an_unknown_run_fails_clearly(cli, trained):
-    result = cli("predict", "--run-id", "20000101T000000000000Z-000000", "some text")
-    assert result.exit_code == 1
-    assert "run 20000101T000000000000Z-000000 not found" in result.stderr
+def test_predict_with_a_chosen_version(cli, two_versions):
+    result = cli("predict", "--version", "2", *TEXTS)
+    assert result.exit_code == 0, result.output
+    assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
 
 
-def test_predict_on_an_empty_store_says_to_train_first(cli, store):
-    result = cli("predict", "Object detection in images")
-    assert result.exit_code == 1
-    assert "no trained run" in result.stderr
-    assert "coe-template train" in result.stderr
-    assert "Traceback" not in result.output
-
-
-def test_evaluate_on_an_empty_store_says_to_train_first(cli, data):
-    result = cli("evaluate", "--data", str(data))
-    assert result.exit_code == 1
-    assert "coe-template train" in result.stderr
+def test_predict_follows_a_promotion(cli, two_versions):
+    assert cli("models", "promote", NAME, "2").exit_code == 0
+    result = cli("predict", *TEXTS)
+    assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
 
 
 @pytest.mark.parametrize("texts", [["   "], [""], ["Object detection", " \t\n "]])
-def test_predict_refuses_whitespace_only_text(cli, trained, texts):
+def test_predict_refuses_whitespace_only_text(cli, two_versions, texts):
     result = cli("predict", *texts)
     assert result.exit_code == 2
     assert "every text must contain a non-whitespace character" in result.stderr
     assert result.stdout == ""
 
 
-def test_predict_needs_at_least_one_text(cli, trained):
+def test_predict_needs_at_least_one_text(cli, two_versions):
     result = cli("predict")
     assert result.exit_code == 2
     assert "TEXTS" in result.stderr
+
+
+def test_predict_on_an_empty_store_fails_clearly(cli):
+    failed_clearly(cli("predict", "Object detection in images"), NAME)
+
+
+@pytest.mark.parametrize("command", [
+    ["predict", "Object detection in images"],
+    ["evaluate", "--data", "{data}"],
+])
+def test_an_empty_store_says_to_train_first(cli, data, command):
+    result = cli(*[arg.format(data=data) for arg in command])
+    assert result.exit_code == 1
+    assert "coe-template train" in result.stderr
+
+
+# --- models list / versions -----------------------------------------------------------------------
+
+
+def test_models_list_shows_each_model_with_its_aliases(cli, two_versions):
+    assert cli("models", "promote", NAME, "2", "--alias", "staging").exit_code == 0
+    result = cli("models", "list")
+    assert result.exit_code == 0, result.output
+    [model] = json.loads(result.stdout)
+    assert model["name"] == NAME
+    assert model["latest_version"] == 2
+    assert model["version_count"] == 2
+    assert model["aliases"] == {PRODUCTION: 1, "staging": 2}
+
+
+def test_models_list_of_an_empty_store_is_empty(cli):
+    result = cli("models", "list")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+
+
+def version_lines(cli, *extra: str) -> list[list[str]]:
+    result = cli("models", "versions", NAME, *extra)
+    assert result.exit_code == 0, result.output
+    return [line.split() for line in result.stdout.splitlines()]
+
+
+def test_models_versions_lists_status_and_aliases(cli, two_versions):
+    lines = version_lines(cli)
+    assert [line[:3] for line in lines] == [["1", "ready", PRODUCTION], ["2", "ready", "-"]]
+    assert all(re.fullmatch(r"f1=\d\.\d{3}", line[3]) for line in lines)
+
+
+def test_models_versions_filters_by_status(cli, two_versions):
+    assert cli("models", "promote", NAME, "2").exit_code == 0
+    assert cli("models", "archive", NAME, "1").exit_code == 0
+    assert [line[:3] for line in version_lines(cli, "--status", "archived")] == [["1", "archived", "-"]]
+    assert [line[:3] for line in version_lines(cli, "--status", "ready")] == [["2", "ready", PRODUCTION]]
+    assert version_lines(cli, "--status", "failed") == []
+
+
+# --- promote / rollback ---------------------------------------------------------------------------
+
+
+def test_promote_then_rollback(cli, two_versions, registry):
+    promoted = cli("models", "promote", NAME, "2")
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.stdout == f"{NAME}: production -> version 2\n"
+    assert registry.get_alias(NAME, PRODUCTION) == 2
+
+    rolled_back = cli("models", "rollback", NAME)
+    assert rolled_back.exit_code == 0, rolled_back.output
+    assert rolled_back.stdout == f"{NAME}: production -> version 1 (was 2)\n"
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+    assert [line[:3] for line in version_lines(cli)] == [["1", "ready", PRODUCTION], ["2", "ready", "-"]]
+
+
+def test_rollback_with_no_earlier_version_fails_clearly(cli, two_versions, registry):
+    failed_clearly(cli("models", "rollback", NAME), "no ready version older than 1")
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+
+
+def test_rollback_skips_archived_versions(cli, data, registry):
+    for _ in range(3):
+        train_ok(cli, data)
+    assert cli("models", "promote", NAME, "3").exit_code == 0
+    assert cli("models", "archive", NAME, "2").exit_code == 0
+    result = cli("models", "rollback", NAME)
+    assert result.exit_code == 0, result.output
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+
+
+def test_rollback_to_a_chosen_version(cli, data, registry):
+    for _ in range(3):
+        train_ok(cli, data)
+    assert cli("models", "promote", NAME, "3").exit_code == 0
+    result = cli("models", "rollback", NAME, "--to", "1")
+    assert result.exit_code == 0, result.output
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+
+
+# --- archive --------------------------------------------------------------------------------------
+
+
+def test_archive_is_refused_while_production_points_at_the_version(cli, two_versions, registry):
+    failed_clearly(cli("models", "archive", NAME, "1"), "production")
+    assert registry.get_version(NAME, 1)["status"] == "ready"
+
+
+def test_archive_works_once_production_has_moved(cli, two_versions, registry):
+    assert cli("models", "promote", NAME, "2").exit_code == 0
+    result = cli("models", "archive", NAME, "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{NAME}: version 1 archived\n"
+    assert registry.get_version(NAME, 1)["status"] == "archived"
+    # An archived version can no longer be promoted, nor rolled back to.
+    failed_clearly(cli("models", "promote", NAME, "1"), "archived")
+    failed_clearly(cli("models", "rollback", NAME), "no ready version older than 2")
+
+
+# --- unknown models and versions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["models", "versions", "nope"],
+    ["models", "promote", "nope", "1"],
+    ["models", "rollback", "nope"],
+    ["models", "archive", "nope", "1"],
+    ["predict", "--model", "nope", "some text"],
+    ["evaluate", "--model", "nope", "--data", "{data}"],
+])
+def test_an_unknown_model_fails_clearly(cli, two_versions, data, command):
+    failed_clearly(cli(*[arg.format(data=data) for arg in command]), "model 'nope' not found")
+
+
+@pytest.mark.parametrize("command", [
+    ["models", "promote", NAME, "9"],
+    ["models", "archive", NAME, "9"],
+    ["models", "rollback", NAME, "--to", "9"],
+    ["predict", "--version", "9", "some text"],
+    ["evaluate", "--version", "9", "--data", "{data}"],
+])
+def test_an_unknown_version_fails_clearly(cli, two_versions, data, command, registry):
+    failed_clearly(cli(*[arg.format(data=data) for arg in command]), f"model '{NAME}' has no version 9")
+    assert registry.get_alias(NAME, PRODUCTION) == 1
+
+
+@pytest.mark.parametrize("command", [["models", "promote", NAME, "0"], ["predict", "--version", "0", "x"]])
+def test_version_numbers_start_at_1(cli, two_versions, command):
+    result = cli(*command)
+    assert result.exit_code == 2
+    assert "0" in result.stderr

@@ -7,15 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from coe_template.data import bundled_dataset_path
 from config.settings import PROJECT_ROOT, Settings
+
+ADMIN_KEY = "admin-key-0123456789"
+OTHER_ADMIN_KEY = "admin-key-abcdefghij"
+READ_KEY = "read-key-0123456789ab"
+KEY_VARIABLES = [("COE_ADMIN_KEYS", "admin_keys"), ("COE_READ_KEYS", "read_keys")]
 
 
 def test_defaults_with_an_empty_environment():
     settings = Settings.from_env({})
     assert settings == Settings()
     assert settings.model_store == PROJECT_ROOT / "model-store"
+    assert settings.database_url is None
+    assert settings.model_name == "project-tagger"
     assert settings.training_args == PROJECT_ROOT / "config" / "args.json"
-    assert settings.run_id is None
+    assert settings.training_data is None
+    assert settings.admin_keys == frozenset()
+    assert settings.read_keys == frozenset()
+    assert settings.refresh_seconds == 2.0
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.validate_responses is False
 
@@ -23,6 +34,12 @@ def test_defaults_with_an_empty_environment():
 def test_the_default_paths_point_into_the_project():
     assert (PROJECT_ROOT / "config" / "settings.py").is_file()
     assert Settings().training_args.is_file()
+
+
+def test_run_id_is_no_longer_a_setting():
+    """Which model is served is now the registry's ``production`` alias, not a variable."""
+    assert not hasattr(Settings(), "run_id")
+    assert Settings.from_env({"COE_RUN_ID": "20250101T000000Z-abcdef"}) == Settings()
 
 
 def test_unrelated_variables_are_ignored():
@@ -40,12 +57,137 @@ def test_training_args_is_read(tmp_path):
     assert isinstance(settings.training_args, Path)
 
 
-def test_run_id_is_read():
-    assert Settings.from_env({"COE_RUN_ID": "20250101T000000Z-abcdef"}).run_id == "20250101T000000Z-abcdef"
+# --- the registry's database ---------------------------------------------------------------------
 
 
-def test_an_empty_run_id_means_the_newest_run():
-    assert Settings.from_env({"COE_RUN_ID": ""}).run_id is None
+def test_the_database_defaults_to_a_sqlite_file_in_the_model_store(tmp_path):
+    settings = Settings.from_env({"COE_MODEL_STORE": str(tmp_path)})
+    assert settings.database_url is None
+    assert settings.db_url == f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+def test_the_default_database_follows_the_default_store():
+    assert Settings().db_url == f"sqlite:///{PROJECT_ROOT / 'model-store' / 'registry.db'}"
+
+
+def test_database_url_is_read(tmp_path):
+    url = "postgresql+psycopg://user@db.example:5432/registry"
+    settings = Settings.from_env({"DATABASE_URL": url, "COE_MODEL_STORE": str(tmp_path)})
+    assert settings.database_url == url
+    assert settings.db_url == url  # the store no longer decides where the registry lives
+
+
+def test_an_empty_database_url_means_the_default():
+    settings = Settings.from_env({"DATABASE_URL": ""})
+    assert settings.database_url is None
+    assert settings.db_url.startswith("sqlite:///")
+
+
+# --- model name and training data ----------------------------------------------------------------
+
+
+def test_model_name_is_read():
+    assert Settings.from_env({"COE_MODEL_NAME": "ticket-router"}).model_name == "ticket-router"
+
+
+def test_an_empty_model_name_means_the_default():
+    assert Settings.from_env({"COE_MODEL_NAME": ""}).model_name == "project-tagger"
+
+
+def test_training_data_defaults_to_the_bundled_dataset():
+    settings = Settings.from_env({})
+    assert settings.training_data is None
+    assert settings.training_data_path == bundled_dataset_path()
+    assert settings.training_data_path.is_file()
+
+
+def test_training_data_is_read(tmp_path):
+    path = tmp_path / "projects.csv"
+    settings = Settings.from_env({"COE_TRAINING_DATA": str(path)})
+    assert settings.training_data == path
+    assert isinstance(settings.training_data, Path)
+    assert settings.training_data_path == path
+
+
+def test_an_empty_training_data_means_the_bundled_dataset():
+    assert Settings.from_env({"COE_TRAINING_DATA": ""}).training_data_path == bundled_dataset_path()
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable, field", KEY_VARIABLES)
+def test_keys_are_read_comma_separated_and_trimmed(variable, field):
+    settings = Settings.from_env({variable: f" {ADMIN_KEY} ,{OTHER_ADMIN_KEY},, "})
+    assert getattr(settings, field) == frozenset({ADMIN_KEY, OTHER_ADMIN_KEY})
+
+
+@pytest.mark.parametrize("variable, field", KEY_VARIABLES)
+def test_a_single_key_is_read(variable, field):
+    assert getattr(Settings.from_env({variable: ADMIN_KEY}), field) == frozenset({ADMIN_KEY})
+
+
+@pytest.mark.parametrize("variable, field", KEY_VARIABLES)
+@pytest.mark.parametrize("value", ["", " ", ",", " , ,"])
+def test_empty_keys_mean_none(variable, field, value):
+    assert getattr(Settings.from_env({variable: value}), field) == frozenset()
+
+
+def test_admin_and_read_keys_are_kept_apart():
+    settings = Settings.from_env({"COE_ADMIN_KEYS": ADMIN_KEY, "COE_READ_KEYS": READ_KEY})
+    assert settings.admin_keys == frozenset({ADMIN_KEY})
+    assert settings.read_keys == frozenset({READ_KEY})
+
+
+def test_a_key_of_exactly_16_characters_is_accepted():
+    key = "k" * 16
+    assert Settings.from_env({"COE_ADMIN_KEYS": key}).admin_keys == frozenset({key})
+
+
+@pytest.mark.parametrize("variable", ["COE_ADMIN_KEYS", "COE_READ_KEYS"])
+@pytest.mark.parametrize("value", ["short", "k" * 15, f"{ADMIN_KEY},short", " 123456789012345 "])
+def test_a_short_key_is_refused_naming_the_variable(variable, value):
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({variable: value})
+    message = str(info.value)
+    assert message.startswith(f"{variable}:")
+    assert "16 characters" in message
+
+
+def test_a_short_key_is_not_echoed_in_the_error():
+    """Error messages end up in logs; a secret, even a bad one, must not."""
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"COE_ADMIN_KEYS": "s3cr3t-pw"})
+    assert "s3cr3t-pw" not in str(info.value)
+
+
+# --- refresh interval ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1.0), ("0.5", 0.5), (" 30 ", 30.0), ("2.25", 2.25)])
+def test_refresh_seconds_is_read(value, expected):
+    settings = Settings.from_env({"COE_REFRESH_SECONDS": value})
+    assert settings.refresh_seconds == expected
+    assert isinstance(settings.refresh_seconds, float)
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("abc", "must be a number, not 'abc'"),
+        ("1s", "must be a number, not '1s'"),
+        ("", "must be a number, not ''"),
+        ("0", "must be positive, not 0.0"),
+        ("-1.5", "must be positive, not -1.5"),
+    ],
+)
+def test_bad_refresh_seconds_is_refused_by_name(value, complaint):
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"COE_REFRESH_SECONDS": value})
+    assert str(info.value) == f"COE_REFRESH_SECONDS {complaint}"
+
+
+# --- body size and response validation ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -66,15 +208,25 @@ def test_validate_responses_is_read(value, expected):
 def test_every_variable_at_once(tmp_path):
     settings = Settings.from_env({
         "COE_MODEL_STORE": str(tmp_path / "store"),
+        "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/registry",
+        "COE_MODEL_NAME": "ticket-router",
         "COE_TRAINING_ARGS": str(tmp_path / "args.json"),
-        "COE_RUN_ID": "20250101T000000Z-abcdef",
+        "COE_TRAINING_DATA": str(tmp_path / "projects.csv"),
+        "COE_ADMIN_KEYS": f"{ADMIN_KEY},{OTHER_ADMIN_KEY}",
+        "COE_READ_KEYS": READ_KEY,
+        "COE_REFRESH_SECONDS": "0.25",
         "COE_MAX_BODY_BYTES": "512",
         "COE_VALIDATE_RESPONSES": "true",
     })
     assert settings == Settings(
         model_store=tmp_path / "store",
+        database_url="postgresql+psycopg://postgres@127.0.0.1:5432/registry",
+        model_name="ticket-router",
         training_args=tmp_path / "args.json",
-        run_id="20250101T000000Z-abcdef",
+        training_data=tmp_path / "projects.csv",
+        admin_keys=frozenset({ADMIN_KEY, OTHER_ADMIN_KEY}),
+        read_keys=frozenset({READ_KEY}),
+        refresh_seconds=0.25,
         max_body_bytes=512,
         validate_responses=True,
     )

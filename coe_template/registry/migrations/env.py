@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from coe_template.batch import schema as _batch_schema  # noqa: F401  (its tables)
 from coe_template.registry.schema import Base
 
 connection = context.config.attributes["connection"]

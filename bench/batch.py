@@ -1,0 +1,109 @@
+"""End-to-end batch throughput: upload a CSV to the real server, wait until every row is stored.
+
+    python bench/batch.py [--items 100000] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+Prints items/s for SQLite (and PostgreSQL, if given) beside the bare model's own batch
+speed (``predict`` on the same texts in one process), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coe_template.args import load_args  # noqa: E402
+from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.predict import predict  # noqa: E402
+from coe_template.registry import PRODUCTION, Registry  # noqa: E402
+from coe_template.train import train  # noqa: E402
+from config.settings import PROJECT_ROOT  # noqa: E402
+from tests.servers import gunicorn  # noqa: E402
+
+WORDS = ("object detection segmentation transformer bert sentiment translation kubernetes serving "
+         "monitoring pipeline forecasting recommender graph reinforcement tabular boosting cnn images "
+         "text tokens deployment drift registry features clustering").split()
+
+
+def texts(n: int) -> list[str]:
+    """Generated project blurbs: 8-24 words from the field's vocabulary, deterministic."""
+    return [" ".join(WORDS[(i * 7 + k * 13) % len(WORDS)] for k in range(8 + i % 17)) for i in range(n)]
+
+
+def registry_at(url: str, store: Path, trained) -> None:
+    registry = Registry.open(url, store)
+    registry.ensure_model("project-tagger")
+    registry.register("project-tagger", trained)
+    registry.set_alias("project-tagger", PRODUCTION, 1)
+    registry.engine.dispose()
+
+
+def end_to_end(url: str, store: Path, csv: bytes, items: int, workers: int) -> float:
+    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": url}
+    with tempfile.NamedTemporaryFile(suffix=".log") as log, \
+            gunicorn(env, Path(log.name), workers=workers) as (base, _):
+        started = time.perf_counter()
+        response = httpx.post(f"{base}/batch-predictions", files={"file": ("in.csv", csv, "text/csv")}, timeout=300)
+        response.raise_for_status()
+        job_url = base + response.headers["location"]
+        while (job := httpx.get(job_url, timeout=30).json()["data"]["job"])["status"] in ("queued", "running"):
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    if job["status"] != "succeeded" or job["items"]["done"] != items:
+        raise SystemExit(f"job did not finish cleanly: {job}")
+    return items / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--postgres", help="a PostgreSQL URL to measure too (a fresh schema is used)")
+    options = parser.parse_args()
+
+    trained = train(load_dataset(bundled_dataset_path()), load_args(PROJECT_ROOT / "config" / "args.json"))
+    corpus = texts(options.items)
+    csv = ("id,text\n" + "".join(f"p{i},{t}\n" for i, t in enumerate(corpus))).encode()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        registry_at(f"sqlite:///{tmp}/registry.db", Path(tmp), trained)
+        artifacts = Registry.open(f"sqlite:///{tmp}/registry.db", Path(tmp)).load("project-tagger", 1)
+        started = time.perf_counter()
+        for first in range(0, len(corpus), 1000):
+            predict(corpus[first:first + 1000], artifacts)
+        bare = options.items / (time.perf_counter() - started)
+        rows = [("bare model, predict() in chunks of 1000, one process", bare)]
+        rows.append((f"end to end, SQLite, {options.workers} workers",
+                     end_to_end(f"sqlite:///{tmp}/registry.db", Path(tmp), csv, options.items, options.workers)))
+
+    if options.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(options.postgres)
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{options.postgres}{'&' if '?' in options.postgres else '?'}options=-csearch_path%3D{schema}"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                registry_at(url, Path(tmp), trained)
+                rows.append((f"end to end, PostgreSQL, {options.workers} workers",
+                             end_to_end(url, Path(tmp), csv, options.items, options.workers)))
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    print(f"{options.items} items, measured in one run")
+    print(f"{'':<56} {'items/s':>9} {'vs bare':>8}")
+    for name, rate in rows:
+        print(f"{name:<56} {rate:>9,.0f} {rate / bare:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Work batch jobs chunk by chunk: in each server process, or from the terminal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+from coe_template.batch.jobs import BatchJobs, Claim
+from coe_template.predict import predict
+from coe_template.store import Artifacts
+
+log = logging.getLogger(__name__)
+
+#: A chunk whose worker died this many times fails its job instead of killing more workers.
+MAX_ATTEMPTS = 3
+
+Loader = Callable[[str, int], Artifacts]
+
+
+class BatchRunner:
+    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.5) -> None:
+        self.jobs = jobs
+        self.load = load
+        self.poll_seconds = poll_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> Claim | None:
+        """Claim, predict and store one chunk; None when there is nothing to do."""
+        claim = self.jobs.claim(self.owner)
+        if claim is None:
+            return None
+        if claim.attempts > MAX_ATTEMPTS:
+            self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
+            return claim
+        try:
+            artifacts = self.load(claim.model_name, claim.model_version)
+        except Exception as exc:  # the job cannot run without its model: say why
+            self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
+            return claim
+        items = self.jobs.texts(claim)
+        predictions = predict([text for _, text in items], artifacts)
+        self.jobs.complete(claim, [
+            {"id": item_id, "predicted_tag": p["predicted_tag"], "probabilities": p["probabilities"]}
+            for (item_id, _), p in zip(items, predictions)
+        ])
+        return claim
+
+    def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:
+        while (claim := self.run_once()) is not None:
+            on_chunk(claim)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once() is None:
+                    self._stop.wait(self.poll_seconds)
+            except Exception:  # keep working: a lease left behind expires and is retried
+                log.exception("batch chunk failed")
+                self._stop.wait(self.poll_seconds)
+
+    def start(self) -> None:
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # after a fork
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,71 @@
+"""Batch jobs: their items, the chunks workers claim, and the stored results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from coe_template.registry.schema import Base, utcnow
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class BatchJob(Base):
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(63))
+    model_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    #: A client's Idempotency-Key, with a digest of the request it came with.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    total_items: Mapped[int]
+    done_items: Mapped[int] = mapped_column(default=0)
+    total_chunks: Mapped[int]
+    done_chunks: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class BatchItem(Base):
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("job_id", "item_id"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class BatchChunk(Base):
+    """A run of consecutive items, claimed by one worker at a time under a lease."""
+
+    __tablename__ = "batch_chunks"
+    __table_args__ = (Index("ix_batch_chunks_claim", "status", "lease_expires_at"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first: Mapped[int]
+    last: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class BatchResult(Base):
+    __tablename__ = "batch_results"
+    __table_args__ = (Index("ix_batch_results_order", "job_id", "position"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int]
+    predicted_tag: Mapped[str] = mapped_column(String(64))
+    probabilities: Mapped[dict[str, Any]]
+    model_version: Mapped[int]

@@ -1,0 +1,67 @@
+"""``/batch-predictions``: jobs over a finite set of items, results stored and read back by key."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from connexion.exceptions import UnsupportedMediaTypeProblem
+from flask import request
+from werkzeug.datastructures import FileStorage
+
+from coe_template.batch.items import read_csv, to_items
+from handlers.context import services
+from handlers.envelope import enveloped
+
+
+def _items_from_request(body: Any, file: FileStorage | None) -> list:
+    if request.mimetype == "application/json":
+        return to_items(body["items"])
+    if request.mimetype == "multipart/form-data" and file is not None:
+        try:
+            return read_csv(file.read())
+        finally:
+            file.close()
+    # With two media types declared, a body of no declared type skips validation: refuse it here.
+    raise UnsupportedMediaTypeProblem(
+        detail=f"send application/json or multipart/form-data, not {request.mimetype or 'no Content-Type'}"
+    )
+
+
+@enveloped(HTTPStatus.ACCEPTED)
+def create(body: Any = None, file: FileStorage | None = None, model_version: int | None = None) -> tuple:
+    items = _items_from_request(body, file)
+    if isinstance(body, dict) and "model_version" in body:
+        model_version = body["model_version"]
+    ctx = services()
+    job, _created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
+                                     idempotency_key=request.headers.get("Idempotency-Key"))
+    return {"job": job}, {"Location": f"/batch-predictions/{job['id']}"}
+
+
+@enveloped()
+def search(page_size: int = 20, page_token: str | None = None) -> dict:
+    jobs, after = services().batch.list(after=page_token, limit=page_size)
+    return {"jobs": jobs, "next_page_token": after}
+
+
+@enveloped()
+def get(job_id: str) -> dict:
+    return {"job": services().batch.get(job_id)}
+
+
+@enveloped()
+def delete(job_id: str) -> dict:
+    cancelled = services().batch.cancel_or_delete(job_id)
+    return {"id": job_id, "outcome": "deleted" if cancelled is None else "cancelled"}
+
+
+@enveloped()
+def results(job_id: str, page_size: int = 100, page_token: str | None = None) -> dict:
+    page, after = services().batch.results(job_id, after=int(page_token) if page_token else -1, limit=page_size)
+    return {"results": page, "next_page_token": None if after is None else str(after)}
+
+
+@enveloped()
+def result(job_id: str, item_id: str) -> dict:
+    return {"result": services().batch.result(job_id, item_id)}

@@ -1,0 +1,219 @@
+"""Batch input: items from JSON rows or a CSV upload, every problem named before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from coe_template.batch.items import ITEM_ID, BatchInputError, Item, read_csv, to_items
+
+# --- to_items: what is accepted --------------------------------------------------------------------
+
+
+def test_text_items_become_items_in_input_order():
+    rows = [{"id": "p-3", "text": "Third"}, {"id": "p-1", "text": "First"}, {"id": "p-2", "text": "Second"}]
+    assert to_items(rows) == [Item("p-3", "Third"), Item("p-1", "First"), Item("p-2", "Second")]
+
+
+def test_title_and_description_are_joined_into_the_text():
+    items = to_items([{"id": "a", "title": "  yolo-lite ", "description": " Object detection on a Pi.  "}])
+    assert items == [Item("a", "yolo-lite Object detection on a Pi.")]
+
+
+def test_title_alone_or_description_alone_is_enough():
+    items = to_items([{"id": "a", "title": "Only a title"}, {"id": "b", "description": "Only a description"}])
+    assert [i.text for i in items] == ["Only a title", "Only a description"]
+
+
+def test_text_and_title_description_items_can_be_mixed():
+    items = to_items([{"id": "p-1", "text": "Transformers for text"},
+                      {"id": "p-2", "title": "yolo", "description": "Object detection"}])
+    assert items == [Item("p-1", "Transformers for text"), Item("p-2", "yolo Object detection")]
+
+
+def test_ids_are_stripped_and_may_use_every_allowed_character():
+    allowed = "Az09._~:@-"
+    items = to_items([{"id": f"  {allowed}  ", "text": "x"}, {"id": "x" * 200, "text": "y"}])
+    assert [i.id for i in items] == [allowed, "x" * 200]
+
+
+def test_a_generator_of_rows_is_read_once_in_order():
+    rows = ({"id": f"id-{n}", "text": f"text {n}"} for n in range(50))
+    assert [i.id for i in to_items(rows)] == [f"id-{n}" for n in range(50)]
+
+
+# --- to_items: what is refused ---------------------------------------------------------------------
+
+
+def test_no_items_is_refused():
+    with pytest.raises(BatchInputError, match="no items: a batch needs at least one"):
+        to_items([])
+
+
+def test_a_batch_input_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        to_items([])
+
+
+@pytest.mark.parametrize("row", [{"text": "no id at all"}, {"id": "", "text": "empty id"},
+                                 {"id": "   ", "text": "blank id"}, {"id": None, "text": "null id"}])
+def test_a_missing_id_is_refused_by_position(row):
+    with pytest.raises(BatchInputError) as info:
+        to_items([{"id": "ok", "text": "fine"}, row])
+    assert "items[1] has no id" in str(info.value)
+    assert "items[0]" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a b", "über", "a?b", "a#b", "x" * 201, "a%2Fb", "tab\there"])
+def test_an_id_with_characters_unsafe_in_a_url_is_refused_by_position_and_id(bad):
+    with pytest.raises(BatchInputError) as info:
+        to_items([{"id": "ok", "text": "fine"}, {"id": bad, "text": "some text"}])
+    message = str(info.value)
+    assert f"items[1] id {bad[:40]!r}" in message
+    assert "letters, digits or ._~:@-" in message
+    assert not ITEM_ID.fullmatch(bad)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t ", None])
+def test_an_empty_or_blank_text_is_refused_by_position_and_id(text):
+    with pytest.raises(BatchInputError) as info:
+        to_items([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}])
+    assert "items[1] (id 'p-2') has no text" in str(info.value)
+
+
+def test_blank_title_and_description_is_no_text():
+    with pytest.raises(BatchInputError, match=r"items\[0\] \(id 'p-1'\) has no text"):
+        to_items([{"id": "p-1", "title": "  ", "description": ""}])
+
+
+def test_a_duplicate_id_is_refused_naming_it():
+    with pytest.raises(BatchInputError) as info:
+        to_items([{"id": "p-1", "text": "a"}, {"id": "p-2", "text": "b"}, {"id": "p-1", "text": "c"}])
+    message = str(info.value)
+    assert "id 'p-1' appears more than once" in message
+    assert "p-2" not in message
+
+
+def test_ids_that_are_the_same_after_stripping_are_duplicates():
+    with pytest.raises(BatchInputError, match="id 'p-1' appears more than once"):
+        to_items([{"id": "p-1", "text": "a"}, {"id": " p-1 ", "text": "b"}])
+
+
+def test_every_problem_is_named_in_one_message():
+    with pytest.raises(BatchInputError) as info:
+        to_items([{"id": "", "text": "a"}, {"id": "a/b", "text": "b"}, {"id": "c", "text": " "},
+                  {"id": "d", "text": "d"}, {"id": "d", "text": "again"}])
+    message = str(info.value)
+    assert message.startswith("invalid batch: ")
+    for problem in ("items[0] has no id", "items[1] id 'a/b'", "items[2] (id 'c') has no text",
+                    "id 'd' appears more than once"):
+        assert problem in message
+    assert "; and" not in message  # five problems: all shown, no summary
+
+
+def test_many_problems_are_summarised_with_how_many_more():
+    rows = [{"id": f"p-{n}", "text": ""} for n in range(12)]
+    with pytest.raises(BatchInputError) as info:
+        to_items(rows)
+    message = str(info.value)
+    assert [f"items[{n}]" in message for n in range(12)] == [True] * 5 + [False] * 7
+    assert message.endswith("; and 7 more")
+
+
+def test_the_summary_counts_duplicates_too():
+    rows = [{"id": "", "text": "x"} for _ in range(5)] + [{"id": "dup", "text": "x"}] * 2
+    with pytest.raises(BatchInputError) as info:
+        to_items(rows)
+    assert str(info.value).endswith("; and 1 more")
+    assert "dup" not in str(info.value)  # shown problems come first by position
+
+
+def test_the_name_used_in_messages_can_be_chosen():
+    with pytest.raises(BatchInputError, match=r"row\[0\] has no id"):
+        to_items([{"text": "x"}], where="row")
+    with pytest.raises(BatchInputError, match="no row: a batch needs at least one"):
+        to_items([], where="row")
+
+
+# --- read_csv --------------------------------------------------------------------------------------
+
+
+def test_csv_with_id_and_text():
+    data = b"id,text\np-1,Transformers for text\np-2,Object detection\n"
+    assert read_csv(data) == [Item("p-1", "Transformers for text"), Item("p-2", "Object detection")]
+
+
+def test_csv_with_id_title_and_description():
+    data = b"id,title,description\np-1,yolo-lite,Object detection on a Pi\np-2,bert,\n"
+    assert read_csv(data) == [Item("p-1", "yolo-lite Object detection on a Pi"), Item("p-2", "bert")]
+
+
+def test_csv_extra_columns_and_column_order_do_not_matter():
+    data = b"tag,description,id,title\nx,Object detection,p-1,yolo\n"
+    assert read_csv(data) == [Item("p-1", "yolo Object detection")]
+
+
+def test_csv_with_a_byte_order_mark():
+    data = "\ufeffid,text\np-1,Café résumé naïve\n".encode()
+    assert read_csv(data) == [Item("p-1", "Café résumé naïve")]
+
+
+def test_csv_quoted_fields_keep_newlines_commas_and_quotes():
+    data = b'id,text\r\np-1,"first line\r\nsecond line, with ""quotes"""\r\np-2,"a\nb"\r\n'
+    assert read_csv(data) == [Item("p-1", 'first line\r\nsecond line, with "quotes"'), Item("p-2", "a\nb")]
+
+
+def test_csv_without_a_trailing_newline():
+    assert read_csv(b"id,text\np-1,last") == [Item("p-1", "last")]
+
+
+@pytest.mark.parametrize("header", ["text", "title,description", "id", "id,title", "id,description",
+                                    "ident,text"])
+def test_csv_missing_columns_are_refused_naming_the_columns_found(header):
+    data = f"{header}\n{','.join('x' for _ in header.split(','))}\n".encode()
+    with pytest.raises(BatchInputError) as info:
+        read_csv(data)
+    message = str(info.value)
+    assert "needs an id column and a text column (or title and description)" in message
+    assert message.endswith(f"found {header.replace(',', ', ')}")
+
+
+@pytest.mark.parametrize("data", [b"", "\ufeff".encode(), b"\n\n"])
+def test_an_empty_csv_is_refused(data):
+    with pytest.raises(BatchInputError, match="the CSV file is empty"):
+        read_csv(data)
+
+
+def test_a_header_without_rows_is_no_items():
+    with pytest.raises(BatchInputError, match="no row: a batch needs at least one"):
+        read_csv(b"id,text\n")
+
+
+def test_a_csv_that_is_not_utf8_is_refused():
+    data = "id,text\np-1,Café\n".encode("latin-1")
+    with pytest.raises(BatchInputError, match="the CSV file is not UTF-8 text"):
+        read_csv(data)
+
+
+def test_a_utf16_csv_is_refused_as_not_utf8():
+    with pytest.raises(BatchInputError, match="not UTF-8"):
+        read_csv("id,text\np-1,hello\n".encode("utf-16"))
+
+
+def test_csv_rows_are_checked_by_row_number():
+    data = b"id,text\np-1,fine\n,no id\np/3,bad id\np-4,\np-1,duplicate\n"
+    with pytest.raises(BatchInputError) as info:
+        read_csv(data)
+    message = str(info.value)
+    for problem in ("row[1] has no id", "row[2] id 'p/3'", "row[3] (id 'p-4') has no text",
+                    "id 'p-1' appears more than once"):
+        assert problem in message
+
+
+def test_a_short_csv_row_has_no_text():
+    with pytest.raises(BatchInputError, match=r"row\[1\] \(id 'p-2'\) has no text"):
+        read_csv(b"id,text\np-1,fine\np-2\n")
+
+
+def test_a_malformed_csv_is_refused_not_crashed_on():
+    with pytest.raises(BatchInputError, match="the CSV file is malformed: field larger than field limit"):
+        read_csv(b"id,text\np-1," + b"x" * 200_000 + b"\n")

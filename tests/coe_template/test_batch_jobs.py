@@ -1,0 +1,610 @@
+"""Batch jobs, against every database the suite runs on (SQLite, and PostgreSQL when set).
+
+Each test gets an empty database and a model store of its own holding the default
+model as ready version 1, behind production; tests that need a second ready
+version ask for ``version_2`` (writing a version's artifacts is the slow part of
+a test). Jobs are split into chunks of three items, so ten items are four chunks.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from coe_template.batch.items import Item
+from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
+from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
+from coe_template.batch.schema import BatchChunk, BatchItem, BatchResult
+from coe_template.predict import predict
+from coe_template.registry import (
+    PRODUCTION,
+    AliasNotFound,
+    Conflict,
+    ModelNotFound,
+    Registry,
+    VersionNotFound,
+)
+from coe_template.store import MODEL_FILE, runs_dir
+from tests.conftest import MODEL
+
+CHUNK = 3
+TEXTS = [
+    "Detection of objects in camera video with yolo",
+    "Sentiment of text with a transformer",
+    "Serving and monitoring models in production with docker and kubernetes",
+    "Forecasting sales and churn from tabular data",
+    "Image segmentation of medical scans with a unet",
+    "Question answering over documents with bert",
+    "Feature store and experiment tracking for ML pipelines",
+    "Playing atari games with reinforcement learning",
+    "Named entity recognition for legal contracts",
+    "Pose estimation from a webcam in real time",
+]
+#: Ten items: chunks [0-2], [3-5], [6-8], [9].
+ITEMS = [Item(f"p-{n}", text) for n, text in enumerate(TEXTS)]
+IDS = [i.id for i in ITEMS]
+UNKNOWN_JOB = "00000000-0000-0000-0000-000000000000"
+
+
+# --- fixtures and helpers --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(database_url, tmp_path, trained_model):
+    """Version 1 of the default model, ready, behind production."""
+    registry = Registry.open(database_url, tmp_path / "store")
+    registry.ensure_model(MODEL)
+    registry.register(MODEL, trained_model)
+    registry.set_alias(MODEL, PRODUCTION, 1)
+    yield registry
+    registry.engine.dispose()
+
+
+@pytest.fixture
+def version_2(registry, trained_model) -> int:
+    """A second ready version of the same model, not behind any alias."""
+    return registry.register(MODEL, trained_model)["version"]
+
+
+@pytest.fixture
+def jobs(registry) -> BatchJobs:
+    return BatchJobs(registry, chunk_size=CHUNK, lease_seconds=60)
+
+
+@pytest.fixture
+def expiring(registry) -> BatchJobs:
+    """The same jobs, seen by workers whose leases run out the moment they are taken."""
+    return BatchJobs(registry, chunk_size=CHUNK, lease_seconds=0)
+
+
+@pytest.fixture
+def load(registry) -> Callable:
+    """``registry.load``, each version loaded once and kept, as the server keeps its pinned versions."""
+    return functools.cache(registry.load)
+
+
+@pytest.fixture
+def runner(jobs, load) -> BatchRunner:
+    return BatchRunner(jobs, load=load)
+
+
+def rows(registry: Registry, table: Any, job_id: str) -> int:
+    """How many rows of ``table`` belong to the job: what is really stored, not what is reported."""
+    with registry.engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(table).where(table.job_id == job_id))
+
+
+def all_results(jobs: BatchJobs, job_id: str) -> list[dict[str, Any]]:
+    page, cursor = jobs.results(job_id, limit=1000)
+    assert cursor is None
+    return page
+
+
+def ids_of(results: list[dict[str, Any]]) -> list[str]:
+    return [r["id"] for r in results]
+
+
+def predictions_for(claim: Claim, jobs: BatchJobs, load: Callable) -> list[dict[str, Any]]:
+    """What a worker holding ``claim`` would store for it."""
+    items = jobs.texts(claim)
+    predicted = predict([text for _, text in items], load(claim.model_name, claim.model_version))
+    return [{"id": item_id, "predicted_tag": p["predicted_tag"], "probabilities": p["probabilities"]}
+            for (item_id, _), p in zip(items, predicted)]
+
+
+def claim_all(jobs: BatchJobs, owner: str) -> list[Claim]:
+    claims = []
+    while (claim := jobs.claim(owner)) is not None:
+        claims.append(claim)
+    return claims
+
+
+def in_threads(count: int, work: Callable[[int], list[Any]]) -> list[Any]:
+    """Run ``work(n)`` in ``count`` threads started together; all they return, their errors re-raised."""
+    barrier = threading.Barrier(count)
+    collected: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            found = work(n)
+            with lock:
+                collected.extend(found)
+        except BaseException as exc:  # reported below, not lost in the thread
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return collected
+
+
+def tamper(registry: Registry, version: int) -> None:
+    """Flip one byte in the middle of a version's model file."""
+    path = runs_dir(registry.store) / registry.get_version(MODEL, version)["run_id"] / MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+# --- creating ----------------------------------------------------------------------------------------
+
+
+def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
+    job, created = jobs.create(MODEL, ITEMS)
+    assert created is True
+    assert job["status"] == "queued"
+    assert job["model"] == {"name": MODEL, "version": 1}
+    assert job["items"] == {"total": len(ITEMS), "done": 0}
+    assert job["progress"] == 0.0
+    assert job["created_at"] is not None
+    assert (job["started_at"], job["finished_at"], job["error"]) == (None, None, None)
+    assert jobs.get(job["id"]) == job
+    assert rows(registry, BatchItem, job["id"]) == len(ITEMS)
+    assert rows(registry, BatchChunk, job["id"]) == 4
+    assert jobs.results(job["id"]) == ([], None)
+    with pytest.raises(ResultNotFound):
+        jobs.result(job["id"], "p-0")  # nothing is predicted at creation
+
+
+def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
+    job, _ = jobs.create(MODEL, ITEMS)
+    claims = claim_all(jobs, "worker")
+    assert [(c.job_id, c.number, c.first, c.last) for c in claims] == [
+        (job["id"], 0, 0, 2), (job["id"], 1, 3, 5), (job["id"], 2, 6, 8), (job["id"], 3, 9, 9),
+    ]
+    assert [jobs.texts(c) for c in claims] == [
+        [(i.id, i.text) for i in ITEMS[first:first + CHUNK]] for first in (0, 3, 6, 9)
+    ]
+    assert {(c.model_name, c.model_version, c.owner, c.attempts) for c in claims} == {(MODEL, 1, "worker", 1)}
+    claimed = jobs.get(job["id"])
+    assert claimed["status"] == "running"
+    assert claimed["started_at"] is not None
+    for count, chunks in [(1, 1), (3, 1), (4, 2), (6, 2), (7, 3)]:
+        jobs.create(MODEL, ITEMS[:count])
+        claims = claim_all(jobs, "worker")
+        assert len(claims) == chunks
+        assert [item_id for c in claims for item_id, _ in jobs.texts(c)] == IDS[:count]
+
+
+@pytest.mark.usefixtures("version_2")
+def test_create_on_a_given_version_or_on_production_as_it_is_then(jobs, registry, runner):
+    on_2, created = jobs.create(MODEL, ITEMS, version=2)
+    assert created
+    assert on_2["model"] == {"name": MODEL, "version": 2}
+    before, _ = jobs.create(MODEL, ITEMS[:2])
+    registry.set_alias(MODEL, PRODUCTION, 2)
+    after, _ = jobs.create(MODEL, ITEMS[:2])
+    runner.run_until_idle()
+    for job, version in ((on_2, 2), (before, 1), (after, 2)):
+        assert jobs.get(job["id"])["model"]["version"] == version
+        assert {r["model_version"] for r in all_results(jobs, job["id"])} == {version}
+
+
+def test_an_unknown_model_or_version_is_a_lookup_error_and_nothing_is_recorded(jobs, registry, trained_model):
+    with pytest.raises(VersionNotFound, match="'project-tagger' has no version 9") as info:
+        jobs.create(MODEL, ITEMS, version=9)
+    assert isinstance(info.value, LookupError)
+    with pytest.raises(ModelNotFound, match="'no-such-model'"):
+        jobs.create("no-such-model", ITEMS, version=1)
+    with pytest.raises(ModelNotFound):
+        jobs.create("no-such-model", ITEMS)
+    registry.ensure_model("second-model")
+    registry.register("second-model", trained_model)
+    with pytest.raises(AliasNotFound, match="'production'"):  # no production version: name one
+        jobs.create("second-model", ITEMS)
+    assert jobs.list() == ([], None)
+    job, _ = jobs.create("second-model", ITEMS, version=1)
+    assert job["model"] == {"name": "second-model", "version": 1}
+
+
+@pytest.mark.usefixtures("version_2")
+def test_a_version_that_is_not_ready_is_a_conflict_and_nothing_is_recorded(jobs, registry, trained_model):
+    registry.archive_version(MODEL, 2)
+    with pytest.raises(Conflict, match="version 2 of 'project-tagger' is archived"):
+        jobs.create(MODEL, ITEMS, version=2)
+    registry.create_version(MODEL, trained_model.args)
+    with pytest.raises(Conflict, match="version 3 of 'project-tagger' is training"):
+        jobs.create(MODEL, ITEMS, version=3)
+    registry.fail_version(MODEL, 3, "out of memory")
+    with pytest.raises(Conflict, match="version 3 of 'project-tagger' is failed"):
+        jobs.create(MODEL, ITEMS, version=3)
+    assert jobs.list() == ([], None)
+
+
+# --- idempotency -------------------------------------------------------------------------------------
+
+
+def test_the_same_key_and_request_return_the_first_job(jobs, runner):
+    first, created = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    again, created_again = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    assert (created, created_again) == (True, False)
+    assert again == first
+    with pytest.raises(Conflict, match="key-1"):  # naming the version makes it another request
+        jobs.create(MODEL, ITEMS, version=1, idempotency_key="key-1")
+    runner.run_until_idle()
+    later, created_later = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    assert (later["id"], created_later) == (first["id"], False)
+    assert later["status"] == "succeeded"  # the job as it is now
+    assert [j["id"] for j in jobs.list()[0]] == [first["id"]]
+
+
+@pytest.mark.usefixtures("version_2")
+def test_a_retry_after_production_moved_still_returns_the_first_job(jobs, registry):
+    first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    registry.set_alias(MODEL, PRODUCTION, 2)
+    again, created = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    assert (again["id"], created) == (first["id"], False)
+
+
+@pytest.mark.usefixtures("version_2")
+def test_the_same_key_with_a_different_request_is_a_conflict(jobs):
+    first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    different = {
+        "one item fewer": (ITEMS[:-1], None),
+        "another order": (ITEMS[::-1], None),
+        "a text changed": ([Item("p-0", "another text"), *ITEMS[1:]], None),
+        "an id changed": ([Item("q-0", ITEMS[0].text), *ITEMS[1:]], None),
+        "another version": (ITEMS, 2),
+    }
+    for what, (items, version) in different.items():
+        with pytest.raises(Conflict) as info:
+            jobs.create(MODEL, items, version=version, idempotency_key="key-1")
+        message = str(info.value)
+        assert "'key-1' was already used for a different request" in message, what
+        assert first["id"] in message, what
+    assert [j["id"] for j in jobs.list()[0]] == [first["id"]]
+
+
+def test_without_a_key_or_with_different_keys_each_request_is_a_new_job(jobs):
+    answers = [jobs.create(MODEL, ITEMS), jobs.create(MODEL, ITEMS),
+               jobs.create(MODEL, ITEMS, idempotency_key="key-1"),
+               jobs.create(MODEL, ITEMS, idempotency_key="key-2")]
+    assert all(created for _, created in answers)
+    assert len({job["id"] for job, _ in answers}) == 4
+    assert len(jobs.list()[0]) == 4
+
+
+def test_concurrent_requests_with_one_key_make_one_job(jobs, registry):
+    answers = in_threads(4, lambda n: [jobs.create(MODEL, ITEMS, idempotency_key="key-1")])
+    assert len({job["id"] for job, _ in answers}) == 1
+    assert sorted(created for _, created in answers) == [False, False, False, True]
+    [job], _ = jobs.list()
+    assert rows(registry, BatchItem, job["id"]) == len(ITEMS)
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+
+def test_running_stores_exactly_one_result_per_item(jobs, runner, registry):
+    older, _ = jobs.create(MODEL, ITEMS)
+    newer, _ = jobs.create(MODEL, ITEMS[:4])
+    runner.run_once()
+    part = jobs.get(older["id"])
+    assert (part["status"], part["items"]["done"], part["progress"]) == ("running", 3, 0.3)
+    assert ids_of(all_results(jobs, older["id"])) == IDS[:3]
+
+    worked: list[Claim] = []
+    runner.run_until_idle(worked.append)
+    assert [(c.job_id, c.number) for c in worked] == [  # oldest job first, chunks in order
+        (older["id"], 1), (older["id"], 2), (older["id"], 3), (newer["id"], 0), (newer["id"], 1)]
+    for job, count in ((older, len(ITEMS)), (newer, 4)):
+        done = jobs.get(job["id"])
+        assert done["status"] == "succeeded"
+        assert done["items"] == {"total": count, "done": count}
+        assert done["progress"] == 1.0
+        assert done["started_at"] <= done["finished_at"]
+        assert done["error"] is None
+        assert rows(registry, BatchResult, job["id"]) == count
+    assert runner.run_once() is None  # nothing left to do
+
+
+def test_results_come_back_in_input_order_and_page_through_every_item_once(jobs, runner):
+    order = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
+    shuffled = [ITEMS[n] for n in order]
+    job, _ = jobs.create(MODEL, shuffled)
+    runner.run_until_idle()
+    results = all_results(jobs, job["id"])
+    assert ids_of(results) == [f"p-{n}" for n in order]
+    for result in results:
+        assert set(result) == {"id", "predicted_tag", "probabilities", "model_version"}
+        assert result["predicted_tag"] in result["probabilities"]
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+        assert jobs.result(job["id"], result["id"]) == result
+    for limit in (1, 2, 3, 4, 9, 10, 11, 100):
+        seen, cursor, pages = [], -1, 0
+        while cursor is not None:
+            page, cursor = jobs.results(job["id"], after=cursor, limit=limit)
+            assert 0 < len(page) <= limit
+            seen += page
+            pages += 1
+        assert seen == results, limit
+        assert pages == -(-len(ITEMS) // limit), limit
+
+
+@pytest.mark.usefixtures("version_2")
+def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, registry):
+    shuffled = ITEMS[::-1]
+    on_1, _ = jobs.create(MODEL, shuffled)
+    on_2, _ = jobs.create(MODEL, shuffled, version=2)
+    runner.run_until_idle()
+    for job, version in ((on_1, 1), (on_2, 2)):
+        realtime = predict([i.text for i in shuffled], registry.load(MODEL, version))
+        for item, expected in zip(shuffled, realtime):
+            assert jobs.result(job["id"], item.id) == {
+                "id": item.id, "predicted_tag": expected["predicted_tag"],
+                "probabilities": expected["probabilities"], "model_version": version,
+            }
+
+
+def test_unknown_jobs_and_items_are_not_found(jobs, runner):
+    first, _ = jobs.create(MODEL, ITEMS[:2])
+    second, _ = jobs.create(MODEL, [Item("other", "Text of another job")])
+    runner.run_until_idle()
+    calls = {
+        "get": lambda: jobs.get(UNKNOWN_JOB),
+        "results": lambda: jobs.results(UNKNOWN_JOB),
+        "result": lambda: jobs.result(UNKNOWN_JOB, "p-0"),
+        "cancel_or_delete": lambda: jobs.cancel_or_delete(UNKNOWN_JOB),
+        "list": lambda: jobs.list(after=UNKNOWN_JOB),
+    }
+    for what, call in calls.items():
+        with pytest.raises(JobNotFound, match=UNKNOWN_JOB) as info:
+            call()
+        assert isinstance(info.value, LookupError), what
+    with pytest.raises(ResultNotFound) as info:
+        jobs.result(first["id"], "p-99")
+    assert first["id"] in str(info.value) and "'p-99'" in str(info.value)
+    assert isinstance(info.value, LookupError)
+    with pytest.raises(ResultNotFound):
+        jobs.result(first["id"], "other")  # an item of another job
+    assert jobs.result(second["id"], "other")["id"] == "other"
+
+
+# --- claims and leases -------------------------------------------------------------------------------
+
+
+def test_concurrent_workers_never_claim_the_same_chunk(jobs):
+    created = [jobs.create(MODEL, ITEMS)[0]["id"] for _ in range(3)]
+    claims = in_threads(4, lambda n: claim_all(jobs, f"worker-{n}"))
+    claimed = sorted((c.job_id, c.number) for c in claims)
+    assert claimed == sorted((job_id, number) for job_id in created for number in range(4))  # each once
+    assert all(c.attempts == 1 for c in claims)
+    assert jobs.claim("latecomer") is None  # every lease is still held
+    assert all(jobs.get(job_id)["status"] == "running" for job_id in created)
+
+
+def test_concurrent_runners_store_every_result_once(jobs, load, registry):
+    created = [jobs.create(MODEL, ITEMS)[0]["id"] for _ in range(2)]
+    runners = [BatchRunner(jobs, load=load) for _ in range(3)]
+
+    def work(n: int) -> list[Claim]:
+        worked: list[Claim] = []
+        runners[n].run_until_idle(worked.append)
+        return worked
+
+    worked = in_threads(3, work)
+    assert sorted((c.job_id, c.number) for c in worked) == sorted((j, n) for j in created for n in range(4))
+    for job_id in created:
+        assert jobs.get(job_id)["status"] == "succeeded"
+        assert ids_of(all_results(jobs, job_id)) == IDS
+        assert rows(registry, BatchResult, job_id) == len(ITEMS)
+
+
+def test_an_expired_lease_is_taken_over_and_only_the_new_holder_stores(jobs, expiring, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS[:3])
+    first = expiring.claim("worker-a")
+    second = expiring.claim("worker-b")  # worker-a's lease ran out: worker-b takes the chunk over
+    assert (second.job_id, second.number) == (first.job_id, first.number)
+    assert (first.attempts, second.attempts) == (1, 2)
+    predictions = predictions_for(first, expiring, load)
+
+    assert expiring.complete(first, predictions) is False  # worker-a lost the chunk: nothing stored
+    assert jobs.results(job["id"]) == ([], None)
+    assert (jobs.get(job["id"])["status"], jobs.get(job["id"])["items"]["done"]) == ("running", 0)
+
+    assert expiring.complete(second, predictions) is True
+    assert expiring.complete(first, predictions) is False  # still nothing from the late worker
+    assert expiring.complete(second, predictions) is False  # and a chunk is stored only once
+    done = jobs.get(job["id"])
+    assert (done["status"], done["items"]["done"]) == ("succeeded", 3)
+    assert ids_of(all_results(jobs, job["id"])) == IDS[:3]
+    assert rows(registry, BatchResult, job["id"]) == 3
+
+
+def test_a_chunk_taken_over_mid_job_leaves_no_duplicates(jobs, expiring, runner, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    stalled = expiring.claim("worker-that-stalled")  # chunk 0, its lease already run out
+    runner.run_until_idle()  # a live worker takes chunk 0 over and finishes the job
+    assert expiring.complete(stalled, predictions_for(stalled, expiring, load)) is False
+    done = jobs.get(job["id"])
+    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job["id"])) == IDS
+    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
+
+
+def test_a_chunk_abandoned_max_attempts_times_fails_its_job_only(jobs, expiring, runner, registry):
+    doomed, _ = jobs.create(MODEL, ITEMS)
+    healthy, _ = jobs.create(MODEL, ITEMS)
+    for n in range(MAX_ATTEMPTS):
+        claim = expiring.claim(f"crashed-{n}")  # taken, never completed: the worker died
+        assert (claim.job_id, claim.number, claim.attempts) == (doomed["id"], 0, n + 1)
+    runner.run_until_idle()
+    failed = jobs.get(doomed["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"] == f"chunk 0 was abandoned {MAX_ATTEMPTS} times"
+    assert failed["finished_at"] is not None
+    assert failed["items"]["done"] == 0
+    assert rows(registry, BatchResult, doomed["id"]) == 0
+    assert jobs.get(healthy["id"])["status"] == "succeeded"
+    assert ids_of(all_results(jobs, healthy["id"])) == IDS
+    assert jobs.claim("anyone") is None  # a failed job's chunks are no longer handed out
+
+
+def test_a_chunk_abandoned_fewer_times_is_retried_to_success(jobs, expiring, runner):
+    job, _ = jobs.create(MODEL, ITEMS)
+    for n in range(MAX_ATTEMPTS - 1):
+        expiring.claim(f"crashed-{n}")
+    runner.run_until_idle()
+    done = jobs.get(job["id"])
+    assert (done["status"], done["items"]["done"], done["error"]) == ("succeeded", len(ITEMS), None)
+    assert ids_of(all_results(jobs, job["id"])) == IDS
+
+
+# --- a model that cannot be loaded -------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("version_2")
+def test_a_job_whose_model_was_tampered_with_fails_naming_the_file(jobs, runner, registry):
+    broken, _ = jobs.create(MODEL, ITEMS)
+    fine, _ = jobs.create(MODEL, ITEMS, version=2)
+    tamper(registry, 1)
+    runner.run_until_idle()
+    failed = jobs.get(broken["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("cannot load version 1: ")
+    assert MODEL_FILE in failed["error"]
+    assert failed["finished_at"] is not None
+    assert jobs.results(broken["id"]) == ([], None)
+    assert rows(registry, BatchResult, broken["id"]) == 0
+    assert jobs.get(fine["id"])["status"] == "succeeded"  # other versions still run
+    assert ids_of(all_results(jobs, fine["id"])) == IDS
+
+
+@pytest.mark.usefixtures("version_2")
+def test_a_job_whose_model_file_is_gone_or_whose_version_was_archived_fails_saying_so(jobs, runner, registry):
+    missing, _ = jobs.create(MODEL, ITEMS)
+    archived, _ = jobs.create(MODEL, ITEMS, version=2)
+    (runs_dir(registry.store) / registry.get_version(MODEL, 1)["run_id"] / MODEL_FILE).unlink()
+    registry.archive_version(MODEL, 2)  # after the job was accepted, before it ran
+    runner.run_until_idle()
+    failed = jobs.get(missing["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("cannot load version 1: ")
+    assert MODEL_FILE in failed["error"] and "missing" in failed["error"]
+    failed = jobs.get(archived["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"] == (
+        "cannot load version 2: version 2 of 'project-tagger' is archived: it has no model to load")
+    assert rows(registry, BatchResult, missing["id"]) == rows(registry, BatchResult, archived["id"]) == 0
+
+
+# --- cancelling and deleting -------------------------------------------------------------------------
+
+
+def test_cancelling_a_queued_job_means_it_is_never_worked(jobs, runner, registry):
+    cancelled, _ = jobs.create(MODEL, ITEMS)
+    kept, _ = jobs.create(MODEL, ITEMS)
+    answer = jobs.cancel_or_delete(cancelled["id"])
+    assert answer["id"] == cancelled["id"]
+    assert answer["status"] == "cancelled"
+    assert answer["finished_at"] is not None
+    assert jobs.get(cancelled["id"]) == answer
+    worked: list[Claim] = []
+    runner.run_until_idle(worked.append)
+    assert {c.job_id for c in worked} == {kept["id"]}  # the others still run
+    assert jobs.get(cancelled["id"]) == answer
+    assert rows(registry, BatchResult, cancelled["id"]) == 0
+    assert jobs.get(kept["id"])["status"] == "succeeded"
+
+
+def test_cancelling_a_running_job_keeps_what_is_done_and_stops_the_rest(jobs, runner, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    runner.run_once()  # chunk 0 done
+    held = jobs.claim("worker-b")  # chunk 1 in progress elsewhere
+    assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
+    assert jobs.complete(held, predictions_for(held, jobs, load)) is False
+    assert runner.run_once() is None  # chunks 2 and 3 are not taken
+    cancelled = jobs.get(job["id"])
+    assert (cancelled["status"], cancelled["items"]["done"], cancelled["progress"]) == ("cancelled", 3, 0.3)
+    assert ids_of(all_results(jobs, job["id"])) == IDS[:3]
+    assert rows(registry, BatchResult, job["id"]) == 3
+
+
+def test_deleting_a_finished_job_removes_it_with_its_results(jobs, runner, registry):
+    deleted, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    kept, _ = jobs.create(MODEL, ITEMS)
+    runner.run_until_idle()
+    assert jobs.cancel_or_delete(deleted["id"]) is None
+    for call in (jobs.get, jobs.results, lambda job_id: jobs.result(job_id, "p-0"), jobs.cancel_or_delete):
+        with pytest.raises(JobNotFound):
+            call(deleted["id"])
+    for table in (BatchResult, BatchChunk, BatchItem):
+        assert rows(registry, table, deleted["id"]) == 0
+    assert [j["id"] for j in jobs.list()[0]] == [kept["id"]]
+    assert ids_of(all_results(jobs, kept["id"])) == IDS
+    again, created = jobs.create(MODEL, ITEMS, idempotency_key="key-1")  # the key is free again
+    assert created and again["id"] != deleted["id"] and again["status"] == "queued"
+
+
+def test_failed_and_cancelled_jobs_can_be_deleted(jobs, runner, registry):
+    failed, _ = jobs.create(MODEL, ITEMS)
+    cancelled, _ = jobs.create(MODEL, ITEMS)
+    runner.run_once()
+    jobs.fail(failed["id"], "gave up")
+    jobs.cancel_or_delete(cancelled["id"])
+    assert jobs.get(failed["id"])["status"] == "failed"
+    assert jobs.get(failed["id"])["error"] == "gave up"
+    assert jobs.get(cancelled["id"])["status"] == "cancelled"
+    for job in (failed, cancelled):
+        assert jobs.cancel_or_delete(job["id"]) is None
+        with pytest.raises(JobNotFound):
+            jobs.get(job["id"])
+        assert rows(registry, BatchResult, job["id"]) == 0
+    assert jobs.list() == ([], None)
+
+
+# --- listing -----------------------------------------------------------------------------------------
+
+
+def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
+    assert jobs.list() == ([], None)
+    created = [jobs.create(MODEL, ITEMS[:n + 1])[0]["id"] for n in range(7)]
+    runner.run_once()
+    page, cursor = jobs.list()
+    assert [j["id"] for j in page] == created[::-1]
+    assert cursor is None
+    assert [j["items"]["total"] for j in page] == [7, 6, 5, 4, 3, 2, 1]
+    assert [j["status"] for j in page] == ["queued"] * 6 + ["succeeded"]  # listed as they are now
+    for limit in (1, 2, 3, 6, 7, 8):
+        seen, cursor, pages = [], None, 0
+        while True:
+            page, cursor = jobs.list(after=cursor, limit=limit)
+            assert 0 < len(page) <= limit
+            seen += [j["id"] for j in page]
+            pages += 1
+            if cursor is None:
+                break
+        assert seen == created[::-1], limit
+        assert pages == -(-len(created) // limit), limit

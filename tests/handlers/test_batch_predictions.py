@@ -1,0 +1,184 @@
+import time
+from dataclasses import replace
+
+import pytest
+
+from coe_template.predict import predict
+from handlers.app import create_app
+from tests.conftest import MODEL
+
+JOBS = "/batch-predictions"
+ITEMS = [
+    {"id": "cv-1", "text": "ML applied to image classification."},
+    {"id": "nlp-1", "title": "BERT NER", "description": "Named entity recognition with transformers."},
+    {"id": "ops-1", "text": "Deploying and monitoring models in production with Kubernetes."},
+    {"id": "x-7", "text": "Forecasting sales with gradient boosting."},
+    {"id": "cv-2", "text": "Semantic segmentation of satellite images with U-Net."},
+    {"id": "nlp-2", "text": "Machine translation with attention."},
+    {"id": "ops-2", "text": "Feature store and model registry for reproducible pipelines."},
+]
+
+
+@pytest.fixture
+def batch_client(registry_store, database_url, settings):
+    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
+                             batch_chunk_size=3))
+    with app.test_client() as client:
+        yield client
+    app.app.extensions["coe_template"].registry.engine.dispose()
+
+
+def wait_for(client, job_id: str, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        job = client.get(f"{JOBS}/{job_id}").json()["data"]["job"]
+        if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def all_results(client, job_id: str, page_size: int) -> list[dict]:
+    results, token = [], None
+    while True:
+        url = f"{JOBS}/{job_id}/results?page_size={page_size}" + (f"&page_token={token}" if token else "")
+        data = client.get(url).json()["data"]
+        results += data["results"]
+        token = data["next_page_token"]
+        if token is None:
+            return results
+
+
+def test_a_json_job_runs_to_the_end_and_is_read_back_by_key(batch_client, assert_envelope, artifacts):
+    response = batch_client.post(JOBS, json={"items": ITEMS})
+    job = assert_envelope(response, method="POST", status=202)["job"]
+    assert response.headers["location"] == f"{JOBS}/{job['id']}"
+    assert job["status"] == "queued"
+    assert job["model"] == {"name": MODEL, "version": 1}
+    assert job["items"] == {"total": 7, "done": 0}
+
+    finished = wait_for(batch_client, job["id"])
+    assert finished["status"] == "succeeded", finished
+    assert finished["items"] == {"total": 7, "done": 7} and finished["progress"] == 1.0
+    assert finished["started_at"] and finished["finished_at"]
+
+    for size in (1, 2, 3, 100):
+        assert [r["id"] for r in all_results(batch_client, job["id"], size)] == [i["id"] for i in ITEMS]
+
+    stored = assert_envelope(batch_client.get(f"{JOBS}/{job['id']}/results/nlp-1"))["result"]
+    assert stored["predicted_tag"] == "natural-language-processing"
+    assert stored["model_version"] == 1
+
+
+def test_batch_and_real_time_agree(batch_client, assert_envelope):
+    job = batch_client.post(JOBS, json={"items": ITEMS}).json()["data"]["job"]
+    wait_for(batch_client, job["id"])
+    texts = [i.get("text") or f"{i['title']} {i['description']}" for i in ITEMS]
+    live = assert_envelope(batch_client.post("/predictions", json={"texts": [{"text": t} for t in texts]}),
+                           method="POST")["predictions"]
+    stored = all_results(batch_client, job["id"], 100)
+    assert [(s["predicted_tag"], s["probabilities"]) for s in stored] == \
+        [(p["predicted_tag"], p["probabilities"]) for p in live]
+
+
+def test_a_csv_upload_with_a_pinned_version(batch_client, assert_envelope):
+    csv = "id,title,description\np1,yolo-lite,Real-time object detection\np2,\"chat, bot\",\"A dialogue\nsystem\"\n"
+    response = batch_client.post(JOBS, files={"file": ("projects.csv", csv.encode(), "text/csv")},
+                                 data={"model_version": "2"})
+    job = assert_envelope(response, method="POST", status=202)["job"]
+    assert job["model"]["version"] == 2 and job["items"]["total"] == 2
+    assert wait_for(batch_client, job["id"])["status"] == "succeeded"
+    assert [r["model_version"] for r in all_results(batch_client, job["id"], 10)] == [2, 2]
+
+
+def test_idempotency_key_returns_the_same_job(batch_client, assert_envelope, assert_problem):
+    headers = {"Idempotency-Key": "order-42"}
+    first = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
+    again = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
+    assert again["job"]["id"] == first["job"]["id"]
+    listed = assert_envelope(batch_client.get(JOBS))["jobs"]
+    assert [j["id"] for j in listed] == [first["job"]["id"]]
+    other = {"items": ITEMS[:2]}
+    assert "order-42" in assert_problem(batch_client.post(JOBS, json=other, headers=headers), 409)
+
+
+def test_jobs_are_listed_newest_first_one_page_at_a_time(batch_client, assert_envelope):
+    ids = [batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job"]["id"] for _ in range(5)]
+    seen, token = [], None
+    while True:
+        data = assert_envelope(batch_client.get(f"{JOBS}?page_size=2" + (f"&page_token={token}" if token else "")))
+        seen += [j["id"] for j in data["jobs"]]
+        token = data["next_page_token"]
+        if token is None:
+            break
+    assert seen == ids[::-1]
+
+
+def test_cancel_then_delete(batch_client, assert_envelope, assert_problem):
+    many = [{"id": f"i{n}", "text": f"object detection number {n}"} for n in range(3000)]
+    job = batch_client.post(JOBS, json={"items": many}).json()["data"]["job"]
+    cancelled = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}"), method="DELETE")
+    assert cancelled == {"id": job["id"], "outcome": "cancelled"}
+    after = assert_envelope(batch_client.get(f"{JOBS}/{job['id']}"))["job"]
+    assert after["status"] == "cancelled"
+    time.sleep(1)  # a cancelled job gets no more work
+    assert assert_envelope(batch_client.get(f"{JOBS}/{job['id']}"))["job"]["items"]["done"] == after["items"]["done"]
+    deleted = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}"), method="DELETE")
+    assert deleted["outcome"] == "deleted"
+    assert_problem(batch_client.get(f"{JOBS}/{job['id']}"), 404)
+    assert_problem(batch_client.get(f"{JOBS}/{job['id']}/results"), 404)
+
+
+@pytest.mark.parametrize(("body", "status", "expected"), [
+    ({"items": []}, 400, "should be non-empty"),
+    ({}, 400, "'items' is a required property"),
+    ({"items": [{"text": "no id"}]}, 400, "'id' is a required property"),
+    ({"items": [{"id": "a b", "text": "x"}]}, 400, "does not match"),
+    ({"items": [{"id": "a", "text": "  "}]}, 400, "items[0] (id 'a') has no text"),
+    ({"items": [{"id": "a"}]}, 400, "has no text"),
+    ({"items": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, 400, "id 'a' appears more than once"),
+    ({"items": [{"id": "a", "text": "x", "lang": "en"}]}, 400, "'lang' was unexpected"),
+    ({"items": [{"id": "a", "text": "x"}], "model_version": 9}, 404, "no version 9"),
+    ({"items": [{"id": f"i{n}", "text": "x"} for n in range(10001)]}, 400, "is too long"),
+])
+def test_bad_json_input_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, body, status,
+                                                    expected):
+    assert expected in assert_problem(batch_client.post(JOBS, json=body), status)
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+@pytest.mark.parametrize(("csv", "expected"), [
+    (b"id,name\n1,x\n", "needs an id column and a text column"),
+    (b"", "empty"),
+    (b"id,text\n", "no row"),
+    (b"id,text\n1,a\n1,b\n", "id '1' appears more than once"),
+    (b"id,text\n1,\n", "row[0] (id '1') has no text"),
+    (b"id,text\n1,caf\xe9\n", "not UTF-8"),
+])
+def test_bad_csv_uploads_are_refused_before_any_work(batch_client, assert_problem, assert_envelope, csv, expected):
+    response = batch_client.post(JOBS, files={"file": ("in.csv", csv, "text/csv")})
+    assert expected in assert_problem(response, 400)
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+def test_an_upload_over_the_limit_is_a_413(registry_store, database_url, settings, assert_problem):
+    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
+                             max_upload_bytes=1000))
+    with app.test_client() as client:
+        big = b"id,text\n" + b"".join(b"%d,object detection\n" % n for n in range(200))
+        assert "1000 bytes" in assert_problem(client.post(JOBS, files={"file": ("in.csv", big, "text/csv")}), 413)
+    app.app.extensions["coe_template"].registry.engine.dispose()
+
+
+def test_other_media_types_are_a_415(batch_client, assert_problem):
+    assert_problem(batch_client.post(JOBS, content=b"id,text\n1,x\n", headers={"content-type": "text/csv"}), 415)
+
+
+def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
+    job = batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job"]
+    wait_for(batch_client, job["id"])
+    assert "'nope'" in assert_problem(batch_client.get(f"{JOBS}/{job['id']}/results/nope"), 404)
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert missing in assert_problem(batch_client.get(f"{JOBS}/{missing}"), 404)
+    assert_problem(batch_client.get(f"{JOBS}/{missing}/results/cv-1"), 404)
+    assert_problem(batch_client.delete(f"{JOBS}/{missing}"), 404)
+    assert_problem(batch_client.get(f"{JOBS}/not-a-job"), 400)
