@@ -26,6 +26,8 @@ def make_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # In WAL mode NORMAL survives any process crash (kill -9 included); only a power
+        # cut can lose the last commits. FULL would fsync every commit of every chunk.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -278,17 +278,15 @@ def test_a_late_failure_does_not_undo_a_ready_version(registry, small_model):
     assert version["error"] is None
 
 
-@pytest.mark.parametrize("finish", ["ready", "failed"])
-def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_model, finish):
+def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_model):
     registry.ensure_model(NAME)
-    if finish == "ready":
-        registry.register(NAME, small_model)
-    else:
-        registry.create_version(NAME, small_model.args)
-        registry.fail_version(NAME, 1, "boom")
-    with pytest.raises(Conflict, match=f"is {finish}, not training"):
-        registry.complete_version(NAME, 1, small_model)
-    assert registry.get_version(NAME, 1)["status"] == finish
+    registry.register(NAME, small_model)                # 1: ready
+    registry.create_version(NAME, small_model.args)     # 2: failed
+    registry.fail_version(NAME, 2, "boom")
+    for number, status in ((1, "ready"), (2, "failed")):
+        with pytest.raises(Conflict, match=f"is {status}, not training"):
+            registry.complete_version(NAME, number, small_model)
+        assert registry.get_version(NAME, number)["status"] == status
 
 
 def test_reap_dead_trainers_fails_only_versions_whose_trainer_died(registry):
@@ -464,22 +462,18 @@ def test_set_alias_to_an_unknown_version_is_version_not_found(two_ready):
     assert two_ready.get_alias(NAME, PRODUCTION) == 1
 
 
-@pytest.mark.parametrize("state", ["training", "failed", "archived"])
-def test_set_alias_refuses_a_version_that_is_not_ready(two_ready, small_model, state):
+def test_set_alias_refuses_a_version_that_is_not_ready(two_ready, small_model):
     two_ready.set_alias(NAME, PRODUCTION, 1)
-    if state == "archived":
-        two_ready.archive_version(NAME, 2)
-        number = 2
-    else:
-        number = two_ready.create_version(NAME, small_model.args)["version"]
-        if state == "failed":
-            two_ready.fail_version(NAME, number, "boom")
-    with pytest.raises(Conflict, match=f"is {state}; only ready versions can be aliased"):
-        two_ready.set_alias(NAME, PRODUCTION, number)
-    assert two_ready.get_alias(NAME, PRODUCTION) == 1
-    with pytest.raises(Conflict):
-        two_ready.set_alias(NAME, "staging", number)
-    assert "staging" not in two_ready.list_aliases(NAME)
+    two_ready.archive_version(NAME, 2)                                       # 2: archived
+    two_ready.create_version(NAME, small_model.args, trainer_pid=os.getpid())  # 3: training
+    two_ready.create_version(NAME, small_model.args)                         # 4: failed
+    two_ready.fail_version(NAME, 4, "boom")
+    for number, state in ((2, "archived"), (3, "training"), (4, "failed")):
+        with pytest.raises(Conflict, match=f"is {state}; only ready versions can be aliased"):
+            two_ready.set_alias(NAME, PRODUCTION, number)
+        with pytest.raises(Conflict):
+            two_ready.set_alias(NAME, "staging", number)
+    assert two_ready.list_aliases(NAME) == {PRODUCTION: 1}
 
 
 def test_set_alias_refuses_a_tampered_version_and_leaves_the_alias(two_ready):
@@ -597,14 +591,14 @@ def test_the_database_digests_outrank_a_forged_run_record(two_ready):
         two_ready.set_alias(NAME, PRODUCTION, 1)
 
 
-@pytest.mark.parametrize("state", ["training", "failed"])
-def test_a_version_without_a_model_cannot_be_loaded(registry, state):
+def test_a_version_without_a_model_cannot_be_loaded(registry):
     registry.ensure_model(NAME)
-    registry.create_version(NAME, parse_args({}), trainer_pid=os.getpid())
-    if state == "failed":
-        registry.fail_version(NAME, 1, "boom")
-    with pytest.raises(Conflict, match=f"is {state}: it has no model to load"):
-        registry.load(NAME, 1)
+    registry.create_version(NAME, parse_args({}), trainer_pid=os.getpid())  # 1: training
+    registry.create_version(NAME, parse_args({}))                          # 2: failed
+    registry.fail_version(NAME, 2, "boom")
+    for number, state in ((1, "training"), (2, "failed")):
+        with pytest.raises(Conflict, match=f"is {state}: it has no model to load"):
+            registry.load(NAME, number)
 
 
 def test_load_of_an_unknown_version_is_version_not_found(two_ready):

@@ -154,17 +154,9 @@ def wait_for(condition, deadline_seconds: float = 10.0) -> bool:
     return condition()
 
 
-def start_polling(server: ModelServer) -> None:
-    # ModelServer.start() drops the pool's connections without closing them (right for a
-    # freshly forked worker, where they belong to the parent). In this process they would stay
-    # open until garbage-collected, when psycopg warns (an error here), so close them first.
-    server.registry.engine.dispose()
-    server.start()
-
-
 def test_the_poller_picks_up_a_promotion(server, versions):
     server.refresh()
-    start_polling(server)
+    server.start()
     versions.set_alias(NAME, PRODUCTION, 2)
     assert wait_for(lambda: server.current.version == 2)
     versions.set_alias(NAME, PRODUCTION, 1)
@@ -172,7 +164,7 @@ def test_the_poller_picks_up_a_promotion(server, versions):
 
 
 def test_the_poller_loads_production_when_nothing_is_served_yet(server):
-    start_polling(server)
+    server.start()
     assert wait_for(lambda: served_version(server) == 1)
 
 
@@ -180,7 +172,7 @@ def test_the_poller_survives_a_tampered_version_and_keeps_serving(server, versio
     server.refresh()
     versions.set_alias(NAME, PRODUCTION, 2)
     tamper(run_path(versions, 2) / MODEL_FILE)  # before polling starts: it must never see v2 intact
-    start_polling(server)
+    server.start()
     assert wait_for(lambda: "keeping project-tagger version 1" in caplog.text)
     assert server.current.version == 1
     # The poller is still alive: promoting an intact version is picked up.
@@ -191,7 +183,7 @@ def test_the_poller_survives_a_tampered_version_and_keeps_serving(server, versio
 
 def test_stop_ends_polling(server, versions):
     server.refresh()
-    start_polling(server)
+    server.start()
     server.stop()
     versions.set_alias(NAME, PRODUCTION, 2)
     time.sleep(0.3)  # several poll intervals: nothing may change now
