@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from coe_template.batch.items import BatchInputError, Item
 from coe_template.batch.schema import BatchChunk, BatchItem, BatchJob, BatchResult
 from coe_template.registry import PRODUCTION, Conflict, Registry
-from coe_template.registry.db import bulk_insert
+from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import iso, utcnow
 
 ACTIVE = ("queued", "running")
@@ -89,8 +89,8 @@ class BatchJobs:
         self.lease = timedelta(seconds=lease_seconds)
         self.postgres = self.engine.dialect.name == "postgresql"
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    def _session(self, read_only: bool = False) -> Session:
+        return Session(reader(self.engine) if read_only else self.engine, expire_on_commit=False)
 
     # --- creating --------------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class BatchJobs:
         return job_dict(job), True
 
     def _by_idempotency_key(self, key: str, digest: str) -> dict[str, Any] | None:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             job = session.scalar(select(BatchJob).where(BatchJob.idempotency_key == key))
             if job is None:
                 return None
@@ -150,7 +150,7 @@ class BatchJobs:
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> dict[str, Any]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             job = session.get(BatchJob, job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -158,7 +158,7 @@ class BatchJobs:
 
     def list(self, after: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
         """Jobs newest first; the cursor is the last job's id."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             query = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
             if after is not None:
                 anchor = session.get(BatchJob, after)
@@ -172,7 +172,7 @@ class BatchJobs:
 
     def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
         """Stored results in input order, after the given position; the cursor is a position."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             if session.get(BatchJob, job_id) is None:
                 raise JobNotFound(job_id)
             rows = list(session.scalars(
@@ -184,7 +184,7 @@ class BatchJobs:
 
     def result(self, job_id: str, item_id: str) -> dict[str, Any]:
         """One stored prediction, by primary key: no model involved."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.get(BatchResult, (job_id, item_id))
             if row is None:
                 if session.get(BatchJob, job_id) is None:
@@ -243,7 +243,7 @@ class BatchJobs:
                          owner, chunk.attempts)
 
     def texts(self, claim: Claim) -> list[tuple[str, str]]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = session.execute(
                 select(BatchItem.item_id, BatchItem.text)
                 .where(BatchItem.job_id == claim.job_id, BatchItem.position.between(claim.first, claim.last))

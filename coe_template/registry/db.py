@@ -12,6 +12,13 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.orm import Session
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Execution option marking transactions that only read (SQLite: a plain, shared BEGIN).
+READ_ONLY = "coe_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that never write."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str) -> Engine:
@@ -33,10 +40,12 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
+    def _begin(connection) -> None:
         # Read-then-write transactions must hold the write lock from the start,
         # or two writers can both read and one fails with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Pure reads need no lock at all under WAL: they never wait for writers.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

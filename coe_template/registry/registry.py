@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.registry.db import make_engine, migrate
+from coe_template.registry.db import make_engine, migrate, reader
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
@@ -90,8 +90,9 @@ class Registry:
         return cls(engine, store)
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+    def _session(self, read_only: bool = False) -> Iterator[Session]:
+        bind = reader(self.engine) if read_only else self.engine
+        with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class Registry:
             pass  # created concurrently: fine
 
     def list_models(self) -> list[dict[str, Any]]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             models = session.scalars(
                 select(Model).order_by(Model.name)
                 .options(selectinload(Model.versions), selectinload(Model.aliases).selectinload(Alias.version))
@@ -149,7 +150,7 @@ class Registry:
             return [self._model_dict(m) for m in models]
 
     def get_model(self, name: str) -> dict[str, Any]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             return self._model_dict(self._model(session, name))
 
     # --- versions --------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class Registry:
     def list_versions(self, name: str, status: str | None = None, after: int = 0,
                       limit: int = 20) -> tuple[list[dict[str, Any]], int | None]:
         """Versions above ``after``, oldest first; also the cursor for the next page, if any."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             model = self._model(session, name)
             query = select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version > after)
             if status is not None:
@@ -168,7 +169,7 @@ class Registry:
             return page, (rows[limit - 1].version if len(rows) > limit else None)
 
     def get_version(self, name: str, number: int) -> dict[str, Any]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
             return version_dict(version, self._aliases_of(model).get(number, []))
@@ -256,11 +257,11 @@ class Registry:
     # --- aliases ---------------------------------------------------------------------------------
 
     def list_aliases(self, name: str) -> dict[str, int]:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             return {a.name: a.version.version for a in self._model(session, name).aliases}
 
     def get_alias(self, name: str, alias: str) -> int:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             model = self._model(session, name)
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             if found is None:
@@ -297,7 +298,7 @@ class Registry:
 
     def load(self, name: str, number: int) -> Artifacts:
         """The fitted artifacts of a ready version, verified against the database's digests."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             version = self._version(session, self._model(session, name), number)
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
