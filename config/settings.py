@@ -25,6 +25,7 @@ variable                    meaning                                          def
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,8 +58,8 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type = 
         number = kind(value)
     except ValueError:
         raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number, not {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be positive, not {number}")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive, finite number, not {value!r}")
     return number
 
 

@@ -65,6 +65,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _fresh_database(url, tmp_path / "registry.db")
 
 
+def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1) -> Registry:
+    """A registry whose model has ``versions`` ready versions, ``production`` on version 1."""
+    registry = Registry.open(database_url, store)
+    registry.ensure_model(MODEL, "Tags projects.")
+    for _ in range(versions):
+        registry.register(MODEL, trained)
+    registry.set_alias(MODEL, PRODUCTION, 1)
+    return registry
+
+
 @pytest.fixture(scope="session")
 def trained_model(bundled_dataset: Dataset) -> TrainedModel:
     """The default model, trained once on the bundled data."""
@@ -75,11 +85,7 @@ def trained_model(bundled_dataset: Dataset) -> TrainedModel:
 def model_store(tmp_path_factory: pytest.TempPathFactory, trained_model: TrainedModel) -> Path:
     """A model store (SQLite registry inside) whose production version 1 is the default model."""
     store = tmp_path_factory.mktemp("model-store")
-    registry = Registry.open(Settings(model_store=store).db_url, store)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
-    registry.engine.dispose()
+    seeded_registry(Settings(model_store=store).db_url, store, trained_model).engine.dispose()
     return store
 
 

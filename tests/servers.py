@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +51,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[
             time.sleep(0.2)
         yield base, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        # The whole process group: killing only the master would orphan its workers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

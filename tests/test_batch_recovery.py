@@ -13,8 +13,7 @@ import httpx
 from sqlalchemy import distinct, func, select
 
 from coe_template.batch.schema import BatchResult
-from coe_template.registry import PRODUCTION, Registry
-from tests.conftest import MODEL
+from tests.conftest import seeded_registry
 from tests.servers import gunicorn
 
 ITEMS = 20_000
@@ -22,10 +21,7 @@ ITEMS = 20_000
 
 def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, database_url, trained_model):
     store = tmp_path / "store"
-    registry = Registry.open(database_url, store)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
+    registry = seeded_registry(database_url, store, trained_model)
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
            "COE_BATCH_CHUNK_SIZE": "250", "COE_BATCH_LEASE_SECONDS": "2"}
     csv = "id,text\n" + "".join(f"item-{n},object detection with a small CNN number {n}\n" for n in range(ITEMS))

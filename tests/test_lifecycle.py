@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from coe_template.registry import PRODUCTION, Registry
-from tests.conftest import ADMIN, ADMIN_KEY, MODEL, READ_KEY
+from tests.conftest import ADMIN, ADMIN_KEY, MODEL, READ_KEY, seeded_registry
 from tests.servers import gunicorn
 
 VERSIONS = f"/models/{MODEL}/versions"
@@ -25,11 +25,7 @@ BODY = {"texts": [{"text": "ML applied to image classification."}]}
 @pytest.fixture
 def server(tmp_path, database_url, trained_model):
     store = tmp_path / "store"
-    registry = Registry.open(database_url, store)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
-    registry.engine.dispose()
+    seeded_registry(database_url, store, trained_model).engine.dispose()
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
            "COE_READ_KEYS": READ_KEY, "COE_REFRESH_SECONDS": "0.5"}
     with gunicorn(env, tmp_path / "server.log") as (base, _process):

@@ -197,6 +197,10 @@ class Registry:
 
     def complete_version(self, name: str, number: int, trained: TrainedModel) -> dict[str, Any]:
         """Write the artifacts, then mark the version ``ready`` in one transaction."""
+        with self._session(read_only=True) as session:
+            status = self._version(session, self._model(session, name), number).status
+        if status != "training":  # e.g. reaped as failed meanwhile: write nothing
+            raise Conflict(f"version {number} of {name!r} is {status}, not training")
         run_id = save_run(trained, self.store)
         record = read_record(run_id, self.store)
         with self._session() as session:

@@ -177,8 +177,10 @@ def test_refresh_seconds_is_read(value, expected):
         ("abc", "must be a number, not 'abc'"),
         ("1s", "must be a number, not '1s'"),
         ("", "must be a number, not ''"),
-        ("0", "must be positive, not 0.0"),
-        ("-1.5", "must be positive, not -1.5"),
+        ("0", "must be a positive, finite number, not '0'"),
+        ("-1.5", "must be a positive, finite number, not '-1.5'"),
+        ("nan", "must be a positive, finite number, not 'nan'"),
+        ("inf", "must be a positive, finite number, not 'inf'"),
     ],
 )
 def test_bad_refresh_seconds_is_refused_by_name(value, complaint):
@@ -239,8 +241,8 @@ def test_every_variable_at_once(tmp_path):
         ("1.5", "must be a whole number, not '1.5'"),
         ("1MB", "must be a whole number, not '1MB'"),
         ("", "must be a whole number, not ''"),
-        ("0", "must be positive, not 0"),
-        ("-1", "must be positive, not -1"),
+        ("0", "must be a positive, finite number, not '0'"),
+        ("-1", "must be a positive, finite number, not '-1'"),
     ],
 )
 def test_bad_max_body_bytes_is_refused_by_name(value, complaint):

@@ -48,27 +48,35 @@ def assert_problem():
 def registry_store(tmp_path, database_url, trained_model):
     """A registry of its own (SQLite, or PostgreSQL with TEST_DATABASE_URL): versions 1 and 2,
     production on 1."""
-    from coe_template.registry import PRODUCTION, Registry
-    from tests.conftest import MODEL
+    from tests.conftest import seeded_registry
 
-    store = tmp_path / "store"
-    registry = Registry.open(database_url, store)
-    registry.ensure_model(MODEL, "Tags projects.")
-    registry.register(MODEL, trained_model)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model, versions=2)
     yield registry
     registry.engine.dispose()
 
 
 @pytest.fixture
-def registry_client(registry_store, database_url, settings):
+def client_for(registry_store, database_url, settings):
+    """Open a test client on the registry_store's app, with settings overridden as given."""
+    from contextlib import ExitStack, contextmanager
     from dataclasses import replace
 
     from handlers.app import create_app
 
-    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
-                             refresh_seconds=0.2))
-    with app.test_client() as client:
-        yield client
-    app.app.extensions["coe_template"].registry.engine.dispose()
+    @contextmanager
+    def open_client(**overrides):
+        app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
+                                 **{"refresh_seconds": 0.2, **overrides}))
+        try:
+            with app.test_client() as client:
+                yield client
+        finally:
+            app.app.extensions["coe_template"].registry.engine.dispose()
+
+    with ExitStack() as stack:
+        yield lambda **overrides: stack.enter_context(open_client(**overrides))
+
+
+@pytest.fixture
+def registry_client(client_for):
+    return client_for()

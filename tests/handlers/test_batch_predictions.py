@@ -1,10 +1,6 @@
 import time
-from dataclasses import replace
-
 import pytest
 
-from coe_template.predict import predict
-from handlers.app import create_app
 from tests.conftest import MODEL
 
 JOBS = "/batch-predictions"
@@ -20,12 +16,8 @@ ITEMS = [
 
 
 @pytest.fixture
-def batch_client(registry_store, database_url, settings):
-    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
-                             batch_chunk_size=3))
-    with app.test_client() as client:
-        yield client
-    app.app.extensions["coe_template"].registry.engine.dispose()
+def batch_client(client_for):
+    return client_for(batch_chunk_size=3)
 
 
 def wait_for(client, job_id: str, seconds: float = 60) -> dict:
@@ -160,13 +152,10 @@ def test_bad_csv_uploads_are_refused_before_any_work(batch_client, assert_proble
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
 
 
-def test_an_upload_over_the_limit_is_a_413(registry_store, database_url, settings, assert_problem):
-    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
-                             max_upload_bytes=1000))
-    with app.test_client() as client:
-        big = b"id,text\n" + b"".join(b"%d,object detection\n" % n for n in range(200))
-        assert "1000 bytes" in assert_problem(client.post(JOBS, files={"file": ("in.csv", big, "text/csv")}), 413)
-    app.app.extensions["coe_template"].registry.engine.dispose()
+def test_an_upload_over_the_limit_is_a_413(client_for, assert_problem):
+    client = client_for(max_upload_bytes=1000)
+    big = b"id,text\n" + b"".join(b"%d,object detection\n" % n for n in range(200))
+    assert "1000 bytes" in assert_problem(client.post(JOBS, files={"file": ("in.csv", big, "text/csv")}), 413)
 
 
 def test_other_media_types_are_a_415(batch_client, assert_problem):

@@ -1,9 +1,7 @@
 import time
-from dataclasses import replace
 
 import pytest
 
-from handlers.app import create_app
 from tests.conftest import ADMIN, MODEL, READ_KEY
 
 VERSIONS = f"/models/{MODEL}/versions"
@@ -130,16 +128,12 @@ def test_training_through_the_api(registry_client, assert_envelope):
     assert assert_envelope(registry_client.get("/"))["model"]["version"] == 1
 
 
-def test_a_training_failure_leaves_a_failed_version(registry_store, database_url, settings, write_csv,
-                                                    assert_envelope):
+def test_a_training_failure_leaves_a_failed_version(client_for, write_csv):
     one_class = write_csv([{"title": f"t{i}", "description": "d", "tag": "mlops"} for i in range(20)])
-    app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
-                             training_data=one_class))
-    with app.test_client() as client:
-        response = client.post(VERSIONS, headers=ADMIN)
-        assert response.status_code == 202
-        version = wait_for_training(client, response.headers["location"])
-    app.app.extensions["coe_template"].registry.engine.dispose()
+    client = client_for(training_data=one_class)
+    response = client.post(VERSIONS, headers=ADMIN)
+    assert response.status_code == 202
+    version = wait_for_training(client, response.headers["location"])
     assert version["status"] == "failed"
     assert "single class" in version["error"]
     assert version["performance"] is None and version["artifacts"] is None

@@ -1,7 +1,7 @@
 """registry: models, versions, aliases
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 23:59:32.338642
 """
 
