@@ -5,7 +5,6 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from coe_template.args import lookup_arg, parse_args
-from coe_template.registry import Conflict
 from coe_template.registry.training import start_training
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
@@ -43,10 +42,7 @@ def delete(model_name: str, version: int) -> dict:
 
 @enveloped()
 def performance(model_name: str, version: int, filter_: str | None = None) -> dict:
-    found = services().registry.get_version(model_name, version)
-    if found["performance"] is None:
-        raise Conflict(f"version {version} of {model_name!r} is {found['status']}: it has no performance")
-    return performance_resource.part(found["performance"], filter_)
+    return performance_resource.part(services().registry.performance(model_name, version), filter_)
 
 
 @enveloped()

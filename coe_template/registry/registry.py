@@ -174,6 +174,13 @@ class Registry:
             version = self._version(session, model, number)
             return version_dict(version, self._aliases_of(model).get(number, []))
 
+    def performance(self, name: str, number: int) -> dict[str, Any]:
+        """A version's test-split performance; a version still training (or failed) has none."""
+        version = self.get_version(name, number)
+        if version["performance"] is None:
+            raise Conflict(f"version {number} of {name!r} is {version['status']}: it has no performance")
+        return version["performance"]
+
     def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None) -> dict[str, Any]:
         """A new version in status ``training``, numbered one above the highest.
 

@@ -605,3 +605,12 @@ def test_load_of_an_unknown_version_is_version_not_found(two_ready):
     with pytest.raises(VersionNotFound, match="no version 3"):
         two_ready.load(NAME, 3)
 
+
+
+def test_performance_exists_only_once_a_version_is_ready(registry, small_model):
+    registry.ensure_model(NAME)
+    registry.create_version(NAME, small_model.args)
+    with pytest.raises(Conflict, match="version 1 of 'project-tagger' is training: it has no performance"):
+        registry.performance(NAME, 1)
+    registry.complete_version(NAME, 1, small_model)
+    assert registry.performance(NAME, 1) == small_model.performance
