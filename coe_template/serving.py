@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from coe_template.registry import PRODUCTION, Registry, RegistryError
+from coe_template.registry import PRODUCTION, Conflict, Registry, RegistryError
 from coe_template.store import ArtifactError, Artifacts
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ class ModelServer:
         self._current = served
         log.info("now serving %s version %d (run %s)", self.name, number, served.artifacts.run_id)
         return True
+
+    def ready(self, name: str, number: int) -> Served:
+        """A version a client pinned: refused once archived, even if this process cached it."""
+        status = self.registry.get_version(name, number)["status"]
+        if status != "ready":
+            raise Conflict(f"version {number} of {name!r} is {status}: it cannot predict")
+        return self.pinned(name, number)
 
     def pinned(self, name: str, number: int) -> Served:
         """A specific version, kept in a small cache so comparisons do not reload it."""

@@ -58,4 +58,4 @@ def arg(model_name: str, version: int, arg: str) -> dict:
 
 @enveloped()
 def predict(model_name: str, version: int, body: dict) -> dict:
-    return predictions_resource.answer(services().server.pinned(model_name, version), body)
+    return predictions_resource.answer(services().server.ready(model_name, version), body)

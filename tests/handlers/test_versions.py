@@ -83,6 +83,13 @@ def test_pinned_predictions_answer_from_that_version(registry_client, assert_env
     assert pinned["predictions"] == production["predictions"]
 
 
+def test_a_version_archived_after_use_stops_answering(registry_client, assert_envelope, assert_problem):
+    body = {"texts": [{"text": "ML applied to image classification."}]}
+    assert_envelope(registry_client.post(f"{VERSIONS}/2/predictions", json=body), method="POST")  # now cached
+    assert_envelope(registry_client.delete(f"{VERSIONS}/2", headers=ADMIN), method="DELETE")
+    assert "archived" in assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json=body), 409)
+
+
 def test_pinned_predictions_validate_the_body_too(registry_client, assert_problem):
     detail = assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": " "}]}), 400)
     assert "texts.0.text" in detail
