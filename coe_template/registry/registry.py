@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -234,16 +234,28 @@ class Registry:
                 version.trainer_pid = None
 
     def reap_dead_trainers(self) -> int:
-        """Mark ``failed`` every version whose training process has died without a word."""
+        """Mark ``failed`` every version whose training process has died without a word.
+
+        Every worker calls this every few seconds, so it only reads until it finds a dead
+        trainer: the write lock is taken only when there is something to write.
+        """
+        with self._session(read_only=True) as session:
+            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid).where(
+                ModelVersion.status == "training", ModelVersion.trainer_pid.is_not(None)))
+            dead = [(id_, pid) for id_, pid in rows if not _pid_alive(pid)]
+        if not dead:
+            return 0
+        reaped = 0
         with self._session() as session:
-            training = session.scalars(select(ModelVersion).where(ModelVersion.status == "training"))
-            dead = [v for v in training if v.trainer_pid is not None and not _pid_alive(v.trainer_pid)]
-            for version in dead:
-                version.status = "failed"
-                version.finished_at = utcnow()
-                version.error = f"training process {version.trainer_pid} ended before the version was ready"
-                version.trainer_pid = None
-            return len(dead)
+            for id_, pid in dead:  # conditional: the trainer may have finished meanwhile
+                reaped += session.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.id == id_, ModelVersion.status == "training",
+                           ModelVersion.trainer_pid == pid)
+                    .values(status="failed", finished_at=utcnow(), trainer_pid=None,
+                            error=f"training process {pid} ended before the version was ready")
+                ).rowcount
+        return reaped
 
     def register(self, name: str, trained: TrainedModel) -> dict[str, Any]:
         """Record a model trained outside the API (e.g. by the CLI) as a new version."""
