@@ -1,4 +1,4 @@
-"""Tag texts with a stored run's pipeline."""
+"""Tag texts with a stored run's model."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def predict(texts: Sequence[str], artifacts: Artifacts) -> list[Prediction]:
     """For each text, in order: the text, its tag and the probability of every tag."""
     if not texts:
         return []
-    probabilities = artifacts.pipeline.predict_proba([clean_text(t) for t in texts])
+    probabilities = artifacts.predictor.predict_proba([clean_text(t) for t in texts])
     tags = apply_threshold(probabilities, artifacts.labels, artifacts.threshold)
     return [
         {

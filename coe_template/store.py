@@ -24,6 +24,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from coe_template.args import lookup_arg
+from coe_template.compiled import Predictor, predictor_for
 from coe_template.train import TrainedModel
 
 RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
@@ -52,6 +53,8 @@ class Artifacts:
     args: dict[str, Any]
     performance: dict[str, Any]
     record: dict[str, Any]
+    #: What computes probabilities: the pipeline compiled at load time, or the pipeline itself.
+    predictor: Predictor
 
     def arg(self, name: str) -> Any:
         return lookup_arg(self.args, name)
@@ -163,12 +166,14 @@ def load_artifacts(run_id: str, store: Path, digests: Mapping[str, str] | None =
     """
     record = read_record(run_id, store)
     run = verify_run(run_id, store, record["files"] if digests is None else digests)
+    pipeline = joblib.load(run / MODEL_FILE)
     return Artifacts(
         run_id=run_id,
-        pipeline=joblib.load(run / MODEL_FILE),
+        pipeline=pipeline,
         labels=_read_json(run / "labels.json"),
         threshold=float(_read_json(run / "threshold.json")),
         args=_read_json(run / "args.json"),
         performance=_read_json(run / "performance.json"),
         record=record,
+        predictor=predictor_for(pipeline),
     )
