@@ -165,7 +165,7 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     click.echo(f"job {job['id']}: {job['items']['total']} items with {job['model']['name']} "
                f"version {job['model']['version']}", err=True)
     with click.progressbar(length=job["items"]["total"], label="predicting", file=sys.stderr) as bar:
-        runner.run_until_idle(lambda claim: bar.update(claim.last - claim.first + 1))
+        runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
     _echo_json(jobs.get(job["id"]))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from connexion.exceptions import UnsupportedMediaTypeProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from flask import request
 from werkzeug.datastructures import FileStorage
 
@@ -17,14 +17,16 @@ from handlers.envelope import enveloped
 def _items_from_request(body: Any, file: FileStorage | None) -> list:
     if request.mimetype == "application/json":
         return to_items(body["items"])
+    if request.mimetype == "text/csv":
+        return read_csv(request.get_data())  # an empty body arrives as {}, not b""
     if request.mimetype == "multipart/form-data" and file is not None:
         try:
             return read_csv(file.read())
         finally:
             file.close()
-    # With two media types declared, a body of no declared type skips validation: refuse it here.
+    # With several media types declared, a body of no declared type skips validation: refuse it here.
     raise UnsupportedMediaTypeProblem(
-        detail=f"send application/json or multipart/form-data, not {request.mimetype or 'no Content-Type'}"
+        detail=f"send application/json, text/csv or multipart/form-data, not {request.mimetype or 'no Content-Type'}"
     )
 
 
@@ -32,6 +34,8 @@ def _items_from_request(body: Any, file: FileStorage | None) -> list:
 def create(body: Any = None, file: FileStorage | None = None, model_version: int | None = None) -> tuple:
     items = _items_from_request(body, file)
     if isinstance(body, dict) and "model_version" in body:
+        if model_version is not None:
+            raise BadRequestProblem(detail="model_version is given both in the query and in the body: give it once")
         model_version = body["model_version"]
     ctx = services()
     job, _created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,

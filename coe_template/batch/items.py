@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from coe_template.data import project_text
@@ -27,59 +27,76 @@ class Item:
     text: str
 
 
-def _text_of(row: Mapping[str, object]) -> str:
-    text = row.get("text")
-    if text is None:
-        text = project_text(str(row.get("title") or ""), str(row.get("description") or ""))
-    return str(text)
-
-
 def _raise_if(problems: list[str], what: str) -> None:
     if problems:
         more = f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
         raise BatchInputError(f"{what}: {'; '.join(problems[:_SHOWN])}{more}")
 
 
-def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list[Item]:
+def _checked(pairs: Iterable[tuple[str, str]], where: str) -> list[Item]:
     """Items in input order; empty texts, missing or duplicate ids are refused by position."""
     items: list[Item] = []
     problems: list[str] = []
-    for position, row in enumerate(rows):
-        item_id = str(row.get("id") or "").strip()
-        text = _text_of(row)
-        if not item_id:
-            problems.append(f"{where}[{position}] has no id")
-        elif not ITEM_ID.fullmatch(item_id):
-            problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-200 letters, digits or ._~:@-")
-        if not text.strip():
+    valid_id = ITEM_ID.fullmatch
+    for position, (item_id, text) in enumerate(pairs):
+        if not valid_id(item_id):
+            if not item_id:
+                problems.append(f"{where}[{position}] has no id")
+            else:
+                problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-200 letters, digits or ._~:@-")
+        if not text or text.isspace():
             problems.append(f"{where}[{position}] (id {item_id!r}) has no text")
         elif "\x00" in text:
             problems.append(f"{where}[{position}] (id {item_id!r}) contains a NUL character")
         items.append(Item(item_id, text))
     if not items:
         raise BatchInputError(f"no {where}: a batch needs at least one")
-    duplicates = [i for i, n in Counter(item.id for item in items).items() if n > 1 and i]
-    problems += [f"id {i!r} appears more than once" for i in duplicates]
+    if len({item.id for item in items}) < len(items):
+        duplicates = [i for i, n in Counter(item.id for item in items).items() if n > 1 and i]
+        problems += [f"id {i!r} appears more than once" for i in duplicates]
     _raise_if(problems, "invalid batch")
     return items
 
 
+def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list[Item]:
+    """Items from JSON objects with ``id`` and ``text``, or ``id``, ``title`` and ``description``."""
+    def pairs() -> Iterator[tuple[str, str]]:
+        for row in rows:
+            text = row.get("text")
+            if text is None:
+                text = project_text(str(row.get("title") or ""), str(row.get("description") or ""))
+            yield str(row.get("id") or "").strip(), str(text)
+
+    return _checked(pairs(), where)
+
+
 def read_csv(data: bytes) -> list[Item]:
-    """Items from a CSV upload with an ``id`` column and ``text`` or ``title`` + ``description``."""
+    """Items from a CSV with an ``id`` column and ``text`` or ``title`` + ``description``."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BatchInputError(f"the CSV file is not UTF-8 text: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = reader.fieldnames or []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns = next(reader, [])
     if not columns:
         raise BatchInputError("the CSV file is empty: expected a header with id and text (or title, description)")
-    if "id" not in columns or not ({"text"} <= set(columns) or {"title", "description"} <= set(columns)):
+    if "id" not in columns or not ("text" in columns or {"title", "description"} <= set(columns)):
         raise BatchInputError(
             f"the CSV file needs an id column and a text column (or title and description); "
             f"found {', '.join(columns)}"
         )
+    at = {name: columns.index(name) for name in ("id", "text", "title", "description") if name in columns}
+
+    def pairs() -> Iterator[tuple[str, str]]:
+        # A short row misses its last fields, as csv.DictReader would fill them with None.
+        for row in reader:
+            row += [""] * (len(columns) - len(row))
+            if "text" in at:
+                yield row[at["id"]].strip(), row[at["text"]]
+            else:
+                yield row[at["id"]].strip(), project_text(row[at["title"]], row[at["description"]])
+
     try:
-        return to_items(reader, where="row")
+        return _checked(pairs(), where="row")
     except csv.Error as exc:
         raise BatchInputError(f"the CSV file is malformed: {exc}") from None

@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from itertools import count
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coe_template.batch.items import BatchInputError, Item
-from coe_template.batch.schema import BatchChunk, BatchItem, BatchJob, BatchResult
+from coe_template.batch.schema import BatchChunk, BatchJob, BatchResult
 from coe_template.registry import PRODUCTION, Conflict, Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import iso, utcnow
@@ -41,16 +42,16 @@ class ResultNotFound(LookupError):
 
 @dataclass(frozen=True)
 class Claim:
-    """A chunk a worker holds until ``expires``."""
+    """A chunk a worker holds until its lease expires, with the items to predict."""
 
     job_id: str
     number: int
     first: int
-    last: int
     model_name: str
     model_version: int
     owner: str
     attempts: int
+    items: list[tuple[str, str]]
 
 
 def job_dict(job: BatchJob) -> dict[str, Any]:
@@ -76,9 +77,24 @@ def result_dict(result: BatchResult) -> dict[str, Any]:
     }
 
 
-def _request_digest(name: str, version: int | None, items: Sequence[Item]) -> str:
-    payload = json.dumps([name, version, [[i.id, i.text] for i in items]], separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _chunk_inputs(items: Sequence[Item], size: int) -> list[str]:
+    """Each chunk's items as ``[[id, text], ...]``: what the chunk row stores."""
+    return [_compact([[i.id, i.text] for i in items[first:first + size]]) for first in range(0, len(items), size)]
+
+
+def _request_digest(name: str, version: int | None, inputs: Sequence[str]) -> str:
+    """sha256 of ``[name, version, [[id, text], ...]]`` as compact JSON, from the chunks' JSON."""
+    request = f"{_compact([name, version])[:-1]},[{','.join(chunk[1:-1] for chunk in inputs)}]]"
+    return hashlib.sha256(request.encode()).hexdigest()
+
+
+def _probabilities_format(labels: Sequence[str]) -> str:
+    """A %-format that writes one row of probabilities as a JSON object (repr is JSON's float form)."""
+    return "{" + ",".join(f"{json.dumps(label)}:%r" for label in labels) + "}"
 
 
 class BatchJobs:
@@ -103,7 +119,8 @@ class BatchJobs:
         """
         if not items:
             raise BatchInputError("no items: a batch needs at least one")
-        digest = _request_digest(name, version, items)  # the request as sent: None means production
+        inputs = _chunk_inputs(items, self.chunk_size)
+        digest = _request_digest(name, version, inputs)  # the request as sent: None means production
         if idempotency_key is not None:
             existing = self._by_idempotency_key(idempotency_key, digest)
             if existing is not None:
@@ -116,18 +133,16 @@ class BatchJobs:
         job = BatchJob(
             id=str(uuid.uuid4()), model_name=name, model_version=version, status="queued",
             idempotency_key=idempotency_key, request_sha256=digest, total_items=len(items),
-            done_items=0, total_chunks=-(-len(items) // self.chunk_size), done_chunks=0,
+            done_items=0, total_chunks=len(inputs), done_chunks=0,
         )
         try:
             with self._session() as session, session.begin():
                 session.add(job)
                 session.flush()
-                bulk_insert(session, BatchItem.__table__,
-                            [(job.id, position, i.id, i.text) for position, i in enumerate(items)])
-                session.execute(insert(BatchChunk), [
-                    {"job_id": job.id, "number": n, "first": first,
-                     "last": min(first + self.chunk_size, len(items)) - 1, "status": "pending", "attempts": 0}
-                    for n, first in enumerate(range(0, len(items), self.chunk_size))
+                bulk_insert(session, BatchChunk.__table__, [
+                    (job.id, number, number * self.chunk_size, min((number + 1) * self.chunk_size, len(items)) - 1,
+                     "pending", None, None, 0, chunk)
+                    for number, chunk in enumerate(inputs)
                 ])
         except IntegrityError:
             # The same key arrived concurrently: the other request's job is the answer.
@@ -206,7 +221,7 @@ class BatchJobs:
                 raise JobNotFound(job_id)
             if cancelled:
                 return job_dict(job)
-            for table in (BatchResult, BatchChunk, BatchItem):
+            for table in (BatchResult, BatchChunk):
                 session.execute(delete(table).where(table.job_id == job_id))
             session.delete(job)
             return None
@@ -214,71 +229,69 @@ class BatchJobs:
     # --- working ---------------------------------------------------------------------------------
 
     def claim(self, owner: str) -> Claim | None:
-        """Take the oldest chunk nobody holds (or whose holder's lease ran out)."""
+        """Take the oldest chunk nobody holds (or whose holder's lease ran out), with its items."""
         now = utcnow()
+        chunks, jobs = BatchChunk.__table__, BatchJob.__table__
         claimable = (
-            select(BatchChunk, BatchJob)
-            .join(BatchJob, BatchJob.id == BatchChunk.job_id)
-            .where(BatchJob.status.in_(ACTIVE))
-            .where(or_(BatchChunk.status == "pending",
-                       (BatchChunk.status == "running") & (BatchChunk.lease_expires_at < now)))
-            .order_by(BatchJob.created_at, BatchChunk.job_id, BatchChunk.number)
+            select(chunks.c.job_id, chunks.c.number, chunks.c.first, chunks.c.attempts, chunks.c["items"],
+                   jobs.c.model_name, jobs.c.model_version)
+            .join(jobs, jobs.c.id == chunks.c.job_id)
+            .where(jobs.c.status.in_(ACTIVE))
+            .where(or_(chunks.c.status == "pending", (chunks.c.status == "running") & (chunks.c.lease_expires_at < now)))
+            .order_by(jobs.c.created_at, chunks.c.job_id, chunks.c.number)
             .limit(1)
         )
+        with reader(self.engine).begin() as connection:  # idle workers poll: without a write lock
+            if connection.execute(claimable.with_only_columns(chunks.c.number)).first() is None:
+                return None
         if self.postgres:
             # Other workers skip the row this transaction locks instead of waiting for it.
-            claimable = claimable.with_for_update(of=BatchChunk, skip_locked=True)
-        with self._session() as session, session.begin():  # SQLite: BEGIN IMMEDIATE (see db.py)
-            row = session.execute(claimable).first()
+            claimable = claimable.with_for_update(of=chunks, skip_locked=True)
+        with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
+            row = connection.execute(claimable).first()
             if row is None:
                 return None
-            chunk, job = row
-            chunk.status, chunk.lease_owner = "running", owner
-            chunk.lease_expires_at = now + self.lease
-            chunk.attempts += 1
-            # Conditional: a cancel that committed since the SELECT is not undone.
-            session.execute(update(BatchJob).where(BatchJob.id == job.id, BatchJob.status == "queued")
-                            .values(status="running", started_at=now))
-            return Claim(job.id, chunk.number, chunk.first, chunk.last, job.model_name, job.model_version,
-                         owner, chunk.attempts)
-
-    def texts(self, claim: Claim) -> list[tuple[str, str]]:
-        with self._session(read_only=True) as session:
-            rows = session.execute(
-                select(BatchItem.item_id, BatchItem.text)
-                .where(BatchItem.job_id == claim.job_id, BatchItem.position.between(claim.first, claim.last))
-                .order_by(BatchItem.position)
+            connection.execute(
+                update(chunks).where(chunks.c.job_id == row.job_id, chunks.c.number == row.number)
+                .values(status="running", lease_owner=owner, lease_expires_at=now + self.lease,
+                        attempts=row.attempts + 1)
             )
-            return [(item_id, text) for item_id, text in rows]
+            # Conditional: a cancel that committed since the SELECT is not undone.
+            connection.execute(update(jobs).where(jobs.c.id == row.job_id, jobs.c.status == "queued")
+                               .values(status="running", started_at=now))
+        return Claim(row.job_id, row.number, row.first, row.model_name, row.model_version, owner,
+                     row.attempts + 1, [(item_id, text) for item_id, text in json.loads(row.items)])
 
-    def complete(self, claim: Claim, predictions: Sequence[dict[str, Any]]) -> bool:
-        """Store a chunk's results and count it, only if the claim still holds; False otherwise."""
-        with self._session() as session, session.begin():
-            held = session.execute(
-                update(BatchChunk)
-                .where(BatchChunk.job_id == claim.job_id, BatchChunk.number == claim.number,
-                       BatchChunk.status == "running", BatchChunk.lease_owner == claim.owner)
+    def complete(self, claim: Claim, tags: Sequence[str], probabilities: Sequence[Sequence[float]],
+                 labels: Sequence[str]) -> bool:
+        """Store a chunk's results (the tag and probability row of each item, in order) and
+        count it, only if the claim still holds; False otherwise."""
+        chunks, jobs = BatchChunk.__table__, BatchJob.__table__
+        row_format = _probabilities_format(labels)
+        results = [
+            (claim.job_id, item_id, position, tag, row_format % tuple(row), claim.model_version)
+            for position, (item_id, _), tag, row in zip(count(claim.first), claim.items, tags, probabilities)
+        ]
+        last = jobs.c.done_chunks + 1 == jobs.c.total_chunks
+        with self.engine.begin() as connection:
+            held = connection.execute(
+                update(chunks)
+                .where(chunks.c.job_id == claim.job_id, chunks.c.number == claim.number,
+                       chunks.c.status == "running", chunks.c.lease_owner == claim.owner)
                 .values(status="done", lease_expires_at=None)
             ).rowcount
-            counted = session.execute(
-                update(BatchJob)
-                .where(BatchJob.id == claim.job_id, BatchJob.status == "running")
-                .values(done_items=BatchJob.done_items + len(predictions), done_chunks=BatchJob.done_chunks + 1)
+            counted = held and connection.execute(
+                update(jobs)
+                .where(jobs.c.id == claim.job_id, jobs.c.status == "running")
+                .values(done_items=jobs.c.done_items + len(results), done_chunks=jobs.c.done_chunks + 1,
+                        status=case((last, "succeeded"), else_=jobs.c.status),
+                        finished_at=case((last, utcnow()), else_=jobs.c.finished_at))
             ).rowcount
-            if not (held and counted):
-                session.rollback()  # lost the lease, or the job was cancelled: store nothing
+            if not counted:
+                connection.rollback()  # lost the lease, or the job was cancelled: store nothing
                 return False
-            bulk_insert(session, BatchResult.__table__, [
-                (claim.job_id, p["id"], claim.first + offset, p["predicted_tag"],
-                 json.dumps(p["probabilities"]), claim.model_version)
-                for offset, p in enumerate(predictions)
-            ])
-            session.execute(
-                update(BatchJob)
-                .where(BatchJob.id == claim.job_id, BatchJob.done_chunks == BatchJob.total_chunks)
-                .values(status="succeeded", finished_at=utcnow())
-            )
-            return True
+            bulk_insert(connection, BatchResult.__table__, results)
+        return True
 
     def fail(self, job_id: str, error: str) -> None:
         with self._session() as session, session.begin():

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 from coe_template.batch.jobs import BatchJobs, Claim
-from coe_template.predict import predict
+from coe_template.predict import tag
 from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ Loader = Callable[[str, int], Artifacts]
 
 
 class BatchRunner:
-    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.5) -> None:
+    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1) -> None:
         self.jobs = jobs
         self.load = load
         self.poll_seconds = poll_seconds
@@ -43,12 +43,8 @@ class BatchRunner:
         except Exception as exc:  # the job cannot run without its model: say why
             self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
             return claim
-        items = self.jobs.texts(claim)
-        predictions = predict([text for _, text in items], artifacts)
-        self.jobs.complete(claim, [
-            {"id": item_id, "predicted_tag": p["predicted_tag"], "probabilities": p["probabilities"]}
-            for (item_id, _), p in zip(items, predictions)
-        ])
+        tags, probabilities = tag([text for _, text in claim.items], artifacts)
+        self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
         return claim
 
     def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:

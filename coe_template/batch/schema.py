@@ -1,11 +1,11 @@
-"""Batch jobs: their items, the chunks workers claim, and the stored results."""
+"""Batch jobs: the chunks workers claim (with their items), and the stored results."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coe_template.registry.schema import Base, utcnow
@@ -33,18 +33,12 @@ class BatchJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class BatchItem(Base):
-    __tablename__ = "batch_items"
-    __table_args__ = (UniqueConstraint("job_id", "item_id"),)
-
-    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    item_id: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
-
-
 class BatchChunk(Base):
-    """A run of consecutive items, claimed by one worker at a time under a lease."""
+    """A run of consecutive items, with their input, claimed by one worker at a time under a lease.
+
+    The input travels with the chunk (one row, not one per item): creating a job writes
+    one row per chunk and claiming one reads it back in the same statement.
+    """
 
     __tablename__ = "batch_chunks"
     __table_args__ = (Index("ix_batch_chunks_claim", "status", "lease_expires_at"),)
@@ -57,6 +51,8 @@ class BatchChunk(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+    #: ``[[item id, text], ...]`` in input order, as compact JSON.
+    items: Mapped[str] = mapped_column(Text)
 
 
 class BatchResult(Base):

@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.orm import Session
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -59,8 +59,8 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert many rows, in column order, inside the session's transaction, fast.
+def bulk_insert(session: Session | Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert many rows, in column order, inside the session's (or connection's) transaction, fast.
 
     The ORM's per-row parameter handling costs more than the model's prediction;
     PostgreSQL gets COPY, SQLite one ``executemany``. JSON values must come serialised.
@@ -68,7 +68,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[tuple[Any, ...]])
     if not rows:
         return
     columns = [c.name for c in table.columns]
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         with cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:

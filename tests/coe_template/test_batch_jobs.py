@@ -9,6 +9,8 @@ a test). Jobs are split into chunks of three items, so ten items are four chunks
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +21,8 @@ from sqlalchemy import func, select
 from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
-from coe_template.batch.schema import BatchChunk, BatchItem, BatchResult
-from coe_template.predict import predict
+from coe_template.batch.schema import BatchChunk, BatchJob, BatchResult
+from coe_template.predict import predict, tag
 from coe_template.registry import (
     PRODUCTION,
     AliasNotFound,
@@ -109,12 +111,11 @@ def ids_of(results: list[dict[str, Any]]) -> list[str]:
     return [r["id"] for r in results]
 
 
-def predictions_for(claim: Claim, jobs: BatchJobs, load: Callable) -> list[dict[str, Any]]:
-    """What a worker holding ``claim`` would store for it."""
-    items = jobs.texts(claim)
-    predicted = predict([text for _, text in items], load(claim.model_name, claim.model_version))
-    return [{"id": item_id, "predicted_tag": p["predicted_tag"], "probabilities": p["probabilities"]}
-            for (item_id, _), p in zip(items, predicted)]
+def predictions_for(claim: Claim, load: Callable) -> tuple[list[str], list[list[float]], list[str]]:
+    """What a worker holding ``claim`` would store for it: tags, probability rows, labels."""
+    artifacts = load(claim.model_name, claim.model_version)
+    tags, probabilities = tag([text for _, text in claim.items], artifacts)
+    return tags, probabilities.tolist(), artifacts.labels
 
 
 def claim_all(jobs: BatchJobs, owner: str) -> list[Claim]:
@@ -171,7 +172,6 @@ def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
     assert job["created_at"] is not None
     assert (job["started_at"], job["finished_at"], job["error"]) == (None, None, None)
     assert jobs.get(job["id"]) == job
-    assert rows(registry, BatchItem, job["id"]) == len(ITEMS)
     assert rows(registry, BatchChunk, job["id"]) == 4
     assert jobs.results(job["id"]) == ([], None)
     with pytest.raises(ResultNotFound):
@@ -181,10 +181,10 @@ def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
 def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
     job, _ = jobs.create(MODEL, ITEMS)
     claims = claim_all(jobs, "worker")
-    assert [(c.job_id, c.number, c.first, c.last) for c in claims] == [
-        (job["id"], 0, 0, 2), (job["id"], 1, 3, 5), (job["id"], 2, 6, 8), (job["id"], 3, 9, 9),
+    assert [(c.job_id, c.number, c.first) for c in claims] == [
+        (job["id"], 0, 0), (job["id"], 1, 3), (job["id"], 2, 6), (job["id"], 3, 9),
     ]
-    assert [jobs.texts(c) for c in claims] == [
+    assert [c.items for c in claims] == [
         [(i.id, i.text) for i in ITEMS[first:first + CHUNK]] for first in (0, 3, 6, 9)
     ]
     assert {(c.model_name, c.model_version, c.owner, c.attempts) for c in claims} == {(MODEL, 1, "worker", 1)}
@@ -195,7 +195,7 @@ def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
         jobs.create(MODEL, ITEMS[:count])
         claims = claim_all(jobs, "worker")
         assert len(claims) == chunks
-        assert [item_id for c in claims for item_id, _ in jobs.texts(c)] == IDS[:count]
+        assert [item_id for c in claims for item_id, _ in c.items] == IDS[:count]
 
 
 @pytest.mark.usefixtures("version_2")
@@ -260,6 +260,18 @@ def test_the_same_key_and_request_return_the_first_job(jobs, runner):
     assert [j["id"] for j in jobs.list()[0]] == [first["id"]]
 
 
+def test_a_retry_is_recognised_whatever_the_chunk_size(jobs, registry):
+    first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+    restarted = BatchJobs(registry, chunk_size=4)  # a server restarted with another COE_BATCH_CHUNK_SIZE
+    again, created = restarted.create(MODEL, ITEMS, idempotency_key="key-1")
+    assert (again["id"], created) == (first["id"], False)
+    # The digest is of the request as a whole, as jobs created before chunks held their items recorded it.
+    whole = json.dumps([MODEL, None, [[i.id, i.text] for i in ITEMS]], separators=(",", ":"))
+    with registry.engine.connect() as connection:
+        recorded = connection.scalar(select(BatchJob.request_sha256).where(BatchJob.id == first["id"]))
+    assert recorded == hashlib.sha256(whole.encode()).hexdigest()
+
+
 @pytest.mark.usefixtures("version_2")
 def test_a_retry_after_production_moved_still_returns_the_first_job(jobs, registry):
     first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
@@ -301,7 +313,7 @@ def test_concurrent_requests_with_one_key_make_one_job(jobs, registry):
     assert len({job["id"] for job, _ in answers}) == 1
     assert sorted(created for _, created in answers) == [False, False, False, True]
     [job], _ = jobs.list()
-    assert rows(registry, BatchItem, job["id"]) == len(ITEMS)
+    assert rows(registry, BatchChunk, job["id"]) == 4
 
 
 # --- running -----------------------------------------------------------------------------------------
@@ -428,15 +440,15 @@ def test_an_expired_lease_is_taken_over_and_only_the_new_holder_stores(jobs, exp
     second = expiring.claim("worker-b")  # worker-a's lease ran out: worker-b takes the chunk over
     assert (second.job_id, second.number) == (first.job_id, first.number)
     assert (first.attempts, second.attempts) == (1, 2)
-    predictions = predictions_for(first, expiring, load)
+    predictions = predictions_for(first, load)
 
-    assert expiring.complete(first, predictions) is False  # worker-a lost the chunk: nothing stored
+    assert expiring.complete(first, *predictions) is False  # worker-a lost the chunk: nothing stored
     assert jobs.results(job["id"]) == ([], None)
     assert (jobs.get(job["id"])["status"], jobs.get(job["id"])["items"]["done"]) == ("running", 0)
 
-    assert expiring.complete(second, predictions) is True
-    assert expiring.complete(first, predictions) is False  # still nothing from the late worker
-    assert expiring.complete(second, predictions) is False  # and a chunk is stored only once
+    assert expiring.complete(second, *predictions) is True
+    assert expiring.complete(first, *predictions) is False  # still nothing from the late worker
+    assert expiring.complete(second, *predictions) is False  # and a chunk is stored only once
     done = jobs.get(job["id"])
     assert (done["status"], done["items"]["done"]) == ("succeeded", 3)
     assert ids_of(all_results(jobs, job["id"])) == IDS[:3]
@@ -447,7 +459,7 @@ def test_a_chunk_taken_over_mid_job_leaves_no_duplicates(jobs, expiring, runner,
     job, _ = jobs.create(MODEL, ITEMS)
     stalled = expiring.claim("worker-that-stalled")  # chunk 0, its lease already run out
     runner.run_until_idle()  # a live worker takes chunk 0 over and finishes the job
-    assert expiring.complete(stalled, predictions_for(stalled, expiring, load)) is False
+    assert expiring.complete(stalled, *predictions_for(stalled, load)) is False
     done = jobs.get(job["id"])
     assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
     assert ids_of(all_results(jobs, job["id"])) == IDS
@@ -544,7 +556,7 @@ def test_cancelling_a_running_job_keeps_what_is_done_and_stops_the_rest(jobs, ru
     runner.run_once()  # chunk 0 done
     held = jobs.claim("worker-b")  # chunk 1 in progress elsewhere
     assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
-    assert jobs.complete(held, predictions_for(held, jobs, load)) is False
+    assert jobs.complete(held, *predictions_for(held, load)) is False
     assert runner.run_once() is None  # chunks 2 and 3 are not taken
     cancelled = jobs.get(job["id"])
     assert (cancelled["status"], cancelled["items"]["done"], cancelled["progress"]) == ("cancelled", 3, 0.3)
@@ -560,7 +572,7 @@ def test_deleting_a_finished_job_removes_it_with_its_results(jobs, runner, regis
     for call in (jobs.get, jobs.results, lambda job_id: jobs.result(job_id, "p-0"), jobs.cancel_or_delete):
         with pytest.raises(JobNotFound):
             call(deleted["id"])
-    for table in (BatchResult, BatchChunk, BatchItem):
+    for table in (BatchResult, BatchChunk):
         assert rows(registry, table, deleted["id"]) == 0
     assert [j["id"] for j in jobs.list()[0]] == [kept["id"]]
     assert ids_of(all_results(jobs, kept["id"])) == IDS

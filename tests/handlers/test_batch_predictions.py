@@ -72,14 +72,27 @@ def test_batch_and_real_time_agree(batch_client, assert_envelope):
         [(p["predicted_tag"], p["probabilities"]) for p in live]
 
 
-def test_a_csv_upload_with_a_pinned_version(batch_client, assert_envelope):
-    csv = "id,title,description\np1,yolo-lite,Real-time object detection\np2,\"chat, bot\",\"A dialogue\nsystem\"\n"
-    response = batch_client.post(JOBS, files={"file": ("projects.csv", csv.encode(), "text/csv")},
-                                 data={"model_version": "2"})
-    job = assert_envelope(response, method="POST", status=202)["job"]
+def send_csv(client, csv: bytes, how: str, model_version: int | None = None):
+    """A CSV as the body itself (``text/csv``), or uploaded as a form field."""
+    if how == "body":
+        query = "" if model_version is None else f"?model_version={model_version}"
+        return client.post(JOBS + query, content=csv, headers={"Content-Type": "text/csv"})
+    form = {} if model_version is None else {"model_version": str(model_version)}
+    return client.post(JOBS, files={"file": ("projects.csv", csv, "text/csv")}, data=form)
+
+
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_a_csv_with_a_pinned_version(batch_client, assert_envelope, how):
+    csv = b"id,title,description\np1,yolo-lite,Real-time object detection\np2,\"chat, bot\",\"A dialogue\nsystem\"\n"
+    job = assert_envelope(send_csv(batch_client, csv, how, model_version=2), method="POST", status=202)["job"]
     assert job["model"]["version"] == 2 and job["items"]["total"] == 2
     assert wait_for(batch_client, job["id"])["status"] == "succeeded"
     assert [r["model_version"] for r in all_results(batch_client, job["id"], 10)] == [2, 2]
+
+
+def test_a_version_given_twice_is_refused(batch_client, assert_problem):
+    response = batch_client.post(f"{JOBS}?model_version=1", json={"items": ITEMS, "model_version": 2})
+    assert "given both in the query and in the body" in assert_problem(response, 400)
 
 
 def test_idempotency_key_returns_the_same_job(batch_client, assert_envelope, assert_problem):
@@ -146,20 +159,22 @@ def test_bad_json_input_is_refused_before_any_work(batch_client, assert_problem,
     (b"id,text\n1,\n", "row[0] (id '1') has no text"),
     (b"id,text\n1,caf\xe9\n", "not UTF-8"),
 ])
-def test_bad_csv_uploads_are_refused_before_any_work(batch_client, assert_problem, assert_envelope, csv, expected):
-    response = batch_client.post(JOBS, files={"file": ("in.csv", csv, "text/csv")})
-    assert expected in assert_problem(response, 400)
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_bad_csv_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, csv, expected, how):
+    assert expected in assert_problem(send_csv(batch_client, csv, how), 400)
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
 
 
-def test_an_upload_over_the_limit_is_a_413(client_for, assert_problem):
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_a_csv_over_the_limit_is_a_413(client_for, assert_problem, how):
     client = client_for(max_upload_bytes=1000)
     big = b"id,text\n" + b"".join(b"%d,object detection\n" % n for n in range(200))
-    assert "1000 bytes" in assert_problem(client.post(JOBS, files={"file": ("in.csv", big, "text/csv")}), 413)
+    assert "1000 bytes" in assert_problem(send_csv(client, big, how), 413)
 
 
 def test_other_media_types_are_a_415(batch_client, assert_problem):
-    assert_problem(batch_client.post(JOBS, content=b"id,text\n1,x\n", headers={"content-type": "text/csv"}), 415)
+    response = batch_client.post(JOBS, content=b"id\ttext\n1\tx\n", headers={"content-type": "text/tab-separated-values"})
+    assert "text/tab-separated-values" in assert_problem(response, 415)
 
 
 def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):

@@ -1,0 +1,48 @@
+"""Upgrading a database keeps what it holds: a job queued before an upgrade runs after it."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+from coe_template.batch.jobs import BatchJobs
+from coe_template.registry import Registry
+from coe_template.registry.db import MIGRATIONS
+from tests.conftest import MODEL, seeded_registry
+
+
+def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tmp_path, trained_model):
+    seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # at head
+    upgrade_from = create_engine(database_url)
+    with upgrade_from.begin() as connection:  # back to 0002, then a job as 0002 stored it
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        connection.execute(text(
+            "INSERT INTO batch_jobs (id, model_name, model_version, status, request_sha256, total_items,"
+            " done_items, total_chunks, done_chunks, created_at)"
+            " VALUES ('00000000-0000-0000-0000-000000000001', :model, 1, 'queued', 'x', 3, 0, 2, 0,"
+            " CURRENT_TIMESTAMP)"), {"model": MODEL})
+        for number, first, last in [(0, 0, 1), (1, 2, 2)]:
+            connection.execute(text(
+                "INSERT INTO batch_chunks (job_id, number, first, last, status, attempts)"
+                " VALUES ('00000000-0000-0000-0000-000000000001', :n, :f, :l, 'pending', 0)"),
+                {"n": number, "f": first, "l": last})
+        for position, (item_id, body) in enumerate([("a", "object detection"), ("b", "text, \"quoted\""),
+                                                    ("c", "kubernetes ünïcode")]):
+            connection.execute(text(
+                "INSERT INTO batch_items (job_id, position, item_id, text)"
+                " VALUES ('00000000-0000-0000-0000-000000000001', :p, :i, :t)"), {"p": position, "i": item_id,
+                                                                                 "t": body})
+    upgrade_from.dispose()
+
+    registry = Registry.open(database_url, tmp_path / "store")  # migrates to head
+    try:
+        jobs = BatchJobs(registry)
+        claims = [jobs.claim("worker"), jobs.claim("worker")]
+        assert [c.items for c in claims] == [[("a", "object detection"), ("b", 'text, "quoted"')],
+                                             [("c", "kubernetes ünïcode")]]
+    finally:
+        registry.engine.dispose()
