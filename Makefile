@@ -25,5 +25,13 @@ test: install  ## the whole test suite
 quality: install  ## the README's quality figures, measured on the shared real dataset
 	$(BIN)/python bench/quality.py
 
+$(BIN)/.bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
+	touch $@
+
+bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get install wrk, and PostgreSQL)
+	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

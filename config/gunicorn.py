@@ -12,6 +12,7 @@ variable               meaning                                 default
 =====================  ======================================  ==================
 """
 
+import gc
 import os
 
 bind = os.environ.get("COE_BIND", "0.0.0.0:8000")
@@ -26,3 +27,14 @@ keepalive = 5
 max_requests = 100_000
 max_requests_jitter = 10_000
 accesslog = "-"
+
+
+def pre_fork(server, worker) -> None:
+    """Freeze what the master loaded (the model, the libraries) before each fork.
+
+    Those objects live as long as the process: the garbage collector need not scan
+    them. Unfrozen, every full collection walks them all (a 100 ms pause in a
+    worker's p99) and writes to their headers, copying the shared pages into each
+    worker (copy-on-write). Frozen, workers keep sharing them.
+    """
+    gc.freeze()

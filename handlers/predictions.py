@@ -12,18 +12,16 @@ from handlers.context import serving
 from handlers.envelope import enveloped
 
 
-class TextSchema(Schema):
-    text = fields.String(required=True)
-
-    @validates("text")
-    def has_content(self, value: str, **_: object) -> None:
-        # The spec bounds the length; it cannot say "not only white space".
-        if not value.strip():
-            raise ValidationError("must contain a non-whitespace character")
-
-
 class PredictionRequestSchema(Schema):
-    texts = fields.List(fields.Nested(TextSchema), required=True)
+    """What the spec cannot say about a body it has already checked the shape of."""
+
+    texts = fields.Raw(required=True)  # a list of {"text": str}, per the spec
+
+    @validates("texts")
+    def have_content(self, texts: list[dict[str, str]], **_: object) -> None:
+        blank = [n for n, item in enumerate(texts) if not item["text"].strip()]
+        if blank:
+            raise ValidationError({n: {"text": ["must contain a non-whitespace character"]} for n in blank})
 
 
 _request = PredictionRequestSchema()

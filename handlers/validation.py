@@ -1,0 +1,62 @@
+"""JSON request bodies checked by a compiled schema, with jsonschema's errors when one fails.
+
+Connexion validates every JSON body with jsonschema, which builds a validator per
+request and walks the schema per element: ~30 µs for one text, ~840 µs for 64,
+more than predicting them. ``fastjsonschema`` compiles the same schema to plain
+Python once (~1 µs and ~35 µs). A body it accepts is accepted; a body it refuses
+is validated again by Connexion's own validator, so clients get exactly the same
+400 messages as before.
+
+Schemas using what OpenAPI adds to JSON Schema draft 4 (``nullable``, ``readOnly``…)
+or ``format`` are left to jsonschema alone: there the two could disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import fastjsonschema
+from connexion.datastructures import MediaTypeDict
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
+
+#: Keywords whose meaning Connexion's validator adds or checks differently.
+_NOT_COMPILED = frozenset({"nullable", "x-nullable", "readOnly", "writeOnly", "format", "discriminator"})
+
+#: id(schema) → (schema, compiled check or None); Connexion passes each operation the same dict.
+_compiled: dict[int, tuple[dict, Callable[[Any], Any] | None]] = {}
+
+
+def _uses(schema: Any, keywords: frozenset[str]) -> bool:
+    if isinstance(schema, dict):
+        return any(key in keywords or _uses(value, keywords) for key, value in schema.items())
+    if isinstance(schema, list):
+        return any(_uses(value, keywords) for value in schema)
+    return False
+
+
+def _compile(schema: dict) -> Callable[[Any], Any] | None:
+    cached = _compiled.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        # Connexion has resolved every $ref already; the spec's components ride along unused.
+        own = {key: value for key, value in schema.items() if key != "components"}
+        check = None
+        if not _uses(own, _NOT_COMPILED | {"$ref"}):
+            check = fastjsonschema.compile(own)
+        cached = _compiled[id(schema)] = (schema, check)
+    return cached[1]
+
+
+class CompiledJSONBodyValidator(JSONRequestBodyValidator):
+    def _validate(self, body: Any) -> dict | None:
+        check = _compile(self._schema) if body is not None else None
+        if check is not None:
+            try:
+                check(body)
+                return None
+            except fastjsonschema.JsonSchemaException:
+                pass  # let jsonschema say what is wrong, in its words
+        return super()._validate(body)
+
+
+VALIDATORS = {**VALIDATOR_MAP, "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": CompiledJSONBodyValidator})}

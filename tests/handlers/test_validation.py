@@ -1,0 +1,54 @@
+"""The compiled body check accepts and refuses exactly what Connexion's jsonschema validator does."""
+
+from __future__ import annotations
+
+import pytest
+from connexion.json_schema import Draft4RequestValidator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft4Validator
+
+from handlers.validation import _compile
+
+PREDICTIONS = {
+    "type": "object", "required": ["texts"], "additionalProperties": False,
+    "properties": {"texts": {"type": "array", "minItems": 1, "maxItems": 3, "items": {
+        "type": "object", "required": ["text"], "additionalProperties": False,
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 20}}}}},
+}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=25),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["text", "texts", "x"]),
+                                                                         children, max_size=3),
+    max_leaves=12,
+)
+
+
+def accepted_by_connexion(schema: dict, body: object) -> bool:
+    return Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).is_valid(body)
+
+
+def accepted_when_compiled(schema: dict, body: object) -> bool:
+    try:
+        _compile(schema)(body)
+        return True
+    except Exception:
+        return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.one_of(json_values, st.fixed_dictionaries({"texts": st.lists(
+    st.fixed_dictionaries({"text": st.text(max_size=25)}) | json_values, max_size=4)})))
+def test_the_compiled_check_agrees_with_connexion(body):
+    assert accepted_when_compiled(PREDICTIONS, body) == accepted_by_connexion(PREDICTIONS, body)
+
+
+@pytest.mark.parametrize("keyword", ["nullable", "readOnly", "format"])
+def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword):
+    schema = {"type": "object", "properties": {"a": {"type": "string", keyword: True if keyword != "format" else "date"}}}
+    assert _compile(schema) is None
+
+
+def test_a_refused_body_gets_jsonschemas_message(client, assert_problem):
+    detail = assert_problem(client.post("/predictions", json={"texts": [{"text": "ok", "lang": "en"}]}), 400)
+    assert "Additional properties are not allowed ('lang' was unexpected)" in detail
