@@ -11,6 +11,12 @@ from typing import Any
 from flask import request
 
 
+def _url() -> str:
+    """The URL as requested: Werkzeug's ``request.url`` also decodes it to an IRI, at ~30 µs a request."""
+    query = request.query_string.decode("latin-1")
+    return f"{request.scheme}://{request.host}{request.root_path}{request.path}{'?' + query if query else ''}"
+
+
 def enveloped(status: HTTPStatus = HTTPStatus.OK) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap what a handler returns as ``data`` in the seed's envelope.
 
@@ -27,7 +33,7 @@ def enveloped(status: HTTPStatus = HTTPStatus.OK) -> Callable[[Callable[..., Any
                 "method": request.method,
                 "status-code": status.value,
                 "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                "url": request.url,
+                "url": _url(),
                 "data": data,
             }
             return body, status.value, {"Content-Type": "application/json", **headers}

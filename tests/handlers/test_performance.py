@@ -9,7 +9,7 @@ def test_without_filter_returns_everything(client, artifacts, assert_envelope):
 
 @pytest.mark.parametrize("part", ["overall", "class", "slices"])
 def test_filter_returns_only_that_part(client, artifacts, assert_envelope, part):
-    data = assert_envelope(client.get(f"/performance?filter={part}"))
+    data = assert_envelope(client.get(f"/performance?filter={part}"), path=f"/performance?filter={part}")
     assert data["performance"] == {part: artifacts.performance[part]}
 
 
