@@ -70,13 +70,30 @@ def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list
     return _checked(pairs(), where)
 
 
+def csv_rows(text: str) -> Iterator[list[str]]:
+    """The rows ``csv.reader`` gives, several times faster when nothing in the text is quoted.
+
+    Without a quote, a carriage return or a NUL, the default dialect's rows are the lines
+    split at commas (a blank line is an empty row, the final newline ends the last row),
+    and no field can exceed the field size limit if no line does.
+    """
+    if '"' in text or "\r" in text or "\x00" in text:
+        return csv.reader(io.StringIO(text, newline=""))
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if lines and max(map(len, lines)) > csv.field_size_limit():
+        return csv.reader(io.StringIO(text, newline=""))  # let it say which field is too large
+    return (line.split(",") if line else [] for line in lines)
+
+
 def read_csv(data: bytes) -> list[Item]:
     """Items from a CSV with an ``id`` column and ``text`` or ``title`` + ``description``."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BatchInputError(f"the CSV file is not UTF-8 text: {exc}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv_rows(text)
     columns = next(reader, [])
     if not columns:
         raise BatchInputError("the CSV file is empty: expected a header with id and text (or title, description)")

@@ -280,7 +280,13 @@ class BatchJobs:
                        chunks.c.status == "running", chunks.c.lease_owner == claim.owner)
                 .values(status="done", lease_expires_at=None)
             ).rowcount
-            counted = held and connection.execute(
+            if not held:
+                connection.rollback()  # the lease ran out and another worker took the chunk
+                return False
+            bulk_insert(connection, BatchResult.__table__, results)
+            # Last: every worker's chunk updates this one row, so PostgreSQL holds its lock
+            # only from here to the commit, not while the results are written.
+            counted = connection.execute(
                 update(jobs)
                 .where(jobs.c.id == claim.job_id, jobs.c.status == "running")
                 .values(done_items=jobs.c.done_items + len(results), done_chunks=jobs.c.done_chunks + 1,
@@ -288,9 +294,8 @@ class BatchJobs:
                         finished_at=case((last, utcnow()), else_=jobs.c.finished_at))
             ).rowcount
             if not counted:
-                connection.rollback()  # lost the lease, or the job was cancelled: store nothing
+                connection.rollback()  # the job was cancelled meanwhile: store nothing
                 return False
-            bulk_insert(connection, BatchResult.__table__, results)
         return True
 
     def fail(self, job_id: str, error: str) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import csv
+import io
 
-from coe_template.batch.items import ITEM_ID, BatchInputError, Item, read_csv, to_items
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coe_template.batch.items import ITEM_ID, BatchInputError, Item, csv_rows, read_csv, to_items
 
 # --- to_items: what is accepted --------------------------------------------------------------------
 
@@ -217,3 +222,23 @@ def test_a_short_csv_row_has_no_text():
 def test_a_malformed_csv_is_refused_not_crashed_on():
     with pytest.raises(BatchInputError, match="the CSV file is malformed: field larger than field limit"):
         read_csv(b"id,text\np-1," + b"x" * 200_000 + b"\n")
+
+
+# --- csv_rows: the unquoted fast path reads what the csv module reads -----------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60))
+def test_csv_rows_are_the_csv_modules_rows(text):
+    try:
+        expected = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        with pytest.raises(csv.Error):
+            list(csv_rows(text))
+        return
+    assert list(csv_rows(text)) == expected
+
+
+def test_a_field_over_the_limit_is_found_on_the_fast_path_too():
+    with pytest.raises(BatchInputError, match="field larger than field limit"):
+        read_csv(b"id,text\np-1,unquoted " + b"x" * 200_000 + b"\n")
