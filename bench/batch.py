@@ -13,13 +13,10 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,6 +26,7 @@ from coe_template.predict import predict  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
 from coe_template.train import train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
+from tests.databases import postgres_schema  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
 
 WORDS = ("object detection segmentation transformer bert sentiment translation kubernetes serving "
@@ -78,21 +76,6 @@ def bare_speed(corpus: list[str], artifacts) -> float:
     return len(corpus) / (time.perf_counter() - started)
 
 
-@contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema of its own, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -118,7 +101,7 @@ def main() -> None:
         registry_at(sqlite, Path(tmp) / "sqlite", trained)
         artifacts = Registry.open(sqlite, Path(tmp) / "sqlite").load("project-tagger", 1)
         if options.postgres:
-            postgres = stack.enter_context(postgres_schema(options.postgres))
+            postgres = stack.enter_context(postgres_schema(options.postgres, prefix="bench"))
             registry_at(postgres, Path(tmp) / "postgres", trained)
         for _ in range(options.rounds):  # interleaved, so a slow spell of the machine hits every figure
             keep(BARE, bare_speed(corpus, artifacts))

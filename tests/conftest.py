@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from coe_template.store import Artifacts
 from coe_template.train import TrainedModel, train
 from config.settings import Settings
 from handlers.app import create_app
+from tests.databases import postgres_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
@@ -34,26 +34,6 @@ def bundled_dataset() -> Dataset:
     return load_dataset(bundled_dataset_path())
 
 
-def _fresh_database(url: str | None, sqlite_file: Path) -> Iterator[str]:
-    """A database of its own for one registry: a SQLite file, or a PostgreSQL schema."""
-    if url is None:
-        yield f"sqlite:///{sqlite_file}"
-        return
-    from sqlalchemy import create_engine, text
-
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 #: SQLite always; PostgreSQL too when TEST_DATABASE_URL names one (.ci/run sets it).
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -61,8 +41,11 @@ DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database per test, for each database the suite runs against."""
-    url = os.environ["TEST_DATABASE_URL"] if request.param == "postgresql" else None
-    yield from _fresh_database(url, tmp_path / "registry.db")
+    if request.param == "postgresql":
+        with postgres_schema(os.environ["TEST_DATABASE_URL"]) as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
 
 
 def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1) -> Registry:
