@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from itertools import count
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import count
 from typing import Any
 
 from sqlalchemy import case, delete, or_, select, update
@@ -237,7 +237,8 @@ class BatchJobs:
                    jobs.c.model_name, jobs.c.model_version)
             .join(jobs, jobs.c.id == chunks.c.job_id)
             .where(jobs.c.status.in_(ACTIVE))
-            .where(or_(chunks.c.status == "pending", (chunks.c.status == "running") & (chunks.c.lease_expires_at < now)))
+            .where(or_(chunks.c.status == "pending",
+                       (chunks.c.status == "running") & (chunks.c.lease_expires_at < now)))
             .order_by(jobs.c.created_at, chunks.c.job_id, chunks.c.number)
             .limit(1)
         )

@@ -43,9 +43,9 @@ def test_the_compiled_check_agrees_with_connexion(body):
     assert accepted_when_compiled(PREDICTIONS, body) == accepted_by_connexion(PREDICTIONS, body)
 
 
-@pytest.mark.parametrize("keyword", ["nullable", "readOnly", "format"])
-def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword):
-    schema = {"type": "object", "properties": {"a": {"type": "string", keyword: True if keyword != "format" else "date"}}}
+@pytest.mark.parametrize(("keyword", "value"), [("nullable", True), ("readOnly", True), ("format", "date")])
+def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword, value):
+    schema = {"type": "object", "properties": {"a": {"type": "string", keyword: value}}}
     assert _compile(schema) is None
 
 
