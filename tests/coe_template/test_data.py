@@ -7,8 +7,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from coe_template.data import ACCEPTED_TAGS, OTHER_TAG, DatasetError, clean_text, load_dataset
+from coe_template.data import _NON_ALNUM, _URL, ACCEPTED_TAGS, OTHER_TAG, DatasetError, clean_text, load_dataset
 
 #: Distinctive words per tag: a tiny dataset any bag-of-words model can learn.
 VOCABULARY: dict[str, tuple[str, ...]] = {
@@ -245,3 +247,9 @@ def test_non_utf8_file(tmp_path):
     with pytest.raises(DatasetError, match="not UTF-8") as info:
         load_dataset(path)
     assert str(path) in str(info.value)
+
+
+@given(st.lists(st.sampled_from(["http://", "https://x.io/a?b=1", "HTTP", "www.", "WWW.Site", "wwwx", "ht tp",
+                                 "Text", " ", ",", "é", "\n", "::"]), max_size=12).map("".join))
+def test_clean_text_removes_links_wherever_they_are(text):
+    assert clean_text(text) == _NON_ALNUM.sub(" ", _URL.sub(" ", text.lower())).strip()
