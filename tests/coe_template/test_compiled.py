@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
 from coe_template.args import parse_args
-from coe_template.compiled import SklearnPredictor, Unsupported, compile_pipeline, predictor_for
+from coe_template.compiled import SklearnPredictor, Unsupported, compile_pipeline, predictor_for, word_analyzer
 from coe_template.data import clean_text
 from coe_template.train import build_pipeline
 
@@ -58,6 +58,14 @@ def known_texts(vocabulary: list[str]) -> st.SearchStrategy[str]:
 
 def test_the_pipeline_compiles(pipeline):
     assert compile_pipeline(pipeline).kind == "compiled"
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
+    text = data.draw(st.one_of(st.text(max_size=300), known_texts(vocabulary)))
+    vectorizer = pipeline[0]
+    assert word_analyzer(vectorizer)(text) == vectorizer.build_analyzer()(text)
 
 
 @settings(max_examples=150, deadline=None)
