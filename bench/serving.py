@@ -43,7 +43,7 @@ from coe_template.compiled import compile_pipeline  # noqa: E402
 from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
 from coe_template.train import train  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.servers import gunicorn  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 SIZES = (1, 16, 64)
@@ -76,36 +76,20 @@ def predictor_figures(pipeline, texts: list[str]) -> list[tuple[str, float, floa
     ]
 
 
+def answers_predictions(base: str) -> bool:
+    return httpx.post(f"{base}/predictions", json={"texts": [{"text": "warm up"}]}, timeout=5).status_code == 200
+
+
 @contextmanager
 def server(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """gunicorn with config/gunicorn.py serving ``app``; yields its URL and master pid."""
-    port = free_port()
-    env = {**os.environ, **env, "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
-           "PYTHONPATH": str(ROOT)}
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", app],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/predictions"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.post(url, json={"texts": [{"text": "warm up"}]}, timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{app} did not start:\n{log.read_text()}")
-            time.sleep(0.2)
+    """gunicorn with config/gunicorn.py serving ``app``, warmed up; yields its URL and master pid."""
+    with gunicorn(env, log, workers=workers, app=app, ready=answers_predictions) as (base, process):
         # One worker answering is not all of them: a worker still starting when wrk opens its
         # connections would leave every connection to the other one for the whole run.
         time.sleep(2)
         for _ in range(50):
-            httpx.post(url, json={"texts": [{"text": "warm up"}]}, timeout=5)
-        yield url, process.pid
-    finally:
-        os.killpg(process.pid, 9)
-        process.wait()
+            answers_predictions(base)
+        yield f"{base}/predictions", process.pid
 
 
 def wrk(url: str, bodies: Path, connections: int, duration: int) -> dict[str, float]:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,14 +24,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _health_check(base: str) -> bool:
+    return httpx.get(f"{base}/", timeout=1).status_code == 200
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Yield the base URL and process once ``GET /`` answers; kill it afterwards if still up."""
+def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "wsgi:app",
+             ready: Callable[[str], bool] = _health_check) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield the base URL and process once ``ready(base)`` (by default ``GET /``) answers; kill it afterwards."""
     port = free_port()
     env = {**os.environ, **env, "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
     with log_path.open("w") as log:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", app],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a test can kill -9 all of it at once
         )
@@ -42,12 +47,12 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()}")
             try:
-                if httpx.get(f"{base}/", timeout=1).status_code == 200:
+                if ready(base):
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer GET / within 60 s:\n{log_path.read_text()}")
+                raise RuntimeError(f"gunicorn serving {app} was not ready within 60 s:\n{log_path.read_text()}")
             time.sleep(0.2)
         yield base, process
     finally:
