@@ -56,10 +56,17 @@ class BatchChunk(Base):
 
 
 class BatchResult(Base):
+    """One item's stored prediction.
+
+    No foreign key to the job: a result is written only by its chunk's holder, in the
+    transaction that counts it on a running job, and a job is deleted with its results
+    (migration 0004 says why the per-row check went).
+    """
+
     __tablename__ = "batch_results"
     __table_args__ = (Index("ix_batch_results_order", "job_id", "position"),)
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     position: Mapped[int]
     predicted_tag: Mapped[str] = mapped_column(String(64))

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
+from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS
 from tests.conftest import MODEL, seeded_registry
 
 
-def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tmp_path, trained_model):
-    seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # at head
-    upgrade_from = create_engine(database_url)
-    with upgrade_from.begin() as connection:  # back to 0002, then a job as 0002 stored it
+def migrate_to(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+        if revision == "head":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+
+def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tmp_path, trained_model):
+    seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # at head
+    upgrade_from = create_engine(database_url)
+    migrate_to(upgrade_from, "0002")
+    with upgrade_from.begin() as connection:  # a job as 0002 stored it
         connection.execute(text(
             "INSERT INTO batch_jobs (id, model_name, model_version, status, request_sha256, total_items,"
             " done_items, total_chunks, done_chunks, created_at)"
@@ -44,5 +53,36 @@ def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tm
         claims = [jobs.claim("worker"), jobs.claim("worker")]
         assert [c.items for c in claims] == [[("a", "object detection"), ("b", 'text, "quoted"')],
                                              [("c", "kubernetes ünïcode")]]
+    finally:
+        registry.engine.dispose()
+
+
+def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(database_url, tmp_path, trained_model):
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model)
+    jobs = BatchJobs(registry)
+    job, _ = jobs.create(MODEL, [Item("a", "object detection on drones"), Item("b", "bert for legal text")])
+    artifacts = registry.load(MODEL, 1)
+    claim = jobs.claim("worker")
+    assert jobs.complete(claim, ["computer-vision", "natural-language-processing"],
+                         [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]], artifacts.labels)
+    stored = jobs.results(job["id"])[0]
+    registry.engine.dispose()
+
+    def keys(engine: Engine) -> list[list[str]]:
+        return [key["referred_columns"] for key in inspect(engine).get_foreign_keys("batch_results")]
+
+    engine = create_engine(database_url)
+    try:
+        assert keys(engine) == []  # at head
+        migrate_to(engine, "0003")
+        assert keys(engine) == [["id"]]
+        migrate_to(engine, "head")
+        assert keys(engine) == []
+        assert inspect(engine).get_indexes("batch_results")[0]["column_names"] == ["job_id", "position"]
+    finally:
+        engine.dispose()
+    registry = Registry.open(database_url, tmp_path / "store")
+    try:
+        assert BatchJobs(registry).results(job["id"])[0] == stored
     finally:
         registry.engine.dispose()
