@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ class BatchJobs:
         self.chunk_size = chunk_size
         self.lease = timedelta(seconds=lease_seconds)
         self.postgres = self.engine.dialect.name == "postgresql"
+        #: Set when this process creates a job, so its idle runner starts at once instead of at its next poll.
+        self.created = threading.Event()
 
     def _session(self, read_only: bool = False) -> Session:
         return Session(reader(self.engine) if read_only else self.engine, expire_on_commit=False)
@@ -151,6 +154,7 @@ class BatchJobs:
                 if existing is not None:
                     return existing, False
             raise
+        self.created.set()
         return job_dict(job), True
 
     def _by_idempotency_key(self, key: str, digest: str) -> dict[str, Any] | None:
@@ -228,8 +232,12 @@ class BatchJobs:
 
     # --- working ---------------------------------------------------------------------------------
 
-    def claim(self, owner: str) -> Claim | None:
-        """Take the oldest chunk nobody holds (or whose holder's lease ran out), with its items."""
+    def claim(self, owner: str, look_first: bool = True) -> Claim | None:
+        """Take the oldest chunk nobody holds (or whose holder's lease ran out), with its items.
+
+        ``look_first``: check without a write lock that there is a chunk to take, as idle
+        workers polling should; a worker that has just finished one expects another.
+        """
         now = utcnow()
         chunks, jobs = BatchChunk.__table__, BatchJob.__table__
         claimable = (
@@ -242,13 +250,17 @@ class BatchJobs:
             .order_by(jobs.c.created_at, chunks.c.job_id, chunks.c.number)
             .limit(1)
         )
-        with reader(self.engine).begin() as connection:  # idle workers poll: without a write lock
-            if connection.execute(claimable.with_only_columns(chunks.c.number)).first() is None:
-                return None
+        if look_first:
+            with reader(self.engine).begin() as connection:
+                if connection.execute(claimable.with_only_columns(chunks.c.number)).first() is None:
+                    return None
         if self.postgres:
             # Other workers skip the row this transaction locks instead of waiting for it.
             claimable = claimable.with_for_update(of=chunks, skip_locked=True)
         with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
+            if self.postgres:
+                # A claim lost in a server crash only puts the chunk back: no need to wait for the disk.
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             row = connection.execute(claimable).first()
             if row is None:
                 return None

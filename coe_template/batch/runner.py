@@ -29,10 +29,12 @@ class BatchRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._busy = False  # the last claim found a chunk
 
     def run_once(self) -> Claim | None:
         """Claim, predict and store one chunk; None when there is nothing to do."""
-        claim = self.jobs.claim(self.owner)
+        claim = self.jobs.claim(self.owner, look_first=not self._busy)
+        self._busy = claim is not None
         if claim is None:
             return None
         if claim.attempts > MAX_ATTEMPTS:
@@ -51,11 +53,16 @@ class BatchRunner:
         while (claim := self.run_once()) is not None:
             on_chunk(claim)
 
+    def _idle(self) -> None:
+        """Wait for the next poll, or less: a job created in this process (or stop()) wakes it."""
+        self.jobs.created.wait(self.poll_seconds)
+        self.jobs.created.clear()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
-                    self._stop.wait(self.poll_seconds)
+                    self._idle()
             except Exception:  # keep working: a lease left behind expires and is retried
                 log.exception("batch chunk failed")
                 self._stop.wait(self.poll_seconds)
@@ -68,5 +75,6 @@ class BatchRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self.jobs.created.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

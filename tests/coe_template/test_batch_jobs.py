@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -432,6 +433,30 @@ def test_concurrent_runners_store_every_result_once(jobs, load, registry):
         assert jobs.get(job_id)["status"] == "succeeded"
         assert ids_of(all_results(jobs, job_id)) == IDS
         assert rows(registry, BatchResult, job_id) == len(ITEMS)
+
+
+def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for_its_poll(jobs, load):
+    runner = BatchRunner(jobs, load=load, poll_seconds=600)
+    runner.start()
+    try:
+        time.sleep(0.2)  # idle now, until its next poll in ten minutes
+        job, _ = jobs.create(MODEL, ITEMS)
+        deadline = time.monotonic() + 30
+        while jobs.get(job["id"])["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobs.get(job["id"])["status"] == "succeeded"
+    finally:
+        runner.stop()
+    assert not runner._thread.is_alive()  # stop() wakes it too
+
+
+def test_a_claim_that_does_not_look_first_takes_the_same_chunk(jobs):
+    job, _ = jobs.create(MODEL, ITEMS)
+    first = jobs.claim("worker", look_first=False)
+    assert (first.job_id, first.number, first.items) == (job["id"], 0, [(i.id, i.text) for i in ITEMS[:CHUNK]])
+    assert jobs.claim("worker", look_first=False).number == 1
+    jobs.cancel_or_delete(job["id"])
+    assert jobs.claim("worker", look_first=False) is None
 
 
 def test_an_expired_lease_is_taken_over_and_only_the_new_holder_stores(jobs, expiring, registry, load):
