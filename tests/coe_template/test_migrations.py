@@ -9,25 +9,22 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
-from coe_template.registry.db import MIGRATIONS
+from coe_template.registry.db import MIGRATIONS, migrate
 from tests.conftest import MODEL, seeded_registry
 
 
-def migrate_to(engine: Engine, revision: str) -> None:
+def downgrade_to(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
-        if revision == "head":
-            command.upgrade(config, revision)
-        else:
-            command.downgrade(config, revision)
+        command.downgrade(config, revision)
 
 
 def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tmp_path, trained_model):
     seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # at head
     upgrade_from = create_engine(database_url)
-    migrate_to(upgrade_from, "0002")
+    downgrade_to(upgrade_from, "0002")
     with upgrade_from.begin() as connection:  # a job as 0002 stored it
         connection.execute(text(
             "INSERT INTO batch_jobs (id, model_name, model_version, status, request_sha256, total_items,"
@@ -74,9 +71,9 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
     engine = create_engine(database_url)
     try:
         assert keys(engine) == []  # at head
-        migrate_to(engine, "0003")
+        downgrade_to(engine, "0003")
         assert keys(engine) == [["id"]]
-        migrate_to(engine, "head")
+        migrate(engine)
         assert keys(engine) == []
         assert inspect(engine).get_indexes("batch_results")[0]["column_names"] == ["job_id", "position"]
     finally:
