@@ -18,17 +18,56 @@ from datetime import timedelta
 from itertools import count
 from typing import Any
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coe_template.batch.items import BatchInputError, Item
-from coe_template.batch.schema import BatchChunk, BatchJob, BatchResult
+from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.registry import PRODUCTION, Conflict, Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import iso, utcnow
 
 ACTIVE = ("queued", "running")
+
+
+# --- the statements a worker runs for every chunk, built once ----------------------------------
+
+_chunks, _inputs, _jobs = BatchChunk.__table__, BatchChunkInput.__table__, BatchJob.__table__
+_chunk_key = (_chunks.c.job_id == bindparam("job")) & (_chunks.c.number == bindparam("chunk"))
+_input_key = (_inputs.c.job_id == bindparam("job")) & (_inputs.c.number == bindparam("chunk"))
+#: The oldest chunk nobody holds, or whose holder's lease ran out before ``now``.
+_CLAIMABLE = (
+    select(_chunks.c.job_id, _chunks.c.number, _chunks.c.first, _chunks.c.attempts,
+           _jobs.c.model_name, _jobs.c.model_version)
+    .join(_jobs, _jobs.c.id == _chunks.c.job_id)
+    .where(_jobs.c.status.in_(ACTIVE))
+    .where(or_(_chunks.c.status == "pending",
+               (_chunks.c.status == "running") & (_chunks.c.lease_expires_at < bindparam("now"))))
+    .order_by(_jobs.c.created_at, _chunks.c.job_id, _chunks.c.number)
+    .limit(1)
+)
+_ANY_CLAIMABLE = _CLAIMABLE.with_only_columns(_chunks.c.number)
+#: PostgreSQL: other workers skip the row this transaction locks instead of waiting for it.
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(of=_chunks, skip_locked=True)
+_TAKE = update(_chunks).where(_chunk_key).values(
+    status="running", lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires"),
+    attempts=bindparam("tries"))
+_INPUT = select(_inputs.c["items"]).where(_input_key)
+#: Conditional: a cancel that committed since the claim's SELECT is not undone.
+_START = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == "queued")
+          .values(status="running", started_at=bindparam("now")))
+#: Conditional: only the lease's holder finishes its chunk.
+_FINISH = (update(_chunks)
+           .where(_chunk_key, _chunks.c.status == "running", _chunks.c.lease_owner == bindparam("owner"))
+           .values(status="done", lease_expires_at=None))
+_DROP_INPUT = delete(_inputs).where(_input_key)
+_last_chunk = _jobs.c.done_chunks + 1 == _jobs.c.total_chunks
+#: Conditional: nothing is counted on (or stored for) a job that is no longer running.
+_COUNT = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == "running")
+          .values(done_items=_jobs.c.done_items + bindparam("items"), done_chunks=_jobs.c.done_chunks + 1,
+                  status=case((_last_chunk, "succeeded"), else_=_jobs.c.status),
+                  finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at)))
 
 
 class JobNotFound(LookupError):
@@ -83,7 +122,7 @@ def _compact(value: Any) -> str:
 
 
 def _chunk_inputs(items: Sequence[Item], size: int) -> list[str]:
-    """Each chunk's items as ``[[id, text], ...]``: what the chunk row stores."""
+    """Each chunk's items as ``[[id, text], ...]``: what its input row stores."""
     return [_compact([[i.id, i.text] for i in items[first:first + size]]) for first in range(0, len(items), size)]
 
 
@@ -144,8 +183,11 @@ class BatchJobs:
                 session.flush()
                 bulk_insert(session, BatchChunk.__table__, [
                     (job.id, number, number * self.chunk_size, min((number + 1) * self.chunk_size, len(items)) - 1,
-                     "pending", None, None, 0, chunk)
-                    for number, chunk in enumerate(inputs)
+                     "pending", None, None, 0)
+                    for number in range(len(inputs))
+                ])
+                bulk_insert(session, BatchChunkInput.__table__, [
+                    (job.id, number, chunk) for number, chunk in enumerate(inputs)
                 ])
         except IntegrityError:
             # The same key arrived concurrently: the other request's job is the answer.
@@ -225,7 +267,7 @@ class BatchJobs:
                 raise JobNotFound(job_id)
             if cancelled:
                 return job_dict(job)
-            for table in (BatchResult, BatchChunk):
+            for table in (BatchResult, BatchChunkInput, BatchChunk):
                 session.execute(delete(table).where(table.job_id == job_id))
             session.delete(job)
             return None
@@ -239,74 +281,44 @@ class BatchJobs:
         workers polling should; a worker that has just finished one expects another.
         """
         now = utcnow()
-        chunks, jobs = BatchChunk.__table__, BatchJob.__table__
-        claimable = (
-            select(chunks.c.job_id, chunks.c.number, chunks.c.first, chunks.c.attempts, chunks.c["items"],
-                   jobs.c.model_name, jobs.c.model_version)
-            .join(jobs, jobs.c.id == chunks.c.job_id)
-            .where(jobs.c.status.in_(ACTIVE))
-            .where(or_(chunks.c.status == "pending",
-                       (chunks.c.status == "running") & (chunks.c.lease_expires_at < now)))
-            .order_by(jobs.c.created_at, chunks.c.job_id, chunks.c.number)
-            .limit(1)
-        )
         if look_first:
             with reader(self.engine).begin() as connection:
-                if connection.execute(claimable.with_only_columns(chunks.c.number)).first() is None:
+                if connection.execute(_ANY_CLAIMABLE, {"now": now}).first() is None:
                     return None
-        if self.postgres:
-            # Other workers skip the row this transaction locks instead of waiting for it.
-            claimable = claimable.with_for_update(of=chunks, skip_locked=True)
         with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
             if self.postgres:
                 # A claim lost in a server crash only puts the chunk back: no need to wait for the disk.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            row = connection.execute(claimable).first()
+            row = connection.execute(_CLAIMABLE_LOCKED if self.postgres else _CLAIMABLE, {"now": now}).first()
             if row is None:
                 return None
-            connection.execute(
-                update(chunks).where(chunks.c.job_id == row.job_id, chunks.c.number == row.number)
-                .values(status="running", lease_owner=owner, lease_expires_at=now + self.lease,
-                        attempts=row.attempts + 1)
-            )
-            # Conditional: a cancel that committed since the SELECT is not undone.
-            connection.execute(update(jobs).where(jobs.c.id == row.job_id, jobs.c.status == "queued")
-                               .values(status="running", started_at=now))
+            key = {"job": row.job_id, "chunk": row.number}
+            connection.execute(_TAKE, {**key, "owner": owner, "expires": now + self.lease,
+                                       "tries": row.attempts + 1})
+            items = connection.execute(_INPUT, key).scalar_one()
+            connection.execute(_START, {"job": row.job_id, "now": now})
         return Claim(row.job_id, row.number, row.first, row.model_name, row.model_version, owner,
-                     row.attempts + 1, [(item_id, text) for item_id, text in json.loads(row.items)])
+                     row.attempts + 1, [(item_id, text) for item_id, text in json.loads(items)])
 
     def complete(self, claim: Claim, tags: Sequence[str], probabilities: Sequence[Sequence[float]],
                  labels: Sequence[str]) -> bool:
         """Store a chunk's results (the tag and probability row of each item, in order) and
         count it, only if the claim still holds; False otherwise."""
-        chunks, jobs = BatchChunk.__table__, BatchJob.__table__
         row_format = _probabilities_format(labels)
         results = [
             (claim.job_id, item_id, position, tag, row_format % tuple(row), claim.model_version)
             for position, (item_id, _), tag, row in zip(count(claim.first), claim.items, tags, probabilities)
         ]
-        last = jobs.c.done_chunks + 1 == jobs.c.total_chunks
+        key = {"job": claim.job_id, "chunk": claim.number}
         with self.engine.begin() as connection:
-            held = connection.execute(
-                update(chunks)
-                .where(chunks.c.job_id == claim.job_id, chunks.c.number == claim.number,
-                       chunks.c.status == "running", chunks.c.lease_owner == claim.owner)
-                .values(status="done", lease_expires_at=None)
-            ).rowcount
-            if not held:
+            if not connection.execute(_FINISH, {**key, "owner": claim.owner}).rowcount:
                 connection.rollback()  # the lease ran out and another worker took the chunk
                 return False
             bulk_insert(connection, BatchResult.__table__, results)
+            connection.execute(_DROP_INPUT, key)
             # Last: every worker's chunk updates this one row, so PostgreSQL holds its lock
             # only from here to the commit, not while the results are written.
-            counted = connection.execute(
-                update(jobs)
-                .where(jobs.c.id == claim.job_id, jobs.c.status == "running")
-                .values(done_items=jobs.c.done_items + len(results), done_chunks=jobs.c.done_chunks + 1,
-                        status=case((last, "succeeded"), else_=jobs.c.status),
-                        finished_at=case((last, utcnow()), else_=jobs.c.finished_at))
-            ).rowcount
-            if not counted:
+            if not connection.execute(_COUNT, {"job": claim.job_id, "items": len(results), "now": utcnow()}).rowcount:
                 connection.rollback()  # the job was cancelled meanwhile: store nothing
                 return False
         return True

@@ -1,4 +1,4 @@
-"""Batch jobs: the chunks workers claim (with their items), and the stored results."""
+"""Batch jobs: the chunks workers claim, their items, and the stored results."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ class BatchJob(Base):
 
 
 class BatchChunk(Base):
-    """A run of consecutive items, with their input, claimed by one worker at a time under a lease.
+    """A run of consecutive items, claimed by one worker at a time under a lease.
 
-    The input travels with the chunk (one row, not one per item): creating a job writes
-    one row per chunk and claiming one reads it back in the same statement.
+    Its input lives in :class:`BatchChunkInput`: a claim or a completion rewrites this
+    small row, and SQLite rewrites a whole row on every update.
     """
 
     __tablename__ = "batch_chunks"
@@ -51,6 +51,15 @@ class BatchChunk(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+
+
+class BatchChunkInput(Base):
+    """A chunk's items, written with the job, read by each claim, deleted once the chunk is done."""
+
+    __tablename__ = "batch_chunk_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: ``[[item id, text], ...]`` in input order, as compact JSON.
     items: Mapped[str] = mapped_column(Text)
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
-from coe_template.batch.schema import BatchChunk, BatchJob, BatchResult
+from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.predict import predict, tag
 from coe_template.registry import (
     PRODUCTION,
@@ -343,6 +343,18 @@ def test_running_stores_exactly_one_result_per_item(jobs, runner, registry):
     assert runner.run_once() is None  # nothing left to do
 
 
+def test_a_chunks_input_is_kept_until_the_chunk_is_done(jobs, runner, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    assert rows(registry, BatchChunkInput, job["id"]) == 4
+    held = jobs.claim("worker")
+    assert rows(registry, BatchChunkInput, job["id"]) == 4  # a claim that dies must leave it for the next
+    assert jobs.complete(held, *predictions_for(held, load))
+    assert rows(registry, BatchChunkInput, job["id"]) == 3
+    runner.run_until_idle()
+    assert rows(registry, BatchChunkInput, job["id"]) == 0
+    assert rows(registry, BatchChunk, job["id"]) == 4 and rows(registry, BatchResult, job["id"]) == len(ITEMS)
+
+
 def test_results_come_back_in_input_order_and_page_through_every_item_once(jobs, runner):
     order = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     shuffled = [ITEMS[n] for n in order]
@@ -614,11 +626,13 @@ def test_failed_and_cancelled_jobs_can_be_deleted(jobs, runner, registry):
     assert jobs.get(failed["id"])["status"] == "failed"
     assert jobs.get(failed["id"])["error"] == "gave up"
     assert jobs.get(cancelled["id"])["status"] == "cancelled"
+    assert rows(registry, BatchChunkInput, cancelled["id"]) == 4  # never worked: its input is kept
     for job in (failed, cancelled):
         assert jobs.cancel_or_delete(job["id"]) is None
         with pytest.raises(JobNotFound):
             jobs.get(job["id"])
-        assert rows(registry, BatchResult, job["id"]) == 0
+        for table in (BatchResult, BatchChunk, BatchChunkInput):
+            assert rows(registry, table, job["id"]) == 0
     assert jobs.list() == ([], None)
 
 

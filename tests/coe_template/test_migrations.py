@@ -83,3 +83,31 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
         assert BatchJobs(registry).results(job["id"])[0] == stored
     finally:
         registry.engine.dispose()
+
+
+def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url, tmp_path, trained_model):
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model)
+    jobs = BatchJobs(registry, chunk_size=2)
+    job, _ = jobs.create(MODEL, [Item("a", "object detection"), Item("b", 'text, "quoted"'),
+                                 Item("c", "kubernetes ünïcode")])
+    first = jobs.claim("worker")
+    assert jobs.complete(first, ["computer-vision", "other"], [[0.7, 0.1, 0.1, 0.1]] * 2,
+                         registry.load(MODEL, 1).labels)
+    registry.engine.dispose()
+    engine = create_engine(database_url)
+    try:
+        downgrade_to(engine, "0004")  # the items back in their chunks' rows: the done chunk's are gone
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT number, items FROM batch_chunks ORDER BY number")).all() == [
+                (0, "[]"), (1, '[["c","kubernetes \\u00fcn\\u00efcode"]]')]
+        migrate(engine)
+    finally:
+        engine.dispose()
+    registry = Registry.open(database_url, tmp_path / "store")
+    try:
+        jobs = BatchJobs(registry, chunk_size=2)
+        second = jobs.claim("worker")
+        assert (second.job_id, second.number, second.items) == (job["id"], 1, [("c", "kubernetes ünïcode")])
+        assert jobs.claim("worker") is None  # the done chunk is not worked again
+    finally:
+        registry.engine.dispose()
