@@ -7,7 +7,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from operator import itemgetter
 
 from coe_template.data import project_text
 
@@ -15,16 +15,17 @@ from coe_template.data import project_text
 _SHOWN = 5
 #: Ids travel in URLs (``/results/{item-id}``): letters, digits and ``._~:@-`` only.
 ITEM_ID = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
+#: Many ids, each followed by a newline (which no id may hold).
+_ITEM_IDS = re.compile(r"(?:[A-Za-z0-9._~:@-]{1,200}\n)*")
 
 
 class BatchInputError(ValueError):
     """The input cannot become a batch job; the message names each problem."""
 
 
-@dataclass(frozen=True)
-class Item:
-    id: str
-    text: str
+#: An item: its id and its text. Plain tuples: a 100k-item batch makes 100k of them, and
+#: the garbage collector stops tracking a tuple of strings, unlike any class instance.
+Item = tuple[str, str]
 
 
 def _raise_if(problems: list[str], what: str) -> None:
@@ -33,13 +34,22 @@ def _raise_if(problems: list[str], what: str) -> None:
         raise BatchInputError(f"{what}: {'; '.join(problems[:_SHOWN])}{more}")
 
 
-def _checked(pairs: Iterable[tuple[str, str]], where: str) -> list[Item]:
-    """Items in input order; empty texts, missing or duplicate ids are refused by position."""
-    items: list[Item] = []
+def _all_valid(ids: list[str], texts: list[str]) -> bool:
+    """Whether :func:`_problems` would find nothing, in a few passes over whole columns.
+
+    The joined ids could match the pattern if an id held a newline, but then there
+    would be more newlines than ids.
+    """
+    joined = "\n".join(ids) + "\n" if ids else ""
+    return (bool(_ITEM_IDS.fullmatch(joined)) and joined.count("\n") == len(ids) and len(set(ids)) == len(ids)
+            and "" not in texts and not any(map(str.isspace, texts)) and "\x00" not in "".join(texts))
+
+
+def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
+    """Every problem of the input, by position (and id) in input order, then the duplicate ids."""
     problems: list[str] = []
-    valid_id = ITEM_ID.fullmatch
-    for position, (item_id, text) in enumerate(pairs):
-        if not valid_id(item_id):
+    for position, (item_id, text) in enumerate(zip(ids, texts)):
+        if not ITEM_ID.fullmatch(item_id):
             if not item_id:
                 problems.append(f"{where}[{position}] has no id")
             else:
@@ -48,26 +58,33 @@ def _checked(pairs: Iterable[tuple[str, str]], where: str) -> list[Item]:
             problems.append(f"{where}[{position}] (id {item_id!r}) has no text")
         elif "\x00" in text:
             problems.append(f"{where}[{position}] (id {item_id!r}) contains a NUL character")
-        items.append(Item(item_id, text))
-    if not items:
+    return problems + [f"id {i!r} appears more than once" for i, n in Counter(ids).items() if n > 1 and i]
+
+
+def _checked(ids: list[str], texts: list[str], where: str) -> list[Item]:
+    """Items in input order; empty texts, missing or duplicate ids are refused by position.
+
+    Valid input, the usual case, is checked a column at a time; only input that fails
+    is walked item by item, to name each problem.
+    """
+    if not ids:
         raise BatchInputError(f"no {where}: a batch needs at least one")
-    if len({item.id for item in items}) < len(items):
-        duplicates = [i for i, n in Counter(item.id for item in items).items() if n > 1 and i]
-        problems += [f"id {i!r} appears more than once" for i in duplicates]
-    _raise_if(problems, "invalid batch")
-    return items
+    if not _all_valid(ids, texts):
+        _raise_if(_problems(ids, texts, where), "invalid batch")
+    return list(zip(ids, texts))
 
 
 def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list[Item]:
     """Items from JSON objects with ``id`` and ``text``, or ``id``, ``title`` and ``description``."""
-    def pairs() -> Iterator[tuple[str, str]]:
-        for row in rows:
-            text = row.get("text")
-            if text is None:
-                text = project_text(str(row.get("title") or ""), str(row.get("description") or ""))
-            yield str(row.get("id") or "").strip(), str(text)
-
-    return _checked(pairs(), where)
+    ids: list[str] = []
+    texts: list[str] = []
+    for row in rows:
+        text = row.get("text")
+        if text is None:
+            text = project_text(str(row.get("title") or ""), str(row.get("description") or ""))
+        ids.append(str(row.get("id") or "").strip())
+        texts.append(str(text))
+    return _checked(ids, texts, where)
 
 
 def csv_rows(text: str) -> Iterator[list[str]]:
@@ -102,18 +119,16 @@ def read_csv(data: bytes) -> list[Item]:
             f"the CSV file needs an id column and a text column (or title and description); "
             f"found {', '.join(columns)}"
         )
-    at = {name: columns.index(name) for name in ("id", "text", "title", "description") if name in columns}
-
-    def pairs() -> Iterator[tuple[str, str]]:
-        # A short row misses its last fields, as csv.DictReader would fill them with None.
-        for row in reader:
-            row += [""] * (len(columns) - len(row))
-            if "text" in at:
-                yield row[at["id"]].strip(), row[at["text"]]
-            else:
-                yield row[at["id"]].strip(), project_text(row[at["title"]], row[at["description"]])
-
     try:
-        return _checked(pairs(), where="row")
+        rows = list(reader)
     except csv.Error as exc:
         raise BatchInputError(f"the CSV file is malformed: {exc}") from None
+    if rows and min(map(len, rows)) < len(columns):
+        # A short row misses its last fields, as csv.DictReader would fill them with None.
+        rows = [row + [""] * (len(columns) - len(row)) for row in rows]
+
+    def column(name: str) -> list[str]:
+        return list(map(itemgetter(columns.index(name)), rows))
+
+    texts = column("text") if "text" in columns else list(map(project_text, column("title"), column("description")))
+    return _checked(list(map(str.strip, column("id"))), texts, where="row")

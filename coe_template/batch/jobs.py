@@ -123,13 +123,16 @@ def _compact(value: Any) -> str:
 
 def _chunk_inputs(items: Sequence[Item], size: int) -> list[str]:
     """Each chunk's items as ``[[id, text], ...]``: what its input row stores."""
-    return [_compact([[i.id, i.text] for i in items[first:first + size]]) for first in range(0, len(items), size)]
+    return [_compact(items[first:first + size]) for first in range(0, len(items), size)]
 
 
 def _request_digest(name: str, version: int | None, inputs: Sequence[str]) -> str:
     """sha256 of ``[name, version, [[id, text], ...]]`` as compact JSON, from the chunks' JSON."""
-    request = f"{_compact([name, version])[:-1]},[{','.join(chunk[1:-1] for chunk in inputs)}]]"
-    return hashlib.sha256(request.encode()).hexdigest()
+    digest = hashlib.sha256(f"{_compact([name, version])[:-1]},[".encode())
+    for n, chunk in enumerate(inputs):
+        digest.update(f"{',' if n else ''}{chunk[1:-1]}".encode())
+    digest.update(b"]]")
+    return digest.hexdigest()
 
 
 def _probabilities_format(labels: Sequence[str]) -> str:

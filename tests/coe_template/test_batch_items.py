@@ -9,41 +9,41 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coe_template.batch.items import ITEM_ID, BatchInputError, Item, csv_rows, read_csv, to_items
+from coe_template.batch.items import ITEM_ID, BatchInputError, _all_valid, _problems, csv_rows, read_csv, to_items
 
 # --- to_items: what is accepted --------------------------------------------------------------------
 
 
 def test_text_items_become_items_in_input_order():
     rows = [{"id": "p-3", "text": "Third"}, {"id": "p-1", "text": "First"}, {"id": "p-2", "text": "Second"}]
-    assert to_items(rows) == [Item("p-3", "Third"), Item("p-1", "First"), Item("p-2", "Second")]
+    assert to_items(rows) == [("p-3", "Third"), ("p-1", "First"), ("p-2", "Second")]
 
 
 def test_title_and_description_are_joined_into_the_text():
     items = to_items([{"id": "a", "title": "  yolo-lite ", "description": " Object detection on a Pi.  "}])
-    assert items == [Item("a", "yolo-lite Object detection on a Pi.")]
+    assert items == [("a", "yolo-lite Object detection on a Pi.")]
 
 
 def test_title_alone_or_description_alone_is_enough():
     items = to_items([{"id": "a", "title": "Only a title"}, {"id": "b", "description": "Only a description"}])
-    assert [i.text for i in items] == ["Only a title", "Only a description"]
+    assert [text for _, text in items] == ["Only a title", "Only a description"]
 
 
 def test_text_and_title_description_items_can_be_mixed():
     items = to_items([{"id": "p-1", "text": "Transformers for text"},
                       {"id": "p-2", "title": "yolo", "description": "Object detection"}])
-    assert items == [Item("p-1", "Transformers for text"), Item("p-2", "yolo Object detection")]
+    assert items == [("p-1", "Transformers for text"), ("p-2", "yolo Object detection")]
 
 
 def test_ids_are_stripped_and_may_use_every_allowed_character():
     allowed = "Az09._~:@-"
     items = to_items([{"id": f"  {allowed}  ", "text": "x"}, {"id": "x" * 200, "text": "y"}])
-    assert [i.id for i in items] == [allowed, "x" * 200]
+    assert [item_id for item_id, _ in items] == [allowed, "x" * 200]
 
 
 def test_a_generator_of_rows_is_read_once_in_order():
     rows = ({"id": f"id-{n}", "text": f"text {n}"} for n in range(50))
-    assert [i.id for i in to_items(rows)] == [f"id-{n}" for n in range(50)]
+    assert [item_id for item_id, _ in to_items(rows)] == [f"id-{n}" for n in range(50)]
 
 
 # --- to_items: what is refused ---------------------------------------------------------------------
@@ -144,31 +144,31 @@ def test_the_name_used_in_messages_can_be_chosen():
 
 def test_csv_with_id_and_text():
     data = b"id,text\np-1,Transformers for text\np-2,Object detection\n"
-    assert read_csv(data) == [Item("p-1", "Transformers for text"), Item("p-2", "Object detection")]
+    assert read_csv(data) == [("p-1", "Transformers for text"), ("p-2", "Object detection")]
 
 
 def test_csv_with_id_title_and_description():
     data = b"id,title,description\np-1,yolo-lite,Object detection on a Pi\np-2,bert,\n"
-    assert read_csv(data) == [Item("p-1", "yolo-lite Object detection on a Pi"), Item("p-2", "bert")]
+    assert read_csv(data) == [("p-1", "yolo-lite Object detection on a Pi"), ("p-2", "bert")]
 
 
 def test_csv_extra_columns_and_column_order_do_not_matter():
     data = b"tag,description,id,title\nx,Object detection,p-1,yolo\n"
-    assert read_csv(data) == [Item("p-1", "yolo Object detection")]
+    assert read_csv(data) == [("p-1", "yolo Object detection")]
 
 
 def test_csv_with_a_byte_order_mark():
     data = "\ufeffid,text\np-1,Café résumé naïve\n".encode()
-    assert read_csv(data) == [Item("p-1", "Café résumé naïve")]
+    assert read_csv(data) == [("p-1", "Café résumé naïve")]
 
 
 def test_csv_quoted_fields_keep_newlines_commas_and_quotes():
     data = b'id,text\r\np-1,"first line\r\nsecond line, with ""quotes"""\r\np-2,"a\nb"\r\n'
-    assert read_csv(data) == [Item("p-1", 'first line\r\nsecond line, with "quotes"'), Item("p-2", "a\nb")]
+    assert read_csv(data) == [("p-1", 'first line\r\nsecond line, with "quotes"'), ("p-2", "a\nb")]
 
 
 def test_csv_without_a_trailing_newline():
-    assert read_csv(b"id,text\np-1,last") == [Item("p-1", "last")]
+    assert read_csv(b"id,text\np-1,last") == [("p-1", "last")]
 
 
 @pytest.mark.parametrize("header", ["text", "title,description", "id", "id,title", "id,description",
@@ -242,3 +242,19 @@ def test_csv_rows_are_the_csv_modules_rows(text):
 def test_a_field_over_the_limit_is_found_on_the_fast_path_too():
     with pytest.raises(BatchInputError, match="field larger than field limit"):
         read_csv(b"id,text\np-1,unquoted " + b"x" * 200_000 + b"\n")
+
+
+# --- the column-at-a-time check agrees with the item-by-item one ----------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=st.sampled_from("ab-._~:@\n \x00é/"), max_size=4),
+                          st.text(alphabet=st.sampled_from("a \n\t\x00\u3000"), max_size=3)), max_size=6))
+def test_the_fast_check_accepts_exactly_the_input_with_no_problem(pairs):
+    ids, texts = [i for i, _ in pairs], [t for _, t in pairs]
+    assert _all_valid(ids, texts) == (not _problems(ids, texts, "items"))
+
+
+def test_an_id_hiding_a_newline_is_refused_though_each_of_its_lines_is_a_valid_id():
+    with pytest.raises(BatchInputError, match=r"items\[0\] id 'a\\nb' must be"):
+        to_items([{"id": "a\nb", "text": "object detection"}])

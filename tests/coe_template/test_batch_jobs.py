@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
@@ -49,8 +48,8 @@ TEXTS = [
     "Pose estimation from a webcam in real time",
 ]
 #: Ten items: chunks [0-2], [3-5], [6-8], [9].
-ITEMS = [Item(f"p-{n}", text) for n, text in enumerate(TEXTS)]
-IDS = [i.id for i in ITEMS]
+ITEMS = [(f"p-{n}", text) for n, text in enumerate(TEXTS)]
+IDS = [item_id for item_id, _ in ITEMS]
 UNKNOWN_JOB = "00000000-0000-0000-0000-000000000000"
 
 
@@ -186,7 +185,7 @@ def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
         (job["id"], 0, 0), (job["id"], 1, 3), (job["id"], 2, 6), (job["id"], 3, 9),
     ]
     assert [c.items for c in claims] == [
-        [(i.id, i.text) for i in ITEMS[first:first + CHUNK]] for first in (0, 3, 6, 9)
+        ITEMS[first:first + CHUNK] for first in (0, 3, 6, 9)
     ]
     assert {(c.model_name, c.model_version, c.owner, c.attempts) for c in claims} == {(MODEL, 1, "worker", 1)}
     claimed = jobs.get(job["id"])
@@ -267,7 +266,7 @@ def test_a_retry_is_recognised_whatever_the_chunk_size(jobs, registry):
     again, created = restarted.create(MODEL, ITEMS, idempotency_key="key-1")
     assert (again["id"], created) == (first["id"], False)
     # The digest is of the request as a whole, as jobs created before chunks held their items recorded it.
-    whole = json.dumps([MODEL, None, [[i.id, i.text] for i in ITEMS]], separators=(",", ":"))
+    whole = json.dumps([MODEL, None, ITEMS], separators=(",", ":"))
     with registry.engine.connect() as connection:
         recorded = connection.scalar(select(BatchJob.request_sha256).where(BatchJob.id == first["id"]))
     assert recorded == hashlib.sha256(whole.encode()).hexdigest()
@@ -287,8 +286,8 @@ def test_the_same_key_with_a_different_request_is_a_conflict(jobs):
     different = {
         "one item fewer": (ITEMS[:-1], None),
         "another order": (ITEMS[::-1], None),
-        "a text changed": ([Item("p-0", "another text"), *ITEMS[1:]], None),
-        "an id changed": ([Item("q-0", ITEMS[0].text), *ITEMS[1:]], None),
+        "a text changed": ([("p-0", "another text"), *ITEMS[1:]], None),
+        "an id changed": ([("q-0", ITEMS[0][1]), *ITEMS[1:]], None),
         "another version": (ITEMS, 2),
     }
     for what, (items, version) in different.items():
@@ -385,17 +384,17 @@ def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, regist
     on_2, _ = jobs.create(MODEL, shuffled, version=2)
     runner.run_until_idle()
     for job, version in ((on_1, 1), (on_2, 2)):
-        realtime = predict([i.text for i in shuffled], registry.load(MODEL, version))
-        for item, expected in zip(shuffled, realtime):
-            assert jobs.result(job["id"], item.id) == {
-                "id": item.id, "predicted_tag": expected["predicted_tag"],
+        realtime = predict([text for _, text in shuffled], registry.load(MODEL, version))
+        for (item_id, _), expected in zip(shuffled, realtime):
+            assert jobs.result(job["id"], item_id) == {
+                "id": item_id, "predicted_tag": expected["predicted_tag"],
                 "probabilities": expected["probabilities"], "model_version": version,
             }
 
 
 def test_unknown_jobs_and_items_are_not_found(jobs, runner):
     first, _ = jobs.create(MODEL, ITEMS[:2])
-    second, _ = jobs.create(MODEL, [Item("other", "Text of another job")])
+    second, _ = jobs.create(MODEL, [("other", "Text of another job")])
     runner.run_until_idle()
     calls = {
         "get": lambda: jobs.get(UNKNOWN_JOB),
@@ -465,7 +464,7 @@ def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for
 def test_a_claim_that_does_not_look_first_takes_the_same_chunk(jobs):
     job, _ = jobs.create(MODEL, ITEMS)
     first = jobs.claim("worker", look_first=False)
-    assert (first.job_id, first.number, first.items) == (job["id"], 0, [(i.id, i.text) for i in ITEMS[:CHUNK]])
+    assert (first.job_id, first.number, first.items) == (job["id"], 0, ITEMS[:CHUNK])
     assert jobs.claim("worker", look_first=False).number == 1
     jobs.cancel_or_delete(job["id"])
     assert jobs.claim("worker", look_first=False) is None

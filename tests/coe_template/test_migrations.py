@@ -6,7 +6,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from coe_template.batch.items import Item
 from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, migrate
@@ -57,7 +56,7 @@ def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tm
 def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(database_url, tmp_path, trained_model):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     jobs = BatchJobs(registry)
-    job, _ = jobs.create(MODEL, [Item("a", "object detection on drones"), Item("b", "bert for legal text")])
+    job, _ = jobs.create(MODEL, [("a", "object detection on drones"), ("b", "bert for legal text")])
     artifacts = registry.load(MODEL, 1)
     claim = jobs.claim("worker")
     assert jobs.complete(claim, ["computer-vision", "natural-language-processing"],
@@ -88,8 +87,8 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
 def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url, tmp_path, trained_model):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     jobs = BatchJobs(registry, chunk_size=2)
-    job, _ = jobs.create(MODEL, [Item("a", "object detection"), Item("b", 'text, "quoted"'),
-                                 Item("c", "kubernetes ünïcode")])
+    job, _ = jobs.create(MODEL, [("a", "object detection"), ("b", 'text, "quoted"'),
+                                 ("c", "kubernetes ünïcode")])
     first = jobs.claim("worker")
     assert jobs.complete(first, ["computer-vision", "other"], [[0.7, 0.1, 0.1, 0.1]] * 2,
                          registry.load(MODEL, 1).labels)
