@@ -56,8 +56,8 @@ def apply_threshold(
     probabilities: np.ndarray, labels: Sequence[str], threshold: float
 ) -> list[str]:
     """Top tag per row, or ``other`` where the model is not sure enough."""
-    best = probabilities.argmax(axis=1)
-    top = probabilities[np.arange(len(best)), best]
+    # Python ints and floats: iterating the arrays would make a NumPy scalar of every element.
+    best, top = probabilities.argmax(axis=1).tolist(), probabilities.max(axis=1).tolist()
     return [labels[i] if p >= threshold else OTHER_TAG for i, p in zip(best, top)]
 
 
