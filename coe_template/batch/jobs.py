@@ -91,7 +91,7 @@ class Claim:
     model_version: int
     owner: str
     attempts: int
-    items: list[tuple[str, str]]
+    items: list[Item]
 
 
 def job_dict(job: BatchJob) -> dict[str, Any]:
