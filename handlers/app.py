@@ -23,6 +23,7 @@ from config.settings import Settings
 from handlers import problems
 from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
+from handlers.routing import UnroutedNotFound
 from handlers.validation import VALIDATORS
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
+    app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
     return app

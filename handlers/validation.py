@@ -9,16 +9,22 @@ is validated again by Connexion's own validator, so clients get exactly the same
 
 Schemas using what OpenAPI adds to JSON Schema draft 4 (``nullable``, ``readOnly``…)
 or ``format`` are left to jsonschema alone: there the two could disagree.
+
+Two bodies Connexion's parsers fail on with a 500 are answered with a 400 here: JSON
+that is not UTF-8, and multipart/form-data without a boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import fastjsonschema
 from connexion.datastructures import MediaTypeDict
-from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
+from connexion.exceptions import BadRequestProblem
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, MultiPartFormDataValidator
+from starlette.formparsers import MultiPartException
+from starlette.types import Scope
 
 #: Keywords whose meaning Connexion's validator adds or checks differently.
 _NOT_COMPILED = frozenset({"nullable", "x-nullable", "readOnly", "writeOnly", "format", "discriminator"})
@@ -48,6 +54,12 @@ def _compile(schema: dict) -> Callable[[Any], Any] | None:
 
 
 class CompiledJSONBodyValidator(JSONRequestBodyValidator):
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        try:
+            return await super()._parse(stream, scope)
+        except UnicodeDecodeError as exc:  # Connexion's own parse lets it through: a 500
+            raise BadRequestProblem(detail=f"request body is not UTF-8 JSON: {exc}") from None
+
     def _validate(self, body: Any) -> dict | None:
         check = _compile(self._schema) if body is not None else None
         if check is not None:
@@ -59,4 +71,16 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         return super()._validate(body)
 
 
-VALIDATORS = {**VALIDATOR_MAP, "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": CompiledJSONBodyValidator})}
+class MultiPartBodyValidator(MultiPartFormDataValidator):
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> dict:
+        try:
+            return await super()._parse(stream, scope)
+        except MultiPartException as exc:  # no boundary in the Content-Type, say: Connexion lets it through
+            raise BadRequestProblem(detail=f"malformed multipart/form-data body: {exc}") from None
+
+
+VALIDATORS = {**VALIDATOR_MAP, "body": MediaTypeDict({
+    **VALIDATOR_MAP["body"],
+    "*/*json": CompiledJSONBodyValidator,
+    "multipart/form-data": MultiPartBodyValidator,
+})}

@@ -52,3 +52,19 @@ def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword, value):
 def test_a_refused_body_gets_jsonschemas_message(client, assert_problem):
     detail = assert_problem(client.post("/predictions", json={"texts": [{"text": "ok", "lang": "en"}]}), 400)
     assert "Additional properties are not allowed ('lang' was unexpected)" in detail
+
+
+# --- bodies Connexion's own parsers would fail on ---------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions"])
+def test_a_json_body_that_is_not_utf8_is_a_bad_request(client, assert_problem, path):
+    response = client.post(path, content=b'{"texts": [{"text": "caf\xe9"}]}',
+                           headers={"Content-Type": "application/json"})
+    assert "request body is not UTF-8 JSON" in assert_problem(response, 400)
+
+
+def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_problem):
+    response = client.post("/batch-predictions", content=b'{"items": []}',
+                           headers={"Content-Type": "multipart/form-data"})
+    assert "malformed multipart/form-data body: Missing boundary" in assert_problem(response, 400)
