@@ -130,5 +130,8 @@ def read_csv(data: bytes) -> list[Item]:
     def column(name: str) -> list[str]:
         return list(map(itemgetter(columns.index(name)), rows))
 
-    texts = column("text") if "text" in columns else list(map(project_text, column("title"), column("description")))
+    if "text" in columns:
+        texts = column("text")
+    else:
+        texts = list(map(project_text, column("title"), column("description")))
     return _checked(list(map(str.strip, column("id"))), texts, where="row")

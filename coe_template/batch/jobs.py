@@ -321,7 +321,8 @@ class BatchJobs:
             connection.execute(_DROP_INPUT, key)
             # Last: every worker's chunk updates this one row, so PostgreSQL holds its lock
             # only from here to the commit, not while the results are written.
-            if not connection.execute(_COUNT, {"job": claim.job_id, "items": len(results), "now": utcnow()}).rowcount:
+            counted = {"job": claim.job_id, "items": len(results), "now": utcnow()}
+            if not connection.execute(_COUNT, counted).rowcount:
                 connection.rollback()  # the job was cancelled meanwhile: store nothing
                 return False
         return True

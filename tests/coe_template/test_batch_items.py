@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coe_template.batch.items import ITEM_ID, BatchInputError, _all_valid, _problems, csv_rows, read_csv, to_items
+from coe_template.batch.items import (
+    ITEM_ID,
+    BatchInputError,
+    _all_valid,
+    _problems,
+    csv_rows,
+    read_csv,
+    to_items,
+)
 
 # --- to_items: what is accepted --------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tm
         registry.engine.dispose()
 
 
-def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(database_url, tmp_path, trained_model):
+def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(database_url, tmp_path,
+                                                                           trained_model):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     jobs = BatchJobs(registry)
     job, _ = jobs.create(MODEL, [("a", "object detection on drones"), ("b", "bert for legal text")])
@@ -97,8 +98,8 @@ def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url
     try:
         downgrade_to(engine, "0004")  # the items back in their chunks' rows: the done chunk's are gone
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT number, items FROM batch_chunks ORDER BY number")).all() == [
-                (0, "[]"), (1, '[["c","kubernetes \\u00fcn\\u00efcode"]]')]
+            chunks = connection.execute(text("SELECT number, items FROM batch_chunks ORDER BY number")).all()
+            assert chunks == [(0, "[]"), (1, '[["c","kubernetes \\u00fcn\\u00efcode"]]')]
         migrate(engine)
     finally:
         engine.dispose()

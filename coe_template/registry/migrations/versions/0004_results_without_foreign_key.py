@@ -37,4 +37,5 @@ def downgrade() -> None:
         with op.batch_alter_table('batch_results', naming_convention=SQLITE_NAMES) as batch_op:
             batch_op.create_foreign_key(SQLITE_FK, 'batch_jobs', ['job_id'], ['id'], ondelete='CASCADE')
     else:
-        op.create_foreign_key(POSTGRES_FK, 'batch_results', 'batch_jobs', ['job_id'], ['id'], ondelete='CASCADE')
+        op.create_foreign_key(POSTGRES_FK, 'batch_results', 'batch_jobs', ['job_id'], ['id'],
+                              ondelete='CASCADE')

@@ -34,11 +34,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('batch_chunks') as batch_op:
         batch_op.add_column(sa.Column('items', sa.Text(), nullable=False, server_default='[]'))
-    op.execute("UPDATE batch_chunks SET items = (SELECT items FROM batch_chunk_inputs"
-               " WHERE batch_chunk_inputs.job_id = batch_chunks.job_id"
-               " AND batch_chunk_inputs.number = batch_chunks.number)"
-               " WHERE EXISTS (SELECT 1 FROM batch_chunk_inputs WHERE batch_chunk_inputs.job_id = batch_chunks.job_id"
-               " AND batch_chunk_inputs.number = batch_chunks.number)")
+    same_chunk = ("batch_chunk_inputs.job_id = batch_chunks.job_id"
+                  " AND batch_chunk_inputs.number = batch_chunks.number")
+    op.execute(f"UPDATE batch_chunks SET items = (SELECT items FROM batch_chunk_inputs WHERE {same_chunk})"
+               f" WHERE EXISTS (SELECT 1 FROM batch_chunk_inputs WHERE {same_chunk})")
     op.drop_table('batch_chunk_inputs')
     with op.batch_alter_table('batch_chunks') as batch_op:  # done chunks keep '[]': their input is gone
         batch_op.alter_column('items', existing_type=sa.Text(), server_default=None)
