@@ -9,12 +9,14 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from coe_template.errors import InvalidInput, NotFound
 
-class ArgsError(ValueError):
+
+class ArgsError(InvalidInput):
     """Training arguments are malformed; the message names each bad field."""
 
 
-class UnknownArgument(LookupError):
+class UnknownArgument(NotFound):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown training argument {name!r}; known arguments: {', '.join(known)}")
 

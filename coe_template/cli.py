@@ -10,21 +10,21 @@ from pathlib import Path
 
 import click
 
-from coe_template.args import ArgsError, load_args
-from coe_template.batch.items import BatchInputError, read_csv
+from coe_template.args import load_args
+from coe_template.batch.items import read_csv
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
-from coe_template.data import DatasetError, load_dataset
+from coe_template.data import load_dataset
+from coe_template.errors import CoeError
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
 from coe_template.registry.training import run_training
-from coe_template.store import ArtifactError, Artifacts
+from coe_template.store import Artifacts
 from coe_template.train import train as train_model
 from config.settings import Settings
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
-_ERRORS = (ArgsError, DatasetError, RegistryError, ArtifactError, BatchInputError, LookupError)
 
 
 def _echo_json(data: object) -> None:
@@ -58,7 +58,7 @@ def _fail_clearly(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except _ERRORS as exc:
+        except CoeError as exc:
             raise click.ClickException(str(exc)) from None
 
     wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from coe_template.errors import InvalidInput
+
 ACCEPTED_TAGS: tuple[str, ...] = (
     "natural-language-processing",
     "computer-vision",
@@ -24,7 +26,7 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInput):
     """A data file cannot be used for training or evaluation."""
 
 

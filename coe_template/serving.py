@@ -13,10 +13,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from coe_template.registry import PRODUCTION, Conflict, Registry, RegistryError
-from coe_template.store import ArtifactError, Artifacts
+from coe_template.errors import CoeError, Conflict, Unavailable
+from coe_template.registry import PRODUCTION, Registry
+from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
+
+
+class ModelNotLoaded(Unavailable):
+    """This process has no ``production`` version to serve (e.g. its files failed verification)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class ModelServer:
     def current(self) -> Served:
         served = self._current
         if served is None:
-            raise RegistryError(f"no {PRODUCTION} version of {self.name!r} is loaded")
+            raise ModelNotLoaded(f"no {PRODUCTION} version of {self.name!r} is loaded: see the server's log")
         return served
 
     def refresh(self) -> bool:
@@ -85,7 +90,7 @@ class ModelServer:
             try:
                 self.registry.reap_dead_trainers()
                 self.refresh()
-            except (RegistryError, ArtifactError, OSError) as exc:
+            except (CoeError, OSError) as exc:
                 log.error("keeping %s version %s: %s", self.name,
                           self._current.version if self._current else None, exc)
             except Exception:  # never let the poller die: serving goes on with what it has

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from coe_template.args import lookup_arg
 from coe_template.compiled import Predictor, predictor_for
+from coe_template.errors import ArtifactUnavailable
 from coe_template.train import TrainedModel
 
 RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
@@ -34,14 +35,12 @@ RECORD_FILE = "run.json"
 RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json")
 
 
-class ArtifactError(RuntimeError):
-    """A run cannot be found or does not match what was written."""
+class ArtifactError(ArtifactUnavailable):
+    """A run cannot be found or does not match what was written: the server's fault, never the client's."""
 
 
-class RunNotFound(ArtifactError, LookupError):
-    pass
-
-
+class RunNotFound(ArtifactError):
+    """A run's directory or record is missing."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def read_record(run_id: str, store: Path) -> dict[str, Any]:
     try:
         record = _read_json(runs_dir(store) / run_id / RECORD_FILE)
     except FileNotFoundError:
-        raise RunNotFound(f"run {run_id} not found in {runs_dir(store)}") from None
+        raise RunNotFound(f"run {run_id}: its files are missing from the model store") from None
     except ValueError as exc:
         raise ArtifactError(f"run {run_id}: {RECORD_FILE} is damaged ({exc}); refusing to load it") from None
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):

@@ -23,6 +23,7 @@ from config.settings import Settings
 from handlers import problems
 from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
+from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
 from handlers.validation import VALIDATORS
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
+    app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
     return app

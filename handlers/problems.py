@@ -1,29 +1,94 @@
-"""Every error becomes an ``application/problem+json`` document, mapped here only."""
+"""Every error becomes an ``application/problem+json`` document, mapped here only.
+
+Only the package's own refusals (:mod:`coe_template.errors`) and the framework's
+problems (a request the spec or a limit refuses) become a 4xx or a 503; anything
+else is a bug, answered ``500`` with a generic detail while its traceback goes to
+the log under the request's id. Every problem names a stable ``type`` (one per
+kind of error, listed in the spec) and carries the request id.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from connexion import FlaskApp
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from marshmallow import ValidationError
+from starlette.exceptions import HTTPException
 
-from coe_template.args import ArgsError
-from coe_template.batch.items import BatchInputError
-from coe_template.registry import Conflict
-from coe_template.store import ArtifactError
+from coe_template.errors import (
+    ArtifactUnavailable,
+    Busy,
+    CoeError,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    StorageFull,
+    Unavailable,
+)
+from handlers.request_id import current_request_id
+
+log = logging.getLogger(__name__)
 
 #: Longest ``detail`` echoed back: validation messages quote the offending value.
 MAX_DETAIL = 400
+#: Where the ``type`` URIs live; each kind's page says what it means and what to do.
+TYPE_BASE = "/problems/"
+
+#: The package's refusals: status and kind, most specific class first.
+_DOMAIN: tuple[tuple[type[CoeError], HTTPStatus, str], ...] = (
+    (InvalidInput, HTTPStatus.BAD_REQUEST, "invalid-input"),
+    (NotFound, HTTPStatus.NOT_FOUND, "not-found"),
+    (Conflict, HTTPStatus.CONFLICT, "conflict"),
+    (DatabaseUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "database-unavailable"),
+    (ArtifactUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-files-unverified"),
+    (StorageFull, HTTPStatus.INSUFFICIENT_STORAGE, "storage-full"),
+    (Busy, HTTPStatus.SERVICE_UNAVAILABLE, "busy"),
+    (Unavailable, HTTPStatus.SERVICE_UNAVAILABLE, "unavailable"),
+)
+
+#: Problems the framework or a limit raises, by status.
+_BY_STATUS: dict[int, str] = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    408: "request-timeout",
+    411: "length-required",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+#: Every ``type`` a problem of this API can carry (the spec lists the same).
+KINDS = frozenset(_BY_STATUS.values()) | {kind for _, _, kind in _DOMAIN}
 
 
-def _response(status: HTTPStatus, detail: str) -> ConnexionResponse:
-    return problem(status=status.value, title=status.phrase, detail=_shorten(detail))
+def type_uri(kind: str) -> str:
+    return TYPE_BASE + kind
+
+
+def response(status: int, detail: str, kind: str | None = None, title: str | None = None,
+             headers: Mapping[str, str] | None = None) -> ConnexionResponse:
+    """The one way a problem document is made."""
+    kind = kind or _BY_STATUS.get(status, "about:blank")
+    return problem(
+        status=status,
+        title=title or HTTPStatus(status).phrase,
+        detail=_shorten(detail),
+        type=type_uri(kind) if kind in KINDS else "about:blank",
+        headers=dict(headers or {}),
+        ext={"request_id": current_request_id()},
+    )
 
 
 def _shorten(detail: str) -> str:
@@ -47,31 +112,51 @@ def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> Connexion
     if isinstance(exc.__context__, json.JSONDecodeError):
         detail = f"request body is not valid JSON: {detail}"
     # jsonschema appends the failing schema and instance after a blank line.
-    return _response(HTTPStatus.BAD_REQUEST, detail.split("\n\n", 1)[0])
+    return response(HTTPStatus.BAD_REQUEST, detail.split("\n\n", 1)[0])
 
 
 def invalid_body(_request: ConnexionRequest, exc: ValidationError) -> ConnexionResponse:
-    return _response(HTTPStatus.BAD_REQUEST, "; ".join(_flatten(exc.normalized_messages())))
+    return response(HTTPStatus.BAD_REQUEST, "; ".join(_flatten(exc.normalized_messages())))
 
 
-def not_found(_request: ConnexionRequest, exc: LookupError) -> ConnexionResponse:
-    return _response(HTTPStatus.NOT_FOUND, str(exc))
+def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    """A problem raised by Connexion, Starlette or one of our middlewares: its status, our shape."""
+    if isinstance(exc, ProblemException):
+        status, title, detail = exc.status, exc.title, exc.detail
+    else:
+        status, title, detail = exc.status_code, None, exc.detail
+    if status >= 500:
+        log.error("%s %s", status, detail)
+    return response(status, str(detail or HTTPStatus(status).description), title=title, headers=exc.headers)
 
 
-def invalid_args(_request: ConnexionRequest, exc: ValueError) -> ConnexionResponse:
-    return _response(HTTPStatus.BAD_REQUEST, str(exc))
+def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
+    """One of the package's own refusals."""
+    for cls, status, kind in _DOMAIN:
+        if isinstance(exc, cls):
+            break
+    else:  # a new CoeError subclass nobody mapped: a bug, not the client's fault
+        return internal_error(_request, exc)
+    headers = {}
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+        log.error("%s: %s", kind, exc)
+    return response(status, str(exc), kind, headers=headers)
 
 
-def conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    return _response(HTTPStatus.CONFLICT, str(exc))
+def internal_error(_request: ConnexionRequest, exc: BaseException) -> ConnexionResponse:
+    """A bug: the traceback goes to the log, the client gets the request id to quote."""
+    log.error("unhandled %s while serving the request", type(exc).__name__, exc_info=exc)
+    return response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "the server failed to answer this request; the error is logged under its request id",
+    )
 
 
 def register(app: FlaskApp) -> None:
+    app.add_error_handler(HTTPException, framework_problem)
+    app.add_error_handler(ProblemException, framework_problem)
     app.add_error_handler(BadRequestProblem, bad_request)
     app.add_error_handler(ValidationError, invalid_body)
-    app.add_error_handler(ArgsError, invalid_args)
-    app.add_error_handler(BatchInputError, invalid_args)
-    app.add_error_handler(LookupError, not_found)
-    app.add_error_handler(Conflict, conflict)
-    # A version whose files no longer match their digests is refused, not loaded.
-    app.add_error_handler(ArtifactError, conflict)
+    app.add_error_handler(CoeError, refused)
+    app.add_error_handler(Exception, internal_error)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
 
 from coe_template.data import project_text
+from coe_template.errors import InvalidInput
 
 #: Problems listed in one error message before "and N more".
 _SHOWN = 5
@@ -19,7 +20,7 @@ ITEM_ID = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
 _ITEM_IDS = re.compile(r"(?:[A-Za-z0-9._~:@-]{1,200}\n)*")
 
 
-class BatchInputError(ValueError):
+class BatchInputError(InvalidInput):
     """The input cannot become a batch job; the message names each problem."""
 
 

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from coe_template.batch.items import BatchInputError, Item
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
-from coe_template.registry import PRODUCTION, Conflict, Registry
+from coe_template.errors import Conflict, NotFound
+from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import iso, utcnow
 
@@ -70,12 +71,12 @@ _COUNT = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == 
                   finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at)))
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFound):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"batch job {job_id!r} not found")
 
 
-class ResultNotFound(LookupError):
+class ResultNotFound(NotFound):
     def __init__(self, job_id: str, item_id: str) -> None:
         super().__init__(f"batch job {job_id!r} has no stored result for item {item_id!r}")
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
+from coe_template.errors import CoeError, Conflict, NotFound
 from coe_template.registry.db import make_engine, migrate, reader
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
@@ -26,27 +27,23 @@ from coe_template.train import TrainedModel
 PRODUCTION = "production"
 
 
-class RegistryError(Exception):
-    """Base of the registry's refusals; the message says what to do."""
+class RegistryError(CoeError):
+    """Base of the registry's own refusals; the message says what to do."""
 
 
-class ModelNotFound(LookupError, RegistryError):
+class ModelNotFound(NotFound, RegistryError):
     def __init__(self, name: str) -> None:
         super().__init__(f"model {name!r} not found")
 
 
-class VersionNotFound(LookupError, RegistryError):
+class VersionNotFound(NotFound, RegistryError):
     def __init__(self, name: str, version: int) -> None:
         super().__init__(f"model {name!r} has no version {version}")
 
 
-class AliasNotFound(LookupError, RegistryError):
+class AliasNotFound(NotFound, RegistryError):
     def __init__(self, name: str, alias: str) -> None:
         super().__init__(f"model {name!r} has no alias {alias!r}")
-
-
-class Conflict(RegistryError):
-    """The request is well formed but the registry's state forbids it."""
 
 
 def _pid_alive(pid: int) -> bool:

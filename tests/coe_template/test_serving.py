@@ -7,7 +7,8 @@ import time
 import pytest
 
 from coe_template.predict import predict
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, RegistryError, VersionNotFound
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, VersionNotFound
+from coe_template.serving import ModelNotLoaded
 from coe_template.serving import ModelServer
 from coe_template.store import MODEL_FILE, ArtifactError
 from tests.coe_template.test_registry import (  # noqa: F401  (fixtures)
@@ -43,7 +44,7 @@ def server(versions):
 
 
 def test_nothing_is_served_before_the_first_refresh(server):
-    with pytest.raises(RegistryError, match="no production version of 'project-tagger' is loaded"):
+    with pytest.raises(ModelNotLoaded, match="no production version of 'project-tagger' is loaded"):
         server.current
 
 
@@ -141,7 +142,7 @@ def test_the_pinned_cache_is_bounded(versions, small_model):
 def served_version(server: ModelServer) -> int | None:
     try:
         return server.current.version
-    except RegistryError:
+    except ModelNotLoaded:
         return None
 
 

@@ -5,6 +5,8 @@ from http import HTTPStatus
 
 import pytest
 
+from handlers.problems import KINDS, TYPE_BASE
+
 
 @pytest.fixture
 def assert_envelope():
@@ -36,9 +38,12 @@ def assert_problem():
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/problem+json"
         body = response.json()
+        assert set(body) == {"type", "title", "status", "detail", "request_id"}, body
         assert body["status"] == status
+        assert body["type"].removeprefix(TYPE_BASE) in KINDS
         assert body["title"]
         assert body["detail"]
+        assert body["request_id"] == response.headers["x-request-id"]
         return body["detail"]
 
     return check

@@ -58,7 +58,7 @@ def test_a_tampered_version_is_refused_and_production_stays(registry_store, regi
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
-    detail = assert_problem(registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=ADMIN), 409)
+    detail = assert_problem(registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=ADMIN), 503)
     assert "model.joblib does not match its recorded sha256" in detail
     assert assert_envelope(registry_client.get(f"{ALIASES}/production"))["version"] == 1
     assert assert_envelope(registry_client.get("/"))["model"]["version"] == 1

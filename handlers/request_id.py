@@ -1,0 +1,55 @@
+"""``X-Request-ID``: one id per request, taken from the client when sane, else made here.
+
+The id is returned on every response, carried in problem bodies and set in a
+context variable that log records read (Connexion runs Flask in threads with a
+copy of the request's context, so handlers see it too).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "X-Request-ID"
+#: A client's id is kept only if it is a short token of safe characters: it ends up in logs.
+SANE = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served, or None outside one."""
+    return _request_id.get()
+
+
+def request_id_for(given: str | None) -> str:
+    return given if given is not None and SANE.fullmatch(given) else uuid.uuid4().hex
+
+
+class RequestId:
+    """Outermost of the app's middlewares, so every response (errors included) carries the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = request_id_for(given)
+        token = _request_id.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)
