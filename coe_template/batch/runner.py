@@ -1,4 +1,9 @@
-"""Work batch jobs chunk by chunk: in each server process, or from the terminal."""
+"""Work batch jobs chunk by chunk: in each server process, in a worker of its own, or from the terminal.
+
+A runner holds one chunk at a time under a short lease that a small thread renews
+while the chunk is predicted and stored; a runner told to stop finishes its chunk
+within a grace period or gives it back, so nobody waits for a lease to run out.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from types import TracebackType
 
 from coe_template.batch.jobs import BatchJobs, Claim
 from coe_template.predict import tag
@@ -17,37 +24,126 @@ log = logging.getLogger(__name__)
 
 #: A chunk whose worker died this many times fails its job instead of killing more workers.
 MAX_ATTEMPTS = 3
+#: How long a stopping runner may take to finish the chunk in hand before it gives it back.
+GRACE_SECONDS = 5.0
+#: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
+MIN_RENEW_SECONDS = 0.05
 
 Loader = Callable[[str, int], Artifacts]
 
 
+class LeaseKeeper:
+    """Renews a claim's lease every ``every`` seconds from a small thread while the chunk is worked.
+
+    A renewal that finds the chunk no longer this worker's sets :attr:`lost`: the
+    worker then drops its result (``complete()`` would refuse it anyway).
+    """
+
+    def __init__(self, jobs: BatchJobs, claim: Claim, every: float) -> None:
+        self.jobs = jobs
+        self.claim = claim
+        self.every = max(every, MIN_RENEW_SECONDS)
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="batch-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        claim = self.claim
+        while not self._done.wait(self.every):
+            try:
+                if not self.jobs.renew(claim):
+                    log.warning("lost the lease on chunk %d of job %s: its results will not be stored",
+                                claim.number, claim.job_id)
+                    self.lost.set()
+                    return
+            except Exception:  # the database may be back by the next beat, before the lease runs out
+                log.exception("could not renew the lease on chunk %d of job %s", claim.number, claim.job_id)
+
+
+class Progress:
+    """At most one INFO line per ``every`` seconds: the job, its chunk, this runner's items/s."""
+
+    def __init__(self, jobs: BatchJobs, every: float = 5.0) -> None:
+        self.jobs = jobs
+        self.every = every
+        self._since = time.monotonic()
+        self._items = 0
+        self._job: str | None = None
+
+    def chunk_done(self, claim: Claim) -> None:
+        now = time.monotonic()
+        self._items += len(claim.items)
+        if claim.job_id == self._job and now - self._since < self.every:
+            return
+        rate = self._items / max(now - self._since, 1e-6)
+        try:
+            job = self.jobs.get(claim.job_id)
+            done = f"{job['items']['done']:,} of {job['items']['total']:,} items done, {job['status']}"
+        except Exception:  # a progress line is not worth failing a chunk for
+            done = "progress unknown"
+        log.info("batch job %s: chunk %d stored (%s); %.0f items/s", claim.job_id, claim.number, done, rate)
+        self._job, self._since, self._items = claim.job_id, now, 0
+
+
 class BatchRunner:
-    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1) -> None:
+    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1,
+                 renew_seconds: float | None = None) -> None:
         self.jobs = jobs
         self.load = load
         self.poll_seconds = poll_seconds
+        #: A third of the lease: two renewals can fail before another worker may take the chunk.
+        self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.progress = Progress(jobs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False  # the last claim found a chunk
+        self._lock = threading.Lock()
+        self._current: Claim | None = None  # the chunk in hand, for stop() to give back
 
     def run_once(self) -> Claim | None:
-        """Claim, predict and store one chunk; None when there is nothing to do."""
+        """Claim, predict and store one chunk; None when there is nothing to do (or the runner stops)."""
         claim = self.jobs.claim(self.owner, look_first=not self._busy)
         self._busy = claim is not None
         if claim is None:
             return None
+        with self._lock:
+            if self._stop.is_set():  # stop() began while the claim was being taken: hand it straight back
+                self.jobs.release(claim)
+                return None
+            self._current = claim
+        try:
+            self._work(claim)
+        finally:
+            with self._lock:
+                self._current = None
+        return claim
+
+    def _work(self, claim: Claim) -> None:
         if claim.attempts > MAX_ATTEMPTS:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
-            return claim
-        try:
-            artifacts = self.load(claim.model_name, claim.model_version)
-        except Exception as exc:  # the job cannot run without its model: say why
-            self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
-            return claim
-        tags, probabilities = tag([text for _, text in claim.items], artifacts)
-        self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
-        return claim
+            return
+        with LeaseKeeper(self.jobs, claim, self.renew_seconds) as lease:
+            try:
+                artifacts = self.load(claim.model_name, claim.model_version)
+            except Exception as exc:  # the job cannot run without its model: say why
+                self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
+                return
+            tags, probabilities = tag([text for _, text in claim.items], artifacts)
+            if lease.lost.is_set():
+                return
+            stored = self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
+        if stored:
+            self.progress.chunk_done(claim)
 
     def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:
         while (claim := self.run_once()) is not None:
@@ -73,8 +169,22 @@ class BatchRunner:
         self._thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Take no more chunks; finish the one in hand within ``grace`` seconds, else give it back.
+
+        A chunk given back is pending again at once, its attempt not counted; if the
+        runner's thread still finishes it, ``complete()`` refuses (the claim no longer holds).
+        """
         self._stop.set()
         self.jobs.created.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        thread = self._thread
+        if thread is None:
+            return
+        thread.join(timeout=grace)
+        if not thread.is_alive():
+            return
+        with self._lock:  # a claim taken from here on is handed back by run_once itself
+            claim = self._current
+        if claim is not None and self.jobs.release(claim):
+            log.info("stopping: chunk %d of batch job %s given back unfinished, pending again",
+                     claim.number, claim.job_id)
