@@ -172,8 +172,8 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
 
 
 @main.command()
-@click.option("--work", "kinds", multiple=True, type=click.Choice(sorted(KINDS)), default=tuple(sorted(KINDS)),
-              show_default=True, help="Kind of leased job to take; repeat for several.")
+@click.option("--work", "kinds", multiple=True, type=click.Choice(sorted(KINDS)),
+              default=tuple(sorted(KINDS)), show_default=True, help="Kind of leased job; repeat for several.")
 @click.option("--grace", type=click.FloatRange(min=0), default=GRACE_SECONDS, show_default=True,
               help="Seconds a stopping worker may take to finish the chunk in hand before giving it back.")
 @click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.01), default=0.5, show_default=True,

@@ -70,28 +70,38 @@ class LeaseKeeper:
 
 
 class Progress:
-    """At most one INFO line per ``every`` seconds: the job, its chunk, this runner's items/s."""
+    """INFO lines of a runner's progress: a job's first chunk, then at most one line per ``every``
+    seconds, and one when the runner runs out of work: the job, its chunk, items/s."""
 
     def __init__(self, jobs: BatchJobs, every: float = 5.0) -> None:
         self.jobs = jobs
         self.every = every
-        self._since = time.monotonic()
+        self._since = 0.0
         self._items = 0
-        self._job: str | None = None
+        self._last: Claim | None = None
+        self._logged_job: str | None = None
 
-    def chunk_done(self, claim: Claim) -> None:
-        now = time.monotonic()
+    def chunk_done(self, claim: Claim, started: float) -> None:
+        """Count a stored chunk whose work began at ``started`` (``time.monotonic()``)."""
+        if not self._items:
+            self._since = started
         self._items += len(claim.items)
-        if claim.job_id == self._job and now - self._since < self.every:
+        self._last = claim
+        if claim.job_id != self._logged_job or time.monotonic() - self._since >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        claim = self._last
+        if claim is None or not self._items:
             return
-        rate = self._items / max(now - self._since, 1e-6)
+        rate = self._items / max(time.monotonic() - self._since, 1e-6)
         try:
             job = self.jobs.get(claim.job_id)
-            done = f"{job['items']['done']:,} of {job['items']['total']:,} items done, {job['status']}"
+            done = f"{job['items']['done']:,} of {job['items']['total']:,} items done, job {job['status']}"
         except Exception:  # a progress line is not worth failing a chunk for
             done = "progress unknown"
         log.info("batch job %s: chunk %d stored (%s); %.0f items/s", claim.job_id, claim.number, done, rate)
-        self._job, self._since, self._items = claim.job_id, now, 0
+        self._logged_job, self._items = claim.job_id, 0
 
 
 class BatchRunner:
@@ -138,12 +148,13 @@ class BatchRunner:
             except Exception as exc:  # the job cannot run without its model: say why
                 self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
                 return
+            started = time.monotonic()  # after loading: a first chunk's rate is not the model's loading time
             tags, probabilities = tag([text for _, text in claim.items], artifacts)
             if lease.lost.is_set():
                 return
             stored = self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
         if stored:
-            self.progress.chunk_done(claim)
+            self.progress.chunk_done(claim, started)
 
     def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:
         while (claim := self.run_once()) is not None:
@@ -158,6 +169,7 @@ class BatchRunner:
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
+                    self.progress.flush()
                     self._idle()
             except Exception:  # keep working: a lease left behind expires and is retried
                 log.exception("batch chunk failed")
@@ -180,8 +192,13 @@ class BatchRunner:
         thread = self._thread
         if thread is None:
             return
+        with self._lock:
+            in_hand = self._current
         thread.join(timeout=grace)
         if not thread.is_alive():
+            self.progress.flush()
+            if in_hand is not None:
+                log.info("stopping: chunk %d of batch job %s finished first", in_hand.number, in_hand.job_id)
             return
         with self._lock:  # a claim taken from here on is handed back by run_once itself
             claim = self._current
