@@ -143,8 +143,8 @@ def measure(scenario: str, url: str, store: Path, csv: bytes, options: argparse.
         figures["job_ran_throughout"] = status == "running"
         if job_id:
             jobs = BatchJobs(Registry.open(url, store))
-            jobs.cancel_or_delete(job_id)  # cancelled: no later server or worker takes it up
-            jobs.cancel_or_delete(job_id)  # then deleted with its results
+            if jobs.cancel_or_delete(job_id) is not None:  # cancelled: no later server or worker takes it up
+                jobs.cancel_or_delete(job_id)  # then deleted with its results, as a finished job is at once
             jobs.engine.dispose()
     return figures
 
