@@ -1,9 +1,10 @@
-"""``coe-template worker`` beside a server that does no batch work: real processes, real signals.
+"""Stopping batch work cleanly, with real processes and real signals.
 
-The server (COE_BATCH_IN_SERVER=false) only queues the job; a worker works part of it
-and is sent SIGTERM: it exits promptly, holding nothing. A second worker finishes the
-job with every item stored exactly once. The lease is ten minutes: nothing here may
-wait for one to run out.
+A server with COE_BATCH_IN_SERVER=false only queues a job; ``coe-template worker`` works
+part of it and is sent SIGTERM: it exits promptly, holding nothing. A second worker
+finishes the job with every item stored exactly once. A server that works batch itself
+leaves nothing held when it stops either. Leases are ten minutes: nothing here may wait
+for one to run out.
 """
 
 from __future__ import annotations
@@ -111,3 +112,42 @@ def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(tmp_p
             func.count(distinct(BatchResult.position))).where(BatchResult.job_id == job_id)).one()
     registry.engine.dispose()
     assert tuple(stored) == (ITEMS, ITEMS, ITEMS)
+
+
+def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, database_url, trained_model):
+    """The embedded default: the server's own runners finish or give back their chunks as it stops."""
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
+           "COE_BATCH_CHUNK_SIZE": "250", "COE_BATCH_LEASE_SECONDS": "600"}
+    csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
+
+    with gunicorn(env, tmp_path / "server.log") as (base, process):
+        response = httpx.post(f"{base}/batch-predictions",
+                              files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["data"]["job"]["id"]
+        wait_for(lambda: job_state(base, job_id)["items"]["done"] >= ITEMS // 10, 60, "no work was done")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()
+
+    with registry.engine.connect() as connection:
+        left = dict(connection.execute(select(BatchChunk.status, func.count())
+                                       .where(BatchChunk.job_id == job_id).group_by(BatchChunk.status)).all())
+        stored = connection.scalar(select(func.count()).where(BatchResult.job_id == job_id))
+    registry.engine.dispose()
+    assert "running" not in left, left
+    assert 0 < left.get("pending", 0), "SIGTERM should land mid-job"
+    assert stored == 250 * left["done"]
+
+
+def test_an_idle_worker_stops_at_once_on_sigint(tmp_path, database_url, trained_model):
+    store = tmp_path / "store"
+    seeded_registry(database_url, store, trained_model).engine.dispose()
+    log = tmp_path / "worker.log"
+    with worker({"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url}, log) as process:
+        wait_for(lambda: "worker: batch from" in log.read_text(), 60, "the worker did not start")
+        process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, not a KeyboardInterrupt traceback
+        assert process.wait(timeout=15) == 0, log.read_text()
+    assert "SIGINT received: stopping" in log.read_text()
+    assert "Traceback" not in log.read_text()
