@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
@@ -818,3 +818,27 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
     assert [(number, status) for number, status, *_ in chunks_of(registry, job["id"])] == [
         (0, "done"), (1, "pending"), (2, "pending"), (3, "pending")]
     assert ids_of(all_results(jobs, job["id"])) == IDS[:CHUNK]
+
+
+def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, slow_load, gate, caplog):
+    short = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=3)  # renewed every second
+    job, _ = short.create(MODEL, ITEMS[:3])
+    frozen = BatchRunner(short, load=slow_load)
+    frozen.start()
+    try:
+        wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+        with registry.engine.begin() as connection:  # as if the runner had been frozen past its lease
+            connection.execute(update(BatchChunk).where(BatchChunk.job_id == job["id"])
+                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        thief = short.claim("thief")
+        assert (thief.number, thief.attempts) == (0, 2)
+        wait_until(lambda: "lost the lease on chunk 0" in caplog.text)  # its next renewal finds out
+        gate.set()
+        frozen.stop()
+        assert rows(registry, BatchResult, job["id"]) == 0  # nothing stored by the runner that lost it
+        assert short.complete(thief, *predictions_for(thief, load)) is True
+    finally:
+        gate.set()
+        frozen.stop()
+    assert ids_of(all_results(short, job["id"])) == IDS[:3]
+    assert short.get(job["id"])["status"] == "succeeded"
