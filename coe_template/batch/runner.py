@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 #: How long a stopping runner may take to finish the chunk in hand before it gives it back.
 GRACE_SECONDS = 5.0
+#: The longest wait between tries while chunks keep failing (e.g. the database is down).
+MAX_BACKOFF_SECONDS = 10.0
 #: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
 MIN_RENEW_SECONDS = 0.05
 
@@ -166,14 +168,18 @@ class BatchRunner:
         self.jobs.created.clear()
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
                     self.progress.flush()
                     self._idle()
+                failures = 0
             except Exception:  # keep working: a lease left behind expires and is retried
                 log.exception("batch chunk failed")
-                self._stop.wait(self.poll_seconds)
+                failures += 1
+                # Backing off: a database that is down should not flood the log with tracebacks.
+                self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
 
     def start(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # after a fork
