@@ -12,7 +12,6 @@ import functools
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -48,10 +47,11 @@ class Stopping:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
+        self.signal: signal.Signals | None = None
 
     def __call__(self, signum: int, _frame: object) -> None:
+        self.signal = signal.Signals(signum)
         self.requested.set()
-        log.info("%s received: stopping", signal.Signals(signum).name)
 
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -59,14 +59,17 @@ class Stopping:
 
 
 def run(works: Sequence[Work], stopping: Stopping, grace: float) -> None:
-    """Start every kind of work, wait for a stop signal, then stop them within one shared grace."""
+    """Start every kind of work, wait for a stop signal, then stop them all at once, each within ``grace``."""
     for work in works:
         work.start()
     while not stopping.requested.wait(1.0):  # a timed wait lets the signal handler run promptly
         pass
-    deadline = time.monotonic() + grace
-    for work in works:
-        work.stop(max(deadline - time.monotonic(), 0.0))
+    log.info("%s received: stopping", stopping.signal.name if stopping.signal else "stop")
+    stoppers = [threading.Thread(target=work.stop, args=(grace,), name="stopping") for work in works]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
     log.info("worker stopped")
 
 
