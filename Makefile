@@ -32,6 +32,7 @@ $(BIN)/.bench: $(BIN)/.installed
 bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get install wrk, and PostgreSQL)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+	$(BIN)/python bench/realtime_under_batch.py --items 100000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""The ``coe-template`` command: train, evaluate, predict and manage model versions."""
+"""The ``coe-template`` command: train, evaluate, predict, manage model versions, work batch jobs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 from coe_template.args import load_args
 from coe_template.batch.items import read_csv
 from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import BatchRunner
+from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError
 from coe_template.evaluate import evaluate as score
@@ -22,6 +22,8 @@ from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Regi
 from coe_template.registry.training import run_training
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
+from coe_template.worker import KINDS, Stopping, configure_logging
+from coe_template.worker import run as run_worker
 from config.settings import Settings
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
@@ -167,6 +169,31 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     with click.progressbar(length=job["items"]["total"], label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
     _echo_json(jobs.get(job["id"]))
+
+
+@main.command()
+@click.option("--work", "kinds", multiple=True, type=click.Choice(sorted(KINDS)),
+              default=tuple(sorted(KINDS)), show_default=True, help="Kind of leased job; repeat for several.")
+@click.option("--grace", type=click.FloatRange(min=0), default=GRACE_SECONDS, show_default=True,
+              help="Seconds a stopping worker may take to finish the chunk in hand before giving it back.")
+@click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+              help="Seconds between looks for new work while idle.")
+@pass_context
+@_fail_clearly
+def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float) -> None:
+    """Work batch jobs until SIGTERM or SIGINT, beside servers run with COE_BATCH_IN_SERVER=false.
+
+    On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
+    again at once for another worker; the process then exits 0. Run as many as the cores allow.
+    """
+    configure_logging()
+    stopping = Stopping()
+    stopping.install()
+    settings, registry = context.settings, context.registry
+    works = [KINDS[kind](settings, registry, poll_seconds) for kind in dict.fromkeys(kinds)]
+    click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
+               f"lease {settings.batch_lease_seconds:g} s", err=True)
+    run_worker(works, stopping, grace)
 
 
 @main.group()

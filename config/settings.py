@@ -17,7 +17,7 @@ variable                    meaning                                          def
 ``COE_MAX_BODY_BYTES``      largest request body accepted                    ``1048576`` (1 MiB)
 ``COE_MAX_UPLOAD_BYTES``    largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
 ``COE_BATCH_CHUNK_SIZE``    items per chunk (one transaction each)           ``1000``
-``COE_BATCH_LEASE_SECONDS`` how long a worker holds a chunk before others    ``60``
+``COE_BATCH_LEASE_SECONDS`` a chunk's lease, renewed every third of it       ``15``
 ``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
 ==========================  ===============================================  ====================================
@@ -84,7 +84,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 50 << 20
     batch_chunk_size: int = 1000
-    batch_lease_seconds: float = 60.0
+    batch_lease_seconds: float = 15.0
     batch_in_server: bool = True
     validate_responses: bool = False
 

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         try:
             yield {"admin_keys": settings.admin_keys, "read_keys": settings.read_keys}
         finally:
-            runner.stop()
+            runner.stop()  # finishes the chunk in hand within a short grace, or gives it back
             server.stop()
 
     # Compact JSON by the C encoder: Connexion's default (indent=2) takes the pure-Python one.

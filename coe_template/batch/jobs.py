@@ -2,7 +2,8 @@
 
 Every state change is one transaction whose UPDATE names the state it expects,
 so two workers can never both finish the same chunk, and a worker that died
-holding a chunk loses it when its lease expires. Results are unique on
+holding a chunk loses it when its lease expires. Leases are short and renewed
+while a chunk is worked, and a worker that stops gives its chunk back at once. Results are unique on
 (job, item): nothing is stored twice.
 """
 
@@ -69,6 +70,12 @@ _COUNT = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == 
           .values(done_items=_jobs.c.done_items + bindparam("items"), done_chunks=_jobs.c.done_chunks + 1,
                   status=case((_last_chunk, "succeeded"), else_=_jobs.c.status),
                   finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at)))
+#: Conditional: only the lease's holder extends it, and only while the chunk is still being worked.
+_HELD = _chunk_key & (_chunks.c.status == "running") & (_chunks.c.lease_owner == bindparam("owner"))
+_RENEW = update(_chunks).where(_HELD).values(lease_expires_at=bindparam("expires"))
+#: Back to pending as if never claimed: a worker that gives a chunk back was not killed by it.
+_RELEASE = update(_chunks).where(_HELD).values(
+    status="pending", lease_owner=None, lease_expires_at=None, attempts=_chunks.c.attempts - 1)
 
 
 class JobNotFound(NotFound):
@@ -142,7 +149,7 @@ def _probabilities_format(labels: Sequence[str]) -> str:
 
 
 class BatchJobs:
-    def __init__(self, registry: Registry, chunk_size: int = 1000, lease_seconds: float = 60.0) -> None:
+    def __init__(self, registry: Registry, chunk_size: int = 1000, lease_seconds: float = 15.0) -> None:
         self.registry = registry
         self.engine = registry.engine
         self.chunk_size = chunk_size
@@ -327,6 +334,27 @@ class BatchJobs:
                 connection.rollback()  # the job was cancelled meanwhile: store nothing
                 return False
         return True
+
+    # --- holding a lease -------------------------------------------------------------------------
+
+    def renew(self, claim: Claim) -> bool:
+        """Extend the claim's lease by a full lease from now, if its owner still holds the chunk.
+
+        False means the chunk is no longer this worker's (its lease ran out and another took
+        it, or it was released or finished): whatever the worker computes for it is dropped.
+        """
+        key = {"job": claim.job_id, "chunk": claim.number, "owner": claim.owner}
+        with self.engine.begin() as connection:
+            return bool(connection.execute(_RENEW, {**key, "expires": utcnow() + self.lease}).rowcount)
+
+    def release(self, claim: Claim) -> bool:
+        """Give a held chunk back (a worker stopping): pending again at once, its attempt not counted.
+
+        Conditional like every change: a chunk already finished, or taken over, is left as it is.
+        """
+        key = {"job": claim.job_id, "chunk": claim.number, "owner": claim.owner}
+        with self.engine.begin() as connection:
+            return bool(connection.execute(_RELEASE, key).rowcount)
 
     def fail(self, job_id: str, error: str) -> None:
         with self._session() as session, session.begin():

@@ -1,4 +1,9 @@
-"""Work batch jobs chunk by chunk: in each server process, or from the terminal."""
+"""Work batch jobs chunk by chunk: in each server process, in a worker of its own, or from the terminal.
+
+A runner holds one chunk at a time under a short lease that a small thread renews
+while the chunk is predicted and stored; a runner told to stop finishes its chunk
+within a grace period or gives it back, so nobody waits for a lease to run out.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from types import TracebackType
 
 from coe_template.batch.jobs import BatchJobs, Claim
 from coe_template.predict import tag
@@ -17,37 +24,139 @@ log = logging.getLogger(__name__)
 
 #: A chunk whose worker died this many times fails its job instead of killing more workers.
 MAX_ATTEMPTS = 3
+#: How long a stopping runner may take to finish the chunk in hand before it gives it back.
+GRACE_SECONDS = 5.0
+#: The longest wait between tries while chunks keep failing (e.g. the database is down).
+MAX_BACKOFF_SECONDS = 10.0
+#: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
+MIN_RENEW_SECONDS = 0.05
 
 Loader = Callable[[str, int], Artifacts]
 
 
+class LeaseKeeper:
+    """Renews a claim's lease every ``every`` seconds from a small thread while the chunk is worked.
+
+    A renewal that finds the chunk no longer this worker's sets :attr:`lost`: the
+    worker then drops its result (``complete()`` would refuse it anyway).
+    """
+
+    def __init__(self, jobs: BatchJobs, claim: Claim, every: float) -> None:
+        self.jobs = jobs
+        self.claim = claim
+        self.every = max(every, MIN_RENEW_SECONDS)
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="batch-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        claim = self.claim
+        while not self._done.wait(self.every):
+            try:
+                if not self.jobs.renew(claim):
+                    log.warning("lost the lease on chunk %d of job %s: its results will not be stored",
+                                claim.number, claim.job_id)
+                    self.lost.set()
+                    return
+            except Exception:  # the database may be back by the next beat, before the lease runs out
+                log.exception("could not renew the lease on chunk %d of job %s", claim.number, claim.job_id)
+
+
+class Progress:
+    """INFO lines of a runner's progress: a job's first chunk, then at most one line per ``every``
+    seconds, and one when the runner runs out of work: the job, its chunk, items/s."""
+
+    def __init__(self, jobs: BatchJobs, every: float = 5.0) -> None:
+        self.jobs = jobs
+        self.every = every
+        self._since = 0.0
+        self._items = 0
+        self._last: Claim | None = None
+        self._logged_job: str | None = None
+
+    def chunk_done(self, claim: Claim, started: float) -> None:
+        """Count a stored chunk whose work began at ``started`` (``time.monotonic()``)."""
+        if not self._items:
+            self._since = started
+        self._items += len(claim.items)
+        self._last = claim
+        if claim.job_id != self._logged_job or time.monotonic() - self._since >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        claim = self._last
+        if claim is None or not self._items:
+            return
+        rate = self._items / max(time.monotonic() - self._since, 1e-6)
+        try:
+            job = self.jobs.get(claim.job_id)
+            done = f"{job['items']['done']:,} of {job['items']['total']:,} items done, job {job['status']}"
+        except Exception:  # a progress line is not worth failing a chunk for
+            done = "progress unknown"
+        log.info("batch job %s: chunk %d stored (%s); %.0f items/s", claim.job_id, claim.number, done, rate)
+        self._logged_job, self._items = claim.job_id, 0
+
+
 class BatchRunner:
-    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1) -> None:
+    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1,
+                 renew_seconds: float | None = None) -> None:
         self.jobs = jobs
         self.load = load
         self.poll_seconds = poll_seconds
+        #: A third of the lease: two renewals can fail before another worker may take the chunk.
+        self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.progress = Progress(jobs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False  # the last claim found a chunk
+        self._lock = threading.Lock()
+        self._current: Claim | None = None  # the chunk in hand, for stop() to give back
 
     def run_once(self) -> Claim | None:
-        """Claim, predict and store one chunk; None when there is nothing to do."""
+        """Claim, predict and store one chunk; None when there is nothing to do (or the runner stops)."""
         claim = self.jobs.claim(self.owner, look_first=not self._busy)
         self._busy = claim is not None
         if claim is None:
             return None
+        with self._lock:
+            if self._stop.is_set():  # stop() began while the claim was being taken: hand it straight back
+                self.jobs.release(claim)
+                return None
+            self._current = claim
+        try:
+            self._work(claim)
+        finally:
+            with self._lock:
+                self._current = None
+        return claim
+
+    def _work(self, claim: Claim) -> None:
         if claim.attempts > MAX_ATTEMPTS:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
-            return claim
-        try:
-            artifacts = self.load(claim.model_name, claim.model_version)
-        except Exception as exc:  # the job cannot run without its model: say why
-            self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
-            return claim
-        tags, probabilities = tag([text for _, text in claim.items], artifacts)
-        self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
-        return claim
+            return
+        with LeaseKeeper(self.jobs, claim, self.renew_seconds) as lease:
+            try:
+                artifacts = self.load(claim.model_name, claim.model_version)
+            except Exception as exc:  # the job cannot run without its model: say why
+                self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
+                return
+            started = time.monotonic()  # after loading: a first chunk's rate is not the model's loading time
+            tags, probabilities = tag([text for _, text in claim.items], artifacts)
+            if lease.lost.is_set():
+                return
+            stored = self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
+        if stored:
+            self.progress.chunk_done(claim, started)
 
     def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:
         while (claim := self.run_once()) is not None:
@@ -59,13 +168,18 @@ class BatchRunner:
         self.jobs.created.clear()
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
+                    self.progress.flush()
                     self._idle()
+                failures = 0
             except Exception:  # keep working: a lease left behind expires and is retried
                 log.exception("batch chunk failed")
-                self._stop.wait(self.poll_seconds)
+                failures += 1
+                # Backing off: a database that is down should not flood the log with tracebacks.
+                self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
 
     def start(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # after a fork
@@ -73,8 +187,27 @@ class BatchRunner:
         self._thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Take no more chunks; finish the one in hand within ``grace`` seconds, else give it back.
+
+        A chunk given back is pending again at once, its attempt not counted; if the
+        runner's thread still finishes it, ``complete()`` refuses (the claim no longer holds).
+        """
         self._stop.set()
         self.jobs.created.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        thread = self._thread
+        if thread is None:
+            return
+        with self._lock:
+            in_hand = self._current
+        thread.join(timeout=grace)
+        if not thread.is_alive():
+            self.progress.flush()
+            if in_hand is not None:
+                log.info("stopping: chunk %d of batch job %s finished first", in_hand.number, in_hand.job_id)
+            return
+        with self._lock:  # a claim taken from here on is handed back by run_once itself
+            claim = self._current
+        if claim is not None and self.jobs.release(claim):
+            log.info("stopping: chunk %d of batch job %s given back unfinished, pending again",
+                     claim.number, claim.job_id)

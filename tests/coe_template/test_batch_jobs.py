@@ -14,10 +14,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
@@ -31,6 +32,7 @@ from coe_template.registry import (
     Registry,
     VersionNotFound,
 )
+from coe_template.registry.schema import utcnow
 from coe_template.store import MODEL_FILE, runs_dir
 from tests.conftest import MODEL
 
@@ -658,3 +660,185 @@ def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
                 break
         assert seen == created[::-1], limit
         assert pages == -(-len(created) // limit), limit
+
+
+# --- giving chunks back, renewing leases, stopping runners ------------------------------------------
+
+
+def chunks_of(registry: Registry, job_id: str) -> list[tuple[int, str, str | None, int]]:
+    """Each chunk's number, status, lease owner and attempts, as stored."""
+    with registry.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(BatchChunk.number, BatchChunk.status, BatchChunk.lease_owner, BatchChunk.attempts)
+            .where(BatchChunk.job_id == job_id).order_by(BatchChunk.number))]
+
+
+def lease_of(registry: Registry, job_id: str, number: int) -> datetime | None:
+    """When a chunk's lease runs out, in UTC (SQLite hands datetimes back without their zone)."""
+    with registry.engine.connect() as connection:
+        moment = connection.scalar(select(BatchChunk.lease_expires_at).where(
+            BatchChunk.job_id == job_id, BatchChunk.number == number))
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def gate() -> threading.Event:
+    """Holds a slow runner mid-chunk until set (and is set at the end, so no thread is left waiting)."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def slow_load(load, gate) -> Callable:
+    """``load`` that waits for the gate first: a runner using it holds its chunk until the gate opens."""
+
+    def loading(name: str, version: int):
+        gate.wait(60)
+        return load(name, version)
+
+    return loading
+
+
+def test_a_released_chunk_is_pending_at_once_uncounted_and_another_runner_completes_it(jobs, runner, registry,
+                                                                                      load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    for _ in range(MAX_ATTEMPTS + 2):  # given back more often than a dying chunk may be: still not failed
+        claim = jobs.claim("stopping-worker")
+        assert (claim.number, claim.attempts) == (0, 1)
+        assert jobs.release(claim) is True
+        assert chunks_of(registry, job["id"])[0] == (0, "pending", None, 0)
+        assert lease_of(registry, job["id"], 0) is None
+    assert jobs.release(claim) is False  # nothing left to give back
+    assert jobs.complete(claim, *predictions_for(claim, load)) is False  # nor to store for it
+
+    runner.run_until_idle()
+    done = jobs.get(job["id"])
+    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job["id"])) == IDS
+    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
+    assert [attempts for *_, attempts in chunks_of(registry, job["id"])] == [1, 1, 1, 1]
+
+
+def test_only_the_holder_can_release_a_chunk(jobs, expiring, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS[:3])
+    first = expiring.claim("worker-a")
+    second = jobs.claim("worker-b")  # worker-a's lease ran out: worker-b holds the chunk now
+    assert expiring.release(first) is False
+    assert chunks_of(registry, job["id"]) == [(0, "running", "worker-b", 2)]
+    assert jobs.complete(second, *predictions_for(second, load)) is True
+    assert jobs.release(second) is False  # a finished chunk stays finished
+    assert chunks_of(registry, job["id"]) == [(0, "done", "worker-b", 2)]
+    assert jobs.get(job["id"])["status"] == "succeeded"
+
+
+def test_a_renewal_extends_the_lease_and_a_renewed_lease_is_not_taken_over(jobs, expiring, registry):
+    job, _ = jobs.create(MODEL, ITEMS)
+    claim = expiring.claim("worker-a")  # its lease runs out at once...
+    taken = lease_of(registry, job["id"], 0)
+    assert jobs.renew(claim) is True  # ...until it is renewed for a full (60 s) lease
+    renewed = lease_of(registry, job["id"], 0)
+    assert (renewed - taken).total_seconds() > 50
+    assert expiring.claim("worker-b").number == 1  # chunk 0 is held: the next one is handed out
+    assert chunks_of(registry, job["id"])[0] == (0, "running", "worker-a", 1)
+
+
+def test_a_renewal_by_a_worker_that_lost_the_chunk_does_nothing(jobs, expiring, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS[:3])
+    first = expiring.claim("worker-a")
+    second = jobs.claim("worker-b")
+    held_until = lease_of(registry, job["id"], 0)
+    assert jobs.renew(first) is False
+    assert lease_of(registry, job["id"], 0) == held_until
+    assert chunks_of(registry, job["id"]) == [(0, "running", "worker-b", 2)]
+    assert jobs.complete(second, *predictions_for(second, load)) is True
+    assert jobs.renew(second) is False  # nor is a finished chunk's lease renewed
+    assert lease_of(registry, job["id"], 0) is None
+
+
+def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_it(registry, load, slow_load,
+                                                                                  gate):
+    short = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=3)  # renewed every second
+    job, _ = short.create(MODEL, ITEMS[:3])
+    runner = BatchRunner(short, load=slow_load)
+    runner.start()
+    try:
+        wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+        first_lease = lease_of(registry, job["id"], 0)
+        # Well past the lease it was claimed with: only renewals keep it.
+        wait_until(lambda: lease_of(registry, job["id"], 0) > first_lease + timedelta(seconds=1.5))
+        wait_until(lambda: utcnow() > first_lease + timedelta(seconds=0.5))
+        assert short.claim("thief") is None
+        assert chunks_of(registry, job["id"]) == [(0, "running", runner.owner, 1)]
+        gate.set()
+        wait_until(lambda: short.get(job["id"])["status"] == "succeeded")
+    finally:
+        gate.set()
+        runner.stop()
+    assert ids_of(all_results(short, job["id"])) == IDS[:3]
+
+
+def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(jobs, registry, load, slow_load,
+                                                                              gate, runner):
+    job, _ = jobs.create(MODEL, ITEMS)
+    stopping = BatchRunner(jobs, load=slow_load)
+    stopping.start()
+    wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+    stopping.stop(grace=0.2)  # the chunk cannot be finished in time: it is given back
+    assert chunks_of(registry, job["id"]) == [(n, "pending", None, 0) for n in range(4)]
+    gate.set()  # the stopped runner's thread finishes its prediction, too late: nothing is stored
+    stopping._thread.join(30)
+    assert not stopping._thread.is_alive()
+    assert rows(registry, BatchResult, job["id"]) == 0
+    assert chunks_of(registry, job["id"]) == [(n, "pending", None, 0) for n in range(4)]
+
+    runner.run_until_idle()
+    done = jobs.get(job["id"])
+    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job["id"])) == IDS
+    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
+
+
+def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_other(jobs, registry, slow_load,
+                                                                                    gate):
+    job, _ = jobs.create(MODEL, ITEMS)
+    stopping = BatchRunner(jobs, load=slow_load)
+    stopping.start()
+    wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+    threading.Timer(0.3, gate.set).start()  # the chunk can be finished well within the grace
+    stopping.stop(grace=30)
+    assert not stopping._thread.is_alive()
+    assert [(number, status) for number, status, *_ in chunks_of(registry, job["id"])] == [
+        (0, "done"), (1, "pending"), (2, "pending"), (3, "pending")]
+    assert ids_of(all_results(jobs, job["id"])) == IDS[:CHUNK]
+
+
+def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, slow_load, gate, caplog):
+    short = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=3)  # renewed every second
+    job, _ = short.create(MODEL, ITEMS[:3])
+    frozen = BatchRunner(short, load=slow_load)
+    frozen.start()
+    try:
+        wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+        with registry.engine.begin() as connection:  # as if the runner had been frozen past its lease
+            connection.execute(update(BatchChunk).where(BatchChunk.job_id == job["id"])
+                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        thief = short.claim("thief")
+        assert (thief.number, thief.attempts) == (0, 2)
+        wait_until(lambda: "lost the lease on chunk 0" in caplog.text)  # its next renewal finds out
+        gate.set()
+        frozen.stop()
+        assert rows(registry, BatchResult, job["id"]) == 0  # nothing stored by the runner that lost it
+        assert short.complete(thief, *predictions_for(thief, load)) is True
+    finally:
+        gate.set()
+        frozen.stop()
+    assert ids_of(all_results(short, job["id"])) == IDS[:3]
+    assert short.get(job["id"])["status"] == "succeeded"

@@ -267,3 +267,10 @@ def test_settings_cannot_be_changed_after_creation():
     settings = Settings.from_env({})
     with pytest.raises(FrozenInstanceError):
         settings.max_body_bytes = 1  # type: ignore[misc]
+
+
+def test_batch_leases_are_short_and_batch_runs_in_the_server_by_default():
+    settings = Settings.from_env({})
+    assert settings.batch_lease_seconds == 15.0  # renewed every 5 s while a chunk is worked
+    assert settings.batch_in_server is True  # `make serve` runs everything; production sets it false
+    assert Settings.from_env({"COE_BATCH_IN_SERVER": "false"}).batch_in_server is False
