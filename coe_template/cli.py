@@ -41,7 +41,7 @@ class Context:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry.open(self.settings.db_url, self.settings.model_store)
+            self._registry = Registry.open(self.settings.db_url, self.settings.model_store, self.settings.database_limits)
         return self._registry
 
     def load(self, name: str, version: int | None) -> Artifacts:

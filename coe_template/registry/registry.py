@@ -18,13 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import CoeError, Conflict, NotFound
-from coe_template.registry.db import make_engine, migrate, reader
+from coe_template.errors import Busy, CoeError, Conflict, NotFound
+from coe_template.registry.db import DatabaseLimits, make_engine, migrate, reader
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
 
 PRODUCTION = "production"
+#: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
+_TRAINING_LOCK = 0x636F6574  # "coet"
 
 
 class RegistryError(CoeError):
@@ -79,10 +81,10 @@ class Registry:
         self.store = Path(store)
 
     @classmethod
-    def open(cls, url: str, store: Path) -> Registry:
+    def open(cls, url: str, store: Path, limits: DatabaseLimits = DatabaseLimits()) -> Registry:
         """Connect and bring the schema up to date."""
         Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
-        engine = make_engine(url)
+        engine = make_engine(url, limits)
         migrate(engine)
         return cls(engine, store)
 
@@ -178,16 +180,27 @@ class Registry:
             raise Conflict(f"version {number} of {name!r} is {version['status']}: it has no performance")
         return version["performance"]
 
-    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None) -> dict[str, Any]:
+    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None,
+                       max_training: int | None = None) -> dict[str, Any]:
         """A new version in status ``training``, numbered one above the highest.
 
         Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
-        transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns.
+        transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns. With
+        ``max_training``, :class:`Busy` when that many versions (of any model) are
+        already training; on PostgreSQL a transaction lock makes that count exact
+        across models too.
         """
         with self._session() as session:
+            if max_training is not None and session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(_TRAINING_LOCK)))
             model = session.scalar(select(Model).where(Model.name == name).with_for_update())
             if model is None:
                 raise ModelNotFound(name)
+            if max_training is not None:
+                training = session.scalar(select(func.count()).where(ModelVersion.status == "training"))
+                if training >= max_training:
+                    raise Busy(f"{training} version(s) are training already, the most this service runs at once: "
+                               "try again when one has finished")
             highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
                                    args=args.to_dict(), trainer_pid=trainer_pid)
