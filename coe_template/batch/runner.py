@@ -10,11 +10,14 @@ import uuid
 from collections.abc import Callable
 
 from coe_template.batch.jobs import BatchJobs, Claim
+from coe_template.errors import DatabaseUnavailable
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
 
+#: Seconds between attempts while the database is unavailable.
+OUTAGE_PAUSE = 1.0
 #: A chunk whose worker died this many times fails its job instead of killing more workers.
 MAX_ATTEMPTS = 3
 
@@ -42,6 +45,8 @@ class BatchRunner:
             return claim
         try:
             artifacts = self.load(claim.model_name, claim.model_version)
+        except DatabaseUnavailable:
+            raise  # not the job's fault: the chunk's lease runs out and it is claimed again
         except Exception as exc:  # the job cannot run without its model: say why
             self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
             return claim
@@ -59,10 +64,19 @@ class BatchRunner:
         self.jobs.created.clear()
 
     def _loop(self) -> None:
+        outage: str | None = None  # logged once, not at every poll
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
                     self._idle()
+                if outage is not None:
+                    log.info("batch: the database answers again")
+                    outage = None
+            except DatabaseUnavailable as exc:  # a lease left behind expires and is retried
+                if str(exc) != outage:
+                    log.error("batch: pausing while the database is unavailable: %s", exc)
+                outage = str(exc)
+                self._stop.wait(OUTAGE_PAUSE)
             except Exception:  # keep working: a lease left behind expires and is retried
                 log.exception("batch chunk failed")
                 self._stop.wait(self.poll_seconds)

@@ -43,7 +43,7 @@ READ_ONLY = "coe_read_only"
 _SQLITE_UNAVAILABLE = {
     sqlite3.SQLITE_BUSY: "the database is locked by another writer",
     sqlite3.SQLITE_LOCKED: "the database is locked by another writer",
-    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_READONLY: "the database is read-only, nothing can be saved",
     sqlite3.SQLITE_IOERR: "the database file cannot be read or written",
     sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
     sqlite3.SQLITE_PROTOCOL: "the database file is being locked by another process",
@@ -92,25 +92,27 @@ def is_storage_full(error: BaseException) -> bool:
 
 
 def _translate(context: ExceptionContext) -> None:
-    """``handle_error``: the driver's failures to reach or use the database, as the package's errors."""
+    """``handle_error``: the driver's failures to reach or use the database, as the package's errors.
+
+    The message is what a client is told; the driver's own message stays the cause (logged).
+    """
     if context.is_pre_ping:
         return  # the pool is checking a connection: it reconnects, or the connect fails (and comes here)
     error = context.original_exception
     if is_storage_full(error):
-        raise StorageFull("the database's disk is full: no space left to write; free space and try again") from None
+        raise StorageFull("the database's disk is full: nothing can be written until space is freed")
     if isinstance(error, sqlite3.Error):
         reason = _SQLITE_UNAVAILABLE.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
-        if reason is None:
-            return  # e.g. "no such table", a syntax error: a bug, answered as one
-        raise DatabaseUnavailable(f"{reason} ({error})") from None
+        if reason is not None:
+            raise DatabaseUnavailable(f"{reason}: try again later")
+        return  # e.g. "no such table", a syntax error: a bug, answered as one
     if isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError)) \
             or context.is_disconnect:
         # psycopg: refused, closed, timed out, cancelled by statement_timeout, shut down, out of resources.
-        raise DatabaseUnavailable(f"the database is not available: {_first_line(error)}") from None
+        from coe_template.registry.postgres import timed_out
 
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DatabaseUnavailable("the database did not answer in time: try again later" if timed_out(error)
+                                  else "the database is not available: try again later")
 
 
 def make_engine(url: str, limits: DatabaseLimits = DatabaseLimits()) -> Engine:

@@ -50,3 +50,8 @@ def connect_params(params: dict[str, Any], timeout: float) -> dict[str, Any]:
     if "statement_timeout" not in options:
         params["options"] = f"{options} -c statement_timeout={int(timeout * 1000)}".strip()
     return params
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether the error is a timeout: connecting, the server's statement timeout, or our deadline."""
+    return isinstance(error, (DeadlineExpired, errors.ConnectionTimeout, errors.QueryCanceled))
