@@ -19,6 +19,7 @@ from sqlalchemy import inspect
 
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
+from coe_template.errors import Busy
 from coe_template.registry import (
     PRODUCTION,
     AliasNotFound,
@@ -346,6 +347,42 @@ def test_many_concurrent_writers_all_get_a_version(registry):
     registry.ensure_model(NAME)
     numbers = create_concurrently(registry, threads=12, per_thread=2)
     assert sorted(numbers) == list(range(1, 25))
+
+
+def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
+    """Concurrent creators, two models: exactly ``max_training`` get a version, under the numbering lock."""
+    registry.ensure_model(NAME)
+    registry.ensure_model("other-model")
+    args = parse_args({})
+    barrier = threading.Barrier(8)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def create(name: str) -> None:
+        barrier.wait()
+        try:
+            outcome: object = registry.create_version(name, args, max_training=3)["version"]
+        except Busy as exc:
+            outcome = exc
+        with lock:
+            outcomes.append(outcome)
+
+    workers = [threading.Thread(target=create, args=(NAME if n % 2 else "other-model",)) for n in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    refused = [o for o in outcomes if isinstance(o, Busy)]
+    assert len(refused) == 5 and len(outcomes) == 8
+    assert str(refused[0]) == ("3 version(s) are training already, the most this service runs at once: "
+                               "try again when one has finished")
+    created = [v for name in (NAME, "other-model") for v in registry.list_versions(name)[0]]
+    assert len(created) == 3
+    # A finished training frees its place.
+    registry.fail_version(created[0]["model"], created[0]["version"], "stopped by the test")
+    assert registry.create_version(NAME, args, max_training=3)["status"] == "training"
+    with pytest.raises(Busy):
+        registry.create_version(NAME, args, max_training=3)
 
 
 # --- listing versions -----------------------------------------------------------------------------
