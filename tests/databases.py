@@ -73,7 +73,8 @@ class PrivatePostgres:
     def pids(self) -> list[int]:
         """The postmaster and every process it started."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True).stdout
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True,
+                                  check=False).stdout
         return [postmaster, *map(int, children.split())]
 
     @contextmanager

@@ -26,7 +26,7 @@ BODY = {"texts": [{"text": "ML applied to image classification."}]}
 
 
 def _mount(*args: str) -> None:
-    result = subprocess.run(["mount", *args], capture_output=True, text=True)
+    result = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         pytest.skip(f"cannot mount here (needs root and mount(8)): {result.stderr.strip()}")
 
@@ -119,34 +119,34 @@ def test_a_read_only_sqlite_database_refuses_writes_with_503(tmp_path, trained_m
     store = tmp_path / "store"
     seeded_registry(f"sqlite:///{store / 'registry.db'}", store, trained_model).engine.dispose()
     env = {"COE_MODEL_STORE": str(store), "COE_ADMIN_KEYS": ADMIN_KEY}
-    with gunicorn(env, tmp_path / "server.log", workers=1) as (base, process):
-        # A read-only mount of the store (root ignores file modes; a mount it cannot ignore).
-        with mounted("--bind", "-o", "ro", str(store), at=store):
-            # Files already open stay writable on Linux: a fresh worker opens the database anew.
-            worker = int(subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
-                                        text=True).stdout.split()[0])
-            os.kill(worker, signal.SIGKILL)
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/", timeout=5).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "no worker came back"
-                time.sleep(0.2)
-            for n, (method, path, body) in enumerate([
-                ("PUT", f"/models/{MODEL}/aliases/canary", {"version": 1}),
-                ("POST", "/batch-predictions", {"items": [{"id": "a", "text": "a CNN"}]}),
-            ]):
-                response = httpx.request(method, base + path, json=body,
-                                         headers={**ADMIN, "X-Request-ID": f"ro-{n}"}, timeout=10)
-                assert response.status_code == 503, response.text
-                assert response.json() == {
-                    "type": "/problems/database-unavailable",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": "the database is read-only, nothing can be saved: try again later",
-                    "request_id": f"ro-{n}",
-                }
-            assert httpx.get(f"{base}/models", timeout=10).status_code == 200
-            assert httpx.post(f"{base}/predictions", json=BODY, timeout=10).status_code == 200
+    # A read-only mount of the store (root ignores file modes; a mount it cannot ignore).
+    with gunicorn(env, tmp_path / "server.log", workers=1) as (base, process), \
+            mounted("--bind", "-o", "ro", str(store), at=store):
+        # Files already open stay writable on Linux: a fresh worker opens the database anew.
+        worker = int(subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                    text=True, check=True).stdout.split()[0])
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/", timeout=5).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "no worker came back"
+            time.sleep(0.2)
+        for n, (method, path, body) in enumerate([
+            ("PUT", f"/models/{MODEL}/aliases/canary", {"version": 1}),
+            ("POST", "/batch-predictions", {"items": [{"id": "a", "text": "a CNN"}]}),
+        ]):
+            response = httpx.request(method, base + path, json=body,
+                                     headers={**ADMIN, "X-Request-ID": f"ro-{n}"}, timeout=10)
+            assert response.status_code == 503, response.text
+            assert response.json() == {
+                "type": "/problems/database-unavailable",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": "the database is read-only, nothing can be saved: try again later",
+                "request_id": f"ro-{n}",
+            }
+        assert httpx.get(f"{base}/models", timeout=10).status_code == 200
+        assert httpx.post(f"{base}/predictions", json=BODY, timeout=10).status_code == 200
     assert "Traceback" not in (tmp_path / "server.log").read_text()

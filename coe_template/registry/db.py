@@ -64,6 +64,10 @@ class DatabaseLimits:
     pool_wait: float = 1.0
 
 
+#: What every engine gets unless told otherwise (the settings' defaults are the same).
+DEFAULT_LIMITS = DatabaseLimits()
+
+
 def reader(engine: Engine) -> Engine:
     """The same engine and pool, for transactions that never write."""
     return engine.execution_options(**{READ_ONLY: True})
@@ -115,7 +119,7 @@ def _translate(context: ExceptionContext) -> None:
                                   else "the database is not available: try again later")
 
 
-def make_engine(url: str, limits: DatabaseLimits = DatabaseLimits()) -> Engine:
+def make_engine(url: str, limits: DatabaseLimits = DEFAULT_LIMITS) -> Engine:
     """An engine whose every wait is bounded by ``limits`` and whose failures are the package's errors."""
     pool = {"poolclass": _BoundedPool, "pool_size": limits.pool_size, "max_overflow": 0,
             "pool_timeout": limits.pool_wait, "pool_pre_ping": True}

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
 from coe_template.errors import Busy, CoeError, Conflict, NotFound
-from coe_template.registry.db import DatabaseLimits, make_engine, migrate, reader
+from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, make_engine, migrate, reader
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
@@ -81,7 +81,7 @@ class Registry:
         self.store = Path(store)
 
     @classmethod
-    def open(cls, url: str, store: Path, limits: DatabaseLimits = DatabaseLimits()) -> Registry:
+    def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS) -> Registry:
         """Connect and bring the schema up to date."""
         Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
         engine = make_engine(url, limits)
