@@ -51,9 +51,9 @@ def test_a_writer_waits_for_the_lock_only_as_long_as_the_timeout(sqlite):
     try:
         holding.wait(10)
         started = time.monotonic()
-        with pytest.raises(DatabaseUnavailable, match="^the database is locked by another writer: try again later$"):
-            with sqlite.begin() as connection:
-                connection.execute(text("INSERT INTO things VALUES ('waiting')"))
+        locked = "^the database is locked by another writer: try again later$"
+        with pytest.raises(DatabaseUnavailable, match=locked), sqlite.begin() as connection:
+            connection.execute(text("INSERT INTO things VALUES ('waiting')"))
         assert time.monotonic() - started < 3
     finally:
         release.set()
@@ -76,9 +76,9 @@ def test_a_slow_postgres_statement_is_cut_at_the_timeout():
     engine = make_engine(os.environ["TEST_DATABASE_URL"], DatabaseLimits(timeout=1))
     try:
         started = time.monotonic()
-        with pytest.raises(DatabaseUnavailable, match="^the database did not answer in time: try again later$"):
-            with engine.connect() as connection:
-                connection.execute(text("SELECT pg_sleep(5)"))
+        late = "^the database did not answer in time: try again later$"
+        with pytest.raises(DatabaseUnavailable, match=late), engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(5)"))
         assert time.monotonic() - started < 4
         with engine.connect() as connection:  # the connection pool is still good
             assert connection.execute(text("SELECT 1")).scalar() == 1
