@@ -52,6 +52,9 @@ _SQLITE_UNAVAILABLE = {
 }
 
 
+_LATE = "the database did not answer in time: try again later"
+
+
 @dataclass(frozen=True)
 class DatabaseLimits:
     """How long anything may wait for the database, and how many threads may wait at once."""
@@ -100,9 +103,14 @@ def _translate(context: ExceptionContext) -> None:
 
     The message is what a client is told; the driver's own message stays the cause (logged).
     """
-    if context.is_pre_ping:
-        return  # the pool is checking a connection: it reconnects, or the connect fails (and comes here)
     error = context.original_exception
+    if context.is_pre_ping:
+        # The pool is checking a pooled connection. Closed (e.g. the server restarted): let it
+        # reconnect; a failed connect comes back here. Silent until the deadline: do not wait
+        # a second time for a new connection to a server that has stopped answering.
+        if _postgres_timed_out(error):
+            raise DatabaseUnavailable(_LATE)
+        return
     if is_storage_full(error):
         raise StorageFull("the database's disk is full: nothing can be written until space is freed")
     if isinstance(error, sqlite3.Error):
@@ -113,10 +121,15 @@ def _translate(context: ExceptionContext) -> None:
     if isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError)) \
             or context.is_disconnect:
         # psycopg: refused, closed, timed out, cancelled by statement_timeout, shut down, out of resources.
-        from coe_template.registry.postgres import timed_out
+        raise DatabaseUnavailable(_LATE if _postgres_timed_out(error) else "the database is not available: try again later")
 
-        raise DatabaseUnavailable("the database did not answer in time: try again later" if timed_out(error)
-                                  else "the database is not available: try again later")
+
+def _postgres_timed_out(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return False
+    from coe_template.registry.postgres import timed_out  # psycopg only when PostgreSQL is used
+
+    return timed_out(error)
 
 
 def make_engine(url: str, limits: DatabaseLimits = DEFAULT_LIMITS) -> Engine:
