@@ -38,9 +38,9 @@ def predict(base: str) -> httpx.Response:
     return httpx.post(f"{base}/predictions", json=BODY, headers={"X-Request-ID": "t-1"}, timeout=10)
 
 
-def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tmp_path, database_url,
-                                                                               trained_model):
+def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tmp_path, trained_model):
     store = tmp_path / "store"
+    database_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the database plays no part here
     registry = seeded_registry(database_url, store, trained_model, versions=2)
     path, original = tamper(registry, 1)
     expected_refusal = refusal(registry, 1)

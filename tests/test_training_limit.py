@@ -21,8 +21,9 @@ def wait_until_none_training(base: str) -> None:
         time.sleep(0.3)
 
 
-def test_training_requests_beyond_the_limit_are_busy(tmp_path, database_url, trained_model):
+def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):
     store = tmp_path / "store"
+    database_url = f"sqlite:///{tmp_path / 'registry.db'}"  # PostgreSQL's count: test_registry
     registry = seeded_registry(database_url, store, trained_model)
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))  # trains in a moment
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
