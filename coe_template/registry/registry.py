@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from coe_template.train import TrainedModel
 PRODUCTION = "production"
 #: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
 _TRAINING_LOCK = 0x636F6574  # "coet"
+#: A version still ``training`` with no trainer recorded this long after it was created was
+#: never taken up (the server died between recording it and starting the process).
+ORPHAN_AFTER = timedelta(minutes=10)
 
 
 class RegistryError(CoeError):
@@ -46,6 +50,11 @@ class VersionNotFound(NotFound, RegistryError):
 class AliasNotFound(NotFound, RegistryError):
     def __init__(self, name: str, alias: str) -> None:
         super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone (UTC): restore it."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -244,26 +253,31 @@ class Registry:
                 version.trainer_pid = None
 
     def reap_dead_trainers(self) -> int:
-        """Mark ``failed`` every version whose training process has died without a word.
+        """Mark ``failed`` every version whose training process has died without a word,
+        or that no process ever took up (each would hold a place under ``max_training``).
 
         Every worker calls this every few seconds, so it only reads until it finds a dead
         trainer: the write lock is taken only when there is something to write.
         """
+        orphaned_before = utcnow() - ORPHAN_AFTER
         with self._session(read_only=True) as session:
-            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid).where(
-                ModelVersion.status == "training", ModelVersion.trainer_pid.is_not(None)))
-            dead = [(id_, pid) for id_, pid in rows if not _pid_alive(pid)]
+            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid, ModelVersion.created_at)
+                                   .where(ModelVersion.status == "training"))
+            dead = [(id_, pid) for id_, pid, created in rows
+                    if (pid is not None and not _pid_alive(pid))
+                    or (pid is None and _aware(created) < orphaned_before)]
         if not dead:
             return 0
         reaped = 0
         with self._session() as session:
-            for id_, pid in dead:  # conditional: the trainer may have finished meanwhile
+            for id_, pid in dead:  # conditional: the trainer may have finished (or started) meanwhile
+                error = (f"training process {pid} ended before the version was ready" if pid is not None
+                         else f"no training process took this version up within {ORPHAN_AFTER}")
                 reaped += session.execute(
                     update(ModelVersion)
                     .where(ModelVersion.id == id_, ModelVersion.status == "training",
-                           ModelVersion.trainer_pid == pid)
-                    .values(status="failed", finished_at=utcnow(), trainer_pid=None,
-                            error=f"training process {pid} ended before the version was ready")
+                           ModelVersion.trainer_pid.is_(None) if pid is None else ModelVersion.trainer_pid == pid)
+                    .values(status="failed", finished_at=utcnow(), trainer_pid=None, error=error)
                 ).rowcount
         return reaped
 

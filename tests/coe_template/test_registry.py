@@ -11,11 +11,12 @@ import json
 import os
 import subprocess
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
@@ -29,6 +30,8 @@ from coe_template.registry import (
     RegistryError,
     VersionNotFound,
 )
+from coe_template.registry.registry import ORPHAN_AFTER
+from coe_template.registry.schema import ModelVersion, utcnow
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_ID, ArtifactError, load_artifacts, runs_dir
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
@@ -304,6 +307,17 @@ def test_reap_dead_trainers_fails_only_versions_whose_trainer_died(registry):
     assert registry.get_version(NAME, 2)["status"] == "training"
     assert registry.get_version(NAME, 3)["status"] == "training"
     assert registry.reap_dead_trainers() == 0  # nothing left to reap
+
+
+def test_a_version_no_trainer_took_up_is_reaped_after_a_while(registry):
+    registry.ensure_model(NAME)
+    registry.create_version(NAME, parse_args({}))  # never given a trainer
+    assert registry.reap_dead_trainers() == 0  # just created: its trainer may be starting
+    with registry.engine.begin() as connection:
+        connection.execute(update(ModelVersion).values(created_at=utcnow() - ORPHAN_AFTER - timedelta(seconds=1)))
+    assert registry.reap_dead_trainers() == 1
+    orphan = registry.get_version(NAME, 1)
+    assert (orphan["status"], orphan["error"]) == ("failed", "no training process took this version up within 0:10:00")
 
 
 def create_concurrently(registry: Registry, threads: int, per_thread: int) -> list[int]:
