@@ -106,7 +106,8 @@ class Settings:
 
     @property
     def database_limits(self) -> DatabaseLimits:
-        return DatabaseLimits(timeout=self.db_timeout, pool_size=self.db_pool_size, pool_wait=self.db_pool_wait)
+        return DatabaseLimits(timeout=self.db_timeout, pool_size=self.db_pool_size,
+                              pool_wait=self.db_pool_wait)
 
     @property
     def training_data_path(self) -> Path:

@@ -93,7 +93,7 @@ class PrivatePostgres:
 
 @contextmanager
 def private_postgres(port: int) -> Iterator[PrivatePostgres]:
-    """Initialise and start a private server; stop and remove it afterwards. Skips the test without PostgreSQL."""
+    """Initialise and start a private server; stop and remove it afterwards. Skips without PostgreSQL."""
     bin_dir = PrivatePostgres.binaries()
     if bin_dir is None or shutil.which("runuser") is None:
         pytest.skip("needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) and runuser")

@@ -71,7 +71,7 @@ def assert_database_unavailable(response: httpx.Response, request_id: str) -> No
 
 def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
     base, log, registry = served
-    csv = "id,text\n" + "".join(f"item-{n},object detection with a small CNN number {n}\n" for n in range(ITEMS))
+    csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
     accepted = httpx.post(f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"},
                           timeout=60)
     assert accepted.status_code == 202, accepted.text
@@ -117,7 +117,8 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
     assert state["status"] == "succeeded", state
     with registry.engine.connect() as connection:
         rows = connection.scalar(select(func.count()).where(BatchResult.job_id == job))
-        items = connection.scalar(select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job))
+        items = connection.scalar(
+            select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job))
     assert rows == items == ITEMS
 
     # The log says what happened, a line per failure: no tracebacks.

@@ -81,7 +81,8 @@ def test_training_on_a_full_disk_fails_cleanly_and_production_keeps_serving(tmp_
                 "StorageFull: the model store's disk is full (No space left on device): "
                 "no space left to write the run; free space and train again"
             )
-            assert sorted(p.name for p in runs_dir(store).iterdir()) == runs_before  # nothing partial, no .tmp
+            # Nothing partial, not even the hidden .tmp directory.
+            assert sorted(p.name for p in runs_dir(store).iterdir()) == runs_before
             served = httpx.post(f"{base}/predictions", json=BODY, timeout=10)
             assert served.status_code == 200
             assert served.json()["data"]["model"]["version"] == 1

@@ -15,8 +15,11 @@ VERSIONS = f"/models/{MODEL}/versions"
 
 
 def wait_until_none_training(base: str) -> None:
+    def versions() -> list[dict]:
+        return httpx.get(base + VERSIONS, timeout=10).json()["data"]["versions"]
+
     deadline = time.monotonic() + 120
-    while any(v["status"] == "training" for v in httpx.get(base + VERSIONS, timeout=10).json()["data"]["versions"]):
+    while any(v["status"] == "training" for v in versions()):
         assert time.monotonic() < deadline
         time.sleep(0.3)
 

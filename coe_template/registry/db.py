@@ -4,7 +4,7 @@ Every database operation is bounded in time, and every way the database can fail
 becomes one of the package's own errors here, in one place:
 
 - PostgreSQL: libpq's ``connect_timeout``, a server-side ``statement_timeout``,
-  and a client-side deadline on every round trip (:class:`DeadlineConnection`),
+  and a client-side deadline on every round trip (``postgres.DeadlineConnection``),
   since a frozen server enforces nothing. SQLite: the busy timeout.
 - The pool is the bulkhead: at most ``pool_size`` connections per process (no
   overflow), and a thread waits at most ``pool_wait`` seconds for one, so a hung
@@ -50,9 +50,8 @@ _SQLITE_UNAVAILABLE = {
     sqlite3.SQLITE_NOTADB: "the database file is not a database",
     sqlite3.SQLITE_CORRUPT: "the database file is damaged",
 }
-
-
 _LATE = "the database did not answer in time: try again later"
+_DOWN = "the database is not available: try again later"
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class _BoundedPool(QueuePool):
             ) from None
 
 
-def is_storage_full(error: BaseException) -> bool:
+def _storage_full(error: BaseException) -> bool:
     """Whether an error means the disk (or the quota) is full."""
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
@@ -111,7 +110,7 @@ def _translate(context: ExceptionContext) -> None:
         if _postgres_timed_out(error):
             raise DatabaseUnavailable(_LATE)
         return
-    if is_storage_full(error):
+    if _storage_full(error):
         raise StorageFull("the database's disk is full: nothing can be written until space is freed")
     if isinstance(error, sqlite3.Error):
         reason = _SQLITE_UNAVAILABLE.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
@@ -121,7 +120,7 @@ def _translate(context: ExceptionContext) -> None:
     if isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError)) \
             or context.is_disconnect:
         # psycopg: refused, closed, timed out, cancelled by statement_timeout, shut down, out of resources.
-        raise DatabaseUnavailable(_LATE if _postgres_timed_out(error) else "the database is not available: try again later")
+        raise DatabaseUnavailable(_LATE if _postgres_timed_out(error) else _DOWN)
 
 
 def _postgres_timed_out(error: BaseException) -> bool:

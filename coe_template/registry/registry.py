@@ -208,8 +208,8 @@ class Registry:
             if max_training is not None:
                 training = session.scalar(select(func.count()).where(ModelVersion.status == "training"))
                 if training >= max_training:
-                    raise Busy(f"{training} version(s) are training already, the most this service runs at once: "
-                               "try again when one has finished")
+                    raise Busy(f"{training} version(s) are training already, the most this service runs "
+                               "at once: try again when one has finished")
             highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
                                    args=args.to_dict(), trainer_pid=trainer_pid)
@@ -269,6 +269,7 @@ class Registry:
         if not dead:
             return 0
         reaped = 0
+        trainer = ModelVersion.trainer_pid
         with self._session() as session:
             for id_, pid in dead:  # conditional: the trainer may have finished (or started) meanwhile
                 error = (f"training process {pid} ended before the version was ready" if pid is not None
@@ -276,7 +277,7 @@ class Registry:
                 reaped += session.execute(
                     update(ModelVersion)
                     .where(ModelVersion.id == id_, ModelVersion.status == "training",
-                           ModelVersion.trainer_pid.is_(None) if pid is None else ModelVersion.trainer_pid == pid)
+                           trainer.is_(None) if pid is None else trainer == pid)
                     .values(status="failed", finished_at=utcnow(), trainer_pid=None, error=error)
                 ).rowcount
         return reaped
