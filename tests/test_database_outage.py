@@ -134,24 +134,29 @@ def test_postgres_frozen_holds_no_more_than_the_pool(served, postgres: PrivatePo
     lock = threading.Lock()
 
     def list_models() -> None:
-        response, seconds = timed("GET", f"{base}/models")
+        try:
+            response, seconds = timed("GET", f"{base}/models")
+            outcome = (response.status_code, seconds)
+        except httpx.HTTPError as exc:  # a hang or a reset: reported by the assertion below
+            outcome = (type(exc).__name__, 0.0)
         with lock:
-            statuses.append((response.status_code, seconds))
+            statuses.append(outcome)
 
     with postgres.frozen():
         clients = [threading.Thread(target=list_models) for _ in range(31)]
         for thread in clients:
             thread.start()
         time.sleep(0.5)  # the 31 are in the server's queues first
-        health, health_seconds = timed("GET", f"{base}/", timeout=5)
-        predicted, predict_seconds = timed("POST", f"{base}/predictions", json=BODY, timeout=5)
+        health, health_seconds = timed("GET", f"{base}/", timeout=10)
+        predicted, predict_seconds = timed("POST", f"{base}/predictions", json=BODY, timeout=10)
         for thread in clients:
             thread.join()
-    assert health.status_code == 200 and health_seconds < 5, health_seconds
-    assert predicted.status_code == 200 and predict_seconds < 5, predict_seconds
-    assert {status for status, _ in statuses} == {503}, statuses
+    seen = f"/ {health_seconds:.2f} s, /predictions {predict_seconds:.2f} s, /models {statuses}"
+    assert health.status_code == 200 and health_seconds < 5, seen
+    assert predicted.status_code == 200 and predict_seconds < 5, seen
+    assert {status for status, _ in statuses} == {503}, seen
     slowest = max(seconds for _, seconds in statuses)
-    assert slowest < BOUND + 5, slowest
+    assert slowest < BOUND + 5, seen
     assert httpx.get(f"{base}/models", timeout=30).status_code in (200, 503)  # thawed: no hang either way
     deadline = time.monotonic() + 30
     while httpx.get(f"{base}/models", timeout=30).status_code != 200:
