@@ -106,7 +106,7 @@ class ModelServer:
             self.report_failure(exc)
         else:
             if self._last_error is not None:
-                log.info("%s: the registry answers again", self.name)
+                log.info("%s: checking production works again", self.name)
             self._last_error = None
 
     def report_failure(self, exc: BaseException) -> None:
