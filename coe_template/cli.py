@@ -43,7 +43,8 @@ class Context:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry.open(self.settings.db_url, self.settings.model_store)
+            settings = self.settings
+            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
         return self._registry
 
     def load(self, name: str, version: int | None) -> Artifacts:

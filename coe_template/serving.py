@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from coe_template.errors import CoeError, Conflict, Unavailable
+from coe_template.errors import CoeError, Conflict, DatabaseUnavailable, Unavailable
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.store import Artifacts
 
@@ -46,6 +46,7 @@ class ModelServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._last_error: str | None = None
 
     @property
     def current(self) -> Served:
@@ -65,8 +66,19 @@ class ModelServer:
         return True
 
     def ready(self, name: str, number: int) -> Served:
-        """A version a client pinned: refused once archived, even if this process cached it."""
-        status = self.registry.get_version(name, number)["status"]
+        """A version a client pinned: refused once archived, even if this process cached it.
+
+        While the database is unavailable a cached version keeps answering: it was
+        ready when loaded, and an archive made meanwhile cannot be seen anyway.
+        """
+        try:
+            status = self.registry.get_version(name, number)["status"]
+        except DatabaseUnavailable:
+            with self._lock:
+                cached = self._pinned.get((name, number))
+            if cached is None:
+                raise
+            return cached
         if status != "ready":
             raise Conflict(f"version {number} of {name!r} is {status}: it cannot predict")
         return self.pinned(name, number)
@@ -85,14 +97,31 @@ class ModelServer:
                 self._pinned.popitem(last=False)
         return served
 
+    def try_refresh(self) -> None:
+        """Reap dead trainers and :meth:`refresh`; a failure is logged once, not at every poll."""
+        try:
+            self.registry.reap_dead_trainers()
+            self.refresh()
+        except (CoeError, OSError) as exc:
+            self.report_failure(exc)
+        else:
+            if self._last_error is not None:
+                log.info("%s: checking production works again", self.name)
+            self._last_error = None
+
+    def report_failure(self, exc: BaseException) -> None:
+        """Log why the served version could not be checked or loaded, unless that was the last failure too."""
+        message = str(exc)
+        if message != self._last_error:
+            served = (f"keeping {self.name} version {self._current.version}" if self._current
+                      else f"serving no version of {self.name}, predictions answer 503")
+            log.error("%s (retrying every %g s): %s", served, self.refresh_seconds, message)
+        self._last_error = message
+
     def _poll(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
             try:
-                self.registry.reap_dead_trainers()
-                self.refresh()
-            except (CoeError, OSError) as exc:
-                log.error("keeping %s version %s: %s", self.name,
-                          self._current.version if self._current else None, exc)
+                self.try_refresh()
             except Exception:  # never let the poller die: serving goes on with what it has
                 log.exception("model refresh failed")
 

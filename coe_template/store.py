@@ -6,6 +6,7 @@ still has the sha256 digest recorded when the run was written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from sklearn.pipeline import Pipeline
 
 from coe_template.args import lookup_arg
 from coe_template.compiled import Predictor, predictor_for
-from coe_template.errors import ArtifactUnavailable
+from coe_template.errors import ArtifactUnavailable, StorageFull
 from coe_template.train import TrainedModel
 
 RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
@@ -87,40 +88,49 @@ def _read_json(path: Path) -> Any:
 def save_run(model: TrainedModel, store: Path) -> str:
     """Write a run into a hidden directory, then rename it into place.
 
-    A crash leaves at most a hidden ``.tmp-*`` directory, never a half-written run.
+    A crash leaves at most a hidden ``.tmp-*`` directory, never a half-written run;
+    a full disk leaves nothing and raises :class:`StorageFull`.
     """
     run_id = new_run_id()
     runs = runs_dir(store)
-    runs.mkdir(parents=True, exist_ok=True)
     tmp = runs / f".tmp-{run_id}"
-    tmp.mkdir()
     try:
-        joblib.dump(model.pipeline, tmp / MODEL_FILE)
-        _write_json(tmp / "args.json", model.args.to_dict())
-        _write_json(tmp / "labels.json", model.labels)
-        _write_json(tmp / "threshold.json", model.threshold)
-        _write_json(tmp / "performance.json", model.performance)
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-        _write_json(tmp / RECORD_FILE, {
-            "run_id": run_id,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "threshold": model.threshold,
-            "dataset": model.dataset,
-            "files": files,
-            "versions": {
-                "python": platform.python_version(),
-                "scikit-learn": sklearn.__version__,
-                "joblib": joblib.__version__,
-            },
-        })
-        for path in tmp.iterdir():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
+        runs.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        _write_run(model, tmp, run_id)
         os.replace(tmp, runs / run_id)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"the model store's disk is full ({exc.strerror}): "
+                              "no space left to write the run; free space and train again") from None
         raise
     return run_id
+
+
+def _write_run(model: TrainedModel, tmp: Path, run_id: str) -> None:
+    """Every file of a run, each flushed to disk, into ``tmp``."""
+    joblib.dump(model.pipeline, tmp / MODEL_FILE)
+    _write_json(tmp / "args.json", model.args.to_dict())
+    _write_json(tmp / "labels.json", model.labels)
+    _write_json(tmp / "threshold.json", model.threshold)
+    _write_json(tmp / "performance.json", model.performance)
+    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+    _write_json(tmp / RECORD_FILE, {
+        "run_id": run_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threshold": model.threshold,
+        "dataset": model.dataset,
+        "files": files,
+        "versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "joblib": joblib.__version__,
+        },
+    })
+    for path in tmp.iterdir():
+        with path.open("rb") as fh:
+            os.fsync(fh.fileno())
 
 
 def read_record(run_id: str, store: Path) -> dict[str, Any]:

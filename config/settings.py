@@ -20,6 +20,13 @@ variable                    meaning                                          def
 ``COE_BATCH_LEASE_SECONDS`` a chunk's lease, renewed every third of it       ``15``
 ``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
+``COE_DB_TIMEOUT``          seconds to connect, run one statement or wait    ``5``
+                            for SQLite's write lock; then 503
+``COE_DB_POOL_SIZE``        database connections per process: also the most  ``5`` (Connexion has 10 threads)
+                            request threads a hung database can hold
+``COE_DB_POOL_WAIT``        seconds a request waits for a free connection    ``1``
+``COE_MAX_TRAININGS``       trainings running at once; beyond it             ``2``
+                            ``POST .../versions`` answers 503 busy
 ==========================  ===============================================  ====================================
 """
 
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coe_template.data import bundled_dataset_path
+from coe_template.registry.db import DatabaseLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,10 +95,19 @@ class Settings:
     batch_lease_seconds: float = 15.0
     batch_in_server: bool = True
     validate_responses: bool = False
+    db_timeout: float = 5.0
+    db_pool_size: int = 5
+    db_pool_wait: float = 1.0
+    max_trainings: int = 2
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.model_store / 'registry.db'}"
+
+    @property
+    def database_limits(self) -> DatabaseLimits:
+        return DatabaseLimits(timeout=self.db_timeout, pool_size=self.db_pool_size,
+                              pool_wait=self.db_pool_wait)
 
     @property
     def training_data_path(self) -> Path:
@@ -114,4 +131,8 @@ class Settings:
             batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
+            db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
+            db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),
+            db_pool_wait=_number(environ, "COE_DB_POOL_WAIT", defaults.db_pool_wait, float),
+            max_trainings=int(_number(environ, "COE_MAX_TRAININGS", defaults.max_trainings)),
         )

@@ -17,6 +17,7 @@ from connexion.resolver import RelativeResolver
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
+from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.serving import ModelServer
 from config.settings import Settings
@@ -39,7 +40,7 @@ logging.getLogger("connexion.operations.openapi3").addFilter(
 def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
-    registry = Registry.open(settings.db_url, settings.model_store)
+    registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
     server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
     try:
         server.refresh()
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             f"model {settings.model_name!r} has no {PRODUCTION} version in {settings.db_url}: "
             "train one first (`coe-template train`, or `make serve`)"
         ) from None
+    except ArtifactUnavailable as exc:
+        # Start anyway: every worker keeps polling, so restoring the files (or promoting
+        # another version) recovers without a restart. Predictions answer 503 meanwhile.
+        server.report_failure(exc)
 
     batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
     runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts)

@@ -140,7 +140,9 @@ def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
     headers = {}
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
-        log.error("%s: %s", kind, exc)
+        # One line, with the underlying error's first line (e.g. the driver's) as the cause.
+        cause = str(exc.__cause__).strip().partition("\n")[0] if exc.__cause__ else ""
+        log.error("%s: %s%s", kind, exc, f" (cause: {cause})" if cause else "")
     return response(status, str(exc), kind, headers=headers)
 
 

@@ -25,7 +25,9 @@ def search(model_name: str, status: str | None = None, page_size: int = 20,
 def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
     ctx = services()
     args = parse_args((body or {}).get("args", {}))
-    version = start_training(ctx.registry, ctx.settings.db_url, model_name, args, ctx.settings.training_data_path)
+    settings = ctx.settings
+    version = start_training(ctx.registry, settings.db_url, model_name, args, settings.training_data_path,
+                             max_training=settings.max_trainings)
     location = f"/models/{model_name}/versions/{version['version']}"
     return {"version": version}, {"Location": location}
 

@@ -1,11 +1,19 @@
-"""A PostgreSQL schema of its own, for one test or one benchmark: created, given as a URL, dropped."""
+"""PostgreSQL for tests: a schema of its own on the shared server, or a private server to stop and freeze."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 
@@ -22,3 +30,85 @@ def postgres_schema(url: str, prefix: str = "test") -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (``initdb`` + ``pg_ctl``), so it can be stopped and frozen.
+
+    Never the shared server: this one lives in a temporary directory, listens on a free
+    port and a socket of its own, and is removed afterwards. Runs as the ``postgres`` user
+    (the server refuses to run as root).
+    """
+
+    USER = "postgres"
+
+    def __init__(self, bin_dir: Path, root: Path, port: int) -> None:
+        self.bin_dir, self.root, self.port = bin_dir, root, port
+        self.data = root / "data"
+        self.url = f"postgresql+psycopg://{self.USER}@127.0.0.1:{port}/postgres"
+
+    @staticmethod
+    def binaries() -> Path | None:
+        """The newest installed server's bin directory, if any."""
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+        return found[-1].parent if found else None
+
+    def _run(self, *command: str) -> None:
+        subprocess.run(["runuser", "-u", self.USER, "--", *command], check=True, cwd=self.root,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+
+    def init(self) -> None:
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.USER, "-A", "trust",
+                  "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def pids(self) -> list[int]:
+        """The postmaster and every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True,
+                                  check=False).stdout
+        return [postmaster, *map(int, children.split())]
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Every server process stopped (``SIGSTOP``): connections open, nothing answers."""
+        pids = self.pids()
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            yield
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
+def private_postgres(port: int) -> Iterator[PrivatePostgres]:
+    """Initialise and start a private server; stop and remove it afterwards. Skips without PostgreSQL."""
+    bin_dir = PrivatePostgres.binaries()
+    if bin_dir is None or shutil.which("runuser") is None:
+        pytest.skip("needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) and runuser")
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="coe-postgres-"))
+    shutil.chown(root, PrivatePostgres.USER)
+    server = PrivatePostgres(bin_dir, root, port)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            for pid in server.pids():  # thaw anything a failed test left frozen
+                os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(Exception):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from coe_template.batch.jobs import BatchJobs, Claim
+from coe_template.errors import DatabaseUnavailable
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
@@ -67,6 +68,8 @@ class LeaseKeeper:
                                 claim.number, claim.job_id)
                     self.lost.set()
                     return
+            except DatabaseUnavailable as exc:  # it may be back by the next beat, before the lease runs out
+                log.warning("could not renew the lease on chunk %d of job %s: %s", claim.number, claim.job_id, exc)
             except Exception:  # the database may be back by the next beat, before the lease runs out
                 log.exception("could not renew the lease on chunk %d of job %s", claim.number, claim.job_id)
 
@@ -147,6 +150,8 @@ class BatchRunner:
         with LeaseKeeper(self.jobs, claim, self.renew_seconds) as lease:
             try:
                 artifacts = self.load(claim.model_name, claim.model_version)
+            except DatabaseUnavailable:
+                raise  # not the job's fault: the chunk is claimed again once the database is back
             except Exception as exc:  # the job cannot run without its model: say why
                 self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
                 return
@@ -169,14 +174,22 @@ class BatchRunner:
 
     def _loop(self) -> None:
         failures = 0
+        outage: str | None = None  # logged once, not at every try
         while not self._stop.is_set():
             try:
                 if self.run_once() is None:
                     self.progress.flush()
                     self._idle()
                 failures = 0
-            except Exception:  # keep working: a lease left behind expires and is retried
-                log.exception("batch chunk failed")
+                if outage is not None:
+                    log.info("batch: the database answers again")
+                    outage = None
+            except Exception as exc:  # keep working: a lease left behind expires and is retried
+                if not isinstance(exc, DatabaseUnavailable):
+                    log.exception("batch chunk failed")
+                elif str(exc) != outage:
+                    log.error("batch: pausing while the database is unavailable: %s", exc)
+                    outage = str(exc)
                 failures += 1
                 # Backing off: a database that is down should not flood the log with tracebacks.
                 self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import CoeError, Conflict, NotFound
-from coe_template.registry.db import make_engine, migrate, reader
+from coe_template.errors import Busy, CoeError, Conflict, NotFound
+from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, make_engine, migrate, reader
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
 
 PRODUCTION = "production"
+#: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
+_TRAINING_LOCK = 0x636F6574  # "coet"
+#: A version still ``training`` with no trainer recorded this long after it was created was
+#: never taken up (the server died between recording it and starting the process).
+ORPHAN_AFTER = timedelta(minutes=10)
 
 
 class RegistryError(CoeError):
@@ -44,6 +50,11 @@ class VersionNotFound(NotFound, RegistryError):
 class AliasNotFound(NotFound, RegistryError):
     def __init__(self, name: str, alias: str) -> None:
         super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone (UTC): restore it."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,10 +90,10 @@ class Registry:
         self.store = Path(store)
 
     @classmethod
-    def open(cls, url: str, store: Path) -> Registry:
+    def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS) -> Registry:
         """Connect and bring the schema up to date."""
         Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
-        engine = make_engine(url)
+        engine = make_engine(url, limits)
         migrate(engine)
         return cls(engine, store)
 
@@ -178,16 +189,27 @@ class Registry:
             raise Conflict(f"version {number} of {name!r} is {version['status']}: it has no performance")
         return version["performance"]
 
-    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None) -> dict[str, Any]:
+    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None,
+                       max_training: int | None = None) -> dict[str, Any]:
         """A new version in status ``training``, numbered one above the highest.
 
         Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
-        transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns.
+        transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns. With
+        ``max_training``, :class:`Busy` when that many versions (of any model) are
+        already training; on PostgreSQL a transaction lock makes that count exact
+        across models too.
         """
         with self._session() as session:
+            if max_training is not None and session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(_TRAINING_LOCK)))
             model = session.scalar(select(Model).where(Model.name == name).with_for_update())
             if model is None:
                 raise ModelNotFound(name)
+            if max_training is not None:
+                training = session.scalar(select(func.count()).where(ModelVersion.status == "training"))
+                if training >= max_training:
+                    raise Busy(f"{training} version(s) are training already, the most this service runs "
+                               "at once: try again when one has finished")
             highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
                                    args=args.to_dict(), trainer_pid=trainer_pid)
@@ -231,26 +253,32 @@ class Registry:
                 version.trainer_pid = None
 
     def reap_dead_trainers(self) -> int:
-        """Mark ``failed`` every version whose training process has died without a word.
+        """Mark ``failed`` every version whose training process has died without a word,
+        or that no process ever took up (each would hold a place under ``max_training``).
 
         Every worker calls this every few seconds, so it only reads until it finds a dead
         trainer: the write lock is taken only when there is something to write.
         """
+        orphaned_before = utcnow() - ORPHAN_AFTER
         with self._session(read_only=True) as session:
-            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid).where(
-                ModelVersion.status == "training", ModelVersion.trainer_pid.is_not(None)))
-            dead = [(id_, pid) for id_, pid in rows if not _pid_alive(pid)]
+            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid, ModelVersion.created_at)
+                                   .where(ModelVersion.status == "training"))
+            dead = [(id_, pid) for id_, pid, created in rows
+                    if (pid is not None and not _pid_alive(pid))
+                    or (pid is None and _aware(created) < orphaned_before)]
         if not dead:
             return 0
         reaped = 0
+        trainer = ModelVersion.trainer_pid
         with self._session() as session:
-            for id_, pid in dead:  # conditional: the trainer may have finished meanwhile
+            for id_, pid in dead:  # conditional: the trainer may have finished (or started) meanwhile
+                error = (f"training process {pid} ended before the version was ready" if pid is not None
+                         else f"no training process took this version up within {ORPHAN_AFTER}")
                 reaped += session.execute(
                     update(ModelVersion)
                     .where(ModelVersion.id == id_, ModelVersion.status == "training",
-                           ModelVersion.trainer_pid == pid)
-                    .values(status="failed", finished_at=utcnow(), trainer_pid=None,
-                            error=f"training process {pid} ended before the version was ready")
+                           trainer.is_(None) if pid is None else trainer == pid)
+                    .values(status="failed", finished_at=utcnow(), trainer_pid=None, error=error)
                 ).rowcount
         return reaped
 

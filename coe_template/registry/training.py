@@ -21,8 +21,9 @@ from coe_template.train import train
 
 
 def start_training(registry: Registry, database_url: str, name: str, args: TrainingArgs,
-                   data: Path) -> dict[str, Any]:
-    version = registry.create_version(name, args)
+                   data: Path, max_training: int | None = None) -> dict[str, Any]:
+    """Record a version and start its trainer; :class:`Busy` if ``max_training`` are running already."""
+    version = registry.create_version(name, args, max_training=max_training)
     number = version["version"]
     command = [sys.executable, "-m", "coe_template.cli", "models", "train-version", name, str(number),
                "--data", str(data)]

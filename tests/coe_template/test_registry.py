@@ -11,14 +11,16 @@ import json
 import os
 import subprocess
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
+from coe_template.errors import Busy
 from coe_template.registry import (
     PRODUCTION,
     AliasNotFound,
@@ -28,6 +30,8 @@ from coe_template.registry import (
     RegistryError,
     VersionNotFound,
 )
+from coe_template.registry.registry import ORPHAN_AFTER
+from coe_template.registry.schema import ModelVersion, utcnow
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_ID, ArtifactError, load_artifacts, runs_dir
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
@@ -305,6 +309,19 @@ def test_reap_dead_trainers_fails_only_versions_whose_trainer_died(registry):
     assert registry.reap_dead_trainers() == 0  # nothing left to reap
 
 
+def test_a_version_no_trainer_took_up_is_reaped_after_a_while(registry):
+    registry.ensure_model(NAME)
+    registry.create_version(NAME, parse_args({}))  # never given a trainer
+    assert registry.reap_dead_trainers() == 0  # just created: its trainer may be starting
+    with registry.engine.begin() as connection:
+        long_ago = utcnow() - ORPHAN_AFTER - timedelta(seconds=1)
+        connection.execute(update(ModelVersion).values(created_at=long_ago))
+    assert registry.reap_dead_trainers() == 1
+    orphan = registry.get_version(NAME, 1)
+    assert orphan["status"] == "failed"
+    assert orphan["error"] == "no training process took this version up within 0:10:00"
+
+
 def create_concurrently(registry: Registry, threads: int, per_thread: int) -> list[int]:
     """Version numbers handed out to ``threads`` threads started together, each creating some."""
     args = parse_args({})
@@ -346,6 +363,42 @@ def test_many_concurrent_writers_all_get_a_version(registry):
     registry.ensure_model(NAME)
     numbers = create_concurrently(registry, threads=12, per_thread=2)
     assert sorted(numbers) == list(range(1, 25))
+
+
+def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
+    """Concurrent creators, two models: exactly ``max_training`` get a version, under the numbering lock."""
+    registry.ensure_model(NAME)
+    registry.ensure_model("other-model")
+    args = parse_args({})
+    barrier = threading.Barrier(8)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def create(name: str) -> None:
+        barrier.wait()
+        try:
+            outcome: object = registry.create_version(name, args, max_training=3)["version"]
+        except Busy as exc:
+            outcome = exc
+        with lock:
+            outcomes.append(outcome)
+
+    workers = [threading.Thread(target=create, args=(NAME if n % 2 else "other-model",)) for n in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    refused = [o for o in outcomes if isinstance(o, Busy)]
+    assert len(refused) == 5 and len(outcomes) == 8
+    assert str(refused[0]) == ("3 version(s) are training already, the most this service runs at once: "
+                               "try again when one has finished")
+    created = [v for name in (NAME, "other-model") for v in registry.list_versions(name)[0]]
+    assert len(created) == 3
+    # A finished training frees its place.
+    registry.fail_version(created[0]["model"], created[0]["version"], "stopped by the test")
+    assert registry.create_version(NAME, args, max_training=3)["status"] == "training"
+    with pytest.raises(Busy):
+        registry.create_version(NAME, args, max_training=3)
 
 
 # --- listing versions -----------------------------------------------------------------------------

@@ -274,3 +274,28 @@ def test_batch_leases_are_short_and_batch_runs_in_the_server_by_default():
     assert settings.batch_lease_seconds == 15.0  # renewed every 5 s while a chunk is worked
     assert settings.batch_in_server is True  # `make serve` runs everything; production sets it false
     assert Settings.from_env({"COE_BATCH_IN_SERVER": "false"}).batch_in_server is False
+
+
+# --- the database's limits and the training limit ------------------------------------------------
+
+
+def test_database_limits_default_below_connexions_ten_threads():
+    limits = Settings().database_limits
+    assert (limits.timeout, limits.pool_size, limits.pool_wait) == (5.0, 5, 1.0)
+    assert limits.pool_size < 10
+    assert Settings().max_trainings == 2
+
+
+def test_database_and_training_limits_are_read():
+    settings = Settings.from_env({"COE_DB_TIMEOUT": "2.5", "COE_DB_POOL_SIZE": "3",
+                                  "COE_DB_POOL_WAIT": "0.25", "COE_MAX_TRAININGS": "1"})
+    assert (settings.db_timeout, settings.db_pool_size, settings.db_pool_wait) == (2.5, 3, 0.25)
+    assert settings.max_trainings == 1
+
+
+@pytest.mark.parametrize("variable",
+                         ["COE_DB_TIMEOUT", "COE_DB_POOL_SIZE", "COE_DB_POOL_WAIT", "COE_MAX_TRAININGS"])
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_bad_limits_are_refused_by_name(variable, value):
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: value})

@@ -1,0 +1,98 @@
+"""A production artifact changed on disk: the real server starts without it, says so once, and recovers.
+
+Digests are checked before anything is unpickled, at start and at every promotion.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from coe_template.registry import Registry
+from coe_template.store import MODEL_FILE, runs_dir, sha256_file
+from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
+from tests.servers import gunicorn
+
+BODY = {"texts": [{"text": "ML applied to image classification."}]}
+
+
+def tamper(registry: Registry, version: int) -> tuple[str, bytes]:
+    """Flip one byte of a version's model file; return the file's path and its original bytes."""
+    path = runs_dir(registry.store) / registry.get_version(MODEL, version)["run_id"] / MODEL_FILE
+    original = path.read_bytes()
+    changed = bytearray(original)
+    changed[len(changed) // 2] ^= 0x01
+    path.write_bytes(bytes(changed))
+    return str(path), original
+
+
+def refusal(registry: Registry, version: int) -> str:
+    found = registry.get_version(MODEL, version)
+    path = runs_dir(registry.store) / found["run_id"] / MODEL_FILE
+    return (f"run {found['run_id']}: {MODEL_FILE} does not match its recorded sha256 "
+            f"(expected {found['artifacts'][MODEL_FILE]}, found {sha256_file(path)}); refusing to load it")
+
+
+def predict(base: str) -> httpx.Response:
+    return httpx.post(f"{base}/predictions", json=BODY, headers={"X-Request-ID": "t-1"}, timeout=10)
+
+
+def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tmp_path, trained_model):
+    store = tmp_path / "store"
+    database_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the database plays no part here
+    registry = seeded_registry(database_url, store, trained_model, versions=2)
+    path, original = tamper(registry, 1)
+    expected_refusal = refusal(registry, 1)
+    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
+           "COE_REFRESH_SECONDS": "0.5"}
+    log = tmp_path / "server.log"
+
+    def registry_answers(base: str) -> bool:
+        return httpx.get(f"{base}/models", timeout=1).status_code == 200
+
+    try:
+        with gunicorn(env, log, ready=registry_answers) as (base, _process):
+            # Started without a model: predictions say so, the log says why, once.
+            response = predict(base)
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            assert response.json() == {
+                "type": "/problems/unavailable",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": f"no production version of {MODEL!r} is loaded: see the server's log",
+                "request_id": "t-1",
+            }
+            time.sleep(2)  # several polls by each worker
+            lines = [line for line in log.read_text().splitlines() if expected_refusal in line]
+            assert lines == [(f"serving no version of {MODEL}, predictions answer 503 "
+                              f"(retrying every 0.5 s): {expected_refusal}")]
+
+            # The files restored: every worker loads them at its next poll, no restart.
+            with open(path, "wb") as fh:
+                fh.write(original)
+            deadline = time.monotonic() + 30
+            while predict(base).status_code != 200:
+                assert time.monotonic() < deadline, "the server never recovered"
+                time.sleep(0.2)
+            for _ in range(10):
+                assert predict(base).json()["data"]["model"]["version"] == 1
+
+            # Promoting a tampered version is refused before unpickling; production is unchanged.
+            tamper(registry, 2)
+            response = httpx.put(f"{base}/models/{MODEL}/aliases/production", json={"version": 2},
+                                 headers={**ADMIN, "X-Request-ID": "t-2"}, timeout=10)
+            assert response.status_code == 503
+            assert response.json() == {
+                "type": "/problems/model-files-unverified",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": refusal(registry, 2),
+                "request_id": "t-2",
+            }
+            assert registry.get_alias(MODEL, "production") == 1
+            assert predict(base).json()["data"]["model"]["version"] == 1
+        assert "Traceback" not in log.read_text()
+    finally:
+        registry.engine.dispose()
