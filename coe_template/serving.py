@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coe_template.errors import CoeError, Conflict, Unavailable
@@ -46,6 +47,8 @@ class ModelServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        #: Called with each version this process starts serving (e.g. to export it as a metric).
+        self.listeners: list[Callable[[Served], None]] = []
 
     @property
     def current(self) -> Served:
@@ -62,6 +65,8 @@ class ModelServer:
         served = self.pinned(self.name, number)  # loads fully before anything changes
         self._current = served
         log.info("now serving %s version %d (run %s)", self.name, number, served.artifacts.run_id)
+        for listener in self.listeners:
+            listener(served)
         return True
 
     def ready(self, name: str, number: int) -> Served:

@@ -20,6 +20,10 @@ variable                    meaning                                          def
 ``COE_BATCH_LEASE_SECONDS`` how long a worker holds a chunk before others    ``60``
 ``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
+``COE_LOG_FORMAT``          ``text`` (for people) or ``json`` (JSON lines)   ``text``
+``COE_LOG_LEVEL``           lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
+``COE_ACCESS_LOG``          one access line per request                      ``true``
+``COE_READY_TIMEOUT``       seconds ``/readyz`` waits for the database       ``2``
 ==========================  ===============================================  ====================================
 """
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +67,16 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type = 
     return number
 
 
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+            normalise: Callable[[str], str] = str.lower) -> str:
+    value = environ.get(name)
+    if value is None or not value.strip():
+        return default
+    if normalise(value.strip()) not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, not {value!r}")
+    return normalise(value.strip())
+
+
 def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     keys = frozenset(k.strip() for k in environ.get(name, "").split(",") if k.strip())
     short = [k for k in keys if len(k) < 16]
@@ -87,6 +101,10 @@ class Settings:
     batch_lease_seconds: float = 60.0
     batch_in_server: bool = True
     validate_responses: bool = False
+    log_format: str = "text"
+    log_level: str = "INFO"
+    access_log: bool = True
+    ready_timeout: float = 2.0
 
     @property
     def db_url(self) -> str:
@@ -114,4 +132,9 @@ class Settings:
             batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
+            log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
+            log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,
+                              ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),
+            access_log=_flag(environ, "COE_ACCESS_LOG", defaults.access_log),
+            ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
         )

@@ -19,12 +19,17 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 Loader = Callable[[str, int], Artifacts]
+#: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
+#: or job went meanwhile: nothing stored) or ``failed`` (its job failed).
+Observer = Callable[[Claim, str], None]
 
 
 class BatchRunner:
-    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1) -> None:
+    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1,
+                 observe: Observer = lambda claim, outcome: None) -> None:
         self.jobs = jobs
         self.load = load
+        self.observe = observe
         self.poll_seconds = poll_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
@@ -39,14 +44,17 @@ class BatchRunner:
             return None
         if claim.attempts > MAX_ATTEMPTS:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
+            self.observe(claim, "failed")
             return claim
         try:
             artifacts = self.load(claim.model_name, claim.model_version)
         except Exception as exc:  # the job cannot run without its model: say why
             self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
+            self.observe(claim, "failed")
             return claim
         tags, probabilities = tag([text for _, text in claim.items], artifacts)
-        self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
+        stored = self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
+        self.observe(claim, "done" if stored else "dropped")
         return claim
 
     def run_until_idle(self, on_chunk: Callable[[Claim], None] = lambda claim: None) -> None:

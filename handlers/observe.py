@@ -1,0 +1,113 @@
+"""Each request, observed once: its metrics and its access line, written by one ASGI middleware.
+
+The operation is the spec's ``operationId`` as Connexion's router resolved it
+(never the raw path: metrics' label values stay few); a request no operation
+matches counts as ``unrouted``. A handler that answered with a model says which
+through :func:`answered_with` (its thread sees the request's context, and the
+holder object set here, shared with it).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from pathlib import Path
+from time import perf_counter
+
+import yaml
+
+from connexion.middleware.abstract import ROUTING_CONTEXT
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from config.logging import ACCESS
+from handlers import metrics
+
+access_log = logging.getLogger(ACCESS)
+
+UNROUTED = "unrouted"
+_UNROUTED = (UNROUTED, "-")
+
+
+class Exchange:
+    """What the handler tells the middleware about the request being served."""
+
+    __slots__ = ("model",)
+
+    def __init__(self) -> None:
+        self.model: tuple[str, int] | None = None
+
+
+_exchange: ContextVar[Exchange | None] = ContextVar("exchange", default=None)
+
+
+def answered_with(name: str, version: int) -> None:
+    """Name the model version that answered the current request (for its access line)."""
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.model = (name, version)
+
+
+class Observe:
+    """Inside :class:`handlers.request_id.RequestId` (its id is set), outside the exception handlers
+    (the status is the one sent, errors included)."""
+
+    def __init__(self, app: ASGIApp, routes: dict[str, tuple[str, str]], access: bool = True) -> None:
+        self.app = app
+        #: Connexion's resolved operation id -> (the spec's operationId, path template).
+        self.routes = routes
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Connexion's router records the operation in a copy of the scope; the copy shares this dict.
+        extensions = scope.setdefault("extensions", {})
+        exchange = Exchange()
+        token = _exchange.set(exchange)
+        status = 500  # if the app fails before it answers, the server answers 500
+        start = perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            seconds = perf_counter() - start
+            _exchange.reset(token)
+            routing = extensions.get(ROUTING_CONTEXT)
+            resolved = routing.get("operation_id") if routing else None
+            operation, route = self.routes.get(resolved, _UNROUTED) if resolved else _UNROUTED
+            metrics.observe_request(operation, status, seconds)
+            if self.access:
+                self._log(scope["method"], route, operation, status, seconds, exchange.model)
+
+    @staticmethod
+    def _log(method: str, route: str, operation: str, status: int, seconds: float,
+             model: tuple[str, int] | None) -> None:
+        duration_ms = round(seconds * 1000, 2)
+        extra = {"method": method, "route": route, "operation": operation, "status": status,
+                 "duration_ms": duration_ms, "model": None, "model_version": None}
+        if model is None:
+            access_log.info("%s %s %s %d %.2fms", method, route, operation, status, duration_ms, extra=extra)
+        else:
+            extra["model"], extra["model_version"] = model
+            access_log.info("%s %s %s %d %.2fms model=%s/%d", method, route, operation, status, duration_ms,
+                            *model, extra=extra)
+
+
+def spec_routes(spec_path: Path, package: str = "handlers") -> dict[str, tuple[str, str]]:
+    """For each operation as Connexion resolves it (``handlers.predictions.create``):
+    the spec's ``operationId`` (``predictions.create``) and path template."""
+    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    return {
+        f"{package}.{operation['operationId']}": (operation["operationId"], path)
+        for path, item in spec.get("paths", {}).items()
+        for method, operation in item.items()
+        if method in methods and "operationId" in operation
+    }
