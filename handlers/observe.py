@@ -2,7 +2,7 @@
 
 The operation is the spec's ``operationId`` as Connexion's router resolved it
 (never the raw path: metrics' label values stay few); a request no operation
-matches counts as ``unrouted``. A handler that answered with a model says which
+matches counts as ``unrouted`` (Swagger UI's pages as ``docs``). A handler that answered with a model says which
 through :func:`answered_with` (its thread sees the request's context, and the
 holder object set here, shared with it).
 """
@@ -26,6 +26,9 @@ access_log = logging.getLogger(ACCESS)
 
 UNROUTED = "unrouted"
 _UNROUTED = (UNROUTED, "-")
+#: Served by Connexion's Swagger UI middleware, before routing: no operation, but not unrouted either.
+DOCS_PATHS = ("/docs", "/openapi.json")
+_DOCS = ("docs", "/docs")
 
 
 class Exchange:
@@ -81,7 +84,10 @@ class Observe:
             _exchange.reset(token)
             routing = extensions.get(ROUTING_CONTEXT)
             resolved = routing.get("operation_id") if routing else None
-            operation, route = self.routes.get(resolved, _UNROUTED) if resolved else _UNROUTED
+            if resolved:
+                operation, route = self.routes.get(resolved, _UNROUTED)
+            else:
+                operation, route = _DOCS if scope["path"].startswith(DOCS_PATHS) else _UNROUTED
             metrics.observe_request(operation, status, seconds)
             if self.access:
                 self._log(scope["method"], route, operation, status, seconds, exchange.model)
