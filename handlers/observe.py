@@ -2,9 +2,9 @@
 
 The operation is the spec's ``operationId`` as Connexion's router resolved it
 (never the raw path: metrics' label values stay few); a request no operation
-matches counts as ``unrouted`` (Swagger UI's pages as ``docs``). A handler that answered with a model says which
-through :func:`answered_with` (its thread sees the request's context, and the
-holder object set here, shared with it).
+matches counts as ``unrouted`` (Swagger UI's pages as ``docs``). A handler that
+answered with a model says which through :func:`answered_with` (its thread sees
+the request's context, and so the holder object set here).
 """
 
 from __future__ import annotations
