@@ -110,6 +110,8 @@ def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iter
     if _handler not in root.handlers:
         root.addHandler(_handler)
     root.setLevel(level)
+    # Alembic announces each of its plugins at INFO whenever the registry opens: noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for name in _SILENCED:
         silenced = logging.getLogger(name)
         silenced.handlers = []

@@ -125,7 +125,7 @@ class DatabaseCounts(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("coe_database_up", "1 if the database answered this scrape's queries in time")
         try:
-            backlog, versions = database_calls.run("metrics", self._read, self.timeout)
+            backlog, versions = database_calls.run(f"metrics-{id(self)}", self._read, self.timeout)
         except Exception as exc:  # noqa: BLE001 - a scrape reports the database down, it does not fail
             log.warning("metrics: database counts left out: %s", exc or type(exc).__name__)
             up.add_metric([], 0)
@@ -160,5 +160,6 @@ def exposition(database: Collector) -> bytes:
 
 def get() -> ConnexionResponse:
     # A response object: Connexion would refuse a content type with parameters the spec's key lacks.
+    # Werkzeug appends the charset to a text/* type itself.
     return ConnexionResponse(status_code=200, body=exposition(current_app.extensions[EXTENSION]),
-                             content_type=CONTENT_TYPE_PLAIN_0_0_4)
+                             content_type=CONTENT_TYPE_PLAIN_0_0_4.removesuffix("; charset=utf-8"))

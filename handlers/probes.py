@@ -40,7 +40,7 @@ def _ping(engine) -> None:
 def _database_problem(timeout: float) -> str | None:
     engine = services().registry.engine
     try:
-        database_calls.run("ready", lambda: _ping(engine), timeout)
+        database_calls.run(f"ready-{id(engine)}", lambda: _ping(engine), timeout)
     except TimeoutError:
         log.warning("not ready: the database did not answer SELECT 1 within %g s", timeout)
         return f"database: no answer to SELECT 1 within {timeout:g} s"
