@@ -70,7 +70,7 @@ class _Redacting:
             line = _BEARER.sub(r"\1" + _REDACTED, line)
         return line
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """ISO 8601 in UTC with milliseconds: 2026-12-01T17:37:50.123Z."""
         return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))}.{int(record.msecs):03d}Z"
 

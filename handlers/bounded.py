@@ -22,7 +22,7 @@ def _work(future: Future, call: Callable[[], Any]) -> None:
         return
     try:
         future.set_result(call())
-    except BaseException as exc:  # handed to the waiting caller, who decides
+    except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller, who decides
         future.set_exception(exc)
 
 

@@ -18,6 +18,8 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 
+from connexion.lifecycle import ConnexionResponse
+from flask import current_app
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
@@ -30,8 +32,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from connexion.lifecycle import ConnexionResponse
-from flask import current_app
 from sqlalchemy import Engine, event
 
 from coe_template.batch.jobs import BatchJobs

@@ -15,7 +15,6 @@ from pathlib import Path
 from time import perf_counter
 
 import yaml
-
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -8,8 +8,8 @@ from marshmallow import Schema, ValidationError, fields, validates
 
 from coe_template.predict import predict
 from coe_template.serving import Served
-from handlers.context import serving
 from handlers import metrics
+from handlers.context import serving
 from handlers.envelope import enveloped
 from handlers.observe import answered_with
 

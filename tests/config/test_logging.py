@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,14 +30,14 @@ def test_text_lines_carry_time_level_pid_logger_and_request_id():
     line = format_one("text", "keeping %s", "version 3")
     match = re.fullmatch(r"(\S+) WARNING \[(\d+)\] coe\.test -: keeping version 3", line)
     assert match, line
-    assert datetime.fromisoformat(match[1]).tzinfo == timezone.utc
+    assert datetime.fromisoformat(match[1]).tzinfo == UTC
 
 
 def test_json_lines_parse():
     line = json.loads(format_one("json", "keeping %s", "version 3"))
     assert line == {"time": line["time"], "level": "WARNING", "pid": line["pid"], "logger": "coe.test",
                     "request_id": None, "message": "keeping version 3"}
-    assert datetime.fromisoformat(line["time"]).tzinfo == timezone.utc
+    assert datetime.fromisoformat(line["time"]).tzinfo == UTC
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
