@@ -24,7 +24,7 @@ from config.settings import Settings
 from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
-from handlers.observe import Observe, spec_routes
+from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
 from handlers.validation import VALIDATORS
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     # Inside RequestId (the id is set), outside the exception handlers (it sees the status sent).
     app.add_middleware(Observe, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       routes=spec_routes(SPEC_DIR / "spec.yaml"),
+                       routes=Routes(SPEC_DIR / "spec.yaml"),
                        access=settings.access_log)
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)

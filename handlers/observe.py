@@ -10,6 +10,7 @@ the request's context, and so the holder object set here).
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from time import perf_counter
@@ -28,6 +29,8 @@ _UNROUTED = (UNROUTED, "-")
 #: Served by Connexion's Swagger UI middleware, before routing: no operation, but not unrouted either.
 DOCS_PATHS = ("/docs", "/openapi.json")
 _DOCS = ("docs", "/docs")
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+_PARAM = re.compile(r"(\{[^}]+\})")
 
 
 class Exchange:
@@ -53,9 +56,8 @@ class Observe:
     """Inside :class:`handlers.request_id.RequestId` (its id is set), outside the exception handlers
     (the status is the one sent, errors included)."""
 
-    def __init__(self, app: ASGIApp, routes: dict[str, tuple[str, str]], access: bool = True) -> None:
+    def __init__(self, app: ASGIApp, routes: Routes, access: bool = True) -> None:
         self.app = app
-        #: Connexion's resolved operation id -> (the spec's operationId, path template).
         self.routes = routes
         self.access = access
 
@@ -84,9 +86,9 @@ class Observe:
             routing = extensions.get(ROUTING_CONTEXT)
             resolved = routing.get("operation_id") if routing else None
             if resolved:
-                operation, route = self.routes.get(resolved, _UNROUTED)
+                operation, route = self.routes.resolved(resolved)
             else:
-                operation, route = _DOCS if scope["path"].startswith(DOCS_PATHS) else _UNROUTED
+                operation, route = self.routes.match(scope["method"], scope["path"])
             metrics.observe_request(operation, status, seconds)
             if self.access:
                 self._log(scope["method"], route, operation, status, seconds, exchange.model)
@@ -105,14 +107,30 @@ class Observe:
                             *model, extra=extra)
 
 
-def spec_routes(spec_path: Path, package: str = "handlers") -> dict[str, tuple[str, str]]:
-    """For each operation as Connexion resolves it (``handlers.predictions.create``):
-    the spec's ``operationId`` (``predictions.create``) and path template."""
-    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-    return {
-        f"{package}.{operation['operationId']}": (operation["operationId"], path)
-        for path, item in spec.get("paths", {}).items()
-        for method, operation in item.items()
-        if method in methods and "operationId" in operation
-    }
+class Routes:
+    """The spec's operations: each one's operationId and path template, by Connexion's resolved id,
+    and by method and path for the requests refused before Connexion's router saw them (a body over
+    the size limit): rare, so matched only then."""
+
+    def __init__(self, spec_path: Path, package: str = "handlers") -> None:
+        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        self.by_resolved_id: dict[str, tuple[str, str]] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], tuple[str, str]]] = []
+        for path, item in spec.get("paths", {}).items():
+            for method, operation in item.items():
+                if method not in _METHODS or "operationId" not in operation:
+                    continue
+                found = (operation["operationId"], path)
+                self.by_resolved_id[f"{package}.{operation['operationId']}"] = found
+                pattern = re.compile("".join(
+                    "[^/]+" if part.startswith("{") else re.escape(part) for part in _PARAM.split(path)))
+                self._patterns.append((method.upper(), pattern, found))
+
+    def resolved(self, resolved_id: str) -> tuple[str, str]:
+        return self.by_resolved_id.get(resolved_id, _UNROUTED)
+
+    def match(self, method: str, path: str) -> tuple[str, str]:
+        for wanted, pattern, found in self._patterns:
+            if wanted == method and pattern.fullmatch(path):
+                return found
+        return _DOCS if path.startswith(DOCS_PATHS) else _UNROUTED

@@ -75,6 +75,14 @@ def test_paths_no_operation_matches_share_one_label(client):
     assert not any("/" in op for op in operations if op)  # never a raw path
 
 
+def test_a_body_refused_before_routing_still_counts_for_its_operation(client_for):
+    client = client_for(max_body_bytes=100)
+    before = scrape(client)
+    assert client.post("/predictions", json={"texts": [{"text": "x" * 200}]}).status_code == 413
+    after = scrape(client)
+    assert requests(after, "predictions.create", 413) - requests(before, "predictions.create", 413) == 1
+
+
 def test_the_database_counts_are_read_at_scrape_time(client):
     samples = scrape(client)
     assert value(samples, "coe_database_up") == 1
