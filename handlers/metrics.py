@@ -15,7 +15,6 @@ bounded by a timeout so a stopped database cannot stall a scrape.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 
 from connexion.lifecycle import ConnexionResponse
@@ -28,6 +27,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -63,6 +63,10 @@ BATCH_CHUNKS = Counter("coe_batch_chunks", "Batch chunks this service's runners 
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
 DATABASE_ERRORS = Counter("coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class",
                           ["error"])
+
+#: Whether prometheus_client chose its multiprocess values when it was imported (the environment
+#: could have changed since: what the metrics write decides what a scrape must read).
+_MULTIPROCESS = values.ValueClass is not values.MutexValue
 
 # Label children, cached: ``labels()`` takes a lock and builds a key on every call.
 _requests: dict[tuple[str, int], Counter] = {}
@@ -150,7 +154,7 @@ class DatabaseCounts(Collector):
 
 def exposition(database: Collector) -> bytes:
     """Every worker's metrics (or this process's), then the database's counts."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    if _MULTIPROCESS:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     else:

@@ -34,7 +34,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "
     """Yield the base URL and process once ``ready(base)`` (by default ``GET /``) answers; kill it afterwards."""
     port = free_port()
     # Each server's metrics files beside its log, not in a temp dir a SIGKILL would leave behind.
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"), **os.environ, **env,
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"), **env,
            "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
     with log_path.open("w") as log:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +20,7 @@ from handlers.app import create_app
 from handlers.context import EXTENSION
 from tests.conftest import MODEL, seeded_registry
 from tests.handlers.test_batch_predictions import ITEMS, JOBS, wait_for
-from tests.servers import gunicorn
+from tests.servers import PROJECT_ROOT, gunicorn
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Samples = dict[tuple[str, frozenset], float]
@@ -135,12 +137,22 @@ def served_pids(samples: Samples) -> set[str]:
 
 @pytest.fixture(scope="module")
 def two_workers(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    log = tmp_path_factory.mktemp("metrics-server") / "server.log"
-    with gunicorn({"COE_MODEL_STORE": str(model_store), "COE_GRACEFUL": "5"}, log, workers=2) as (base, _):
-        yield base, log
+    root = tmp_path_factory.mktemp("metrics-server")
+    # A previous run's counts in the directory given: the server must start from zero, not add them in.
+    metrics_dir = root / "metrics"
+    metrics_dir.mkdir()
+    stale = ("from handlers import metrics\n"
+             "for _ in range(5): metrics.observe_request('predictions.create', 200, 0.001)")
+    subprocess.run([sys.executable, "-c", stale], check=True, cwd=PROJECT_ROOT,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    assert list(metrics_dir.glob("counter_*.db"))
+    env = {"COE_MODEL_STORE": str(model_store), "COE_GRACEFUL": "5", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    with gunicorn(env, root / "server.log", workers=2) as (base, _):
+        yield base, root / "server.log"
 
 
 def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
+    """Also: the stale counts the fixture left in the directory are not added in."""
     base, log = two_workers
     sent = 0
     deadline = time.monotonic() + 60
