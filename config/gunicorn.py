@@ -3,14 +3,14 @@
 Connexion's FlaskApp is an ASGI app, so workers are Uvicorn workers; each runs
 Flask in Connexion's own pool of threads, so no gunicorn threads on top.
 
-=====================  ======================================  ==================
-variable               meaning                                 default
-=====================  ======================================  ==================
-``COE_BIND``           address to listen on                    ``0.0.0.0:8000``
-``WEB_CONCURRENCY``    number of worker processes              one per core
-``COE_GRACEFUL``       seconds in-flight requests get on stop  ``30``
-``PROMETHEUS_MULTIPROC_DIR``  where workers' metrics files live  a fresh temp dir
-=====================  ======================================  ==================
+============================  ======================================  =====================
+variable                      meaning                                 default
+============================  ======================================  =====================
+``COE_BIND``                  address to listen on                    ``0.0.0.0:8000``
+``WEB_CONCURRENCY``           number of worker processes              one per core
+``COE_GRACEFUL``              seconds in-flight requests get on stop  ``30``
+``PROMETHEUS_MULTIPROC_DIR``  where the workers' metrics files live   a temp dir of its own
+============================  ======================================  =====================
 
 Metrics: every worker writes its counts to files in ``PROMETHEUS_MULTIPROC_DIR``
 and any worker's ``/metrics`` sums them. The variable must be set before the app
