@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -154,16 +155,20 @@ def two_workers(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
     """Also: the stale counts the fixture left in the directory are not added in."""
     base, log = two_workers
-    sent = 0
-    deadline = time.monotonic() + 60
-    while True:  # a new connection each time: the kernel spreads them over both workers
+    def predict(_: int) -> int:
         response = httpx.post(f"{base}/predictions", json={"texts": [{"text": "image classification"}]},
                               headers={"Connection": "close"}, timeout=10)
-        assert response.status_code == 200
-        sent += 1
-        served_by = {int(pid) for pid in ACCESS_PID.findall(log.read_text())}
-        if (len(served_by) == 2 and sent >= 20) or time.monotonic() > deadline:
-            break
+        return response.status_code
+
+    sent = 0
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(4) as pool:
+        while True:  # new connections, four at a time: the kernel spreads them over both workers
+            assert list(pool.map(predict, range(8))) == [200] * 8
+            sent += 8
+            served_by = {int(pid) for pid in ACCESS_PID.findall(log.read_text())}
+            if (len(served_by) == 2 and sent >= 24) or time.monotonic() > deadline:
+                break
     assert len(served_by) == 2, "one worker answered everything: the test proves nothing"
 
     samples = parse(httpx.get(f"{base}/metrics", timeout=10).text)
