@@ -50,6 +50,16 @@ def test_keys_and_bearer_tokens_are_redacted(log_format):
         json.loads(line)
 
 
+def test_the_settings_read_from_the_environment():
+    settings = Settings.from_env({"COE_LOG_FORMAT": "JSON", "COE_LOG_LEVEL": "warning", "COE_ACCESS_LOG": "false",
+                                  "COE_READY_TIMEOUT": "0.5"})
+    assert (settings.log_format, settings.log_level, settings.access_log, settings.ready_timeout) == (
+        "json", "WARNING", False, 0.5)
+    defaults = Settings.from_env({})
+    assert (defaults.log_format, defaults.log_level, defaults.access_log, defaults.ready_timeout) == (
+        "text", "INFO", True, 2.0)
+
+
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError, match="COE_LOG_FORMAT must be one of"):
         Settings.from_env({"COE_LOG_FORMAT": "xml"})
