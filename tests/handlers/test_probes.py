@@ -32,10 +32,12 @@ def test_ready_when_a_model_is_loaded_and_the_database_answers(client, assert_en
 
 @pytest.fixture
 def own_app(tmp_path: Path, trained_model):
-    """An app with a registry of its own, which a test may break; ready_timeout short."""
+    """An app with a registry of its own, which a test may break; ready_timeout short, and no
+    refresh poll meanwhile (it would wait on the broken database too)."""
     store = tmp_path / "store"
     seeded_registry(Settings(model_store=store).db_url, store, trained_model).engine.dispose()
-    app = create_app(Settings(model_store=store, validate_responses=True, ready_timeout=1.0))
+    app = create_app(Settings(model_store=store, validate_responses=True, ready_timeout=1.0,
+                              refresh_seconds=3600))
     yield app
     app.app.extensions[EXTENSION].registry.engine.dispose()
 
