@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,8 +79,15 @@ def json_server(tmp_path_factory: pytest.TempPathFactory, trained_model):
         yield base, root / "server.log"
 
 
-def lines(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def lines(log: Path, until: Callable[[list[dict]], bool] = lambda records: True) -> list[dict]:
+    """The log's records, once ``until`` holds for them (a request's line is written just after its
+    response is sent, so a client can be a moment ahead of the log)."""
+    deadline = time.monotonic() + 10
+    while True:
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        if until(records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
 
 
 def test_every_line_is_json_and_each_request_has_one_access_line(json_server):
@@ -90,10 +99,13 @@ def test_every_line_is_json_and_each_request_has_one_access_line(json_server):
                                                                           "Content-Type": "application/json"})
     assert refused.status_code == 400
 
-    records = lines(log)  # every line parses
+    def ours(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["logger"] == "coe.access" and r["request_id"] in ("access-test-1",
+                                                                                          "access-test-2")]
+
+    records = lines(log, until=lambda records: len(ours(records)) >= 2)  # every line parses
     assert all({"time", "level", "pid", "logger", "request_id", "message"} <= set(r) for r in records)
-    access = [r for r in records if r["logger"] == "coe.access" and r["request_id"] in ("access-test-1",
-                                                                                         "access-test-2")]
+    access = ours(records)
     assert len(access) == 2
     served, bad = sorted(access, key=lambda r: r["request_id"])
     assert served["duration_ms"] > 0
@@ -115,7 +127,8 @@ def test_promotions_and_rollbacks_are_logged_with_their_request_id(json_server):
     for version, request_id in ((2, "promote-1"), (1, "rollback-1")):
         response = httpx.put(url, json={"version": version}, headers={**admin, "X-Request-ID": request_id})
         assert response.status_code == 200, response.text
-    changes = {r["request_id"]: r for r in lines(log) if r["logger"] == "coe_template.registry.registry"}
+    changes = {r["request_id"]: r for r in lines(log, until=lambda records: any(
+        r["request_id"] == "rollback-1" for r in records)) if r["logger"] == "coe_template.registry.registry"}
     assert changes["promote-1"]["message"] == f"alias production of '{MODEL}' promoted: version 1 -> 2"
     assert changes["promote-1"]["level"] == "INFO"
     assert changes["rollback-1"]["message"] == f"alias production of '{MODEL}' rolled back: version 2 -> 1"
@@ -128,6 +141,8 @@ def test_no_key_reaches_the_log(json_server):
                   headers={"Authorization": f"Bearer {key}"})
         httpx.get(f"{base}/models/{MODEL}", headers={"Authorization": f"Bearer {key}"})
         httpx.get(f"{base}/models?api_key={key}")
+    lines(log, until=lambda records: sum(r["logger"] == "coe.access" and r["route"] == "/models"
+                                         for r in records) >= 2)  # every request's line is written
     text = log.read_text()
     assert ADMIN_KEY not in text and WRONG_KEY not in text
     assert "Bearer" not in text

@@ -171,7 +171,13 @@ def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
                 break
     assert len(served_by) == 2, "one worker answered everything: the test proves nothing"
 
-    samples = parse(httpx.get(f"{base}/metrics", timeout=10).text)
+    # A request is counted just after its response is sent: the client may be a moment ahead.
+    deadline = time.monotonic() + 10
+    while True:
+        samples = parse(httpx.get(f"{base}/metrics", timeout=10).text)
+        if requests(samples, "predictions.create", 200) >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert requests(samples, "predictions.create", 200) == sent
     assert value(samples, "coe_predictions_total", model=MODEL, version="1", tag="computer-vision") == sent
     assert served_pids(samples) == {str(pid) for pid in served_by}
