@@ -22,8 +22,9 @@ from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Regi
 from coe_template.registry.training import run_training
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
-from coe_template.worker import KINDS, Stopping, configure_logging
+from coe_template.worker import KINDS, Stopping
 from coe_template.worker import run as run_worker
+from config.logging import configure as configure_logging
 from config.settings import Settings
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
@@ -187,10 +188,11 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
     again at once for another worker; the process then exits 0. Run as many as the cores allow.
     """
-    configure_logging()
+    settings = context.settings
+    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
     stopping = Stopping()
     stopping.install()
-    settings, registry = context.settings, context.registry
+    registry = context.registry
     works = [KINDS[kind](settings, registry, poll_seconds) for kind in dict.fromkeys(kinds)]
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
                f"lease {settings.batch_lease_seconds:g} s", err=True)

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coe_template.errors import CoeError, Conflict, DatabaseUnavailable, Unavailable
@@ -47,6 +48,8 @@ class ModelServer:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._last_error: str | None = None
+        #: Called with each version this process starts serving (e.g. to export it as a metric).
+        self.listeners: list[Callable[[Served], None]] = []
 
     @property
     def current(self) -> Served:
@@ -63,6 +66,8 @@ class ModelServer:
         served = self.pinned(self.name, number)  # loads fully before anything changes
         self._current = served
         log.info("now serving %s version %d (run %s)", self.name, number, served.artifacts.run_id)
+        for listener in self.listeners:
+            listener(served)
         return True
 
     def ready(self, name: str, number: int) -> Served:

@@ -71,9 +71,3 @@ def run(works: Sequence[Work], stopping: Stopping, grace: float) -> None:
     for stopper in stoppers:
         stopper.join()
     log.info("worker stopped")
-
-
-def configure_logging() -> None:
-    """Readable lines with time, level and pid on stderr (the server's log setup, when it has one, wins)."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")

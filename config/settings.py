@@ -27,6 +27,10 @@ variable                    meaning                                          def
 ``COE_DB_POOL_WAIT``        seconds a request waits for a free connection    ``1``
 ``COE_MAX_TRAININGS``       trainings running at once; beyond it             ``2``
                             ``POST .../versions`` answers 503 busy
+``COE_LOG_FORMAT``          ``text`` (for people) or ``json`` (JSON lines)   ``text``
+``COE_LOG_LEVEL``           lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
+``COE_ACCESS_LOG``          one access line per request                      ``true``
+``COE_READY_TIMEOUT``       seconds ``/readyz`` waits for the database       ``2``
 ==========================  ===============================================  ====================================
 """
 
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +75,16 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type = 
     return number
 
 
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+            normalise: Callable[[str], str] = str.lower) -> str:
+    value = environ.get(name)
+    if value is None or not value.strip():
+        return default
+    if normalise(value.strip()) not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, not {value!r}")
+    return normalise(value.strip())
+
+
 def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     keys = frozenset(k.strip() for k in environ.get(name, "").split(",") if k.strip())
     short = [k for k in keys if len(k) < 16]
@@ -99,6 +113,10 @@ class Settings:
     db_pool_size: int = 5
     db_pool_wait: float = 1.0
     max_trainings: int = 2
+    log_format: str = "text"
+    log_level: str = "INFO"
+    access_log: bool = True
+    ready_timeout: float = 2.0
 
     @property
     def db_url(self) -> str:
@@ -135,4 +153,9 @@ class Settings:
             db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),
             db_pool_wait=_number(environ, "COE_DB_POOL_WAIT", defaults.db_pool_wait, float),
             max_trainings=int(_number(environ, "COE_MAX_TRAININGS", defaults.max_trainings)),
+            log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
+            log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,
+                              ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),
+            access_log=_flag(environ, "COE_ACCESS_LOG", defaults.access_log),
+            ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
         )

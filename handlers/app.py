@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
 from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
-from coe_template.serving import ModelServer
+from coe_template.serving import ModelNotLoaded, ModelServer
+from config.logging import configure as configure_logging
 from config.settings import Settings
-from handlers import problems
+from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
+from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
 from handlers.validation import VALIDATORS
@@ -40,7 +42,9 @@ logging.getLogger("connexion.operations.openapi3").addFilter(
 def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
     registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
+    metrics.count_database_errors(registry.engine)
     server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
     try:
         server.refresh()
@@ -55,11 +59,16 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         server.report_failure(exc)
 
     batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
-    runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts)
+    runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts,
+                         observe=metrics.batch_chunk)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         # Runs in each worker process: threads and connections do not survive a fork.
+        if metrics.serving not in server.listeners:  # set here, not in gunicorn's master: a per-worker gauge
+            server.listeners.append(metrics.serving)
+        with suppress(ModelNotLoaded):
+            metrics.serving(server.current)
         server.start()
         if settings.batch_in_server:
             runner.start()
@@ -86,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                        upload_paths=("/batch-predictions",))
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    # Inside RequestId (the id is set), outside the exception handlers (it sees the status sent).
+    app.add_middleware(Observe, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       routes=Routes(SPEC_DIR / "spec.yaml"),
+                       access=settings.access_log)
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
+    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch)
     return app

@@ -8,8 +8,10 @@ from marshmallow import Schema, ValidationError, fields, validates
 
 from coe_template.predict import predict
 from coe_template.serving import Served
+from handlers import metrics
 from handlers.context import serving
 from handlers.envelope import enveloped
+from handlers.observe import answered_with
 
 
 class PredictionRequestSchema(Schema):
@@ -30,7 +32,10 @@ _request = PredictionRequestSchema()
 def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
     """Parse a predictions body and tag its texts with ``served``: shared by both routes."""
     texts = [item["text"] for item in _request.load(body)["texts"]]
-    return {"model": served.ref(), "predictions": predict(texts, served.artifacts)}
+    predictions = predict(texts, served.artifacts)
+    metrics.predicted(served, predictions)
+    answered_with(served.name, served.version)
+    return {"model": served.ref(), "predictions": predictions}
 
 
 @enveloped()

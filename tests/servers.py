@@ -33,7 +33,9 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "
              ready: Callable[[str], bool] = _health_check) -> Iterator[tuple[str, subprocess.Popen]]:
     """Yield the base URL and process once ``ready(base)`` (by default ``GET /``) answers; kill it afterwards."""
     port = free_port()
-    env = {**os.environ, **env, "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
+    # Each server's metrics files beside its log, not in a temp dir a SIGKILL would leave behind.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"), **env,
+           "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
     with log_path.open("w") as log:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", app],

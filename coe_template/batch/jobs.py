@@ -19,7 +19,7 @@ from datetime import timedelta
 from itertools import count
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,10 @@ _START = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == 
 _FINISH = (update(_chunks)
            .where(_chunk_key, _chunks.c.status == "running", _chunks.c.lease_owner == bindparam("owner"))
            .values(status="done", lease_expires_at=None))
+#: What is left to do, per active job status: one small aggregate over the jobs table.
+_BACKLOG = (select(_jobs.c.status, func.count(), func.sum(_jobs.c.total_items - _jobs.c.done_items),
+                   func.sum(_jobs.c.total_chunks - _jobs.c.done_chunks))
+            .where(_jobs.c.status.in_(ACTIVE)).group_by(_jobs.c.status))
 _DROP_INPUT = delete(_inputs).where(_input_key)
 _last_chunk = _jobs.c.done_chunks + 1 == _jobs.c.total_chunks
 #: Conditional: nothing is counted on (or stored for) a job that is no longer running.
@@ -362,3 +366,14 @@ class BatchJobs:
                 update(BatchJob).where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
                 .values(status="failed", finished_at=utcnow(), error=error[:2000])
             )
+
+    # --- observing -------------------------------------------------------------------------------
+
+    def backlog(self) -> dict[str, tuple[int, int, int]]:
+        """Per active status (``queued``, ``running``): jobs, items and chunks not yet done."""
+        found = {status: (0, 0, 0) for status in ACTIVE}
+        with reader(self.engine).begin() as connection:
+            for status, jobs, items, chunks in connection.execute(_BACKLOG):
+                found[status] = (jobs, int(items or 0), int(chunks or 0))
+        return found
+

@@ -33,6 +33,9 @@ MAX_BACKOFF_SECONDS = 10.0
 MIN_RENEW_SECONDS = 0.05
 
 Loader = Callable[[str, int], Artifacts]
+#: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
+#: or job went meanwhile: nothing stored) or ``failed`` (its job failed).
+Observer = Callable[[Claim, str], None]
 
 
 class LeaseKeeper:
@@ -111,9 +114,10 @@ class Progress:
 
 class BatchRunner:
     def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1,
-                 renew_seconds: float | None = None) -> None:
+                 renew_seconds: float | None = None, observe: Observer = lambda claim, outcome: None) -> None:
         self.jobs = jobs
         self.load = load
+        self.observe = observe
         self.poll_seconds = poll_seconds
         #: A third of the lease: two renewals can fail before another worker may take the chunk.
         self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
@@ -146,6 +150,7 @@ class BatchRunner:
     def _work(self, claim: Claim) -> None:
         if claim.attempts > MAX_ATTEMPTS:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
+            self.observe(claim, "failed")
             return
         with LeaseKeeper(self.jobs, claim, self.renew_seconds) as lease:
             try:
@@ -154,12 +159,15 @@ class BatchRunner:
                 raise  # not the job's fault: the chunk is claimed again once the database is back
             except Exception as exc:  # the job cannot run without its model: say why
                 self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
+                self.observe(claim, "failed")
                 return
             started = time.monotonic()  # after loading: a first chunk's rate is not the model's loading time
             tags, probabilities = tag([text for _, text in claim.items], artifacts)
             if lease.lost.is_set():
+                self.observe(claim, "dropped")
                 return
             stored = self.jobs.complete(claim, tags, probabilities.tolist(), artifacts.labels)
+        self.observe(claim, "done" if stored else "dropped")
         if stored:
             self.progress.chunk_done(claim, started)
 

@@ -7,6 +7,7 @@ refused before it is unpickled.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, make_engine
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
+
+log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 #: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
@@ -325,11 +328,15 @@ class Registry:
                 raise Conflict(f"version {number} of {name!r} is {version.status}; only ready versions can be aliased")
             verify_run(version.run_id, self.store, version.artifacts)
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
+            previous = None if found is None else found.version.version
             if found is None:
                 session.add(Alias(model=model, name=alias, version=version))
             elif found.version_id != version.id:
                 found.version = version
-            return {"alias": alias, "version": number}
+        if previous != number:  # logged once committed: promotions and rollbacks leave a trace
+            change = "rolled back" if previous is not None and number < previous else "promoted"
+            log.info("alias %s of %r %s: version %s -> %d", alias, name, change, previous, number)
+        return {"alias": alias, "version": number}
 
     def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
         if alias == PRODUCTION:
@@ -340,7 +347,9 @@ class Registry:
             if found is None:
                 raise AliasNotFound(name, alias)
             session.delete(found)
-            return {"alias": alias, "version": found.version.version}
+            number = found.version.version
+        log.info("alias %s of %r deleted (was version %d)", alias, name, number)
+        return {"alias": alias, "version": number}
 
     # --- artifacts -------------------------------------------------------------------------------
 
@@ -352,3 +361,12 @@ class Registry:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
         return load_artifacts(run_id, self.store, digests)
+
+    # --- observing -------------------------------------------------------------------------------
+
+    def version_counts(self) -> dict[tuple[str, str], int]:
+        """How many versions each model has per status: every training run, by outcome."""
+        query = (select(Model.name, ModelVersion.status, func.count())
+                 .join(ModelVersion.model).group_by(Model.name, ModelVersion.status))
+        with reader(self.engine).begin() as connection:
+            return {(name, status): n for name, status, n in connection.execute(query)}

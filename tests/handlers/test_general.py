@@ -32,4 +32,5 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
     assert spec.status_code == 200
     document = spec.json()
     assert {"/", "/performance", "/args", "/args/{arg}", "/predictions"} <= set(document["paths"])
-    assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction", "Batch", "Models"]
+    assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction", "Batch", "Models",
+                                                     "Operations"]

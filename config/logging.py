@@ -1,0 +1,135 @@
+"""Logging, configured in one place: one handler, readable text or JSON lines.
+
+Every line carries the time (UTC), level, pid, logger and the id of the request
+being served (``-`` outside one). ``COE_LOG_FORMAT=json`` writes one JSON object
+a line (``python-json-logger``); the default is text for people.
+
+Nothing happens at import: :func:`configure` is called by :func:`handlers.app.create_app`
+and, under gunicorn, by :class:`GunicornLogger` (``logger_class`` in ``config/gunicorn.py``),
+so gunicorn's and uvicorn's own lines come out in the same format. The access log is
+ours (:mod:`handlers.observe`, logger ``coe.access``): uvicorn's and gunicorn's are off.
+
+Secrets never reach the output: the handler's formatter replaces the
+configured keys and anything after ``Bearer`` in every message and traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable
+
+from gunicorn import glogging
+from pythonjsonlogger.json import JsonFormatter
+
+from handlers.request_id import current_request_id
+
+FORMATS = ("text", "json")
+#: The logger our access lines go to (one per request).
+ACCESS = "coe.access"
+#: Loggers whose access lines ours replace.
+_SILENCED = ("uvicorn.access", "gunicorn.access")
+_TEXT = "%(asctime)s %(levelname)s [%(process)d] %(name)s %(request_id)s: %(message)s"
+_JSON_FIELDS = ("asctime", "levelname", "process", "name", "request_id", "message")
+_RENAMED = {"asctime": "time", "levelname": "level", "process": "pid", "name": "logger"}
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_REDACTED = "[redacted]"
+
+_handler: logging.Handler | None = None
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the id of the request it was written while serving."""
+
+    def __init__(self, missing: str | None) -> None:
+        super().__init__()
+        self.missing = missing
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = current_request_id()
+        record.request_id = self.missing if request_id is None else request_id
+        return True
+
+
+class _Redacting:
+    """Replace the configured keys, and whatever follows ``Bearer``, in each formatted line.
+
+    Done on the finished line, not the record: other handlers (pytest's) see the record as logged.
+    """
+
+    secrets: tuple[str, ...] = ()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)  # type: ignore[misc]
+        for secret in self.secrets:
+            if secret in line:
+                line = line.replace(secret, _REDACTED)
+        if "earer" in line or "EARER" in line:
+            line = _BEARER.sub(r"\1" + _REDACTED, line)
+        return line
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """ISO 8601 in UTC with milliseconds: 2026-12-01T17:37:50.123Z."""
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))}.{int(record.msecs):03d}Z"
+
+
+class TextFormatter(_Redacting, logging.Formatter):
+    pass
+
+
+class JsonLineFormatter(_Redacting, JsonFormatter):
+    pass
+
+
+def formatter(log_format: str, secrets: Iterable[str] = ()) -> logging.Formatter:
+    made: _Redacting
+    if log_format == "json":
+        made = JsonLineFormatter(list(_JSON_FIELDS), rename_fields=_RENAMED)
+    elif log_format == "text":
+        made = TextFormatter(_TEXT)
+    else:
+        raise ValueError(f"log format must be one of {FORMATS}, not {log_format!r}")
+    made.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    return made  # type: ignore[return-value]
+
+
+def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iterable[str] = ()) -> logging.Handler:
+    """Install (or reconfigure) the process's one handler on the root logger; idempotent.
+
+    Handlers others put on the root logger (pytest's, say) are left alone.
+    """
+    global _handler
+    if _handler is None:
+        _handler = logging.StreamHandler(sys.stderr)
+        _handler.set_name("coe")
+    _handler.setFormatter(formatter(log_format, secrets))
+    _handler.filters = [RequestIdFilter(None if log_format == "json" else "-")]
+    root = logging.getLogger()
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+    root.setLevel(level)
+    # Alembic announces each of its plugins at INFO whenever the registry opens: noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name in _SILENCED:
+        silenced = logging.getLogger(name)
+        silenced.handlers = []
+        silenced.propagate = False
+        silenced.disabled = True
+    return _handler
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, writing through our handler (uvicorn's workers copy its handlers)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        from config.settings import Settings  # the settings module reads nothing at import either
+
+        settings = Settings.from_env()
+        handler = configure(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
+        self.error_log.handlers = [handler]
+        self.error_log.propagate = False
+        self.access_log.handlers = []
+        self.access_log.disabled = True

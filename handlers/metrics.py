@@ -1,0 +1,169 @@
+"""``GET /metrics``: Prometheus text, every metric of the service defined here.
+
+Under gunicorn, ``config/gunicorn.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+directory before anything imports ``prometheus_client``: each worker then writes
+its counts to files there and a scrape, answered by any worker, sums them all
+(a dead worker's counters are kept, its live gauges removed by ``child_exit``).
+Without it (tests, the CLI) the process's own registry is exported.
+
+The domain stays free of all this: it offers hooks (``ModelServer.listeners``,
+``BatchRunner(observe=...)``, SQLAlchemy's ``handle_error`` event) and counts that
+only the database knows (backlog, versions by status) are read at scrape time,
+bounded by a timeout so a stopped database cannot stall a scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+from connexion.lifecycle import ConnexionResponse
+from flask import current_app
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, event
+
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.runner import Claim
+from coe_template.predict import Prediction
+from coe_template.registry import Registry
+from coe_template.serving import Served
+from handlers.bounded import database_calls
+
+log = logging.getLogger(__name__)
+
+#: Latency buckets (seconds): one short text takes ~1 ms, a 64-text request tens of ms.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Where the app keeps its :class:`DatabaseCounts`.
+EXTENSION = "coe_template.metrics"
+#: Seconds a scrape waits for the database's counts before leaving them out.
+SCRAPE_DB_TIMEOUT = 2.0
+
+REQUESTS = Counter("coe_http_requests", "HTTP requests answered, by operation (the spec's operationId) and status",
+                   ["operation", "status"])
+LATENCY = Histogram("coe_http_request_duration_seconds", "Time to answer a request, by operation",
+                    ["operation"], buckets=BUCKETS)
+PREDICTIONS = Counter("coe_predictions", "Texts tagged in real time, by model, version and predicted tag",
+                      ["model", "version", "tag"])
+SERVED = Gauge("coe_model_version_served", "The production version each worker process serves",
+               ["model"], multiprocess_mode="liveall")
+BATCH_CHUNKS = Counter("coe_batch_chunks", "Batch chunks this service's runners finished with, by outcome "
+                       "(done: stored; dropped: lease or job gone; failed: its job failed)", ["outcome"])
+BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
+DATABASE_ERRORS = Counter("coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class",
+                          ["error"])
+
+#: Whether prometheus_client chose its multiprocess values when it was imported (the environment
+#: could have changed since: what the metrics write decides what a scrape must read).
+_MULTIPROCESS = values.ValueClass is not values.MutexValue
+
+# Label children, cached: ``labels()`` takes a lock and builds a key on every call.
+_requests: dict[tuple[str, int], Counter] = {}
+_latency: dict[str, Histogram] = {}
+_predictions: dict[tuple[str, int, str], Counter] = {}
+
+
+def observe_request(operation: str, status: int, seconds: float) -> None:
+    """Count one answered request (called by :class:`handlers.observe.Observe` only)."""
+    counter = _requests.get((operation, status))
+    if counter is None:
+        counter = _requests[(operation, status)] = REQUESTS.labels(operation, str(status))
+    counter.inc()
+    histogram = _latency.get(operation)
+    if histogram is None:
+        histogram = _latency[operation] = LATENCY.labels(operation)
+    histogram.observe(seconds)
+
+
+def predicted(served: Served, predictions: Iterable[Prediction]) -> None:
+    for prediction in predictions:
+        key = (served.name, served.version, prediction["predicted_tag"])
+        counter = _predictions.get(key)
+        if counter is None:
+            counter = _predictions[key] = PREDICTIONS.labels(served.name, str(served.version), key[2])
+        counter.inc()
+
+
+def serving(served: Served) -> None:
+    """A :attr:`ModelServer.listeners` hook: this worker now serves ``served``."""
+    SERVED.labels(served.name).set(served.version)
+
+
+def batch_chunk(claim: Claim, outcome: str) -> None:
+    """A :class:`BatchRunner` observer."""
+    BATCH_CHUNKS.labels(outcome).inc()
+    if outcome == "done":
+        BATCH_ITEMS.inc(len(claim.items))
+
+
+def count_database_errors(engine: Engine) -> None:
+    """Count every error the engine's driver raises, in requests and background threads alike."""
+
+    @event.listens_for(engine, "handle_error")
+    def _count(context) -> None:
+        DATABASE_ERRORS.labels(type(context.sqlalchemy_exception).__name__).inc()
+
+
+class DatabaseCounts(Collector):
+    """What only the database knows, read at scrape time: the batch backlog and versions by status."""
+
+    def __init__(self, registry: Registry, batch: BatchJobs, timeout: float = SCRAPE_DB_TIMEOUT) -> None:
+        self.registry = registry
+        self.batch = batch
+        self.timeout = timeout
+
+    def _read(self) -> tuple[dict[str, tuple[int, int, int]], dict[tuple[str, str], int]]:
+        return self.batch.backlog(), self.registry.version_counts()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("coe_database_up", "1 if the database answered this scrape's queries in time")
+        try:
+            backlog, versions = database_calls.run(f"metrics-{id(self)}", self._read, self.timeout)
+        except Exception as exc:  # noqa: BLE001 - a scrape reports the database down, it does not fail
+            log.warning("metrics: database counts left out: %s", exc or type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        jobs = GaugeMetricFamily("coe_batch_jobs", "Batch jobs not finished, by status", labels=["status"])
+        items = GaugeMetricFamily("coe_batch_queue_items", "Items of unfinished batch jobs not yet predicted")
+        chunks = GaugeMetricFamily("coe_batch_queue_chunks", "Chunks of unfinished batch jobs not yet done")
+        for status, (n_jobs, _, _) in sorted(backlog.items()):
+            jobs.add_metric([status], n_jobs)
+        items.add_metric([], sum(n for _, n, _ in backlog.values()))
+        chunks.add_metric([], sum(n for _, _, n in backlog.values()))
+        yield from (jobs, items, chunks)
+        runs = GaugeMetricFamily("coe_model_versions", "Versions (training runs) per model and status: "
+                                 "training, ready, failed, archived", labels=["model", "status"])
+        for (model, status), n in sorted(versions.items()):
+            runs.add_metric([model, status], n)
+        yield runs
+
+
+def exposition(database: Collector) -> bytes:
+    """Every worker's metrics (or this process's), then the database's counts."""
+    if _MULTIPROCESS:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry) + generate_latest(database)  # type: ignore[arg-type]
+
+
+def get() -> ConnexionResponse:
+    # A response object: Connexion would refuse a content type with parameters the spec's key lacks.
+    # Werkzeug appends the charset to a text/* type itself.
+    return ConnexionResponse(status_code=200, body=exposition(current_app.extensions[EXTENSION]),
+                             content_type=CONTENT_TYPE_PLAIN_0_0_4.removesuffix("; charset=utf-8"))

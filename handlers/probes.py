@@ -1,0 +1,73 @@
+"""``GET /livez`` and ``GET /readyz``: is the process up, and can it answer?
+
+Live: the process answers HTTP (an orchestrator restarts it otherwise). Ready: it
+has a ``production`` version loaded and the database answers ``SELECT 1`` within
+``COE_READY_TIMEOUT`` seconds (an orchestrator sends it no traffic otherwise). A
+stopped database makes the probe answer 503 in that time, not hang: the query runs
+in a thread of its own (:mod:`handlers.bounded`).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from connexion.lifecycle import ConnexionResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from coe_template.serving import ModelNotLoaded
+from handlers import problems
+from handlers.bounded import database_calls
+from handlers.context import services
+from handlers.envelope import enveloped
+
+log = logging.getLogger(__name__)
+
+_SELECT_1 = text("SELECT 1")
+
+
+@enveloped()
+def live() -> dict:
+    return {"status": "live"}
+
+
+def _ping(engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(_SELECT_1)
+
+
+def _database_problem(timeout: float) -> str | None:
+    engine = services().registry.engine
+    try:
+        database_calls.run(f"ready-{id(engine)}", lambda: _ping(engine), timeout)
+    except TimeoutError:
+        log.warning("not ready: the database did not answer SELECT 1 within %g s", timeout)
+        return f"database: no answer to SELECT 1 within {timeout:g} s"
+    except (SQLAlchemyError, OSError) as exc:
+        # The driver's message can name hosts and ports: the log gets it, the (open) probe does not.
+        log.warning("not ready: the database failed SELECT 1: %s", exc)
+        return f"database: SELECT 1 failed ({type(exc).__name__}); the reason is in the server's log"
+    return None
+
+
+def ready() -> ConnexionResponse | tuple:
+    found = services()
+    not_ready = []
+    try:
+        model = found.server.current.ref()
+    except ModelNotLoaded:
+        model = None
+        not_ready.append("model: no production version loaded")
+    database = _database_problem(found.settings.ready_timeout)
+    if database is not None:
+        not_ready.append(database)
+    if not_ready:
+        return problems.response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready: " + "; ".join(not_ready),
+                                 headers={"Retry-After": "5"})
+    return _ready(model)
+
+
+@enveloped()
+def _ready(model: dict) -> dict:
+    return {"status": "ready", "model": model, "database": "ok"}
