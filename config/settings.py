@@ -20,6 +20,10 @@ variable                    meaning                                          def
 ``COE_BATCH_LEASE_SECONDS`` how long a worker holds a chunk before others    ``60``
 ``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
+``COE_REQUIRE_KEYS_FOR_READS``  every operation needs a read or admin key    ``false``: reads and predictions open
+                            (probes and the Swagger UI stay open)
+``COE_CORS_ORIGINS``        comma-separated origins browsers may call from   none: CORS off
+                            (``https://host[:port]``, or ``*``)
 ==========================  ===============================================  ====================================
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +76,18 @@ def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     return keys
 
 
+#: An origin as browsers send it: scheme, host and optional port; nothing after.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(o.strip().rstrip("/") for o in environ.get(name, "").split(",") if o.strip()))
+    wrong = [o for o in origins if not _ORIGIN.fullmatch(o)]
+    if wrong:
+        raise ValueError(f"{name}: {wrong[0]!r} is not an origin like https://app.example.com[:port] (or *)")
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     model_store: Path = PROJECT_ROOT / "model-store"
@@ -87,6 +104,12 @@ class Settings:
     batch_lease_seconds: float = 60.0
     batch_in_server: bool = True
     validate_responses: bool = False
+    require_keys_for_reads: bool = False
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
+            raise ValueError("COE_REQUIRE_KEYS_FOR_READS=true needs keys: set COE_READ_KEYS or COE_ADMIN_KEYS")
 
     @property
     def db_url(self) -> str:
@@ -114,4 +137,6 @@ class Settings:
             batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
+            require_keys_for_reads=_flag(environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads),
+            cors_origins=_origins(environ, "COE_CORS_ORIGINS"),
         )

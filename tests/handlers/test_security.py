@@ -1,0 +1,260 @@
+"""Who may call what, where a key may travel, and the headers every response carries."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from handlers import security
+from tests.conftest import ADMIN, ADMIN_KEY, READ_KEY
+
+HEADER = "X-Request-ID"
+READER = {"Authorization": f"Bearer {READ_KEY}"}
+OTHER_ADMIN_KEY = "second-admin-key-abcdefghij"
+TEXTS = {"texts": [{"text": "object detection on drones"}]}
+
+
+def unauthorized(detail: str, request_id: str) -> dict:
+    return {"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401, "detail": detail,
+            "request_id": request_id}
+
+
+# --- reads: open by default, a key for everything when the deployment asks -------------------------
+
+READS = [("GET", "/"), ("GET", "/models"), ("GET", "/models/project-tagger/versions/1"), ("GET", "/args"),
+         ("GET", "/batch-predictions"), ("POST", "/predictions")]
+
+
+def test_reads_are_open_by_default(registry_client):
+    for method, path in READS:
+        response = registry_client.request(method, path, json=TEXTS if method == "POST" else None)
+        assert response.status_code == 200, (method, path, response.text)
+
+
+@pytest.fixture
+def locked_client(client_for):
+    """COE_REQUIRE_KEYS_FOR_READS=true."""
+    return client_for(require_keys_for_reads=True)
+
+
+REFUSALS = [
+    ({}, "No authorization token provided"),
+    ({"Authorization": "Bearer not-a-key-not-a-key"}, "Provided token is not valid"),
+    ({"Authorization": f"Bearer {READ_KEY}x"}, "Provided token is not valid"),
+    ({"Authorization": f"Basic {READ_KEY}"}, "No authorization token provided"),
+    ({"Authorization": "Bearer"}, "Invalid authorization header"),
+]
+
+
+def test_with_keys_required_every_operation_refuses_a_request_without_a_key(locked_client):
+    for method, path in READS + [("GET", "/nowhere"), ("DELETE", "/batch-predictions/x")]:
+        for headers, detail in REFUSALS:
+            response = locked_client.request(method, path, json=TEXTS if method == "POST" else None,
+                                             headers={**headers, HEADER: "locked-1"})
+            assert response.status_code == 401, (method, path, headers)
+            assert response.json() == unauthorized(detail, "locked-1")
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.headers["cache-control"] == "no-store"
+
+
+def test_with_keys_required_a_read_or_admin_key_reads(locked_client):
+    for method, path in READS:
+        for headers in (READER, ADMIN):
+            response = locked_client.request(method, path, json=TEXTS if method == "POST" else None,
+                                             headers=headers)
+            assert response.status_code == 200, (method, path, response.text)
+
+
+def test_with_keys_required_admin_operations_keep_their_own_check(locked_client, assert_problem):
+    path = "/models/project-tagger/aliases/production"
+    response = locked_client.put(path, json={"version": 2}, headers={**READER, HEADER: "locked-2"})
+    assert response.json() == {"type": "/problems/forbidden", "title": "Forbidden", "status": 403,
+                               "detail": "this key may read but not change the registry", "request_id": "locked-2"}
+    assert locked_client.put(path, json={"version": 2}, headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/docs/", "/openapi.json"])
+def test_with_keys_required_the_docs_stay_open(locked_client, path):
+    response = locked_client.get(path)
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_open_paths_are_the_probes_and_the_docs():
+    """The hook for the probes: they answer an orchestrator that holds no key."""
+    assert {"/livez", "/readyz", "/openapi.json", "/docs"} <= security.OPEN_PATHS
+    assert security.KeyGuard.is_open("/docs/swagger-ui.css")
+    assert not security.KeyGuard.is_open("/docsx")
+    assert not security.KeyGuard.is_open("/livez/x")
+
+
+def test_keys_required_without_any_key_is_a_configuration_error(settings):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="COE_REQUIRE_KEYS_FOR_READS=true needs keys"):
+        replace(settings, admin_keys=frozenset(), read_keys=frozenset(), require_keys_for_reads=True)
+
+
+# --- admin keys: constant time, every key, never logged, never in the query string -----------------
+
+def test_keys_are_compared_in_constant_time_against_every_key(monkeypatch):
+    compared = []
+
+    def compare_digest(a, b):
+        compared.append(b)
+        return a == b
+
+    monkeypatch.setattr(security.hmac, "compare_digest", compare_digest)
+    keys = ["key-one-0123456789", "key-two-0123456789", "key-three-0123456789"]
+    assert security.known("key-one-0123456789", keys)  # a match on the first key still compares them all
+    assert sorted(compared) == sorted(k.encode() for k in keys)
+    compared.clear()
+    assert not security.known("nope-0123456789abc", keys)
+    assert len(compared) == 3
+
+
+def test_every_configured_admin_key_is_accepted(client_for):
+    client = client_for(admin_keys=frozenset({ADMIN_KEY, OTHER_ADMIN_KEY}))
+    for key in (ADMIN_KEY, OTHER_ADMIN_KEY):
+        response = client.put("/models/project-tagger/aliases/staging", json={"version": 2},
+                              headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.text
+
+
+def test_a_key_in_the_query_string_is_refused_without_echoing_it(registry_client):
+    for name in ("access_token", "api_key", "key", "API_KEY", "token", "job_token"):
+        for path in ("/models", "/predictions", "/models/project-tagger/aliases/production", "/docs/", "/nowhere"):
+            response = registry_client.get(f"{path}?page_size=2&{name}={ADMIN_KEY}", headers={HEADER: "q-1"})
+            assert response.status_code == 400, (name, path)
+            assert response.json() == {
+                "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+                "detail": f"credentials are not accepted in the query string ({name}): it is logged and cached "
+                          "along the way; send Authorization: Bearer <key> instead",
+                "request_id": "q-1",
+            }
+            assert ADMIN_KEY not in response.text
+
+
+def test_a_key_in_the_query_string_is_refused_even_with_a_good_header(registry_client):
+    response = registry_client.put(f"/models/project-tagger/aliases/production?access_token={ADMIN_KEY}",
+                                   json={"version": 2}, headers=ADMIN)
+    assert response.status_code == 400
+    assert registry_client.get("/models/project-tagger/aliases/production").json()["data"]["version"] == 1
+
+
+def test_no_key_is_logged(client_for, caplog):
+    client = client_for(require_keys_for_reads=True)
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-key-0123456789abcdef"
+    assert client.get("/models", headers=READER).status_code == 200
+    assert client.put("/models/project-tagger/aliases/staging", json={"version": 2}, headers=ADMIN).status_code == 200
+    assert client.put("/models/project-tagger/aliases/staging", json={"version": 1},
+                      headers=READER).status_code == 403
+    assert client.get("/models", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+    assert client.get(f"/models?access_token={wrong}", headers=ADMIN).status_code == 400
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the client's
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server_side)
+    assert any(r.levelno == logging.DEBUG for r in server_side)  # DEBUG really captured
+    for key in (ADMIN_KEY, READ_KEY, wrong):
+        assert key not in logged
+
+
+def test_uvicorns_access_line_carries_no_query_credential():
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", f"/models?page_size=2&api_key={ADMIN_KEY}", "1.1", 400), None)
+    assert security.RedactQueryCredentials().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /models?page_size=2&api_key=%5Bredacted%5D HTTP/1.1" 400'
+
+
+# --- headers on every response ---------------------------------------------------------------------
+
+def test_a_success_carries_nosniff_and_may_be_cached(registry_client):
+    response = registry_client.get("/models")
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "cache-control" not in response.headers
+
+
+def test_a_problem_carries_nosniff_and_no_store(registry_client):
+    for response in (registry_client.get("/nowhere"), registry_client.get("/models/nope"),
+                     registry_client.post("/predictions", json={"texts": []})):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+        assert "www-authenticate" not in response.headers
+
+
+def test_predictions_are_not_stored_by_caches(registry_client):
+    for path in ("/predictions", "/models/project-tagger/versions/2/predictions"):
+        response = registry_client.post(path, json=TEXTS)
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_swagger_ui_carries_nosniff(registry_client):
+    for path in ("/docs/", "/openapi.json"):
+        response = registry_client.get(path)
+        assert response.status_code == 200
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+# --- CORS: off by default, on for the origins named ------------------------------------------------
+
+ALLOWED = "https://app.example.com"
+PREFLIGHT = {"Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization, content-type"}
+
+
+def test_cors_is_off_by_default(registry_client):
+    response = registry_client.get("/models", headers={"Origin": ALLOWED})
+    assert response.status_code == 200
+    assert not any(h.startswith("access-control-") for h in response.headers)
+    preflight = registry_client.options("/predictions", headers={"Origin": ALLOWED, **PREFLIGHT})
+    assert preflight.status_code == 405
+    assert not any(h.startswith("access-control-") for h in preflight.headers)
+
+
+@pytest.fixture
+def cors_client(client_for):
+    return client_for(cors_origins=(ALLOWED, "http://localhost:3000"))
+
+
+def test_an_allowed_origin_gets_cors_headers(cors_client):
+    preflight = cors_client.options("/predictions", headers={"Origin": ALLOWED, **PREFLIGHT})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert preflight.headers["x-content-type-options"] == "nosniff"
+
+    response = cors_client.post("/predictions", json=TEXTS, headers={"Origin": ALLOWED})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+    assert "access-control-allow-credentials" not in response.headers
+
+
+def test_an_allowed_origin_gets_cors_headers_on_a_problem_too(cors_client):
+    response = cors_client.get("/models/nope", headers={"Origin": ALLOWED})
+    assert response.status_code == 404
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+
+
+def test_the_preflight_needs_no_key_when_keys_are_required(client_for):
+    client = client_for(cors_origins=(ALLOWED,), require_keys_for_reads=True)
+    assert client.options("/models", headers={"Origin": ALLOWED, **PREFLIGHT}).status_code == 200
+    assert client.get("/models", headers={"Origin": ALLOWED}).status_code == 401
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.com", "http://app.example.com", "null"])
+def test_another_origin_gets_nothing(cors_client, origin):
+    response = cors_client.get("/models", headers={"Origin": origin})
+    assert response.status_code == 200
+    # Starlette still lists the exposed headers: without an allowed origin they grant nothing.
+    assert not any(h.startswith("access-control-") for h in response.headers
+                   if h != "access-control-expose-headers")
+    preflight = cors_client.options("/predictions", headers={"Origin": origin, **PREFLIGHT})
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
