@@ -19,7 +19,6 @@ logged (the messages below name no value).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from collections.abc import Iterable
@@ -60,7 +59,7 @@ def bearer_info(token: str, request: Request) -> dict[str, Any] | None:
     if known(token, state.get("admin_keys", ())):
         return {"sub": "admin", "scope": ["admin"]}
     if known(token, state.get("read_keys", ())):
-        raise ProblemException(status=403, title="Forbidden", detail="this key may read but not change the registry")
+        raise ProblemException(status=403, title="Forbidden", detail="this key may only read: send an admin key")
     return None  # Connexion answers 401
 
 
@@ -68,10 +67,6 @@ def job_token_info(token: str) -> dict[str, Any]:
     """A ``Job-Token`` header was sent: whether it is this job's is for the handler to check
     against the database (a query has no place in the event loop that runs this)."""
     return {"sub": "job-token", "job_token": token}
-
-
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def refused_query_parameters(query_string: bytes) -> list[str]:

@@ -70,7 +70,7 @@ def test_with_keys_required_admin_operations_keep_their_own_check(locked_client,
     path = "/models/project-tagger/aliases/production"
     response = locked_client.put(path, json={"version": 2}, headers={**READER, HEADER: "locked-2"})
     assert response.json() == {"type": "/problems/forbidden", "title": "Forbidden", "status": 403,
-                               "detail": "this key may read but not change the registry", "request_id": "locked-2"}
+                               "detail": "this key may only read: send an admin key", "request_id": "locked-2"}
     assert locked_client.put(path, json={"version": 2}, headers=ADMIN).status_code == 200
 
 
