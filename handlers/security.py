@@ -23,7 +23,7 @@ import hmac
 import logging
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus
 
 from connexion.exceptions import ProblemException
 from starlette.datastructures import Headers
@@ -120,8 +120,10 @@ class RedactQueryCredentials(logging.Filter):
         # uvicorn.access: (client address, method, path with query, HTTP version, status)
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
             path, _, query = args[2].partition("?")
-            pairs = parse_qsl(query, keep_blank_values=True)
-            if any(name.lower() in QUERY_CREDENTIALS for name, _ in pairs):
-                redacted = urlencode([(n, "[redacted]" if n.lower() in QUERY_CREDENTIALS else v) for n, v in pairs])
-                record.args = (*args[:2], f"{path}?{redacted}", *args[3:])
+            parts = query.split("&")
+            for n, part in enumerate(parts):
+                name = part.partition("=")[0]
+                if unquote_plus(name).lower() in QUERY_CREDENTIALS:
+                    parts[n] = f"{name}=[redacted]"
+            record.args = (*args[:2], f"{path}?{'&'.join(parts)}", *args[3:])
         return True

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
 from handlers import security
 from tests.conftest import ADMIN, ADMIN_KEY, READ_KEY
+from tests.servers import gunicorn
 
 HEADER = "X-Request-ID"
 READER = {"Authorization": f"Bearer {READ_KEY}"}
@@ -162,9 +164,11 @@ def test_no_key_is_logged(client_for, caplog):
 
 def test_uvicorns_access_line_carries_no_query_credential():
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5", "GET", f"/models?page_size=2&api_key={ADMIN_KEY}", "1.1", 400), None)
+                               ("127.0.0.1:5", "GET", f"/models?page_size=2&api_key={ADMIN_KEY}&Access%5Ftoken={ADMIN_KEY}",
+                                "1.1", 400), None)
     assert security.RedactQueryCredentials().filter(record)
-    assert record.getMessage() == '127.0.0.1:5 - "GET /models?page_size=2&api_key=%5Bredacted%5D HTTP/1.1" 400'
+    assert record.getMessage() == \
+        '127.0.0.1:5 - "GET /models?page_size=2&api_key=[redacted]&Access%5Ftoken=[redacted] HTTP/1.1" 400'
 
 
 # --- headers on every response ---------------------------------------------------------------------
@@ -258,3 +262,42 @@ def test_another_origin_gets_nothing(cors_client, origin):
     preflight = cors_client.options("/predictions", headers={"Origin": origin, **PREFLIGHT})
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
+
+
+# --- the real server: headers on the wire, and no key in its log at DEBUG ---------------------------
+
+def test_the_real_server_sends_the_headers_and_logs_no_key(tmp_path, model_store):
+    wrong = "wrong-key-0123456789abcdef"
+    env = {"COE_MODEL_STORE": str(model_store), "COE_ADMIN_KEYS": ADMIN_KEY, "COE_READ_KEYS": READ_KEY,
+           "COE_REQUIRE_KEYS_FOR_READS": "true", "COE_CORS_ORIGINS": ALLOWED,
+           "GUNICORN_CMD_ARGS": "--log-level debug"}
+    log = tmp_path / "server.log"
+
+    def ready(base: str) -> bool:
+        return httpx.get(f"{base}/", headers=READER, timeout=1).status_code == 200
+
+    with gunicorn(env, log, workers=1, ready=ready) as (base, _), httpx.Client(base_url=base, timeout=10) as http:
+        predicted = http.post("/predictions", json=TEXTS, headers=ADMIN)
+        assert predicted.status_code == 200
+        assert predicted.headers["x-content-type-options"] == "nosniff"
+        assert predicted.headers["cache-control"] == "no-store"
+        listed = http.get("/models", headers=READER)
+        assert listed.status_code == 200 and listed.headers["x-content-type-options"] == "nosniff"
+        missing = http.get("/models/nope", headers=READER)
+        assert missing.status_code == 404
+        assert (missing.headers["x-content-type-options"], missing.headers["cache-control"]) == \
+            ("nosniff", "no-store")
+        docs = http.get("/docs/")  # no key
+        assert docs.status_code == 200 and docs.headers["x-content-type-options"] == "nosniff"
+        refused = http.get("/models", headers={"Authorization": f"Bearer {wrong}"})
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert http.get(f"/models?access_token={ADMIN_KEY}", headers=ADMIN).status_code == 400
+        assert http.get(f"/models?api_key={wrong}").status_code == 400
+        assert http.delete("/models/project-tagger/aliases/nope", headers=ADMIN).status_code == 404
+        assert http.delete("/models/project-tagger/aliases/nope", headers=READER).status_code == 403
+        preflight = http.options("/predictions", headers={"Origin": ALLOWED, **PREFLIGHT})
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == ALLOWED
+    logged = log.read_text()
+    assert "/models" in logged and "DEBUG" in logged.upper()  # the requests were logged, at debug level
+    for key in (ADMIN_KEY, READ_KEY, wrong):
+        assert key not in logged
