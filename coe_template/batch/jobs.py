@@ -300,7 +300,9 @@ class BatchJobs:
                 raise JobNotFound(job_id)
             if cancelled:
                 return job_dict(job)
-            for table in (BatchResult, BatchChunkInput, BatchChunk):
+            # In the order a worker's completion locks them (chunk, results, input): a worker still
+            # finishing a chunk of the just-cancelled job makes this wait, not deadlock (PostgreSQL).
+            for table in (BatchChunk, BatchResult, BatchChunkInput):
                 session.execute(delete(table).where(table.job_id == job_id))
             session.delete(job)
             return None
