@@ -155,10 +155,16 @@ def test_no_key_is_logged(client_for, caplog):
                       headers=READER).status_code == 403
     assert client.get("/models", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
     assert client.get(f"/models?access_token={wrong}", headers=ADMIN).status_code == 400
+    created = client.post("/batch-predictions", json={"items": [{"id": "a", "text": "object detection"}]},
+                          headers=READER).json()["data"]
+    job_token = created["job_token"]
+    job = f"/batch-predictions/{created['job']['id']}"
+    assert client.delete(job, headers={**READER, "Job-Token": wrong}).status_code == 403
+    assert client.delete(job, headers={**READER, "Job-Token": job_token}).status_code == 200
     server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the client's
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server_side)
     assert any(r.levelno == logging.DEBUG for r in server_side)  # DEBUG really captured
-    for key in (ADMIN_KEY, READ_KEY, wrong):
+    for key in (ADMIN_KEY, READ_KEY, wrong, job_token):
         assert key not in logged
 
 
