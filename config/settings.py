@@ -3,41 +3,46 @@
 Nothing is read at import time: call :meth:`Settings.from_env` (the service's
 ``wsgi.py`` does) or build :class:`Settings` directly (tests do).
 
-==========================  ===============================================  ====================================
-variable                    meaning                                          default
-==========================  ===============================================  ====================================
-``COE_MODEL_STORE``         directory holding the artifacts of every run     ``<project>/model-store``
-``DATABASE_URL``            the registry's database (SQLAlchemy URL)         SQLite file ``registry.db`` in the store
-``COE_MODEL_NAME``          the model the seed resources serve               ``project-tagger``
-``COE_TRAINING_ARGS``       JSON file of default training arguments          ``<project>/config/args.json``
-``COE_TRAINING_DATA``       the only CSV the API may train on                the bundled dataset
-``COE_ADMIN_KEYS``          comma-separated bearer keys for changes          none: changes are refused
-``COE_READ_KEYS``           comma-separated keys that may only read          none
-``COE_REFRESH_SECONDS``     how often each worker checks ``production``      ``2``
-``COE_MAX_BODY_BYTES``      largest request body accepted                    ``1048576`` (1 MiB)
-``COE_MAX_UPLOAD_BYTES``    largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
-``COE_BATCH_CHUNK_SIZE``    items per chunk (one transaction each)           ``1000``
-``COE_BATCH_LEASE_SECONDS`` a chunk's lease, renewed every third of it       ``15``
-``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
-``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
-``COE_DB_TIMEOUT``          seconds to connect, run one statement or wait    ``5``
-                            for SQLite's write lock; then 503
-``COE_DB_POOL_SIZE``        database connections per process: also the most  ``5`` (Connexion has 10 threads)
-                            request threads a hung database can hold
-``COE_DB_POOL_WAIT``        seconds a request waits for a free connection    ``1``
-``COE_MAX_TRAININGS``       trainings running at once; beyond it             ``2``
-                            ``POST .../versions`` answers 503 busy
-``COE_LOG_FORMAT``          ``text`` (for people) or ``json`` (JSON lines)   ``text``
-``COE_LOG_LEVEL``           lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
-``COE_ACCESS_LOG``          one access line per request                      ``true``
-``COE_READY_TIMEOUT``       seconds ``/readyz`` waits for the database       ``2``
-==========================  ===============================================  ====================================
+==============================  ===============================================  ====================================
+variable                        meaning                                          default
+==============================  ===============================================  ====================================
+``COE_MODEL_STORE``             directory holding the artifacts of every run     ``<project>/model-store``
+``DATABASE_URL``                the registry's database (SQLAlchemy URL)         SQLite file ``registry.db`` in the store
+``COE_MODEL_NAME``              the model the seed resources serve               ``project-tagger``
+``COE_TRAINING_ARGS``           JSON file of default training arguments          ``<project>/config/args.json``
+``COE_TRAINING_DATA``           the only CSV the API may train on                the bundled dataset
+``COE_ADMIN_KEYS``              comma-separated bearer keys for changes          none: changes are refused
+``COE_READ_KEYS``               comma-separated keys that may only read          none
+``COE_REFRESH_SECONDS``         how often each worker checks ``production``      ``2``
+``COE_MAX_BODY_BYTES``          largest request body accepted                    ``1048576`` (1 MiB)
+``COE_MAX_UPLOAD_BYTES``        largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
+``COE_BATCH_CHUNK_SIZE``        items per chunk (one transaction each)           ``1000``
+``COE_BATCH_LEASE_SECONDS``     a chunk's lease, renewed every third of it       ``15``
+``COE_BATCH_IN_SERVER``         server workers also work batch chunks            ``true``
+``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
+``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
+                                for SQLite's write lock; then 503
+``COE_DB_POOL_SIZE``            database connections per process: also the most  ``5`` (Connexion has 10 threads)
+                                request threads a hung database can hold
+``COE_DB_POOL_WAIT``            seconds a request waits for a free connection    ``1``
+``COE_MAX_TRAININGS``           trainings running at once; beyond it             ``2``
+                                ``POST .../versions`` answers 503 busy
+``COE_LOG_FORMAT``              ``text`` (for people) or ``json`` (JSON lines)   ``text``
+``COE_LOG_LEVEL``               lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
+``COE_ACCESS_LOG``              one access line per request                      ``true``
+``COE_READY_TIMEOUT``           seconds ``/readyz`` waits for the database       ``2``
+``COE_REQUIRE_KEYS_FOR_READS``  every operation needs a read or admin key        ``false``: reads and predictions open
+                                (probes and the Swagger UI stay open)
+``COE_CORS_ORIGINS``            comma-separated origins browsers may call from   none: CORS off
+                                (``https://host[:port]``, or ``*``)
+==============================  ===============================================  ====================================
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +98,18 @@ def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     return keys
 
 
+#: An origin as browsers send it: scheme, host and optional port; nothing after.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(o.strip().rstrip("/") for o in environ.get(name, "").split(",") if o.strip()))
+    wrong = [o for o in origins if not _ORIGIN.fullmatch(o)]
+    if wrong:
+        raise ValueError(f"{name}: {wrong[0]!r} is not an origin like https://app.example.com[:port] (or *)")
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     model_store: Path = PROJECT_ROOT / "model-store"
@@ -117,6 +134,12 @@ class Settings:
     log_level: str = "INFO"
     access_log: bool = True
     ready_timeout: float = 2.0
+    require_keys_for_reads: bool = False
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
+            raise ValueError("COE_REQUIRE_KEYS_FOR_READS=true needs keys: set COE_READ_KEYS or COE_ADMIN_KEYS")
 
     @property
     def db_url(self) -> str:
@@ -158,4 +181,6 @@ class Settings:
                               ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),
             access_log=_flag(environ, "COE_ACCESS_LOG", defaults.access_log),
             ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
+            require_keys_for_reads=_flag(environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads),
+            cors_origins=_origins(environ, "COE_CORS_ORIGINS"),
         )

@@ -14,6 +14,7 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
+from starlette.middleware.cors import CORSMiddleware
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
@@ -24,10 +25,12 @@ from config.logging import configure as configure_logging
 from config.settings import Settings
 from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
+from handlers.headers import SecurityHeaders
 from handlers.limits import BodySizeLimit
 from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
+from handlers.security import KeyGuard, RedactQueryCredentials
 from handlers.validation import VALIDATORS
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -37,6 +40,11 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 logging.getLogger("connexion.operations.openapi3").addFilter(
     lambda record: "accepts multiple content types" not in record.getMessage()
 )
+# A credential refused in the query string must not reach the log through uvicorn's access line.
+logging.getLogger("uvicorn.access").addFilter(RedactQueryCredentials())
+#: What a browser on an allowed origin may send and read (CORS).
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Job-Token", "X-Request-ID")
+CORS_EXPOSED = ("Location", "Retry-After", "X-Request-ID")
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:
@@ -90,6 +98,10 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
         validator_map=VALIDATORS,
     )
+    # Before the Swagger UI and the router: a key in the query string is refused everywhere, and with
+    # COE_REQUIRE_KEYS_FOR_READS every path but the probes and the docs needs a key (handlers/security.py).
+    app.add_middleware(KeyGuard, position=MiddlewarePosition.BEFORE_SWAGGER,
+                       keys=(settings.admin_keys | settings.read_keys) if settings.require_keys_for_reads else None)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
@@ -99,6 +111,12 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(Observe, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        routes=Routes(SPEC_DIR / "spec.yaml"),
                        access=settings.access_log)
+    # Inside RequestId, outside the exception middleware: problems and CORS answers get the headers too.
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    if settings.cors_origins:  # CORS is off unless origins are named
+        app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                           allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=list(CORS_HEADERS), expose_headers=list(CORS_EXPOSED), max_age=600)
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
     app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch)

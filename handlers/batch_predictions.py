@@ -5,11 +5,12 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
+from connexion.exceptions import BadRequestProblem, ProblemException, UnsupportedMediaTypeProblem
 from flask import request
 from werkzeug.datastructures import FileStorage
 
 from coe_template.batch.items import read_csv, to_items
+from coe_template.batch.jobs import new_job_token
 from handlers.context import services
 from handlers.envelope import enveloped
 
@@ -38,9 +39,11 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
             raise BadRequestProblem(detail="model_version is given both in the query and in the body: give it once")
         model_version = body["model_version"]
     ctx = services()
-    job, _created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
-                                     idempotency_key=request.headers.get("Idempotency-Key"))
-    return {"job": job}, {"Location": f"/batch-predictions/{job['id']}"}
+    token, digest = new_job_token()
+    job, created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
+                                    idempotency_key=request.headers.get("Idempotency-Key"), token_sha256=digest)
+    # Shown once: a replay of the same Idempotency-Key gets the job but no new token (the first stays valid).
+    return {"job": job, "job_token": token if created else None}, {"Location": f"/batch-predictions/{job['id']}"}
 
 
 @enveloped()
@@ -54,9 +57,17 @@ def get(job_id: str) -> dict:
     return {"job": services().batch.get(job_id)}
 
 
+NOT_THE_JOBS_TOKEN = ("this Job-Token is not the one this job was created with: only the client that created "
+                      "the job, or an admin key, may cancel or delete it")
+
+
 @enveloped()
-def delete(job_id: str) -> dict:
-    cancelled = services().batch.cancel_or_delete(job_id)
+def delete(job_id: str, token_info: dict[str, Any]) -> dict:
+    """An admin key, or the job's own token (Connexion has checked that one of them was sent)."""
+    batch = services().batch
+    if token_info.get("sub") != "admin" and not batch.holds_token(job_id, token_info.get("job_token")):
+        raise ProblemException(status=403, title="Forbidden", detail=NOT_THE_JOBS_TOKEN)
+    cancelled = batch.cancel_or_delete(job_id)
     return {"id": job_id, "outcome": "deleted" if cancelled is None else "cancelled"}
 
 

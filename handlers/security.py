@@ -1,29 +1,129 @@
-"""Bearer keys for the operations that change the registry.
+"""Bearer keys: who may read, who may change, and where a key may never travel.
 
-Keys come from the environment (``COE_ADMIN_KEYS``, ``COE_READ_KEYS``) through the
-app's lifespan state; Connexion checks scopes only for OAuth2, so the admin role
-is enforced here.
+Keys come from the environment (``COE_ADMIN_KEYS``, ``COE_READ_KEYS``). Two layers:
+
+- :func:`bearer_info` is Connexion's check for the operations whose spec names
+  ``bearerAuth`` (changes to the registry): an admin key passes, a read key is a 403.
+  Connexion checks scopes only for OAuth2, so the admin role is enforced here.
+- :class:`KeyGuard`, an ASGI middleware in front of the Swagger UI and the router,
+  refuses credentials sent in the query string (they end up in access logs, proxies'
+  logs and browser history) and, with ``COE_REQUIRE_KEYS_FOR_READS=true``, every
+  request without a read or admin key, except the :data:`OPEN_PATHS` an orchestrator
+  or a reader of the docs needs. The flag is a deployment choice, not a property of
+  an operation: keeping it out of the spec's ``security`` lets one spec serve both
+  kinds of deployment, and the admin operations keep Connexion's own check behind it.
+
+Every comparison is constant-time against every configured key, and no key is ever
+logged (the messages below name no value).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
 
 from connexion.exceptions import ProblemException
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+#: Paths answered without a key even when every read needs one: the probes (an orchestrator
+#: calls them without secrets) and the Swagger UI with its spec (the API's public contract).
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/docs/",)
+#: Query parameters that look like credentials: refused on every path, whatever their value.
+QUERY_CREDENTIALS = frozenset({
+    "access_token", "api_key", "apikey", "api-key", "key", "token", "auth", "authorization", "bearer",
+    "job_token", "job-token", "password", "secret",
+})
+
+# The same words as Connexion's own bearer check, so a client sees one 401 whatever refused it.
+NO_TOKEN = "No authorization token provided"
+BAD_HEADER = "Invalid authorization header"
+BAD_TOKEN = "Provided token is not valid"
 
 
-def _known(token: str, keys: Iterable[str]) -> bool:
-    # Compare against every key, in constant time, so timing reveals nothing.
-    return any([hmac.compare_digest(token.encode(), key.encode()) for key in keys])
+def known(token: str, keys: Iterable[str]) -> bool:
+    """Whether ``token`` is one of ``keys``: compared with every key, each in constant time,
+    so neither the time taken nor an early exit tells how much of a key matched or which."""
+    given = token.encode()
+    matches = [hmac.compare_digest(given, key.encode()) for key in keys]  # every key, no early exit
+    return any(matches)
 
 
 def bearer_info(token: str, request: Request) -> dict[str, Any] | None:
     state = request.scope.get("state", {})
-    if _known(token, state.get("admin_keys", ())):
+    if known(token, state.get("admin_keys", ())):
         return {"sub": "admin", "scope": ["admin"]}
-    if _known(token, state.get("read_keys", ())):
-        raise ProblemException(status=403, title="Forbidden", detail="this key may read but not change the registry")
+    if known(token, state.get("read_keys", ())):
+        raise ProblemException(status=403, title="Forbidden", detail="this key may only read: send an admin key")
     return None  # Connexion answers 401
+
+
+def job_token_info(token: str) -> dict[str, Any]:
+    """A ``Job-Token`` header was sent: whether it is this job's is for the handler to check
+    against the database (a query has no place in the event loop that runs this)."""
+    return {"sub": "job-token", "job_token": token}
+
+
+def refused_query_parameters(query_string: bytes) -> list[str]:
+    """The credential-like parameter names in a query string, in order, each once."""
+    names = (name for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    return list(dict.fromkeys(n for n in names if n.lower() in QUERY_CREDENTIALS))
+
+
+class KeyGuard:
+    """No credentials in the query string; and, if ``keys`` is given, a key for every path but the open ones."""
+
+    def __init__(self, app: ASGIApp, keys: frozenset[str] | None = None) -> None:
+        self.app = app
+        self.keys = keys  # None: reads are open
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = refused_query_parameters(scope.get("query_string", b""))
+            if refused:
+                raise ProblemException(
+                    status=400, title="Bad Request",
+                    detail=f"credentials are not accepted in the query string ({', '.join(refused)[:100]}): "
+                           "it is logged and cached along the way; send Authorization: Bearer <key> instead",
+                )
+            if self.keys is not None and not self.is_open(scope["path"]):
+                self.check(Headers(scope=scope).get("authorization"))
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def is_open(path: str) -> bool:
+        return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+    def check(self, authorization: str | None) -> None:
+        if not authorization:
+            raise ProblemException(status=401, title="Unauthorized", detail=NO_TOKEN)
+        try:  # parsed as Connexion's own check parses it
+            scheme, token = authorization.split(maxsplit=1)
+        except ValueError:
+            raise ProblemException(status=401, title="Unauthorized", detail=BAD_HEADER) from None
+        if scheme.lower() != "bearer":
+            raise ProblemException(status=401, title="Unauthorized", detail=NO_TOKEN)
+        if not known(token, self.keys or ()):
+            raise ProblemException(status=401, title="Unauthorized", detail=BAD_TOKEN)
+
+
+class RedactQueryCredentials(logging.Filter):
+    """Uvicorn's access line carries the raw query string: a key refused there would still be logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn.access: (client address, method, path with query, HTTP version, status)
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            parts = query.split("&")
+            for n, part in enumerate(parts):
+                name = part.partition("=")[0]
+                if unquote_plus(name).lower() in QUERY_CREDENTIALS:
+                    parts[n] = f"{name}=[redacted]"
+            record.args = (*args[:2], f"{path}?{'&'.join(parts)}", *args[3:])
+        return True

@@ -10,7 +10,9 @@ while a chunk is worked, and a worker that stops gives its chunk back at once. R
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import threading
 import uuid
 from collections.abc import Sequence
@@ -152,6 +154,16 @@ def _probabilities_format(labels: Sequence[str]) -> str:
     return "{" + ",".join(f"{json.dumps(label)}:%r" for label in labels) + "}"
 
 
+def new_job_token() -> tuple[str, str]:
+    """A job's token, to show its creator once, and the sha256 to store in its place."""
+    token = secrets.token_urlsafe(32)
+    return token, job_token_sha256(token)
+
+
+def job_token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class BatchJobs:
     def __init__(self, registry: Registry, chunk_size: int = 1000, lease_seconds: float = 15.0) -> None:
         self.registry = registry
@@ -168,11 +180,12 @@ class BatchJobs:
     # --- creating --------------------------------------------------------------------------------
 
     def create(self, name: str, items: Sequence[Item], version: int | None = None,
-               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+               idempotency_key: str | None = None, token_sha256: str | None = None) -> tuple[dict[str, Any], bool]:
         """Record a job with all its items; return it and whether it is new.
 
         A repeated ``idempotency_key`` with the same request returns the first job,
-        whatever happened to the registry since.
+        whatever happened to the registry since (and keeps the first job's token:
+        ``token_sha256`` is stored only on a new job).
         """
         if not items:
             raise BatchInputError("no items: a batch needs at least one")
@@ -189,7 +202,7 @@ class BatchJobs:
             raise Conflict(f"version {version} of {name!r} is {found['status']}: batch jobs need a ready version")
         job = BatchJob(
             id=str(uuid.uuid4()), model_name=name, model_version=version, status="queued",
-            idempotency_key=idempotency_key, request_sha256=digest, total_items=len(items),
+            idempotency_key=idempotency_key, request_sha256=digest, token_sha256=token_sha256, total_items=len(items),
             done_items=0, total_chunks=len(inputs), done_chunks=0,
         )
         try:
@@ -268,6 +281,22 @@ class BatchJobs:
                 raise ResultNotFound(job_id, item_id)
             return result_dict(row)
 
+    # --- the job's own token: who may cancel or delete it besides an admin --------------------------
+
+    def holds_token(self, job_id: str, token: str | None) -> bool:
+        """Whether ``token`` is the one minted for this job; JobNotFound if there is no such job.
+
+        Only the digest is stored, and it is compared in constant time. A job created
+        without a token (before migration 0006, or by the CLI) matches none.
+        """
+        with self._session(read_only=True) as session:
+            stored = session.scalar(select(BatchJob.token_sha256).where(BatchJob.id == job_id))
+            if stored is None and session.get(BatchJob, job_id) is None:
+                raise JobNotFound(job_id)
+        if stored is None or token is None:
+            return False
+        return hmac.compare_digest(job_token_sha256(token), stored)
+
     # --- cancelling and deleting -----------------------------------------------------------------
 
     def cancel_or_delete(self, job_id: str) -> dict[str, Any] | None:
@@ -282,7 +311,9 @@ class BatchJobs:
                 raise JobNotFound(job_id)
             if cancelled:
                 return job_dict(job)
-            for table in (BatchResult, BatchChunkInput, BatchChunk):
+            # In the order a worker's completion locks them (chunk, results, input): a worker still
+            # finishing a chunk of the just-cancelled job makes this wait, not deadlock (PostgreSQL).
+            for table in (BatchChunk, BatchResult, BatchChunkInput):
                 session.execute(delete(table).where(table.job_id == job_id))
             session.delete(job)
             return None

@@ -23,6 +23,8 @@ class BatchJob(Base):
     #: A client's Idempotency-Key, with a digest of the request it came with.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_sha256: Mapped[str] = mapped_column(String(64))
+    #: sha256 of the job's token, shown once to its creator: who holds it may cancel or delete the job.
+    token_sha256: Mapped[str | None] = mapped_column(String(64))
     total_items: Mapped[int]
     done_items: Mapped[int] = mapped_column(default=0)
     total_chunks: Mapped[int]

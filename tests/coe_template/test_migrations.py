@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, migrate
 from tests.conftest import MODEL, seeded_registry
@@ -109,5 +109,38 @@ def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url
         second = jobs.claim("worker")
         assert (second.job_id, second.number, second.items) == (job["id"], 1, [("c", "kubernetes ünïcode")])
         assert jobs.claim("worker") is None  # the done chunk is not worked again
+    finally:
+        registry.engine.dispose()
+
+
+def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tmp_path, trained_model):
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model)
+    jobs = BatchJobs(registry)
+    token, digest = new_job_token()
+    job, _ = jobs.create(MODEL, [("a", "object detection")], token_sha256=digest)
+    assert jobs.holds_token(job["id"], token)
+    assert not jobs.holds_token(job["id"], token + "x")
+    registry.engine.dispose()
+
+    def columns(engine: Engine) -> set[str]:
+        return {column["name"] for column in inspect(engine).get_columns("batch_jobs")}
+
+    engine = create_engine(database_url)
+    try:
+        assert "token_sha256" in columns(engine)  # at head
+        downgrade_to(engine, "0005")
+        assert "token_sha256" not in columns(engine)
+        with engine.connect() as connection:  # the job itself is kept
+            assert connection.execute(text("SELECT id FROM batch_jobs")).scalars().all() == [job["id"]]
+        migrate(engine)
+        assert "token_sha256" in columns(engine)
+    finally:
+        engine.dispose()
+    registry = Registry.open(database_url, tmp_path / "store")
+    try:
+        jobs = BatchJobs(registry)
+        # The digest went with the downgrade: no token matches; an admin key still cancels the job.
+        assert not jobs.holds_token(job["id"], token)
+        assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
     finally:
         registry.engine.dispose()

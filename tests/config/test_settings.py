@@ -299,3 +299,30 @@ def test_database_and_training_limits_are_read():
 def test_bad_limits_are_refused_by_name(variable, value):
     with pytest.raises(ValueError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_reads_are_open_and_cors_is_off_by_default():
+    settings = Settings.from_env({})
+    assert settings.require_keys_for_reads is False
+    assert settings.cors_origins == ()
+
+
+def test_keys_for_reads_and_cors_origins_are_read():
+    settings = Settings.from_env({
+        "COE_REQUIRE_KEYS_FOR_READS": "true", "COE_READ_KEYS": READ_KEY,
+        "COE_CORS_ORIGINS": " https://app.example.com/, http://localhost:3000,,https://app.example.com",
+    })
+    assert settings.require_keys_for_reads is True
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert Settings.from_env({"COE_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+
+
+def test_keys_for_reads_without_any_key_is_refused():
+    with pytest.raises(ValueError, match="COE_REQUIRE_KEYS_FOR_READS=true needs keys"):
+        Settings.from_env({"COE_REQUIRE_KEYS_FOR_READS": "yes"})
+
+
+@pytest.mark.parametrize("origin", ["app.example.com", "https://app.example.com/path", "ftp://x.org", "https://*.x.org"])
+def test_a_cors_origin_that_is_not_one_is_refused(origin):
+    with pytest.raises(ValueError, match="COE_CORS_ORIGINS: .* is not an origin"):
+        Settings.from_env({"COE_CORS_ORIGINS": origin})

@@ -1,7 +1,10 @@
+import hashlib
 import time
-import pytest
 
-from tests.conftest import MODEL
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import ADMIN, MODEL, READ_KEY
 
 JOBS = "/batch-predictions"
 ITEMS = [
@@ -120,14 +123,15 @@ def test_jobs_are_listed_newest_first_one_page_at_a_time(batch_client, assert_en
 
 def test_cancel_then_delete(batch_client, assert_envelope, assert_problem):
     many = [{"id": f"i{n}", "text": f"object detection number {n}"} for n in range(3000)]
-    job = batch_client.post(JOBS, json={"items": many}).json()["data"]["job"]
-    cancelled = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}"), method="DELETE")
+    created = batch_client.post(JOBS, json={"items": many}).json()["data"]
+    job, mine = created["job"], {"Job-Token": created["job_token"]}
+    cancelled = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}", headers=mine), method="DELETE")
     assert cancelled == {"id": job["id"], "outcome": "cancelled"}
     after = assert_envelope(batch_client.get(f"{JOBS}/{job['id']}"))["job"]
     assert after["status"] == "cancelled"
     time.sleep(1)  # a cancelled job gets no more work
     assert assert_envelope(batch_client.get(f"{JOBS}/{job['id']}"))["job"]["items"]["done"] == after["items"]["done"]
-    deleted = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}"), method="DELETE")
+    deleted = assert_envelope(batch_client.delete(f"{JOBS}/{job['id']}", headers=mine), method="DELETE")
     assert deleted["outcome"] == "deleted"
     assert_problem(batch_client.get(f"{JOBS}/{job['id']}"), 404)
     assert_problem(batch_client.get(f"{JOBS}/{job['id']}/results"), 404)
@@ -184,5 +188,93 @@ def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
     missing = "00000000-0000-0000-0000-000000000000"
     assert missing in assert_problem(batch_client.get(f"{JOBS}/{missing}"), 404)
     assert_problem(batch_client.get(f"{JOBS}/{missing}/results/cv-1"), 404)
-    assert_problem(batch_client.delete(f"{JOBS}/{missing}"), 404)
+    assert_problem(batch_client.delete(f"{JOBS}/{missing}", headers=ADMIN), 404)
+    assert_problem(batch_client.delete(f"{JOBS}/{missing}", headers={"Job-Token": "x" * 43}), 404)
     assert_problem(batch_client.get(f"{JOBS}/not-a-job"), 400)
+
+
+# --- the job's own token: its creator (or an admin) may cancel or delete it ------------------------
+
+def forbidden(detail: str, request_id: str) -> dict:
+    return {"type": "/problems/forbidden", "title": "Forbidden", "status": 403, "detail": detail,
+            "request_id": request_id}
+
+
+NOT_YOURS = ("this Job-Token is not the one this job was created with: only the client that created the job, "
+             "or an admin key, may cancel or delete it")
+
+
+def test_a_new_job_comes_with_its_token_once_and_only_its_digest_is_stored(batch_client, assert_envelope,
+                                                                           registry_store):
+    response = batch_client.post(JOBS, json={"items": ITEMS})
+    data = assert_envelope(response, method="POST", status=202)
+    token = data["job_token"]
+    assert isinstance(token, str) and len(token) >= 43  # 32 random bytes
+    assert response.headers["cache-control"] == "no-store"
+    assert "job_token" not in assert_envelope(batch_client.get(f"{JOBS}/{data['job']['id']}"))["job"]
+    assert token not in batch_client.get(JOBS).text
+
+    with registry_store.engine.connect() as connection:  # the database the app uses
+        row = connection.execute(text("SELECT * FROM batch_jobs WHERE id = :id"), {"id": data["job"]["id"]}).one()
+    assert row.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in repr(tuple(row))
+    other = batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job_token"]
+    assert other != token
+
+
+def test_only_the_creator_or_an_admin_may_cancel_or_delete(batch_client, assert_envelope):
+    many = [{"id": f"i{n}", "text": f"object detection number {n}"} for n in range(3000)]
+    mine = batch_client.post(JOBS, json={"items": many}).json()["data"]
+    theirs = batch_client.post(JOBS, json={"items": ITEMS[:2]}).json()["data"]
+    url = f"{JOBS}/{mine['job']['id']}"
+
+    refused = batch_client.delete(url, headers={"X-Request-ID": "t-1"})
+    assert refused.status_code == 401
+    assert refused.json() == {"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
+                              "detail": "No authorization token provided", "request_id": "t-1"}
+    for headers, detail in [
+        ({"Job-Token": theirs["job_token"]}, NOT_YOURS),  # another client's token
+        ({"Job-Token": mine["job_token"][:-1]}, NOT_YOURS),
+        ({"Job-Token": ""}, NOT_YOURS),
+        ({"Authorization": f"Bearer {READ_KEY}"}, "this key may only read: send an admin key"),
+    ]:
+        response = batch_client.delete(url, headers={**headers, "X-Request-ID": "t-2"})
+        assert response.status_code == 403, headers
+        assert response.json() == forbidden(detail, "t-2")
+    assert batch_client.get(url).json()["data"]["job"]["status"] != "cancelled"  # nothing happened
+
+    # The token holder, with a read key too (as COE_REQUIRE_KEYS_FOR_READS deployments send), or alone.
+    both = {"Authorization": f"Bearer {READ_KEY}", "Job-Token": mine["job_token"]}
+    cancelled = assert_envelope(batch_client.delete(url, headers=both), method="DELETE")
+    assert cancelled == {"id": mine["job"]["id"], "outcome": "cancelled"}
+    assert assert_envelope(batch_client.delete(url, headers={"Job-Token": mine["job_token"]}),
+                           method="DELETE")["outcome"] == "deleted"
+
+    # An admin key, for any job.
+    wait_for(batch_client, theirs["job"]["id"])
+    deleted = assert_envelope(batch_client.delete(f"{JOBS}/{theirs['job']['id']}", headers=ADMIN), method="DELETE")
+    assert deleted == {"id": theirs["job"]["id"], "outcome": "deleted"}
+
+
+def test_with_keys_required_the_token_holder_also_sends_a_read_key(client_for, assert_envelope):
+    client = client_for(batch_chunk_size=3, require_keys_for_reads=True)
+    reader = {"Authorization": f"Bearer {READ_KEY}"}
+    mine = client.post(JOBS, json={"items": ITEMS}, headers=reader).json()["data"]
+    url = f"{JOBS}/{mine['job']['id']}"
+    assert client.delete(url, headers={"Job-Token": mine["job_token"]}).status_code == 401
+    assert assert_envelope(client.delete(url, headers={**reader, "Job-Token": mine["job_token"]}),
+                           method="DELETE")["id"] == mine["job"]["id"]
+
+
+def test_a_replay_mints_no_second_token(batch_client, assert_envelope):
+    headers = {"Idempotency-Key": "order-43"}
+    first = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
+    again = batch_client.post(JOBS, json={"items": ITEMS}, headers=headers)
+    replay = assert_envelope(again, method="POST", status=202)
+    assert replay["job"]["id"] == first["job"]["id"]
+    assert replay["job_token"] is None
+    assert again.headers["cache-control"] == "no-store"
+    # The first token is still the job's.
+    url = f"{JOBS}/{first['job']['id']}"
+    assert assert_envelope(batch_client.delete(url, headers={"Job-Token": first["job_token"]}),
+                           method="DELETE")["id"] == first["job"]["id"]
