@@ -108,9 +108,13 @@ def batch_chunk(claim: Claim, outcome: str) -> None:
 
 
 def count_database_errors(engine: Engine) -> None:
-    """Count every error the engine's driver raises, in requests and background threads alike."""
+    """Count every error the engine's driver raises, in requests and background threads alike.
 
-    @event.listens_for(engine, "handle_error")
+    First among the engine's listeners: the registry's own turns the error into a domain
+    error by raising, and SQLAlchemy calls no listener after one that raises.
+    """
+
+    @event.listens_for(engine, "handle_error", insert=True)
     def _count(context) -> None:
         DATABASE_ERRORS.labels(type(context.sqlalchemy_exception).__name__).inc()
 

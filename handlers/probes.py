@@ -16,6 +16,7 @@ from connexion.lifecycle import ConnexionResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from coe_template.errors import DatabaseUnavailable
 from coe_template.serving import ModelNotLoaded
 from handlers import problems
 from handlers.bounded import database_calls
@@ -44,6 +45,9 @@ def _database_problem(timeout: float) -> str | None:
     except TimeoutError:
         log.warning("not ready: the database did not answer SELECT 1 within %g s", timeout)
         return f"database: no answer to SELECT 1 within {timeout:g} s"
+    except DatabaseUnavailable as exc:  # the package's words: what a client may be told
+        log.warning("not ready: %s (cause: %s)", exc, exc.__cause__)
+        return f"database: {exc}"
     except (SQLAlchemyError, OSError) as exc:
         # The driver's message can name hosts and ports: the log gets it, the (open) probe does not.
         log.warning("not ready: the database failed SELECT 1: %s", exc)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from coe_template.errors import DatabaseUnavailable, StorageFull
+from coe_template.errors import CoeError, DatabaseUnavailable, StorageFull
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Execution option marking transactions that only read (SQLite: a plain, shared BEGIN).
@@ -97,10 +97,11 @@ def _storage_full(error: BaseException) -> bool:
     return getattr(error, "sqlstate", None) == "53100"  # PostgreSQL's disk_full
 
 
-def _translate(context: ExceptionContext) -> None:
+def _translate(context: ExceptionContext) -> CoeError | None:
     """``handle_error``: the driver's failures to reach or use the database, as the package's errors.
 
     The message is what a client is told; the driver's own message stays the cause (logged).
+    Returned, not raised (``retval=True``): listeners after this one, such as the metrics', still run.
     """
     error = context.original_exception
     if context.is_pre_ping:
@@ -108,19 +109,20 @@ def _translate(context: ExceptionContext) -> None:
         # reconnect; a failed connect comes back here. Silent until the deadline: do not wait
         # a second time for a new connection to a server that has stopped answering.
         if _postgres_timed_out(error):
-            raise DatabaseUnavailable(_LATE)
-        return
+            return DatabaseUnavailable(_LATE)
+        return None
     if _storage_full(error):
-        raise StorageFull("the database's disk is full: nothing can be written until space is freed")
+        return StorageFull("the database's disk is full: nothing can be written until space is freed")
     if isinstance(error, sqlite3.Error):
         reason = _SQLITE_UNAVAILABLE.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
         if reason is not None:
-            raise DatabaseUnavailable(f"{reason}: try again later")
-        return  # e.g. "no such table", a syntax error: a bug, answered as one
+            return DatabaseUnavailable(f"{reason}: try again later")
+        return None  # e.g. "no such table", a syntax error: a bug, answered as one
     if isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError)) \
             or context.is_disconnect:
         # psycopg: refused, closed, timed out, cancelled by statement_timeout, shut down, out of resources.
-        raise DatabaseUnavailable(_LATE if _postgres_timed_out(error) else _DOWN)
+        return DatabaseUnavailable(_LATE if _postgres_timed_out(error) else _DOWN)
+    return None
 
 
 def _postgres_timed_out(error: BaseException) -> bool:
@@ -141,7 +143,7 @@ def make_engine(url: str, limits: DatabaseLimits = DEFAULT_LIMITS) -> Engine:
     else:
         engine = create_engine(url, connect_args={"timeout": limits.timeout}, **pool)
         _sqlite_setup(engine, limits.timeout)
-    event.listen(engine, "handle_error", _translate)
+    event.listen(engine, "handle_error", _translate, retval=True)
     return engine
 
 
