@@ -20,6 +20,13 @@ variable                    meaning                                          def
 ``COE_BATCH_LEASE_SECONDS`` how long a worker holds a chunk before others    ``60``
 ``COE_BATCH_IN_SERVER``     server workers also work batch chunks            ``true``
 ``COE_VALIDATE_RESPONSES``  check every response against the spec            ``false`` (tests turn it on)
+``COE_BODY_TIMEOUT``        seconds a request body may take to arrive, plus  ``30``
+                            one per ``COE_BODY_MIN_RATE`` bytes it declares
+``COE_BODY_MIN_RATE``       bytes per second a long body must keep up        ``1000000``
+``COE_HEADER_TIMEOUT``      seconds a client gets to send a request's        ``10``
+                            header section (and a new connection its first)
+``COE_MAX_HEADER_BYTES``    largest header section (request line included)   ``32768``
+``COE_LIMIT_CONCURRENCY``   open connections per worker; beyond, ``503``     ``256``
 ==========================  ===============================================  ====================================
 """
 
@@ -87,6 +94,11 @@ class Settings:
     batch_lease_seconds: float = 60.0
     batch_in_server: bool = True
     validate_responses: bool = False
+    body_timeout: float = 30.0
+    body_min_rate: float = 1_000_000.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 32 * 1024
+    limit_concurrency: int = 256
 
     @property
     def db_url(self) -> str:
@@ -114,4 +126,9 @@ class Settings:
             batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
+            body_timeout=_number(environ, "COE_BODY_TIMEOUT", defaults.body_timeout, float),
+            body_min_rate=_number(environ, "COE_BODY_MIN_RATE", defaults.body_min_rate, float),
+            header_timeout=_number(environ, "COE_HEADER_TIMEOUT", defaults.header_timeout, float),
+            max_header_bytes=int(_number(environ, "COE_MAX_HEADER_BYTES", defaults.max_header_bytes)),
+            limit_concurrency=int(_number(environ, "COE_LIMIT_CONCURRENCY", defaults.limit_concurrency)),
         )

@@ -22,7 +22,7 @@ from coe_template.serving import ModelServer
 from config.settings import Settings
 from handlers import problems
 from handlers.context import EXTENSION, Services
-from handlers.limits import BodySizeLimit
+from handlers.limits import BodyDeadline, BodySizeLimit
 from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
 from handlers.validation import VALIDATORS
@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
+    # After the size check (inserted at the same position, so inside it): only bounded bodies are read.
+    app.add_middleware(BodyDeadline, position=MiddlewarePosition.BEFORE_SWAGGER,
+                       seconds=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     problems.register(app)

@@ -1,0 +1,132 @@
+"""The gunicorn worker class: uvicorn, with the limits this service needs.
+
+``uvicorn_worker.UvicornWorker`` passes only a few gunicorn settings to uvicorn
+(see the table in ``config/gunicorn.py``); everything else comes from its
+``CONFIG_KWARGS``, set here from :class:`config.settings.Settings`.
+
+uvicorn (0.54) has no deadline for a request's header section and, with its
+default httptools parser, no bound on its size either (``h11_max_incomplete_event_size``
+applies only to the slower pure-Python h11 parser). A client that opens
+connections and sends headers a byte at a time, or without end, would keep them
+open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
+both bounds to the httptools parser; the request *body* gets its deadline from
+``handlers.limits.BodyDeadline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gunicorn.config import Config as GunicornConfig
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn_worker import UvicornWorker
+
+from config.settings import Settings
+
+#: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown
+#: (the lifespan: background threads stopped, work handed back) once requests are done.
+APP_SHUTDOWN_SECONDS = 5
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """httptools with a deadline and a size bound for each request's header section.
+
+    The deadline starts when a connection opens (a connection that never sends
+    anything is closed after it too) and when the first byte of each later
+    request on a kept-alive connection arrives; idle kept-alive connections are
+    closed by uvicorn's own ``timeout_keep_alive``.
+    """
+
+    header_timeout: float = Settings.header_timeout
+    max_header_bytes: int = Settings.max_header_bytes
+
+    _header_deadline: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # may begin and complete a header section
+        if self._header_deadline is not None and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(431, f"request header section exceeds {self.max_header_bytes} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_deadline()
+        super().on_headers_complete()
+
+    def _start_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_bytes = 0
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._header_bytes:  # a request was begun: say why it is dropped
+            self._refuse(408, f"request header section not received within {self.header_timeout:g} s")
+        else:  # an idle new connection: nothing to answer
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer before any request exists (the app never sees it) and close, as uvicorn's own 400 does."""
+        self._stop_header_deadline()
+        self.logger.warning("%s from %s: %s", status, self.client, message)
+        body = message.encode("ascii")
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend([
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n",
+            b"\r\n",
+            body,
+        ])
+        self.transport.write(b"".join(content))
+        self.transport.close()
+
+
+def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
+    """uvicorn's options beyond those ``UvicornWorker`` already takes from gunicorn."""
+    protocol = type("Protocol", (BoundedHttpToolsProtocol,), {
+        "header_timeout": settings.header_timeout,
+        "max_header_bytes": settings.max_header_bytes,
+    })
+    return {
+        "http": protocol,
+        # Not advertised: it only helps someone looking for a known vulnerable version.
+        "server_header": False,
+        # Connections per worker (idle kept-alive ones too); beyond it uvicorn answers 503.
+        "limit_concurrency": settings.limit_concurrency,
+        # uvicorn otherwise waits without limit for in-flight requests on SIGTERM, and the
+        # master's SIGKILL at ``graceful_timeout`` would cut the app's own shutdown (lifespan).
+        "timeout_graceful_shutdown": max(1, cfg.graceful_timeout - APP_SHUTDOWN_SECONDS),
+    }
+
+
+class Worker(UvicornWorker):
+    """``worker_class = "config.worker.Worker"``: built in the master, before each fork."""
+
+    def __init__(self, age: int, ppid: int, sockets: list, app: Any, timeout: float,
+                 cfg: GunicornConfig, log: Any) -> None:
+        self.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, **uvicorn_options(Settings.from_env(), cfg)}
+        super().__init__(age, ppid, sockets, app, timeout, cfg, log)
