@@ -29,6 +29,10 @@ from config.settings import Settings
 APP_SHUTDOWN_SECONDS = 5
 
 
+class HeaderSectionTooLarge(Exception):
+    """Raised inside the parser's callback to stop it."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """httptools with a deadline and a size bound for each request's header section.
 
@@ -43,6 +47,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     _header_deadline: asyncio.TimerHandle | None = None
     _header_bytes = 0
+    _oversized = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -55,9 +60,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)  # may begin and complete a header section
         if self._header_deadline is not None and not self.transport.is_closing():
+            # Still incomplete: every byte so far belongs to it.
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
-                self._refuse(431, f"request header section exceeds {self.max_header_bytes} bytes")
+                self._refuse(431, self._too_large)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -65,7 +71,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_header_deadline()
+        # Complete within one read (up to 256 KiB): measure what was parsed, as it was sent
+        # ("METHOD URL HTTP/1.1", "name: value" lines, the blank line; whitespace normalised).
+        size = (len(self.parser.get_method()) + len(self.url) + 14
+                + sum(len(name) + len(value) + 4 for name, value in self.headers))
+        if size > self.max_header_bytes:
+            self._oversized = True
+            raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._oversized:
+            self._refuse(431, self._too_large)
+        else:
+            super().send_400_response(msg)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request header section exceeds {self.max_header_bytes} bytes"
 
     def _start_header_deadline(self) -> None:
         if self._header_deadline is None:
