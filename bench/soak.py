@@ -31,8 +31,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
-from tests.servers import gunicorn, rss_bytes, worker_pids  # noqa: E402
+from coe_template.data import bundled_dataset_path, load_dataset
+from tests.servers import gunicorn, rss_bytes, worker_pids
 
 MODEL = "project-tagger"
 ADMIN_KEY = "soak-admin-key-0123456789"
@@ -64,9 +64,9 @@ class Report:
         return {pid: self.rss_end[pid] - rss for pid, rss in self.rss_start.items() if pid in self.rss_end}
 
     def text(self) -> str:
-        lines = [f"{self.requests} requests over {self.connections} connections in {self.seconds:.0f} s "
-                 f"({self.requests / self.seconds:.0f}/s); batch items done: {self.batch_items_done}; "
-                 f"predictions by version: {dict(sorted(self.versions_served.items()))}",
+        lines = [(f"{self.requests} requests over {self.connections} connections in {self.seconds:.0f} s "
+                  f"({self.requests / self.seconds:.0f}/s); batch items done: {self.batch_items_done}; "
+                  f"predictions by version: {dict(sorted(self.versions_served.items()))}"),
                  f"{'':<16}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}"]
         everything = [s for values in self.latencies.values() for s in values]
         for kind, values in sorted(self.latencies.items()) + [("all", everything)]:
