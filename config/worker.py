@@ -34,20 +34,28 @@ class HeaderSectionTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """httptools with a deadline and a size bound for each request's header section.
+    """httptools with a deadline and a size bound for each request's header section, and a gentler stop.
 
     The deadline starts when a connection opens (a connection that never sends
     anything is closed after it too) and when the first byte of each later
     request on a kept-alive connection arrives; idle kept-alive connections are
     closed by uvicorn's own ``timeout_keep_alive``.
+
+    On stop, uvicorn closes at once every connection without a request in progress,
+    even one whose request is half-received or already waiting in the socket: its
+    client sees a reset. Here such a request is still answered (as the connection's
+    last); an idle connection is closed after ``shutdown_grace`` seconds, time for a
+    request already on its way to arrive.
     """
 
     header_timeout: float = Settings.header_timeout
     max_header_bytes: int = Settings.max_header_bytes
+    shutdown_grace: float = 0.5
 
     _header_deadline: asyncio.TimerHandle | None = None
     _header_bytes = 0
     _oversized = False
+    _stopping = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -79,6 +87,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._oversized = True
             raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
         super().on_headers_complete()
+        if self._stopping:
+            self.cycle.keep_alive = False  # answered, then closed
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        if self._answering():
+            self.cycle.keep_alive = False  # answered, then closed (uvicorn's own way)
+        elif not self._receiving():  # (a half-received one is made the last in on_headers_complete)
+            self.loop.call_later(self.shutdown_grace, self._close_if_idle)
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _receiving(self) -> bool:
+        """A header section has begun and is not complete."""
+        return self._header_deadline is not None and self._header_bytes > 0
+
+    def _close_if_idle(self) -> None:
+        if not (self._answering() or self._receiving() or self.transport.is_closing()):
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if self._oversized:

@@ -5,14 +5,17 @@ Each test prints the figure the README quotes (run with ``-s`` to see it).
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import os
 import re
+import select
 import signal
 import socket
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -85,43 +88,76 @@ def test_kill_9_of_a_worker_fails_only_the_requests_it_held(model_store: Path, t
     assert after and set(after) == {200}
 
 
+def accept_queue(port: int) -> int:
+    """Connections waiting for a worker to accept them on a listening port (``/proc/net/tcp``)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, _, state, queues, *_ = line.split()
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            return int(queues.split(":")[1], 16)
+    raise LookupError(f"nothing listens on port {port}")
+
+
+def raw_request(body: bytes) -> bytes:
+    return (b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(1 << 20):
+        data += chunk
+    return data
+
+
 def test_sigterm_under_load_completes_every_request_in_flight(model_store: Path, tmp_path: Path, thousand_texts):
     graceful = 10
-    slow_body = httpx.Request("POST", "http://test/predictions", json=ONE).content
+    heavy = raw_request(json.dumps(thousand_texts).encode())  # 20 of them: 20,000 texts
+    slow = raw_request(json.dumps(ONE).encode())  # 4 of them, half sent before SIGTERM, the rest after
     env = {"COE_MODEL_STORE": str(model_store), "COE_GRACEFUL": str(graceful)}
-    with gunicorn(env, tmp_path / "server.log", workers=2) as (base, master):
-        host, port = base.removeprefix("http://").split(":")
+    with gunicorn(env, tmp_path / "server.log", workers=2) as (base, master), contextlib.ExitStack() as sockets:
+        port = int(base.rsplit(":", 1)[1])
 
-        def post_1000(_: int) -> int:
-            return httpx.post(f"{base}/predictions", json=thousand_texts, timeout=60).status_code
+        def connect() -> socket.socket:
+            return sockets.enter_context(socket.create_connection(("127.0.0.1", port), timeout=60))
 
-        # Requests the server is sure to be in the middle of: half their body sent before SIGTERM.
-        slow = [socket.create_connection((host, int(port)), timeout=60) for _ in range(4)]
-        for sock in slow:
-            sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                         + f"Content-Length: {len(slow_body)}\r\n\r\n".encode() + slow_body[:10])
-        with ThreadPoolExecutor(20) as pool:
-            heavy = [pool.submit(post_1000, n) for n in range(20)]  # 20,000 texts
-            time.sleep(1)  # all sent and accepted
-            in_flight = sum(not future.done() for future in heavy)
-            terminated = time.monotonic()
-            master.send_signal(signal.SIGTERM)
-            time.sleep(1)
-            for sock in slow:
-                sock.sendall(slow_body[10:])
-            slow_answers = [sock.recv(65536) for sock in slow]
-            heavy_statuses = [future.result() for future in heavy]
+        heavy_sockets, slow_sockets = [connect() for _ in range(20)], [connect() for _ in range(4)]
+        kept_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        sockets.callback(kept_alive.close)
+        kept_alive.request("GET", "/")
+        assert kept_alive.getresponse().read()
+        for sock in heavy_sockets:
+            sock.sendall(heavy)
+        for sock in slow_sockets:
+            sock.sendall(slow[:-10])
+        # In flight: every connection accepted by a worker (what waits in the listen queue
+        # when the listener closes is refused, as it should be: it never reached the server).
+        assert wait_for(lambda: accept_queue(port) == 0, 10) is not None
+        time.sleep(0.2)
+        answered_before = sum(bool(select.select([sock], [], [], 0)[0]) for sock in heavy_sockets)
+        terminated = time.monotonic()
+        master.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # A request on an idle kept-alive connection, just after the stop began: uvicorn alone
+        # would have closed the connection under it.
+        kept_alive.request("GET", "/")
+        late = kept_alive.getresponse()
+        late_answer = (late.status, late.getheader("connection"), late.read())
+        time.sleep(0.8)
+        for sock in slow_sockets:
+            sock.sendall(slow[-10:])
+        answers = [read_until_closed(sock) for sock in heavy_sockets + slow_sockets]
         assert master.wait(timeout=graceful + 15) == 0
         took = time.monotonic() - terminated
-        for sock in slow:
-            sock.close()
 
-    print(f"\nSIGTERM with {in_flight} 1,000-text and 4 slow-body predictions in flight: "
+    print(f"\nSIGTERM with {20 - answered_before} 1,000-text and 4 half-sent predictions in flight: "
           f"all answered, shut down in {took:.1f} s (COE_GRACEFUL={graceful})")
-    assert heavy_statuses == [200] * 20
-    for answer in slow_answers:
-        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert b"\r\nconnection: close\r\n" in answer  # the server says it is leaving
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert json.loads(body)["data"]["predictions"]
+    for answer in answers[-4:]:
+        assert b"\r\nconnection: close\r\n" in answer  # the server said it was leaving
+    assert late_answer[:2] == (200, "close")
     assert took < graceful + 5
 
 
