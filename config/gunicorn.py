@@ -3,59 +3,42 @@
 Connexion's FlaskApp is an ASGI app, so workers are Uvicorn workers; each runs
 Flask in Connexion's own pool of threads, so no gunicorn threads on top.
 
-=====================  ======================================  ==================
-variable               meaning                                 default
-=====================  ======================================  ==================
-``COE_BIND``           address to listen on                    ``0.0.0.0:8000``
-``WEB_CONCURRENCY``    number of worker processes              one per core
-``COE_GRACEFUL``       seconds in-flight requests get on stop  ``30``
-``COE_CONTROL_SOCKET`` path of gunicorn's control socket       none: no socket
-                       (for ``gunicornc``), one per instance
-=====================  ======================================  ==================
-
-uvicorn's own limits (header and body deadlines, header size, connections per
-worker) are settings of the app, in ``config/settings.py``; ``config/worker.py``
-hands them to uvicorn.
-
-Which gunicorn settings apply under ``UvicornWorker`` (gunicorn 27.0,
-uvicorn-worker 0.4, uvicorn 0.54), read from their source:
-
-=================================  =======  =====================================================
-setting                            applies  how
-=================================  =======  =====================================================
-``bind`` ``backlog`` ``reuse_port`` yes      the master opens the sockets; workers serve them
-``workers`` ``preload_app``        yes      the master forks; ``pre_fork`` freezes shared memory
-``graceful_timeout``               yes      the master SIGKILLs workers still alive after it;
-                                            ``config/worker.py`` also gives uvicorn the
-                                            in-flight share of it (otherwise unbounded)
-``timeout``                        partly   kills a worker whose event loop stops beating; a
-                                            slow request (Flask runs in threads) is never cut
-``keepalive``                      yes      passed as uvicorn's ``timeout_keep_alive``
-``max_requests`` + ``_jitter``     yes      jitter drawn per worker by gunicorn, passed as
-                                            uvicorn's ``limit_max_requests``
-``forwarded_allow_ips``            yes      passed to uvicorn's proxy-headers middleware
-SSL (``certfile``, ``keyfile``…)   yes      passed to uvicorn
-``accesslog`` ``errorlog``         yes      uvicorn's loggers take gunicorn's handlers and levels
+=====================  =====================================  =======  ====================================================
+setting                              applies  how
+===================================  =======  ====================================================
+``bind`` ``backlog`` ``reuse_port``  yes      the master opens the sockets; workers serve them
+``workers`` ``preload_app``          yes      the master forks; ``pre_fork`` freezes shared memory
+``graceful_timeout``                 yes      the master SIGKILLs workers still alive after it;
+                                              ``config/worker.py`` gives uvicorn the in-flight
+                                              share of it (uvicorn alone would wait forever)
+``timeout``                          partly   kills a worker whose event loop stops beating; a
+                                              slow request (Flask runs in threads) is never cut
+``keepalive``                        yes      passed as uvicorn's ``timeout_keep_alive``
+``max_requests`` + ``_jitter``       yes      jitter drawn per worker by gunicorn, passed as
+                                              uvicorn's ``limit_max_requests``
+``forwarded_allow_ips``              yes      passed to uvicorn's proxy-headers middleware
+SSL (``certfile``, ``keyfile``...)   yes      passed to uvicorn
+``accesslog`` ``errorlog``           yes      uvicorn's loggers take gunicorn's handlers, levels
 ``loglevel`` ``logconfig_dict``
-``access_log_format``              no       uvicorn writes its own access line
-hooks: ``on_starting``             yes      run by the master or around the worker's life
+``access_log_format``                no       uvicorn writes its own access line
+hooks ``on_starting``                yes      run by the master, or around a worker's life
 ``when_ready`` ``pre_fork``
 ``post_fork`` ``post_worker_init``
 ``child_exit`` ``worker_exit``
-hooks: ``pre_request``             no       only gunicorn's own workers call them; the
-``post_request`` ``worker_int``             uvicorn worker resets SIGINT/SIGABRT to defaults
+hooks ``pre_request``                no       only gunicorn's own workers call them; the
+``post_request`` ``worker_int``               uvicorn worker resets SIGINT/SIGABRT to defaults
 ``worker_abort``
-``control_socket*``                yes      the master's (see below)
-``worker_connections``             no       uvicorn's ``limit_concurrency`` instead
-``threads``                        no       Connexion's fixed pool of 10 threads per worker
-``limit_request_line``             no       gunicorn's HTTP parser only; uvicorn's httptools
-``limit_request_fields``                    parser has no bound: ``config/worker.py`` adds
-``limit_request_field_size``                ``COE_MAX_HEADER_BYTES``, ``COE_HEADER_TIMEOUT``
-``secure_scheme_headers``          no       uvicorn reads ``X-Forwarded-Proto`` itself
-``proxy_protocol``, ``http2_*``,   no       gunicorn's own HTTP and ASGI stack only
-``asgi_*``, ``http_parser``,
-``header_map``, ``permit_*``
-=================================  =======  =====================================================
+``control_socket*``                  yes      the master's (see below)
+``worker_connections``               no       uvicorn's ``limit_concurrency`` instead
+``threads``                          no       Connexion's fixed pool of 10 threads per worker
+``limit_request_line``               no       gunicorn's HTTP parser only; uvicorn's httptools
+``limit_request_fields``                      parser has no bound: ``config/worker.py`` adds
+``limit_request_field_size``                  ``COE_MAX_HEADER_BYTES``, ``COE_HEADER_TIMEOUT``
+``secure_scheme_headers``            no       uvicorn reads ``X-Forwarded-Proto`` itself
+``proxy_protocol`` ``http2_*``       no       gunicorn's own HTTP and ASGI stack only
+``asgi_*`` ``http_parser``
+``header_map`` ``permit_*``
+===================================  =======  ====================================================
 """
 
 import gc
