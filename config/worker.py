@@ -33,6 +33,31 @@ class HeaderSectionTooLarge(Exception):
     """Raised inside the parser's callback to stop it."""
 
 
+class _LingeringClose:
+    """The connection's transport as uvicorn sees it: closing while the client still sends lingers.
+
+    Closing a socket that has unread input makes the kernel send a reset, which can
+    destroy the answer just written (a 408, a 413) before the client reads it.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        cycle = self._protocol.cycle
+        if cycle is not None and cycle.more_body and not self._transport.is_closing():
+            self._protocol.linger()  # answered before the body was all in
+        else:
+            self._transport.close()
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """httptools with a deadline and a size bound for each request's header section, and a gentler stop.
 
@@ -51,14 +76,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: float = Settings.header_timeout
     max_header_bytes: int = Settings.max_header_bytes
     shutdown_grace: float = 0.5
+    #: After answering a client that is still sending: seconds its input is read and dropped
+    #: (its answer sent, then end of stream) before the connection closes, as Apache and nginx do.
+    linger_seconds: float = 2.0
 
     _header_deadline: asyncio.TimerHandle | None = None
     _header_bytes = 0
     _oversized = False
     _stopping = False
+    lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._socket = transport
+        self.transport = _LingeringClose(transport, self)  # type: ignore[assignment]
         self._start_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -66,6 +97,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # answered already: dropped
         super().data_received(data)  # may begin and complete a header section
         if self._header_deadline is not None and not self.transport.is_closing():
             # Still incomplete: every byte so far belongs to it.
@@ -153,7 +186,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             body,
         ])
         self.transport.write(b"".join(content))
-        self.transport.close()
+        self.linger()
+
+    def linger(self) -> None:
+        """End the answer (FIN), drop what the client still sends, close a little later."""
+        if self.lingering:
+            return
+        self._stop_header_deadline()
+        if not self._socket.can_write_eof():
+            self._socket.close()
+            return
+        self.lingering = True
+        self._socket.write_eof()
+        self.flow.resume_reading()  # uvicorn pauses reading while a body waits for the app
+        self.loop.call_later(self.linger_seconds, self._socket.close)
 
 
 def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:

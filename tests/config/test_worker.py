@@ -69,15 +69,11 @@ def test_larger_header_sections_are_refused(server, request_bytes):
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
 
-def test_an_endless_header_section_is_cut_off(server):
+def test_an_endless_header_section_is_cut_off_and_told_why(server):
+    """Refused after the limit; what the client still sends is read and dropped, so the answer is not lost."""
     with connect(server) as sock:
-        try:
-            sock.sendall(get_with_header(1 << 20)[:-4])
-            answer = sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            pass  # refused while still sending: the unread rest resets the connection
-        else:
-            assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        status, body = exchange(sock, get_with_header(1 << 20)[:-4])
+    assert (status, body) == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes".encode())
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
 
