@@ -16,17 +16,43 @@ both bounds to the httptools parser; the request *body* gets its deadline from
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from gunicorn.config import Config as GunicornConfig
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
 from config.settings import Settings
+from handlers.request_id import RequestId, current_request_id
 
 #: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown
 #: (the lifespan: background threads stopped, work handed back) once requests are done.
 APP_SHUTDOWN_SECONDS = 5
+
+
+class Overloaded:
+    """The answer beyond ``limit_concurrency``: uvicorn's is a bare text 503; this is the service's problem."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps({
+            "type": "/problems/busy",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"this server process has {self.limit} connections open, its limit; retry in a moment",
+            "request_id": current_request_id(),
+        }, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+            (b"connection", b"close"),
+        ]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class HeaderSectionTooLarge(Exception):
@@ -75,6 +101,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     header_timeout: float = Settings.header_timeout
     max_header_bytes: int = Settings.max_header_bytes
+    #: Connections (or requests) per worker beyond which requests get :class:`Overloaded`;
+    #: uvicorn's own ``limit_concurrency`` check, with the service's answer.
+    concurrency_limit: int = Settings.limit_concurrency
     shutdown_grace: float = 0.5
     #: After answering a client that is still sending: seconds its input is read and dropped
     #: (its answer sent, then end of stream) before the connection closes, as Apache and nginx do.
@@ -119,7 +148,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.max_header_bytes:
             self._oversized = True
             raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
-        super().on_headers_complete()
+        if max(len(self.connections), len(self.tasks)) >= self.concurrency_limit:
+            self.logger.warning("%s connections open: request answered 503", len(self.connections))
+            app, self.app = self.app, RequestId(Overloaded(self.concurrency_limit))
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         if self._stopping:
             self.cycle.keep_alive = False  # answered, then closed
 
@@ -207,13 +244,15 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
     protocol = type("Protocol", (BoundedHttpToolsProtocol,), {
         "header_timeout": settings.header_timeout,
         "max_header_bytes": settings.max_header_bytes,
+        "concurrency_limit": settings.limit_concurrency,
     })
     return {
         "http": protocol,
         # Not advertised: it only helps someone looking for a known vulnerable version.
         "server_header": False,
-        # Connections per worker (idle kept-alive ones too); beyond it uvicorn answers 503.
-        "limit_concurrency": settings.limit_concurrency,
+        # Connections per worker (idle kept-alive ones too): the protocol's concurrency_limit
+        # applies it, with a problem document where uvicorn would send a bare text 503.
+        "limit_concurrency": None,
         # uvicorn otherwise waits without limit for in-flight requests on SIGTERM, and the
         # master's SIGKILL at ``graceful_timeout`` would cut the app's own shutdown (lifespan).
         "timeout_graceful_shutdown": max(1, cfg.graceful_timeout - APP_SHUTDOWN_SECONDS),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -99,11 +100,26 @@ def test_connections_beyond_the_limit_are_answered_503(server):
     held = [connect(server) for _ in range(LIMIT)]  # each counts, idle or not
     try:
         time.sleep(0.5)
-        status, body = exchange(held[-1], b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        assert (status, body) == (503, b"Service Unavailable")
+        held[-1].sendall(b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: over-the-limit\r\n\r\n")
+        answer = b""
+        while chunk := held[-1].recv(65536):
+            answer += chunk
     finally:
         for sock in held:
             sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert status_line == "HTTP/1.1 503 Service Unavailable"
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["retry-after"] == "1"
+    assert headers["connection"] == "close"
+    assert headers["x-request-id"] == "over-the-limit"
+    assert json.loads(body) == {
+        "type": "/problems/busy", "title": "Service Unavailable", "status": 503,
+        "detail": f"this server process has {LIMIT} connections open, its limit; retry in a moment",
+        "request_id": "over-the-limit",
+    }
     time.sleep(0.5)
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
