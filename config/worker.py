@@ -9,8 +9,10 @@ default httptools parser, no bound on its size either (``h11_max_incomplete_even
 applies only to the slower pure-Python h11 parser). A client that opens
 connections and sends headers a byte at a time, or without end, would keep them
 open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
-both bounds to the httptools parser; the request *body* gets its deadline from
-``handlers.limits.BodyDeadline``.
+both bounds to the httptools parser (the request *body* gets its deadline from
+``handlers.limits.BodyDeadline``), answers beyond ``limit_concurrency`` with the
+service's problem document, stops without dropping requests already sent, and
+closes a connection whose client is still sending without destroying its answer.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class _LingeringClose:
     """The connection's transport as uvicorn sees it: closing while the client still sends lingers.
 
     Closing a socket that has unread input makes the kernel send a reset, which can
-    destroy the answer just written (a 408, a 413) before the client reads it.
+    destroy the answer just written (a 408 for a late body, a 413) before the client reads it.
     """
 
     def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
@@ -157,7 +159,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.app = app
         else:
             super().on_headers_complete()
-        if self._stopping:
+        if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False  # answered, then closed
 
     def shutdown(self) -> None:
@@ -250,6 +252,8 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
         "http": protocol,
         # Not advertised: it only helps someone looking for a known vulnerable version.
         "server_header": False,
+        # The API has no WebSocket: an upgrade request is refused (400), no WebSocket code runs.
+        "ws": "none",
         # Connections per worker (idle kept-alive ones too): the protocol's concurrency_limit
         # applies it, with a problem document where uvicorn would send a bare text 503.
         "limit_concurrency": None,

@@ -55,6 +55,15 @@ def test_no_server_header(server):
     assert "date" in response.headers
 
 
+def test_a_websocket_upgrade_is_refused(server):
+    """The API has no WebSocket: ``ws="none"``, so no WebSocket protocol is reachable."""
+    with connect(server) as sock:
+        status, _ = exchange(sock, b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, close\r\n"
+                                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert status == 400  # by uvicorn or by Flask, whichever answers first
+
+
 def test_header_sections_up_to_the_limit_are_served(server):
     with connect(server) as sock:
         assert exchange(sock, get_with_header(MAX_HEADER_BYTES))[0] == 200
@@ -132,6 +141,7 @@ def test_no_control_socket_unless_asked_for(model_store, tmp_path):
     home.mkdir()
     env = {"COE_MODEL_STORE": str(model_store), "HOME": str(home), "XDG_RUNTIME_DIR": ""}
     with gunicorn(env, tmp_path / "one.log", workers=1), gunicorn(env, tmp_path / "two.log", workers=1):
+        time.sleep(1)  # the master would open it in a thread of its own, maybe after serving
         assert list(home.rglob("*")) == []
 
 
@@ -141,6 +151,9 @@ def test_two_instances_each_answer_on_their_own_control_socket(model_store, tmp_
     with gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[0])}, tmp_path / "one.log", workers=1) as (_, one), \
             gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[1])}, tmp_path / "two.log", workers=2) as (_, two):
         for path, master in zip(paths, (one, two)):
+            deadline = time.monotonic() + 10  # the master opens it in a thread of its own, maybe after serving
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
             with ControlClient(str(path), timeout=10) as client:
                 assert client.send_command("show stats")["pid"] == master.pid
                 workers = client.send_command("show workers")
