@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test quality bench clean
+.PHONY: install model serve test quality bench soak clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get in
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/realtime_under_batch.py --items 100000
+
+soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a rollback: 0 unexpected answers
+	$(BIN)/python bench/soak.py --seconds 60 --connections 16
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ variable                      meaning                                 default
 ``WEB_CONCURRENCY``           number of worker processes              one per core
 ``COE_GRACEFUL``              seconds in-flight requests get on stop  ``30``
 ``PROMETHEUS_MULTIPROC_DIR``  where the workers' metrics files live   a temp dir of its own
+``COE_CONTROL_SOCKET``        path of gunicorn's control socket       none: off
 ============================  ======================================  =====================
 
 Metrics: every worker writes its counts to files in ``PROMETHEUS_MULTIPROC_DIR``
@@ -22,6 +23,47 @@ live gauges are removed (``child_exit``).
 Logs: :class:`config.logging.GunicornLogger` writes gunicorn's and uvicorn's lines
 through the service's one handler (``COE_LOG_FORMAT``); the access log is the
 service's own, so gunicorn's ``accesslog`` stays unset.
+
+Which gunicorn settings apply under the Uvicorn worker (read in gunicorn 27,
+uvicorn 0.54 and uvicorn-worker 0.4's source; the uvicorn options themselves are
+set in :mod:`config.worker`):
+
+===================================  =======  ====================================================
+setting                              applies  how
+===================================  =======  ====================================================
+``bind`` ``backlog`` ``reuse_port``  yes      the master opens the sockets; workers serve them
+``workers`` ``preload_app``          yes      the master forks; ``pre_fork`` freezes shared memory
+``graceful_timeout``                 yes      the master SIGKILLs workers still alive after it;
+                                              ``config/worker.py`` gives uvicorn the in-flight
+                                              share of it (uvicorn alone would wait forever)
+``timeout``                          partly   kills a worker whose event loop stops beating; a
+                                              slow request (Flask runs in threads) is never cut
+``keepalive``                        yes      passed as uvicorn's ``timeout_keep_alive``
+``max_requests`` + ``_jitter``       yes      jitter drawn per worker by gunicorn, passed as
+                                              uvicorn's ``limit_max_requests``
+``forwarded_allow_ips``              yes      passed to uvicorn's proxy-headers middleware
+SSL (``certfile``, ``keyfile``...)   yes      passed to uvicorn
+``accesslog`` ``errorlog``           yes      uvicorn's loggers take gunicorn's handlers and levels
+``loglevel`` ``logconfig_dict``               (the access log is ours: ``accesslog`` stays unset)
+``access_log_format``                no       uvicorn writes its own access line (turned off)
+hooks ``on_starting``                yes      run by the master, or around a worker's life
+``when_ready`` ``pre_fork``
+``post_fork`` ``post_worker_init``
+``child_exit`` ``worker_exit``
+hooks ``pre_request``                no       only gunicorn's own workers call them; the
+``post_request`` ``worker_int``               uvicorn worker resets SIGINT/SIGABRT to defaults
+``worker_abort``
+``control_socket*``                  yes      the master's (see below)
+``worker_connections``               no       uvicorn's ``limit_concurrency`` instead
+``threads``                          no       Connexion's fixed pool of 10 threads per worker
+``limit_request_line``               no       gunicorn's HTTP parser only; uvicorn's httptools
+``limit_request_fields``                      parser has no bound: ``config/worker.py`` adds
+``limit_request_field_size``                  ``COE_MAX_HEADER_BYTES``, ``COE_HEADER_TIMEOUT``
+``secure_scheme_headers``            no       uvicorn reads ``X-Forwarded-Proto`` itself
+``proxy_protocol`` ``http2_*``       no       gunicorn's own HTTP and ASGI stack only
+``asgi_*`` ``http_parser``
+``header_map`` ``permit_*``
+===================================  =======  ====================================================
 """
 
 import gc
@@ -53,18 +95,31 @@ def _metrics_dir() -> str:
 
 metrics_dir = _metrics_dir()
 
+# After the metrics directory is set: config.worker imports the app's modules.
+from config.worker import APP_SHUTDOWN_SECONDS  # noqa: E402
+
 bind = os.environ.get("COE_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn_worker.UvicornWorker, with server_header off and the limits of config/worker.py.
+worker_class = "config.worker.Worker"
 # Load the model before forking so workers share its memory pages.
 preload_app = True
-graceful_timeout = int(os.environ.get("COE_GRACEFUL", "30"))
+# In-flight requests get COE_GRACEFUL seconds; the app's own shutdown a few more.
+graceful_timeout = int(os.environ.get("COE_GRACEFUL", "30")) + APP_SHUTDOWN_SECONDS
 timeout = 60
 keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 100_000
 max_requests_jitter = 10_000
 logger_class = GunicornLogger
+
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: every
+# instance on a host would take (and on exit delete) the same one. Off unless asked
+# for, then at a path of its own.
+_control_socket = os.environ.get("COE_CONTROL_SOCKET")
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
 
 
 def pre_fork(server, worker) -> None:

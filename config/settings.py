@@ -35,6 +35,13 @@ variable                        meaning                                         
                                 (probes and the Swagger UI stay open)
 ``COE_CORS_ORIGINS``            comma-separated origins browsers may call from   none: CORS off
                                 (``https://host[:port]``, or ``*``)
+``COE_BODY_TIMEOUT``            seconds a request body may take to arrive, plus  ``30``
+                                one per ``COE_BODY_MIN_RATE`` bytes it declares
+``COE_BODY_MIN_RATE``           bytes per second a long body must keep up        ``1000000``
+``COE_HEADER_TIMEOUT``          seconds a client gets to send a request's        ``10``
+                                header section (and a new connection its first)
+``COE_MAX_HEADER_BYTES``        largest header section (request line included)   ``32768``
+``COE_LIMIT_CONCURRENCY``       open connections per worker; beyond, ``503``     ``256``
 ==============================  ===============================================  ====================================
 """
 
@@ -136,6 +143,11 @@ class Settings:
     ready_timeout: float = 2.0
     require_keys_for_reads: bool = False
     cors_origins: tuple[str, ...] = ()
+    body_timeout: float = 30.0
+    body_min_rate: float = 1_000_000.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 32 * 1024
+    limit_concurrency: int = 256
 
     def __post_init__(self) -> None:
         if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
@@ -183,4 +195,9 @@ class Settings:
             ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
             require_keys_for_reads=_flag(environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads),
             cors_origins=_origins(environ, "COE_CORS_ORIGINS"),
+            body_timeout=_number(environ, "COE_BODY_TIMEOUT", defaults.body_timeout, float),
+            body_min_rate=_number(environ, "COE_BODY_MIN_RATE", defaults.body_min_rate, float),
+            header_timeout=_number(environ, "COE_HEADER_TIMEOUT", defaults.header_timeout, float),
+            max_header_bytes=int(_number(environ, "COE_MAX_HEADER_BYTES", defaults.max_header_bytes)),
+            limit_concurrency=int(_number(environ, "COE_LIMIT_CONCURRENCY", defaults.limit_concurrency)),
         )

@@ -26,7 +26,7 @@ from config.settings import Settings
 from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
 from handlers.headers import SecurityHeaders
-from handlers.limits import BodySizeLimit
+from handlers.limits import BodyDeadline, BodySizeLimit
 from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import UnroutedNotFound
@@ -105,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
+    # After the size check (inserted at the same position, so inside it): only bounded bodies are read.
+    app.add_middleware(BodyDeadline, position=MiddlewarePosition.BEFORE_SWAGGER,
+                       seconds=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     # Inside RequestId (the id is set), outside the exception handlers (it sees the status sent).

@@ -62,3 +62,20 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """The master's child processes: its workers, as the kernel lists them."""
+    children: list[int] = []
+    for task in Path(f"/proc/{master_pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            children.extend(int(pid) for pid in (task / "children").read_text().split())
+    return sorted(children)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (``VmRSS``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for process {pid}")

@@ -326,3 +326,26 @@ def test_keys_for_reads_without_any_key_is_refused():
 def test_a_cors_origin_that_is_not_one_is_refused(origin):
     with pytest.raises(ValueError, match="COE_CORS_ORIGINS: .* is not an origin"):
         Settings.from_env({"COE_CORS_ORIGINS": origin})
+
+
+# --- the server's limits on slow and large requests ----------------------------------------------
+
+SERVER_LIMITS = [
+    ("COE_BODY_TIMEOUT", "body_timeout", 30.0, "2.5", 2.5),
+    ("COE_BODY_MIN_RATE", "body_min_rate", 1_000_000.0, "5000", 5000.0),
+    ("COE_HEADER_TIMEOUT", "header_timeout", 10.0, "1", 1.0),
+    ("COE_MAX_HEADER_BYTES", "max_header_bytes", 32 * 1024, "8192", 8192),
+    ("COE_LIMIT_CONCURRENCY", "limit_concurrency", 256, "64", 64),
+]
+
+
+@pytest.mark.parametrize(("variable", "field", "default", "value", "expected"), SERVER_LIMITS)
+def test_server_limits_have_defaults_and_are_read(variable, field, default, value, expected):
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({variable: value}), field) == expected
+
+
+@pytest.mark.parametrize(("variable", "field", "default", "value", "expected"), SERVER_LIMITS)
+def test_bad_server_limits_are_refused_by_name(variable, field, default, value, expected):
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: "0"})

@@ -1,0 +1,272 @@
+"""The gunicorn worker class: uvicorn, with the limits this service needs.
+
+``uvicorn_worker.UvicornWorker`` passes only a few gunicorn settings to uvicorn
+(see the table in ``config/gunicorn.py``); everything else comes from its
+``CONFIG_KWARGS``, set here from :class:`config.settings.Settings`.
+
+uvicorn (0.54) has no deadline for a request's header section and, with its
+default httptools parser, no bound on its size either (``h11_max_incomplete_event_size``
+applies only to the slower pure-Python h11 parser). A client that opens
+connections and sends headers a byte at a time, or without end, would keep them
+open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
+both bounds to the httptools parser (the request *body* gets its deadline from
+``handlers.limits.BodyDeadline``), answers beyond ``limit_concurrency`` with the
+service's problem document, stops without dropping requests already sent, and
+closes a connection whose client is still sending without destroying its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from gunicorn.config import Config as GunicornConfig
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn_worker import UvicornWorker
+
+from config.settings import Settings
+from handlers.request_id import RequestId, current_request_id
+
+#: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown
+#: (the lifespan: background threads stopped, work handed back) once requests are done.
+APP_SHUTDOWN_SECONDS = 5
+
+
+class Overloaded:
+    """The answer beyond ``limit_concurrency``: uvicorn's is a bare text 503; this is the service's problem."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps({
+            "type": "/problems/busy",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"this server process has {self.limit} connections open, its limit; retry in a moment",
+            "request_id": current_request_id(),
+        }, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+            (b"connection", b"close"),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class HeaderSectionTooLarge(Exception):
+    """Raised inside the parser's callback to stop it."""
+
+
+class _LingeringClose:
+    """The connection's transport as uvicorn sees it: closing while the client still sends lingers.
+
+    Closing a socket that has unread input makes the kernel send a reset, which can
+    destroy the answer just written (a 408 for a late body, a 413) before the client reads it.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        cycle = self._protocol.cycle
+        if cycle is not None and cycle.more_body and not self._transport.is_closing():
+            self._protocol.linger()  # answered before the body was all in
+        else:
+            self._transport.close()
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """httptools with a deadline and a size bound for each request's header section, and a gentler stop.
+
+    The deadline starts when a connection opens (a connection that never sends
+    anything is closed after it too) and when the first byte of each later
+    request on a kept-alive connection arrives; idle kept-alive connections are
+    closed by uvicorn's own ``timeout_keep_alive``.
+
+    On stop, uvicorn closes at once every connection without a request in progress,
+    even one whose request is half-received or already waiting in the socket: its
+    client sees a reset. Here such a request is still answered (as the connection's
+    last); an idle connection is closed after ``shutdown_grace`` seconds, time for a
+    request already on its way to arrive.
+    """
+
+    header_timeout: float = Settings.header_timeout
+    max_header_bytes: int = Settings.max_header_bytes
+    #: Connections (or requests) per worker beyond which requests get :class:`Overloaded`;
+    #: uvicorn's own ``limit_concurrency`` check, with the service's answer.
+    concurrency_limit: int = Settings.limit_concurrency
+    shutdown_grace: float = 0.5
+    #: After answering a client that is still sending: seconds its input is read and dropped
+    #: (its answer sent, then end of stream) before the connection closes, as Apache and nginx do.
+    linger_seconds: float = 2.0
+
+    _header_deadline: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+    _oversized = False
+    _stopping = False
+    lingering = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._socket = transport
+        self.transport = _LingeringClose(transport, self)  # type: ignore[assignment]
+        self._start_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # answered already: dropped
+        super().data_received(data)  # may begin and complete a header section
+        if self._header_deadline is not None and not self.transport.is_closing():
+            # Still incomplete: every byte so far belongs to it.
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(431, self._too_large)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_deadline()
+        # Complete within one read (up to 256 KiB): measure what was parsed, as it was sent
+        # ("METHOD URL HTTP/1.1", "name: value" lines, the blank line; whitespace normalised).
+        size = (len(self.parser.get_method()) + len(self.url) + 14
+                + sum(len(name) + len(value) + 4 for name, value in self.headers))
+        if size > self.max_header_bytes:
+            self._oversized = True
+            raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
+        if max(len(self.connections), len(self.tasks)) >= self.concurrency_limit:
+            self.logger.warning("%s connections open: request answered 503", len(self.connections))
+            app, self.app = self.app, RequestId(Overloaded(self.concurrency_limit))
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered, then closed
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        if self._answering():
+            self.cycle.keep_alive = False  # answered, then closed (uvicorn's own way)
+        elif not self._receiving():  # (a half-received one is made the last in on_headers_complete)
+            self.loop.call_later(self.shutdown_grace, self._close_if_idle)
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _receiving(self) -> bool:
+        """A header section has begun and is not complete."""
+        return self._header_deadline is not None and self._header_bytes > 0
+
+    def _close_if_idle(self) -> None:
+        if not (self._answering() or self._receiving() or self.transport.is_closing()):
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._oversized:
+            self._refuse(431, self._too_large)
+        else:
+            super().send_400_response(msg)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request header section exceeds {self.max_header_bytes} bytes"
+
+    def _start_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_bytes = 0
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._header_bytes:  # a request was begun: say why it is dropped
+            self._refuse(408, f"request header section not received within {self.header_timeout:g} s")
+        else:  # an idle new connection: nothing to answer
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer before any request exists (the app never sees it) and close, as uvicorn's own 400 does."""
+        self._stop_header_deadline()
+        self.logger.warning("%s from %s: %s", status, self.client, message)
+        body = message.encode("ascii")
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend([
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n",
+            b"\r\n",
+            body,
+        ])
+        self.transport.write(b"".join(content))
+        self.linger()
+
+    def linger(self) -> None:
+        """End the answer (FIN), drop what the client still sends, close a little later."""
+        if self.lingering:
+            return
+        self._stop_header_deadline()
+        if not self._socket.can_write_eof():
+            self._socket.close()
+            return
+        self.lingering = True
+        self._socket.write_eof()
+        self.flow.resume_reading()  # uvicorn pauses reading while a body waits for the app
+        self.loop.call_later(self.linger_seconds, self._socket.close)
+
+
+def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
+    """uvicorn's options beyond those ``UvicornWorker`` already takes from gunicorn."""
+    protocol = type("Protocol", (BoundedHttpToolsProtocol,), {
+        "header_timeout": settings.header_timeout,
+        "max_header_bytes": settings.max_header_bytes,
+        "concurrency_limit": settings.limit_concurrency,
+    })
+    return {
+        "http": protocol,
+        # Not advertised: it only helps someone looking for a known vulnerable version.
+        "server_header": False,
+        # The API has no WebSocket: an upgrade request is refused (400), no WebSocket code runs.
+        "ws": "none",
+        # Connections per worker (idle kept-alive ones too): the protocol's concurrency_limit
+        # applies it, with a problem document where uvicorn would send a bare text 503.
+        "limit_concurrency": None,
+        # uvicorn otherwise waits without limit for in-flight requests on SIGTERM, and the
+        # master's SIGKILL at ``graceful_timeout`` would cut the app's own shutdown (lifespan).
+        "timeout_graceful_shutdown": max(1, cfg.graceful_timeout - APP_SHUTDOWN_SECONDS),
+    }
+
+
+class Worker(UvicornWorker):
+    """``worker_class = "config.worker.Worker"``: built in the master, before each fork."""
+
+    def __init__(self, age: int, ppid: int, sockets: list, app: Any, timeout: float,
+                 cfg: GunicornConfig, log: Any) -> None:
+        self.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, **uvicorn_options(Settings.from_env(), cfg)}
+        super().__init__(age, ppid, sockets, app, timeout, cfg, log)
