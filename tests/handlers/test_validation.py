@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from connexion.json_schema import Draft4RequestValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
-from handlers.validation import _compile
+from handlers.request_id import HEADER
+from handlers.validation import MAX_DEPTH, _compile
+from tests.conftest import ADMIN
 
 PREDICTIONS = {
     "type": "object", "required": ["texts"], "additionalProperties": False,
@@ -68,3 +72,64 @@ def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_pro
     response = client.post("/batch-predictions", content=b'{"items": []}',
                            headers={"Content-Type": "multipart/form-data"})
     assert "malformed multipart/form-data body: Missing boundary" in assert_problem(response, 400)
+
+
+# --- JSON no operation can use: nested too deeply, integers too long to read -----------------------
+
+#: Every operation that takes a JSON body, with the headers it needs to get as far as parsing it.
+JSON_BODY_OPERATIONS = [
+    ("POST", "/predictions", {}),
+    ("POST", "/models/project-tagger/versions/1/predictions", {}),
+    ("POST", "/batch-predictions", {}),
+    ("PUT", "/models/project-tagger/aliases/staging", ADMIN),
+    ("POST", "/models/project-tagger/versions", ADMIN),
+]
+
+
+def bad_request(detail: str, request_id: str) -> dict:
+    return {"type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": detail,
+            "request_id": request_id}
+
+
+def send(client, method: str, path: str, headers: dict, body: str):
+    return client.request(method, path, content=body.encode(),
+                          headers={**headers, "Content-Type": "application/json", HEADER: "in-1"})
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 100, 1000, 100_000])
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_json_nested_too_deeply_is_a_bad_request(client, method, path, headers, depth):
+    response = send(client, method, path, headers, '{"texts":' + "[" * depth + "]" * depth + "}")
+    assert response.status_code == 400
+    assert response.json() == bad_request(
+        f"request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects", "in-1")
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_json_nested_to_the_limit_gets_the_schemas_answer(client, method, path, headers):
+    body = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    response = send(client, method, path, headers, body)
+    assert response.status_code == 400
+    assert response.json()["detail"].endswith("is not of type 'object'")
+
+
+@pytest.mark.parametrize("body", ['{"texts":[{"text":%s}]}', '{"items":[],"model_version":%s}', "%s",
+                                  '{"version":%s}', '{"args":{"seed":%s}}'])
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_an_integer_too_long_to_read_is_a_bad_request(client, method, path, headers, body):
+    digits = sys.get_int_max_str_digits()
+    response = send(client, method, path, headers, body % ("9" * (digits + 1)))
+    assert response.status_code == 400
+    assert response.json() == bad_request(
+        f"request body holds an integer of more than {digits} digits", "in-1")
+
+
+def test_the_depth_limit_leaves_room_for_every_body_of_the_spec():
+    """The deepest body the spec allows is far from the limit."""
+    from handlers.validation import _depth_exceeds
+
+    deepest = {"items": [{"id": "a", "text": "b"}], "args": {"seed": 1}}
+    assert not _depth_exceeds(deepest, 3)
+    assert _depth_exceeds(deepest, 2)
+    assert not _depth_exceeds([[[]]], 3) and _depth_exceeds([[[]]], 2)
+    assert not _depth_exceeds("text", 0) and not _depth_exceeds([], 1)
