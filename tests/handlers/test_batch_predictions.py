@@ -1,6 +1,7 @@
 import time
 import pytest
 
+from handlers.request_id import HEADER
 from tests.conftest import MODEL
 
 JOBS = "/batch-predictions"
@@ -186,3 +187,34 @@ def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
     assert_problem(batch_client.get(f"{JOBS}/{missing}/results/cv-1"), 404)
     assert_problem(batch_client.delete(f"{JOBS}/{missing}"), 404)
     assert_problem(batch_client.get(f"{JOBS}/not-a-job"), 400)
+
+
+# --- a version no database column can hold ----------------------------------------------------------
+
+#: Past PostgreSQL's integer, past SQLite's (and every database's) 64-bit integer.
+OUT_OF_RANGE = [2**31, 2**63]
+
+
+def send_version(client, version: int, how: str):
+    """``model_version`` in each of the three places a client can put it."""
+    headers = {HEADER: "in-3"}
+    if how == "json":
+        return client.post(JOBS, json={"items": ITEMS[:1], "model_version": version}, headers=headers)
+    if how == "query":
+        return client.post(f"{JOBS}?model_version={version}", content=b"id,text\na,x\n",
+                           headers={**headers, "Content-Type": "text/csv"})
+    return client.post(JOBS, files={"file": ("a.csv", b"id,text\na,x\n", "text/csv")},
+                       data={"model_version": str(version)}, headers=headers)
+
+
+@pytest.mark.parametrize("version", OUT_OF_RANGE)
+@pytest.mark.parametrize("how", ["json", "query", "form"])
+def test_a_version_out_of_the_databases_range_is_a_bad_request(batch_client, assert_envelope, version, how):
+    response = send_version(batch_client, version, how)
+    assert response.status_code == 400, response.text
+    where = "" if how == "query" else " - 'model_version'"  # Connexion names no query parameter
+    assert response.json() == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-3",
+        "detail": f"{version} is greater than the maximum of 2147483647{where}",
+    }
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 
 import pytest
+import yaml
 from connexion.json_schema import Draft4RequestValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
+from handlers.app import SPEC_DIR
 from handlers.request_id import HEADER
 from handlers.validation import MAX_DEPTH, _compile
 from tests.conftest import ADMIN
@@ -133,3 +135,40 @@ def test_the_depth_limit_leaves_room_for_every_body_of_the_spec():
     assert _depth_exceeds(deepest, 2)
     assert not _depth_exceeds([[[]]], 3) and _depth_exceeds([[[]]], 2)
     assert not _depth_exceeds("text", 0) and not _depth_exceeds([], 1)
+
+
+# --- every integer a client sends is bounded -------------------------------------------------------
+
+#: Integers whose bounds live elsewhere: training arguments are checked by coe_template.args, which
+#: names every bad field at once (jsonschema stops at the first) and also checks args files.
+BOUNDED_ELSEWHERE = {"TrainingRequest.args"}
+
+
+def client_integers(node: object, spec: dict, where: str = "") -> list[tuple[str, dict]]:
+    """Every integer schema under ``node``, with where it is, following $refs."""
+    if isinstance(node, list):
+        return [found for item in node for found in client_integers(item, spec, where)]
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        target = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return client_integers(target, spec, name)
+    found = [(where, node)] if node.get("type") == "integer" else []
+    for key, value in node.items():
+        if key not in ("example", "examples", "default") and f"{where}.{key}" not in BOUNDED_ELSEWHERE:
+            found += client_integers(value, spec, f"{where}.{key}" if key == "args" else where)
+    return found
+
+
+def test_every_integer_a_client_sends_is_bounded():
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
+    operations = [op for item in spec["paths"].values() for method, op in item.items() if method != "parameters"]
+    sent = [item.get("parameters", []) for item in spec["paths"].values()]
+    sent += [[op.get("parameters", []), op.get("requestBody", {})] for op in operations]
+    integers = client_integers(sent, spec)
+    assert len(integers) >= 6  # page sizes, versions in the path, the query, the bodies and the form
+    unbounded = [(where, schema) for where, schema in integers if not {"minimum", "maximum"} <= set(schema)]
+    assert unbounded == []

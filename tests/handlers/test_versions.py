@@ -144,3 +144,18 @@ def test_a_training_failure_leaves_a_failed_version(client_for, write_csv):
     assert version["status"] == "failed"
     assert "single class" in version["error"]
     assert version["performance"] is None and version["artifacts"] is None
+
+
+def test_integer_training_args_no_database_can_hold_are_named_each(client):
+    """Their bounds live in coe_template.args, which names every bad field at once."""
+    huge = 2**63
+    body = {"args": {"ngram_max": huge, "min_df": huge, "max_iter": huge, "seed": huge}}
+    response = client.post(VERSIONS, json=body, headers={**ADMIN, "X-Request-ID": "in-4"})
+    assert response.json() == {
+        "type": "/problems/invalid-input", "title": "Bad Request", "status": 400, "request_id": "in-4",
+        "detail": "invalid training arguments: "
+                  "max_iter: Must be greater than or equal to 10 and less than or equal to 100000.; "
+                  "min_df: Must be greater than or equal to 1 and less than or equal to 100.; "
+                  "ngram_max: Must be greater than or equal to 1 and less than or equal to 5.; "
+                  "seed: Must be greater than or equal to 0 and less than or equal to 4294967295.",
+    }
