@@ -1,4 +1,5 @@
 import time
+
 import pytest
 
 from handlers.request_id import HEADER
@@ -216,5 +217,22 @@ def test_a_version_out_of_the_databases_range_is_a_bad_request(batch_client, ass
     assert response.json() == {
         "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-3",
         "detail": f"{version} is greater than the maximum of 2147483647{where}",
+    }
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_a_csv_with_a_quote_left_open_is_refused_whole_not_half_read(batch_client, assert_envelope, how):
+    """It used to be a job of 1 item: the open quote swallowed every row after it."""
+    csv = b'id,text\na,"hello\nb,world\n'
+    if how == "body":
+        response = batch_client.post(JOBS, content=csv, headers={"Content-Type": "text/csv", HEADER: "in-5"})
+    else:
+        response = batch_client.post(JOBS, files={"file": ("a.csv", csv, "text/csv")}, headers={HEADER: "in-5"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "/problems/invalid-input", "title": "Bad Request", "status": 400, "request_id": "in-5",
+        "detail": "the CSV file is malformed in the row starting on line 2: unexpected end of data; enclose a "
+                  "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
     }
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
