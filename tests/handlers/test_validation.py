@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
+from coe_template.batch.items import _problems
 from handlers.app import SPEC_DIR
 from handlers.request_id import HEADER
 from handlers.validation import MAX_DEPTH, _compile
@@ -172,3 +173,23 @@ def test_every_integer_a_client_sends_is_bounded():
     assert len(integers) >= 6  # page sizes, versions in the path, the query, the bodies and the form
     unbounded = [(where, schema) for where, schema in integers if not {"minimum", "maximum"} <= set(schema)]
     assert unbounded == []
+
+
+# --- "has a text": one definition, the spec's \S, for both validators and the batch items ---------------
+
+
+def spec_schema(name: str) -> dict:
+    return yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["components"]["schemas"][name]
+
+
+def batch_item_has_text(text: str) -> bool:
+    return not any("has no text" in problem for problem in _problems(["a"], [text], "items"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+       | st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u3000\u2028\x00\x01\x7fa"), max_size=6))
+def test_a_text_is_accepted_by_both_validators_exactly_when_a_batch_item_has_text(text):
+    schema = spec_schema("PredictionRequest")
+    body = {"texts": [{"text": text}]}
+    assert accepted_when_compiled(schema, body) == accepted_by_connexion(schema, body) == batch_item_has_text(text)
