@@ -1,4 +1,5 @@
-"""Requests no operation of the spec can answer end here, as a 404, before Flask sees them.
+"""Requests no operation of the spec can answer end here: a 404 before Flask sees them, a 405
+that lists every method of the path.
 
 Connexion hands a request its router matched to no operation on to Flask, whose own
 router can still match it: Starlette's pattern for an API's mount stops at a newline,
@@ -11,9 +12,12 @@ character, and every route is an operation of the spec: nothing else needs Flask
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from connexion.exceptions import ProblemException
-from connexion.middleware.abstract import ROUTING_CONTEXT
+from connexion.middleware.abstract import ROUTING_CONTEXT, SpecMiddleware
+from connexion.spec import Specification
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -31,3 +35,39 @@ class UnroutedNotFound:
             detail = f"{scope['path'][:200]!r} not found: no resource of this API has that path (see /docs)"
             raise ProblemException(status=404, title="Not Found", detail=detail)
         await self.app(scope, receive, send)
+
+
+class AllowedMethods(SpecMiddleware):
+    """A 405 lists every method of the path in ``Allow``, not only the first operation's.
+
+    Connexion makes one Starlette route per operation, and Starlette answers a method no
+    route of the path takes from the first route of that path: ``PATCH`` on an alias was
+    told ``Allow: GET, HEAD`` though the path also takes ``PUT`` and ``DELETE``. Placed
+    before routing, this reads the spec's paths and completes the 405 routing raises.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    def add_api(self, specification: Specification, base_path: str | None = None, **_: Any) -> None:
+        base = specification.base_path if base_path is None else base_path
+        for path, item in specification["paths"].items():
+            methods = {method.upper() for method in item if method != "parameters" and not method.startswith("x-")}
+            if "GET" in methods:
+                methods.add("HEAD")  # Starlette answers HEAD wherever GET is
+            template = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + path))
+            self.paths.append((re.compile(template), frozenset(methods)))
+
+    def allowed(self, path: str) -> list[str]:
+        return sorted({method for regex, methods in self.paths if regex.fullmatch(path) for method in methods})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except HTTPException as exc:
+            if exc.status_code != 405:
+                raise
+            allowed = ", ".join(self.allowed(scope["path"]))
+            raise HTTPException(405, detail=f"{scope['method']} is not allowed on {scope['path']}: use {allowed}",
+                                headers={**(exc.headers or {}), "Allow": allowed}) from None
