@@ -24,7 +24,7 @@ from handlers import problems
 from handlers.context import EXTENSION, Services
 from handlers.limits import BodySizeLimit
 from handlers.request_id import RequestId
-from handlers.routing import AllowedMethods, UnroutedNotFound
+from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.validation import VALIDATORS
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
+    app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     problems.register(app)

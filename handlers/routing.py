@@ -12,11 +12,14 @@ character, and every route is an operation of the spec: nothing else needs Flask
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from connexion.exceptions import ProblemException
+from connexion.frameworks.starlette import IntegerConverter
 from connexion.middleware.abstract import ROUTING_CONTEXT, SpecMiddleware
 from connexion.spec import Specification
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -71,3 +74,30 @@ class AllowedMethods(SpecMiddleware):
             allowed = ", ".join(self.allowed(scope["path"]))
             raise HTTPException(405, detail=f"{scope['method']} is not allowed on {scope['path']}: use {allowed}",
                                 headers={**(exc.headers or {}), "Allow": allowed}) from None
+
+
+class _ReadableInteger(IntegerConverter):
+    """Connexion's ``int`` path convertor, but a number Python will not read stays text."""
+
+    def convert(self, value: str) -> int | str:  # type: ignore[override]
+        if len(value) > sys.get_int_max_str_digits():
+            return value  # the spec's validation refuses it: "... is not of type 'integer'"
+        return int(value)
+
+
+class PathIntegers:
+    """Integers in a path longer than Python reads (4300 digits) are a 400, not a 500.
+
+    Starlette converts an integer path parameter with ``int()`` while matching routes, which
+    raised ValueError past ``sys.get_int_max_str_digits()``. Connexion registers its ``int``
+    convertor when its routing middleware is made; this middleware, made right after it (it
+    sits before routing) and before any route is compiled, registers one that leaves such a
+    number as text. It does nothing per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        register_url_convertor("int", _ReadableInteger())
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -6,13 +6,16 @@ import sys
 
 import pytest
 import yaml
+from connexion.exceptions import ProblemException
 from connexion.json_schema import Draft4RequestValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
+from starlette.datastructures import Headers
 
 from coe_template.batch.items import _problems
 from handlers.app import SPEC_DIR
+from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
 from handlers.validation import MAX_DEPTH, _compile
 from tests.conftest import ADMIN
@@ -193,3 +196,46 @@ def test_a_text_is_accepted_by_both_validators_exactly_when_a_batch_item_has_tex
     schema = spec_schema("PredictionRequest")
     body = {"texts": [{"text": text}]}
     assert accepted_when_compiled(schema, body) == accepted_by_connexion(schema, body) == batch_item_has_text(text)
+
+
+# --- integers in the path -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/models/project-tagger/versions/{}", "/models/project-tagger/versions/{}/args",
+                                  "/models/project-tagger/versions/{}/args/seed"])
+def test_a_version_in_the_path_too_long_to_read_is_a_bad_request(client, path):
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    response = client.get(path.format(digits), headers={HEADER: "in-10"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert response.json() == bad_request(detail, "in-10")
+    assert detail.startswith("'999") and detail.endswith("999' is not of type 'integer'")
+
+
+@pytest.mark.parametrize("version", ["0", "2147483648", "-1"])
+def test_a_version_in_the_path_out_of_range_is_a_bad_request(client, version):
+    response = client.get(f"/models/project-tagger/versions/{version}", headers={HEADER: "in-11"})
+    assert response.status_code == 400
+
+
+# --- a Content-Length no int() should read ------------------------------------------------------------
+
+
+BODY = b'{"texts":[{"text":"a model registry"}]}'
+
+
+@pytest.mark.parametrize("length", ["9" * 4301, "0" * 4301 + str(len(BODY)), "1" * 21])
+def test_a_content_length_of_more_digits_than_a_size_has_is_a_bad_request(client, length):
+    response = client.post("/predictions", content=BODY, headers={
+        "Content-Type": "application/json", "Content-Length": length, HEADER: "in-12"})
+    assert response.status_code == 400
+    assert response.json() == bad_request(f"Content-Length must be a number of bytes, not {length[:40]!r}", "in-12")
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xd9\xa3", b"1e3", b" 5", b"-1", b""])
+def test_a_content_length_that_is_not_ascii_digits_is_a_bad_request(length):
+    """'²' is a digit to str.isdigit(), not to int()."""
+    with pytest.raises(ProblemException) as info:
+        BodySizeLimit.check(Headers(raw=[(b"content-length", length)]), 100)
+    assert info.value.status == 400
+    assert info.value.detail == f"Content-Length must be a number of bytes, not {length.decode('latin-1')!r}"
