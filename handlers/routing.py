@@ -1,5 +1,5 @@
-"""Requests no operation of the spec can answer end here: a 404 before Flask sees them, a 405
-that lists every method of the path.
+"""Routing's answers to requests no operation takes: a 404 before Flask sees them, a 405
+that lists every method of the path, a 400 (not a 500) for a path integer too long to read.
 
 Connexion hands a request its router matched to no operation on to Flask, whose own
 router can still match it: Starlette's pattern for an API's mount stops at a newline,
@@ -79,7 +79,7 @@ class AllowedMethods(SpecMiddleware):
 class _ReadableInteger(IntegerConverter):
     """Connexion's ``int`` path convertor, but a number Python will not read stays text."""
 
-    def convert(self, value: str) -> int | str:  # type: ignore[override]
+    def convert(self, value: str) -> int | str:
         if len(value) > sys.get_int_max_str_digits():
             return value  # the spec's validation refuses it: "... is not of type 'integer'"
         return int(value)
