@@ -29,7 +29,7 @@ from handlers.headers import SecurityHeaders
 from handlers.limits import BodyDeadline, BodySizeLimit
 from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
-from handlers.routing import UnroutedNotFound
+from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.security import KeyGuard, RedactQueryCredentials
 from handlers.validation import VALIDATORS
 
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     # After the size check (inserted at the same position, so inside it): only bounded bodies are read.
     app.add_middleware(BodyDeadline, position=MiddlewarePosition.BEFORE_SWAGGER,
                        seconds=settings.body_timeout, min_rate=settings.body_min_rate)
+    app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
+    app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     # Inside RequestId (the id is set), outside the exception handlers (it sees the status sent).

@@ -14,10 +14,15 @@ costs no thread, and gives up with a 408 when it takes too long.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from connexion.exceptions import ProblemException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: A number of bytes: ASCII digits (str.isdigit() takes '²', int() does not), as many as a 64-bit
+#: size has (int(), here and in Connexion, refuses more than 4300).
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 class BodySizeLimit:
@@ -46,7 +51,7 @@ class BodySizeLimit:
                     detail="send the body with a Content-Length header; chunked bodies are not accepted",
                 )
             return
-        if not declared.isdigit():
+        if not _DIGITS.fullmatch(declared):
             raise ProblemException(status=400, title="Bad Request",
                                    detail=f"Content-Length must be a number of bytes, not {declared[:40]!r}")
         if int(declared) > limit:

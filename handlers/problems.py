@@ -13,13 +13,11 @@ import json
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
 from connexion import FlaskApp
 from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
-from marshmallow import ValidationError
 from starlette.exceptions import HTTPException
 
 from coe_template.errors import (
@@ -98,25 +96,12 @@ def _shorten(detail: str) -> str:
     return f"{detail[: MAX_DETAIL // 3]} … {detail[-(MAX_DETAIL * 2 // 3):]}"
 
 
-def _flatten(messages: Mapping[Any, Any] | list[Any], path: str = "") -> list[str]:
-    if isinstance(messages, Mapping):
-        out: list[str] = []
-        for key, value in messages.items():
-            out.extend(_flatten(value, f"{path}.{key}" if path else str(key)))
-        return out
-    return [f"{path}: {' '.join(map(str, messages))}"]
-
-
 def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> ConnexionResponse:
     detail = str(exc.detail)
     if isinstance(exc.__context__, json.JSONDecodeError):
         detail = f"request body is not valid JSON: {detail}"
     # jsonschema appends the failing schema and instance after a blank line.
     return response(HTTPStatus.BAD_REQUEST, detail.split("\n\n", 1)[0])
-
-
-def invalid_body(_request: ConnexionRequest, exc: ValidationError) -> ConnexionResponse:
-    return response(HTTPStatus.BAD_REQUEST, "; ".join(_flatten(exc.normalized_messages())))
 
 
 def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
@@ -159,6 +144,5 @@ def register(app: FlaskApp) -> None:
     app.add_error_handler(HTTPException, framework_problem)
     app.add_error_handler(ProblemException, framework_problem)
     app.add_error_handler(BadRequestProblem, bad_request)
-    app.add_error_handler(ValidationError, invalid_body)
     app.add_error_handler(CoeError, refused)
     app.add_error_handler(Exception, internal_error)

@@ -10,12 +10,14 @@ is validated again by Connexion's own validator, so clients get exactly the same
 Schemas using what OpenAPI adds to JSON Schema draft 4 (``nullable``, ``readOnly``…)
 or ``format`` are left to jsonschema alone: there the two could disagree.
 
-Two bodies Connexion's parsers fail on with a 500 are answered with a 400 here: JSON
-that is not UTF-8, and multipart/form-data without a boundary.
+Bodies Connexion's parsers fail on with a 500 are answered with a 400 here: JSON that
+is not UTF-8, nested deeper than ``MAX_DEPTH`` or holding an integer longer than Python
+reads (``sys.get_int_max_str_digits()``), and multipart/form-data without a boundary.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -28,6 +30,21 @@ from starlette.types import Scope
 
 #: Keywords whose meaning Connexion's validator adds or checks differently.
 _NOT_COMPILED = frozenset({"nullable", "x-nullable", "readOnly", "writeOnly", "format", "discriminator"})
+
+#: Deepest nesting of arrays and objects a JSON body may have; the spec's deepest body has 3.
+MAX_DEPTH = 32
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (a scalar is 0 deep), without recursion."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [child for node in level if isinstance(node, (list, dict))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+        if not level:
+            return False
+    return any(isinstance(node, (list, dict)) for node in level)
+
 
 #: id(schema) → (schema, compiled check or None); Connexion passes each operation the same dict.
 _compiled: dict[int, tuple[dict, Callable[[Any], Any] | None]] = {}
@@ -55,20 +72,34 @@ def _compile(schema: dict) -> Callable[[Any], Any] | None:
 
 class CompiledJSONBodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        # Connexion's own parse catches only JSONDecodeError: each of these was a 500.
         try:
             return await super()._parse(stream, scope)
-        except UnicodeDecodeError as exc:  # Connexion's own parse lets it through: a 500
+        except UnicodeDecodeError as exc:
             raise BadRequestProblem(detail=f"request body is not UTF-8 JSON: {exc}") from None
+        except RecursionError:  # json.loads nests a call per level, up to the interpreter's limit
+            raise _too_deep() from None
+        except ValueError:  # the one other ValueError json.loads raises: int's digit limit
+            raise BadRequestProblem(detail=f"request body holds an integer of more than "
+                                           f"{sys.get_int_max_str_digits()} digits") from None
 
     def _validate(self, body: Any) -> dict | None:
         check = _compile(self._schema) if body is not None else None
         if check is not None:
             try:
                 check(body)
-                return None
+                return None  # the schema bounds the depth of what it accepts
             except fastjsonschema.JsonSchemaException:
                 pass  # let jsonschema say what is wrong, in its words
+        # jsonschema quotes the failing value with repr(), which recurses as deep as it nests.
+        if _depth_exceeds(body, MAX_DEPTH):
+            raise _too_deep()
         return super()._validate(body)
+
+
+def _too_deep() -> BadRequestProblem:
+    return BadRequestProblem(detail=f"request body is nested too deeply: at most {MAX_DEPTH} levels "
+                                    f"of arrays and objects")
 
 
 class MultiPartBodyValidator(MultiPartFormDataValidator):

@@ -20,6 +20,10 @@ ITEM_ID = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
 _ITEM_IDS = re.compile(r"(?:[A-Za-z0-9._~:@-]{1,200}\n)*")
 
 
+#: How a CSV field must be quoted: said with every quoting error.
+QUOTING = "enclose a field holding a comma, a quote or a line break in quotes, and double each quote inside it"
+
+
 class BatchInputError(InvalidInput):
     """The input cannot become a batch job; the message names each problem."""
 
@@ -89,30 +93,65 @@ def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list
 
 
 def csv_rows(text: str) -> Iterator[list[str]]:
-    """The rows ``csv.reader`` gives, several times faster when nothing in the text is quoted.
+    """The rows a strict ``csv.reader`` gives, several times faster when nothing in the text is quoted.
 
-    Without a quote, a carriage return or a NUL, the default dialect's rows are the lines
-    split at commas (a blank line is an empty row, the final newline ends the last row),
-    and no field can exceed the field size limit if no line does.
+    Strict: a quote left open, or text after a closing quote, is an error rather than a field
+    that runs on to the next quote, swallowing the rows in between. Without a quote, a
+    carriage return or a NUL, the default dialect's rows are the lines split at commas (a
+    blank line is an empty row, the final newline ends the last row), and no field can exceed
+    the field size limit if no line does.
     """
     if '"' in text or "\r" in text or "\x00" in text:
-        return csv.reader(io.StringIO(text, newline=""))
+        return csv.reader(io.StringIO(text, newline=""), strict=True)
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
     if lines and max(map(len, lines)) > csv.field_size_limit():
-        return csv.reader(io.StringIO(text, newline=""))  # let it say which field is too large
+        return csv.reader(io.StringIO(text, newline=""), strict=True)  # let it say which field is too large
     return (line.split(",") if line else [] for line in lines)
 
 
+def _malformed(text: str) -> BatchInputError:
+    """The first malformed row of a CSV text, by the line it starts on.
+
+    Called only once reading failed, or the text holds an odd number of quotes: quotes that
+    open and close fields, and the doubled ones inside them, come in pairs, so one is left
+    over in an unquoted field (which the csv module would keep as text).
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(lines, strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            if sum(line.count('"') for line in lines[start - 1: reader.line_num]) % 2:
+                return _malformed_row(start, "an unmatched quote", hint=True)
+            start = reader.line_num + 1
+    except csv.Error as exc:  # a quote left open can also end as a field over the size limit
+        return _malformed_row(start, str(exc), hint='"' in text)
+    raise AssertionError("_malformed called on a well-formed CSV text")
+
+
+def _malformed_row(line: int, what: str, hint: bool) -> BatchInputError:
+    return BatchInputError(f"the CSV file is malformed in the row starting on line {line}: {what}"
+                           + (f"; {QUOTING}" if hint else ""))
+
+
 def read_csv(data: bytes) -> list[Item]:
-    """Items from a CSV with an ``id`` column and ``text`` or ``title`` + ``description``."""
+    """Items from a CSV with an ``id`` column and ``text`` or ``title`` + ``description``.
+
+    A malformed CSV is refused whole, naming the row, never read in part.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BatchInputError(f"the CSV file is not UTF-8 text: {exc}") from None
-    reader = csv_rows(text)
-    columns = next(reader, [])
+    try:
+        rows = list(csv_rows(text))
+    except csv.Error:
+        raise _malformed(text) from None
+    if text.count('"') % 2:
+        raise _malformed(text)
+    columns = rows.pop(0) if rows else []
     if not columns:
         raise BatchInputError("the CSV file is empty: expected a header with id and text (or title, description)")
     if "id" not in columns or not ("text" in columns or {"title", "description"} <= set(columns)):
@@ -120,10 +159,6 @@ def read_csv(data: bytes) -> list[Item]:
             f"the CSV file needs an id column and a text column (or title and description); "
             f"found {', '.join(columns)}"
         )
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise BatchInputError(f"the CSV file is malformed: {exc}") from None
     if rows and min(map(len, rows)) < len(columns):
         # A short row misses its last fields, as csv.DictReader would fill them with None.
         rows = [row + [""] * (len(columns) - len(row)) for row in rows]

@@ -16,6 +16,7 @@ from typing import Any
 
 from coe_template.args import TrainingArgs, parse_args
 from coe_template.data import load_dataset
+from coe_template.errors import CoeError
 from coe_template.registry.registry import Registry
 from coe_template.train import train
 
@@ -46,5 +47,16 @@ def run_training(registry: Registry, name: str, number: int, data: Path) -> dict
         trained = train(load_dataset(data), parse_args(version["args"]))
         return registry.complete_version(name, number, trained)
     except Exception as exc:
-        registry.fail_version(name, number, f"{type(exc).__name__}: {exc}")
+        registry.fail_version(name, number, _why(exc, Path(data)))
         raise
+
+
+def _why(exc: Exception, data: Path) -> str:
+    """Why training failed, as the version records it: every client can read that, so no server path.
+
+    The package's own errors are written for people; the data file they name is called by its
+    name alone. Any other error can hold anything (a path, a query): it goes to the log, raised.
+    """
+    if isinstance(exc, CoeError):
+        return f"{type(exc).__name__}: {exc}".replace(str(data), f"the training data ({data.name})")
+    return f"{type(exc).__name__}: training failed unexpectedly; the traceback is in the server's log"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from coe_template.batch.items import (
     ITEM_ID,
+    QUOTING,
     BatchInputError,
     _all_valid,
     _problems,
@@ -227,9 +228,43 @@ def test_a_short_csv_row_has_no_text():
         read_csv(b"id,text\np-1,fine\np-2\n")
 
 
+@pytest.mark.parametrize(("data", "line", "error"), [
+    (b'id,text\na,"hello\nb,world\n', 2, "unexpected end of data"),  # the rest of the file in one field
+    (b'id,text\na,ok\nb,"never closed', 3, "unexpected end of data"),
+    (b'"id,text\na,b\n', 1, "unexpected end of data"),  # in the header
+    (b'id,text\na,ok\nb,"quoted"then more\n', 3, "',' expected after '\"'"),
+    (b'id,text\na,"two\nlines"x\n', 2, "',' expected after '\"'"),
+])
+def test_a_csv_with_an_unclosed_or_stray_quote_is_refused_naming_the_line(data, line, error):
+    with pytest.raises(BatchInputError) as info:
+        read_csv(data)
+    assert str(info.value) == (f"the CSV file is malformed in the row starting on line {line}: {error}; "
+                               f"{QUOTING}")
+
+
+def test_a_lone_quote_inside_an_unquoted_field_is_refused_naming_the_line():
+    with pytest.raises(BatchInputError) as info:
+        read_csv(b'id,text\na,a 12" screen\nb,ok\n')
+    assert str(info.value) == (f"the CSV file is malformed in the row starting on line 2: an unmatched quote; "
+                               f"{QUOTING}")
+
+
+def test_quotes_in_pairs_inside_an_unquoted_field_are_kept_as_the_csv_module_reads_them():
+    assert read_csv(b'id,text\na,the "best" model\n') == [("a", 'the "best" model')]
+
+
 def test_a_malformed_csv_is_refused_not_crashed_on():
-    with pytest.raises(BatchInputError, match="the CSV file is malformed: field larger than field limit"):
+    with pytest.raises(BatchInputError) as info:
         read_csv(b"id,text\np-1," + b"x" * 200_000 + b"\n")
+    assert str(info.value) == ("the CSV file is malformed in the row starting on line 2: "
+                               "field larger than field limit (131072)")
+
+
+def test_a_quote_left_open_over_a_large_file_is_refused_where_it_opened():
+    with pytest.raises(BatchInputError) as info:
+        read_csv(b'id,text\np-1,"open\n' + b"p,x\n" * 50_000)
+    assert str(info.value) == ("the CSV file is malformed in the row starting on line 2: "
+                               f"field larger than field limit (131072); {QUOTING}")
 
 
 # --- csv_rows: the unquoted fast path reads what the csv module reads -----------------------------
@@ -239,7 +274,7 @@ def test_a_malformed_csv_is_refused_not_crashed_on():
 @given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60))
 def test_csv_rows_are_the_csv_modules_rows(text):
     try:
-        expected = list(csv.reader(io.StringIO(text, newline="")))
+        expected = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error:
         with pytest.raises(csv.Error):
             list(csv_rows(text))
@@ -266,3 +301,50 @@ def test_the_fast_check_accepts_exactly_the_input_with_no_problem(pairs):
 def test_an_id_hiding_a_newline_is_refused_though_each_of_its_lines_is_a_valid_id():
     with pytest.raises(BatchInputError, match=r"items\[0\] id 'a\\nb' must be"):
         to_items([{"id": "a\nb", "text": "object detection"}])
+
+
+# --- read_csv reads every CSV the csv module writes, and refuses any with an unbalanced quote ---------
+
+csv_fields = st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é\t'), max_size=8)
+csv_tables = st.lists(st.lists(csv_fields, min_size=1, max_size=4), max_size=5)
+#: The default dialect's line terminator: with "\n", the csv module writes a lone "\r" unquoted and
+#: cannot read it back itself.
+dialects = st.fixed_dictionaries({"quoting": st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL])})
+
+
+def written(rows: list[list[str]], dialect: dict) -> str:
+    out = io.StringIO(newline="")
+    csv.writer(out, **dialect).writerows(rows)
+    return out.getvalue()
+
+
+@settings(max_examples=500, deadline=None)
+@given(rows=csv_tables, dialect=dialects)
+def test_csv_rows_read_back_exactly_what_the_csv_module_wrote(rows, dialect):
+    assert list(csv_rows(written(rows, dialect))) == rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.tuples(st.from_regex(ITEM_ID, fullmatch=True),
+                                csv_fields.filter(lambda t: t.strip() and "\x00" not in t)),
+                      min_size=1, max_size=5, unique_by=lambda item: item[0]),
+       dialect=dialects)
+def test_read_csv_reads_back_exactly_the_items_the_csv_module_wrote(items, dialect):
+    data = written([["id", "text"], *map(list, items)], dialect).encode()
+    assert read_csv(data) == items
+
+
+@settings(max_examples=500, deadline=None)
+@given(rows=csv_tables, dialect=dialects, at=st.integers(min_value=0))
+def test_a_csv_with_one_quote_more_is_refused_naming_a_line(rows, dialect, at):
+    text = written([["id", "text"], *rows], dialect)
+    at %= len(text) + 1
+    with pytest.raises(BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "):
+        read_csv((text[:at] + '"' + text[at:]).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60).filter(lambda t: t.count('"') % 2))
+def test_any_text_with_an_odd_number_of_quotes_is_refused(text):
+    with pytest.raises(BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "):
+        read_csv(text.encode())

@@ -91,8 +91,9 @@ def test_run_training_on_a_csv_missing_a_column_fails_the_version_and_reraises(m
         run_training(model, NAME, number, no_tag_csv)
     version = model.get_version(NAME, number)
     assert version["status"] == "failed"
-    assert version["error"].startswith("DatasetError: ")
-    assert "missing column(s) tag" in version["error"]
+    # Every client can read the version: the data file is named, its place on the server is not.
+    assert version["error"] == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
+                                "found title, description")
     assert version["run_id"] is None
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
@@ -105,6 +106,17 @@ def test_run_training_on_a_dataset_too_small_to_split_fails_the_version(model, w
     version = model.get_version(NAME, number)
     assert version["status"] == "failed"
     assert "Every tag needs enough examples" in version["error"]
+
+
+def test_an_unexpected_training_error_is_recorded_without_its_message(model, tmp_path):
+    """An error nobody planned for can say anything (here, the data's full path): the log has it."""
+    too_long = tmp_path / ("x" * 300 + ".csv")
+    number = model.create_version(NAME, parse_args({}))["version"]
+    with pytest.raises(OSError, match="File name too long"):
+        run_training(model, NAME, number, too_long)
+    version = model.get_version(NAME, number)
+    assert version["status"] == "failed"
+    assert version["error"] == "OSError: training failed unexpectedly; the traceback is in the server's log"
 
 
 # --- in a process of its own ----------------------------------------------------------------------

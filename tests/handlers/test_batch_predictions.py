@@ -4,6 +4,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from handlers.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
 
 JOBS = "/batch-predictions"
@@ -278,3 +279,51 @@ def test_a_replay_mints_no_second_token(batch_client, assert_envelope):
     url = f"{JOBS}/{first['job']['id']}"
     assert assert_envelope(batch_client.delete(url, headers={"Job-Token": first["job_token"]}),
                            method="DELETE")["id"] == first["job"]["id"]
+
+
+# --- a version no database column can hold ----------------------------------------------------------
+
+#: Past PostgreSQL's integer, past SQLite's (and every database's) 64-bit integer.
+OUT_OF_RANGE = [2**31, 2**63]
+
+
+def send_version(client, version: int, how: str):
+    """``model_version`` in each of the three places a client can put it."""
+    headers = {HEADER: "in-3"}
+    if how == "json":
+        return client.post(JOBS, json={"items": ITEMS[:1], "model_version": version}, headers=headers)
+    if how == "query":
+        return client.post(f"{JOBS}?model_version={version}", content=b"id,text\na,x\n",
+                           headers={**headers, "Content-Type": "text/csv"})
+    return client.post(JOBS, files={"file": ("a.csv", b"id,text\na,x\n", "text/csv")},
+                       data={"model_version": str(version)}, headers=headers)
+
+
+@pytest.mark.parametrize("version", OUT_OF_RANGE)
+@pytest.mark.parametrize("how", ["json", "query", "form"])
+def test_a_version_out_of_the_databases_range_is_a_bad_request(batch_client, assert_envelope, version, how):
+    response = send_version(batch_client, version, how)
+    assert response.status_code == 400, response.text
+    where = "" if how == "query" else " - 'model_version'"  # Connexion names no query parameter
+    assert response.json() == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-3",
+        "detail": f"{version} is greater than the maximum of 2147483647{where}",
+    }
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_a_csv_with_a_quote_left_open_is_refused_whole_not_half_read(batch_client, assert_envelope, how):
+    """It used to be a job of 1 item: the open quote swallowed every row after it."""
+    csv = b'id,text\na,"hello\nb,world\n'
+    if how == "body":
+        response = batch_client.post(JOBS, content=csv, headers={"Content-Type": "text/csv", HEADER: "in-5"})
+    else:
+        response = batch_client.post(JOBS, files={"file": ("a.csv", csv, "text/csv")}, headers={HEADER: "in-5"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "/problems/invalid-input", "title": "Bad Request", "status": 400, "request_id": "in-5",
+        "detail": "the CSV file is malformed in the row starting on line 2: unexpected end of data; enclose a "
+                  "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
+    }
+    assert assert_envelope(batch_client.get(JOBS))["jobs"] == []

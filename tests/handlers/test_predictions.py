@@ -58,12 +58,21 @@ def test_malformed_bodies_say_what_is_wrong(client, assert_problem, body, expect
     assert expected in assert_problem(post(client, body), 400)
 
 
-def test_whitespace_only_texts_are_named_by_position(client, assert_problem):
-    body = {"texts": [{"text": " \t"}, {"text": "a real project"}, {"text": "\n"}]}
-    detail = assert_problem(post(client, body), 400)
-    assert "texts.0.text: must contain a non-whitespace character" in detail
-    assert "texts.2.text" in detail
-    assert "texts.1" not in detail
+@pytest.mark.parametrize("text", [" \t", "\n\r\x0b\x0c", "\x1c\x1d\x1e\x1f", "\x85\xa0\u3000"])
+def test_a_text_of_whitespace_only_is_refused_by_the_spec(client, text):
+    """Whitespace as str.isspace() has it, control characters \\x1c-\\x1f included: the spec's \\S."""
+    body = {"texts": [{"text": "a real project"}, {"text": text}]}
+    response = client.post("/predictions", json=body, headers={"X-Request-ID": "in-6"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-6",
+        "detail": f"{text!r} does not match '\\\\S' - 'texts.1.text'",
+    }
+
+
+def test_a_text_of_control_characters_that_are_not_whitespace_is_tagged(client, assert_envelope):
+    body = {"texts": [{"text": "\x01\x02\x7f"}]}
+    assert assert_envelope(post(client, body), method="POST")["predictions"][0]["input_text"] == "\x01\x02\x7f"
 
 
 def test_non_json_body_is_a_400(client, assert_problem):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+import yaml
 
 from coe_template.errors import DatabaseUnavailable
+from handlers.app import SPEC_DIR
 from handlers.request_id import HEADER
 
 
@@ -100,3 +102,28 @@ def test_an_unsafe_request_id_is_replaced(client, given):
     response = client.get("/", headers={HEADER: given.encode("utf-8")})
     assert response.headers[HEADER] != given
     assert len(response.headers[HEADER]) == 32
+
+
+def concrete(path: str) -> str:
+    """A path of the spec with a valid value for each of its parameters."""
+    values = {"model-name": "project-tagger", "version": "1", "alias": "staging", "arg": "seed",
+              "job-id": "00000000-0000-0000-0000-000000000000", "item-id": "a"}
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", value)
+    return path
+
+
+SPEC_PATHS = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["paths"]
+
+
+@pytest.mark.parametrize("path", sorted(SPEC_PATHS))
+def test_a_method_the_path_lacks_is_a_405_that_allows_every_method_of_the_path(client, path):
+    methods = {m.upper() for m in SPEC_PATHS[path] if m != "parameters"}
+    allowed = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+    response = client.request("PATCH", concrete(path), headers={HEADER: "in-7"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json() == {
+        "type": "/problems/method-not-allowed", "title": "Method Not Allowed", "status": 405,
+        "detail": f"PATCH is not allowed on {concrete(path)}: use {allowed}", "request_id": "in-7",
+    }

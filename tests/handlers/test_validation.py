@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+import yaml
+from connexion.exceptions import ProblemException
 from connexion.json_schema import Draft4RequestValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
+from starlette.datastructures import Headers
 
-from handlers.validation import _compile
+from coe_template.batch.items import _problems
+from handlers.app import SPEC_DIR
+from handlers.limits import BodySizeLimit
+from handlers.request_id import HEADER
+from handlers.validation import MAX_DEPTH, _compile
+from tests.conftest import ADMIN
 
 PREDICTIONS = {
     "type": "object", "required": ["texts"], "additionalProperties": False,
@@ -68,3 +78,164 @@ def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_pro
     response = client.post("/batch-predictions", content=b'{"items": []}',
                            headers={"Content-Type": "multipart/form-data"})
     assert "malformed multipart/form-data body: Missing boundary" in assert_problem(response, 400)
+
+
+# --- JSON no operation can use: nested too deeply, integers too long to read -----------------------
+
+#: Every operation that takes a JSON body, with the headers it needs to get as far as parsing it.
+JSON_BODY_OPERATIONS = [
+    ("POST", "/predictions", {}),
+    ("POST", "/models/project-tagger/versions/1/predictions", {}),
+    ("POST", "/batch-predictions", {}),
+    ("PUT", "/models/project-tagger/aliases/staging", ADMIN),
+    ("POST", "/models/project-tagger/versions", ADMIN),
+]
+
+
+def bad_request(detail: str, request_id: str) -> dict:
+    return {"type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": detail,
+            "request_id": request_id}
+
+
+def send(client, method: str, path: str, headers: dict, body: str):
+    return client.request(method, path, content=body.encode(),
+                          headers={**headers, "Content-Type": "application/json", HEADER: "in-1"})
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 100, 1000, 100_000])
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_json_nested_too_deeply_is_a_bad_request(client, method, path, headers, depth):
+    response = send(client, method, path, headers, '{"texts":' + "[" * depth + "]" * depth + "}")
+    assert response.status_code == 400
+    assert response.json() == bad_request(
+        f"request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects", "in-1")
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_json_nested_to_the_limit_gets_the_schemas_answer(client, method, path, headers):
+    body = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    response = send(client, method, path, headers, body)
+    assert response.status_code == 400
+    assert response.json()["detail"].endswith("is not of type 'object'")
+
+
+@pytest.mark.parametrize("body", ['{"texts":[{"text":%s}]}', '{"items":[],"model_version":%s}', "%s",
+                                  '{"version":%s}', '{"args":{"seed":%s}}'])
+@pytest.mark.parametrize(("method", "path", "headers"), JSON_BODY_OPERATIONS)
+def test_an_integer_too_long_to_read_is_a_bad_request(client, method, path, headers, body):
+    digits = sys.get_int_max_str_digits()
+    response = send(client, method, path, headers, body % ("9" * (digits + 1)))
+    assert response.status_code == 400
+    assert response.json() == bad_request(
+        f"request body holds an integer of more than {digits} digits", "in-1")
+
+
+def test_the_depth_limit_leaves_room_for_every_body_of_the_spec():
+    """The deepest body the spec allows is far from the limit."""
+    from handlers.validation import _depth_exceeds
+
+    deepest = {"items": [{"id": "a", "text": "b"}], "args": {"seed": 1}}
+    assert not _depth_exceeds(deepest, 3)
+    assert _depth_exceeds(deepest, 2)
+    assert not _depth_exceeds([[[]]], 3) and _depth_exceeds([[[]]], 2)
+    assert not _depth_exceeds("text", 0) and not _depth_exceeds([], 1)
+
+
+# --- every integer a client sends is bounded -------------------------------------------------------
+
+#: Integers whose bounds live elsewhere: training arguments are checked by coe_template.args, which
+#: names every bad field at once (jsonschema stops at the first) and also checks args files.
+BOUNDED_ELSEWHERE = {"TrainingRequest.args"}
+
+
+def client_integers(node: object, spec: dict, where: str = "") -> list[tuple[str, dict]]:
+    """Every integer schema under ``node``, with where it is, following $refs."""
+    if isinstance(node, list):
+        return [found for item in node for found in client_integers(item, spec, where)]
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        target = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return client_integers(target, spec, name)
+    found = [(where, node)] if node.get("type") == "integer" else []
+    for key, value in node.items():
+        if key not in ("example", "examples", "default") and f"{where}.{key}" not in BOUNDED_ELSEWHERE:
+            found += client_integers(value, spec, f"{where}.{key}" if key == "args" else where)
+    return found
+
+
+def test_every_integer_a_client_sends_is_bounded():
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
+    operations = [op for item in spec["paths"].values() for method, op in item.items() if method != "parameters"]
+    sent = [item.get("parameters", []) for item in spec["paths"].values()]
+    sent += [[op.get("parameters", []), op.get("requestBody", {})] for op in operations]
+    integers = client_integers(sent, spec)
+    assert len(integers) >= 6  # page sizes, versions in the path, the query, the bodies and the form
+    unbounded = [(where, schema) for where, schema in integers if not {"minimum", "maximum"} <= set(schema)]
+    assert unbounded == []
+
+
+# --- "has a text": one definition, the spec's \S, for both validators and the batch items ---------------
+
+
+def spec_schema(name: str) -> dict:
+    return yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["components"]["schemas"][name]
+
+
+def batch_item_has_text(text: str) -> bool:
+    return not any("has no text" in problem for problem in _problems(["a"], [text], "items"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+       | st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u3000\u2028\x00\x01\x7fa"), max_size=6))
+def test_a_text_is_accepted_by_both_validators_exactly_when_a_batch_item_has_text(text):
+    schema = spec_schema("PredictionRequest")
+    body = {"texts": [{"text": text}]}
+    assert accepted_when_compiled(schema, body) == accepted_by_connexion(schema, body) == batch_item_has_text(text)
+
+
+# --- integers in the path -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/models/project-tagger/versions/{}", "/models/project-tagger/versions/{}/args",
+                                  "/models/project-tagger/versions/{}/args/seed"])
+def test_a_version_in_the_path_too_long_to_read_is_a_bad_request(client, path):
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    response = client.get(path.format(digits), headers={HEADER: "in-10"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert response.json() == bad_request(detail, "in-10")
+    assert detail.startswith("'999") and detail.endswith("999' is not of type 'integer'")
+
+
+@pytest.mark.parametrize("version", ["0", "2147483648", "-1"])
+def test_a_version_in_the_path_out_of_range_is_a_bad_request(client, version):
+    response = client.get(f"/models/project-tagger/versions/{version}", headers={HEADER: "in-11"})
+    assert response.status_code == 400
+
+
+# --- a Content-Length no int() should read ------------------------------------------------------------
+
+
+BODY = b'{"texts":[{"text":"a model registry"}]}'
+
+
+@pytest.mark.parametrize("length", ["9" * 4301, "0" * 4301 + str(len(BODY)), "1" * 21])
+def test_a_content_length_of_more_digits_than_a_size_has_is_a_bad_request(client, length):
+    response = client.post("/predictions", content=BODY, headers={
+        "Content-Type": "application/json", "Content-Length": length, HEADER: "in-12"})
+    assert response.status_code == 400
+    assert response.json() == bad_request(f"Content-Length must be a number of bytes, not {length[:40]!r}", "in-12")
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xd9\xa3", b"1e3", b" 5", b"-1", b""])
+def test_a_content_length_that_is_not_ascii_digits_is_a_bad_request(length):
+    """'²' is a digit to str.isdigit(), not to int()."""
+    with pytest.raises(ProblemException) as info:
+        BodySizeLimit.check(Headers(raw=[(b"content-length", length)]), 100)
+    assert info.value.status == 400
+    assert info.value.detail == f"Content-Length must be a number of bytes, not {length.decode('latin-1')!r}"

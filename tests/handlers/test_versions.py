@@ -1,7 +1,9 @@
+import shutil
 import time
 
 import pytest
 
+from coe_template.store import MODEL_FILE, runs_dir
 from tests.conftest import ADMIN, MODEL, READ_KEY
 
 VERSIONS = f"/models/{MODEL}/versions"
@@ -142,5 +144,45 @@ def test_a_training_failure_leaves_a_failed_version(client_for, write_csv):
     assert response.status_code == 202
     version = wait_for_training(client, response.headers["location"])
     assert version["status"] == "failed"
-    assert "single class" in version["error"]
+    assert version["error"] == (f"DatasetError: the training data ({one_class.name}) has a single class (mlops): "
+                                "at least two are needed to train")
     assert version["performance"] is None and version["artifacts"] is None
+
+
+def test_integer_training_args_no_database_can_hold_are_named_each(client):
+    """Their bounds live in coe_template.args, which names every bad field at once."""
+    huge = 2**63
+    body = {"args": {"ngram_max": huge, "min_df": huge, "max_iter": huge, "seed": huge}}
+    response = client.post(VERSIONS, json=body, headers={**ADMIN, "X-Request-ID": "in-4"})
+    assert response.json() == {
+        "type": "/problems/invalid-input", "title": "Bad Request", "status": 400, "request_id": "in-4",
+        "detail": "invalid training arguments: "
+                  "max_iter: Must be greater than or equal to 10 and less than or equal to 100000.; "
+                  "min_df: Must be greater than or equal to 1 and less than or equal to 100.; "
+                  "ngram_max: Must be greater than or equal to 1 and less than or equal to 5.; "
+                  "seed: Must be greater than or equal to 0 and less than or equal to 4294967295.",
+    }
+
+
+def test_a_version_whose_files_are_gone_is_a_503_that_names_no_server_path(registry_store, registry_client):
+    run_id = registry_store.get_version(MODEL, 2)["run_id"]
+    shutil.rmtree(runs_dir(registry_store.store) / run_id)
+    response = registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "object detection"}]},
+                                    headers={"X-Request-ID": "in-8"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "60"
+    assert response.json() == {
+        "type": "/problems/model-files-unverified", "title": "Service Unavailable", "status": 503,
+        "detail": f"run {run_id}: its files are missing from the model store", "request_id": "in-8",
+    }
+
+
+def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_store, registry_client):
+    run_id = registry_store.get_version(MODEL, 2)["run_id"]
+    (runs_dir(registry_store.store) / run_id / MODEL_FILE).unlink()
+    response = registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "object detection"}]},
+                                    headers={"X-Request-ID": "in-9"})
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail.startswith(f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected ")
+    assert detail.endswith(", found missing); refusing to load it") and "/" not in detail
