@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import pytest
@@ -181,7 +182,9 @@ def test_every_integer_a_client_sends_is_bounded():
 # --- "has a text": one definition, the spec's \S, for both validators and the batch items ---------------
 
 
+@functools.cache
 def spec_schema(name: str) -> dict:
+    """One dict per schema: the compiled check is cached by the schema's identity."""
     return yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["components"]["schemas"][name]
 
 
