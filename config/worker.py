@@ -26,12 +26,13 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
+from coe_template.batch.runner import GRACE_SECONDS
 from config.settings import Settings
 from handlers.request_id import RequestId, current_request_id
 
-#: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown
-#: (the lifespan: background threads stopped, work handed back) once requests are done.
-APP_SHUTDOWN_SECONDS = 5
+#: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown once requests
+#: are done (the lifespan: the batch runner finishes its chunk within its grace or hands it back).
+APP_SHUTDOWN_SECONDS = int(GRACE_SECONDS) + 5
 
 
 class Overloaded:

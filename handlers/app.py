@@ -30,7 +30,7 @@ from handlers.limits import BodyDeadline, BodySizeLimit
 from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
-from handlers.security import KeyGuard, RedactQueryCredentials
+from handlers.security import KeyGuard
 from handlers.validation import VALIDATORS
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -40,8 +40,6 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 logging.getLogger("connexion.operations.openapi3").addFilter(
     lambda record: "accepts multiple content types" not in record.getMessage()
 )
-# A credential refused in the query string must not reach the log through uvicorn's access line.
-logging.getLogger("uvicorn.access").addFilter(RedactQueryCredentials())
 #: What a browser on an allowed origin may send and read (CORS).
 CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Job-Token", "X-Request-ID")
 CORS_EXPOSED = ("Location", "Retry-After", "X-Request-ID")

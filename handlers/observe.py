@@ -25,6 +25,8 @@ from handlers import metrics
 access_log = logging.getLogger(ACCESS)
 
 UNROUTED = "unrouted"
+#: The status recorded for a request whose client left before any answer (nginx's convention).
+CLIENT_CLOSED = 499
 _UNROUTED = (UNROUTED, "-")
 #: Served by Connexion's Swagger UI middleware, before routing: no operation, but not unrouted either.
 DOCS_PATHS = ("/docs", "/openapi.json")
@@ -69,8 +71,15 @@ class Observe:
         extensions = scope.setdefault("extensions", {})
         exchange = Exchange()
         token = _exchange.set(exchange)
-        status = 500  # if the app fails before it answers, the server answers 500
+        status: int | None = None
+        left = False  # the client closed the connection before an answer started
         start = perf_counter()
+
+        async def receive_observed() -> Message:
+            nonlocal left
+            message = await receive()
+            left = left or message["type"] == "http.disconnect"
+            return message
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -79,8 +88,10 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_observed)
+            await self.app(scope, receive_observed, send_observed)
         finally:
+            if status is None:  # nothing was answered: the client left (nginx's 499), or the server failed
+                status = CLIENT_CLOSED if left else 500
             seconds = perf_counter() - start
             _exchange.reset(token)
             routing = extensions.get(ROUTING_CONTEXT)

@@ -20,10 +20,9 @@ logged (the messages below name no value).
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl
 
 from connexion.exceptions import ProblemException
 from starlette.datastructures import Headers
@@ -110,20 +109,3 @@ class KeyGuard:
             raise ProblemException(status=401, title="Unauthorized", detail=NO_TOKEN)
         if not known(token, self.keys or ()):
             raise ProblemException(status=401, title="Unauthorized", detail=BAD_TOKEN)
-
-
-class RedactQueryCredentials(logging.Filter):
-    """Uvicorn's access line carries the raw query string: a key refused there would still be logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        # uvicorn.access: (client address, method, path with query, HTTP version, status)
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
-            path, _, query = args[2].partition("?")
-            parts = query.split("&")
-            for n, part in enumerate(parts):
-                name = part.partition("=")[0]
-                if unquote_plus(name).lower() in QUERY_CREDENTIALS:
-                    parts[n] = f"{name}=[redacted]"
-            record.args = (*args[:2], f"{path}?{'&'.join(parts)}", *args[3:])
-        return True

@@ -23,7 +23,7 @@ from typing import Any
 
 import fastjsonschema
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, MultiPartFormDataValidator
 from starlette.formparsers import MultiPartException
 from starlette.types import Scope
@@ -70,8 +70,17 @@ def _compile(schema: dict) -> Callable[[Any], Any] | None:
     return cached[1]
 
 
+#: The charsets a JSON body may declare: UTF-8 and its ASCII subset.
+_UTF8 = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
 class CompiledJSONBodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        # JSON is UTF-8 (RFC 8259 §8.1). Connexion decodes with any declared charset, then Flask
+        # reads the bytes as UTF-8 again: an unknown charset was a 500, latin-1 text a KeyError.
+        if self._encoding.lower().replace("_", "-") not in _UTF8:
+            raise UnsupportedMediaTypeProblem(
+                detail=f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={self._encoding[:40]!r}")
         # Connexion's own parse catches only JSONDecodeError: each of these was a 500.
         try:
             return await super()._parse(stream, scope)

@@ -38,6 +38,11 @@ Loader = Callable[[str, int], Artifacts]
 Observer = Callable[[Claim, str], None]
 
 
+def owner_id() -> str:
+    """Who holds a lease: ``host:pid:random``, the host name cut so it fits the column (64)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class LeaseKeeper:
     """Renews a claim's lease every ``every`` seconds from a small thread while the chunk is worked.
 
@@ -121,7 +126,7 @@ class BatchRunner:
         self.poll_seconds = poll_seconds
         #: A third of the lease: two renewals can fail before another worker may take the chunk.
         self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner_id()
         self.progress = Progress(jobs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,7 +208,7 @@ class BatchRunner:
                 self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
 
     def start(self) -> None:
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # after a fork
+        self.owner = owner_id()  # after a fork
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
         self._thread.start()

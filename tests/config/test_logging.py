@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config.logging import RequestIdFilter, formatter
+from config.logging import MAX_MESSAGE, RequestIdFilter, formatter
 from config.settings import Settings
 from tests.conftest import MODEL, seeded_registry
 from tests.servers import gunicorn
@@ -50,6 +50,21 @@ def test_keys_and_bearer_tokens_are_redacted(log_format):
     assert line.count("[redacted]") == 2
     if log_format == "json":
         json.loads(line)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_long_message_is_cut_and_says_so(log_format):
+    line = format_one(log_format, "refused %r", "x" * 1_000_000)
+    message = json.loads(line)["message"] if log_format == "json" else line.split(": ", 1)[1]
+    assert message == f"refused '{'x' * (MAX_MESSAGE - len('refused ' + chr(39)))}… [{1_000_002 - MAX_MESSAGE + 8} characters cut]"
+
+
+def test_a_refused_body_is_not_copied_into_the_log(client, caplog):
+    with caplog.at_level(logging.DEBUG):
+        response = client.post("/predictions", json={"texts": [{"text": "y" * 30_000}]})
+    assert response.status_code == 400
+    assert "y" * 1000 not in caplog.text
+    assert len(response.text) < 1000
 
 
 def test_the_settings_read_from_the_environment():

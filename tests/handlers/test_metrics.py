@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,3 +199,19 @@ def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
     # Counters are kept: the dead worker's requests still count (prometheus_client's multiprocess mode).
     assert requests(samples, "predictions.create", 200) == sent
     assert value(samples, "coe_predictions_total", model=MODEL, version="1", tag="computer-vision") == sent
+
+
+def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_workers):
+    base, log = two_workers
+    host, port = base.removeprefix("http://").split(":")
+    for n in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\nX-Request-ID: gone-%d\r\n\r\n{\"texts\": [" % n)
+            time.sleep(0.2)  # the body's start is read before the client goes
+    deadline = time.monotonic() + 10
+    while requests(samples := parse(httpx.get(f"{base}/metrics", timeout=10).text), "predictions.create", 499) < 3:
+        assert time.monotonic() < deadline, "the abandoned requests were never counted"
+        time.sleep(0.1)
+    assert requests(samples, "predictions.create", 500) == 0
+    assert len(re.findall(r"coe\.access gone-\d: POST /predictions predictions\.create 499 ", log.read_text())) == 3

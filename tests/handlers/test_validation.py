@@ -81,6 +81,35 @@ def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_pro
     assert "malformed multipart/form-data body: Missing boundary" in assert_problem(response, 400)
 
 
+@pytest.mark.parametrize(("charset", "text"), [
+    ("foo", b"deep learning"), ("", b"deep learning"), ("latin-1", b"caf\xe9"), ("cp1252", b"caf\xe9"),
+    ("utf-16", b"deep learning"),
+])
+@pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions",
+                                  "/batch-predictions"])
+def test_a_json_body_in_another_charset_is_refused(client, path, charset, text):
+    # Each was a 500: an unknown charset a LookupError, latin-1 a KeyError once Flask read it as UTF-8.
+    key = "items" if path == "/batch-predictions" else "texts"
+    body = b'{"' + key.encode() + b'": [{"id": "a", "text": "' + text + b'"}]}' if key == "items" \
+        else b'{"texts": [{"text": "' + text + b'"}]}'
+    response = client.post(path, content=body,
+                           headers={"Content-Type": f"application/json;charset={charset}", HEADER: "cs-1"})
+    assert response.status_code == 415
+    assert response.json() == {
+        "type": "/problems/unsupported-media-type", "title": "Unsupported Media Type", "status": 415,
+        "detail": f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={charset!r}",
+        "request_id": "cs-1",
+    }
+
+
+@pytest.mark.parametrize(("charset", "text"), [("utf-8", "café vision"), ("UTF-8", "café vision"),
+                                             ("utf8", "café vision"), ("us-ascii", "cafe vision")])
+def test_a_json_body_declared_utf8_is_read(client, charset, text):
+    response = client.post("/predictions", content=f'{{"texts": [{{"text": "{text}"}}]}}'.encode(),
+                           headers={"Content-Type": f"application/json;charset={charset}"})
+    assert response.status_code == 200, response.text
+
+
 # --- JSON no operation can use: nested too deeply, integers too long to read -----------------------
 
 #: Every operation that takes a JSON body, with the headers it needs to get as far as parsing it.
