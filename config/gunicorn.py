@@ -134,10 +134,10 @@ def pre_fork(server, worker) -> None:
 
 
 def child_exit(server, worker) -> None:
-    """A worker is gone (stopped, recycled or killed): drop its live gauges, keep its counters."""
-    from prometheus_client import multiprocess
+    """A worker is gone (stopped, recycled or killed): drop its live gauges, fold its counts into the archive."""
+    from handlers.multiprocess import worker_exited
 
-    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+    worker_exited(worker.pid, metrics_dir)
 
 
 def on_exit(server) -> None:

@@ -199,6 +199,10 @@ def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
     # Counters are kept: the dead worker's requests still count (prometheus_client's multiprocess mode).
     assert requests(samples, "predictions.create", 200) == sent
     assert value(samples, "coe_predictions_total", model=MODEL, version="1", tag="computer-vision") == sent
+    # ... folded into one archive per kind: the directory does not grow with each dead worker.
+    files = {path.name for path in (log.parent / "metrics").iterdir()}
+    assert not [name for name in files if f"_{victim}." in name], files
+    assert {"counter_archive.db", "histogram_archive.db"} <= files
 
 
 def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_workers):
