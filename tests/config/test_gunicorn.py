@@ -42,4 +42,3 @@ def test_sigterm_shuts_down_cleanly(server):
     assert process.wait(timeout=30) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/", timeout=1)
-
