@@ -8,12 +8,12 @@ else on the bundled data), then prints:
 1. the in-process cost per text of the compiled predictor against scikit-learn's
    ``pipeline.predict_proba``, for 1 text and for 1,000 texts per call;
 2. requests/s, texts/s, p50/p99 latency and errors for 1, 16 and 64 texts per request,
-   from wrk against four servers started alike (gunicorn, ``config/gunicorn.py``,
+   from wrk against five servers started alike (gunicorn, ``config/gunicorn.py``,
    the same workers): this service; ``bench/noop_app.py``, a Connexion FlaskApp whose
    handler does nothing (the framework's ceiling); ``bench/seed_fastapi_app.py``, the
    seed's FastAPI app serving the same model with ``predict_proba`` (the comparison);
-   ``bench/unobserved_app.py``, the service without its metrics and access-log middleware
-   (what observability costs);
+   the service with ``COE_ACCESS_LOG=false`` (metrics, no access line); ``bench/unobserved_app.py``,
+   the service without its metrics and access-log middleware (what observability costs);
 3. each of the service's workers' peak RSS and private memory (what one more worker adds).
 
 Servers are measured in interleaved rounds and each keeps its best round; ratios are computed
@@ -152,13 +152,15 @@ def main() -> None:
                 json.dumps({"texts": [{"text": REQUEST_TEXTS[(n * size + k) % len(REQUEST_TEXTS)]}
                                       for k in range(size)]}) + "\n" for n in range(64)))
 
-        servers = {"service": "wsgi:app", "no-op FlaskApp": "bench.noop_app:app",
-                   "seed FastAPI": "bench.seed_fastapi_app:app", "unobserved": "bench.unobserved_app:app"}
+        servers = {"service": ("wsgi:app", {}), "no-op FlaskApp": ("bench.noop_app:app", {}),
+                   "seed FastAPI": ("bench.seed_fastapi_app:app", {}),
+                   "no access line": ("wsgi:app", {"COE_ACCESS_LOG": "false"}),
+                   "unobserved": ("bench.unobserved_app:app", {})}
         results: dict[tuple[str, int], dict[str, float]] = {}
         memory: list[tuple[float, float]] = []
         for _ in range(options.rounds):  # interleaved, so a slow spell of the machine hits every server
-            for name, app in servers.items():
-                with server(app, env, options.workers, store / f"{name}.log") as (url, master):
+            for name, (app, extra) in servers.items():
+                with server(app, {**env, **extra}, options.workers, store / f"{name}.log") as (url, master):
                     for size in SIZES:
                         figures = wrk(url, bodies[size], options.connections, options.duration)
                         best = results.get((name, size))
@@ -181,8 +183,10 @@ def main() -> None:
     print("\nRatios (this run)")
     print(f"service / no-op FlaskApp, 1 text:   {rate('service', 1) / rate('no-op FlaskApp', 1):.2f}")
     for size in SIZES:
-        print(f"service / unobserved, {size:>2} texts:   {rate('service', size) / rate('unobserved', size):.3f}"
-              "  (what metrics and the access line cost)")
+        print(f"no access line / unobserved, {size:>2} texts: "
+              f"{rate('no access line', size) / rate('unobserved', size):.3f}  (what metrics cost)")
+        print(f"service / unobserved, {size:>2} texts:        {rate('service', size) / rate('unobserved', size):.3f}"
+              "  (metrics and the access line)")
     for size in SIZES:
         print(f"service / seed FastAPI, {size:>2} texts: {rate('service', size) / rate('seed FastAPI', size):.2f}")
     print("\nService workers' memory (MB)")
