@@ -64,6 +64,7 @@ _BY_STATUS: dict[int, str] = {
     411: "length-required",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    431: "header-section-too-large",
     500: "internal-error",
     503: "unavailable",
 }

@@ -122,7 +122,13 @@ def test_slow_bodies_and_headers_hold_no_request_thread(server):
         for answer in header_answers:
             status, headers, body, arrived = answer.result(timeout=60)
             assert status == 408
-            assert body == f"request header section not received within {HEADER_TIMEOUT:g} s".encode()
+            assert headers["content-type"] == "application/problem+json"
+            assert headers["x-content-type-options"] == "nosniff"
+            assert json.loads(body) == {
+                "type": "/problems/request-timeout", "title": "Request Timeout", "status": 408,
+                "detail": f"request header section not received within {HEADER_TIMEOUT:g} s",
+                "request_id": headers["x-request-id"],
+            }
             assert HEADER_TIMEOUT - 1 < arrived - started < HEADER_TIMEOUT + 5
         print(f"slow bodies answered 408 by {latest_408:.1f} s (deadline {BODY_DEADLINE:g} s), "
               f"slow header sections by {arrived - started:.1f} s (deadline {HEADER_TIMEOUT:g} s)")
