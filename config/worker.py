@@ -156,6 +156,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False  # answered, then closed
 
+    def on_response_complete(self) -> None:
+        # Answered before its body was all in (a 413, a busy refusal): nothing would bound the wait
+        # for the rest (uvicorn's keep-alive timer stops at the next byte, and no header deadline
+        # starts), so the rest is dropped and the connection closed, as after a 408.
+        cycle = self.cycle
+        unread = cycle is not None and cycle.response_complete and cycle.more_body and not self.pipeline
+        super().on_response_complete()
+        if unread and not self.transport.is_closing():
+            self.linger()
+
     def shutdown(self) -> None:
         self._stopping = True
         if self._answering():

@@ -6,6 +6,7 @@ Connexion's request threads: 0 of 4 predictions answered in 20 s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -251,4 +252,32 @@ def test_many_half_sent_requests_do_not_make_other_requests_refused(limited):
         if trickler.is_alive():
             trickler.join()
         for sock in slow:
+            sock.close()
+
+
+def test_a_refused_body_sent_anyway_is_dropped_not_read_as_requests(limited):
+    """Refused before it was read, on a kept-alive connection: one answer, then the connection closes.
+
+    Before, the rest of the body was dropped but the connection then stayed open with no deadline.
+    """
+    held = [connect(limited) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(upload_head(UPLOAD) + b"id,text\n")
+        time.sleep(1)
+        smuggled = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+        with connect(limited) as sock:
+            sock.sendall(b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\n"
+                         + f"Content-Length: {UPLOAD}\r\n\r\n".encode())
+            time.sleep(0.5)
+            with contextlib.suppress(OSError):  # the server may have closed already
+                sock.sendall(smuggled + b"x" * (UPLOAD - len(smuggled)))
+            data = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):  # until the server closes, well before the socket's 30 s
+                    data += chunk
+        assert data.startswith(b"HTTP/1.1 503 ")
+        assert data.count(b"HTTP/1.1 ") == 1  # the body's bytes were not read as a request
+    finally:
+        for sock in held:
             sock.close()
