@@ -11,8 +11,14 @@ connections and sends headers a byte at a time, or without end, would keep them
 open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
 both bounds to the httptools parser (the request *body* gets its deadline from
 ``handlers.limits.BodyDeadline``), answers beyond ``COE_MAX_CONNECTIONS`` with the
-service's problem document (its own refusals too: 400, 408, 431), stops without dropping requests already sent, and
+service's problem document (its own refusals too: 400, 408, 431, rendered by
+``handlers.problems.raw``), stops without dropping requests already sent, and
 closes a connection whose client is still sending without destroying its answer.
+
+Requests in progress (``COE_LIMIT_CONCURRENCY``) are bounded in the app, by
+``handlers.limits.InFlightLimit``, once a request's body is all in: uvicorn's own
+``limit_concurrency`` counts every connection, so a few hundred half-sent requests
+from one client would have everyone else answered 503.
 """
 
 from __future__ import annotations
