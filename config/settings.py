@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import re
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
