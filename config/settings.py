@@ -44,8 +44,8 @@ variable                        meaning                                         
 ``COE_LIMIT_CONCURRENCY``       requests per worker in progress in the app       ``256``
                                 (body received); beyond, ``503`` busy; a
                                 connection still sending or idle does not count
-``COE_MAX_BUFFERED_BYTES``      bytes of request bodies a worker holds at once   twice ``COE_MAX_UPLOAD_BYTES``
-                                (reserved from Content-Length); beyond, ``503``  (100 MiB); at least that setting
+``COE_MAX_BUFFERED_BYTES``      bytes of request bodies a worker holds at once   twice the larger body limit
+                                (reserved from Content-Length); beyond, ``503``  (100 MiB); at least the body limits
 ``COE_MAX_CONNECTIONS``         open connections per worker; beyond, ``503``     3/4 of the open-file limit
                                                                                  (``ulimit -n``)
 ==============================  ===============================================  ====================================
@@ -168,7 +168,7 @@ class Settings:
     @property
     def body_budget_bytes(self) -> int:
         """Bytes of bodies one worker may buffer: by default two full uploads at once (plus small bodies)."""
-        return self.max_buffered_bytes or 2 * self.max_upload_bytes
+        return self.max_buffered_bytes or 2 * max(self.max_upload_bytes, self.max_body_bytes)
 
     @property
     def connection_limit(self) -> int:

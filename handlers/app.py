@@ -109,7 +109,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                        seconds=settings.body_timeout, min_rate=settings.body_min_rate,
                        budget=BodyBudget(settings.body_budget_bytes))
     # Inside the deadline: only requests whose body is all in count as in progress.
-    app.add_middleware(InFlightLimit, position=MiddlewarePosition.BEFORE_SWAGGER, limit=settings.limit_concurrency)
+    # Liveness is exempt: a busy worker answering 503 would be restarted by an orchestrator.
+    app.add_middleware(InFlightLimit, position=MiddlewarePosition.BEFORE_SWAGGER, limit=settings.limit_concurrency,
+                       exempt=("/livez",))
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)

@@ -354,7 +354,7 @@ def test_bad_server_limits_are_refused_by_name(variable, field, default, value, 
 
 def test_the_body_budget_is_two_uploads_by_default_and_follows_the_upload_limit():
     assert Settings.from_env({}).body_budget_bytes == 100 << 20
-    assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "1000000"}).body_budget_bytes == 2_000_000
+    assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "3000000"}).body_budget_bytes == 6_000_000
     assert Settings.from_env({"COE_MAX_BUFFERED_BYTES": "60000000"}).body_budget_bytes == 60_000_000
 
 
@@ -375,3 +375,7 @@ def test_the_connection_limit_follows_the_open_file_limit_unless_set():
 def test_bad_budget_or_connection_limit_is_refused_by_name(variable):
     with pytest.raises(ValueError, match=variable):
         Settings.from_env({variable: "-1"})
+
+
+def test_the_default_body_budget_fits_two_of_the_largest_bodies_whichever_limit_is_larger():
+    assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "1000"}).body_budget_bytes == 2 << 20

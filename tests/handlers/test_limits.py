@@ -165,5 +165,26 @@ def test_requests_beyond_the_limit_in_progress_are_refused_busy_and_the_slot_com
     asyncio.run(scenario())
 
 
+def test_an_exempt_path_is_served_at_the_limit():
+    release = asyncio.Event()
+    served: list[str] = []
+
+    async def app(scope_, _receive, _send) -> None:
+        if scope_["path"] == "/predictions":
+            await release.wait()
+        served.append(scope_["path"])
+
+    async def scenario() -> None:
+        limit = InFlightLimit(app, limit=1, exempt=("/livez",))
+        held = asyncio.create_task(limit(scope(None), client([b""]), _ignore))
+        await asyncio.sleep(0)
+        await limit({**scope(None), "method": "GET", "path": "/livez"}, client([b""]), _ignore)
+        release.set()
+        await held
+
+    asyncio.run(scenario())
+    assert served == ["/livez", "/predictions"]
+
+
 async def _ignore(_message) -> None:
     pass
