@@ -26,8 +26,13 @@ class Conflict(CoeError):
 class Unavailable(CoeError):
     """Something outside the request failed; trying again later may succeed."""
 
-    #: Seconds a client should wait before retrying.
+    #: Seconds a client should wait before retrying (the class's, unless the raiser knows better).
     retry_after: int = 5
+
+    def __init__(self, *args: object, retry_after: int | None = None) -> None:
+        super().__init__(*args)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class DatabaseUnavailable(Unavailable):

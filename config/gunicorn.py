@@ -54,7 +54,7 @@ hooks ``pre_request``                no       only gunicorn's own workers call t
 ``post_request`` ``worker_int``               uvicorn worker resets SIGINT/SIGABRT to defaults
 ``worker_abort``
 ``control_socket*``                  yes      the master's (see below)
-``worker_connections``               no       uvicorn's ``limit_concurrency`` instead
+``worker_connections``               no       ``COE_MAX_CONNECTIONS`` (config/worker.py) instead
 ``threads``                          no       Connexion's fixed pool of 10 threads per worker
 ``limit_request_line``               no       gunicorn's HTTP parser only; uvicorn's httptools
 ``limit_request_fields``                      parser has no bound: ``config/worker.py`` adds

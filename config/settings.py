@@ -41,7 +41,13 @@ variable                        meaning                                         
 ``COE_HEADER_TIMEOUT``          seconds a client gets to send a request's        ``10``
                                 header section (and a new connection its first)
 ``COE_MAX_HEADER_BYTES``        largest header section (request line included)   ``32768``
-``COE_LIMIT_CONCURRENCY``       open connections per worker; beyond, ``503``     ``256``
+``COE_LIMIT_CONCURRENCY``       requests per worker in progress in the app       ``256``
+                                (body received); beyond, ``503`` busy; a
+                                connection still sending or idle does not count
+``COE_MAX_BUFFERED_BYTES``      bytes of request bodies a worker holds at once   twice the larger body limit
+                                (reserved from Content-Length); beyond, ``503``  (100 MiB); at least the body limits
+``COE_MAX_CONNECTIONS``         open connections per worker; beyond, ``503``     3/4 of the open-file limit
+                                                                                 (``ulimit -n``)
 ==============================  ===============================================  ====================================
 """
 
@@ -50,6 +56,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,10 +155,29 @@ class Settings:
     header_timeout: float = 10.0
     max_header_bytes: int = 32 * 1024
     limit_concurrency: int = 256
+    max_buffered_bytes: int | None = None
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
             raise ValueError("COE_REQUIRE_KEYS_FOR_READS=true needs keys: set COE_READ_KEYS or COE_ADMIN_KEYS")
+        if self.body_budget_bytes < max(self.max_upload_bytes, self.max_body_bytes):
+            raise ValueError("COE_MAX_BUFFERED_BYTES must be at least COE_MAX_UPLOAD_BYTES and COE_MAX_BODY_BYTES: "
+                             "a body within the limits could never be accepted")
+
+    @property
+    def body_budget_bytes(self) -> int:
+        """Bytes of bodies one worker may buffer: by default two full uploads at once (plus small bodies)."""
+        return self.max_buffered_bytes or 2 * max(self.max_upload_bytes, self.max_body_bytes)
+
+    @property
+    def connection_limit(self) -> int:
+        """Open connections per worker: by default 3/4 of the descriptors the process may open,
+        so a flood is answered before accept() fails for want of one (the rest: files, database)."""
+        if self.max_connections:
+            return self.max_connections
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return max(64, soft * 3 // 4) if soft != resource.RLIM_INFINITY else 65536
 
     @property
     def db_url(self) -> str:
@@ -200,4 +226,6 @@ class Settings:
             header_timeout=_number(environ, "COE_HEADER_TIMEOUT", defaults.header_timeout, float),
             max_header_bytes=int(_number(environ, "COE_MAX_HEADER_BYTES", defaults.max_header_bytes)),
             limit_concurrency=int(_number(environ, "COE_LIMIT_CONCURRENCY", defaults.limit_concurrency)),
+            max_buffered_bytes=int(_number(environ, "COE_MAX_BUFFERED_BYTES", 0)) or None,
+            max_connections=int(_number(environ, "COE_MAX_CONNECTIONS", 0)) or None,
         )

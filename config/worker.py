@@ -10,15 +10,20 @@ applies only to the slower pure-Python h11 parser). A client that opens
 connections and sends headers a byte at a time, or without end, would keep them
 open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
 both bounds to the httptools parser (the request *body* gets its deadline from
-``handlers.limits.BodyDeadline``), answers beyond ``limit_concurrency`` with the
-service's problem document, stops without dropping requests already sent, and
+``handlers.limits.BodyDeadline``), answers beyond ``COE_MAX_CONNECTIONS`` with the
+service's problem document (its own refusals too: 400, 408, 431, rendered by
+``handlers.problems.raw``), stops without dropping requests already sent, and
 closes a connection whose client is still sending without destroying its answer.
+
+Requests in progress (``COE_LIMIT_CONCURRENCY``) are bounded in the app, by
+``handlers.limits.InFlightLimit``, once a request's body is all in: uvicorn's own
+``limit_concurrency`` counts every connection, so a few hundred half-sent requests
+from one client would have everyone else answered 503.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from gunicorn.config import Config as GunicornConfig
@@ -28,7 +33,9 @@ from uvicorn_worker import UvicornWorker
 
 from coe_template.batch.runner import GRACE_SECONDS
 from config.settings import Settings
-from handlers.request_id import RequestId, current_request_id
+from handlers import problems
+from handlers.limits import BUSY_RETRY_SECONDS
+from handlers.request_id import RequestId, current_request_id, request_id_for
 
 #: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown once requests
 #: are done (the lifespan: the batch runner finishes its chunk within its grace or hands it back).
@@ -36,25 +43,17 @@ APP_SHUTDOWN_SECONDS = int(GRACE_SECONDS) + 5
 
 
 class Overloaded:
-    """The answer beyond ``limit_concurrency``: uvicorn's is a bare text 503; this is the service's problem."""
+    """The answer beyond ``max_connections``: uvicorn's is a bare text 503; this is the service's problem."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = json.dumps({
-            "type": "/problems/busy",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"this server process has {self.limit} connections open, its limit; retry in a moment",
-            "request_id": current_request_id(),
-        }, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", b"1"),
-            (b"connection", b"close"),
-        ]})
+        headers, body = problems.raw(
+            503, f"this server process has {self.limit} connections open, its limit; retry in a moment",
+            current_request_id() or request_id_for(None), kind="busy",
+            headers={"Retry-After": str(BUSY_RETRY_SECONDS), "Connection": "close"})
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -104,9 +103,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     header_timeout: float = Settings.header_timeout
     max_header_bytes: int = Settings.max_header_bytes
-    #: Connections (or requests) per worker beyond which requests get :class:`Overloaded`;
-    #: uvicorn's own ``limit_concurrency`` check, with the service's answer.
-    concurrency_limit: int = Settings.limit_concurrency
+    #: Open connections per worker beyond which requests get :class:`Overloaded`: a bound on
+    #: descriptors, set high (requests in progress are bounded by ``handlers.limits.InFlightLimit``).
+    connection_limit: int = 1024
     shutdown_grace: float = 0.5
     #: After answering a client that is still sending: seconds its input is read and dropped
     #: (its answer sent, then end of stream) before the connection closes, as Apache and nginx do.
@@ -151,9 +150,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.max_header_bytes:
             self._oversized = True
             raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
-        if max(len(self.connections), len(self.tasks)) >= self.concurrency_limit:
+        if len(self.connections) > self.connection_limit:
             self.logger.warning("%s connections open: request answered 503", len(self.connections))
-            app, self.app = self.app, RequestId(Overloaded(self.concurrency_limit))
+            app, self.app = self.app, RequestId(Overloaded(self.connection_limit))
             try:
                 super().on_headers_complete()
             finally:
@@ -162,6 +161,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False  # answered, then closed
+
+    def on_response_complete(self) -> None:
+        # Answered before its body was all in (a 413, a busy refusal): nothing would bound the wait
+        # for the rest (uvicorn's keep-alive timer stops at the next byte, and no header deadline
+        # starts), so the rest is dropped and the connection closed, as after a 408.
+        cycle = self.cycle
+        unread = cycle is not None and cycle.response_complete and cycle.more_body and not self.pipeline
+        super().on_response_complete()
+        if unread and not self.transport.is_closing():
+            self.linger()
 
     def shutdown(self) -> None:
         self._stopping = True
@@ -184,8 +193,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if self._oversized:
             self._refuse(431, self._too_large)
-        else:
-            super().send_400_response(msg)
+        else:  # uvicorn's: a request the parser refused ("Invalid HTTP request received.")
+            self._refuse(400, msg)
 
     @property
     def _too_large(self) -> str:
@@ -211,20 +220,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer before any request exists (the app never sees it) and close, as uvicorn's own 400 does."""
+        """Answer before any request exists (the app never sees it) and close, as uvicorn's own 400 does.
+
+        The answer is the service's problem document with a new request id (logged with the refusal).
+        """
         self._stop_header_deadline()
-        self.logger.warning("%s from %s: %s", status, self.client, message)
-        body = message.encode("ascii")
+        request_id = request_id_for(None)
+        self.logger.warning("%s from %s: %s (request id %s)", status, self.client, message, request_id)
+        headers, body = problems.raw(status, message, request_id, headers={"Connection": "close"})
         content = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in [*self.server_state.default_headers, *headers]:
             content.extend([name, b": ", value, b"\r\n"])
-        content.extend([
-            b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
-            b"connection: close\r\n",
-            b"\r\n",
-            body,
-        ])
+        content.extend([b"\r\n", body])
         self.transport.write(b"".join(content))
         self.linger()
 
@@ -247,7 +254,7 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
     protocol = type("Protocol", (BoundedHttpToolsProtocol,), {
         "header_timeout": settings.header_timeout,
         "max_header_bytes": settings.max_header_bytes,
-        "concurrency_limit": settings.limit_concurrency,
+        "connection_limit": settings.connection_limit,
     })
     return {
         "http": protocol,
@@ -255,8 +262,9 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
         "server_header": False,
         # The API has no WebSocket: an upgrade request is refused (400), no WebSocket code runs.
         "ws": "none",
-        # Connections per worker (idle kept-alive ones too): the protocol's concurrency_limit
-        # applies it, with a problem document where uvicorn would send a bare text 503.
+        # uvicorn's limit counts every connection (slow and idle ones too): a few hundred half-sent
+        # requests from one client would have everyone else refused. Requests in progress are
+        # bounded in the app (COE_LIMIT_CONCURRENCY), connections by the protocol's connection_limit.
         "limit_concurrency": None,
         # uvicorn otherwise waits without limit for in-flight requests on SIGTERM, and the
         # master's SIGKILL at ``graceful_timeout`` would cut the app's own shutdown (lifespan).

@@ -26,7 +26,7 @@ from config.settings import Settings
 from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
 from handlers.headers import SecurityHeaders
-from handlers.limits import BodyDeadline, BodySizeLimit
+from handlers.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
 from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
@@ -103,9 +103,15 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
                        max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/batch-predictions",))
-    # After the size check (inserted at the same position, so inside it): only bounded bodies are read.
+    # After the size check (inserted at the same position, so inside it): only bounded bodies are read,
+    # within one budget for the whole process.
     app.add_middleware(BodyDeadline, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       seconds=settings.body_timeout, min_rate=settings.body_min_rate)
+                       seconds=settings.body_timeout, min_rate=settings.body_min_rate,
+                       budget=BodyBudget(settings.body_budget_bytes))
+    # Inside the deadline: only requests whose body is all in count as in progress.
+    # Liveness is exempt: a busy worker answering 503 would be restarted by an orchestrator.
+    app.add_middleware(InFlightLimit, position=MiddlewarePosition.BEFORE_SWAGGER, limit=settings.limit_concurrency,
+                       exempt=("/livez",))
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)

@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 NO_STORE_OPERATIONS = frozenset({f"handlers.{operation}" for operation in (
     "predictions.create", "versions.predict", "batch_predictions.create")})
 PROBLEM = "application/problem+json"
+#: The headers every response carries, and those a problem adds (also sent by the server's own refusals).
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+NO_STORE = ("Cache-Control", "no-store")
 
 
 class SecurityHeaders:
@@ -38,10 +41,10 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
+                headers[NOSNIFF[0]] = NOSNIFF[1]
                 operation = extensions.get(ROUTING_CONTEXT, {}).get("operation_id")
                 if operation in NO_STORE_OPERATIONS or headers.get("content-type", "").startswith(PROBLEM):
-                    headers["Cache-Control"] = "no-store"
+                    headers[NO_STORE[0]] = NO_STORE[1]
                 if message["status"] == 401 and "www-authenticate" not in headers:
                     headers["WWW-Authenticate"] = "Bearer"
             await send(message)

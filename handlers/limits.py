@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from connexion.exceptions import ProblemException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coe_template.errors import Busy
+
 #: A number of bytes: ASCII digits (str.isdigit() takes '²', int() does not), as many as a 64-bit
 #: size has (int(), here and in Connexion, refuses more than 4300).
 _DIGITS = re.compile(r"[0-9]{1,20}")
+#: Retry-After of a refusal at a per-process limit: requests and bodies in progress end within seconds.
+BUSY_RETRY_SECONDS = 1
 
 
 class BodySizeLimit:
@@ -61,50 +67,116 @@ class BodySizeLimit:
             )
 
 
+class BodyBudget:
+    """Bytes of request bodies one process may hold at once: reserved from ``Content-Length`` before reading.
+
+    Without it, every open connection could have a body buffered (up to 256 x 50 MiB
+    per worker). Beyond the budget a body is refused at once with ``503 busy`` rather than
+    read: its client retries later, and the bodies already being read are unaffected.
+    One per process (the event loop is single-threaded: no lock).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.reserved = 0
+
+    @contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        if self.reserved + size > self.max_bytes:
+            raise Busy(f"this server process is already receiving {self.reserved} bytes of request bodies; "
+                       f"{size} more would exceed its limit of {self.max_bytes}; retry in a moment",
+                       retry_after=BUSY_RETRY_SECONDS)
+        self.reserved += size
+        try:
+            yield
+        finally:
+            self.reserved -= size
+
+
 class BodyDeadline:
     """Receive the whole body within ``seconds`` plus one second per ``min_rate`` bytes declared; then replay it.
 
     Placed after :class:`BodySizeLimit`, so the body is declared (``Content-Length``)
-    and within the limit: buffering it costs no more memory than the readers that
-    follow (validation, Flask) would use anyway.
+    and within the limit; its bytes are reserved from ``budget`` (a :class:`BodyBudget`)
+    until the request ends, however it ends.
     """
 
-    def __init__(self, app: ASGIApp, seconds: float, min_rate: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, min_rate: float, budget: BodyBudget) -> None:
         self.app = app
         self.seconds = seconds
         self.min_rate = min_rate
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length", "0") if scope["type"] == "http" else "0"
         if declared in ("", "0"):
             await self.app(scope, receive, send)
             return
+        with self.budget.reserve(int(declared)):
+            body = await self._read(receive, declared)
+            if body is None:
+                return  # the client left: nobody to answer
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()  # what follows the body: a disconnect, in time
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive, declared: str) -> bytes | None:
+        """The whole body, joined once (no copy when it came in one piece); None if the client left."""
         deadline = self.seconds + int(declared) / self.min_rate
-        body = bytearray()
+        chunks: list[bytes] = []
+        received = 0
         try:
             async with asyncio.timeout(deadline):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        return  # the client left: nobody to answer
-                    body += message.get("body", b"")
+                        return None
+                    chunk = message.get("body", b"")
+                    chunks.append(chunk)
+                    received += len(chunk)
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
             raise ProblemException(
                 status=408, title="Request Timeout",
                 detail=f"the request body ({declared} bytes declared) did not arrive within {deadline:g} s; "
-                       f"received {len(body)} bytes",
+                       f"received {received} bytes",
                 headers={"Connection": "close"},  # the rest of the body is not wanted on this connection
             ) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-        replayed = False
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()  # what follows the body: a disconnect, in time
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
+class InFlightLimit:
+    """At most ``limit`` requests of this process in the app at once (bodies all in); beyond, ``503 busy``.
 
-        await self.app(scope, replay, send)
+    What is scarce is the app's work: Flask's 10 threads and what queues for them. A
+    connection still sending its header section or its body, or idle between requests,
+    costs a small buffer and is bounded in time (and its body in :class:`BodyBudget`):
+    it does not count, so many slow clients cannot make everyone else's requests refused.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt  # paths always served (liveness: a busy worker is not a dead one)
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            raise Busy(f"this server process has {self.limit} requests in progress, its limit; retry in a moment",
+                       retry_after=BUSY_RETRY_SECONDS)
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

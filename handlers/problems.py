@@ -31,7 +31,8 @@ from coe_template.errors import (
     StorageFull,
     Unavailable,
 )
-from handlers.request_id import current_request_id
+from handlers.headers import NO_STORE, NOSNIFF, PROBLEM
+from handlers.request_id import HEADER, current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ _BY_STATUS: dict[int, str] = {
     411: "length-required",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    431: "header-section-too-large",
     500: "internal-error",
     503: "unavailable",
 }
@@ -75,18 +77,41 @@ def type_uri(kind: str) -> str:
     return TYPE_BASE + kind
 
 
+def document(status: int, detail: str, kind: str | None = None, title: str | None = None,
+             request_id: str | None = None) -> dict[str, object]:
+    """The one way a problem document is made: its members."""
+    kind = kind or _BY_STATUS.get(status, "about:blank")
+    return {
+        "type": type_uri(kind) if kind in KINDS else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": _shorten(detail),
+        "request_id": request_id,
+    }
+
+
 def response(status: int, detail: str, kind: str | None = None, title: str | None = None,
              headers: Mapping[str, str] | None = None) -> ConnexionResponse:
-    """The one way a problem document is made."""
-    kind = kind or _BY_STATUS.get(status, "about:blank")
+    """A problem answered through Connexion (the middlewares then add the request id and security headers)."""
+    fields = document(status, detail, kind, title, current_request_id())
     return problem(
         status=status,
-        title=title or HTTPStatus(status).phrase,
-        detail=_shorten(detail),
-        type=type_uri(kind) if kind in KINDS else "about:blank",
+        title=fields["title"],
+        detail=fields["detail"],
+        type=fields["type"],
         headers=dict(headers or {}),
-        ext={"request_id": current_request_id()},
+        ext={"request_id": fields["request_id"]},
     )
+
+
+def raw(status: int, detail: str, request_id: str, kind: str | None = None,
+        headers: Mapping[str, str] | None = None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A problem answered outside the app (the server's own refusals): every header the app's would carry, body."""
+    body = json.dumps(document(status, detail, kind, request_id=request_id),
+                      separators=(",", ":"), sort_keys=True).encode()
+    fields = {"Content-Type": PROBLEM, "Content-Length": str(len(body)), HEADER: request_id,
+              NOSNIFF[0]: NOSNIFF[1], NO_STORE[0]: NO_STORE[1], **(headers or {})}
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields.items()], body
 
 
 def _shorten(detail: str) -> str:

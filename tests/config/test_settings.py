@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -349,3 +350,32 @@ def test_server_limits_have_defaults_and_are_read(variable, field, default, valu
 def test_bad_server_limits_are_refused_by_name(variable, field, default, value, expected):
     with pytest.raises(ValueError, match=variable):
         Settings.from_env({variable: "0"})
+
+
+def test_the_body_budget_is_two_uploads_by_default_and_follows_the_upload_limit():
+    assert Settings.from_env({}).body_budget_bytes == 100 << 20
+    assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "3000000"}).body_budget_bytes == 6_000_000
+    assert Settings.from_env({"COE_MAX_BUFFERED_BYTES": "60000000"}).body_budget_bytes == 60_000_000
+
+
+def test_a_body_budget_below_the_upload_limit_is_refused():
+    """A body within the limits would always be answered busy."""
+    with pytest.raises(ValueError, match="COE_MAX_BUFFERED_BYTES must be at least COE_MAX_UPLOAD_BYTES"):
+        Settings.from_env({"COE_MAX_BUFFERED_BYTES": "1000000"})
+
+
+def test_the_connection_limit_follows_the_open_file_limit_unless_set():
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        assert Settings.from_env({}).connection_limit == max(64, soft * 3 // 4)
+    assert Settings.from_env({"COE_MAX_CONNECTIONS": "5000"}).connection_limit == 5000
+
+
+@pytest.mark.parametrize("variable", ["COE_MAX_BUFFERED_BYTES", "COE_MAX_CONNECTIONS"])
+def test_bad_budget_or_connection_limit_is_refused_by_name(variable):
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: "-1"})
+
+
+def test_the_default_body_budget_fits_two_of_the_largest_bodies_whichever_limit_is_larger():
+    assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "1000"}).body_budget_bytes == 2 << 20

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ LIMIT = 4
 @pytest.fixture(scope="module")
 def server(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     env = {"COE_MODEL_STORE": str(model_store), "COE_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
-           "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "COE_LIMIT_CONCURRENCY": str(LIMIT)}
+           "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "COE_MAX_CONNECTIONS": str(LIMIT)}
     with gunicorn(env, tmp_path_factory.mktemp("worker") / "server.log", workers=1) as (base, _process):
         yield base
 
@@ -32,14 +33,37 @@ def connect(base: str) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=30)
 
 
-def exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
-    """Send a request that closes the connection; the status and body of the answer."""
+def exchange_whole(sock: socket.socket, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send a request that closes the connection; the status line, headers and body of the answer."""
     sock.sendall(request)
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
+    status_line, *lines = head.decode().split("\r\n")
+    return status_line, {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}, body
+
+
+def exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    status_line, _, body = exchange_whole(sock, request)
+    return int(status_line.split(" ", 2)[1]), body
+
+
+def refusal(sock: socket.socket, request: bytes) -> tuple[int, str]:
+    """A refusal by the server itself: a problem with the same headers as the app's, its status and detail."""
+    status_line, headers, body = exchange_whole(sock, request)
+    status = int(status_line.split(" ", 2)[1])
+    problem = json.loads(body)
+    kinds = {400: "bad-request", 408: "request-timeout", 431: "header-section-too-large"}
+    assert problem == {"type": f"/problems/{kinds[status]}",
+                       "title": HTTPStatus(status).phrase, "status": status,
+                       "detail": problem["detail"], "request_id": headers["x-request-id"]}
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["content-length"] == str(len(body))
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
+    assert headers["connection"] == "close"
+    return status, problem["detail"]
 
 
 def get_with_header(size: int) -> bytes:
@@ -75,15 +99,15 @@ def test_header_sections_up_to_the_limit_are_served(server):
 ], ids=["complete", "incomplete"])
 def test_larger_header_sections_are_refused(server, request_bytes):
     with connect(server) as sock:
-        assert exchange(sock, request_bytes) == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes".encode())
+        assert refusal(sock, request_bytes) == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes")
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
 
 def test_an_endless_header_section_is_cut_off_and_told_why(server):
     """Refused after the limit; what the client still sends is read and dropped, so the answer is not lost."""
     with connect(server) as sock:
-        status, body = exchange(sock, get_with_header(1 << 20)[:-4])
-    assert (status, body) == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes".encode())
+        refused = refusal(sock, get_with_header(1 << 20)[:-4])
+    assert refused == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes")
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
 
@@ -100,30 +124,33 @@ def test_a_slow_second_request_on_a_kept_alive_connection_times_out(server):
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
         time.sleep(1)  # within keepalive (5 s); then the next request, too slowly
         started = time.monotonic()
-        status, body = exchange(sock, b"GET / HTTP/1.1\r\nHost: te")
-        assert (status, body) == (408, f"request header section not received within {HEADER_TIMEOUT:g} s".encode())
+        refused = refusal(sock, b"GET / HTTP/1.1\r\nHost: te")
+        assert refused == (408, f"request header section not received within {HEADER_TIMEOUT:g} s")
         assert HEADER_TIMEOUT - 0.5 < time.monotonic() - started < HEADER_TIMEOUT + 5
 
 
+def test_a_request_the_parser_refuses_is_a_problem_too(server):
+    with connect(server) as sock:
+        assert refusal(sock, b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: x\x0bInjected\r\n\r\n") == (
+            400, "Invalid HTTP request received.")
+
+
 def test_connections_beyond_the_limit_are_answered_503(server):
-    held = [connect(server) for _ in range(LIMIT)]  # each counts, idle or not
+    held = [connect(server) for _ in range(LIMIT + 1)]  # each counts, idle or not
     try:
         time.sleep(0.5)
-        held[-1].sendall(b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: over-the-limit\r\n\r\n")
-        answer = b""
-        while chunk := held[-1].recv(65536):
-            answer += chunk
+        status_line, headers, body = exchange_whole(
+            held[-1], b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: over-the-limit\r\n\r\n")
     finally:
         for sock in held:
             sock.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines)
     assert status_line == "HTTP/1.1 503 Service Unavailable"
     assert headers["content-type"] == "application/problem+json"
     assert headers["retry-after"] == "1"
     assert headers["connection"] == "close"
     assert headers["x-request-id"] == "over-the-limit"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
     assert json.loads(body) == {
         "type": "/problems/busy", "title": "Service Unavailable", "status": 503,
         "detail": f"this server process has {LIMIT} connections open, its limit; retry in a moment",
