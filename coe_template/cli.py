@@ -185,7 +185,8 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
     ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its scrape):
     the worker does not write there, or its counts would be reported twice.
     """
-    if os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None):
+    given = [os.environ.pop(name, None) for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")]
+    if any(given):
         log.info("worker metrics: PROMETHEUS_MULTIPROC_DIR ignored (it is for gunicorn's workers); "
                  "this worker's counts are served on its own port")
     # Imported only here, once that variable is gone: prometheus_client reads it when imported.
