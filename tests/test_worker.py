@@ -185,6 +185,7 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(t
         with worker(worker_env, log, "--metrics-port", str(port)) as process:
             wait_for(lambda: "worker: batch from" in log.read_text(), 60, "the worker did not start")
             assert f"metrics on 127.0.0.1:{port}" in log.read_text()
+            assert "PROMETHEUS_MULTIPROC_DIR ignored" in log.read_text()
             assert samples(metrics_url, "coe_batch_items_total") == {(): 0.0}
 
             response = httpx.post(f"{base}/batch-predictions",
