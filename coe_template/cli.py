@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +15,7 @@ import click
 from coe_template.args import load_args
 from coe_template.batch.items import read_csv
 from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
+from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError
 from coe_template.evaluate import evaluate as score
@@ -22,10 +24,12 @@ from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Regi
 from coe_template.registry.training import run_training
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
-from coe_template.worker import KINDS, Stopping
+from coe_template.worker import KINDS, Stopping, unobserved
 from coe_template.worker import run as run_worker
 from config.logging import configure as configure_logging
 from config.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
 
@@ -173,6 +177,31 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     _echo_json(jobs.get(job["id"]))
 
 
+def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
+    """Serve this worker's metrics over HTTP; return the batch observer that counts into them.
+
+    The server's own metrics and hooks (``handlers.metrics``), in this process's registry:
+    batch chunks and items done, database errors, plus the process's CPU and memory. A
+    ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its scrape):
+    the worker does not write there, or its counts would be reported twice.
+    """
+    given = [os.environ.pop(name, None) for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")]
+    if any(given):
+        log.info("worker metrics: PROMETHEUS_MULTIPROC_DIR ignored (it is for gunicorn's workers); "
+                 "this worker's counts are served on its own port")
+    # Imported only here, once that variable is gone: prometheus_client reads it when imported.
+    from prometheus_client import start_http_server
+
+    from handlers import metrics
+
+    metrics.count_database_errors(registry.engine)
+    try:
+        start_http_server(port, addr=addr)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
+    return metrics.batch_chunk
+
+
 @main.command()
 @click.option("--work", "kinds", multiple=True, type=click.Choice(sorted(KINDS)),
               default=tuple(sorted(KINDS)), show_default=True, help="Kind of leased job; repeat for several.")
@@ -180,22 +209,31 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
               help="Seconds a stopping worker may take to finish the chunk in hand before giving it back.")
 @click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
               help="Seconds between looks for new work while idle.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on this port; 0 for none [default: $COE_WORKER_METRICS_PORT, "
+                   "else none]. Address: $COE_WORKER_METRICS_ADDR, else 0.0.0.0.")
 @pass_context
 @_fail_clearly
-def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float) -> None:
+def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float,
+           metrics_port: int | None) -> None:
     """Work batch jobs until SIGTERM or SIGINT, beside servers run with COE_BATCH_IN_SERVER=false.
 
     On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
     again at once for another worker; the process then exits 0. Run as many as the cores allow.
+    With --metrics-port, it serves its batch chunks and items done and its database errors
+    to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
     """
     settings = context.settings
     configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
     stopping = Stopping()
     stopping.install()
     registry = context.registry
-    works = [KINDS[kind](settings, registry, poll_seconds) for kind in dict.fromkeys(kinds)]
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    observe = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else unobserved
+    works = [KINDS[kind](settings, registry, poll_seconds, observe) for kind in dict.fromkeys(kinds)]
+    served = f"metrics on {settings.worker_metrics_addr}:{port}" if port else "no metrics endpoint"
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
-               f"lease {settings.batch_lease_seconds:g} s", err=True)
+               f"lease {settings.batch_lease_seconds:g} s; {served}", err=True)
     run_worker(works, stopping, grace)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import BatchRunner
+from coe_template.batch.runner import BatchRunner, Claim, Observer
 from coe_template.registry import Registry
 from config.settings import Settings
 
@@ -32,14 +32,21 @@ class Work(Protocol):
         """Take nothing new; finish what is in hand within ``grace`` seconds, else give it back."""
 
 
-def batch_work(settings: Settings, registry: Registry, poll_seconds: float) -> Work:
+def unobserved(claim: Claim, outcome: str) -> None:
+    """The observer of a worker that exports no metrics."""
+
+
+def batch_work(settings: Settings, registry: Registry, poll_seconds: float,
+               observe: Observer = unobserved) -> Work:
+    """Batch chunks; ``observe`` hears how each ended (the worker's metrics, when it serves them)."""
     jobs = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
     # Each version a job asks for is loaded (and its digest checked) once, then kept.
-    return BatchRunner(jobs, functools.lru_cache(maxsize=4)(registry.load), poll_seconds=poll_seconds)
+    return BatchRunner(jobs, functools.lru_cache(maxsize=4)(registry.load), poll_seconds=poll_seconds,
+                       observe=observe)
 
 
 #: Every kind of work a worker can take, by name. Training joins once its jobs are leased too.
-KINDS: dict[str, Callable[[Settings, Registry, float], Work]] = {"batch": batch_work}
+KINDS: dict[str, Callable[[Settings, Registry, float, Observer], Work]] = {"batch": batch_work}
 
 
 class Stopping:

@@ -48,6 +48,9 @@ variable                        meaning                                         
                                 (reserved from Content-Length); beyond, ``503``  (100 MiB); at least the body limits
 ``COE_MAX_CONNECTIONS``         open connections per worker; beyond, ``503``     3/4 of the open-file limit
                                                                                  (``ulimit -n``)
+``COE_WORKER_METRICS_PORT``     port of ``coe-template worker``'s Prometheus      ``0``: none
+                                endpoint (``--metrics-port`` overrides it)
+``COE_WORKER_METRICS_ADDR``     address that endpoint listens on                 ``0.0.0.0``
 ==============================  ===============================================  ====================================
 """
 
@@ -112,6 +115,16 @@ def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     return keys
 
 
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port, or 0 (also unset or empty) for none."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+        raise ValueError(f"{name} must be a port number (1-65535), or 0 for none, not {value!r}")
+    return int(value)
+
+
 #: An origin as browsers send it: scheme, host and optional port; nothing after.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
 
@@ -157,6 +170,8 @@ class Settings:
     limit_concurrency: int = 256
     max_buffered_bytes: int | None = None
     max_connections: int | None = None
+    worker_metrics_port: int = 0
+    worker_metrics_addr: str = "0.0.0.0"
 
     def __post_init__(self) -> None:
         if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
@@ -228,4 +243,7 @@ class Settings:
             limit_concurrency=int(_number(environ, "COE_LIMIT_CONCURRENCY", defaults.limit_concurrency)),
             max_buffered_bytes=int(_number(environ, "COE_MAX_BUFFERED_BYTES", 0)) or None,
             max_connections=int(_number(environ, "COE_MAX_CONNECTIONS", 0)) or None,
+            worker_metrics_port=_port(environ, "COE_WORKER_METRICS_PORT", defaults.worker_metrics_port),
+            worker_metrics_addr=(environ.get("COE_WORKER_METRICS_ADDR", "").strip()
+                                 or defaults.worker_metrics_addr),
         )

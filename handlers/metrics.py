@@ -6,6 +6,11 @@ its counts to files there and a scrape, answered by any worker, sums them all
 (a dead worker's counters are kept, its live gauges removed by ``child_exit``).
 Without it (tests, the CLI) the process's own registry is exported.
 
+``coe-template worker`` (batch in a process of its own) counts its chunks, items and
+database errors with the same metrics and hooks, in its own registry, served on its
+own port (``COE_WORKER_METRICS_PORT``): this module imports no web framework at
+module level for that reason.
+
 The domain stays free of all this: it offers hooks (``ModelServer.listeners``,
 ``BatchRunner(observe=...)``, SQLAlchemy's ``handle_error`` event) and counts that
 only the database knows (backlog, versions by status) are read at scrape time,
@@ -16,9 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from connexion.lifecycle import ConnexionResponse
-from flask import current_app
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
@@ -40,6 +44,9 @@ from coe_template.predict import Prediction
 from coe_template.registry import Registry
 from coe_template.serving import Served
 from handlers.bounded import database_calls
+
+if TYPE_CHECKING:
+    from connexion.lifecycle import ConnexionResponse
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +174,11 @@ def exposition(database: Collector) -> bytes:
 
 
 def get() -> ConnexionResponse:
+    # Imported here: the worker (``coe-template worker --metrics-port``) counts with this module's
+    # metrics and hooks and should not load the web stack for it.
+    from connexion.lifecycle import ConnexionResponse
+    from flask import current_app
+
     # A response object: Connexion would refuse a content type with parameters the spec's key lacks.
     # Werkzeug appends the charset to a text/* type itself.
     return ConnexionResponse(status_code=200, body=exposition(current_app.extensions[EXTENSION]),

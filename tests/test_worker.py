@@ -4,7 +4,7 @@ A server with COE_BATCH_IN_SERVER=false only queues a job; ``coe-template worker
 part of it and is sent SIGTERM: it exits promptly, holding nothing. A second worker
 finishes the job with every item stored exactly once. A server that works batch itself
 leaves nothing held when it stops either. Leases are ten minutes: nothing here may wait
-for one to run out.
+for one to run out. A worker given a metrics port counts the chunks and items it did there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,20 +21,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import distinct, func, select
 
 from coe_template.batch.schema import BatchChunk, BatchResult
 from tests.conftest import seeded_registry
-from tests.servers import PROJECT_ROOT, gunicorn
+from tests.servers import PROJECT_ROOT, free_port, gunicorn
 
 ITEMS = 20_000
 
 
 @contextmanager
-def worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+def worker(env: dict[str, str], log_path: Path, *options: str) -> Iterator[subprocess.Popen]:
     """``coe-template worker`` from this checkout, logging to a file; killed if a test leaves it running."""
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "coe_template.cli", "worker", "--poll", "0.1"],
+        process = subprocess.Popen([sys.executable, "-m", "coe_template.cli", "worker", "--poll", "0.1",
+                                    *options],
                                    cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -150,4 +153,78 @@ def test_an_idle_worker_stops_at_once_on_sigint(tmp_path, database_url, trained_
         process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, not a KeyboardInterrupt traceback
         assert process.wait(timeout=15) == 0, log.read_text()
     assert "SIGINT received: stopping" in log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def samples(url: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample of metric ``name`` a Prometheus endpoint shows, by its labels."""
+    text = httpx.get(url, timeout=5).text
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == name}
+
+
+def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(tmp_path, database_url,
+                                                                                trained_model):
+    """With batch out of the server (the production layout), the counts are where the work is done."""
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_BATCH_IN_SERVER": "false",
+           "COE_BATCH_CHUNK_SIZE": "250"}
+    items = 1000
+    csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(items))
+    port = free_port()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+    with gunicorn(env, tmp_path / "server.log", workers=1) as (base, _):
+        # The server's multiprocess directory (tests/servers.py), as a shared environment would pass it on.
+        server_metrics_dir = tmp_path / f"metrics-{base.rsplit(':', 1)[1]}"
+        worker_env = {**env, "COE_WORKER_METRICS_ADDR": "127.0.0.1",
+                      "PROMETHEUS_MULTIPROC_DIR": str(server_metrics_dir)}
+        log = tmp_path / "worker.log"
+        with worker(worker_env, log, "--metrics-port", str(port)) as process:
+            wait_for(lambda: "worker: batch from" in log.read_text(), 60, "the worker did not start")
+            assert f"metrics on 127.0.0.1:{port}" in log.read_text()
+            assert "PROMETHEUS_MULTIPROC_DIR ignored" in log.read_text()
+            assert samples(metrics_url, "coe_batch_items_total") == {(): 0.0}
+
+            response = httpx.post(f"{base}/batch-predictions",
+                                  files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60)
+            assert response.status_code == 202, response.text
+            job_id = response.json()["data"]["job"]["id"]
+            wait_for(lambda: job_state(base, job_id)["status"] not in ("queued", "running"), 60,
+                     "the job never finished")
+            assert job_state(base, job_id)["status"] == "succeeded"
+            with registry.engine.connect() as connection:
+                chunks = connection.scalar(select(func.count()).where(BatchChunk.job_id == job_id))
+            assert chunks == items // 250
+
+            # The runner counts a chunk just after storing it: the job may show done a moment earlier.
+            wait_for(lambda: samples(metrics_url, "coe_batch_items_total") == {(): items}, 10,
+                     f"items not counted: {samples(metrics_url, 'coe_batch_items_total')}")
+            assert samples(metrics_url, "coe_batch_chunks_total") == {(("outcome", "done"),): chunks}
+            assert samples(metrics_url, "coe_database_errors_total") == {}  # none raised
+            assert samples(metrics_url, "process_resident_memory_bytes")  # the process's own, too
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0, log.read_text()
+        # Not in gunicorn's directory: its scrape would report the worker's counts a second time.
+        assert not list(server_metrics_dir.glob(f"*_{process.pid}.db"))
+        assert samples(f"{base}/metrics", "coe_batch_items_total").get((), 0.0) == 0.0
+    registry.engine.dispose()
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_and_exits(tmp_path, database_url, trained_model):
+    store = tmp_path / "store"
+    seeded_registry(database_url, store, trained_model).engine.dispose()
+    log = tmp_path / "worker.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
+               "COE_WORKER_METRICS_ADDR": "127.0.0.1", "COE_WORKER_METRICS_PORT": str(port)}
+        with worker(env, log) as process:
+            assert process.wait(timeout=60) == 1, log.read_text()
+    assert f"Error: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in log.read_text()
     assert "Traceback" not in log.read_text()

@@ -379,3 +379,26 @@ def test_bad_budget_or_connection_limit_is_refused_by_name(variable):
 
 def test_the_default_body_budget_fits_two_of_the_largest_bodies_whichever_limit_is_larger():
     assert Settings.from_env({"COE_MAX_UPLOAD_BYTES": "1000"}).body_budget_bytes == 2 << 20
+
+
+# --- the worker's metrics endpoint ---------------------------------------------------------------
+
+def test_the_worker_serves_no_metrics_unless_given_a_port():
+    settings = Settings.from_env({})
+    assert settings.worker_metrics_port == 0
+    assert settings.worker_metrics_addr == "0.0.0.0"
+    assert Settings.from_env({"COE_WORKER_METRICS_PORT": "", "COE_WORKER_METRICS_ADDR": " "}) == settings
+    assert Settings.from_env({"COE_WORKER_METRICS_PORT": "0"}).worker_metrics_port == 0
+
+
+def test_the_worker_metrics_port_and_address_are_read():
+    settings = Settings.from_env({"COE_WORKER_METRICS_PORT": " 9101 ", "COE_WORKER_METRICS_ADDR": "127.0.0.1"})
+    assert (settings.worker_metrics_port, settings.worker_metrics_addr) == (9101, "127.0.0.1")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "65536", "9101/tcp"])
+def test_a_worker_metrics_port_that_is_not_one_is_refused_by_name(value):
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"COE_WORKER_METRICS_PORT": value})
+    assert str(info.value) == (f"COE_WORKER_METRICS_PORT must be a port number (1-65535), or 0 for none, "
+                               f"not {value.strip()!r}")

@@ -219,3 +219,12 @@ def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_w
         time.sleep(0.1)
     assert requests(samples, "predictions.create", 500) == 0
     assert len(re.findall(r"coe\.access gone-\d: POST /predictions predictions\.create 499 ", log.read_text())) == 3
+
+
+def test_the_metrics_and_their_hooks_import_without_the_web_stack():
+    """``coe-template worker --metrics-port`` counts with them and should not load Flask or Connexion."""
+    code = ("import sys, handlers.metrics; "
+            "print(sorted(m for m in ('flask', 'connexion') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
