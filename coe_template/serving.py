@@ -119,7 +119,7 @@ class ModelServer:
         message = str(exc)
         if message != self._last_error:
             served = (f"keeping {self.name} version {self._current.version}" if self._current
-                      else f"serving no version of {self.name}, predictions answer 503")
+                      else f"serving no version of {self.name}, predictions refused")
             log.error("%s (retrying every %g s): %s", served, self.refresh_seconds, message)
         self._last_error = message
 

@@ -68,7 +68,7 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
             lines = [line for line in log.read_text().splitlines() if expected_refusal in line]
             assert [line.split(" ", 3)[1] for line in lines] == ["ERROR"]
             assert [line.split(": ", 1)[1] for line in lines] == [
-                f"serving no version of {MODEL}, predictions answer 503 (retrying every 0.5 s): {expected_refusal}"]
+                f"serving no version of {MODEL}, predictions refused (retrying every 0.5 s): {expected_refusal}"]
 
             # The files restored: every worker loads them at its next poll, no restart.
             with open(path, "wb") as fh:
