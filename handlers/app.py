@@ -14,7 +14,6 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
-from starlette.middleware.cors import CORSMiddleware
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
@@ -25,6 +24,7 @@ from config.logging import configure as configure_logging
 from config.settings import Settings
 from handlers import metrics, problems
 from handlers.context import EXTENSION, Services
+from handlers.cors import CORS
 from handlers.headers import SecurityHeaders
 from handlers.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
 from handlers.observe import Observe, Routes
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     # Inside RequestId, outside the exception middleware: problems and CORS answers get the headers too.
     app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:  # CORS is off unless origins are named
-        app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+        app.add_middleware(CORS, position=MiddlewarePosition.BEFORE_EXCEPTION,
                            allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=list(CORS_HEADERS), expose_headers=list(CORS_EXPOSED), max_age=600)
     problems.register(app)

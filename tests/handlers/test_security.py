@@ -274,9 +274,13 @@ def test_another_origin_gets_nothing(cors_client, origin):
     # Starlette still lists the exposed headers: without an allowed origin they grant nothing.
     assert not any(h.startswith("access-control-") for h in response.headers
                    if h != "access-control-expose-headers")
-    preflight = cors_client.options("/predictions", headers={"Origin": origin, **PREFLIGHT})
+    preflight = cors_client.options("/predictions",
+                                    headers={"Origin": origin, **PREFLIGHT, "X-Request-ID": "cors-1"})
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
+    assert preflight.headers["content-type"] == "application/problem+json"
+    assert preflight.json() == {"type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+                                "detail": "Disallowed CORS origin", "request_id": "cors-1"}
 
 
 # --- the real server: headers on the wire, and no key in its log at DEBUG ---------------------------
