@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         server.refresh()
     except (ModelNotFound, AliasNotFound):
         raise RegistryError(
-            f"model {settings.model_name!r} has no {PRODUCTION} version in {settings.db_url}: "
+            f"model {settings.model_name!r} has no {PRODUCTION} version in "
+            f"{registry.engine.url.render_as_string(hide_password=True)}: "
             "train one first (`coe-template train`, or `make serve`)"
         ) from None
     except ArtifactUnavailable as exc:

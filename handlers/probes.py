@@ -16,7 +16,7 @@ from connexion.lifecycle import ConnexionResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from coe_template.errors import DatabaseUnavailable
+from coe_template.errors import DatabaseUnavailable, Unavailable
 from coe_template.serving import ModelNotLoaded
 from handlers import problems
 from handlers.bounded import database_calls
@@ -68,7 +68,7 @@ def ready() -> ConnexionResponse | tuple:
         not_ready.append(database)
     if not_ready:
         return problems.response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready: " + "; ".join(not_ready),
-                                 headers={"Retry-After": "5"})
+                                 headers={"Retry-After": str(Unavailable.retry_after)})
     return _ready(model)
 
 

@@ -65,7 +65,8 @@ def _compile(schema: dict) -> Callable[[Any], Any] | None:
         own = {key: value for key, value in schema.items() if key != "components"}
         check = None
         if not _uses(own, _NOT_COMPILED | {"$ref"}):
-            check = fastjsonschema.compile(own)
+            # Draft 4, as OpenAPI 3.0 and Connexion's validator: in later drafts 1.0 is an integer.
+            check = fastjsonschema.compile({**own, "$schema": "http://json-schema.org/draft-04/schema#"})
         cached = _compiled[id(schema)] = (schema, check)
     return cached[1]
 

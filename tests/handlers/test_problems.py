@@ -127,3 +127,26 @@ def test_a_method_the_path_lacks_is_a_405_that_allows_every_method_of_the_path(c
         "type": "/problems/method-not-allowed", "title": "Method Not Allowed", "status": 405,
         "detail": f"PATCH is not allowed on {concrete(path)}: use {allowed}", "request_id": "in-7",
     }
+
+
+def test_every_problem_type_the_service_sends_is_in_the_spec_and_back():
+    import re
+
+    import yaml
+
+    from handlers.app import SPEC_DIR
+    from handlers.problems import KINDS
+
+    described = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["components"]["schemas"]["Problem"]
+    tabled = set(re.findall(r"`/problems/([a-z-]+)`", described["description"]))
+    assert tabled == set(KINDS)
+
+
+def test_an_integral_float_is_not_an_integer(client):
+    # Draft 4, as the spec: fastjsonschema's default draft took 1.0 for an integer and echoed it back.
+    from tests.conftest import ADMIN
+
+    response = client.put("/models/project-tagger/aliases/staging", json={"version": 1.0},
+                          headers={**ADMIN, HEADER: "f-1"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "1.0 is not of type 'integer' - 'version'"
