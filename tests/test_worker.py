@@ -123,7 +123,9 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
     registry = seeded_registry(database_url, store, trained_model)
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
            "COE_BATCH_CHUNK_SIZE": "250", "COE_BATCH_LEASE_SECONDS": "600"}
-    csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
+    # Large enough to outlast the server's stop: its runners work on while in-flight requests finish.
+    items = 5 * ITEMS
+    csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(items))
 
     with gunicorn(env, tmp_path / "server.log") as (base, process):
         response = httpx.post(f"{base}/batch-predictions",
