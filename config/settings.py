@@ -64,6 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
 from coe_template.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
 
@@ -149,13 +150,13 @@ class Settings:
     refresh_seconds: float = 2.0
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 50 << 20
-    batch_chunk_size: int = 1000
-    batch_lease_seconds: float = 15.0
+    batch_chunk_size: int = CHUNK_SIZE
+    batch_lease_seconds: float = LEASE_SECONDS
     batch_in_server: bool = True
     validate_responses: bool = False
-    db_timeout: float = 5.0
-    db_pool_size: int = 5
-    db_pool_wait: float = 1.0
+    db_timeout: float = DatabaseLimits.timeout
+    db_pool_size: int = DatabaseLimits.pool_size
+    db_pool_wait: float = DatabaseLimits.pool_wait
     max_trainings: int = 2
     log_format: str = "text"
     log_level: str = "INFO"

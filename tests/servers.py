@@ -24,6 +24,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def connect(base: str) -> socket.socket:
+    """A raw connection to a test server, for what an HTTP client will not send (slow, partial, malformed)."""
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
 def _health_check(base: str) -> bool:
     return httpx.get(f"{base}/", timeout=1).status_code == 200
 

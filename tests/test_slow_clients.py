@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import gunicorn
+from tests.servers import connect, gunicorn
 
 SLOW = 30  # connections of each kind
 PREDICTIONS = 8
@@ -35,12 +35,6 @@ def server(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
            "COE_BODY_MIN_RATE": str(MIN_RATE), "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT)}
     with gunicorn(env, tmp_path_factory.mktemp("slow") / "server.log", workers=2) as (base, _process):
         yield base
-
-
-def connect(base: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    return sock
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, float]:

@@ -33,6 +33,10 @@ from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import iso, utcnow
 
 ACTIVE = ("queued", "running")
+#: Items per chunk, each stored in one transaction.
+CHUNK_SIZE = 1000
+#: Seconds a worker holds a chunk; renewed every third of it while the chunk is worked.
+LEASE_SECONDS = 15.0
 
 
 # --- the statements a worker runs for every chunk, built once ----------------------------------
@@ -165,7 +169,8 @@ def job_token_sha256(token: str) -> str:
 
 
 class BatchJobs:
-    def __init__(self, registry: Registry, chunk_size: int = 1000, lease_seconds: float = 15.0) -> None:
+    def __init__(self, registry: Registry, chunk_size: int = CHUNK_SIZE,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         self.registry = registry
         self.engine = registry.engine
         self.chunk_size = chunk_size

@@ -66,7 +66,7 @@ class DatabaseLimits:
     pool_wait: float = 1.0
 
 
-#: What every engine gets unless told otherwise (the settings' defaults are the same).
+#: What every engine gets unless told otherwise (the settings' defaults are these too).
 DEFAULT_LIMITS = DatabaseLimits()
 
 

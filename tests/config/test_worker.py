@@ -13,7 +13,7 @@ import httpx
 import pytest
 from gunicorn.ctl.client import ControlClient
 
-from tests.servers import gunicorn, worker_pids
+from tests.servers import connect, gunicorn, worker_pids
 
 MAX_HEADER_BYTES = 8192
 HEADER_TIMEOUT = 3.0
@@ -26,11 +26,6 @@ def server(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
            "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "COE_MAX_CONNECTIONS": str(LIMIT)}
     with gunicorn(env, tmp_path_factory.mktemp("worker") / "server.log", workers=1) as (base, _process):
         yield base
-
-
-def connect(base: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=30)
 
 
 def exchange_whole(sock: socket.socket, request: bytes) -> tuple[str, dict[str, str], bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from handlers.app import create_app
 from handlers.context import EXTENSION
 from tests.conftest import MODEL, seeded_registry
 from tests.handlers.test_batch_predictions import ITEMS, JOBS, wait_for
-from tests.servers import PROJECT_ROOT, gunicorn
+from tests.servers import PROJECT_ROOT, connect, gunicorn
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Samples = dict[tuple[str, frozenset], float]
@@ -207,9 +206,8 @@ def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
 
 def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_workers):
     base, log = two_workers
-    host, port = base.removeprefix("http://").split(":")
     for n in range(3):
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with connect(base) as sock:
             sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 100\r\nX-Request-ID: gone-%d\r\n\r\n{\"texts\": [" % n)
             time.sleep(0.2)  # the body's start is read before the client goes
