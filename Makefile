@@ -13,7 +13,8 @@ $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
-model: install  ## train the default model unless the store already has one
+model: install  ## bring the registry's schema up to date, then train the default model unless there is one
+	$(BIN)/coe-template db upgrade
 	$(BIN)/coe-template train --if-missing
 
 serve: model  ## install, train if needed, serve on :8000

@@ -43,7 +43,7 @@ BARE = "bare model, predict() in chunks of 1000, one process"
 
 
 def registry_at(url: str, store: Path, trained) -> None:
-    registry = Registry.open(url, store)
+    registry = Registry.open(url, store, upgrade=True)
     registry.ensure_model("project-tagger")
     registry.register("project-tagger", trained)
     registry.set_alias("project-tagger", PRODUCTION, 1)

@@ -19,11 +19,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 
 
-def cli(store: str, *args: str) -> dict:
-    out = subprocess.run(
+def run(store: str, *args: str) -> str:
+    return subprocess.run(
         [sys.executable, "-m", "coe_template.cli", "--store", store, *args],
         check=True, capture_output=True, text=True, cwd=PROJECT_ROOT,
     ).stdout
+
+
+def cli(store: str, *args: str) -> dict:
+    out = run(store, *args)
     return json.loads(out[out.index("{"):])
 
 
@@ -32,6 +36,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     data = str(parser.parse_args().data)
     with tempfile.TemporaryDirectory() as bundled, tempfile.TemporaryDirectory() as real:
+        run(bundled, "db", "upgrade")
+        run(real, "db", "upgrade")
         cli(bundled, "train")
         transfer = cli(bundled, "evaluate", "--data", data)["performance"]
         held_out = cli(real, "train", "--data", data)["test"]

@@ -142,7 +142,7 @@ def measure(scenario: str, url: str, store: Path, csv: bytes, options: argparse.
         figures["batch_items_per_s"] = (after - before) / figures["seconds"]
         figures["job_ran_throughout"] = status == "running"
         if job_id:
-            jobs = BatchJobs(Registry.open(url, store))
+            jobs = BatchJobs(Registry.open(url, store, upgrade=True))
             if jobs.cancel_or_delete(job_id) is not None:  # cancelled: no later server or worker takes it up
                 jobs.cancel_or_delete(job_id)  # then deleted with its results, as a finished job is at once
             jobs.engine.dispose()
@@ -171,7 +171,7 @@ def main() -> None:
         store = Path(tmp)
         url = (stack.enter_context(postgres_schema(options.postgres, prefix="bench")) if options.postgres
                else f"sqlite:///{store}/registry.db")
-        registry = Registry.open(url, store)
+        registry = Registry.open(url, store, upgrade=True)
         registry.ensure_model("project-tagger")
         registry.register("project-tagger", trained)
         registry.set_alias("project-tagger", PRODUCTION, 1)

@@ -139,7 +139,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)
-        registry = Registry.open(f"sqlite:///{store}/registry.db", store)
+        registry = Registry.open(f"sqlite:///{store}/registry.db", store, upgrade=True)
         registry.ensure_model("project-tagger")
         run_id = registry.register("project-tagger", trained)["run_id"]
         registry.set_alias("project-tagger", PRODUCTION, 1)

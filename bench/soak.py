@@ -204,7 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         url = options.database_url or f"sqlite:///{store}/registry.db"
-        registry = Registry.open(url, store)
+        registry = Registry.open(url, store, upgrade=True)
         registry.ensure_model(MODEL, "Tags projects.")
         registry.register(MODEL, trained)
         registry.register(MODEL, trained)

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 
 from coe_template.args import load_args
 from coe_template.batch.items import read_csv
@@ -21,6 +22,8 @@ from coe_template.errors import CoeError
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
+from coe_template.registry.db import check_schema, head_revision, make_engine
+from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.training import run_training
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
@@ -235,6 +238,48 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
                f"lease {settings.batch_lease_seconds:g} s; {served}", err=True)
     run_worker(works, stopping, grace)
+
+
+@main.group()
+def db() -> None:
+    """The registry's database schema: the only commands that change it."""
+
+
+def _engine(context: Context) -> Engine:
+    settings = context.settings
+    settings.model_store.mkdir(parents=True, exist_ok=True)  # where the default SQLite file lives
+    return make_engine(settings.db_url, settings.database_limits)
+
+
+@db.command("upgrade")
+@pass_context
+@_fail_clearly
+def db_upgrade(context: Context) -> None:
+    """Bring the schema to the newest revision (run once per release, before servers and workers start).
+
+    Safe to run again, and from several places at once: on PostgreSQL, upgrades take turns.
+    """
+    engine = _engine(context)
+    try:
+        before, after = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    click.echo(f"{where}: schema already at revision {after}" if before == after
+               else f"{where}: schema upgraded from revision {before or '(empty)'} to {after}")
+
+
+@db.command("check")
+@pass_context
+@_fail_clearly
+def db_check(context: Context) -> None:
+    """Exit 0 if the schema is current, else 1 saying what to run (e.g. an init container's check)."""
+    engine = _engine(context)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"{engine.url.render_as_string(hide_password=True)}: schema at revision {head_revision()}, current")
 
 
 @main.group()

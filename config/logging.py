@@ -121,8 +121,10 @@ def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iter
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = False
     logging.logMultiprocessing = False
-    # Alembic announces each of its plugins at INFO whenever the registry opens: noise.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Alembic announces its plugins and dialect at INFO whenever the registry checks the schema, and
+    # the pool (a subclass, so not under SQLAlchemy's own quiet logger) each dispose: noise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("coe_template.registry.db._BoundedPool").setLevel(logging.WARNING)
     # Connexion logs each refused request body (INFO for JSON, ERROR for a form) with jsonschema's
     # message, which quotes the whole value: the client's 400 says the same, shortened, and the
     # access line records it. A response that fails the spec (WARNING) is still logged.

@@ -50,7 +50,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1) -> Registry:
     """A registry whose model has ``versions`` ready versions, ``production`` on version 1."""
-    registry = Registry.open(database_url, store)
+    registry = Registry.open(database_url, store, upgrade=True)
     registry.ensure_model(MODEL, "Tags projects.")
     for _ in range(versions):
         registry.register(MODEL, trained)

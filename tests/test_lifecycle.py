@@ -97,7 +97,7 @@ def test_auth_and_missing_things_over_http(server):
 
 
 def test_promotion_under_load_fails_no_request(server, trained_model, database_url, tmp_path):
-    registry = Registry.open(database_url, tmp_path / "store")
+    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
     registry.register(MODEL, trained_model)  # v2, ready
     registry.engine.dispose()
 

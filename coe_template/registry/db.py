@@ -27,7 +27,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session
@@ -181,13 +183,65 @@ def _sqlite_setup(engine: Engine, timeout: float) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+class SchemaNotCurrent(CoeError):
+    """The database's schema is not the one this code was written for: nothing may use it yet."""
+
+
+#: PostgreSQL advisory lock held while upgrading, so upgrades started together take turns.
+_UPGRADE_LOCK = 0x636F6575  # "coeu"
+
+
+def _alembic() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    head = ScriptDirectory.from_config(_alembic()).get_current_head()
+    assert head is not None, "the package ships its migrations"
+    return head
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at; None for an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision; the revisions before and after.
+
+    The only place the schema changes (``coe-template db upgrade``): servers and
+    workers only check it (:func:`check_schema`), so replicas starting together
+    never race to migrate, and their database role needs no right to change tables.
+    """
+    config = _alembic()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    return before, head_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """:class:`SchemaNotCurrent` unless the schema is exactly at this code's newest revision."""
+    current, head = schema_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise SchemaNotCurrent(f"the database {where} has no registry schema yet: "
+                               "run `coe-template db upgrade` first")
+    known = {script.revision for script in ScriptDirectory.from_config(_alembic()).walk_revisions()}
+    if current not in known:
+        raise SchemaNotCurrent(f"the database {where} is at schema revision {current}, newer than this code "
+                               f"knows (its newest is {head}): run the newer code, or a matching release")
+    raise SchemaNotCurrent(f"the database {where} is at schema revision {current}, this code needs {head}: "
+                           "run `coe-template db upgrade` first")
 
 
 def bulk_insert(session: Session | Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:

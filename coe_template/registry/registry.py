@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
 from coe_template.errors import Busy, CoeError, Conflict, NotFound
-from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, make_engine, migrate, reader
+from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
+from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
@@ -93,11 +94,23 @@ class Registry:
         self.store = Path(store)
 
     @classmethod
-    def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS) -> Registry:
-        """Connect and bring the schema up to date."""
+    def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS, *,
+             upgrade: bool = False) -> Registry:
+        """Connect; :class:`~coe_template.registry.db.SchemaNotCurrent` unless the schema is current.
+
+        ``upgrade`` brings it up to date first: for ``coe-template db upgrade`` and for tests
+        building a fresh database, never for servers and workers.
+        """
         Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
         engine = make_engine(url, limits)
-        migrate(engine)
+        try:
+            if upgrade:
+                upgrade_schema(engine)
+            else:
+                check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, store)
 
     @contextmanager

@@ -61,7 +61,7 @@ UNKNOWN_JOB = "00000000-0000-0000-0000-000000000000"
 @pytest.fixture
 def registry(database_url, tmp_path, trained_model):
     """Version 1 of the default model, ready, behind production."""
-    registry = Registry.open(database_url, tmp_path / "store")
+    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
     registry.ensure_model(MODEL)
     registry.register(MODEL, trained_model)
     registry.set_alias(MODEL, PRODUCTION, 1)

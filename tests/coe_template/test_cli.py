@@ -16,11 +16,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from sqlalchemy import create_engine, text
+
 from coe_template.cli import main
 from coe_template.data import ACCEPTED_TAGS
 from coe_template.registry import PRODUCTION, Registry
+from coe_template.registry.db import head_revision
 from config.settings import Settings
 from tests.coe_template.test_data import project_rows, write_rows
+from tests.coe_template.test_migrations import downgrade_to
 
 NAME = "project-tagger"
 TEXTS = ["Detection of objects in camera video", "Sentiment of text with a transformer"]
@@ -49,7 +53,15 @@ def runner_for(store: Path):
 
 @pytest.fixture
 def store(tmp_path):
-    return tmp_path / "store"
+    """A store whose database has the registry's schema (``coe-template db upgrade``), nothing more."""
+    store = tmp_path / "store"
+    upgraded(runner_for(store))
+    return store
+
+
+def upgraded(cli) -> None:
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture
@@ -97,6 +109,7 @@ def two_versions_store(tmp_path_factory, module_data, unsure_args):
     with pytest.MonkeyPatch.context() as monkeypatch:
         clean(monkeypatch)
         cli = runner_for(store)
+        upgraded(cli)
         run_ids = [train_ok(cli, module_data)["run_id"],
                    train_ok(cli, module_data, "--args", str(unsure_args))["run_id"]]
     gc.collect()  # the command's registry is never closed explicitly: let its connections go
@@ -107,7 +120,7 @@ def two_versions_store(tmp_path_factory, module_data, unsure_args):
 def two_versions(two_versions_store, store):
     """A copy of that store for this test alone; the run ids of its two versions."""
     template, run_ids = two_versions_store
-    shutil.copytree(template, store)
+    shutil.copytree(template, store, dirs_exist_ok=True)  # its database replaces the empty one
     return run_ids
 
 
@@ -152,9 +165,11 @@ def test_a_second_train_adds_version_2_but_production_stays_on_1(cli, data, regi
     assert registry.get_version(NAME, 2)["aliases"] == []
 
 
-def test_database_url_chooses_where_the_registry_lives(cli, data, store, tmp_path, monkeypatch):
-    elsewhere = tmp_path / "elsewhere.db"
+def test_database_url_chooses_where_the_registry_lives(data, tmp_path, monkeypatch):
+    elsewhere, store = tmp_path / "elsewhere.db", tmp_path / "another-store"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{elsewhere}")
+    cli = runner_for(store)
+    upgraded(cli)
     train_ok(cli, data)
     assert elsewhere.is_file()
     assert not (store / "registry.db").exists()
@@ -293,6 +308,54 @@ def test_an_empty_store_says_to_train_first(cli, data, command):
     result = cli(*[arg.format(data=data) for arg in command])
     assert result.exit_code == 1
     assert "coe-template train" in result.stderr
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+
+def test_nothing_but_db_upgrade_creates_the_schema(tmp_path, data):
+    cli = runner_for(tmp_path / "fresh")
+    url = f"sqlite:///{tmp_path / 'fresh' / 'registry.db'}"
+    for command in (["train", "--data", str(data)], ["models", "list"], ["db", "check"]):
+        result = cli(*command)
+        assert (result.exit_code, result.stderr) == (
+            1, f"Error: the database {url} has no registry schema yet: run `coe-template db upgrade` first\n")
+    first, again = cli("db", "upgrade"), cli("db", "upgrade")
+    assert (first.exit_code, first.stdout) == (0, f"{url}: schema upgraded from revision (empty) to {head_revision()}\n")
+    assert (again.exit_code, again.stdout) == (0, f"{url}: schema already at revision {head_revision()}\n")
+    checked = cli("db", "check")
+    assert (checked.exit_code, checked.stdout) == (0, f"{url}: schema at revision {head_revision()}, current\n")
+    assert cli("models", "list").stdout == "[]\n"
+
+
+def test_an_older_schema_is_refused_until_upgraded(tmp_path, store):
+    url = f"sqlite:///{store / 'registry.db'}"
+    engine = create_engine(url)
+    try:
+        downgrade_to(engine, "0005")
+    finally:
+        engine.dispose()
+    cli = runner_for(store)
+    result = cli("models", "list")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: the database {url} is at schema revision 0005, this code needs {head_revision()}: "
+           "run `coe-template db upgrade` first\n")
+    assert cli("db", "upgrade").stdout == f"{url}: schema upgraded from revision 0005 to {head_revision()}\n"
+    assert cli("models", "list").exit_code == 0
+
+
+def test_a_newer_schema_than_the_code_knows_is_refused(store):
+    url = f"sqlite:///{store / 'registry.db'}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    result = runner_for(store)("models", "list")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: the database {url} is at schema revision 9999, newer than this code knows "
+           f"(its newest is {head_revision()}): run the newer code, or a matching release\n")
 
 
 # --- models list / versions -----------------------------------------------------------------------

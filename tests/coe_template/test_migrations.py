@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 
 from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
-from coe_template.registry.db import MIGRATIONS, migrate
+from coe_template.registry.db import MIGRATIONS, upgrade
 from tests.conftest import MODEL, seeded_registry
 
 
@@ -43,7 +43,7 @@ def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tm
                                                                                  "t": body})
     upgrade_from.dispose()
 
-    registry = Registry.open(database_url, tmp_path / "store")  # migrates to head
+    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
     try:
         jobs = BatchJobs(registry)
         claims = [jobs.claim("worker"), jobs.claim("worker")]
@@ -73,7 +73,7 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
         assert keys(engine) == []  # at head
         downgrade_to(engine, "0003")
         assert keys(engine) == [["id"]]
-        migrate(engine)
+        upgrade(engine)
         assert keys(engine) == []
         assert inspect(engine).get_indexes("batch_results")[0]["column_names"] == ["job_id", "position"]
     finally:
@@ -100,7 +100,7 @@ def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url
         with engine.connect() as connection:
             chunks = connection.execute(text("SELECT number, items FROM batch_chunks ORDER BY number")).all()
             assert chunks == [(0, "[]"), (1, '[["c","kubernetes \\u00fcn\\u00efcode"]]')]
-        migrate(engine)
+        upgrade(engine)
     finally:
         engine.dispose()
     registry = Registry.open(database_url, tmp_path / "store")
@@ -132,7 +132,7 @@ def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tm
         assert "token_sha256" not in columns(engine)
         with engine.connect() as connection:  # the job itself is kept
             assert connection.execute(text("SELECT id FROM batch_jobs")).scalars().all() == [job["id"]]
-        migrate(engine)
+        upgrade(engine)
         assert "token_sha256" in columns(engine)
     finally:
         engine.dispose()

@@ -30,6 +30,7 @@ from coe_template.registry import (
     RegistryError,
     VersionNotFound,
 )
+from coe_template.registry.db import SchemaNotCurrent
 from coe_template.registry.registry import ORPHAN_AFTER
 from coe_template.registry.schema import ModelVersion, utcnow
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_ID, ArtifactError, load_artifacts, runs_dir
@@ -73,7 +74,7 @@ def store(tmp_path) -> Path:
 
 @pytest.fixture
 def registry(database_url, store):
-    registry = Registry.open(database_url, store)
+    registry = Registry.open(database_url, store, upgrade=True)
     yield registry
     registry.engine.dispose()
 
@@ -99,8 +100,10 @@ def dead_pid() -> int:
 # --- opening --------------------------------------------------------------------------------------
 
 
-def test_open_migrates_an_empty_database(database_url, store):
-    registry = Registry.open(database_url, store)
+def test_open_refuses_a_database_without_the_schema_and_upgrade_creates_it(database_url, store):
+    with pytest.raises(SchemaNotCurrent, match=r"has no registry schema yet: run `coe-template db upgrade` first"):
+        Registry.open(database_url, store)
+    registry = Registry.open(database_url, store, upgrade=True)
     try:
         tables = set(inspect(registry.engine).get_table_names())
         assert {"models", "model_versions", "aliases", "alembic_version"} <= tables
@@ -108,16 +111,17 @@ def test_open_migrates_an_empty_database(database_url, store):
         assert store.is_dir()
     finally:
         registry.engine.dispose()
+    Registry.open(database_url, store).engine.dispose()  # now current: opened without a word
 
 
 def test_opening_twice_keeps_what_is_there(database_url, store, small_model):
-    first = Registry.open(database_url, store)
+    first = Registry.open(database_url, store, upgrade=True)
     try:
         first.ensure_model(NAME, "tags projects")
         first.register(NAME, small_model)
     finally:
         first.engine.dispose()
-    second = Registry.open(database_url, store)  # migrating an up-to-date database is a no-op
+    second = Registry.open(database_url, store, upgrade=True)  # upgrading a current schema is a no-op
     try:
         assert [m["name"] for m in second.list_models()] == [NAME]
         assert second.get_version(NAME, 1)["status"] == "ready"
