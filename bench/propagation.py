@@ -4,11 +4,12 @@
     python bench/propagation.py [--runs 6]            # SQLite: polling only
 
 Starts the real server (gunicorn, ``config/gunicorn.py``, 2 workers) on a fresh schema
-(or SQLite file) with two ready versions, then moves ``production`` back and forth with
-``PUT /models/{name}/aliases/production``. For each PUT it prints, per worker, the time
+(or SQLite file) with ``runs + 1`` ready versions, then promotes each in turn with
+``PUT /models/{name}/aliases/production`` (each new to the workers: they load and verify
+its files before swapping, as for any real promotion; a rollback to a cached one is faster). For each PUT it prints, per worker, the time
 from the PUT's response to that worker's ``now serving … version N`` log line (the
-moment it swaps; its clock is this host's), and when the first of 20 requests in a row
-on fresh connections that all answer the new version was sent (what a client sees). On PostgreSQL,
+moment it swaps; its clock is this host's), and when the first of 20 answers in a row
+on fresh connections that all name the new version arrived (what a client sees). On PostgreSQL,
 ``COE_REFRESH_SECONDS`` is 60 unless ``--refresh`` says otherwise, so only the
 notification can be what swaps within the run.
 """
@@ -65,8 +66,8 @@ def main() -> None:
         trained = train(load_dataset(bundled_dataset_path()), load_args(ROOT / "config" / "args.json"))
         registry = Registry.open(url, store, upgrade=True)
         registry.ensure_model(MODEL)
-        registry.register(MODEL, trained)
-        registry.register(MODEL, trained)
+        for _ in range(options.runs + 1):
+            registry.register(MODEL, trained)
         registry.set_alias(MODEL, PRODUCTION, 1)
         registry.engine.dispose()
 
@@ -80,7 +81,7 @@ def main() -> None:
         client_ms: list[float] = []
         with httpx.Client(timeout=10) as admin:
             for run in range(options.runs):
-                version = 2 if run % 2 == 0 else 1
+                version = run + 2  # never served before: each worker loads and verifies it first
                 since = len(log_path.read_text())
                 response = admin.put(f"{base}/models/{MODEL}/aliases/{PRODUCTION}", json={"version": version},
                                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})
@@ -88,17 +89,17 @@ def main() -> None:
                 response.raise_for_status()
                 streak, streak_from = 0, returned_mono
                 while streak < 20:  # fresh connections, so every worker answers some
-                    sent = time.monotonic()
                     answer = httpx.get(f"{base}/", timeout=10).json()["data"]["model"]["version"]
+                    received = time.monotonic()
                     if answer != version:
                         streak = 0
                     elif streak == 0:
-                        streak, streak_from = 1, sent
+                        streak, streak_from = 1, received
                     else:
                         streak += 1
                     if time.monotonic() - returned_mono > refresh + 30:
                         raise SystemExit(f"version {version} not served by every worker in time")
-                client = (streak_from - returned_mono) * 1000  # the first of the 20 was sent then
+                client = (streak_from - returned_mono) * 1000  # the first of the 20 arrived then
                 while len(found := swaps(log_path.read_text()[since:], version)) < options.workers:
                     time.sleep(0.05)
                 per_worker = sorted((t - returned) * 1000 for t in found.values())
@@ -106,7 +107,7 @@ def main() -> None:
                 client_ms.append(client)
                 print(f"PUT version {version}: workers swapped "
                       f"{', '.join(f'{ms:.0f}' for ms in per_worker)} ms after the response; "
-                      f"the first of 20 answers in a row of version {version} asked {client:.0f} ms after")
+                      f"the first of 20 answers in a row of version {version} arrived {client:.0f} ms after")
         print(f"workers: median {statistics.median(worker_ms):.0f} ms, max {max(worker_ms):.0f} ms; "
               f"clients: median {statistics.median(client_ms):.0f} ms, max {max(client_ms):.0f} ms")
 
