@@ -5,13 +5,14 @@
 
 Starts the real server (gunicorn, ``config/gunicorn.py``, 2 workers) on a fresh schema
 (or SQLite file) with ``runs + 1`` ready versions, then promotes each in turn with
-``PUT /models/{name}/aliases/production`` (each new to the workers: they load and verify
-its files before swapping, as for any real promotion; a rollback to a cached one is faster). For each PUT it prints, per worker, the time
-from the PUT's response to that worker's ``now serving … version N`` log line (the
-moment it swaps; its clock is this host's), and when the first of 20 answers in a row
-on fresh connections that all name the new version arrived (what a client sees). On PostgreSQL,
-``COE_REFRESH_SECONDS`` is 60 unless ``--refresh`` says otherwise, so only the
-notification can be what swaps within the run.
+``PUT /models/{name}/aliases/production``: each is new to the workers, which load and
+verify its files before swapping, as for any real promotion (a rollback to a version
+still cached is faster). For each PUT it prints, per worker, the time from the PUT's
+response to that worker's ``now serving … version N`` log line (the moment it swaps;
+its clock is this host's), and when the first of 20 answers in a row on fresh
+connections that all name the new version arrived (what a client sees). On
+PostgreSQL, ``COE_REFRESH_SECONDS`` is 60 unless ``--refresh`` says otherwise, so
+only the notification can be what swaps within the run.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ def swaps(log: str, version: int) -> dict[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", help="a PostgreSQL URL (a schema of its own is made and dropped)")
     parser.add_argument("--runs", type=int, default=6)
-    parser.add_argument("--refresh", type=float, help="COE_REFRESH_SECONDS (default: 60 on PostgreSQL, 2 on SQLite)")
+    parser.add_argument("--refresh", type=float,
+                        help="COE_REFRESH_SECONDS (default: 60 on PostgreSQL, 2 on SQLite)")
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
     refresh = options.refresh or (60.0 if options.postgres else 2.0)

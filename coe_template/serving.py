@@ -143,7 +143,7 @@ class ModelServer:
                 log.exception("model refresh failed")
 
     def start(self) -> None:
-        """Start polling, and listening on PostgreSQL (once per process: threads do not survive gunicorn's fork)."""
+        """Start polling, and on PostgreSQL listening (once per process: threads do not survive a fork)."""
         if os.getpid() != self._pid:
             # Forked (gunicorn preload): pooled connections belong to the parent.
             self.registry.engine.dispose(close=False)

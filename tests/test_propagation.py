@@ -90,8 +90,9 @@ def test_a_promotion_reaches_every_replica_at_once(schema_url, tmp_path, trained
         assert replicas.all_swap_to(1, SWAP_WITHIN)
         assert [server.current.version for server in replicas.servers] == [1, 1]
     finally:
-        assert replicas.stop() < 2.0  # shutting down never waits for the 60 s poll nor the listener
+        stopping = replicas.stop()
         registry.engine.dispose()
+    assert stopping < 2.0  # shutting down waits neither for the 60 s poll nor for the listener
 
 
 SWAPPED = re.compile(r"\[(\d+)\] coe_template\.serving .*: now serving (\S+) version (\d+)")
@@ -99,7 +100,8 @@ SWAPPED = re.compile(r"\[(\d+)\] coe_template\.serving .*: now serving (\S+) ver
 
 def swapped_workers(log: Path, version: int, since: int) -> set[int]:
     """The pids that logged starting to serve ``version`` after the log's first ``since`` characters."""
-    return {int(m[1]) for m in SWAPPED.finditer(log.read_text()[since:]) if m[2] == MODEL and int(m[3]) == version}
+    found = SWAPPED.finditer(log.read_text()[since:])
+    return {int(m[1]) for m in found if m[2] == MODEL and int(m[3]) == version}
 
 
 def test_every_gunicorn_worker_serves_a_put_at_once(schema_url, tmp_path, trained_model):
@@ -111,18 +113,20 @@ def test_every_gunicorn_worker_serves_a_put_at_once(schema_url, tmp_path, traine
     with gunicorn(env, log, workers=2) as (base, process):
         for version in (2, 1):  # promote, then roll back
             since = len(log.read_text())
-            response = httpx.put(base + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10)
+            response = httpx.put(base + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN,
+                                 timeout=10)
             assert response.status_code == 200, response.text
             put_returned = time.monotonic()
+            workers = set(worker_pids(process.pid))
             answers: Counter = Counter()
             while time.monotonic() - put_returned < 10:  # bounded, and far below the 60 s poll
                 answers = Counter(httpx.get(f"{base}/", timeout=10).json()["data"]["model"]["version"]
                                   for _ in range(20))  # fresh connections: both workers answer some
-                if answers == {version: 20} and swapped_workers(log, version, since) == set(worker_pids(process.pid)):
+                if answers == {version: 20} and swapped_workers(log, version, since) == workers:
                     break
                 time.sleep(0.05)
             assert answers == {version: 20}, log.read_text()
-            assert swapped_workers(log, version, since) == set(worker_pids(process.pid)), log.read_text()
+            assert swapped_workers(log, version, since) == workers, log.read_text()
 
 
 def test_the_listener_reconnects_after_the_database_restarts(tmp_path, trained_model, caplog):
@@ -157,4 +161,5 @@ def test_the_listener_reconnects_after_the_database_restarts(tmp_path, trained_m
     assert len(by_thread) == 2, by_thread  # each listener said it lost the connection...
     for messages in by_thread.values():  # ...once per cause, not at every retry
         assert all(a != b for a, b in zip(messages, messages[1:])), messages
-        assert all(m.startswith("not listening for promotions of project-tagger (polling meanwhile") for m in messages)
+        assert all(m.startswith("not listening for promotions of project-tagger (polling meanwhile")
+                   for m in messages)

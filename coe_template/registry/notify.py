@@ -1,4 +1,4 @@
-"""Promotions reach every replica at once on PostgreSQL: ``NOTIFY`` when an alias moves, ``LISTEN`` per process.
+"""Promotions reach every replica at once on PostgreSQL: ``NOTIFY`` as an alias moves, ``LISTEN`` everywhere.
 
 Polling alone makes a promotion take up to ``COE_REFRESH_SECONDS`` to be served.
 On PostgreSQL the transaction that moves an alias also queues a notification,
@@ -40,7 +40,7 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, 
 
 
 def announce(session: Session, name: str) -> None:
-    """Queue a notification that an alias of ``name`` moved, sent by PostgreSQL only if ``session`` commits."""
+    """Queue a notice that an alias of ``name`` moved: PostgreSQL sends it only if ``session`` commits."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_notify(:channel, :name)"), {"channel": CHANNEL, "name": name})
@@ -69,7 +69,7 @@ class AliasListener:
 
         timeout = limits_of(self.engine).timeout
         _args, params = self.engine.dialect.create_connect_args(self.engine.url)
-        params = {**connect_params(params, timeout), **KEEPALIVES, "application_name": "coe-template listener"}
+        params = {**connect_params(params, timeout), **KEEPALIVES, "application_name": "coe-listener"}
         return connection_class(timeout).connect(**params, autocommit=True)
 
     def _listen(self) -> None:
@@ -106,7 +106,7 @@ class AliasListener:
             self._delay = min(self._delay * 2, MAX_RETRY_SECONDS)
 
     def start(self) -> None:
-        """Start listening (once per process, after gunicorn's fork: threads and sockets do not survive it)."""
+        """Start listening (in each process, after gunicorn's fork: threads and sockets do not survive it)."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="alias-listener", daemon=True)
         self._thread.start()
