@@ -1,8 +1,9 @@
 """What a server process predicts with: the ``production`` version, swapped in place.
 
-Each process polls the registry; when the alias moves it loads the new version
-completely, then replaces one reference. A request reads that reference once,
-so it is answered wholly by the old or wholly by the new version.
+Each process polls the registry, and on PostgreSQL is also woken at once by a
+notification (:mod:`coe_template.registry.notify`); when the alias moves it loads
+the new version completely, then replaces one reference. A request reads that
+reference once, so it is answered wholly by the old or wholly by the new version.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from coe_template.errors import CoeError, Conflict, DatabaseUnavailable, Unavailable
 from coe_template.registry import PRODUCTION, Registry
+from coe_template.registry.notify import AliasListener, listener_for
 from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,9 @@ class ModelServer:
         self._pinned: OrderedDict[tuple[str, int], Served] = OrderedDict()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: AliasListener | None = None
         self._pid = os.getpid()
         self._last_error: str | None = None
         #: Called with each version this process starts serving (e.g. to export it as a metric).
@@ -123,23 +127,38 @@ class ModelServer:
             log.error("%s (retrying every %g s): %s", served, self.refresh_seconds, message)
         self._last_error = message
 
+    def wake(self) -> None:
+        """Check ``production`` now rather than at the next poll (e.g. a promotion was announced)."""
+        self._wake.set()
+
     def _poll(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+        while True:
+            self._wake.wait(self.refresh_seconds)
+            if self._stop.is_set():
+                return
+            self._wake.clear()  # before refreshing: a wake during the refresh means another one
             try:
                 self.try_refresh()
             except Exception:  # never let the poller die: serving goes on with what it has
                 log.exception("model refresh failed")
 
     def start(self) -> None:
-        """Start polling (once per process: threads do not survive gunicorn's fork)."""
+        """Start polling, and on PostgreSQL listening (once per process: threads do not survive a fork)."""
         if os.getpid() != self._pid:
             # Forked (gunicorn preload): pooled connections belong to the parent.
             self.registry.engine.dispose(close=False)
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._poll, name="model-refresh", daemon=True)
         self._thread.start()
+        self._listener = listener_for(self.registry.engine, self.name, self.wake)
+        if self._listener is not None:
+            self._listener.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)

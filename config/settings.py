@@ -14,6 +14,8 @@ variable                        meaning                                         
 ``COE_ADMIN_KEYS``              comma-separated bearer keys for changes          none: changes are refused
 ``COE_READ_KEYS``               comma-separated keys that may only read          none
 ``COE_REFRESH_SECONDS``         how often each worker checks ``production``      ``2``
+                                (on PostgreSQL only the fallback: a promotion
+                                is announced and every worker swaps at once)
 ``COE_MAX_BODY_BYTES``          largest request body accepted                    ``1048576`` (1 MiB)
 ``COE_MAX_UPLOAD_BYTES``        largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
 ``COE_BATCH_CHUNK_SIZE``        items per chunk (one transaction each)           ``1000``

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,13 @@ class DatabaseLimits:
 
 #: What every engine gets unless told otherwise (the settings' defaults are these too).
 DEFAULT_LIMITS = DatabaseLimits()
+#: The limits each engine was made with, for connections made beside its pool (the alias listener).
+_LIMITS: weakref.WeakKeyDictionary[Engine, DatabaseLimits] = weakref.WeakKeyDictionary()
+
+
+def limits_of(engine: Engine) -> DatabaseLimits:
+    """The limits :func:`make_engine` gave ``engine`` (the defaults for an engine made elsewhere)."""
+    return _LIMITS.get(engine, DEFAULT_LIMITS)
 
 
 def reader(engine: Engine) -> Engine:
@@ -146,6 +154,7 @@ def make_engine(url: str, limits: DatabaseLimits = DEFAULT_LIMITS) -> Engine:
         engine = create_engine(url, connect_args={"timeout": limits.timeout}, **pool)
         _sqlite_setup(engine, limits.timeout)
     event.listen(engine, "handle_error", _translate, retval=True)
+    _LIMITS[engine] = limits
     return engine
 
 

@@ -30,8 +30,11 @@ class DeadlineConnection(psycopg.Connection):
     deadline: float = 6.0
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            # The caller's own bound (``notifies(timeout=...)``): its expiry is an answer, not a failure.
+            return super().wait(gen, interval=interval, timeout=timeout)
         try:
-            return super().wait(gen, interval=interval, timeout=self.deadline if timeout is None else timeout)
+            return super().wait(gen, interval=interval, timeout=self.deadline)
         except errors._WaitTimeout:  # psycopg's own signal that the timeout given to wait() expired
             self.pgconn.finish()
             raise DeadlineExpired(f"the database did not answer within {self.deadline:g} s") from None

@@ -23,6 +23,7 @@ from coe_template.args import TrainingArgs
 from coe_template.errors import Busy, CoeError, Conflict, NotFound
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
+from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
 from coe_template.train import TrainedModel
@@ -346,6 +347,8 @@ class Registry:
                 session.add(Alias(model=model, name=alias, version=version))
             elif found.version_id != version.id:
                 found.version = version
+            if previous != number:
+                announce(session, name)  # delivered on commit: every replica swaps at once
         if previous != number:  # logged once committed: promotions and rollbacks leave a trace
             change = "rolled back" if previous is not None and number < previous else "promoted"
             log.info("alias %s of %r %s: version %s -> %d", alias, name, change, previous, number)
@@ -361,6 +364,7 @@ class Registry:
                 raise AliasNotFound(name, alias)
             session.delete(found)
             number = found.version.version
+            announce(session, name)
         log.info("alias %s of %r deleted (was version %d)", alias, name, number)
         return {"alias": alias, "version": number}
 
