@@ -52,7 +52,8 @@ class Context:
     def registry(self) -> Registry:
         if self._registry is None:
             settings = self.settings
-            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
+            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits,
+                                           artifacts=settings.artifact_store)
         return self._registry
 
     def load(self, name: str, version: int | None) -> Artifacts:
