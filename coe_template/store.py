@@ -123,7 +123,7 @@ def read_record(run_id: str, store: ArtifactStore) -> dict[str, Any]:
     if fetched:
         data = store.get(run_id, RECORD_FILE)
     if data is None:
-        raise RunNotFound(f"run {run_id}: its files are missing from the model store")
+        raise RunNotFound(f"run {run_id}: its files are missing from the artifact store")
     try:
         record = json.loads(data)
     except ValueError as exc:

@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import Busy, CoeError, Conflict, NotFound
+from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.registry.blobs import DatabaseStore
-from coe_template.store import Artifacts, load_artifacts, read_verified, save_run
+from coe_template.store import RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run, sha256
 from coe_template.train import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -389,6 +389,58 @@ class Registry:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
         return load_artifacts(run_id, self.artifacts, digests)
+
+    # --- moving versions between registries ---------------------------------------------------
+
+    def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A ready version's manifest (see :mod:`coe_template.transfer`) and its files, each verified."""
+        with self._session(read_only=True) as session:
+            model = self._model(session, name)
+            version = self._version(session, model, number)
+            if version.status != "ready" or version.run_id is None:
+                raise Conflict(f"version {number} of {name!r} is {version.status}: only ready versions can be exported")
+            manifest = {"model": name, "description": model.description, "version": number,
+                        "run_id": version.run_id, "args": version.args, "dataset": version.dataset,
+                        "performance": version.performance, "threshold": version.threshold,
+                        "artifacts": dict(version.artifacts or {})}
+        files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
+        record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
+        if record is None:
+            raise RunNotFound(f"run {manifest['run_id']}: its {RECORD_FILE} is missing from the artifact store")
+        return manifest, {**files, RECORD_FILE: record}
+
+    def import_version(self, name: str, manifest: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
+
+        Every file must match the manifest's digest (nothing is unpickled); the run's files
+        are written first and never over a run this registry already holds.
+        """
+        run_id, digests = manifest["run_id"], manifest["artifacts"]
+        for file_name, digest in digests.items():
+            if sha256(files.get(file_name, b"")) != digest:
+                raise InvalidInput(f"run {run_id}: {file_name} does not match its sha256 in the export; "
+                                   "nothing imported")
+        self._model_id(name)  # the model exists before anything is written
+        if self.artifacts.exists(run_id):
+            raise Conflict(f"run {run_id} is already in this registry's artifact store (imported before, or "
+                           "exported from here): nothing imported")
+        self.artifacts.put(run_id, files)
+        with self._session() as session:
+            model = session.scalar(select(Model).where(Model.name == name).with_for_update())
+            if model is None:
+                raise ModelNotFound(name)
+            highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
+            version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready", finished_at=utcnow(),
+                                   args=manifest["args"], dataset=manifest["dataset"],
+                                   performance=manifest["performance"], threshold=manifest["threshold"],
+                                   artifacts=digests, run_id=run_id)
+            session.add(version)
+            session.flush()
+            return version_dict(version, [])
+
+    def _model_id(self, name: str) -> int:
+        with self._session(read_only=True) as session:
+            return self._model(session, name).id
 
     # --- observing -------------------------------------------------------------------------------
 
