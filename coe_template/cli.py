@@ -57,6 +57,12 @@ class Context:
                                            artifacts=settings.artifact_store)
         return self._registry
 
+    def close(self) -> None:
+        """Close the registry's connections, if a command opened it."""
+        if self._registry is not None:
+            self._registry.engine.dispose()
+            self._registry = None
+
     def load(self, name: str, version: int | None) -> Artifacts:
         try:
             number = version if version is not None else self.registry.get_alias(name, PRODUCTION)
@@ -93,6 +99,7 @@ def main(ctx: click.Context, store: Path | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     ctx.obj = Context(settings if store is None else replace(settings, model_store=store))
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
