@@ -39,7 +39,7 @@ class RunNotFound(ArtifactError):
 
 
 def check_key(run_id: str, name: str | None = None) -> None:
-    """:class:`RunNotFound` unless ``run_id`` (and ``name``) can only name a run's file, never a path elsewhere."""
+    """:class:`RunNotFound` unless ``run_id`` (and ``name``) can only name a run's file, never a path."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise RunNotFound(f"not a run id: {run_id!r}")
     if name is not None and not FILE_NAME.fullmatch(name):
@@ -54,7 +54,7 @@ def _storage_full(exc: BaseException, where: str) -> StorageFull | None:
 
 
 class LocalCache:
-    """Files fetched from a remote store, kept on this host's disk so a restart or a second load need not fetch them.
+    """Files fetched from a remote store, kept on this host's disk: a restart or a reload fetches nothing.
 
     Best effort: a cache that cannot be written only costs a fetch. Entries are not
     trusted: every read is checked against the registry's digests like a fetch is.

@@ -381,7 +381,8 @@ def export_version(context: Context, name: str, version: int, out: Path) -> None
 
 @models.command("import")
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "name", default=None, help="Model to add the version to [default: the exported model's name].")
+@click.option("--model", "name", default=None,
+              help="Model to add the version to [default: the exported model's name].")
 @pass_context
 @_fail_clearly
 def import_version(context: Context, path: Path, name: str | None) -> None:
@@ -390,8 +391,8 @@ def import_version(context: Context, path: Path, name: str | None) -> None:
     name = name or manifest["model"]
     context.registry.ensure_model(name, manifest.get("description") or "")
     version = context.registry.import_version(name, manifest, files)
-    click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} (run {manifest['run_id']}) "
-               f"as version {version['version']}, ready; promote it with "
+    click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
+               f"(run {manifest['run_id']}) as version {version['version']}, ready; promote it with "
                f"`coe-template models promote {name} {version['version']}`")
 
 

@@ -29,7 +29,8 @@ from coe_template.compiled import Predictor, predictor_for
 from coe_template.train import TrainedModel
 
 __all__ = ["MODEL_FILE", "RECORD_FILE", "RUN_FILES", "RUN_ID", "ArtifactError", "Artifacts", "RunNotFound",
-           "load_artifacts", "read_record", "read_verified", "run_files", "runs_dir", "save_run", "sha256_file"]
+           "load_artifacts", "read_record", "read_verified", "run_files", "runs_dir", "save_run", "sha256",
+           "sha256_file"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def save_run(model: TrainedModel, store: ArtifactStore) -> tuple[str, dict[str, 
 
 
 def read_record(run_id: str, store: ArtifactStore) -> dict[str, Any]:
-    """A run's ``run.json``: when and from what it was made, and its files' digests (kept in the cache too)."""
+    """A run's ``run.json``: when and from what it was made, its files' digests (kept in the cache too)."""
     check_key(run_id)
     data = store.cache.get(run_id, RECORD_FILE) if store.cache is not None else None
     fetched = data is None
@@ -152,7 +153,8 @@ def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str])
             files[name] = cached
             continue
         if cached is not None and store.cache is not None:
-            log.warning("cached %s of run %s does not match its recorded sha256: fetching it again", name, run_id)
+            log.warning("cached %s of run %s does not match its recorded sha256: fetching it again",
+                        name, run_id)
             store.cache.drop(run_id, name)
         data = store.get(run_id, name)
         actual = "missing" if data is None else sha256(data)

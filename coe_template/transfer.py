@@ -36,11 +36,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class NotAnExport(InvalidInput):
-    """The file is not an intact export: malformed, unexpected members, or files that do not match their digests."""
+    """Not an intact export: malformed, with unexpected members, or files not matching their digests."""
 
 
 def write_export(path: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
-    """Write the export to ``path`` via a temporary beside it, so a crash leaves no half file under that name."""
+    """Write the export to ``path`` via a temporary beside it: a crash leaves no half file under that name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     members = {MANIFEST: json.dumps({"format": FORMAT, **manifest}, indent=2, sort_keys=True).encode("utf-8"),
@@ -97,7 +97,8 @@ def _members(path: Path, where: str) -> dict[str, bytes]:
     with tarfile.open(path, "r:gz") as archive:
         for member in archive:
             name = member.name
-            if name != MANIFEST and not (name.startswith(FILES) and FILE_NAME.fullmatch(name.removeprefix(FILES))):
+            a_file = name.startswith(FILES) and FILE_NAME.fullmatch(name.removeprefix(FILES))
+            if name != MANIFEST and not a_file:
                 raise NotAnExport(f"{where}: unexpected member {name!r} (an export holds only {MANIFEST} "
                                   f"and {FILES}<file name>); nothing imported")
             if not member.isfile():
@@ -134,8 +135,8 @@ def _check_manifest(manifest: Any, where: str) -> None:
     if not RUN_ID.fullmatch(manifest["run_id"]):
         raise wrong(f"{manifest['run_id']!r} is not a run id")
     artifacts = manifest["artifacts"]
-    bad = [n for n, d in artifacts.items()
-           if not FILE_NAME.fullmatch(n) or n == RECORD_FILE or not (isinstance(d, str) and _SHA256.fullmatch(d))]
+    bad = [n for n, d in artifacts.items() if not FILE_NAME.fullmatch(n) or n == RECORD_FILE
+           or not (isinstance(d, str) and _SHA256.fullmatch(d))]
     if bad:
         raise wrong(f"artifacts lists {', '.join(map(repr, sorted(bad)))}, not a file name with a sha256")
     missing = [name for name in RUN_FILES if name not in artifacts]
@@ -151,4 +152,5 @@ def _check_record(data: bytes, manifest: Mapping[str, Any], where: str) -> None:
         raise NotAnExport(f"{where}: {RECORD_FILE} is not JSON ({exc}); nothing imported") from None
     if not isinstance(record, dict) or record.get("run_id") != manifest["run_id"] \
             or record.get("files") != manifest["artifacts"]:
-        raise NotAnExport(f"{where}: {RECORD_FILE} does not name the manifest's run and digests; nothing imported")
+        raise NotAnExport(f"{where}: {RECORD_FILE} does not name the manifest's run and digests; "
+                          "nothing imported")

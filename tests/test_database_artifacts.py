@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import text
 
 from coe_template.artifacts import DATABASE
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
-from tests.conftest import ADMIN_KEY, MODEL, seeded_registry
+from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
 
 BODY = {"texts": [{"text": "Object detection on drone video"}]}
@@ -28,6 +29,25 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(d
                 data = response.json()["data"]
                 assert data["model"]["version"] == 1
                 assert data["predictions"][0]["predicted_tag"] == "computer-vision"
+            # A version whose blob was changed in the database: its promotion is refused before unpickling.
+            forged = trainer.register(MODEL, trained_model)
+            with trainer.engine.begin() as connection:
+                connection.execute(text("UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name"),
+                                   {"data": b"forged", "run": forged["run_id"], "name": MODEL_FILE})
+            response = httpx.put(f"{base}/models/{MODEL}/aliases/production", json={"version": 2},
+                                 headers={**ADMIN, "X-Request-ID": "t-2"}, timeout=10)
+            assert (response.status_code, response.headers["retry-after"]) == (503, "60")
+            assert response.json() == {
+                "type": "/problems/model-files-unverified",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": f"run {forged['run_id']}: {MODEL_FILE} does not match its recorded sha256 "
+                          f"(expected {forged['artifacts'][MODEL_FILE]}, found {sha256(b'forged')}); "
+                          "refusing to load it",
+                "request_id": "t-2",
+            }
+            assert trainer.get_alias(MODEL, "production") == 1
+            assert not (replica / "cache" / forged["run_id"] / MODEL_FILE).exists()
         cached = replica / "cache" / version["run_id"]
         assert {p.name for p in cached.iterdir()} == {*RUN_FILES, RECORD_FILE}
         assert sha256((cached / MODEL_FILE).read_bytes()) == version["artifacts"][MODEL_FILE]

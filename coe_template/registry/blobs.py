@@ -1,4 +1,4 @@
-"""Artifacts in the registry's own database (``COE_ARTIFACT_STORE=db``): a cluster needs nothing but PostgreSQL."""
+"""Artifacts in the registry's own database (``COE_ARTIFACT_STORE=db``): a cluster needs only PostgreSQL."""
 
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ class DatabaseStore(ArtifactStore):
     def get(self, run_id: str, name: str) -> bytes | None:
         check_key(run_id, name)
         with reader(self.engine).begin() as connection:
-            return connection.scalar(select(_BLOBS.c.data).where(_BLOBS.c.run_id == run_id, _BLOBS.c.name == name))
+            return connection.scalar(select(_BLOBS.c.data)
+                                     .where(_BLOBS.c.run_id == run_id, _BLOBS.c.name == name))
 
     def exists(self, run_id: str) -> bool:
         check_key(run_id)
         with reader(self.engine).begin() as connection:
-            return connection.scalar(select(_BLOBS.c.run_id).where(_BLOBS.c.run_id == run_id).limit(1)) is not None
+            found = connection.scalar(select(_BLOBS.c.run_id).where(_BLOBS.c.run_id == run_id).limit(1))
+        return found is not None

@@ -26,7 +26,8 @@ from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.registry.blobs import DatabaseStore
-from coe_template.store import RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run, sha256
+from coe_template.store import (RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run,
+                                 sha256)
 from coe_template.train import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -398,7 +399,8 @@ class Registry:
             model = self._model(session, name)
             version = self._version(session, model, number)
             if version.status != "ready" or version.run_id is None:
-                raise Conflict(f"version {number} of {name!r} is {version.status}: only ready versions can be exported")
+                raise Conflict(f"version {number} of {name!r} is {version.status}: "
+                               "only ready versions can be exported")
             manifest = {"model": name, "description": model.description, "version": number,
                         "run_id": version.run_id, "args": version.args, "dataset": version.dataset,
                         "performance": version.performance, "threshold": version.threshold,
@@ -406,7 +408,8 @@ class Registry:
         files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
         record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
         if record is None:
-            raise RunNotFound(f"run {manifest['run_id']}: its {RECORD_FILE} is missing from the artifact store")
+            raise RunNotFound(f"run {manifest['run_id']}: its {RECORD_FILE} is missing "
+                              "from the artifact store")
         return manifest, {**files, RECORD_FILE: record}
 
     def import_version(self, name: str, manifest: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
@@ -429,8 +432,10 @@ class Registry:
             model = session.scalar(select(Model).where(Model.name == name).with_for_update())
             if model is None:
                 raise ModelNotFound(name)
-            highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
-            version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready", finished_at=utcnow(),
+            highest = session.scalar(select(func.max(ModelVersion.version))
+                                     .where(ModelVersion.model_id == model.id))
+            version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready",
+                                   finished_at=utcnow(),
                                    args=manifest["args"], dataset=manifest["dataset"],
                                    performance=manifest["performance"], threshold=manifest["threshold"],
                                    artifacts=digests, run_id=run_id)

@@ -1,4 +1,4 @@
-"""The registry's tables: models, their numbered versions, aliases onto versions, and artifacts kept as blobs."""
+"""The registry's tables: models, their numbered versions, aliases onto versions, artifacts as blobs."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class Alias(Base):
 
 
 class ArtifactBlob(Base):
-    """One file of a run, when ``COE_ARTIFACT_STORE=db``; its digest is informative: the version's is the authority."""
+    """One file of a run (``COE_ARTIFACT_STORE=db``); its digest informs: the version's is the authority."""
 
     __tablename__ = "artifact_blobs"
 

@@ -181,3 +181,20 @@ def test_unknown_arg_names_the_argument_and_the_known_ones(store, run_id):
     assert "'learning_rate'" in message
     assert "ngram_max" in message and "seed" in message
     assert isinstance(info.value, LookupError)
+
+
+# --- the directory store ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../registry.db", "/etc/passwd", "run.json/..", ".hidden.json", "a/b.json"])
+def test_a_file_name_that_is_a_path_is_refused(store, run_id, name):
+    with pytest.raises(ArtifactError, match="not a file name of a run"):
+        store.get(run_id, name)
+
+
+def test_a_run_is_never_written_over(model, store, run_id):
+    original = {p.name: p.read_bytes() for p in (store.runs / run_id).iterdir()}
+    with pytest.raises(OSError):
+        store.put(run_id, {"labels.json": b"[]"})
+    assert {p.name: p.read_bytes() for p in (store.runs / run_id).iterdir()} == original
+    assert [p.name for p in store.runs.iterdir()] == [run_id]  # and no temporary left behind
