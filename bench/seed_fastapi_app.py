@@ -18,12 +18,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from coe_template.artifacts import DirectoryStore
 from coe_template.data import clean_text
 from coe_template.store import load_artifacts
 from coe_template.train import apply_threshold
 
 app = FastAPI(title="seed-style reference")
-artifacts = load_artifacts(os.environ["BENCH_RUN_ID"], Path(os.environ["BENCH_MODEL_STORE"]))
+artifacts = load_artifacts(os.environ["BENCH_RUN_ID"], DirectoryStore(Path(os.environ["BENCH_MODEL_STORE"])))
 
 
 class Text(BaseModel):

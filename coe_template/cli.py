@@ -27,6 +27,7 @@ from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.training import run_training
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
+from coe_template.transfer import read_export, write_export
 from coe_template.worker import KINDS, Stopping, unobserved
 from coe_template.worker import run as run_worker
 from config.logging import configure as configure_logging
@@ -52,8 +53,15 @@ class Context:
     def registry(self) -> Registry:
         if self._registry is None:
             settings = self.settings
-            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
+            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits,
+                                           artifacts=settings.artifact_store)
         return self._registry
+
+    def close(self) -> None:
+        """Close the registry's connections, if a command opened it."""
+        if self._registry is not None:
+            self._registry.engine.dispose()
+            self._registry = None
 
     def load(self, name: str, version: int | None) -> Artifacts:
         try:
@@ -91,6 +99,7 @@ def main(ctx: click.Context, store: Path | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     ctx.obj = Context(settings if store is None else replace(settings, model_store=store))
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
@@ -284,7 +293,7 @@ def db_check(context: Context) -> None:
 
 @main.group()
 def models() -> None:
-    """List, promote, roll back and archive model versions."""
+    """List, promote, roll back, archive, export and import model versions."""
 
 
 @models.command("list")
@@ -353,6 +362,38 @@ def archive(context: Context, name: str, version: int) -> None:
     """Archive VERSION of model NAME (refused while an alias points at it)."""
     context.registry.archive_version(name, version)
     click.echo(f"{name}: version {version} archived")
+
+
+@models.command("export")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (a gzipped tar: manifest.json and the run's files).")
+@pass_context
+@_fail_clearly
+def export_version(context: Context, name: str, version: int, out: Path) -> None:
+    """Write ready VERSION of model NAME, with its digests, to one file another registry can import."""
+    manifest, files = context.registry.export_version(name, version)
+    write_export(out, manifest, files)
+    click.echo(f"{name} version {version} (run {manifest['run_id']}, {len(files)} files, "
+               f"{sum(map(len, files.values()))} bytes) exported to {out}")
+
+
+@models.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "name", default=None,
+              help="Model to add the version to [default: the exported model's name].")
+@pass_context
+@_fail_clearly
+def import_version(context: Context, path: Path, name: str | None) -> None:
+    """Record the version exported in FILE as a new ready version, after checking every file's digest."""
+    manifest, files = read_export(path)
+    name = name or manifest["model"]
+    context.registry.ensure_model(name, manifest.get("description") or "")
+    version = context.registry.import_version(name, manifest, files)
+    click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
+               f"(run {manifest['run_id']}) as version {version['version']}, ready; promote it with "
+               f"`coe-template models promote {name} {version['version']}`")
 
 
 @models.command("train-version", hidden=True)

@@ -1,19 +1,18 @@
-"""Each training run as a directory of artifacts, written atomically, read back verified.
+"""Each training run as a set of files in an artifact store, written all at once, read back verified.
 
 joblib files can run code when loaded, so a run is only loaded when every file
-still has the sha256 digest recorded when the run was written.
+still has the sha256 digest recorded when the run was written, checked on the
+bytes in memory, which are then unpickled: no file is read twice.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
+import io
 import json
-import os
+import logging
 import platform
-import re
 import secrets
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,23 +24,20 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from coe_template.args import lookup_arg
+from coe_template.artifacts import RUN_ID, ArtifactError, ArtifactStore, RunNotFound, check_key
 from coe_template.compiled import Predictor, predictor_for
-from coe_template.errors import ArtifactUnavailable, StorageFull
 from coe_template.train import TrainedModel
 
-RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
+__all__ = ["MODEL_FILE", "RECORD_FILE", "RUN_FILES", "RUN_ID", "ArtifactError", "Artifacts", "RunNotFound",
+           "load_artifacts", "read_record", "read_verified", "run_files", "runs_dir", "save_run", "sha256",
+           "sha256_file"]
+
+log = logging.getLogger(__name__)
+
 MODEL_FILE = "model.joblib"
 RECORD_FILE = "run.json"
 #: Every file a run must have, each with a recorded digest.
 RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json")
-
-
-class ArtifactError(ArtifactUnavailable):
-    """A run cannot be found or does not match what was written: the server's fault, never the client's."""
-
-
-class RunNotFound(ArtifactError):
-    """A run's directory or record is missing."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +56,10 @@ class Artifacts:
         return lookup_arg(self.args, name)
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -69,6 +69,7 @@ def sha256_file(path: Path) -> str:
 
 
 def runs_dir(store: Path) -> Path:
+    """Where a :class:`~coe_template.artifacts.DirectoryStore` rooted at ``store`` keeps its runs."""
     return Path(store) / "runs"
 
 
@@ -77,112 +78,113 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _json(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def save_run(model: TrainedModel, store: Path) -> str:
-    """Write a run into a hidden directory, then rename it into place.
-
-    A crash leaves at most a hidden ``.tmp-*`` directory, never a half-written run;
-    a full disk leaves nothing and raises :class:`StorageFull`.
-    """
-    run_id = new_run_id()
-    runs = runs_dir(store)
-    tmp = runs / f".tmp-{run_id}"
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        _write_run(model, tmp, run_id)
-        os.replace(tmp, runs / run_id)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(f"the model store's disk is full ({exc.strerror}): "
-                              "no space left to write the run; free space and train again") from None
-        raise
-    return run_id
-
-
-def _write_run(model: TrainedModel, tmp: Path, run_id: str) -> None:
-    """Every file of a run, each flushed to disk, into ``tmp``."""
-    joblib.dump(model.pipeline, tmp / MODEL_FILE)
-    _write_json(tmp / "args.json", model.args.to_dict())
-    _write_json(tmp / "labels.json", model.labels)
-    _write_json(tmp / "threshold.json", model.threshold)
-    _write_json(tmp / "performance.json", model.performance)
-    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-    _write_json(tmp / RECORD_FILE, {
+def run_files(model: TrainedModel, run_id: str) -> dict[str, bytes]:
+    """Every file of a run, ``run.json`` (when, from what, and every other file's digest) included."""
+    pickled = io.BytesIO()
+    joblib.dump(model.pipeline, pickled)
+    files = {
+        MODEL_FILE: pickled.getvalue(),
+        "args.json": _json(model.args.to_dict()),
+        "labels.json": _json(model.labels),
+        "threshold.json": _json(model.threshold),
+        "performance.json": _json(model.performance),
+    }
+    files[RECORD_FILE] = _json({
         "run_id": run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threshold": model.threshold,
         "dataset": model.dataset,
-        "files": files,
+        "files": {name: sha256(data) for name, data in sorted(files.items())},
         "versions": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,
             "joblib": joblib.__version__,
         },
     })
-    for path in tmp.iterdir():
-        with path.open("rb") as fh:
-            os.fsync(fh.fileno())
+    return files
 
 
-def read_record(run_id: str, store: Path) -> dict[str, Any]:
-    """A run's ``run.json``: when and from what it was made, and its files' digests."""
-    if not RUN_ID.fullmatch(run_id):
-        raise RunNotFound(f"not a run id: {run_id!r}")
+def save_run(model: TrainedModel, store: ArtifactStore) -> tuple[str, dict[str, str]]:
+    """Write a new run, all files or none; its id and every file's sha256 (for the registry to keep)."""
+    run_id = new_run_id()
+    files = run_files(model, run_id)
+    store.put(run_id, files)
+    return run_id, {name: sha256(data) for name, data in files.items() if name != RECORD_FILE}
+
+
+def read_record(run_id: str, store: ArtifactStore) -> dict[str, Any]:
+    """A run's ``run.json``: when and from what it was made, its files' digests (kept in the cache too)."""
+    check_key(run_id)
+    data = store.cache.get(run_id, RECORD_FILE) if store.cache is not None else None
+    fetched = data is None
+    if fetched:
+        data = store.get(run_id, RECORD_FILE)
+    if data is None:
+        raise RunNotFound(f"run {run_id}: its files are missing from the artifact store")
     try:
-        record = _read_json(runs_dir(store) / run_id / RECORD_FILE)
-    except FileNotFoundError:
-        raise RunNotFound(f"run {run_id}: its files are missing from the model store") from None
+        record = json.loads(data)
     except ValueError as exc:
         raise ArtifactError(f"run {run_id}: {RECORD_FILE} is damaged ({exc}); refusing to load it") from None
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
         raise ArtifactError(f"run {run_id}: {RECORD_FILE} lists no file digests; refusing to load it")
+    if fetched and store.cache is not None:
+        store.cache.keep(run_id, RECORD_FILE, data)
     return record
 
 
-def verify_run(run_id: str, store: Path, digests: Mapping[str, str]) -> Path:
-    """Check every file of a run against ``digests``; return the run's directory."""
-    if not RUN_ID.fullmatch(run_id):
-        raise RunNotFound(f"not a run id: {run_id!r}")
-    run = runs_dir(store) / run_id
+def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str]) -> dict[str, bytes]:
+    """Every file of a run, each checked against ``digests``, as bytes in memory.
+
+    A cached copy that does not match is dropped and fetched again; bytes from the
+    store that do not match are refused, naming the file, and never cached.
+    """
+    check_key(run_id)
     unlisted = [name for name in RUN_FILES if name not in digests]
     if unlisted:
         raise ArtifactError(f"run {run_id}: no recorded digest for {', '.join(unlisted)}; refusing to load it")
+    files = {}
     for name, expected in digests.items():
-        path = run / name
-        actual = sha256_file(path) if path.is_file() else "missing"
-        if actual != expected:
+        cached = store.cache.get(run_id, name) if store.cache is not None else None
+        if cached is not None and sha256(cached) == expected:
+            files[name] = cached
+            continue
+        if cached is not None and store.cache is not None:
+            log.warning("cached %s of run %s does not match its recorded sha256: fetching it again",
+                        name, run_id)
+            store.cache.drop(run_id, name)
+        data = store.get(run_id, name)
+        actual = "missing" if data is None else sha256(data)
+        if data is None or actual != expected:
             raise ArtifactError(
                 f"run {run_id}: {name} does not match its recorded sha256 "
                 f"(expected {expected}, found {actual}); refusing to load it"
             )
-    return run
+        if store.cache is not None:
+            store.cache.keep(run_id, name, data)
+        files[name] = data
+    return files
 
 
-def load_artifacts(run_id: str, store: Path, digests: Mapping[str, str] | None = None) -> Artifacts:
+def load_artifacts(run_id: str, store: ArtifactStore, digests: Mapping[str, str] | None = None) -> Artifacts:
     """Load a run after checking every file against its recorded digest.
 
     ``digests`` (from the registry's database) take precedence over the ones
     in ``run.json``, which sits beside the files it vouches for.
     """
     record = read_record(run_id, store)
-    run = verify_run(run_id, store, record["files"] if digests is None else digests)
-    pipeline = joblib.load(run / MODEL_FILE)
+    files = read_verified(run_id, store, record["files"] if digests is None else digests)
+    pipeline = joblib.load(io.BytesIO(files[MODEL_FILE]))
     return Artifacts(
         run_id=run_id,
         pipeline=pipeline,
-        labels=_read_json(run / "labels.json"),
-        threshold=float(_read_json(run / "threshold.json")),
-        args=_read_json(run / "args.json"),
-        performance=_read_json(run / "performance.json"),
+        labels=json.loads(files["labels.json"]),
+        threshold=float(json.loads(files["threshold.json"])),
+        args=json.loads(files["args.json"]),
+        performance=json.loads(files["performance.json"]),
         record=record,
         predictor=predictor_for(pipeline),
     )

@@ -8,6 +8,9 @@ variable                        meaning                                         
 ==============================  ===============================================  ====================================
 ``COE_MODEL_STORE``             directory holding the artifacts of every run     ``<project>/model-store``
 ``DATABASE_URL``                the registry's database (SQLAlchemy URL)         SQLite file ``registry.db`` in the store
+``COE_ARTIFACT_STORE``          where versions' files are kept: ``directory``    ``directory``
+                                (``runs`` in the store) or ``db`` (the
+                                registry's database; the store is its cache)
 ``COE_MODEL_NAME``              the model the seed resources serve               ``project-tagger``
 ``COE_TRAINING_ARGS``           JSON file of default training arguments          ``<project>/config/args.json``
 ``COE_TRAINING_DATA``           the only CSV the API may train on                the bundled dataset
@@ -66,6 +69,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from coe_template.artifacts import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
 from coe_template.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
@@ -144,6 +148,7 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
 class Settings:
     model_store: Path = PROJECT_ROOT / "model-store"
     database_url: str | None = None
+    artifact_store: str = DIRECTORY
     model_name: str = "project-tagger"
     training_args: Path = PROJECT_ROOT / "config" / "args.json"
     training_data: Path | None = None
@@ -216,6 +221,7 @@ class Settings:
         return cls(
             model_store=Path(environ.get("COE_MODEL_STORE") or defaults.model_store),
             database_url=environ.get("DATABASE_URL") or None,
+            artifact_store=_choice(environ, "COE_ARTIFACT_STORE", defaults.artifact_store, ARTIFACT_STORES),
             model_name=environ.get("COE_MODEL_NAME") or defaults.model_name,
             training_args=Path(environ.get("COE_TRAINING_ARGS") or defaults.training_args),
             training_data=Path(environ["COE_TRAINING_DATA"]) if environ.get("COE_TRAINING_DATA") else None,

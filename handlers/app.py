@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
-    registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits)
+    registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits,
+                             artifacts=settings.artifact_store)
     metrics.count_database_errors(registry.engine)
     server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
     try:

@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from coe_template.args import load_args
+from coe_template.artifacts import DIRECTORY
 from coe_template.data import Dataset, bundled_dataset_path, load_dataset
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.store import Artifacts
@@ -48,9 +49,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'registry.db'}"
 
 
-def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1) -> Registry:
+def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1,
+                    artifacts: str = DIRECTORY) -> Registry:
     """A registry whose model has ``versions`` ready versions, ``production`` on version 1."""
-    registry = Registry.open(database_url, store, upgrade=True)
+    registry = Registry.open(database_url, store, upgrade=True, artifacts=artifacts)
     registry.ensure_model(MODEL, "Tags projects.")
     for _ in range(versions):
         registry.register(MODEL, trained)

@@ -1,8 +1,8 @@
 """The model registry: numbered versions per model, aliases onto them, artifacts verified.
 
-Metadata lives in SQL (SQLite or PostgreSQL); artifacts stay files in the model
-store, each version recording the sha256 of every file so a changed file is
-refused before it is unpickled.
+Metadata lives in SQL (SQLite or PostgreSQL); artifacts live in an artifact store
+(a directory, or the database itself), each version recording the sha256 of every
+file so a changed file is refused before it is unpickled.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import Busy, CoeError, Conflict, NotFound
+from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
-from coe_template.store import Artifacts, load_artifacts, read_record, save_run, verify_run
+from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
+from coe_template.registry.blobs import DatabaseStore
+from coe_template.store import (RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run,
+                                 sha256)
 from coe_template.train import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -89,18 +92,32 @@ def version_dict(version: ModelVersion, aliases: list[str]) -> dict[str, Any]:
     }
 
 
+def artifact_store(kind: str, engine: Engine, store: Path) -> ArtifactStore:
+    """The artifact store ``COE_ARTIFACT_STORE`` names: the model store's ``runs`` directory, or
+    the registry's database with a cache in the model store's ``cache`` directory."""
+    if kind == DIRECTORY:
+        return DirectoryStore(store)
+    if kind == DATABASE:
+        return DatabaseStore(engine, Path(store) / "cache")
+    raise ValueError(f"no artifact store {kind!r}")
+
+
 class Registry:
-    def __init__(self, engine: Engine, store: Path) -> None:
+    def __init__(self, engine: Engine, store: Path, artifacts: ArtifactStore | None = None) -> None:
         self.engine = engine
+        #: This host's model store directory: runs (directory store), cache (database store), SQLite file.
         self.store = Path(store)
+        #: Where every version's files are kept and fetched from.
+        self.artifacts = artifacts or DirectoryStore(self.store)
 
     @classmethod
     def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS, *,
-             upgrade: bool = False) -> Registry:
+             upgrade: bool = False, artifacts: str = DIRECTORY) -> Registry:
         """Connect; :class:`~coe_template.registry.db.SchemaNotCurrent` unless the schema is current.
 
         ``upgrade`` brings it up to date first: for ``coe-template db upgrade`` and for tests
-        building a fresh database, never for servers and workers.
+        building a fresh database, never for servers and workers. ``artifacts`` names the
+        artifact store (``COE_ARTIFACT_STORE``).
         """
         Path(store).mkdir(parents=True, exist_ok=True)  # also where the default SQLite file lives
         engine = make_engine(url, limits)
@@ -112,7 +129,7 @@ class Registry:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, store)
+        return cls(engine, store, artifact_store(artifacts, engine, store))
 
     @contextmanager
     def _session(self, read_only: bool = False) -> Iterator[Session]:
@@ -244,8 +261,7 @@ class Registry:
             status = self._version(session, self._model(session, name), number).status
         if status != "training":  # e.g. reaped as failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
-        run_id = save_run(trained, self.store)
-        record = read_record(run_id, self.store)
+        run_id, digests = save_run(trained, self.artifacts)
         with self._session() as session:
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
@@ -253,7 +269,7 @@ class Registry:
             version.status = "ready"
             version.finished_at = utcnow()
             version.run_id = run_id
-            version.artifacts = record["files"]
+            version.artifacts = digests
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
@@ -340,7 +356,7 @@ class Registry:
             version = self._version(session, model, number)
             if version.status != "ready":
                 raise Conflict(f"version {number} of {name!r} is {version.status}; only ready versions can be aliased")
-            verify_run(version.run_id, self.store, version.artifacts)
+            read_verified(version.run_id, self.artifacts, version.artifacts)
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             previous = None if found is None else found.version.version
             if found is None:
@@ -377,7 +393,63 @@ class Registry:
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
-        return load_artifacts(run_id, self.store, digests)
+        return load_artifacts(run_id, self.artifacts, digests)
+
+    # --- moving versions between registries ---------------------------------------------------
+
+    def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A ready version's manifest (see :mod:`coe_template.transfer`) and its files, each verified."""
+        with self._session(read_only=True) as session:
+            model = self._model(session, name)
+            version = self._version(session, model, number)
+            if version.status != "ready" or version.run_id is None:
+                raise Conflict(f"version {number} of {name!r} is {version.status}: "
+                               "only ready versions can be exported")
+            manifest = {"model": name, "description": model.description, "version": number,
+                        "run_id": version.run_id, "args": version.args, "dataset": version.dataset,
+                        "performance": version.performance, "threshold": version.threshold,
+                        "artifacts": dict(version.artifacts or {})}
+        files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
+        record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
+        if record is None:
+            raise RunNotFound(f"run {manifest['run_id']}: its {RECORD_FILE} is missing "
+                              "from the artifact store")
+        return manifest, {**files, RECORD_FILE: record}
+
+    def import_version(self, name: str, manifest: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
+
+        Every file must match the manifest's digest (nothing is unpickled); the run's files
+        are written first and never over a run this registry already holds.
+        """
+        run_id, digests = manifest["run_id"], manifest["artifacts"]
+        for file_name, digest in digests.items():
+            if sha256(files.get(file_name, b"")) != digest:
+                raise InvalidInput(f"run {run_id}: {file_name} does not match its sha256 in the export; "
+                                   "nothing imported")
+        self._model_id(name)  # the model exists before anything is written
+        if self.artifacts.exists(run_id):
+            raise Conflict(f"run {run_id} is already in this registry's artifact store (imported before, or "
+                           "exported from here): nothing imported")
+        self.artifacts.put(run_id, files)
+        with self._session() as session:
+            model = session.scalar(select(Model).where(Model.name == name).with_for_update())
+            if model is None:
+                raise ModelNotFound(name)
+            highest = session.scalar(select(func.max(ModelVersion.version))
+                                     .where(ModelVersion.model_id == model.id))
+            version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready",
+                                   finished_at=utcnow(),
+                                   args=manifest["args"], dataset=manifest["dataset"],
+                                   performance=manifest["performance"], threshold=manifest["threshold"],
+                                   artifacts=digests, run_id=run_id)
+            session.add(version)
+            session.flush()
+            return version_dict(version, [])
+
+    def _model_id(self, name: str) -> int:
+        with self._session(read_only=True) as session:
+            return self._model(session, name).id
 
     # --- observing -------------------------------------------------------------------------------
 

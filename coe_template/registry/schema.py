@@ -1,11 +1,11 @@
-"""The registry's tables: models, their numbered versions, and aliases onto versions."""
+"""The registry's tables: models, their numbered versions, aliases onto versions, artifacts as blobs."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("training", "ready", "failed", "archived")
@@ -76,3 +76,14 @@ class Alias(Base):
 
     model: Mapped[Model] = relationship(back_populates="aliases")
     version: Mapped[ModelVersion] = relationship()
+
+
+class ArtifactBlob(Base):
+    """One file of a run (``COE_ARTIFACT_STORE=db``); its digest informs: the version's is the authority."""
+
+    __tablename__ = "artifact_blobs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

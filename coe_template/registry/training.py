@@ -28,7 +28,8 @@ def start_training(registry: Registry, database_url: str, name: str, args: Train
     number = version["version"]
     command = [sys.executable, "-m", "coe_template.cli", "models", "train-version", name, str(number),
                "--data", str(data)]
-    env = {**os.environ, "COE_MODEL_STORE": str(registry.store), "DATABASE_URL": database_url}
+    env = {**os.environ, "COE_MODEL_STORE": str(registry.store), "DATABASE_URL": database_url,
+           "COE_ARTIFACT_STORE": registry.artifacts.kind}
     try:
         process = subprocess.Popen(command, env=env, start_new_session=True,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

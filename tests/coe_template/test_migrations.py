@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
+from coe_template.artifacts import DATABASE
 from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, upgrade
+from coe_template.store import RunNotFound
 from tests.conftest import MODEL, seeded_registry
 
 
@@ -142,5 +145,30 @@ def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tm
         # The digest went with the downgrade: no token matches; an admin key still cancels the job.
         assert not jobs.holds_token(job["id"], token)
         assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
+    finally:
+        registry.engine.dispose()
+
+
+def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tmp_path, trained_model):
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model, artifacts=DATABASE)
+    run_id = registry.get_version(MODEL, 1)["run_id"]
+    registry.engine.dispose()
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:  # at head: the run's files are rows
+            assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 6
+        downgrade_to(engine, "0006")
+        assert "artifact_blobs" not in inspect(engine).get_table_names()
+        upgrade(engine)
+        assert {c["name"] for c in inspect(engine).get_columns("artifact_blobs")} == {"run_id", "name", "sha256",
+                                                                                     "data"}
+    finally:
+        engine.dispose()
+    # The blobs went with the downgrade: a host with no cache finds the version's files missing.
+    registry = Registry.open(database_url, tmp_path / "elsewhere", artifacts=DATABASE)
+    try:
+        with pytest.raises(RunNotFound, match=f"run {run_id}: its files are missing"):
+            registry.load(MODEL, 1)
     finally:
         registry.engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from coe_template.args import parse_args
 from coe_template.data import ACCEPTED_TAGS, OTHER_TAG, load_dataset
 from coe_template.predict import predict
+from coe_template.artifacts import DirectoryStore
 from coe_template.store import load_artifacts, save_run
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
@@ -26,8 +27,9 @@ def artifacts(tmp_path_factory):
     """A run trained on the tiny synthetic dataset, saved and loaded back like the service does."""
     root = tmp_path_factory.mktemp("predict")
     dataset = load_dataset(write_rows(root / "projects.csv", project_rows(per_tag=15)))
-    store = root / "store"
-    return load_artifacts(save_run(train(dataset, parse_args({})), store), store)
+    store = DirectoryStore(root / "store")
+    run_id, _digests = save_run(train(dataset, parse_args({})), store)
+    return load_artifacts(run_id, store)
 
 
 def test_one_prediction_per_text_in_order(artifacts):

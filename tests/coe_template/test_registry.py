@@ -641,7 +641,7 @@ def test_the_database_digests_outrank_a_forged_run_record(two_ready):
     record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
     record["files"][MODEL_FILE] = hashlib.sha256((run / MODEL_FILE).read_bytes()).hexdigest()
     (run / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
-    load_artifacts(run.name, two_ready.store)  # the forged record now vouches for the file...
+    load_artifacts(run.name, two_ready.artifacts)  # the forged record now vouches for the file...
     with pytest.raises(ArtifactError, match=MODEL_FILE):
         two_ready.load(NAME, 1)  # ...but the registry does not take its word for it
     with pytest.raises(ArtifactError):

@@ -12,6 +12,7 @@ import pytest
 import sklearn
 
 from coe_template.args import UnknownArgument, parse_args
+from coe_template.artifacts import DirectoryStore
 from coe_template.data import clean_text, load_dataset
 from coe_template.store import (
     MODEL_FILE,
@@ -20,7 +21,6 @@ from coe_template.store import (
     ArtifactError,
     RunNotFound,
     load_artifacts,
-    runs_dir,
     save_run,
 )
 from coe_template.train import train
@@ -44,12 +44,13 @@ def model(dataset):
 
 @pytest.fixture
 def store(tmp_path):
-    return tmp_path / "store"
+    return DirectoryStore(tmp_path / "store")
 
 
 @pytest.fixture
 def run_id(model, store):
-    return save_run(model, store)
+    run_id, _digests = save_run(model, store)
+    return run_id
 
 
 # --- round trip -----------------------------------------------------------------------------------
@@ -70,12 +71,12 @@ def test_round_trip_gives_back_the_same_model(model, store, run_id):
 
 def test_a_run_is_one_directory_named_by_its_id(store, run_id):
     assert RUN_ID.match(run_id)
-    assert [p.name for p in runs_dir(store).iterdir()] == [run_id]  # no temporary left behind
-    assert {p.name for p in (runs_dir(store) / run_id).iterdir()} == RUN_FILES | {RECORD_FILE}
+    assert [p.name for p in store.runs.iterdir()] == [run_id]  # no temporary left behind
+    assert {p.name for p in (store.runs / run_id).iterdir()} == RUN_FILES | {RECORD_FILE}
 
 
 def test_run_record_holds_fingerprint_versions_and_digests(dataset, model, store, run_id):
-    run = runs_dir(store) / run_id
+    run = store.runs / run_id
     record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
     assert record["run_id"] == run_id
     assert record["threshold"] == model.threshold
@@ -93,7 +94,7 @@ def test_run_record_holds_fingerprint_versions_and_digests(dataset, model, store
 
 
 def test_run_ids_are_unique_and_sort_by_creation(model, store):
-    ids = [save_run(model, store) for _ in range(5)]  # several within one second
+    ids = [save_run(model, store)[0] for _ in range(5)]  # several within one second
     assert len(set(ids)) == 5
     assert sorted(ids) == ids
     assert all(RUN_ID.fullmatch(i) for i in ids)
@@ -103,7 +104,7 @@ def test_run_ids_are_unique_and_sort_by_creation(model, store):
 
 
 def test_a_tampered_model_is_refused_naming_the_file(store, run_id):
-    path = runs_dir(store) / run_id / MODEL_FILE
+    path = store.runs / run_id / MODEL_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -123,7 +124,7 @@ def test_a_swapped_model_is_never_unpickled(store, run_id, tmp_path):
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    (runs_dir(store) / run_id / MODEL_FILE).write_bytes(pickle.dumps(Payload()))
+    (store.runs / run_id / MODEL_FILE).write_bytes(pickle.dumps(Payload()))
     with pytest.raises(ArtifactError, match=MODEL_FILE):
         load_artifacts(run_id, store)
     assert not marker.exists()
@@ -131,14 +132,14 @@ def test_a_swapped_model_is_never_unpickled(store, run_id, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(RUN_FILES - {MODEL_FILE}))
 def test_any_tampered_json_file_is_refused_by_name(store, run_id, name):
-    path = runs_dir(store) / run_id / name
+    path = store.runs / run_id / name
     path.write_text(path.read_text(encoding="utf-8") + " ", encoding="utf-8")
     with pytest.raises(ArtifactError, match=name):
         load_artifacts(run_id, store)
 
 
 def test_a_deleted_artifact_is_refused_by_name(store, run_id):
-    (runs_dir(store) / run_id / "labels.json").unlink()
+    (store.runs / run_id / "labels.json").unlink()
     with pytest.raises(ArtifactError, match=r"labels\.json .*found missing"):
         load_artifacts(run_id, store)
 
@@ -150,7 +151,7 @@ def test_a_missing_run_is_run_not_found(store, run_id):
 
 
 def test_a_run_without_its_record_is_run_not_found(store, run_id):
-    (runs_dir(store) / run_id / RECORD_FILE).unlink()
+    (store.runs / run_id / RECORD_FILE).unlink()
     with pytest.raises(RunNotFound):
         load_artifacts(run_id, store)
 
@@ -180,3 +181,20 @@ def test_unknown_arg_names_the_argument_and_the_known_ones(store, run_id):
     assert "'learning_rate'" in message
     assert "ngram_max" in message and "seed" in message
     assert isinstance(info.value, LookupError)
+
+
+# --- the directory store ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../registry.db", "/etc/passwd", "run.json/..", ".hidden.json", "a/b.json"])
+def test_a_file_name_that_is_a_path_is_refused(store, run_id, name):
+    with pytest.raises(ArtifactError, match="not a file name of a run"):
+        store.get(run_id, name)
+
+
+def test_a_run_is_never_written_over(model, store, run_id):
+    original = {p.name: p.read_bytes() for p in (store.runs / run_id).iterdir()}
+    with pytest.raises(OSError):
+        store.put(run_id, {"labels.json": b"[]"})
+    assert {p.name: p.read_bytes() for p in (store.runs / run_id).iterdir()} == original
+    assert [p.name for p in store.runs.iterdir()] == [run_id]  # and no temporary left behind

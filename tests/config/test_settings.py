@@ -84,6 +84,18 @@ def test_an_empty_database_url_means_the_default():
     assert settings.db_url.startswith("sqlite:///")
 
 
+def test_artifacts_are_kept_in_the_store_directory_unless_the_database_is_chosen():
+    assert Settings.from_env({}).artifact_store == "directory"
+    assert Settings.from_env({"COE_ARTIFACT_STORE": ""}).artifact_store == "directory"
+    assert Settings.from_env({"COE_ARTIFACT_STORE": " DB "}).artifact_store == "db"
+
+
+def test_an_unknown_artifact_store_is_refused_by_name():
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"COE_ARTIFACT_STORE": "s3"})
+    assert str(info.value) == "COE_ARTIFACT_STORE must be one of ['directory', 'db'], not 's3'"
+
+
 # --- model name and training data ----------------------------------------------------------------
 
 

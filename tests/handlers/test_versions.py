@@ -173,7 +173,7 @@ def test_a_version_whose_files_are_gone_is_a_503_that_names_no_server_path(regis
     assert response.headers["retry-after"] == "60"
     assert response.json() == {
         "type": "/problems/model-files-unverified", "title": "Service Unavailable", "status": 503,
-        "detail": f"run {run_id}: its files are missing from the model store", "request_id": "in-8",
+        "detail": f"run {run_id}: its files are missing from the artifact store", "request_id": "in-8",
     }
 
 

@@ -1,0 +1,134 @@
+"""Artifacts in the registry's database: any host loads any version, from its cache once fetched, verified always."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from coe_template.artifacts import DATABASE, DirectoryStore
+from coe_template.data import clean_text
+from coe_template.registry import PRODUCTION, Registry
+from coe_template.registry.blobs import DatabaseStore
+from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, ArtifactError, RunNotFound, sha256
+from tests.conftest import MODEL, seeded_registry
+
+TEXTS = [clean_text(t) for t in ["Object detection on drone video", "A transformer for legal text"]]
+
+
+@pytest.fixture
+def host_a(database_url, tmp_path, trained_model):
+    """The host that trained version 1 (production) with ``COE_ARTIFACT_STORE=db``."""
+    registry = seeded_registry(database_url, tmp_path / "host-a", trained_model, artifacts=DATABASE)
+    yield registry
+    registry.engine.dispose()
+
+
+@pytest.fixture
+def open_host(database_url, tmp_path):
+    """Open the registry as another host would: the same database, a model store of its own (empty at first)."""
+    opened: list[Registry] = []
+
+    def open_(name: str) -> Registry:
+        registry = Registry.open(database_url, tmp_path / name, artifacts=DATABASE)
+        opened.append(registry)
+        return registry
+
+    yield open_
+    for registry in opened:
+        registry.engine.dispose()
+
+
+def execute(registry: Registry, statement: str, **params) -> None:
+    with registry.engine.begin() as connection:
+        connection.execute(text(statement), params)
+
+
+def test_the_database_store_writes_no_run_directory_and_keeps_every_file_as_a_blob(host_a):
+    assert isinstance(host_a.artifacts, DatabaseStore)
+    run_id = host_a.get_version(MODEL, 1)["run_id"]
+    assert not (host_a.store / "runs").exists()
+    with host_a.engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, sha256, data FROM artifact_blobs WHERE run_id = :r"),
+                                  {"r": run_id}).all()
+    assert {name for name, _, _ in rows} == set(RUN_FILES) | {RECORD_FILE}
+    assert all(digest == sha256(bytes(data)) for _, digest, data in rows)
+    assert {name: digest for name, digest, _ in rows if name != RECORD_FILE} == \
+        host_a.get_version(MODEL, 1)["artifacts"]
+
+
+def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_its_cache(
+        host_a, open_host, trained_model):
+    version = host_a.get_version(MODEL, 1)
+    run_id = version["run_id"]
+    host_b = open_host("host-b")
+    assert not any(host_b.store.iterdir())  # nothing local: a fresh replica
+
+    loaded = host_b.load(MODEL, 1)
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
+    cached = host_b.store / "cache" / run_id
+    assert {p.name for p in cached.iterdir()} == set(RUN_FILES) | {RECORD_FILE}
+    assert {name: sha256((cached / name).read_bytes()) for name in RUN_FILES} == version["artifacts"]
+
+    # The blobs gone from the database: host B, restarted, still loads the version from its cache...
+    execute(host_a, "DELETE FROM artifact_blobs")
+    restarted = open_host("host-b").load(MODEL, 1)
+    np.testing.assert_array_equal(restarted.pipeline.predict_proba(TEXTS),
+                                  trained_model.pipeline.predict_proba(TEXTS))
+    # ...which is where they came from: a host without the cache finds nothing.
+    with pytest.raises(RunNotFound) as info:
+        open_host("host-c").load(MODEL, 1)
+    assert str(info.value) == f"run {run_id}: its files are missing from the artifact store"
+
+
+def test_a_tampered_cached_file_is_fetched_again_from_the_database(host_a, open_host, trained_model):
+    version = host_a.get_version(MODEL, 1)
+    open_host("host-b").load(MODEL, 1)
+    cached = open_host("host-b").store / "cache" / version["run_id"] / MODEL_FILE
+    cached.write_bytes(pickle.dumps("not the model"))
+
+    loaded = open_host("host-b").load(MODEL, 1)
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
+    assert sha256(cached.read_bytes()) == version["artifacts"][MODEL_FILE]  # the cache is whole again
+
+
+def test_a_tampered_blob_is_refused_by_name_never_unpickled_never_cached(host_a, open_host, tmp_path):
+    version = host_a.get_version(MODEL, 1)
+    run_id, expected = version["run_id"], version["artifacts"][MODEL_FILE]
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    forged = pickle.dumps(Payload())
+    execute(host_a, "UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name",
+            data=forged, run=run_id, name=MODEL_FILE)
+    message = (f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 "
+               f"(expected {expected}, found {sha256(forged)}); refusing to load it")
+
+    host_b = open_host("host-b")
+    with pytest.raises(ArtifactError) as info:
+        host_b.load(MODEL, 1)
+    assert str(info.value) == message
+    with pytest.raises(ArtifactError) as info:  # promoting it is refused the same way
+        host_b.set_alias(MODEL, "staging", 1)
+    assert str(info.value) == message
+    assert not marker.exists()
+    assert not (host_b.store / "cache" / run_id / MODEL_FILE).exists()
+    assert host_b.list_aliases(MODEL) == {PRODUCTION: 1}
+
+
+def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(database_url, tmp_path, trained_model):
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model)
+    try:
+        assert isinstance(registry.artifacts, DirectoryStore)
+        run_id = registry.get_version(MODEL, 1)["run_id"]
+        assert {p.name for p in (tmp_path / "store" / "runs" / run_id).iterdir()} == set(RUN_FILES) | {RECORD_FILE}
+        assert not (tmp_path / "store" / "cache").exists()
+        with registry.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 0
+    finally:
+        registry.engine.dispose()
