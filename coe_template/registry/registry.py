@@ -233,21 +233,21 @@ class Registry:
         same transaction, only if that owner still holds it, else :class:`LeaseLost` and
         nothing changes: a trainer whose lease ran out never overwrites its successor.
         """
-        with self._session(read_only=True) as session:
+        holds = None if held is None else (TrainingJob.id == held[0], TrainingJob.status == "running",
+                                           TrainingJob.lease_owner == held[1])
+        lost = LeaseLost(f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease")
+        with self._session(read_only=True) as session:  # nothing is written for a result refused anyway
             status = self._version(session, self._model(session, name), number).status
+            if holds is not None and session.scalar(select(TrainingJob.id).where(*holds)) is None:
+                raise lost
         if status != "training":  # e.g. failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
         run_id, files = self._save_artifacts(trained)
         with self._session() as session:
-            if held is not None:
-                job_id, owner = held
-                done = session.execute(
-                    update(TrainingJob)
-                    .where(TrainingJob.id == job_id, TrainingJob.status == "running", TrainingJob.lease_owner == owner)
-                    .values(status="done", lease_expires_at=None, finished_at=utcnow())
-                ).rowcount
-                if not done:
-                    raise LeaseLost(f"training version {number} of {name!r}: {owner} no longer holds its lease")
+            if holds is not None and not session.execute(
+                    update(TrainingJob).where(*holds)
+                    .values(status="done", lease_expires_at=None, finished_at=utcnow())).rowcount:
+                raise lost  # the lease ran out while the artifacts were written
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
                 raise Conflict(f"version {number} of {name!r} is {version.status}, not training")

@@ -41,12 +41,12 @@ def upgrade() -> None:
         ['version_id', 'status', 'attempts', 'created_at'],
         sa.select(versions.c.id, sa.literal('pending'), sa.literal(0), versions.c.created_at)
         .where(versions.c.status == 'training')))
-    with op.batch_alter_table('model_versions') as batch_op:
-        batch_op.drop_column('trainer_pid')
+    # Not a batch operation: SQLite (3.35+) drops a column in place, where rebuilding the table
+    # would break the foreign keys onto it.
+    op.drop_column('model_versions', 'trainer_pid')
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('model_versions') as batch_op:
-        batch_op.add_column(sa.Column('trainer_pid', sa.Integer(), nullable=True))
+    op.add_column('model_versions', sa.Column('trainer_pid', sa.Integer(), nullable=True))
     op.drop_index('ix_training_jobs_status', table_name='training_jobs')
     op.drop_table('training_jobs')
