@@ -14,21 +14,20 @@ import json
 import os
 import re
 import signal
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from coe_template.args import parse_args
-from coe_template.cli import main
 from coe_template.data import bundled_dataset_path
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob
 from coe_template.registry.training import TrainingJobs
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
-from tests.servers import gunicorn, worker_pids
+from tests.servers import PROJECT_ROOT, gunicorn, worker_pids
 from tests.test_worker import wait_for, worker
 
 LEASE = "2"
@@ -133,12 +132,13 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
     registry = seeded_registry(database_url, store, trained_model)
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))  # trains in a moment
     env = env_for(database_url, store, data, lease="10")
-    cli = CliRunner()
-    queued = []
-    for _ in range(6):  # as an operator queues them: the command returns at once, printing the number
-        result = cli.invoke(main, ["train", "--queue"], env={**env, "COE_MODEL_NAME": MODEL})
-        assert result.exit_code == 0, result.output
-        queued.append(int(result.output))
+    # As an operator queues one: the command records it and returns, printing its number.
+    command = subprocess.run([sys.executable, "-m", "coe_template.cli", "train", "--queue", "--model", MODEL],
+                             cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert (command.returncode, command.stdout) == (0, "2\n"), command.stderr
+    assert job(registry, 2)["status"] == "pending"
+    jobs = TrainingJobs(registry)
+    queued = [2, *(jobs.create(MODEL, parse_args({"seed": n}))["version"] for n in range(5))]
     assert queued == [2, 3, 4, 5, 6, 7]
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first, \
@@ -147,9 +147,9 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
             for process in (first, second):
                 process.send_signal(signal.SIGTERM)
                 assert process.wait(timeout=20) == 0
-        jobs = {n: job(registry, n) for n in queued}
-        assert all(j["attempts"] == 1 and j["version_status"] == "ready" for j in jobs.values()), jobs
-        owners = {j["lease_owner"].split(":")[1] for j in jobs.values()}
+        finished = {n: job(registry, n) for n in queued}
+        assert all(j["attempts"] == 1 and j["version_status"] == "ready" for j in finished.values()), finished
+        owners = {j["lease_owner"].split(":")[1] for j in finished.values()}
         assert owners <= {str(first.pid), str(second.pid)}
         # Every training each worker began, from its log: each version once, by one worker.
         began = [int(n) for log in ("worker-1.log", "worker-2.log")
