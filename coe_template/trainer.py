@@ -71,7 +71,11 @@ def _why(exc: Exception, data: Path) -> str:
 
 def _child() -> None:
     """The child's side: one JSON request on stdin, one pickled :data:`Outcome` on stdout."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from config.logging import configure as configure_logging
+    from config.settings import Settings
+
+    settings = Settings.from_env()  # the runner's environment: its log format, level and keys to mask
+    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything else printed goes to the log, not into the answer
     request = json.loads(sys.stdin.buffer.readline() or b"null")
