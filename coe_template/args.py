@@ -81,8 +81,18 @@ class TrainingArgsSchema(Schema):
         return TrainingArgs(**data)
 
 
-def parse_args(data: dict[str, Any]) -> TrainingArgs:
-    """Validate a mapping of arguments; unset ones keep their defaults."""
+def parse_args(data: dict[str, Any], defaults: TrainingArgs | None = None) -> TrainingArgs:
+    """Validate a mapping of arguments; unset ones take ``defaults`` (e.g. the configured
+    ``COE_TRAINING_ARGS``), else the built-in ones.
+
+    A request that names the analyzer but not ``stop_words`` gets the stop-words default
+    of that analyzer, not the one ``defaults`` chose for its own analyzer.
+    """
+    if defaults is not None:
+        base = defaults.to_dict()
+        if "analyzer" in data and "stop_words" not in data:
+            del base["stop_words"]
+        data = {**base, **data}
     try:
         return TrainingArgsSchema().load(data)
     except ValidationError as exc:

@@ -24,7 +24,7 @@ from coe_template.predict import predict as predict_texts
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
-from coe_template.registry.training import run_training
+from coe_template.registry.training import TrainingJobs
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
 from coe_template.transfer import read_export, write_export
@@ -108,13 +108,19 @@ def main(ctx: click.Context, store: Path | None) -> None:
 @click.option("--args", "args_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON file of training arguments [default: config/args.json].")
 @click.option("--if-missing", is_flag=True, help="Do nothing if the model already has a production version.")
+@click.option("--queue", is_flag=True,
+              help="Only record the version and its training job, for a server or `coe-template worker` to "
+                   "train on its COE_TRAINING_DATA; print the version number and return at once.")
 @model_option
 @pass_context
 @_fail_clearly
-def train(context: Context, data_path: Path | None, args_path: Path | None, if_missing: bool,
+def train(context: Context, data_path: Path | None, args_path: Path | None, if_missing: bool, queue: bool,
           name: str | None) -> None:
     """Train a model and register it as a new version (production if it is the first)."""
     settings, registry = context.settings, context.registry
+    if queue and data_path is not None:
+        raise click.UsageError("--queue trains on the data the worker that claims it is configured with "
+                               "(COE_TRAINING_DATA): --data cannot go with it")
     name = name or settings.model_name
     registry.ensure_model(name, "Tags machine-learning projects from their title and description.")
     aliases = registry.list_aliases(name)
@@ -122,6 +128,10 @@ def train(context: Context, data_path: Path | None, args_path: Path | None, if_m
         click.echo(f"{name} already has a production version ({aliases[PRODUCTION]}); not training")
         return
     args = load_args(args_path or settings.training_args)
+    if queue:
+        version = TrainingJobs(registry, settings.training_lease_seconds).create(name, args)
+        click.echo(version["version"])
+        return
     dataset = load_dataset(data_path or settings.training_data_path)
     with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
         def progress(step: str) -> None:
@@ -228,7 +238,8 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
 @_fail_clearly
 def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float,
            metrics_port: int | None) -> None:
-    """Work batch jobs until SIGTERM or SIGINT, beside servers run with COE_BATCH_IN_SERVER=false.
+    """Work batch and training jobs until SIGTERM or SIGINT, beside servers run with COE_BATCH_IN_SERVER=false
+    (or COE_TRAINING_IN_SERVER=false).
 
     On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
     again at once for another worker; the process then exits 0. Run as many as the cores allow.
@@ -245,7 +256,8 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     works = [KINDS[kind](settings, registry, poll_seconds, observe) for kind in dict.fromkeys(kinds)]
     served = f"metrics on {settings.worker_metrics_addr}:{port}" if port else "no metrics endpoint"
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
-               f"lease {settings.batch_lease_seconds:g} s; {served}", err=True)
+               f"leases {settings.batch_lease_seconds:g} s (batch), {settings.training_lease_seconds:g} s "
+               f"(training); {served}", err=True)
     run_worker(works, stopping, grace)
 
 
@@ -394,17 +406,6 @@ def import_version(context: Context, path: Path, name: str | None) -> None:
     click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
                f"(run {manifest['run_id']}) as version {version['version']}, ready; promote it with "
                f"`coe-template models promote {name} {version['version']}`")
-
-
-@models.command("train-version", hidden=True)
-@click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@pass_context
-@_fail_clearly
-def train_version(context: Context, name: str, version: int, data_path: Path) -> None:
-    """Train a version the API has recorded (run by the server in its own process)."""
-    run_training(context.registry, name, version, data_path)
 
 
 if __name__ == "__main__":

@@ -107,9 +107,8 @@ class ModelServer:
         return served
 
     def try_refresh(self) -> None:
-        """Reap dead trainers and :meth:`refresh`; a failure is logged once, not at every poll."""
+        """:meth:`refresh`; a failure is logged once, not at every poll."""
         try:
-            self.registry.reap_dead_trainers()
             self.refresh()
         except (CoeError, OSError) as exc:
             self.report_failure(exc)

@@ -1,7 +1,6 @@
 """A process of its own for leased work, so batch jobs need not share the serving workers' CPU.
 
-Each kind of work (batch chunks today; training jobs once they are leased the same
-way) runs in its own thread and knows how to stop: take nothing new, finish what
+Each kind of work (batch chunks, training jobs) runs in its own thread and knows how to stop: take nothing new, finish what
 is in hand within a grace period, give back what is not finished. SIGTERM and
 SIGINT stop them all.
 """
@@ -18,6 +17,8 @@ from typing import Protocol
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner, Claim, Observer
 from coe_template.registry import Registry
+from coe_template.registry.training import TrainingJobs
+from coe_template.trainer import TrainingRunner
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,16 @@ def batch_work(settings: Settings, registry: Registry, poll_seconds: float,
                        observe=observe)
 
 
-#: Every kind of work a worker can take, by name. Training joins once its jobs are leased too.
-KINDS: dict[str, Callable[[Settings, Registry, float, Observer], Work]] = {"batch": batch_work}
+def training_work(settings: Settings, registry: Registry, poll_seconds: float,
+                  observe: Observer = unobserved) -> Work:
+    """Training jobs, each trained in a child process (see :mod:`coe_template.trainer` for why)."""
+    jobs = TrainingJobs(registry, settings.training_lease_seconds)
+    return TrainingRunner(jobs, settings.training_data_path, poll_seconds=poll_seconds)
+
+
+#: Every kind of work a worker can take, by name.
+KINDS: dict[str, Callable[[Settings, Registry, float, Observer], Work]] = {
+    "batch": batch_work, "training": training_work}
 
 
 class Stopping:

@@ -30,8 +30,11 @@ variable                        meaning                                         
 ``COE_DB_POOL_SIZE``            database connections per process: also the most  ``5`` (Connexion has 10 threads)
                                 request threads a hung database can hold
 ``COE_DB_POOL_WAIT``            seconds a request waits for a free connection    ``1``
-``COE_MAX_TRAININGS``           trainings running at once; beyond it             ``2``
-                                ``POST .../versions`` answers 503 busy
+``COE_MAX_TRAININGS``           versions training at once (queued or running);   ``2``
+                                beyond it ``POST .../versions`` answers 503 busy
+``COE_TRAINING_IN_SERVER``      server workers also train queued versions        ``true``
+``COE_TRAINING_LEASE_SECONDS``  a training job's lease, renewed every third of   ``30``
+                                it; a trainer silent this long is presumed dead
 ``COE_LOG_FORMAT``              ``text`` (for people) or ``json`` (JSON lines)   ``text``
 ``COE_LOG_LEVEL``               lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
 ``COE_ACCESS_LOG``              one access line per request                      ``true``
@@ -73,6 +76,7 @@ from coe_template.artifacts import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
 from coe_template.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
+from coe_template.registry.training import LEASE_SECONDS as TRAINING_LEASE_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,6 +169,8 @@ class Settings:
     db_pool_size: int = DatabaseLimits.pool_size
     db_pool_wait: float = DatabaseLimits.pool_wait
     max_trainings: int = 2
+    training_in_server: bool = True
+    training_lease_seconds: float = TRAINING_LEASE_SECONDS
     log_format: str = "text"
     log_level: str = "INFO"
     access_log: bool = True
@@ -238,6 +244,9 @@ class Settings:
             db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),
             db_pool_wait=_number(environ, "COE_DB_POOL_WAIT", defaults.db_pool_wait, float),
             max_trainings=int(_number(environ, "COE_MAX_TRAININGS", defaults.max_trainings)),
+            training_in_server=_flag(environ, "COE_TRAINING_IN_SERVER", defaults.training_in_server),
+            training_lease_seconds=_number(environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds,
+                                           float),
             log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
             log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,
                               ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -15,11 +16,14 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
+from coe_template.args import load_args
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
 from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
+from coe_template.registry.training import TrainingJobs
 from coe_template.serving import ModelNotLoaded, ModelServer
+from coe_template.trainer import TrainingRunner
 from config.logging import configure as configure_logging
 from config.settings import Settings
 from handlers import metrics, problems
@@ -69,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
     runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts,
                          observe=metrics.batch_chunk)
+    training = TrainingJobs(registry, settings.training_lease_seconds)
+    # Each worker process trains too, in a child process so its serving threads keep the GIL.
+    trainer = TrainingRunner(training, settings.training_data_path, observe=metrics.training_job)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -80,10 +87,16 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         server.start()
         if settings.batch_in_server:
             runner.start()
+        if settings.training_in_server:
+            trainer.start()
         try:
             yield {"admin_keys": settings.admin_keys, "read_keys": settings.read_keys}
         finally:
-            runner.stop()  # finishes the chunk in hand within a short grace, or gives it back
+            stoppers = [threading.Thread(target=work.stop, name="stopping") for work in (runner, trainer)]
+            for stopper in stoppers:  # each finishes what it holds within a short grace, or gives it back
+                stopper.start()
+            for stopper in stoppers:
+                stopper.join()
             server.stop()
 
     # Compact JSON by the C encoder: Connexion's default (indent=2) takes the pure-Python one.
@@ -129,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                            allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=list(CORS_HEADERS), expose_headers=list(CORS_EXPOSED), max_age=600)
     problems.register(app)
-    app.app.extensions[EXTENSION] = Services(settings, registry, server, batch)
+    app.app.extensions[EXTENSION] = Services(settings, registry, server, batch, training,
+                                             load_args(settings.training_args))
     app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch)
     return app

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from coe_template.args import TrainingArgs
 from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
+from coe_template.registry.training import TrainingJobs
 from coe_template.serving import ModelServer, Served
 from config.settings import Settings
 
@@ -20,6 +22,9 @@ class Services:
     registry: Registry
     server: ModelServer
     batch: BatchJobs
+    training: TrainingJobs
+    #: ``COE_TRAINING_ARGS``, read once at start: what a training request leaves out.
+    training_args: TrainingArgs
 
 
 def services() -> Services:

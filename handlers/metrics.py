@@ -42,6 +42,7 @@ from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import Claim
 from coe_template.predict import Prediction
 from coe_template.registry import Registry
+from coe_template.registry.training import TrainingClaim
 from coe_template.serving import Served
 from handlers.bounded import database_calls
 
@@ -68,6 +69,9 @@ SERVED = Gauge("coe_model_version_served", "The production version each worker p
 BATCH_CHUNKS = Counter("coe_batch_chunks", "Batch chunks this service's runners finished with, by outcome "
                        "(done: stored; dropped: lease or job gone; failed: its job failed)", ["outcome"])
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
+TRAINING_JOBS = Counter("coe_training_jobs", "Training jobs this service's runners finished with, by outcome "
+                        "(done: version ready; failed: version failed; dropped: lease lost; given back: "
+                        "stopping)", ["outcome"])
 DATABASE_ERRORS = Counter("coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class",
                           ["error"])
 
@@ -112,6 +116,11 @@ def batch_chunk(claim: Claim, outcome: str) -> None:
     BATCH_CHUNKS.labels(outcome).inc()
     if outcome == "done":
         BATCH_ITEMS.inc(len(claim.items))
+
+
+def training_job(claim: TrainingClaim, outcome: str) -> None:
+    """A :class:`TrainingRunner` observer."""
+    TRAINING_JOBS.labels(outcome).inc()
 
 
 def count_database_errors(engine: Engine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from coe_template.args import lookup_arg, parse_args
-from coe_template.registry.training import start_training
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
@@ -23,11 +22,11 @@ def search(model_name: str, status: str | None = None, page_size: int = 20,
 
 @enveloped(HTTPStatus.ACCEPTED)
 def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
+    """Record the version and its training job; a runner (in a server or a worker) trains it."""
     ctx = services()
-    args = parse_args((body or {}).get("args", {}))
     settings = ctx.settings
-    version = start_training(ctx.registry, settings.db_url, model_name, args, settings.training_data_path,
-                             max_training=settings.max_trainings)
+    args = parse_args((body or {}).get("args", {}), defaults=ctx.training_args)
+    version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
     location = f"/models/{model_name}/versions/{version['version']}"
     return {"version": version}, {"Location": location}
 

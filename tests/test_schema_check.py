@@ -41,7 +41,7 @@ def test_a_worker_refuses_an_old_schema_and_starts_once_upgraded(tmp_path):
                           cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True) as worker:
         try:
             assert worker.stderr is not None
-            assert worker.stderr.readline().startswith("worker: batch from ")
+            assert worker.stderr.readline().startswith("worker: batch, training from ")
         finally:
             worker.terminate()
             assert worker.wait(timeout=30) == 0

@@ -1,4 +1,7 @@
-"""Concurrent training requests to the real server (two workers) never start more than COE_MAX_TRAININGS."""
+"""Concurrent training requests to the real server (two workers) never queue more than COE_MAX_TRAININGS.
+
+A version counts while it is `training`, its job waiting or running; the servers' own runners train them.
+"""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def test_an_idle_worker_stops_at_once_on_sigint(tmp_path, database_url, trained_
     seeded_registry(database_url, store, trained_model).engine.dispose()
     log = tmp_path / "worker.log"
     with worker({"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url}, log) as process:
-        wait_for(lambda: "worker: batch from" in log.read_text(), 60, "the worker did not start")
+        wait_for(lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start")
         process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, not a KeyboardInterrupt traceback
         assert process.wait(timeout=15) == 0, log.read_text()
     assert "SIGINT received: stopping" in log.read_text()
@@ -185,7 +185,7 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(t
                       "PROMETHEUS_MULTIPROC_DIR": str(server_metrics_dir)}
         log = tmp_path / "worker.log"
         with worker(worker_env, log, "--metrics-port", str(port)) as process:
-            wait_for(lambda: "worker: batch from" in log.read_text(), 60, "the worker did not start")
+            wait_for(lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start")
             assert f"metrics on 127.0.0.1:{port}" in log.read_text()
             assert "PROMETHEUS_MULTIPROC_DIR ignored" in log.read_text()
             assert samples(metrics_url, "coe_batch_items_total") == {(): 0.0}

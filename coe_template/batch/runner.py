@@ -8,16 +8,13 @@ within a grace period or gives it back, so nobody waits for a lease to run out.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from types import TracebackType
 
 from coe_template.batch.jobs import BatchJobs, Claim
 from coe_template.errors import DatabaseUnavailable
+from coe_template.leases import LeaseKeeper, owner_id
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
@@ -29,57 +26,11 @@ MAX_ATTEMPTS = 3
 GRACE_SECONDS = 5.0
 #: The longest wait between tries while chunks keep failing (e.g. the database is down).
 MAX_BACKOFF_SECONDS = 10.0
-#: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
-MIN_RENEW_SECONDS = 0.05
 
 Loader = Callable[[str, int], Artifacts]
 #: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
 #: or job went meanwhile: nothing stored) or ``failed`` (its job failed).
 Observer = Callable[[Claim, str], None]
-
-
-def owner_id() -> str:
-    """Who holds a lease: ``host:pid:random``, the host name cut so it fits the column (64)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class LeaseKeeper:
-    """Renews a claim's lease every ``every`` seconds from a small thread while the chunk is worked.
-
-    A renewal that finds the chunk no longer this worker's sets :attr:`lost`: the
-    worker then drops its result (``complete()`` would refuse it anyway).
-    """
-
-    def __init__(self, jobs: BatchJobs, claim: Claim, every: float) -> None:
-        self.jobs = jobs
-        self.claim = claim
-        self.every = max(every, MIN_RENEW_SECONDS)
-        self.lost = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="batch-lease", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        claim = self.claim
-        while not self._done.wait(self.every):
-            try:
-                if not self.jobs.renew(claim):
-                    log.warning("lost the lease on chunk %d of job %s: its results will not be stored",
-                                claim.number, claim.job_id)
-                    self.lost.set()
-                    return
-            except DatabaseUnavailable as exc:  # it may be back by the next beat, before the lease runs out
-                log.warning("could not renew the lease on chunk %d of job %s: %s", claim.number, claim.job_id, exc)
-            except Exception:  # the database may be back by the next beat, before the lease runs out
-                log.exception("could not renew the lease on chunk %d of job %s", claim.number, claim.job_id)
 
 
 class Progress:
@@ -157,7 +108,8 @@ class BatchRunner:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
             self.observe(claim, "failed")
             return
-        with LeaseKeeper(self.jobs, claim, self.renew_seconds) as lease:
+        with LeaseKeeper(lambda: self.jobs.renew(claim), f"chunk {claim.number} of batch job {claim.job_id}",
+                         self.renew_seconds) as lease:
             try:
                 artifacts = self.load(claim.model_name, claim.model_version)
             except DatabaseUnavailable:

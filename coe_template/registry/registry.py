@@ -8,10 +8,8 @@ file so a changed file is refused before it is unpickled.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
-from coe_template.registry.schema import Alias, Model, ModelVersion, iso, utcnow
+from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, iso, utcnow
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.registry.blobs import DatabaseStore
 from coe_template.store import (RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run,
@@ -36,9 +34,6 @@ log = logging.getLogger(__name__)
 PRODUCTION = "production"
 #: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
 _TRAINING_LOCK = 0x636F6574  # "coet"
-#: A version still ``training`` with no trainer recorded this long after it was created was
-#: never taken up (the server died between recording it and starting the process).
-ORPHAN_AFTER = timedelta(minutes=10)
 
 
 class RegistryError(CoeError):
@@ -60,19 +55,8 @@ class AliasNotFound(NotFound, RegistryError):
         super().__init__(f"model {name!r} has no alias {alias!r}")
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone (UTC): restore it."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class LeaseLost(Conflict, RegistryError):
+    """A trainer's lease on a training job ran out (or was given back): its result is not stored."""
 
 
 def version_dict(version: ModelVersion, aliases: list[str]) -> dict[str, Any]:
@@ -223,15 +207,16 @@ class Registry:
             raise Conflict(f"version {number} of {name!r} is {version['status']}: it has no performance")
         return version["performance"]
 
-    def create_version(self, name: str, args: TrainingArgs, trainer_pid: int | None = None,
-                       max_training: int | None = None) -> dict[str, Any]:
+    def create_version(self, name: str, args: TrainingArgs, max_training: int | None = None,
+                       queue: bool = False) -> dict[str, Any]:
         """A new version in status ``training``, numbered one above the highest.
 
         Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
         transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns. With
         ``max_training``, :class:`Busy` when that many versions (of any model) are
-        already training; on PostgreSQL a transaction lock makes that count exact
-        across models too.
+        already training, queued or running; on PostgreSQL a transaction lock makes
+        that count exact across models too. ``queue`` records its training job in the
+        same transaction, for any runner to claim (see :mod:`coe_template.registry.training`).
         """
         with self._session() as session:
             if max_training is not None and session.get_bind().dialect.name == "postgresql":
@@ -246,23 +231,36 @@ class Registry:
                                "at once: try again when one has finished")
             highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
-                                   args=args.to_dict(), trainer_pid=trainer_pid)
+                                   args=args.to_dict())
             session.add(version)
+            if queue:
+                session.add(TrainingJob(version=version, status="pending", attempts=0))
             session.flush()
             return version_dict(version, [])
 
-    def set_trainer(self, name: str, number: int, pid: int) -> None:
-        with self._session() as session:
-            self._version(session, self._model(session, name), number).trainer_pid = pid
+    def complete_version(self, name: str, number: int, trained: TrainedModel,
+                         held: tuple[int, str] | None = None) -> dict[str, Any]:
+        """Write the artifacts, then mark the version ``ready`` in one transaction.
 
-    def complete_version(self, name: str, number: int, trained: TrainedModel) -> dict[str, Any]:
-        """Write the artifacts, then mark the version ``ready`` in one transaction."""
-        with self._session(read_only=True) as session:
+        ``held`` (a training job's id and its lease owner): the job is marked done in that
+        same transaction, only if that owner still holds it, else :class:`LeaseLost` and
+        nothing changes: a trainer whose lease ran out never overwrites its successor.
+        """
+        holds = None if held is None else (TrainingJob.id == held[0], TrainingJob.status == "running",
+                                           TrainingJob.lease_owner == held[1])
+        lost = LeaseLost(f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease")
+        with self._session(read_only=True) as session:  # nothing is written for a result refused anyway
             status = self._version(session, self._model(session, name), number).status
-        if status != "training":  # e.g. reaped as failed meanwhile: write nothing
+            if holds is not None and session.scalar(select(TrainingJob.id).where(*holds)) is None:
+                raise lost
+        if status != "training":  # e.g. failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
         run_id, digests = save_run(trained, self.artifacts)
         with self._session() as session:
+            if holds is not None and not session.execute(
+                    update(TrainingJob).where(*holds)
+                    .values(status="done", lease_expires_at=None, finished_at=utcnow())).rowcount:
+                raise lost  # the lease ran out while the artifacts were written
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
                 raise Conflict(f"version {number} of {name!r} is {version.status}, not training")
@@ -273,7 +271,6 @@ class Registry:
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
-            version.trainer_pid = None
             return version_dict(version, [])
 
     def fail_version(self, name: str, number: int, error: str) -> None:
@@ -283,37 +280,6 @@ class Registry:
                 version.status = "failed"
                 version.finished_at = utcnow()
                 version.error = error[:2000]
-                version.trainer_pid = None
-
-    def reap_dead_trainers(self) -> int:
-        """Mark ``failed`` every version whose training process has died without a word,
-        or that no process ever took up (each would hold a place under ``max_training``).
-
-        Every worker calls this every few seconds, so it only reads until it finds a dead
-        trainer: the write lock is taken only when there is something to write.
-        """
-        orphaned_before = utcnow() - ORPHAN_AFTER
-        with self._session(read_only=True) as session:
-            rows = session.execute(select(ModelVersion.id, ModelVersion.trainer_pid, ModelVersion.created_at)
-                                   .where(ModelVersion.status == "training"))
-            dead = [(id_, pid) for id_, pid, created in rows
-                    if (pid is not None and not _pid_alive(pid))
-                    or (pid is None and _aware(created) < orphaned_before)]
-        if not dead:
-            return 0
-        reaped = 0
-        trainer = ModelVersion.trainer_pid
-        with self._session() as session:
-            for id_, pid in dead:  # conditional: the trainer may have finished (or started) meanwhile
-                error = (f"training process {pid} ended before the version was ready" if pid is not None
-                         else f"no training process took this version up within {ORPHAN_AFTER}")
-                reaped += session.execute(
-                    update(ModelVersion)
-                    .where(ModelVersion.id == id_, ModelVersion.status == "training",
-                           trainer.is_(None) if pid is None else trainer == pid)
-                    .values(status="failed", finished_at=utcnow(), trainer_pid=None, error=error)
-                ).rowcount
-        return reaped
 
     def register(self, name: str, trained: TrainedModel) -> dict[str, Any]:
         """Record a model trained outside the API (e.g. by the CLI) as a new version."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("training", "ready", "failed", "archived")
+#: A training job's states: ``pending`` (nobody holds it), ``running`` (under a lease), then one of the last two.
+JOB_STATUSES = ("pending", "running", "done", "failed")
 
 
 def utcnow() -> datetime:
@@ -58,8 +60,6 @@ class ModelVersion(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     threshold: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
-    #: Process training this version; lets a dead trainer's version be marked failed.
-    trainer_pid: Mapped[int | None]
 
     model: Mapped[Model] = relationship(back_populates="versions")
 
@@ -87,3 +87,26 @@ class ArtifactBlob(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TrainingJob(Base):
+    """A version that must be trained: claimed by one runner at a time, under a lease it renews.
+
+    ``lease_owner`` stays once the job is done or abandoned: it names who trained it, or
+    who last held it before its lease ran out.
+    """
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (Index("ix_training_jobs_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Claims so far; a claim given back by a stopping runner is not counted.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    version: Mapped[ModelVersion] = relationship()

@@ -180,3 +180,18 @@ def test_missing_file(tmp_path):
     with pytest.raises(ArgsError, match="not found") as info:
         load_args(path)
     assert str(path) in str(info.value)
+
+
+def test_arguments_left_out_take_the_configured_defaults_and_given_ones_win():
+    configured = parse_args({"C": 0.5, "seed": 99, "ngram_max": 1})
+    args = parse_args({"C": 3.0}, defaults=configured)
+    assert (args.C, args.seed, args.ngram_max, args.max_iter) == (3.0, 99, 1, TrainingArgs().max_iter)
+    assert parse_args({}, defaults=configured) == configured
+
+
+def test_a_request_naming_the_analyzer_gets_that_analyzers_stop_words_default():
+    """The configured stop words belong to the configured analyzer: asking for characters drops them."""
+    chars = parse_args({"analyzer": "char_wb"}, defaults=parse_args({"stop_words": True}))
+    assert (chars.analyzer, chars.stop_words) == ("char_wb", False)
+    with pytest.raises(ArgsError, match="stop_words: stop words apply only to analyzer 'word'"):
+        parse_args({"stop_words": True}, defaults=parse_args({"analyzer": "char_wb"}))

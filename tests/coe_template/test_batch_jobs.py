@@ -846,10 +846,12 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
 
 def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
     # PostgreSQL refuses a value longer than lease_owner's VARCHAR(64): every claim failed on such a host.
-    from coe_template.batch import runner
+    from coe_template import leases
     from coe_template.batch.schema import BatchChunk
+    from coe_template.registry.schema import TrainingJob
 
-    monkeypatch.setattr(runner.socket, "gethostname", lambda: "a-very-long-host-name." * 12)
-    owner = runner.owner_id()
+    monkeypatch.setattr(leases.socket, "gethostname", lambda: "a-very-long-host-name." * 12)
+    owner = leases.owner_id()
     assert len(owner) <= BatchChunk.__table__.c.lease_owner.type.length
-    assert owner.startswith("a-very-long-host-name.") and f":{runner.os.getpid()}:" in owner
+    assert len(owner) <= TrainingJob.__table__.c.lease_owner.type.length
+    assert owner.startswith("a-very-long-host-name.") and f":{leases.os.getpid()}:" in owner

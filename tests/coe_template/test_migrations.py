@@ -12,6 +12,7 @@ from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, upgrade
 from coe_template.store import RunNotFound
+from coe_template.registry.training import TrainingJobs
 from tests.conftest import MODEL, seeded_registry
 
 
@@ -158,7 +159,7 @@ def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tm
     try:
         with engine.connect() as connection:  # at head: the run's files are rows
             assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 6
-        downgrade_to(engine, "0006")
+        downgrade_to(engine, "0007")
         assert "artifact_blobs" not in inspect(engine).get_table_names()
         upgrade(engine)
         assert {c["name"] for c in inspect(engine).get_columns("artifact_blobs")} == {"run_id", "name", "sha256",
@@ -170,5 +171,36 @@ def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tm
     try:
         with pytest.raises(RunNotFound, match=f"run {run_id}: its files are missing"):
             registry.load(MODEL, 1)
+    finally:
+        registry.engine.dispose()
+
+
+def test_0007_queues_a_job_for_each_version_training_and_downgrades_to_trainer_pids(database_url, tmp_path,
+                                                                                       trained_model):
+    seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # 1: ready, at head
+    engine = create_engine(database_url)
+
+    def columns(table: str) -> set[str]:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+
+    try:
+        assert "trainer_pid" not in columns("model_versions") and "training_jobs" in inspect(engine).get_table_names()
+        downgrade_to(engine, "0006")
+        assert "trainer_pid" in columns("model_versions")
+        assert "training_jobs" not in inspect(engine).get_table_names()
+        with engine.begin() as connection:  # a version 0006's server was training (by pid) at the upgrade
+            connection.execute(text(
+                "INSERT INTO model_versions (model_id, version, status, created_at, args, trainer_pid)"
+                " SELECT model_id, 2, 'training', CURRENT_TIMESTAMP, args, 4242 FROM model_versions"
+                " WHERE version = 1"))
+        upgrade(engine)
+        assert "trainer_pid" not in columns("model_versions")
+    finally:
+        engine.dispose()
+    registry = Registry.open(database_url, tmp_path / "store")
+    try:
+        claim = TrainingJobs(registry).claim("worker")  # a runner now trains it; nobody checks a pid
+        assert (claim.model, claim.version, claim.attempts) == (MODEL, 2, 1)
+        assert TrainingJobs(registry).claim("worker") is None  # the ready version has no job
     finally:
         registry.engine.dispose()

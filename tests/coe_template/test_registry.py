@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import threading
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect
 
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
@@ -31,8 +28,6 @@ from coe_template.registry import (
     VersionNotFound,
 )
 from coe_template.registry.db import SchemaNotCurrent
-from coe_template.registry.registry import ORPHAN_AFTER
-from coe_template.registry.schema import ModelVersion, utcnow
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_ID, ArtifactError, load_artifacts, runs_dir
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
@@ -88,13 +83,6 @@ def tamper(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-
-
-def dead_pid() -> int:
-    """The id of a process that has run and been waited for: certainly not alive."""
-    process = subprocess.Popen(["sleep", "0"])
-    process.wait()
-    return process.pid
 
 
 # --- opening --------------------------------------------------------------------------------------
@@ -246,7 +234,7 @@ def test_get_version_of_an_unknown_number_names_model_and_number(registry, small
 def test_create_version_starts_in_training(registry):
     registry.ensure_model(NAME)
     args = parse_args({"C": 2.0})
-    created = registry.create_version(NAME, args, trainer_pid=os.getpid())
+    created = registry.create_version(NAME, args)
     assert created["version"] == 1
     assert created["status"] == "training"
     assert created["args"] == args.to_dict()
@@ -295,35 +283,6 @@ def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_mo
         with pytest.raises(Conflict, match=f"is {status}, not training"):
             registry.complete_version(NAME, number, small_model)
         assert registry.get_version(NAME, number)["status"] == status
-
-
-def test_reap_dead_trainers_fails_only_versions_whose_trainer_died(registry):
-    registry.ensure_model(NAME)
-    args = parse_args({})
-    pid = dead_pid()
-    registry.create_version(NAME, args, trainer_pid=pid)           # 1: trainer gone
-    registry.create_version(NAME, args, trainer_pid=os.getpid())   # 2: trainer alive (us)
-    registry.create_version(NAME, args)                            # 3: trainer not started yet
-    assert registry.reap_dead_trainers() == 1
-    dead = registry.get_version(NAME, 1)
-    assert dead["status"] == "failed"
-    assert str(pid) in dead["error"]
-    assert registry.get_version(NAME, 2)["status"] == "training"
-    assert registry.get_version(NAME, 3)["status"] == "training"
-    assert registry.reap_dead_trainers() == 0  # nothing left to reap
-
-
-def test_a_version_no_trainer_took_up_is_reaped_after_a_while(registry):
-    registry.ensure_model(NAME)
-    registry.create_version(NAME, parse_args({}))  # never given a trainer
-    assert registry.reap_dead_trainers() == 0  # just created: its trainer may be starting
-    with registry.engine.begin() as connection:
-        long_ago = utcnow() - ORPHAN_AFTER - timedelta(seconds=1)
-        connection.execute(update(ModelVersion).values(created_at=long_ago))
-    assert registry.reap_dead_trainers() == 1
-    orphan = registry.get_version(NAME, 1)
-    assert orphan["status"] == "failed"
-    assert orphan["error"] == "no training process took this version up within 0:10:00"
 
 
 def create_concurrently(registry: Registry, threads: int, per_thread: int) -> list[int]:
@@ -413,7 +372,7 @@ def seven_versions(registry, small_model):
     """Versions 1-7: 2 and 5 failed, 3 and 6 ready, the rest still training."""
     registry.ensure_model(NAME)
     for number in range(1, 8):
-        registry.create_version(NAME, small_model.args, trainer_pid=os.getpid())
+        registry.create_version(NAME, small_model.args)
         if number in (2, 5):
             registry.fail_version(NAME, number, "boom")
         elif number in (3, 6):
@@ -522,7 +481,7 @@ def test_set_alias_to_an_unknown_version_is_version_not_found(two_ready):
 def test_set_alias_refuses_a_version_that_is_not_ready(two_ready, small_model):
     two_ready.set_alias(NAME, PRODUCTION, 1)
     two_ready.archive_version(NAME, 2)                                       # 2: archived
-    two_ready.create_version(NAME, small_model.args, trainer_pid=os.getpid())  # 3: training
+    two_ready.create_version(NAME, small_model.args)  # 3: training
     two_ready.create_version(NAME, small_model.args)                         # 4: failed
     two_ready.fail_version(NAME, 4, "boom")
     for number, state in ((2, "archived"), (3, "training"), (4, "failed")):
@@ -607,7 +566,7 @@ def test_archive_works_once_no_alias_points_at_the_version(two_ready):
 
 def test_a_training_version_cannot_be_archived(registry):
     registry.ensure_model(NAME)
-    registry.create_version(NAME, parse_args({}), trainer_pid=os.getpid())
+    registry.create_version(NAME, parse_args({}))
     with pytest.raises(Conflict, match="still training"):
         registry.archive_version(NAME, 1)
     assert registry.get_version(NAME, 1)["status"] == "training"
@@ -650,7 +609,7 @@ def test_the_database_digests_outrank_a_forged_run_record(two_ready):
 
 def test_a_version_without_a_model_cannot_be_loaded(registry):
     registry.ensure_model(NAME)
-    registry.create_version(NAME, parse_args({}), trainer_pid=os.getpid())  # 1: training
+    registry.create_version(NAME, parse_args({}))  # 1: training
     registry.create_version(NAME, parse_args({}))                          # 2: failed
     registry.fail_version(NAME, 2, "boom")
     for number, state in ((1, "training"), (2, "failed")):

@@ -1,22 +1,32 @@
-"""Training a recorded version: in this process (run_training) and in its own (start_training)."""
+"""Training jobs: recorded with their version, claimed under a lease, completed only by their holder,
+and trained by a runner in a child process of its own.
+
+Leases here are rewound by hand (``expire``) rather than waited out, except where a
+real runner is stopped.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
+import threading
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from coe_template.args import parse_args
-from coe_template.data import DatasetError
-from coe_template.registry import PRODUCTION, Registry
-from coe_template.registry.schema import Model, ModelVersion
-from coe_template.registry.training import run_training, start_training
-from coe_template.store import MODEL_FILE, runs_dir
-from tests.coe_template.test_data import project_rows
+from coe_template.data import bundled_dataset_path, load_dataset
+from coe_template.errors import Busy
+from coe_template.registry import PRODUCTION
+from coe_template.registry.schema import TrainingJob, utcnow
+from coe_template.registry.training import MAX_ATTEMPTS, TrainingJobs
+from coe_template.store import runs_dir
+from coe_template.train import train
+from coe_template.trainer import TrainingRunner, train_version
+from tests.coe_template.test_data import project_rows, write_rows
 from tests.coe_template.test_registry import NAME, RUN_FILES, registry, store  # noqa: F401  (fixtures)
+from tests.servers import worker_pids
 
 #: Generous: the training process has to import scikit-learn and friends first.
 DEADLINE_SECONDS = 120
@@ -33,10 +43,36 @@ def no_tag_csv(write_csv):
     return write_csv(rows, header=("title", "description"), name="no-tag.csv")
 
 
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A real model, trained in well under a second on 60 rows."""
+    csv = write_rows(tmp_path_factory.mktemp("training-data") / "projects.csv", project_rows(per_tag=15))
+    return train(load_dataset(csv), parse_args({}))
+
+
 @pytest.fixture
 def model(registry):
     registry.ensure_model(NAME)
     return registry
+
+
+@pytest.fixture
+def jobs(model):
+    return TrainingJobs(model, lease_seconds=60)
+
+
+def job_rows(registry) -> list[tuple]:
+    with registry.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(TrainingJob.version_id, TrainingJob.status, TrainingJob.attempts, TrainingJob.lease_owner)
+            .order_by(TrainingJob.id))]
+
+
+def expire(registry) -> None:
+    """Every lease runs out now, as if its holder had died."""
+    with registry.engine.begin() as connection:
+        connection.execute(update(TrainingJob).where(TrainingJob.status == "running")
+                           .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
 
 
 def wait_until(condition, seconds: float = DEADLINE_SECONDS) -> bool:
@@ -48,112 +84,158 @@ def wait_until(condition, seconds: float = DEADLINE_SECONDS) -> bool:
     return condition()
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+# --- training itself, in this process ---------------------------------------------------------------
 
 
-def trainer_pid(registry: Registry, number: int) -> int | None:
-    """The process the registry has recorded as training a version."""
-    with registry.engine.connect() as connection:
-        return connection.scalar(
-            select(ModelVersion.trainer_pid).join(Model)
-            .where(Model.name == NAME, ModelVersion.version == number)
-        )
+def test_train_version_trains_with_the_args_given(small_csv):
+    kind, trained = train_version({"C": 3.0, "seed": 5}, small_csv)
+    assert kind == "ready"
+    assert trained.args == parse_args({"C": 3.0, "seed": 5})
+    assert trained.dataset["rows"] == 60
 
 
-# --- in this process ------------------------------------------------------------------------------
-
-
-def test_run_training_trains_and_marks_the_version_ready(model, small_csv):
-    args = parse_args({"C": 3.0, "seed": 5})
-    number = model.create_version(NAME, args)["version"]
-    result = run_training(model, NAME, number, small_csv)
-    assert result["status"] == "ready"
-    version = model.get_version(NAME, number)
-    assert version["status"] == "ready"
-    assert version["args"] == args.to_dict()
-    assert version["dataset"]["rows"] == 60
-    assert 0.0 <= version["performance"]["overall"]["f1"] <= 1.0
-    assert set(version["artifacts"]) == RUN_FILES
-    # The trained version is usable: it loads, and can be promoted.
-    assert model.load(NAME, number).arg("C") == 3.0
-    model.set_alias(NAME, PRODUCTION, number)
-    assert model.get_alias(NAME, PRODUCTION) == number
-
-
-def test_run_training_on_a_csv_missing_a_column_fails_the_version_and_reraises(model, no_tag_csv):
-    number = model.create_version(NAME, parse_args({}))["version"]
-    with pytest.raises(DatasetError, match="missing column"):
-        run_training(model, NAME, number, no_tag_csv)
-    version = model.get_version(NAME, number)
-    assert version["status"] == "failed"
+def test_a_csv_missing_a_column_is_told_without_the_server_path(no_tag_csv):
     # Every client can read the version: the data file is named, its place on the server is not.
-    assert version["error"] == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
-                                "found title, description")
-    assert version["run_id"] is None
+    assert train_version({}, no_tag_csv) == (
+        "failed", "DatasetError: the training data (no-tag.csv) is missing column(s) tag; found title, description")
+
+
+def test_a_dataset_too_small_to_split_is_told(write_csv):
+    kind, why = train_version({}, write_csv(project_rows(per_tag=2), name="tiny.csv"))
+    assert kind == "failed" and "Every tag needs enough examples" in why
+
+
+def test_an_unexpected_training_error_is_told_without_its_message(tmp_path):
+    """An error nobody planned for can say anything (here, the data's full path): the log has it."""
+    assert train_version({}, tmp_path / ("x" * 300 + ".csv")) == (
+        "failed", "OSError: training failed unexpectedly; the traceback is in the server's log")
+
+
+# --- jobs in the database ----------------------------------------------------------------------------
+
+
+def test_a_version_and_its_job_are_recorded_together(jobs, model):
+    created = jobs.create(NAME, parse_args({"C": 2.0}))
+    assert created["status"] == "training" and created["version"] == 1
+    assert [row[1:] for row in job_rows(model)] == [("pending", 0, None)]
+    assert jobs.created.is_set()  # this process's idle runner is woken
+
+
+def test_the_training_limit_counts_queued_versions_and_refuses_both_records(jobs, model):
+    args = parse_args({})
+    jobs.create(NAME, args, max_training=2)
+    jobs.create(NAME, args, max_training=2)
+    with pytest.raises(Busy, match="2 version"):
+        jobs.create(NAME, args, max_training=2)
+    assert len(job_rows(model)) == 2
+    assert [v["version"] for v in model.list_versions(NAME)[0]] == [1, 2]
+
+
+def test_a_held_job_is_not_claimed_twice_and_the_oldest_goes_first(jobs):
+    for _ in range(2):
+        jobs.create(NAME, parse_args({}))
+    first, second = jobs.claim("a:1:x"), jobs.claim("b:2:y")
+    assert (first.version, first.owner, first.attempts) == (1, "a:1:x", 1)
+    assert (second.version, second.owner) == (2, "b:2:y")
+    assert jobs.claim("c:3:z") is None
+
+
+def test_a_stale_trainers_completion_is_refused_and_its_successors_kept(jobs, model, small_model):
+    """The lease ran out (its trainer stalled), another runner took the job: the first one's
+    result, arriving late, changes nothing and writes no artifact; the holder's is stored."""
+    jobs.create(NAME, small_model.args)
+    stale = jobs.claim("stale:1:aaaa")
+    expire(model)
+    holder = jobs.claim("holder:2:bbbb")
+    assert holder.attempts == 2
+    assert jobs.renew(stale) is False
+    assert jobs.complete(stale, small_model) is False
+    assert jobs.fail(stale, "too late") is False
+    assert model.get_version(NAME, 1)["status"] == "training"
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
-
-def test_run_training_on_a_dataset_too_small_to_split_fails_the_version(model, write_csv):
-    tiny = write_csv(project_rows(per_tag=2), name="tiny.csv")
-    number = model.create_version(NAME, parse_args({}))["version"]
-    with pytest.raises(DatasetError):
-        run_training(model, NAME, number, tiny)
-    version = model.get_version(NAME, number)
-    assert version["status"] == "failed"
-    assert "Every tag needs enough examples" in version["error"]
+    assert jobs.renew(holder) is True
+    assert jobs.complete(holder, small_model) is True
+    version = model.get_version(NAME, 1)
+    assert version["status"] == "ready" and set(version["artifacts"]) == RUN_FILES
+    assert job_rows(model) == [(job_rows(model)[0][0], "done", 2, "holder:2:bbbb")]
+    model.set_alias(NAME, PRODUCTION, 1)  # a trained version like any other
 
 
-def test_an_unexpected_training_error_is_recorded_without_its_message(model, tmp_path):
-    """An error nobody planned for can say anything (here, the data's full path): the log has it."""
-    too_long = tmp_path / ("x" * 300 + ".csv")
-    number = model.create_version(NAME, parse_args({}))["version"]
-    with pytest.raises(OSError, match="File name too long"):
-        run_training(model, NAME, number, too_long)
-    version = model.get_version(NAME, number)
-    assert version["status"] == "failed"
-    assert version["error"] == "OSError: training failed unexpectedly; the traceback is in the server's log"
+def test_a_job_abandoned_twice_fails_its_version_naming_the_last_owner(jobs, model):
+    jobs.create(NAME, parse_args({}))   # 1: abandoned twice
+    jobs.create(NAME, parse_args({}))   # 2: still to do
+    assert jobs.claim("first:1:aaaa").version == 1
+    expire(model)
+    retry = jobs.claim("second:2:bbbb")
+    assert (retry.version, retry.attempts) == (1, MAX_ATTEMPTS)
+    expire(model)
+    nxt = jobs.claim("third:3:cccc")  # fails version 1 on the way, takes version 2
+    assert nxt.version == 2
+    failed = model.get_version(NAME, 1)
+    assert failed["status"] == "failed"
+    assert failed["error"] == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
+                               "stopped renewing its lease")
+    assert job_rows(model)[0][1:] == ("failed", 2, "second:2:bbbb")
+    assert jobs.claim("fourth:4:dddd") is None  # never claimed again
 
 
-# --- in a process of its own ----------------------------------------------------------------------
+def test_a_job_given_back_is_pending_at_once_its_attempt_not_counted(jobs, model):
+    jobs.create(NAME, parse_args({}))
+    claim = jobs.claim("stopping:1:aaaa")
+    assert jobs.release(claim) is True
+    assert job_rows(model)[0][1:] == ("pending", 0, None)
+    assert jobs.claim("next:2:bbbb").attempts == 1
 
 
-def test_start_training_trains_in_a_separate_process(model, database_url, small_csv):
+def test_a_failed_training_fails_the_version_with_the_message(jobs, model):
+    jobs.create(NAME, parse_args({}))
+    claim = jobs.claim("a:1:x")
+    assert jobs.fail(claim, "DatasetError: the training data (x.csv) is empty") is True
+    version = model.get_version(NAME, 1)
+    assert (version["status"], version["error"]) == ("failed", "DatasetError: the training data (x.csv) is empty")
+    assert job_rows(model)[0][1:3] == ("failed", 1)
+
+
+# --- a runner, training in a child process -----------------------------------------------------------
+
+
+def test_a_runner_trains_a_queued_version_in_a_child_process(jobs, model, small_csv):
     args = parse_args({"seed": 11})
-    started = start_training(model, database_url, NAME, args, small_csv)
-    number = started["version"]
-    assert number == 1
-    assert started["status"] == "training"
-    pid = trainer_pid(model, number)
-    assert pid is not None and pid != os.getpid()
-
-    finished = wait_until(lambda: model.get_version(NAME, number)["status"] != "training")
-    assert finished, "training never finished"
-    version = model.get_version(NAME, number)
+    jobs.create(NAME, args)
+    outcomes = []
+    runner = TrainingRunner(jobs, small_csv, observe=lambda claim, outcome: outcomes.append(outcome))
+    claim = runner.run_once()
+    assert claim is not None and outcomes == ["done"]
+    version = model.get_version(NAME, 1)
     assert version["status"] == "ready", version["error"]
     assert version["args"] == args.to_dict()
     assert version["dataset"]["rows"] == 60
-    assert (runs_dir(model.store) / version["run_id"] / MODEL_FILE).is_file()
-    assert model.load(NAME, number).arg("seed") == 11
-    assert trainer_pid(model, number) is None
-    assert wait_until(lambda: not alive(pid)), "the training process did not exit"
+    assert model.load(NAME, 1).arg("seed") == 11
+    assert job_rows(model)[0][1:] == ("done", 1, runner.owner)
+    assert runner.run_once() is None
 
 
-def test_a_killed_training_process_is_reaped_as_failed(model, database_url, small_csv):
-    started = start_training(model, database_url, NAME, parse_args({}), small_csv)
-    number = started["version"]
-    pid = trainer_pid(model, number)
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not alive(pid)), "the training process did not die"
-
-    assert model.reap_dead_trainers() == 1
-    version = model.get_version(NAME, number)
+def test_a_runner_records_why_training_failed(jobs, model, no_tag_csv):
+    jobs.create(NAME, parse_args({}))
+    TrainingRunner(jobs, no_tag_csv).run_once()
+    version = model.get_version(NAME, 1)
     assert version["status"] == "failed"
-    assert str(pid) in version["error"]
-    assert version["run_id"] is None
-    assert model.reap_dead_trainers() == 0
+    assert version["error"] == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
+                                "found title, description")
+
+
+def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
+    jobs.create(NAME, parse_args({}))
+    before = set(worker_pids(os.getpid()))
+    runner = TrainingRunner(jobs, bundled_dataset_path(), poll_seconds=0.05)
+    runner.start()
+    assert wait_until(lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30)
+    children = set(worker_pids(os.getpid())) - before
+    stopper = threading.Thread(target=runner.stop, args=(0.2,))
+    stopper.start()
+    stopper.join(timeout=30)
+    assert not stopper.is_alive()
+    assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), "the training process outlived the stop"
+    assert job_rows(model)[0][1:] == ("pending", 0, None)
+    assert model.get_version(NAME, 1)["status"] == "training"  # for the next runner to train

@@ -1,0 +1,65 @@
+"""Leased work, whatever the kind (batch chunks, training jobs): who holds a lease, and keeping it.
+
+A worker that claims a row under a lease renews it from a small thread while it
+works; a renewal that finds the row no longer its own tells the worker to drop its
+result (the conditional completion would refuse it anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+
+from coe_template.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
+MIN_RENEW_SECONDS = 0.05
+
+
+def owner_id() -> str:
+    """Who holds a lease: ``host:pid:random``, the host name cut so it fits the column (64)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    """Calls ``renew`` every ``every`` seconds from a small thread while the work in hand is done.
+
+    ``renew`` returns False once the work is no longer this worker's: :attr:`lost` is
+    then set and renewing stops. ``what`` names the work in the log ("chunk 3 of job …").
+    """
+
+    def __init__(self, renew: Callable[[], bool], what: str, every: float) -> None:
+        self.renew = renew
+        self.what = what
+        self.every = max(every, MIN_RENEW_SECONDS)
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                if not self.renew():
+                    log.warning("lost the lease on %s: its result will not be stored", self.what)
+                    self.lost.set()
+                    return
+            except DatabaseUnavailable as exc:  # it may be back by the next beat, before the lease runs out
+                log.warning("could not renew the lease on %s: %s", self.what, exc)
+            except Exception:  # the database may be back by the next beat, before the lease runs out
+                log.exception("could not renew the lease on %s", self.what)

@@ -1,0 +1,236 @@
+"""Training runners: claim a training job, train it in a child process, complete it conditionally.
+
+Both places a runner runs, a thread in every server process and ``coe-template worker``,
+train in a child process (``python -m coe_template.trainer``), for one reason each and
+one more for both: in a server, fitting in-process would hold the GIL the serving
+threads need; in a worker, batch threads share the process, and a stop can end a
+training at once by ending its child, where a thread cannot be interrupted; and one
+code path is tested once. The runner's thread claims the job, renews its lease from
+a :class:`~coe_template.leases.LeaseKeeper` and waits for the child.
+
+The child reads its request on stdin, answers on stdout, and exits as soon as its
+stdin closes: a runner killed with -9 takes its child along, its lease runs out and
+another runner retries the job. The child never writes to the registry; only the
+runner completes, and only while it still holds the lease, so a stale result is
+never recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coe_template.args import parse_args
+from coe_template.batch.runner import GRACE_SECONDS, MAX_BACKOFF_SECONDS
+from coe_template.data import load_dataset
+from coe_template.errors import CoeError, DatabaseUnavailable
+from coe_template.leases import LeaseKeeper, owner_id
+from coe_template.registry.training import TrainingClaim, TrainingJobs
+from coe_template.train import train
+
+log = logging.getLogger(__name__)
+
+#: Told of every job a runner finishes with: ``done`` (the version is ready), ``failed`` (training
+#: failed: the version says why), ``dropped`` (its lease went meanwhile: nothing recorded) or
+#: ``given back`` (the runner stopped first).
+TrainingObserver = Callable[[TrainingClaim, str], None]
+#: What a training comes to: ``("ready", TrainedModel)`` or ``("failed", why)``.
+Outcome = tuple[str, Any]
+
+
+def train_version(args: dict[str, Any], data: Path) -> Outcome:
+    """Load the data and train with ``args``; a failure of training itself is told, not raised."""
+    try:
+        return "ready", train(load_dataset(data), parse_args(args))
+    except Exception as exc:
+        if not isinstance(exc, CoeError):
+            log.exception("training failed unexpectedly")
+        return "failed", _why(exc, Path(data))
+
+
+def _why(exc: Exception, data: Path) -> str:
+    """Why training failed, as the version records it: every client can read that, so no server path.
+
+    The package's own errors are written for people; the data file they name is called by its
+    name alone. Any other error can hold anything (a path, a query): it goes to the log.
+    """
+    if isinstance(exc, CoeError):
+        return f"{type(exc).__name__}: {exc}".replace(str(data), f"the training data ({data.name})")
+    return f"{type(exc).__name__}: training failed unexpectedly; the traceback is in the server's log"
+
+
+def _child() -> None:
+    """The child's side: one JSON request on stdin, one pickled :data:`Outcome` on stdout."""
+    from config.logging import configure as configure_logging
+    from config.settings import Settings
+
+    settings = Settings.from_env()  # the runner's environment: its log format, level and keys to mask
+    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else printed goes to the log, not into the answer
+    request = json.loads(sys.stdin.buffer.readline() or b"null")
+    if request is None:
+        sys.exit(2)
+
+    def orphaned() -> None:  # the runner closes our stdin only once it has the answer, or when it dies
+        sys.stdin.buffer.read()
+        os._exit(3)
+
+    threading.Thread(target=orphaned, name="orphaned", daemon=True).start()
+    outcome = train_version(request["args"], Path(request["data"]))
+    answer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    answer.close()
+    os._exit(0)  # not a normal exit: the thread still reading stdin would abort the interpreter's shutdown
+
+
+class TrainingRunner:
+    """Claims training jobs one at a time, trains each in a child process, and completes it."""
+
+    def __init__(self, jobs: TrainingJobs, data: Path, poll_seconds: float = 1.0,
+                 renew_seconds: float | None = None,
+                 observe: TrainingObserver = lambda claim, outcome: None) -> None:
+        self.jobs = jobs
+        self.data = Path(data)
+        self.poll_seconds = poll_seconds
+        #: A third of the lease: two renewals can fail before another runner may take the job.
+        self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
+        self.observe = observe
+        self.owner = owner_id()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._current: TrainingClaim | None = None  # the job in hand, for stop() to give back
+        self._child: subprocess.Popen | None = None  # its training process, for stop() to end
+
+    def run_once(self) -> TrainingClaim | None:
+        """Claim, train and complete one job; None when there is nothing to do (or the runner stops)."""
+        claim = self.jobs.claim(self.owner)
+        if claim is None:
+            return None
+        with self._lock:
+            if self._stop.is_set():  # stop() began while the claim was being taken: hand it straight back
+                self.jobs.release(claim)
+                return None
+            self._current = claim
+        try:
+            self._work(claim)
+        finally:
+            with self._lock:
+                self._current = None
+        return claim
+
+    def _work(self, claim: TrainingClaim) -> None:
+        log.info("training %s as %s", claim, claim.owner)
+        started = time.monotonic()
+        with LeaseKeeper(lambda: self.jobs.renew(claim), f"training {claim}", self.renew_seconds) as lease:
+            kind, value = self._train(claim, lease.lost)
+            if lease.lost.is_set():
+                outcome = "dropped"
+            elif kind == "ready":
+                outcome = "done" if self.jobs.complete(claim, value) else "dropped"
+            elif kind == "failed":
+                outcome = "failed" if self.jobs.fail(claim, value) else "dropped"
+            elif self._stop.is_set():  # ended by stop(), which gives the job back
+                outcome = "given back"
+            else:  # the child died by itself (e.g. out of memory): retrying would die the same way
+                why = f"the training process ended without a result (exit status {value})"
+                outcome = "failed" if self.jobs.fail(claim, why) else "dropped"
+        log.info("training %s: %s after %.1f s", claim, outcome, time.monotonic() - started)
+        self.observe(claim, outcome)
+
+    def _train(self, claim: TrainingClaim, lost: threading.Event) -> Outcome:
+        """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed)."""
+        request = json.dumps({"args": claim.args, "data": str(self.data)}).encode() + b"\n"
+        child = subprocess.Popen([sys.executable, "-m", "coe_template.trainer"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, start_new_session=True)  # a Ctrl-C is the runner's to handle
+        with self._lock:
+            self._child = child
+        answer: list[bytes] = []
+        try:
+            with contextlib.suppress(OSError):  # a child that died at once: told by its empty answer
+                child.stdin.write(request)
+                child.stdin.flush()
+            reader = threading.Thread(target=lambda: answer.append(child.stdout.read()), name="trainer-answer",
+                                      daemon=True)
+            reader.start()
+            while reader.is_alive():
+                reader.join(timeout=0.2)
+                if lost.is_set():  # another runner may hold the job now: stop spending CPU on it
+                    child.kill()
+            child.wait()
+        finally:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+            child.stdout.close()
+            with self._lock:
+                self._child = None
+        if not answer or not answer[0]:
+            return "ended", child.returncode
+        return pickle.loads(answer[0])  # our own child's answer
+
+    def _idle(self) -> None:
+        """Wait for the next poll, or less: a job created in this process (or stop()) wakes it."""
+        self.jobs.created.wait(self.poll_seconds)
+        self.jobs.created.clear()
+
+    def _loop(self) -> None:
+        failures = 0
+        outage: str | None = None  # logged once, not at every try
+        while not self._stop.is_set():
+            try:
+                if self.run_once() is None:
+                    self._idle()
+                failures = 0
+                if outage is not None:
+                    log.info("training: the database answers again")
+                    outage = None
+            except Exception as exc:  # keep working: a lease left behind expires and is retried
+                if not isinstance(exc, DatabaseUnavailable):
+                    log.exception("training job failed")
+                elif str(exc) != outage:
+                    log.error("training: pausing while the database is unavailable: %s", exc)
+                    outage = str(exc)
+                failures += 1
+                self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
+
+    def start(self) -> None:
+        self.owner = owner_id()  # after a fork
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="training-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Take no more jobs; finish the one in hand within ``grace`` seconds, else give it back.
+
+        A job given back is pending again at once, its attempt not counted, and its child
+        process is ended; a result that still arrives is refused (the claim no longer holds).
+        """
+        self._stop.set()
+        self.jobs.created.set()
+        thread = self._thread
+        if thread is None:
+            return
+        thread.join(timeout=grace)
+        if not thread.is_alive():
+            return
+        with self._lock:  # a claim taken from here on is handed back by run_once itself
+            claim, child = self._current, self._child
+        if claim is not None and self.jobs.release(claim):
+            log.info("stopping: %s given back unfinished, pending again", claim)
+        if child is not None:
+            child.kill()
+        thread.join(timeout=grace)
+
+
+if __name__ == "__main__":
+    _child()
