@@ -44,7 +44,7 @@ RUN python3 -m compileall -q /app
 VOLUME /var/lib/coe/model-store
 USER ${UID}:${UID}
 EXPOSE 8000
-# /livez: the process answers HTTP. The start period covers a first start (schema, training on the
+# /livez: the process answers HTTP (on the default COE_BIND's port: change both together). The start period covers a first start (schema, training on the
 # bundled data: ~5 s on 2 cores, then gunicorn loading the model) with room to spare.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4)"]
