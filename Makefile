@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test quality bench soak clean
+.PHONY: install model serve test quality bench soak image clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,33 @@ bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get in
 
 soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a rollback: 0 unexpected answers
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16
+
+# The container image with podman, on a machine without an image registry: the base image is built
+# from Debian's packages (mmdebstrap, then podman import) once, then the Dockerfile is built FROM it.
+# Elsewhere `docker build -t coe-template .` uses the Dockerfile's public Python base instead.
+BASE_IMAGE ?= localhost/bookworm-py:base
+IMAGE ?= localhost/coe-template:latest
+DEBIAN ?= http://deb.debian.org
+# crun fails on such machines: runc, cgroupfs, lower ulimits (see the file).
+PODMAN := CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf podman
+# pip in the build checks certificates against the host's bundle (an HTTPS proxy with its own CA).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+image:  ## build $(IMAGE) with podman (and the base image from Debian packages if missing)
+	@if ! $(PODMAN) image exists $(BASE_IMAGE); then \
+	  set -e; mkdir -p build; rm -f build/rootfs.tar; \
+	  echo "building $(BASE_IMAGE) with mmdebstrap"; \
+	  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+	    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+	    --dpkgopt='path-exclude=/usr/share/locale/*' \
+	    bookworm build/rootfs.tar "deb $(DEBIAN)/debian bookworm main" \
+	    "deb $(DEBIAN)/debian bookworm-updates main" "deb $(DEBIAN)/debian-security bookworm-security main"; \
+	  $(PODMAN) import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	    build/rootfs.tar $(BASE_IMAGE); \
+	  rm -f build/rootfs.tar; \
+	fi
+	$(PODMAN) build --format docker --build-arg BASE=$(BASE_IMAGE) \
+	  --volume $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro --tag $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
