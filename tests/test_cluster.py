@@ -122,7 +122,7 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         def workers_done() -> set[int]:
             """The processes that stored at least one chunk of the job."""
             with engine.connect() as connection:
-                owners = connection.execute(select(distinct(BatchChunk.lease_owner)).where(
+                owners = connection.execute(select(BatchChunk.lease_owner).distinct().where(
                     BatchChunk.job_id == job_id, BatchChunk.status == "done")).scalars().all()
             return {int(owner.split(":")[1]) for owner in owners}
 
@@ -147,3 +147,5 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         wait_for(lambda: versions_served(b) == {1}, 10, "B serves version 1 again")
     with node(shared, tmp_path, "a") as (a, _):
         assert versions_served(a) == {1}
+    # No host kept a run of its own: each store holds only the cache of what it fetched.
+    assert [path.name for name in "abw" for path in (tmp_path / name).iterdir()] == ["cache"] * 3
