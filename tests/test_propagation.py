@@ -154,12 +154,9 @@ def test_the_listener_reconnects_after_the_database_restarts(tmp_path, trained_m
 
     listener = [r for r in caplog.records if r.name == "coe_template.registry.notify"]
     assert sum("listening for promotions of project-tagger again" in r.getMessage() for r in listener) == 2
-    by_thread: dict[int | None, list[str]] = {}
-    for record in listener:
-        if record.levelno == logging.WARNING:
-            by_thread.setdefault(record.thread, []).append(record.getMessage())
-    assert len(by_thread) == 2, by_thread  # each listener said it lost the connection...
-    for messages in by_thread.values():  # ...once per cause, not at every retry
-        assert all(a != b for a, b in zip(messages, messages[1:])), messages
-        assert all(m.startswith("not listening for promotions of project-tagger (polling meanwhile")
-                   for m in messages)
+    lost = Counter(r.getMessage() for r in listener if r.levelno == logging.WARNING)
+    # The listeners said they lost the connection, once per cause, not at every retry: each
+    # message at most twice (once per listener), at least two in all.
+    assert all(count <= 2 for count in lost.values()) and sum(lost.values()) >= 2, lost
+    assert all(m.startswith("not listening for promotions of project-tagger (polling meanwhile")
+               for m in lost)

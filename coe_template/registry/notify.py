@@ -1,4 +1,4 @@
-"""Promotions reach every replica at once on PostgreSQL: ``NOTIFY`` as an alias moves, ``LISTEN`` everywhere.
+"""Promotions reach every replica at once on PostgreSQL: NOTIFY as an alias moves, LISTEN in each worker.
 
 Polling alone makes a promotion take up to ``COE_REFRESH_SECONDS`` to be served.
 On PostgreSQL the transaction that moves an alias also queues a notification,
