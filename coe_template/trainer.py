@@ -137,7 +137,7 @@ class TrainingRunner:
             if lease.lost.is_set():
                 outcome = "dropped"
             elif kind == "ready":
-                outcome = "done" if self.jobs.complete(claim, value) else "dropped"
+                outcome = self._complete(claim, value)
             elif kind == "failed":
                 outcome = "failed" if self.jobs.fail(claim, value) else "dropped"
             elif self._stop.is_set():  # ended by stop(), which gives the job back
@@ -147,6 +147,17 @@ class TrainingRunner:
                 outcome = "failed" if self.jobs.fail(claim, why) else "dropped"
         log.info("training %s: %s after %.1f s", claim, outcome, time.monotonic() - started)
         self.observe(claim, outcome)
+
+    def _complete(self, claim: TrainingClaim, trained: Any) -> str:
+        """Store the trained version; a store that cannot take it (a full disk, …) fails the version."""
+        try:
+            return "done" if self.jobs.complete(claim, trained) else "dropped"
+        except DatabaseUnavailable:
+            raise  # not the version's fault: its lease runs out and the job is tried again
+        except Exception as exc:
+            if not isinstance(exc, CoeError):
+                log.exception("storing %s failed unexpectedly", claim)
+            return "failed" if self.jobs.fail(claim, _why(exc, self.data)) else "dropped"
 
     def _train(self, claim: TrainingClaim, lost: threading.Event) -> Outcome:
         """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed)."""
