@@ -18,7 +18,7 @@ from coe_template.batch.items import read_csv
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
 from coe_template.data import load_dataset
-from coe_template.errors import CoeError
+from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
@@ -77,11 +77,21 @@ def _fail_clearly(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except DatabaseUnavailable as exc:  # the operator at a terminal is told the driver's reason too
+            raise click.ClickException(f"{exc}{_reason(exc)}") from None
         except CoeError as exc:
             raise click.ClickException(str(exc)) from None
 
     wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
     return wrapper
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's first line behind a database failure (never the URL: drivers do not print passwords)."""
+    cause = exc.__cause__
+    driver = getattr(cause, "orig", None) or cause
+    first = str(driver).strip().splitlines()[0] if driver is not None and str(driver).strip() else ""
+    return f" ({first}; check DATABASE_URL if it persists)" if first else ""
 
 
 pass_context = click.make_pass_decorator(Context)

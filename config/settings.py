@@ -72,6 +72,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from coe_template.artifacts import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
 from coe_template.data import bundled_dataset_path
@@ -124,6 +127,17 @@ def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
     if short:
         raise ValueError(f"{name}: every key must be at least 16 characters long")
     return keys
+
+
+def _database_url(environ: Mapping[str, str], name: str) -> str | None:
+    """A SQLAlchemy URL, or None (unset or empty) for the SQLite default; never echoed (it may hold a password)."""
+    value = environ.get(name) or None
+    if value is not None:
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(f"{name} is not a database URL (e.g. postgresql+psycopg://user@host/db)") from None
+    return value
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -226,7 +240,7 @@ class Settings:
         defaults = cls()
         return cls(
             model_store=Path(environ.get("COE_MODEL_STORE") or defaults.model_store),
-            database_url=environ.get("DATABASE_URL") or None,
+            database_url=_database_url(environ, "DATABASE_URL"),
             artifact_store=_choice(environ, "COE_ARTIFACT_STORE", defaults.artifact_store, ARTIFACT_STORES),
             model_name=environ.get("COE_MODEL_NAME") or defaults.model_name,
             training_args=Path(environ.get("COE_TRAINING_ARGS") or defaults.training_args),

@@ -163,7 +163,10 @@ def test_every_pod_reads_the_shared_settings_and_the_secret_of_the_example():
     [secret] = EXAMPLES
     config_map = _named("ConfigMap", "coe-template")
     assert {"DATABASE_URL", "COE_ADMIN_KEYS", "COE_READ_KEYS"} == set(secret["stringData"])
-    assert (config_map["data"]["COE_ARTIFACT_STORE"], config_map["data"]["COE_BATCH_IN_SERVER"]) == ("db", "false")
+    settings = config_map["data"]
+    # The API pods serve only: batch chunks and trainings go to the worker pods.
+    assert (settings["COE_ARTIFACT_STORE"], settings["COE_BATCH_IN_SERVER"], settings["COE_TRAINING_IN_SERVER"]) == (
+        "db", "false", "false")
     for name, template in _pod_templates():
         [container] = template["spec"]["containers"]
         sources = [(kind, ref["name"]) for source in container["envFrom"] for kind, ref in source.items()]
@@ -175,3 +178,17 @@ def test_the_job_migrates_the_schema_before_training_the_first_model():
     job = _named("Job", "coe-template-migrate")
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["sh", "-c", "coe-template db upgrade && coe-template train --if-missing"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlay; it is not installed")
+def test_the_example_overlay_names_the_image_of_every_pod_and_the_first_apply_selects_the_job_and_its_settings():
+    overlay = KUBERNETES / "overlays" / "example"
+    rendered = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    resources = _documents(rendered.stdout)
+    images = {container["image"] for r in resources if r["kind"] in ("Deployment", "Job")
+              for container in r["spec"]["template"]["spec"]["containers"]}
+    assert images == {"registry.example.com/coe-template:0.1.0"}
+    first = [(r["kind"], r["metadata"]["name"]) for r in resources
+             if r["metadata"]["labels"].get("app.kubernetes.io/component") in ("config", "migrate")]
+    assert sorted(first) == [("ConfigMap", "coe-template"), ("Job", "coe-template-migrate")]

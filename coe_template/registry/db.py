@@ -231,9 +231,21 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
         before = MigrationContext.configure(connection).get_current_revision()
+        if before is not None and before not in _known_revisions():
+            raise SchemaNotCurrent(_newer_than_known(engine, before))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before, head_revision()
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_alembic()).walk_revisions()}
+
+
+def _newer_than_known(engine: Engine, current: str) -> str:
+    return (f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
+            f"newer than this code knows (its newest is {head_revision()}): run the newer code, "
+            "or a matching release")
 
 
 def check_schema(engine: Engine) -> None:
@@ -245,10 +257,8 @@ def check_schema(engine: Engine) -> None:
     if current is None:
         raise SchemaNotCurrent(f"the database {where} has no registry schema yet: "
                                "run `coe-template db upgrade` first")
-    known = {script.revision for script in ScriptDirectory.from_config(_alembic()).walk_revisions()}
-    if current not in known:
-        raise SchemaNotCurrent(f"the database {where} is at schema revision {current}, newer than this code "
-                               f"knows (its newest is {head}): run the newer code, or a matching release")
+    if current not in _known_revisions():
+        raise SchemaNotCurrent(_newer_than_known(engine, current))
     raise SchemaNotCurrent(f"the database {where} is at schema revision {current}, this code needs {head}: "
                            "run `coe-template db upgrade` first")
 

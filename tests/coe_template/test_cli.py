@@ -25,6 +25,7 @@ from coe_template.registry.db import head_revision
 from config.settings import Settings
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.coe_template.test_migrations import downgrade_to
+from tests.servers import free_port
 
 NAME = "project-tagger"
 TEXTS = ["Detection of objects in camera video", "Sentiment of text with a transformer"]
@@ -356,6 +357,36 @@ def test_a_newer_schema_than_the_code_knows_is_refused(store):
     assert (result.exit_code, result.stderr) == (
         1, f"Error: the database {url} is at schema revision 9999, newer than this code knows "
            f"(its newest is {head_revision()}): run the newer code, or a matching release\n")
+
+
+def test_db_upgrade_past_the_newest_revision_known_is_refused_in_one_line(store):
+    url = f"sqlite:///{store / 'registry.db'}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    result = runner_for(store)("db", "upgrade")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: the database {url} is at schema revision 9999, newer than this code knows "
+           f"(its newest is {head_revision()}): run the newer code, or a matching release\n")
+
+
+def test_a_database_that_cannot_be_reached_is_named_with_the_drivers_reason_and_no_password(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://app:s3cret-pw@127.0.0.1:{free_port()}/coe")
+    result = runner_for(tmp_path / "store")("db", "check")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the database is not available: try again later (connection failed: ")
+    assert result.stderr.endswith("Connection refused; check DATABASE_URL if it persists)\n")
+    assert "s3cret-pw" not in result.output
+
+
+def test_a_malformed_database_url_is_refused_without_echoing_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "not a url s3cret-pw")
+    result = runner_for(tmp_path / "store")("db", "upgrade")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: DATABASE_URL is not a database URL (e.g. postgresql+psycopg://user@host/db)\n")
 
 
 # --- models list / versions -----------------------------------------------------------------------
