@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -33,7 +32,8 @@ BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     BROWSER is None or DRIVER is None,
-    reason="Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run does)")
+    reason="Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run does)",
+)
 
 SPEC = yaml.safe_load((PROJECT_ROOT / "openapi" / "spec.yaml").read_text(encoding="utf-8"))
 #: Long enough for a cold Chromium on a busy CI machine; the waits end as soon as the page is ready.
@@ -54,10 +54,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, trained_model) -> Iterator[
 def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = BROWSER
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,2000",
-                     # Offline: any host but the server's fails to resolve, as it would on a closed network.
-                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,2000",
+        # Offline: any host but the server's fails to resolve, as it would on a closed network.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     # The driver named explicitly: Selenium Manager would otherwise try to download one.
@@ -79,9 +84,17 @@ def open_docs(driver: webdriver.Chrome, server: str) -> None:
 
 def open_operation(driver: webdriver.Chrome, method: str, path: str) -> WebElement:
     """Expand an operation, found as a user sees it (method and path), and press "Try it out"."""
-    block = wait(driver).until(ec.presence_of_element_located((By.XPATH, (
-        f"//div[contains(@class, 'opblock-{method}')]"
-        f"[.//*[contains(@class, 'opblock-summary-path') and @data-path='{path}']]"))))
+    block = wait(driver).until(
+        ec.presence_of_element_located(
+            (
+                By.XPATH,
+                (
+                    f"//div[contains(@class, 'opblock-{method}')]"
+                    f"[.//*[contains(@class, 'opblock-summary-path') and @data-path='{path}']]"
+                ),
+            )
+        )
+    )
     block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     wait(driver).until(lambda _: block.find_element(By.CSS_SELECTOR, ".try-out__btn")).click()
     wait(driver).until(lambda _: block.find_element(By.CSS_SELECTOR, "button.execute"))
@@ -101,18 +114,28 @@ def execute(driver: webdriver.Chrome, block: WebElement, status: str) -> dict:
         block.find_element(By.CSS_SELECTOR, "button.btn-clear").click()  # so no earlier response is read
         wait(driver).until(ec.staleness_of(shown_before))
     block.find_element(By.CSS_SELECTOR, "button.execute").click()
-    shown = wait(driver).until(lambda _: block.find_element(
-        By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status").text or None)
+    shown = wait(driver).until(
+        lambda _: (
+            block.find_element(By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status").text
+            or None
+        )
+    )
     assert shown == status, block.find_element(By.CSS_SELECTOR, ".live-responses-table").text
-    return json.loads(block.find_element(
-        By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_description .highlight-code pre").text)
+    return json.loads(
+        block.find_element(
+            By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_description .highlight-code pre"
+        ).text
+    )
 
 
 def requested_urls(driver: webdriver.Chrome) -> list[str]:
     """Every URL the page asked for since the last call, from Chromium's network log."""
     messages = (json.loads(entry["message"])["message"] for entry in driver.get_log("performance"))
-    return [message["params"]["request"]["url"] for message in messages
-            if message["method"] == "Network.requestWillBeSent"]
+    return [
+        message["params"]["request"]["url"]
+        for message in messages
+        if message["method"] == "Network.requestWillBeSent"
+    ]
 
 
 def test_the_docs_load_offline_and_show_the_tags(server: str, browser: webdriver.Chrome) -> None:
@@ -132,7 +155,9 @@ def test_the_docs_load_offline_and_show_the_tags(server: str, browser: webdriver
 def test_try_it_out_on_predictions_shows_the_predicted_tags(server: str, browser: webdriver.Chrome) -> None:
     open_docs(browser, server)
     block = open_operation(browser, "post", "/predictions")
-    example = json.loads(block.find_element(By.CSS_SELECTOR, "textarea.body-param__text").get_attribute("value"))
+    example = json.loads(
+        block.find_element(By.CSS_SELECTOR, "textarea.body-param__text").get_attribute("value")
+    )
 
     body = execute(browser, block, "200")
 
@@ -169,11 +194,13 @@ def test_authorize_then_put_the_staging_alias(server: str, browser: webdriver.Ch
 
 
 def authorize(driver: webdriver.Chrome, key: str) -> None:
-    """"Authorize" → the bearer scheme's value → "Authorize" → "Close", as a user does."""
+    """ "Authorize" → the bearer scheme's value → "Authorize" → "Close", as a user does."""
     driver.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
     bearer = "//div[contains(@class, 'auth-container')][.//h4[contains(., 'bearerAuth')]]"
     wait(driver).until(ec.element_to_be_clickable((By.XPATH, f"{bearer}//input"))).send_keys(key)
     driver.find_element(By.XPATH, f"{bearer}//button[normalize-space()='Authorize']").click()
-    wait(driver).until(ec.presence_of_element_located((By.XPATH, f"{bearer}//button[normalize-space()='Logout']")))
+    wait(driver).until(
+        ec.presence_of_element_located((By.XPATH, f"{bearer}//button[normalize-space()='Logout']"))
+    )
     driver.find_element(By.CSS_SELECTOR, ".modal-ux .close-modal").click()
     wait(driver).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, ".modal-ux")))
