@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,14 +25,15 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
 
+from coe_template.train import TrainedModel
 from config.settings import Settings
 from tests.conftest import ADMIN_KEY, MODEL, PROJECT_ROOT, seeded_registry
 from tests.servers import gunicorn
 
-BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-DRIVER = shutil.which("chromedriver")
+BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), "")
+DRIVER = shutil.which("chromedriver") or ""
 pytestmark = pytest.mark.skipif(
-    BROWSER is None or DRIVER is None,
+    not (BROWSER and DRIVER),
     reason="Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run does)",
 )
 
@@ -41,7 +43,7 @@ WAIT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, trained_model) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, trained_model: TrainedModel) -> Iterator[str]:
     """One gunicorn worker on a store with versions 1 and 2, ``production`` on 1."""
     store = tmp_path_factory.mktemp("swagger-ui-store")
     seeded_registry(Settings(model_store=store).db_url, store, trained_model, versions=2).engine.dispose()
@@ -73,7 +75,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-def wait(driver: webdriver.Chrome) -> WebDriverWait:
+def wait(driver: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
     return WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
 
 
@@ -108,7 +110,7 @@ def replace_text(field: WebElement, text: str) -> None:
     field.send_keys(text)
 
 
-def execute(driver: webdriver.Chrome, block: WebElement, status: str) -> dict:
+def execute(driver: webdriver.Chrome, block: WebElement, status: str) -> dict[str, Any]:
     """Press "Execute", wait for the response ``status`` to be shown, and return the body shown."""
     for shown_before in block.find_elements(By.CSS_SELECTOR, ".live-responses-table"):
         block.find_element(By.CSS_SELECTOR, "button.btn-clear").click()  # so no earlier response is read
@@ -121,11 +123,12 @@ def execute(driver: webdriver.Chrome, block: WebElement, status: str) -> dict:
         )
     )
     assert shown == status, block.find_element(By.CSS_SELECTOR, ".live-responses-table").text
-    return json.loads(
+    body: dict[str, Any] = json.loads(
         block.find_element(
             By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_description .highlight-code pre"
         ).text
     )
+    return body
 
 
 def requested_urls(driver: webdriver.Chrome) -> list[str]:
@@ -156,7 +159,7 @@ def test_try_it_out_on_predictions_shows_the_predicted_tags(server: str, browser
     open_docs(browser, server)
     block = open_operation(browser, "post", "/predictions")
     example = json.loads(
-        block.find_element(By.CSS_SELECTOR, "textarea.body-param__text").get_attribute("value")
+        block.find_element(By.CSS_SELECTOR, "textarea.body-param__text").get_attribute("value") or ""
     )
 
     body = execute(browser, block, "200")
