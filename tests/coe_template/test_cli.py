@@ -520,3 +520,35 @@ def test_version_numbers_start_at_1(cli, two_versions, command):
     result = cli(*command)
     assert result.exit_code == 2
     assert "0" in result.stderr
+
+
+# --- python -m coe_template ----------------------------------------------------------------------
+
+
+def test_python_m_coe_template_runs_the_command(tmp_path):
+    """Where the console script is not on PATH (a venv not activated), ``python -m`` is the same command."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COE_") and name != "DATABASE_URL"}
+    store = tmp_path / "store"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "coe_template", *args], check=False, cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    helped = run("--help")
+    assert (helped.returncode, helped.stderr) == (0, "")
+    assert helped.stdout.startswith("Usage: python -m coe_template [OPTIONS] COMMAND [ARGS]...\n")
+    listed = helped.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed if line.startswith("  ") and not line.startswith("   ")] == \
+        sorted(main.commands)
+
+    upgraded = run("--store", str(store), "db", "upgrade")
+    url = f"sqlite:///{store / 'registry.db'}"
+    assert (upgraded.returncode, upgraded.stdout, upgraded.stderr) == (
+        0, f"{url}: schema upgraded from revision (empty) to {head_revision()}\n", "")
+    checked = runner_for(store)("db", "check")  # the schema it made is the one the command expects
+    assert (checked.exit_code, checked.stdout) == (0, f"{url}: schema at revision {head_revision()}, current\n")
