@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ADMIN_KEY, MODEL, PROJECT_ROOT, READ_KEY, seeded_registry
 from tests.servers import gunicorn
@@ -554,3 +555,17 @@ def test_refusals_parse_as_the_problem_type(api, anonymous, server):
             kind="conflict",
             detail="the 'production' alias cannot be deleted: point it at another version instead",
         )
+
+
+def test_every_operation_of_the_spec_is_driven_above():
+    """A new operation in the spec must be called through the generated client in this module."""
+    spec = yaml.safe_load((PROJECT_ROOT / "openapi" / "spec.yaml").read_text())
+    operations = {
+        operation["operationId"].replace(".", "_")
+        for path in spec["paths"].values()
+        for method, operation in path.items()
+        if method in {"get", "put", "post", "delete", "patch"}
+    }
+    source = Path(__file__).read_text()
+    assert len(operations) == 28
+    assert {name for name in operations if f".{name}," not in source} == set()
