@@ -176,13 +176,14 @@ _ROW = re.compile(r"^\|\s*`" + re.escape(TYPE_BASE) + r"([a-z-]+)`\s*\|\s*(\d{3}
 
 @cache
 def meanings() -> dict[str, tuple[int, str]]:
-    """Each kind's status and meaning, read from the spec's ``Problem`` table (the one place they are written)."""
+    """Each kind's status and meaning, from the spec's ``Problem`` table: the one place they are written."""
     import yaml
 
     from handlers.app import SPEC_DIR  # here: the app imports this module
 
     spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
-    rows = (_ROW.match(line.strip()) for line in spec["components"]["schemas"]["Problem"]["description"].splitlines())
+    table = spec["components"]["schemas"]["Problem"]["description"]
+    rows = (_ROW.match(line.strip()) for line in table.splitlines())
     return {row[1]: (int(row[2]), row[3]) for row in rows if row}
 
 

@@ -39,7 +39,8 @@ def _resolve(node: Any) -> Any:
     return node
 
 
-def examples(node: Any = SPEC, pointer: str = "", in_properties: bool = False) -> Iterator[tuple[str, str, Any]]:
+def examples(node: Any = SPEC, pointer: str = "",
+             in_properties: bool = False) -> Iterator[tuple[str, str, Any]]:
     """(pointer of the example, pointer of its schema, the example) for every example under ``node``.
 
     ``in_properties``: ``node`` maps property names to schemas, so its keys are names, not keywords.
@@ -62,7 +63,8 @@ def examples(node: Any = SPEC, pointer: str = "", in_properties: bool = False) -
     for key, value in node.items():
         if not in_properties and key in ("example", "examples"):
             continue  # an example's own content is data, not spec
-        yield from examples(value, f"{pointer}/{_escape(key)}", in_properties=key == "properties" and not in_properties)
+        names_follow = key == "properties" and not in_properties
+        yield from examples(value, f"{pointer}/{_escape(key)}", in_properties=names_follow)
 
 
 EXAMPLES = sorted(examples())
@@ -71,10 +73,12 @@ EXAMPLES = sorted(examples())
 def validator(schema_pointer: str) -> Draft4Validator:
     """The validator Connexion would use there: responses may not carry writeOnly properties."""
     cls = Draft4ResponseValidator if "/responses/" in schema_pointer else Draft4RequestValidator
-    return cls({"$ref": f"{BASE}#{schema_pointer}"}, registry=REGISTRY, format_checker=Draft4Validator.FORMAT_CHECKER)
+    return cls({"$ref": f"{BASE}#{schema_pointer}"}, registry=REGISTRY,
+               format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
-@pytest.mark.parametrize(("pointer", "schema", "example"), EXAMPLES, ids=[pointer for pointer, _, _ in EXAMPLES])
+@pytest.mark.parametrize(("pointer", "schema", "example"), EXAMPLES,
+                         ids=[pointer for pointer, _, _ in EXAMPLES])
 def test_example_matches_its_schema(pointer, schema, example):
     errors = [f"{'/'.join(map(str, error.absolute_path)) or '(the example itself)'}: {error.message}"
               for error in validator(schema).iter_errors(example)]
@@ -82,11 +86,12 @@ def test_example_matches_its_schema(pointer, schema, example):
 
 
 def test_every_kind_of_example_is_found():
-    """The walk reaches schema, media type, parameter and response examples (it cannot pass by finding none)."""
+    """The walk reaches schema, media type, parameter and response examples: it cannot pass by finding none."""
     found = {pointer for pointer, _, _ in EXAMPLES}
     assert {
         "/paths/~1/get/responses/200/content/application~1json/example",  # a response's
-        "/paths/~1models~1{model-name}~1versions/post/requestBody/content/application~1json/example",  # a body's
+        # a request body's
+        "/paths/~1models~1{model-name}~1versions/post/requestBody/content/application~1json/example",
         "/components/parameters/AliasName/schema/example",  # a parameter's schema's
         "/components/schemas/Envelope/properties/message/example",  # a property's
         "/components/responses/InternalServerError/content/application~1problem+json/example",  # a problem's
@@ -94,7 +99,7 @@ def test_every_kind_of_example_is_found():
 
 
 def test_a_wrong_example_fails_with_its_pointer():
-    """The check itself: an example that lacks a required member, or is null where null is not allowed, fails."""
+    """The check itself: an example that lacks a required member, or is a null the schema forbids, fails."""
     pointer = "/components/schemas/ModelRef"
     assert [e.message for e in validator(pointer).iter_errors({"run_id": "r"})] == [
         "'name' is a required property", "'version' is a required property"]

@@ -14,6 +14,13 @@ def test_the_spec_table_lists_every_kind_the_app_answers_with_and_no_other():
     assert set(meanings()) == KINDS
 
 
+def test_each_kind_is_tabled_with_the_status_the_service_answers_it_with():
+    from handlers.problems import _BY_STATUS, _DOMAIN
+
+    answered = {kind: status for status, kind in _BY_STATUS.items()} | {kind: int(s) for _, s, kind in _DOMAIN}
+    assert {kind: status for kind, (status, _) in meanings().items()} == answered
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_type_uri_answers_with_its_page(client, kind):
     status, meaning = meanings()[kind]

@@ -28,7 +28,8 @@ def test_a_training_request_without_arguments_is_accepted(client_for, body, head
 
 @pytest.mark.parametrize(("body", "detail"), [
     (b"[]", "[] is not of type 'object'"),
-    (b'{"args": {"learning_rate": 1}}', "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'"),
+    (b'{"args": {"learning_rate": 1}}',
+     "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'"),
 ])
 def test_a_body_that_is_not_an_object_is_refused(client_for, body, detail):
     client = client_for(training_in_server=False)
