@@ -63,3 +63,13 @@ def test_the_pages_are_open_where_every_read_needs_a_key(client_for):
     locked = client_for(require_keys_for_reads=True)
     assert locked.get("/problems/unauthorized").status_code == 200
     assert locked.get("/models").status_code == 401
+
+
+def test_the_spec_example_is_a_real_page(client):
+    import yaml
+
+    from handlers.app import SPEC_DIR
+
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
+    example = spec["paths"]["/problems/{kind}"]["get"]["responses"]["200"]["content"]["text/html"]["example"]
+    assert client.get("/problems/busy").text == example
