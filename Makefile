@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test quality bench soak image clean
+.PHONY: install model serve test lint-spec quality bench soak image clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,22 @@ serve: model  ## install, train if needed, serve on :8000
 
 test: install  ## the whole test suite
 	$(BIN)/python -m pytest
+
+# The spec's linters, at the versions .ci/node/package-lock.json pins (npm ci: never a global install).
+NODE_BIN := .ci/node/node_modules/.bin
+REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(NODE_BIN)/redocly
+
+$(NODE_BIN)/.installed: .ci/node/package.json .ci/node/package-lock.json
+	cd .ci/node && npm ci --no-audit --no-fund
+	touch $@
+
+lint-spec: install $(NODE_BIN)/.installed  ## openapi-spec-validator, Spectral and Redocly on the spec: no error, no warning
+	$(BIN)/openapi-spec-validator openapi/spec.yaml
+	$(NODE_BIN)/spectral lint --fail-severity=warn openapi/spec.yaml
+	$(REDOCLY) lint --format=stylish
+	@# Redocly exits non-zero on errors only: a warning fails here too.
+	@$(REDOCLY) lint --format=json 2>/dev/null | $(BIN)/python -c \
+	  'import json, sys; t = json.load(sys.stdin)["totals"]; sys.exit(f"redocly: {t}" if t["warnings"] else 0)'
 
 quality: install  ## the README's quality figures, measured on the shared real dataset
 	$(BIN)/python bench/quality.py
@@ -66,4 +82,4 @@ image:  ## build $(IMAGE) with podman (and the base image from Debian packages i
 	  --volume $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro --tag $(IMAGE) .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ci/node/node_modules

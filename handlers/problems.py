@@ -4,14 +4,19 @@ Only the package's own refusals (:mod:`coe_template.errors`) and the framework's
 problems (a request the spec or a limit refuses) become a 4xx or a 503; anything
 else is a bug, answered ``500`` with a generic detail while its traceback goes to
 the log under the request's id. Every problem names a stable ``type`` (one per
-kind of error, listed in the spec) and carries the request id.
+kind of error, listed in the spec) and carries the request id. Each ``type`` is the
+address of a short page (:func:`page`) made from the spec's table of kinds, the one
+place that says what each means.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from collections.abc import Mapping
+from functools import cache
 from http import HTTPStatus
 
 from connexion import FlaskApp
@@ -163,6 +168,48 @@ def internal_error(_request: ConnexionRequest, exc: BaseException) -> ConnexionR
         HTTPStatus.INTERNAL_SERVER_ERROR,
         "the server failed to answer this request; the error is logged under its request id",
     )
+
+
+#: A row of the table in the spec's ``Problem`` schema: | `/problems/<kind>` | status | meaning |
+_ROW = re.compile(r"^\|\s*`" + re.escape(TYPE_BASE) + r"([a-z-]+)`\s*\|\s*(\d{3})\s*\|\s*(.+?)\s*\|$")
+
+
+@cache
+def meanings() -> dict[str, tuple[int, str]]:
+    """Each kind's status and meaning, from the spec's ``Problem`` table: the one place they are written."""
+    import yaml
+
+    from handlers.app import SPEC_DIR  # here: the app imports this module
+
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
+    table = spec["components"]["schemas"]["Problem"]["description"]
+    rows = (_ROW.match(line.strip()) for line in table.splitlines())
+    return {row[1]: (int(row[2]), row[3]) for row in rows if row}
+
+
+def _inline(markdown: str) -> str:
+    """The table's Markdown is text and `code` only."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(markdown, quote=False))
+
+
+def page(kind: str) -> ConnexionResponse:
+    """The page a problem's ``type`` points at: status, meaning, what to do."""
+    if kind not in KINDS or kind not in meanings():
+        raise ProblemException(status=404, title="Not Found",
+                               detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
+    status, meaning = meanings()[kind]
+    heading = f"{type_uri(kind)}: {status} {HTTPStatus(status).phrase}"
+    body = (
+        "<!doctype html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title></head>\n'
+        f"<body><h1><code>{html.escape(type_uri(kind))}</code></h1>\n"
+        f"<p>Status {status} {HTTPStatus(status).phrase}.</p>\n"
+        f"<p>{_inline(meaning)}</p>\n"
+        '<p>Every kind of error: <a href="/docs">/docs</a>, schema <code>Problem</code>.</p>\n'
+        "</body></html>\n"
+    )
+    # Werkzeug appends the charset to a text/* type itself.
+    return ConnexionResponse(status_code=200, body=body, content_type="text/html")
 
 
 def register(app: FlaskApp) -> None:

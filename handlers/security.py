@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Paths answered without a key even when every read needs one: the probes (an orchestrator
-#: calls them without secrets) and the Swagger UI with its spec (the API's public contract).
+#: calls them without secrets), the Swagger UI with its spec (the API's public contract) and the
+#: pages the problems' ``type`` URIs name (a client refused with a 401 can read what it means).
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs"})
-OPEN_PREFIXES = ("/docs/",)
+OPEN_PREFIXES = ("/docs/", "/problems/")
 #: Query parameters that look like credentials: refused on every path, whatever their value.
 QUERY_CREDENTIALS = frozenset({
     "access_token", "api_key", "apikey", "api-key", "key", "token", "auth", "authorization", "bearer",

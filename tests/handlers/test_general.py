@@ -33,4 +33,4 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
     document = spec.json()
     assert {"/", "/performance", "/args", "/args/{arg}", "/predictions"} <= set(document["paths"])
     assert [t["name"] for t in document["tags"]] == ["General", "Performance", "Arguments", "Prediction", "Batch", "Models",
-                                                     "Operations"]
+                                                     "Operations", "Problems"]
