@@ -1,5 +1,5 @@
 """The body of ``POST /models/{model-name}/versions`` is optional: absent, ``{}`` or ``null``, the
-version trains with the server's default arguments (the spec's ``TrainingRequest`` is ``nullable``:
+version trains with the server's default arguments (the spec's media type says ``x-nullable``:
 Connexion lets a missing body through only then)."""
 
 from __future__ import annotations
