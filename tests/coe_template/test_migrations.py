@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from argparse import Namespace
 
+import pytest
 from alembic import command
 from alembic.config import Config
-import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from coe_template.artifacts import DATABASE
 from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, upgrade
-from coe_template.store import RunNotFound
 from coe_template.registry.training import TrainingJobs
+from coe_template.store import RunNotFound
 from tests.conftest import MODEL, seeded_registry
 
 

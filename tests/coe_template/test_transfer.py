@@ -186,22 +186,22 @@ def test_a_link_in_place_of_a_file_is_refused(target, exported):
 @pytest.mark.parametrize(("manifest", "why"), [
     (b"[]", "malformed manifest.json: not a JSON object"),
     (b"{", "manifest.json is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
-    ({"format": "something/9"}, "malformed manifest.json: format is 'something/9', this code reads "
-                                "'coe-template-version/1'"),
+    ({"format": "something/9"}, ("malformed manifest.json: format is 'something/9', this code reads "
+                                "'coe-template-version/1'")),
     ({"artifacts": None}, "malformed manifest.json: 'artifacts' is missing or not a dict"),
     ({"run_id": "../../etc"}, "malformed manifest.json: '../../etc' is not a run id"),
-    ({"artifacts": {"../x.json": "0" * 64}}, "malformed manifest.json: artifacts lists '../x.json', "
-                                             f"not a run's file ({', '.join(RUN_FILES)}) with a sha256"),
+    ({"artifacts": {"../x.json": "0" * 64}}, ("malformed manifest.json: artifacts lists '../x.json', "
+                                             f"not a run's file ({', '.join(RUN_FILES)}) with a sha256")),
     ({"version": -7}, "malformed manifest.json: version -7 is not a version number (1 or more)"),
     ({"version": 0}, "malformed manifest.json: version 0 is not a version number (1 or more)"),
-    ({"model": "Bad Name/../x"}, "malformed manifest.json: 'Bad Name/../x' is not a model name: lower-case "
-                                 "letters, digits and hyphens, starting with a letter or digit, at most 63 characters"),
-    ({"model": "a" * 64}, f"malformed manifest.json: {'a' * 64!r} is not a model name: lower-case letters, "
-                          "digits and hyphens, starting with a letter or digit, at most 63 characters"),
-    ({"description": {"x": 1}}, "malformed manifest.json: a model's description must be text of at most 2000 "
-                                "characters"),
-    ({"description": "d" * 2001}, "malformed manifest.json: a model's description must be text of at most 2000 "
-                                  "characters"),
+    ({"model": "Bad Name/../x"}, ("malformed manifest.json: 'Bad Name/../x' is not a model name: lower-case "
+                                 "letters, digits and hyphens, starting with a letter or digit, at most 63 characters")),
+    ({"model": "a" * 64}, (f"malformed manifest.json: {'a' * 64!r} is not a model name: lower-case letters, "
+                          "digits and hyphens, starting with a letter or digit, at most 63 characters")),
+    ({"description": {"x": 1}}, ("malformed manifest.json: a model's description must be text of at most 2000 "
+                                "characters")),
+    ({"description": "d" * 2001}, ("malformed manifest.json: a model's description must be text of at most 2000 "
+                                  "characters")),
 ])
 def test_a_malformed_manifest_is_refused(target, exported, manifest, why):
     if isinstance(manifest, dict):
@@ -278,9 +278,9 @@ def test_nan_in_the_manifest_is_refused(target, exported):
 def test_a_model_name_the_api_cannot_address_is_refused(target, exported, name):
     result = cli(target, "models", "import", str(exported), "--model", name)
     shown = repr(name)
-    assert (result.exit_code, result.output) == (1, f"Error: {shown} is not a model name: lower-case letters, "
+    assert (result.exit_code, result.output) == (1, (f"Error: {shown} is not a model name: lower-case letters, "
                                                     "digits and hyphens, starting with a letter or digit, "
-                                                    "at most 63 characters\n")
+                                                    "at most 63 characters\n"))
     assert [m["name"] for m in target.list_models()] == [MODEL]
 
 
