@@ -17,6 +17,7 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from coe_template.errors import ArtifactUnavailable, StorageFull
 
@@ -97,8 +98,10 @@ class ArtifactStore(ABC):
     Adding a store is one subclass. An object store (S3 and the like) would implement:
 
     - ``put``: upload every file under ``<prefix>/<run_id>/<name>``, the run's record
-      (``run.json``) last, so a run whose record exists is complete; a failure leaves
-      at most objects no version points at (uploads cannot be one transaction);
+      (``run.json``) last, so a run whose record exists is complete (uploads cannot join
+      the registry's transaction: ``transactional`` stays False, and the registry deletes
+      a run whose version was not recorded);
+    - ``delete``: remove every object of a run;
     - ``get``: download one object; ``None`` when it does not exist (404), and
       :class:`~coe_template.errors.ArtifactUnavailable` when the service cannot be reached
       or refuses (timeouts, 5xx, 403), so a request is answered 503, never 500;
@@ -112,10 +115,21 @@ class ArtifactStore(ABC):
     kind: str
     #: Where fetched files are kept on this host; None when the store is local already.
     cache: LocalCache | None = None
+    #: Whether ``put``/``delete`` given the registry's connection write in its transaction (the
+    #: database): the run then exists exactly when the version row does. Otherwise they write at
+    #: once, and the registry deletes the run if its transaction fails.
+    transactional: bool = False
 
     @abstractmethod
-    def put(self, run_id: str, files: Mapping[str, bytes]) -> None:
-        """Keep every file of a new run, all or nothing; :class:`StorageFull` when there is no room."""
+    def put(self, run_id: str, files: Mapping[str, bytes], connection: Any = None) -> None:
+        """Keep every file of a new run, all or nothing; :class:`StorageFull` when there is no room.
+
+        ``connection``: the registry's, for a ``transactional`` store to write in its transaction.
+        """
+
+    @abstractmethod
+    def delete(self, run_id: str, connection: Any = None) -> None:
+        """Remove every file of a run no version points at (nothing if there is none)."""
 
     @abstractmethod
     def get(self, run_id: str, name: str) -> bytes | None:
@@ -140,7 +154,7 @@ class DirectoryStore(ArtifactStore):
     def runs(self) -> Path:
         return self.root / "runs"
 
-    def put(self, run_id: str, files: Mapping[str, bytes]) -> None:
+    def put(self, run_id: str, files: Mapping[str, bytes], connection: Any = None) -> None:
         """Write into a hidden directory, flush every file, then rename it into place.
 
         A crash leaves at most a hidden ``.tmp-*`` directory, never a half-written run;
@@ -164,6 +178,10 @@ class DirectoryStore(ArtifactStore):
             if full is not None:
                 raise full from None
             raise
+
+    def delete(self, run_id: str, connection: Any = None) -> None:
+        check_key(run_id)
+        shutil.rmtree(self.runs / run_id, ignore_errors=True)
 
     def get(self, run_id: str, name: str) -> bytes | None:
         check_key(run_id, name)

@@ -411,7 +411,6 @@ def import_version(context: Context, path: Path, name: str | None) -> None:
     """Record the version exported in FILE as a new ready version, after checking every file's digest."""
     manifest, files = read_export(path)
     name = name or manifest["model"]
-    context.registry.ensure_model(name, manifest.get("description") or "")
     version = context.registry.import_version(name, manifest, files)
     click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
                f"(run {manifest['run_id']}) as version {version['version']}, ready; promote it with "

@@ -4,11 +4,14 @@ The file is a gzipped tar of ``manifest.json`` (the version's arguments, dataset
 performance, threshold, run id and every file's sha256) and ``files/<name>`` for
 each file of the run. It comes from outside, so reading it trusts nothing: only
 the expected member names, regular files, bounded sizes, every digest checked,
-and nothing is ever extracted to disk or unpickled.
+and nothing is ever extracted to disk or unpickled. What a version records (its
+arguments, performance, threshold and dataset) is read from the run's own files,
+whose digests are checked; the manifest's copies must agree with them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,18 +24,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coe_template.artifacts import FILE_NAME, RUN_ID
+from coe_template.args import ArgsError, parse_args
+from coe_template.artifacts import RUN_ID
 from coe_template.errors import InvalidInput
-from coe_template.store import RECORD_FILE, RUN_FILES, sha256
+from coe_template.shapes import check_description, check_model_name, performance_problem, strict_json
+from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES
 
 FORMAT = "coe-template-version/1"
 MANIFEST = "manifest.json"
 FILES = "files/"
-#: The most bytes an export may unpack to: far above a run of this project (a few MB), far below a bomb.
-MAX_BYTES = 1 << 30
-#: Manifest, the run's record, and room for files added to runs later.
-MAX_MEMBERS = 32
+#: Exactly the files of a run: nothing else becomes part of a version every server loads.
+EXPECTED = (*RUN_FILES, RECORD_FILE)
+#: The most bytes one member may have, checked before it is read: far above this project's
+#: (a model of ~1.2 MB, JSON files of ~2 kB), far below what would exhaust a server's memory.
+MAX_MODEL_BYTES = 256 << 20
+MAX_JSON_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Where each recorded value comes from: a run's own file, whose digest is checked.
+SOURCES = {"args": "args.json", "performance": "performance.json", "threshold": "threshold.json",
+           "dataset": RECORD_FILE}
 
 
 class NotAnExport(InvalidInput):
@@ -63,7 +73,7 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """
     where = str(path)
     try:
-        members = _members(Path(path), where)
+        members, digests = _members(Path(path), where)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise NotAnExport(f"{where} is not a model export (a gzipped tar): {exc}") from None
     except OSError as exc:  # a gzip error is an OSError too, with no errno
@@ -73,7 +83,7 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     if MANIFEST not in members:
         raise NotAnExport(f"{where} has no {MANIFEST}: not a model export")
     try:
-        manifest = json.loads(members.pop(MANIFEST))
+        manifest = strict_json(members.pop(MANIFEST))
     except ValueError as exc:
         raise NotAnExport(f"{where}: {MANIFEST} is not JSON ({exc})") from None
     _check_manifest(manifest, where)
@@ -83,40 +93,95 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         raise NotAnExport(f"{where}: its files ({', '.join(sorted(files)) or 'none'}) are not the ones "
                           f"its manifest lists ({', '.join(sorted(expected))})")
     for name, digest in manifest["artifacts"].items():
-        if sha256(files[name]) != digest:
+        if digests[FILES + name] != digest:
             raise NotAnExport(f"{where}: {name} does not match its sha256 in the manifest "
-                              f"(expected {digest}, found {sha256(files[name])}); nothing imported")
+                              f"(expected {digest}, found {digests[FILES + name]}); nothing imported")
     _check_record(files[RECORD_FILE], manifest, where)
+    check_values(manifest, files, where)
     return manifest, files
 
 
-def _members(path: Path, where: str) -> dict[str, bytes]:
-    """Every member's bytes, by name; only regular files with the expected names, never written to disk."""
+def run_values(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
+    """What a version records, read from its run's own files (``SOURCES``), each value checked.
+
+    The caller has checked the files' digests; :class:`NotAnExport` for a value of the wrong shape.
+    """
+    def wrong(name: str, what: str) -> NotAnExport:
+        return NotAnExport(f"{where}: {name} {what}; nothing imported")
+
+    parsed: dict[str, Any] = {}
+    for name in set(SOURCES.values()):
+        try:
+            parsed[name] = strict_json(files[name])
+        except (KeyError, ValueError) as exc:
+            raise wrong(name, f"is missing or not JSON ({exc})") from None
+    raw_args = parsed["args.json"]
+    if not isinstance(raw_args, dict):
+        raise wrong("args.json", "is not a JSON object of training arguments")
+    try:
+        args = parse_args(raw_args).to_dict()
+    except ArgsError as exc:
+        raise wrong("args.json", f"holds {exc}") from None
+    problem = performance_problem(parsed["performance.json"])
+    if problem is not None:
+        raise wrong("performance.json", f"is not a performance ({problem})")
+    threshold = parsed["threshold.json"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise wrong("threshold.json", "is not a threshold (a number from 0 to 1)")
+    dataset = parsed[RECORD_FILE].get("dataset") if isinstance(parsed[RECORD_FILE], dict) else None
+    if dataset is not None and not (
+            isinstance(dataset, dict) and set(dataset) == {"rows", "sha256"}
+            and isinstance(dataset["rows"], int) and not isinstance(dataset["rows"], bool)
+            and dataset["rows"] >= 0 and isinstance(dataset["sha256"], str) and _SHA256.fullmatch(dataset["sha256"])):
+        raise wrong(RECORD_FILE, "names no dataset (its row count and sha256)")
+    return {"args": args, "performance": parsed["performance.json"], "threshold": threshold, "dataset": dataset}
+
+
+def check_values(manifest: Mapping[str, Any], files: Mapping[str, bytes], where: str) -> dict[str, Any]:
+    """The run's own values (see :func:`run_values`), refused unless the manifest's copies are the same."""
+    values = run_values(files, where)
+    for key, value in values.items():
+        if manifest.get(key) != value:
+            raise NotAnExport(f"{where}: the manifest's {key} is not the one in {SOURCES[key]}; "
+                              "nothing imported")
+    return values
+
+
+def max_bytes(name: str) -> int:
+    """The most bytes a member (``manifest.json`` or a run's file) may have."""
+    return MAX_MODEL_BYTES if name == FILES + MODEL_FILE else MAX_JSON_BYTES
+
+
+def _members(path: Path, where: str) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Every member's bytes and sha256, by name; only regular files with the expected names, each
+    within its bound (checked from its header, before reading), never written to disk."""
     found: dict[str, bytes] = {}
-    total = 0
+    digests: dict[str, str] = {}
+    allowed = {MANIFEST, *(FILES + name for name in EXPECTED)}
     with tarfile.open(path, "r:gz") as archive:
         for member in archive:
             name = member.name
-            a_file = name.startswith(FILES) and FILE_NAME.fullmatch(name.removeprefix(FILES))
-            if name != MANIFEST and not a_file:
+            if name not in allowed:
                 raise NotAnExport(f"{where}: unexpected member {name!r} (an export holds only {MANIFEST} "
-                                  f"and {FILES}<file name>); nothing imported")
+                                  f"and {FILES}<{'|'.join(EXPECTED)}>); nothing imported")
             if not member.isfile():
                 raise NotAnExport(f"{where}: member {name!r} is not a regular file; nothing imported")
             if name in found:
                 raise NotAnExport(f"{where}: member {name!r} appears twice; nothing imported")
-            if len(found) >= MAX_MEMBERS:
-                raise NotAnExport(f"{where}: more than {MAX_MEMBERS} members; nothing imported")
-            total += member.size
-            if total > MAX_BYTES:
-                raise NotAnExport(f"{where}: larger than {MAX_BYTES} bytes unpacked; nothing imported")
+            if member.size > max_bytes(name):
+                raise NotAnExport(f"{where}: member {name!r} has {member.size} bytes, more than the "
+                                  f"{max_bytes(name)} it may have; nothing imported")
             reader = archive.extractfile(member)
             assert reader is not None  # a regular file
-            data = reader.read(member.size + 1)
-            if len(data) != member.size:
+            digest, chunks, size = hashlib.sha256(), [], 0
+            while size <= member.size and (chunk := reader.read(min(1 << 20, member.size + 1 - size))):
+                digest.update(chunk)
+                chunks.append(chunk)
+                size += len(chunk)
+            if size != member.size:
                 raise NotAnExport(f"{where}: member {name!r} is truncated; nothing imported")
-            found[name] = data
-    return found
+            found[name], digests[name] = b"".join(chunks), digest.hexdigest()
+    return found, digests
 
 
 def _check_manifest(manifest: Any, where: str) -> None:
@@ -132,13 +197,20 @@ def _check_manifest(manifest: Any, where: str) -> None:
     for key, kind in kinds.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise wrong(f"{key!r} is missing or not a {getattr(kind, '__name__', 'number or null')}")
+    if manifest["version"] < 1:
+        raise wrong(f"version {manifest['version']} is not a version number (1 or more)")
     if not RUN_ID.fullmatch(manifest["run_id"]):
         raise wrong(f"{manifest['run_id']!r} is not a run id")
+    try:
+        check_model_name(manifest["model"])
+        check_description(manifest.get("description", ""))
+    except InvalidInput as exc:
+        raise wrong(str(exc)) from None
     artifacts = manifest["artifacts"]
-    bad = [n for n, d in artifacts.items() if not FILE_NAME.fullmatch(n) or n == RECORD_FILE
-           or not (isinstance(d, str) and _SHA256.fullmatch(d))]
+    bad = [n for n, d in artifacts.items() if n not in RUN_FILES or not (isinstance(d, str) and _SHA256.fullmatch(d))]
     if bad:
-        raise wrong(f"artifacts lists {', '.join(map(repr, sorted(bad)))}, not a file name with a sha256")
+        raise wrong(f"artifacts lists {', '.join(map(repr, sorted(bad)))}, not a run's file "
+                    f"({', '.join(RUN_FILES)}) with a sha256")
     missing = [name for name in RUN_FILES if name not in artifacts]
     if missing:
         raise wrong(f"no digest for {', '.join(missing)}")
@@ -147,7 +219,7 @@ def _check_manifest(manifest: Any, where: str) -> None:
 def _check_record(data: bytes, manifest: Mapping[str, Any], where: str) -> None:
     """The run's own record must name the same run and the same digests (it is written beside the files)."""
     try:
-        record = json.loads(data)
+        record = strict_json(data)
     except ValueError as exc:
         raise NotAnExport(f"{where}: {RECORD_FILE} is not JSON ({exc}); nothing imported") from None
     if not isinstance(record, dict) or record.get("run_id") != manifest["run_id"] \

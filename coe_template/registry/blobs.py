@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from coe_template.artifacts import DATABASE, ArtifactStore, LocalCache, check_key
 from coe_template.registry.db import reader
@@ -23,20 +23,31 @@ class DatabaseStore(ArtifactStore):
     """
 
     kind = DATABASE
+    transactional = True
 
     def __init__(self, engine: Engine, cache_dir: Path) -> None:
         self.engine = engine
         self.cache = LocalCache(cache_dir)
 
-    def put(self, run_id: str, files: Mapping[str, bytes]) -> None:
-        """Every file in one transaction: a run is all there or not at all."""
+    def put(self, run_id: str, files: Mapping[str, bytes], connection: Connection | None = None) -> None:
+        """Every file in one transaction (``connection``'s, so the version row commits with them)."""
         for name in files:
             check_key(run_id, name)
-        with self.engine.begin() as connection:
-            connection.execute(insert(_BLOBS), [
-                {"run_id": run_id, "name": name, "sha256": sha256(data), "data": data}
-                for name, data in files.items()
-            ])
+        rows = [{"run_id": run_id, "name": name, "sha256": sha256(data), "data": data}
+                for name, data in files.items()]
+        if connection is not None:
+            connection.execute(insert(_BLOBS), rows)
+            return
+        with self.engine.begin() as own:
+            own.execute(insert(_BLOBS), rows)
+
+    def delete(self, run_id: str, connection: Connection | None = None) -> None:
+        check_key(run_id)
+        if connection is not None:
+            connection.execute(delete(_BLOBS).where(_BLOBS.c.run_id == run_id))
+            return
+        with self.engine.begin() as own:
+            own.execute(delete(_BLOBS).where(_BLOBS.c.run_id == run_id))
 
     def get(self, run_id: str, name: str) -> bytes | None:
         check_key(run_id, name)

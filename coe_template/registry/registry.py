@@ -8,13 +8,13 @@ file so a changed file is refused before it is unpickled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
@@ -25,9 +25,11 @@ from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, iso, utcnow
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.registry.blobs import DatabaseStore
-from coe_template.store import (RECORD_FILE, Artifacts, RunNotFound, load_artifacts, read_verified, save_run,
-                                 sha256)
+from coe_template.shapes import check_description, check_model_name
+from coe_template.store import (RECORD_FILE, RUN_FILES, Artifacts, RunNotFound, load_artifacts, new_run_id,
+                                 read_verified, run_files, sha256)
 from coe_template.train import TrainedModel
+from coe_template.transfer import check_values
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,10 @@ class Registry:
     # --- models ----------------------------------------------------------------------------------
 
     def ensure_model(self, name: str, description: str = "") -> None:
+        """Create model ``name`` unless it exists; :class:`InvalidInput` for a name the API could not
+        address or a description that is not short text."""
+        check_model_name(name)
+        check_description(description)
         try:
             with self._session() as session:
                 if session.scalar(select(Model.id).where(Model.name == name)) is None:
@@ -240,7 +246,7 @@ class Registry:
 
     def complete_version(self, name: str, number: int, trained: TrainedModel,
                          held: tuple[int, str] | None = None) -> dict[str, Any]:
-        """Write the artifacts, then mark the version ``ready`` in one transaction.
+        """Mark the version ``ready`` and write its artifacts, in one transaction.
 
         ``held`` (a training job's id and its lease owner): the job is marked done in that
         same transaction, only if that owner still holds it, else :class:`LeaseLost` and
@@ -255,23 +261,50 @@ class Registry:
                 raise lost
         if status != "training":  # e.g. failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
-        run_id, digests = save_run(trained, self.artifacts)
-        with self._session() as session:
+        run_id = new_run_id()
+        files = run_files(trained, run_id)  # serialised before the transaction, which then only writes
+
+        def record(session: Session) -> dict[str, Any]:
             if holds is not None and not session.execute(
                     update(TrainingJob).where(*holds)
                     .values(status="done", lease_expires_at=None, finished_at=utcnow())).rowcount:
-                raise lost  # the lease ran out while the artifacts were written
+                raise lost  # the lease ran out meanwhile
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
                 raise Conflict(f"version {number} of {name!r} is {version.status}, not training")
             version.status = "ready"
             version.finished_at = utcnow()
             version.run_id = run_id
-            version.artifacts = digests
+            version.artifacts = {n: sha256(data) for n, data in files.items() if n != RECORD_FILE}
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
             return version_dict(version, [])
+
+        return self._record_with_run(run_id, files, record)
+
+    def _record_with_run(self, run_id: str, files: Mapping[str, bytes],
+                         record: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+        """``record`` the version that points at a new run, and write the run's files, as one.
+
+        A transactional store (the database) writes them in the version's transaction; another
+        writes them just before the commit and has them deleted if the transaction fails. Either
+        way a run exists exactly when a version points at it (bar a crash between the two).
+        """
+        written = False
+        try:
+            with self._session() as session:
+                result = record(session)
+                self.artifacts.put(run_id, files, session.connection())
+                written = True
+                return result
+        except BaseException:
+            if written and not self.artifacts.transactional:
+                try:
+                    self.artifacts.delete(run_id)
+                except OSError as exc:
+                    log.warning("run %s of a version not recorded cannot be deleted (%s)", run_id, exc.strerror)
+            raise
 
     def fail_version(self, name: str, number: int, error: str) -> None:
         with self._session() as session:
@@ -382,40 +415,57 @@ class Registry:
                               "from the artifact store")
         return manifest, {**files, RECORD_FILE: record}
 
-    def import_version(self, name: str, manifest: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    def import_version(self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
-        Every file must match the manifest's digest (nothing is unpickled); the run's files
-        are written first and never over a run this registry already holds.
+        Every file must match the manifest's digest (nothing is unpickled); what the version
+        records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
+        The model is created if missing (with the manifest's description); the model, the
+        version and the run's files are written as one (see :meth:`_record_with_run`). A run
+        some version already points at is refused; files of a run nothing points at (left by
+        a crash) are replaced.
         """
         run_id, digests = manifest["run_id"], manifest["artifacts"]
+        check_model_name(name)
+        description = check_description(manifest.get("description", ""))
+        if set(files) != {*RUN_FILES, RECORD_FILE} or set(digests) != set(RUN_FILES):
+            raise InvalidInput(f"run {run_id}: the files are not exactly a run's ({', '.join(RUN_FILES)}, "
+                               f"{RECORD_FILE}); nothing imported")
         for file_name, digest in digests.items():
-            if sha256(files.get(file_name, b"")) != digest:
+            if sha256(files[file_name]) != digest:
                 raise InvalidInput(f"run {run_id}: {file_name} does not match its sha256 in the export; "
                                    "nothing imported")
-        self._model_id(name)  # the model exists before anything is written
-        if self.artifacts.exists(run_id):
-            raise Conflict(f"run {run_id} is already in this registry's artifact store (imported before, or "
-                           "exported from here): nothing imported")
-        self.artifacts.put(run_id, files)
-        with self._session() as session:
+        values = check_values(manifest, files, f"run {run_id}")
+
+        def record(session: Session) -> dict[str, Any]:
             model = session.scalar(select(Model).where(Model.name == name).with_for_update())
             if model is None:
-                raise ModelNotFound(name)
+                model = Model(name=name, description=description)
+                session.add(model)
+                session.flush()
+            holder = session.execute(select(Model.name, ModelVersion.version).join(ModelVersion.model)
+                                     .where(ModelVersion.run_id == run_id).limit(1)).first()
+            if holder is not None:
+                raise Conflict(f"run {run_id} is already in this registry, as version {holder[1]} of "
+                               f"{holder[0]!r} (imported before, or exported from here): nothing imported")
+            self.artifacts.delete(run_id, session.connection())  # files no version points at, if any
             highest = session.scalar(select(func.max(ModelVersion.version))
                                      .where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready",
-                                   finished_at=utcnow(),
-                                   args=manifest["args"], dataset=manifest["dataset"],
-                                   performance=manifest["performance"], threshold=manifest["threshold"],
-                                   artifacts=digests, run_id=run_id)
+                                   finished_at=utcnow(), artifacts=dict(digests), run_id=run_id, **values)
             session.add(version)
             session.flush()
             return version_dict(version, [])
 
-    def _model_id(self, name: str) -> int:
-        with self._session(read_only=True) as session:
-            return self._model(session, name).id
+        try:
+            return self._record_with_run(run_id, files, record)
+        except IntegrityError:
+            raise Conflict(f"run {run_id} or model {name!r} was written by another import meanwhile: "
+                           "nothing imported; try again") from None
+        except DataError as exc:
+            why = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise InvalidInput(f"run {run_id}: the database refused a value of the export ({why}); "
+                               "nothing imported") from None
 
     # --- observing -------------------------------------------------------------------------------
 

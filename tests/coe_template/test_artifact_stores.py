@@ -132,3 +132,28 @@ def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(datab
             assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 0
     finally:
         registry.engine.dispose()
+
+
+@pytest.mark.parametrize("kind", [DATABASE, "directory"])
+def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(database_url, tmp_path, trained_model,
+                                                                        kind):
+    """A run exists exactly when a version points at it: blobs commit with the version (database), a
+    run directory is deleted when the version's transaction fails (directory)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a commit-time refusal needs a deferred trigger (PostgreSQL)")
+    registry = seeded_registry(database_url, tmp_path / "store", trained_model, artifacts=kind)
+    try:
+        execute(registry, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$")
+        execute(registry, "CREATE CONSTRAINT TRIGGER refuse AFTER UPDATE ON model_versions "
+                          "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()")
+        with pytest.raises(Exception, match="refused at commit"):
+            registry.register(MODEL, trained_model)
+        assert registry.get_version(MODEL, 2)["status"] == "training"  # as a trainer's crash leaves it
+        run_id = registry.get_version(MODEL, 1)["run_id"]
+        with registry.engine.connect() as connection:
+            assert connection.execute(text("SELECT DISTINCT run_id FROM artifact_blobs")).scalars().all() == (
+                [run_id] if kind == DATABASE else [])
+        assert [p.name for p in (registry.store / "runs").glob("*")] == ([] if kind == DATABASE else [run_id])
+    finally:
+        registry.engine.dispose()

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
+import pytest
 from alembic import command
 from alembic.config import Config
-import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from coe_template.artifacts import DATABASE
 from coe_template.batch.jobs import BatchJobs, new_job_token
 from coe_template.registry import Registry
 from coe_template.registry.db import MIGRATIONS, upgrade
-from coe_template.store import RunNotFound
 from coe_template.registry.training import TrainingJobs
+from coe_template.store import RunNotFound
 from tests.conftest import MODEL, seeded_registry
 
 
-def downgrade_to(engine: Engine, revision: str) -> None:
+def downgrade_to(engine: Engine, revision: str, *x: str) -> None:
     with engine.begin() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
+        config.cmd_opts = Namespace(x=list(x))
         command.downgrade(config, revision)
 
 
@@ -159,7 +162,13 @@ def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tm
     try:
         with engine.connect() as connection:  # at head: the run's files are rows
             assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 6
-        downgrade_to(engine, "0007")
+        with pytest.raises(RuntimeError) as refused:  # the blobs would go, the versions would stay
+            downgrade_to(engine, "0007")
+        assert str(refused.value) == ("artifact_blobs holds 6 file(s) of runs that versions point at: downgrading "
+                                      "below 0008 would drop them; move them to a directory store first (models "
+                                      "export/import), or force it with -x force=true")
+        assert "artifact_blobs" in inspect(engine).get_table_names()
+        downgrade_to(engine, "0007", "force=true")
         assert "artifact_blobs" not in inspect(engine).get_table_names()
         upgrade(engine)
         assert {c["name"] for c in inspect(engine).get_columns("artifact_blobs")} == {"run_id", "name", "sha256",

@@ -17,7 +17,7 @@ from sqlalchemy import inspect
 
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
-from coe_template.errors import Busy
+from coe_template.errors import Busy, InvalidInput
 from coe_template.registry import (
     PRODUCTION,
     AliasNotFound,
@@ -140,6 +140,20 @@ def test_ensure_model_leaves_existing_versions_alone(registry, small_model):
     model = registry.get_model(NAME)
     assert model["version_count"] == 1
     assert model["aliases"] == {PRODUCTION: 1}
+
+
+@pytest.mark.parametrize(("name", "description", "message"), [
+    ("Bad Name", "", "'Bad Name' is not a model name: lower-case letters, digits and hyphens, starting with a "
+                     "letter or digit, at most 63 characters"),
+    ("a" * 64, "", f"{'a' * 64!r} is not a model name: lower-case letters, digits and hyphens, starting with a "
+                   "letter or digit, at most 63 characters"),
+    ("fine-name", {"x": 1}, "a model's description must be text of at most 2000 characters"),
+])
+def test_a_model_the_api_could_not_address_or_describe_is_refused(registry, name, description, message):
+    with pytest.raises(InvalidInput) as refused:
+        registry.ensure_model(name, description)
+    assert str(refused.value) == message
+    assert registry.list_models() == []
 
 
 def test_models_are_listed_by_name_with_their_versions_and_aliases(registry, small_model):
