@@ -145,5 +145,5 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch, training,
                                              load_args(settings.training_args))
-    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch)
+    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch, training)
     return app

@@ -28,6 +28,8 @@ from tests.coe_template.test_data import project_rows, write_rows
 from tests.coe_template.test_registry import NAME, RUN_FILES, registry, store  # noqa: F401  (fixtures)
 from tests.servers import worker_pids
 
+#: What a cancelled version says, word for word (not the package's constant: the text is what users see).
+CANCELLED = "cancelled by an administrator before training finished"
 #: Generous: the training process has to import scikit-learn and friends first.
 DEADLINE_SECONDS = 120
 
@@ -281,8 +283,8 @@ def test_a_job_given_back_after_training_longer_than_a_lease_counts_and_ends_on_
     assert jobs.release(last, ran_seconds=2.4) is True
     version = model.get_version(NAME, 1)
     assert (version["status"], version["error"]) == (
-        "failed", "training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
-                  "was stopped after 2 s (a restart, a deploy or a recycled server worker)")
+        "failed", ("training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
+                   "was stopped after 2 s (a restart, a deploy or a recycled server worker)"))
     assert job_rows(model)[0][1:] == ("failed", 2, "last:2:bbbb")
     assert jobs.claim("next:3:cccc") is None
 
@@ -310,8 +312,7 @@ def test_a_stopping_runner_that_trained_longer_than_a_lease_counts_its_try(model
 def test_a_queued_version_cancelled_fails_with_its_job_and_is_never_claimed(jobs, model):
     jobs.create(NAME, parse_args({}))
     cancelled = jobs.cancel(NAME, 1)
-    assert (cancelled["status"], cancelled["error"]) == ("failed", "cancelled by an administrator before training "
-                                                                   "finished")
+    assert (cancelled["status"], cancelled["error"]) == ("failed", CANCELLED)
     assert model.get_version(NAME, 1) == cancelled
     assert job_rows(model)[0][1:] == ("failed", 0, None)
     assert jobs.claim("a:1:x") is None
@@ -325,8 +326,7 @@ def test_a_running_version_cancelled_refuses_its_trainers_renewal_and_result(job
     assert jobs.complete(claim, small_model) is False
     assert jobs.fail(claim, "too late") is False
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == ("failed", "cancelled by an administrator before training "
-                                                               "finished")
+    assert (version["status"], version["error"]) == ("failed", CANCELLED)
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
 
@@ -357,7 +357,7 @@ def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(
     assert not worker.is_alive(), "the runner kept training a cancelled version"
     assert outcomes == ["dropped"]
     assert not set(worker_pids(os.getpid())) - before
-    assert model.get_version(NAME, 1)["error"] == "cancelled by an administrator before training finished"
+    assert model.get_version(NAME, 1)["error"] == CANCELLED
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
@@ -373,5 +373,5 @@ def test_a_runner_whose_training_data_is_unreadable_claims_nothing(jobs, model, 
         runner.stop(1)
     assert job_rows(model)[0][1:] == ("pending", 0, None)  # left for a runner that can read its data
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
-        f"training: COE_TRAINING_DATA ({data}) is not a readable file: this process trains nothing; "
-        "queued versions wait for a runner that can read its training data"]
+        (f"training: COE_TRAINING_DATA ({data}) is not a readable file: this process trains nothing; "
+         "queued versions wait for a runner that can read its training data")]
