@@ -248,6 +248,7 @@ class TrainingRunner:
         self._stop.clear()
         if not self.readable_data():
             return
+        self.owner = owner_id()  # after a fork
         self._thread = threading.Thread(target=self._loop, name="training-runner", daemon=True)
         self._thread.start()
 
