@@ -15,7 +15,9 @@ lease ran out) or when its runner stopped and gave the job back after training f
 longer than one lease (a deploy, a recycled server worker); a give-back sooner than
 that costs nothing, so a deploy right after a claim does not use up a try. A give-back
 on the last try fails the version, saying so: a training longer than its runners live
-ends instead of starting over for ever. An administrator can also cancel a version
+ends instead of starting over for ever. (The one way left to pass a job on for ever is
+runners that are each stopped within one lease of taking it, again and again: server
+workers recycled more often than every ``COE_TRAINING_LEASE_SECONDS``.) An administrator can also cancel a version
 still training (:meth:`TrainingJobs.cancel`): its holder's next renewal is refused, so
 it stops its child and its result is never recorded.
 """
@@ -222,10 +224,12 @@ class TrainingJobs:
             row = connection.execute(_VERSION, {"name": name, "number": number}).first()
             if row is None:
                 return self.registry.get_version(name, number)  # raises the NotFound that says which
+            # The job first, then the version, as completing and failing do: on PostgreSQL a cancel racing a
+            # completion waits for it rather than deadlocking with it.
+            connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
             if not connection.execute(_FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}).rowcount:
                 status = connection.execute(_VERSION, {"name": name, "number": number}).first().status
                 raise Conflict(f"version {number} of {name!r} is {status}, not training: nothing to cancel")
-            connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
         return self.registry.get_version(name, number)
 
     def counts(self) -> dict[str, int]:
