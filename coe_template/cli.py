@@ -315,7 +315,7 @@ def db_check(context: Context) -> None:
 
 @main.group()
 def models() -> None:
-    """List, promote, roll back, archive, export and import model versions."""
+    """List, promote, roll back, archive, cancel, export and import model versions."""
 
 
 @models.command("list")
@@ -381,9 +381,20 @@ def rollback(context: Context, name: str, target: int | None) -> None:
 @pass_context
 @_fail_clearly
 def archive(context: Context, name: str, version: int) -> None:
-    """Archive VERSION of model NAME (refused while an alias points at it)."""
+    """Archive VERSION of model NAME (refused while an alias points at it, or while it trains)."""
     context.registry.archive_version(name, version)
     click.echo(f"{name}: version {version} archived")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@pass_context
+@_fail_clearly
+def cancel(context: Context, name: str, version: int) -> None:
+    """Cancel VERSION of model NAME while it trains (queued or running): it fails, and its trainer stops."""
+    TrainingJobs(context.registry, context.settings.training_lease_seconds).cancel(name, version)
+    click.echo(f"{name}: version {version} cancelled (failed)")
 
 
 @models.command("export")

@@ -35,14 +35,14 @@ from coe_template.batch.runner import GRACE_SECONDS, MAX_BACKOFF_SECONDS
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.leases import LeaseKeeper, owner_id
-from coe_template.registry.training import TrainingClaim, TrainingJobs
+from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
 from coe_template.train import train
 
 log = logging.getLogger(__name__)
 
 #: Told of every job a runner finishes with: ``done`` (the version is ready), ``failed`` (training
 #: failed: the version says why), ``dropped`` (its lease went meanwhile: nothing recorded) or
-#: ``given back`` (the runner stopped first).
+#: ``given back`` (the runner stopped first; see :meth:`TrainingJobs.release` for when that counts).
 TrainingObserver = Callable[[TrainingClaim, str], None]
 #: What a training comes to: ``("ready", TrainedModel)`` or ``("failed", why)``.
 Outcome = tuple[str, Any]
@@ -98,10 +98,13 @@ class TrainingRunner:
 
     def __init__(self, jobs: TrainingJobs, data: Path, poll_seconds: float = 1.0,
                  renew_seconds: float | None = None,
-                 observe: TrainingObserver = lambda claim, outcome: None) -> None:
+                 observe: TrainingObserver = lambda claim, outcome: None,
+                 timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self.jobs = jobs
         self.data = Path(data)
         self.poll_seconds = poll_seconds
+        #: A try that trains longer is stopped and its version failed: a hung child never holds a job for ever.
+        self.timeout_seconds = timeout_seconds
         #: A third of the lease: two renewals can fail before another runner may take the job.
         self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
         self.observe = observe
@@ -110,6 +113,7 @@ class TrainingRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._current: TrainingClaim | None = None  # the job in hand, for stop() to give back
+        self._claimed_at = 0.0  # when it was taken (monotonic): a give-back after more than a lease counts
         self._child: subprocess.Popen | None = None  # its training process, for stop() to end
 
     def run_once(self) -> TrainingClaim | None:
@@ -122,6 +126,7 @@ class TrainingRunner:
                 self.jobs.release(claim)
                 return None
             self._current = claim
+            self._claimed_at = time.monotonic()
         try:
             self._work(claim)
         finally:
@@ -140,6 +145,8 @@ class TrainingRunner:
                 outcome = self._complete(claim, value)
             elif kind == "failed":
                 outcome = "failed" if self.jobs.fail(claim, value) else "dropped"
+            elif kind == "timeout":
+                outcome = "failed" if self.jobs.fail(claim, timeout_message(self.timeout_seconds)) else "dropped"
             elif self._stop.is_set():  # ended by stop(), which gives the job back
                 outcome = "given back"
             else:  # the child died by itself (e.g. out of memory): retrying would die the same way
@@ -160,7 +167,8 @@ class TrainingRunner:
             return "failed" if self.jobs.fail(claim, _why(exc, self.data)) else "dropped"
 
     def _train(self, claim: TrainingClaim, lost: threading.Event) -> Outcome:
-        """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed)."""
+        """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed),
+        ``("timeout", seconds)`` if it was stopped for training longer than :attr:`timeout_seconds`."""
         request = json.dumps({"args": claim.args, "data": str(self.data)}).encode() + b"\n"
         child = subprocess.Popen([sys.executable, "-m", "coe_template.trainer"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, start_new_session=True)  # a Ctrl-C is the runner's to handle
@@ -174,9 +182,16 @@ class TrainingRunner:
             reader = threading.Thread(target=lambda: answer.append(child.stdout.read()), name="trainer-answer",
                                       daemon=True)
             reader.start()
+            deadline = time.monotonic() + self.timeout_seconds
+            timed_out = False
             while reader.is_alive():
                 reader.join(timeout=0.2)
-                if lost.is_set():  # another runner may hold the job now: stop spending CPU on it
+                if lost.is_set():  # another runner may hold the job now (or it was cancelled): stop spending CPU
+                    child.kill()
+                elif time.monotonic() > deadline and not timed_out:
+                    log.error("training %s: longer than %g s (COE_TRAINING_TIMEOUT_SECONDS): stopping it",
+                              claim, self.timeout_seconds)
+                    timed_out = True
                     child.kill()
             child.wait()
         finally:
@@ -185,6 +200,8 @@ class TrainingRunner:
             child.stdout.close()
             with self._lock:
                 self._child = None
+        if timed_out:
+            return "timeout", self.timeout_seconds
         if not answer or not answer[0]:
             return "ended", child.returncode
         return pickle.loads(answer[0])  # our own child's answer
@@ -214,17 +231,33 @@ class TrainingRunner:
                 failures += 1
                 self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
 
+    def readable_data(self) -> bool:
+        """Whether the training data is a file this process can read; if not, says so once in the log.
+
+        A runner that cannot read it would claim every queued job and fail each one: it
+        takes none, and leaves them to a runner configured right.
+        """
+        if self.data.is_file() and os.access(self.data, os.R_OK):
+            return True
+        log.error("training: COE_TRAINING_DATA (%s) is not a readable file: this process trains nothing; "
+                  "queued versions wait for a runner that can read its training data", self.data)
+        return False
+
     def start(self) -> None:
-        self.owner = owner_id()  # after a fork
+        """Start taking jobs in a thread, unless the training data cannot be read (see :meth:`readable_data`)."""
         self._stop.clear()
+        if not self.readable_data():
+            return
+        self.owner = owner_id()  # after a fork
         self._thread = threading.Thread(target=self._loop, name="training-runner", daemon=True)
         self._thread.start()
 
     def stop(self, grace: float = GRACE_SECONDS) -> None:
         """Take no more jobs; finish the one in hand within ``grace`` seconds, else give it back.
 
-        A job given back is pending again at once, its attempt not counted, and its child
-        process is ended; a result that still arrives is refused (the claim no longer holds).
+        A job given back is pending again at once (its attempt counted only if it trained for
+        longer than a lease: see :meth:`TrainingJobs.release`), and its child process is
+        ended; a result that still arrives is refused (the claim no longer holds).
         """
         self._stop.set()
         self.jobs.created.set()
@@ -235,9 +268,9 @@ class TrainingRunner:
         if not thread.is_alive():
             return
         with self._lock:  # a claim taken from here on is handed back by run_once itself
-            claim, child = self._current, self._child
-        if claim is not None and self.jobs.release(claim):
-            log.info("stopping: %s given back unfinished, pending again", claim)
+            claim, child, ran = self._current, self._child, time.monotonic() - self._claimed_at
+        if claim is not None and self.jobs.release(claim, ran):
+            log.info("stopping: %s given back unfinished after %.0f s", claim, ran)
         if child is not None:
             child.kill()
         thread.join(timeout=grace)

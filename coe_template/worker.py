@@ -50,7 +50,8 @@ def training_work(settings: Settings, registry: Registry, poll_seconds: float,
                   observe: Observer = unobserved) -> Work:
     """Training jobs, each trained in a child process (see :mod:`coe_template.trainer` for why)."""
     jobs = TrainingJobs(registry, settings.training_lease_seconds)
-    return TrainingRunner(jobs, settings.training_data_path, poll_seconds=poll_seconds)
+    return TrainingRunner(jobs, settings.training_data_path, poll_seconds=poll_seconds,
+                          timeout_seconds=settings.training_timeout_seconds)
 
 
 #: Every kind of work a worker can take, by name.

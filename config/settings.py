@@ -35,6 +35,8 @@ variable                        meaning                                         
 ``COE_TRAINING_IN_SERVER``      server workers also train queued versions        ``true``
 ``COE_TRAINING_LEASE_SECONDS``  a training job's lease, renewed every third of   ``30``
                                 it; a trainer silent this long is presumed dead
+COE_TRAINING_TIMEOUT_SECONDS    longest one try at a training may take; then     ``3600``
+                                its runner stops it and fails the version
 ``COE_LOG_FORMAT``              ``text`` (for people) or ``json`` (JSON lines)   ``text``
 ``COE_LOG_LEVEL``               lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
 ``COE_ACCESS_LOG``              one access line per request                      ``true``
@@ -80,6 +82,7 @@ from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
 from coe_template.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
 from coe_template.registry.training import LEASE_SECONDS as TRAINING_LEASE_SECONDS
+from coe_template.registry.training import TIMEOUT_SECONDS as TRAINING_TIMEOUT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,6 +188,7 @@ class Settings:
     max_trainings: int = 2
     training_in_server: bool = True
     training_lease_seconds: float = TRAINING_LEASE_SECONDS
+    training_timeout_seconds: float = TRAINING_TIMEOUT_SECONDS
     log_format: str = "text"
     log_level: str = "INFO"
     access_log: bool = True
@@ -261,6 +265,8 @@ class Settings:
             training_in_server=_flag(environ, "COE_TRAINING_IN_SERVER", defaults.training_in_server),
             training_lease_seconds=_number(environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds,
                                            float),
+            training_timeout_seconds=_number(environ, "COE_TRAINING_TIMEOUT_SECONDS",
+                                             defaults.training_timeout_seconds, float),
             log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
             log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,
                               ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),

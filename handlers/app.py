@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
                          observe=metrics.batch_chunk)
     training = TrainingJobs(registry, settings.training_lease_seconds)
     # Each worker process trains too, in a child process so its serving threads keep the GIL.
-    trainer = TrainingRunner(training, settings.training_data_path, observe=metrics.training_job)
+    trainer = TrainingRunner(training, settings.training_data_path, observe=metrics.training_job,
+                             timeout_seconds=settings.training_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -144,5 +145,5 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     problems.register(app)
     app.app.extensions[EXTENSION] = Services(settings, registry, server, batch, training,
                                              load_args(settings.training_args))
-    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch)
+    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch, training)
     return app

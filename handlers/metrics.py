@@ -42,7 +42,7 @@ from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import Claim
 from coe_template.predict import Prediction
 from coe_template.registry import Registry
-from coe_template.registry.training import TrainingClaim
+from coe_template.registry.training import TrainingClaim, TrainingJobs
 from coe_template.serving import Served
 from handlers.bounded import database_calls
 
@@ -136,20 +136,23 @@ def count_database_errors(engine: Engine) -> None:
 
 
 class DatabaseCounts(Collector):
-    """What only the database knows, read at scrape time: the batch backlog and versions by status."""
+    """What only the database knows, read at scrape time: the batch backlog, versions by status, and
+    training jobs queued or running (a queue nobody works shows as pending jobs that never go down)."""
 
-    def __init__(self, registry: Registry, batch: BatchJobs, timeout: float = SCRAPE_DB_TIMEOUT) -> None:
+    def __init__(self, registry: Registry, batch: BatchJobs, training: TrainingJobs,
+                 timeout: float = SCRAPE_DB_TIMEOUT) -> None:
         self.registry = registry
         self.batch = batch
+        self.training = training
         self.timeout = timeout
 
-    def _read(self) -> tuple[dict[str, tuple[int, int, int]], dict[tuple[str, str], int]]:
-        return self.batch.backlog(), self.registry.version_counts()
+    def _read(self) -> tuple[dict[str, tuple[int, int, int]], dict[tuple[str, str], int], dict[str, int]]:
+        return self.batch.backlog(), self.registry.version_counts(), self.training.counts()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("coe_database_up", "1 if the database answered this scrape's queries in time")
         try:
-            backlog, versions = database_calls.run(f"metrics-{id(self)}", self._read, self.timeout)
+            backlog, versions, training = database_calls.run(f"metrics-{id(self)}", self._read, self.timeout)
         except Exception as exc:  # noqa: BLE001 - a scrape reports the database down, it does not fail
             log.warning("metrics: database counts left out: %s", exc or type(exc).__name__)
             up.add_metric([], 0)
@@ -170,6 +173,11 @@ class DatabaseCounts(Collector):
         for (model, status), n in sorted(versions.items()):
             runs.add_metric([model, status], n)
         yield runs
+        trainings = GaugeMetricFamily("coe_training_jobs", "Training jobs not finished, by status: pending "
+                                      "(queued, no runner has taken it) or running", labels=["status"])
+        for status in ("pending", "running"):
+            trainings.add_metric([status], training.get(status, 0))
+        yield trainings
 
 
 def exposition(database: Collector) -> bytes:

@@ -1,10 +1,11 @@
-"""``/models/{model-name}/versions``: train, inspect, archive and predict with versions."""
+"""``/models/{model-name}/versions``: train, inspect, archive (or cancel) and predict with versions."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
 from coe_template.args import lookup_arg, parse_args
+from coe_template.registry import StillTraining
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
@@ -38,7 +39,12 @@ def get(model_name: str, version: int) -> dict:
 
 @enveloped()
 def delete(model_name: str, version: int) -> dict:
-    return {"version": services().registry.archive_version(model_name, version)}
+    """Archive a version; one still training (queued or running) is cancelled instead: failed, with its job."""
+    ctx = services()
+    try:
+        return {"version": ctx.registry.archive_version(model_name, version)}
+    except StillTraining:
+        return {"version": ctx.training.cancel(model_name, version)}
 
 
 @enveloped()

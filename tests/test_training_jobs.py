@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -187,5 +188,53 @@ def test_a_server_trains_what_it_is_sent_with_its_configured_defaults(tmp_path, 
             # Trained by the server's own runner, in its worker process (through a child of it).
             owner_pid = job(registry, given["version"])["lease_owner"].split(":")[1]
             assert owner_pid in server_workers
+    finally:
+        registry.engine.dispose()
+
+
+def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version(
+        tmp_path, database_url, trained_model):
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    # Half a second: the training process has not even imported scikit-learn by then.
+    env = {**env_for(database_url, store, bundled_dataset_path()), "COE_TRAINING_TIMEOUT_SECONDS": "0.5"}
+    number = TrainingJobs(registry).create(MODEL, parse_args({}))["version"]
+    try:
+        with worker(env, tmp_path / "worker.log", "--work", "training") as process:
+            wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never stopped")
+            wait_for(lambda: not trainers_of(process.pid), 10, "the training process outlived its timeout")
+        assert job(registry, number) == {
+            "status": "failed", "attempts": 1, "lease_owner": job(registry, number)["lease_owner"],
+            "version_status": "failed",
+            "error": "training took longer than 0.5 s (COE_TRAINING_TIMEOUT_SECONDS): stopped"}
+    finally:
+        registry.engine.dispose()
+
+
+def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
+        tmp_path, database_url, trained_model):
+    """A worker misconfigured on its host says so once and claims nothing; one configured right
+    then trains the queue."""
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    unreadable = tmp_path / "mounted" / "projects.csv"
+    unreadable.mkdir(parents=True)  # a directory where the CSV should be
+    queued = [TrainingJobs(registry).create(MODEL, parse_args({"seed": n}))["version"] for n in range(2)]
+    log = tmp_path / "misconfigured.log"
+    try:
+        with worker(env_for(database_url, store, unreadable), log, "--work", "training") as process:
+            wait_for(lambda: "not a readable file" in log.read_text(), 60, "no error logged")
+            time.sleep(2)  # time to claim, had it tried
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+        assert [job(registry, n)["status"] for n in queued] == ["pending", "pending"]
+        assert [job(registry, n)["attempts"] for n in queued] == [0, 0]
+        errors = [line for line in log.read_text().splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            f"training: COE_TRAINING_DATA ({unreadable}) is not a readable file: this process trains nothing; "
+            "queued versions wait for a runner that can read its training data"), errors
+        data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
+        with worker(env_for(database_url, store, data), tmp_path / "configured.log", "--work", "training"):
+            wait_for(lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained")
     finally:
         registry.engine.dispose()

@@ -62,8 +62,8 @@ def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):
                         "type": "/problems/busy",
                         "title": "Service Unavailable",
                         "status": 503,
-                        "detail": "2 version(s) are training already, the most this service runs at once: "
-                                  "try again when one has finished",
+                        "detail": "2 version(s) are queued or training already, the most this service runs "
+                                  "at once: try again when one has finished",
                         "request_id": response.headers["x-request-id"],
                     }
             versions = httpx.get(base + VERSIONS, timeout=10).json()["data"]["versions"]

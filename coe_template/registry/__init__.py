@@ -7,6 +7,7 @@ from coe_template.registry.registry import (
     ModelNotFound,
     Registry,
     RegistryError,
+    StillTraining,
     VersionNotFound,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ModelNotFound",
     "Registry",
     "RegistryError",
+    "StillTraining",
     "VersionNotFound",
 ]

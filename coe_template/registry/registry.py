@@ -57,6 +57,13 @@ class AliasNotFound(NotFound, RegistryError):
         super().__init__(f"model {name!r} has no alias {alias!r}")
 
 
+class StillTraining(Conflict, RegistryError):
+    """A version still training (queued or running) cannot be archived: cancel it first."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"version {version} of {name!r} is still training: cancel it first")
+
+
 class LeaseLost(Conflict, RegistryError):
     """A trainer's lease on a training job ran out (or was given back): its result is not stored."""
 
@@ -233,8 +240,8 @@ class Registry:
             if max_training is not None:
                 training = session.scalar(select(func.count()).where(ModelVersion.status == "training"))
                 if training >= max_training:
-                    raise Busy(f"{training} version(s) are training already, the most this service runs "
-                               "at once: try again when one has finished")
+                    raise Busy(f"{training} version(s) are queued or training already, the most this service "
+                               "runs at once: try again when one has finished")
             highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
                                    args=args.to_dict())
@@ -330,7 +337,7 @@ class Registry:
                     "point them elsewhere before archiving it"
                 )
             if version.status == "training":
-                raise Conflict(f"version {number} of {name!r} is still training")
+                raise StillTraining(name, number)
             version.status = "archived"
             return version_dict(version, [])
 

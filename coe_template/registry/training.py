@@ -7,6 +7,19 @@ transaction whose UPDATE names the state and lease owner it expects, so two runn
 never both finish a job. A lease that runs out means its trainer died: the job is
 claimed again once; a job abandoned on its second try too fails its version, naming
 the owner that last held it. Nothing here knows a pid: it works across hosts.
+
+No version stays ``training`` once a runner has taken its job: every try is bounded
+(the runner stops a training longer than ``COE_TRAINING_TIMEOUT_SECONDS``), and a job
+is tried at most :data:`MAX_ATTEMPTS` times. A try counts when its trainer died (its
+lease ran out) or when its runner stopped and gave the job back after training for
+longer than one lease (a deploy, a recycled server worker); a give-back sooner than
+that costs nothing, so a deploy right after a claim does not use up a try. A give-back
+on the last try fails the version, saying so: a training longer than its runners live
+ends instead of starting over for ever. (The one way left to pass a job on for ever is
+runners that are each stopped within one lease of taking it, again and again: server
+workers recycled more often than every ``COE_TRAINING_LEASE_SECONDS``.) An administrator can also cancel a version
+still training (:meth:`TrainingJobs.cancel`): its holder's next renewal is refused, so
+it stops its child and its result is never recorded.
 """
 
 from __future__ import annotations
@@ -26,8 +39,13 @@ from coe_template.train import TrainedModel
 
 #: Seconds a runner holds a training job; renewed every third of it while it trains.
 LEASE_SECONDS = 30.0
-#: Claims a job gets: the first, and one retry after a trainer died (its lease ran out).
+#: Seconds one try at a training may take before its runner stops it and fails the version.
+TIMEOUT_SECONDS = 3600.0
+#: Tries a job gets: the first, and one more after its trainer died (its lease ran out) or was
+#: stopped after training for longer than one lease.
 MAX_ATTEMPTS = 2
+#: The error of a version cancelled while it was queued or training.
+CANCELLED = "cancelled by an administrator before training finished"
 
 _jobs, _versions, _models = TrainingJob.__table__, ModelVersion.__table__, Model.__table__
 #: The oldest job nobody holds, or whose holder's lease ran out before ``now``.
@@ -58,7 +76,15 @@ _RENEW = update(_jobs).where(_HELD).values(lease_expires_at=bindparam("expires")
 #: Back to pending as if never claimed: a runner that gives a job back was not killed by it.
 _RELEASE = update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None,
                                              attempts=_jobs.c.attempts - 1)
+#: Back to pending with its attempt counted: its runner trained it for longer than a lease, then stopped.
+_RELEASE_COUNTED = update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None)
 _FAIL_JOB = update(_jobs).where(_HELD).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+#: Conditional: a job nobody finished yet, held or not (a cancel).
+_CANCEL_JOB = (update(_jobs)
+               .where(_jobs.c.version_id == bindparam("of_version"), _jobs.c.status.in_(("pending", "running")))
+               .values(status="failed", lease_expires_at=None, finished_at=bindparam("now")))
+_VERSION = (select(_versions.c.id, _versions.c.status).join(_models, _models.c.id == _versions.c.model_id)
+            .where(_models.c.name == bindparam("name"), _versions.c.version == bindparam("number")))
 #: Conditional: a version that is no longer training keeps what it has.
 _FAIL_VERSION = (update(_versions)
                  .where(_versions.c.id == bindparam("version_id"), _versions.c.status == "training")
@@ -90,6 +116,15 @@ class TrainingClaim:
 def abandoned_message(owner: str) -> str:
     return (f"training was abandoned {MAX_ATTEMPTS} times; its last trainer, {owner}, "
             "stopped renewing its lease")
+
+
+def timeout_message(seconds: float) -> str:
+    return f"training took longer than {seconds:g} s (COE_TRAINING_TIMEOUT_SECONDS): stopped"
+
+
+def given_back_message(owner: str, attempts: int, ran_seconds: float) -> str:
+    return (f"training was given back unfinished on its last try ({attempts} of {MAX_ATTEMPTS}): its trainer, "
+            f"{owner}, was stopped after {ran_seconds:.0f} s (a restart, a deploy or a recycled server worker)")
 
 
 class TrainingJobs:
@@ -141,10 +176,21 @@ class TrainingJobs:
             return bool(connection.execute(_RENEW, {"job": claim.job_id, "owner": claim.owner,
                                                     "expires": utcnow() + self.lease}).rowcount)
 
-    def release(self, claim: TrainingClaim) -> bool:
-        """Give a held job back (a runner stopping): pending again at once, its attempt not counted."""
+    def release(self, claim: TrainingClaim, ran_seconds: float = 0.0) -> bool:
+        """Give a held job back (a runner stopping) after training it ``ran_seconds``; False if not held.
+
+        Within one lease, the job is pending again as if never claimed. Longer, the try
+        counts: pending again for another, or on its last try the version fails (the
+        training outlasts its runners, and would start over for ever).
+        """
+        held = {"job": claim.job_id, "owner": claim.owner}
+        if ran_seconds <= self.lease.total_seconds():
+            with self.engine.begin() as connection:
+                return bool(connection.execute(_RELEASE, held).rowcount)
+        if claim.attempts >= MAX_ATTEMPTS:
+            return self.fail(claim, given_back_message(claim.owner, claim.attempts, ran_seconds))
         with self.engine.begin() as connection:
-            return bool(connection.execute(_RELEASE, {"job": claim.job_id, "owner": claim.owner}).rowcount)
+            return bool(connection.execute(_RELEASE_COUNTED, held).rowcount)
 
     def complete(self, claim: TrainingClaim, trained: TrainedModel) -> bool:
         """Store the trained version and mark it ``ready`` and its job done, only if the claim
@@ -166,6 +212,25 @@ class TrainingJobs:
                 return False
             connection.execute(_FAIL_VERSION, {"version_id": claim.version_id, "now": now, "error": error[:2000]})
         return True
+
+    def cancel(self, name: str, number: int) -> dict[str, Any]:
+        """Fail a version still training (queued or running) and its job, in one transaction.
+
+        :class:`Conflict` if it is not training (any more). A runner holding the job learns
+        it at its next renewal (refused): it stops its child, and its result is refused.
+        """
+        now = utcnow()
+        with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the UPDATEs decide
+            row = connection.execute(_VERSION, {"name": name, "number": number}).first()
+            if row is None:
+                return self.registry.get_version(name, number)  # raises the NotFound that says which
+            # The job first, then the version, as completing and failing do: on PostgreSQL a cancel racing a
+            # completion waits for it rather than deadlocking with it.
+            connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
+            if not connection.execute(_FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}).rowcount:
+                status = connection.execute(_VERSION, {"name": name, "number": number}).first().status
+                raise Conflict(f"version {number} of {name!r} is {status}, not training: nothing to cancel")
+        return self.registry.get_version(name, number)
 
     def counts(self) -> dict[str, int]:
         """Training jobs per status (``pending``, ``running``, ``done``, ``failed``)."""

@@ -488,6 +488,21 @@ def test_archive_works_once_production_has_moved(cli, two_versions, registry):
     failed_clearly(cli("models", "rollback", NAME), "no ready version older than 2")
 
 
+def test_a_version_still_training_is_cancelled_not_archived(cli, two_versions, registry):
+    queued = cli("train", "--queue")
+    assert (queued.exit_code, queued.stdout) == (0, "3\n"), queued.output
+    failed_clearly(cli("models", "archive", NAME, "3"), f"version 3 of '{NAME}' is still training: cancel it first")
+    result = cli("models", "cancel", NAME, "3")
+    assert (result.exit_code, result.stdout) == (0, f"{NAME}: version 3 cancelled (failed)\n"), result.output
+    version = registry.get_version(NAME, 3)
+    assert (version["status"], version["error"]) == ("failed", "cancelled by an administrator before training finished")
+    failed_clearly(cli("models", "cancel", NAME, "3"),
+                   f"version 3 of '{NAME}' is failed, not training: nothing to cancel")
+    failed_clearly(cli("models", "cancel", NAME, "2"),
+                   f"version 2 of '{NAME}' is ready, not training: nothing to cancel")
+    assert cli("models", "archive", NAME, "3").exit_code == 0
+
+
 # --- unknown models and versions ------------------------------------------------------------------
 
 
@@ -496,6 +511,7 @@ def test_archive_works_once_production_has_moved(cli, two_versions, registry):
     ["models", "promote", "nope", "1"],
     ["models", "rollback", "nope"],
     ["models", "archive", "nope", "1"],
+    ["models", "cancel", "nope", "1"],
     ["predict", "--model", "nope", "some text"],
     ["evaluate", "--model", "nope", "--data", "{data}"],
 ])
@@ -506,6 +522,7 @@ def test_an_unknown_model_fails_clearly(cli, two_versions, data, command):
 @pytest.mark.parametrize("command", [
     ["models", "promote", NAME, "9"],
     ["models", "archive", NAME, "9"],
+    ["models", "cancel", NAME, "9"],
     ["models", "rollback", NAME, "--to", "9"],
     ["predict", "--version", "9", "some text"],
     ["evaluate", "--version", "9", "--data", "{data}"],

@@ -367,8 +367,8 @@ def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
         worker.join()
     refused = [o for o in outcomes if isinstance(o, Busy)]
     assert len(refused) == 5 and len(outcomes) == 8
-    assert str(refused[0]) == ("3 version(s) are training already, the most this service runs at once: "
-                               "try again when one has finished")
+    assert str(refused[0]) == ("3 version(s) are queued or training already, the most this service runs at "
+                               "once: try again when one has finished")
     created = [v for name in (NAME, "other-model") for v in registry.list_versions(name)[0]]
     assert len(created) == 3
     # A finished training frees its place.

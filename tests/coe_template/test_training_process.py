@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from coe_template.args import parse_args
 from coe_template.data import bundled_dataset_path, load_dataset
-from coe_template.errors import Busy
+from coe_template.errors import Busy, Conflict
 from coe_template.registry import PRODUCTION
 from coe_template.registry.schema import TrainingJob, utcnow
 from coe_template.registry.training import MAX_ATTEMPTS, TrainingJobs
@@ -28,6 +28,8 @@ from tests.coe_template.test_data import project_rows, write_rows
 from tests.coe_template.test_registry import NAME, RUN_FILES, registry, store  # noqa: F401  (fixtures)
 from tests.servers import worker_pids
 
+#: What a cancelled version says, word for word (not the package's constant: the text is what users see).
+CANCELLED = "cancelled by an administrator before training finished"
 #: Generous: the training process has to import scikit-learn and friends first.
 DEADLINE_SECONDS = 120
 
@@ -239,3 +241,137 @@ def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
     assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), "the training process outlived the stop"
     assert job_rows(model)[0][1:] == ("pending", 0, None)
     assert model.get_version(NAME, 1)["status"] == "training"  # for the next runner to train
+
+
+# --- bounds: a training that never ends, a job given back for ever, a cancel -------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """Training data whose open() blocks for ever (like a hung network mount): no training can finish."""
+    path = tmp_path / "projects.csv"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_training_longer_than_its_timeout_is_stopped_and_its_version_failed(jobs, model, fifo):
+    jobs.create(NAME, parse_args({}))
+    before = set(worker_pids(os.getpid()))
+    outcomes = []
+    runner = TrainingRunner(jobs, fifo, timeout_seconds=1, observe=lambda claim, outcome: outcomes.append(outcome))
+    started = time.monotonic()
+    assert runner.run_once() is not None
+    assert time.monotonic() - started < 30
+    version = model.get_version(NAME, 1)
+    assert (version["status"], version["error"]) == (
+        "failed", "training took longer than 1 s (COE_TRAINING_TIMEOUT_SECONDS): stopped")
+    assert job_rows(model)[0][1:] == ("failed", 1, runner.owner)
+    assert outcomes == ["failed"]
+    assert not set(worker_pids(os.getpid())) - before, "the training process outlived its timeout"
+
+
+def test_a_job_given_back_after_training_longer_than_a_lease_counts_and_ends_on_its_last_try(model):
+    """A training longer than its runners live (server workers recycled, deploys) is given back
+    unfinished each time: counted, it ends after MAX_ATTEMPTS tries instead of looping for ever."""
+    jobs = TrainingJobs(model, lease_seconds=1)
+    jobs.create(NAME, parse_args({}))
+    first = jobs.claim("first:1:aaaa")
+    assert jobs.release(first, ran_seconds=1.5) is True
+    assert job_rows(model)[0][1:] == ("pending", 1, None)  # the try counted
+    last = jobs.claim("last:2:bbbb")
+    assert last.attempts == MAX_ATTEMPTS
+    assert jobs.release(last, ran_seconds=2.4) is True
+    version = model.get_version(NAME, 1)
+    assert (version["status"], version["error"]) == (
+        "failed", ("training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
+                   "was stopped after 2 s (a restart, a deploy or a recycled server worker)"))
+    assert job_rows(model)[0][1:] == ("failed", 2, "last:2:bbbb")
+    assert jobs.claim("next:3:cccc") is None
+
+
+def test_a_job_given_back_within_a_lease_is_not_counted(model):
+    jobs = TrainingJobs(model, lease_seconds=1)
+    jobs.create(NAME, parse_args({}))
+    for owner in ("a:1:x", "b:2:y", "c:3:z"):
+        assert jobs.release(jobs.claim(owner), ran_seconds=0.9) is True
+    assert job_rows(model)[0][1:] == ("pending", 0, None)
+
+
+def test_a_stopping_runner_that_trained_longer_than_a_lease_counts_its_try(model):
+    jobs = TrainingJobs(model, lease_seconds=0.5)
+    jobs.create(NAME, parse_args({}))
+    runner = TrainingRunner(jobs, bundled_dataset_path(), poll_seconds=0.05)  # seconds to train
+    runner.start()
+    assert wait_until(lambda: job_rows(model)[0][1] == "running", 30)
+    time.sleep(1.0)
+    runner.stop(0.1)
+    assert job_rows(model)[0][1:] == ("pending", 1, None)
+    assert model.get_version(NAME, 1)["status"] == "training"
+
+
+def test_a_queued_version_cancelled_fails_with_its_job_and_is_never_claimed(jobs, model):
+    jobs.create(NAME, parse_args({}))
+    cancelled = jobs.cancel(NAME, 1)
+    assert (cancelled["status"], cancelled["error"]) == ("failed", CANCELLED)
+    assert model.get_version(NAME, 1) == cancelled
+    assert job_rows(model)[0][1:] == ("failed", 0, None)
+    assert jobs.claim("a:1:x") is None
+
+
+def test_a_running_version_cancelled_refuses_its_trainers_renewal_and_result(jobs, model, small_model):
+    jobs.create(NAME, small_model.args)
+    claim = jobs.claim("a:1:x")
+    jobs.cancel(NAME, 1)
+    assert jobs.renew(claim) is False
+    assert jobs.complete(claim, small_model) is False
+    assert jobs.fail(claim, "too late") is False
+    version = model.get_version(NAME, 1)
+    assert (version["status"], version["error"]) == ("failed", CANCELLED)
+    assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
+
+
+@pytest.mark.parametrize("status", ["ready", "failed"])
+def test_only_a_training_version_can_be_cancelled(jobs, model, small_model, status):
+    jobs.create(NAME, small_model.args)
+    claim = jobs.claim("a:1:x")
+    if status == "ready":
+        jobs.complete(claim, small_model)
+    else:
+        jobs.fail(claim, "DatasetError: bad")
+    with pytest.raises(Conflict, match=f"^version 1 of '{NAME}' is {status}, not training: nothing to cancel$"):
+        jobs.cancel(NAME, 1)
+    assert model.get_version(NAME, 1)["status"] == status
+
+
+def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(model):
+    jobs = TrainingJobs(model, lease_seconds=1)  # renewed every third of a second
+    jobs.create(NAME, parse_args({}))
+    before = set(worker_pids(os.getpid()))
+    outcomes = []
+    runner = TrainingRunner(jobs, bundled_dataset_path(), observe=lambda claim, outcome: outcomes.append(outcome))
+    worker = threading.Thread(target=runner.run_once)
+    worker.start()
+    assert wait_until(lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30)
+    jobs.cancel(NAME, 1)
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the runner kept training a cancelled version"
+    assert outcomes == ["dropped"]
+    assert not set(worker_pids(os.getpid())) - before
+    assert model.get_version(NAME, 1)["error"] == CANCELLED
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_a_runner_whose_training_data_is_unreadable_claims_nothing(jobs, model, tmp_path, caplog, kind):
+    data = tmp_path / "projects.csv"
+    if kind == "directory":
+        data.mkdir()
+    jobs.create(NAME, parse_args({}))
+    runner = TrainingRunner(jobs, data, poll_seconds=0.05)
+    with caplog.at_level("ERROR", logger="coe_template.trainer"):
+        runner.start()
+        time.sleep(0.5)
+        runner.stop(1)
+    assert job_rows(model)[0][1:] == ("pending", 0, None)  # left for a runner that can read its data
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        (f"training: COE_TRAINING_DATA ({data}) is not a readable file: this process trains nothing; "
+         "queued versions wait for a runner that can read its training data")]

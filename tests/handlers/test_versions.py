@@ -186,3 +186,42 @@ def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_
     detail = response.json()["detail"]
     assert detail.startswith(f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected ")
     assert detail.endswith(", found missing); refusing to load it") and "/" not in detail
+
+
+# --- a version still training: cancelled by DELETE; the busy answer; the queue in /metrics -----------
+
+
+def training_jobs_gauge(client) -> dict[str, float]:
+    from tests.handlers.test_metrics import scrape
+    samples = scrape(client)
+    return {status: samples.get(("coe_training_jobs", frozenset({("status", status)}))) for status in
+            ("pending", "running")}
+
+
+def test_delete_cancels_a_version_still_queued(client_for, assert_envelope, assert_problem):
+    """No runner here (COE_TRAINING_IN_SERVER=false, no worker): the version waits, and the
+    queue shows it; DELETE cancels it, and the limit counts it no longer."""
+    client = client_for(training_in_server=False, max_trainings=1)
+    response = client.post(VERSIONS, json={}, headers=ADMIN)
+    assert_envelope(response, method="POST", status=202)
+    assert training_jobs_gauge(client) == {"pending": 1, "running": 0}
+    cancelled = assert_envelope(client.delete(f"{VERSIONS}/3", headers=ADMIN), method="DELETE")["version"]
+    assert (cancelled["version"], cancelled["status"], cancelled["error"]) == (
+        3, "failed", "cancelled by an administrator before training finished")
+    assert assert_envelope(client.get(f"{VERSIONS}/3"))["version"] == cancelled
+    assert training_jobs_gauge(client) == {"pending": 0, "running": 0}
+    assert assert_envelope(client.post(VERSIONS, json={}, headers=ADMIN), method="POST", status=202)
+    # A failed version is archived by DELETE, as before.
+    archived = assert_envelope(client.delete(f"{VERSIONS}/3", headers=ADMIN), method="DELETE")["version"]
+    assert archived["status"] == "archived"
+
+
+def test_the_busy_answer_counts_queued_versions_honestly(client_for):
+    client = client_for(training_in_server=False, max_trainings=1)
+    assert client.post(VERSIONS, json={}, headers=ADMIN).status_code == 202
+    response = client.post(VERSIONS, json={}, headers={**ADMIN, "X-Request-ID": "busy-1"})
+    assert response.status_code == 503
+    assert response.json() == {
+        "type": "/problems/busy", "title": "Service Unavailable", "status": 503, "request_id": "busy-1",
+        "detail": "1 version(s) are queued or training already, the most this service runs at once: "
+                  "try again when one has finished"}
