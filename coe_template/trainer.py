@@ -189,7 +189,7 @@ class TrainingRunner:
                 if lost.is_set():  # another runner may hold the job now (or it was cancelled): stop spending CPU
                     child.kill()
                 elif time.monotonic() > deadline and not timed_out:
-                    log.error("training %s: longer than %g s (COE_TRAINING_TIMEOUT_SECONDS): stopping it",
+                    log.error("training %s: longer than %g s (COE_TRAINING_TIMEOUT): stopping it",
                               claim, self.timeout_seconds)
                     timed_out = True
                     child.kill()

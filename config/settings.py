@@ -35,7 +35,7 @@ variable                        meaning                                         
 ``COE_TRAINING_IN_SERVER``      server workers also train queued versions        ``true``
 ``COE_TRAINING_LEASE_SECONDS``  a training job's lease, renewed every third of   ``30``
                                 it; a trainer silent this long is presumed dead
-COE_TRAINING_TIMEOUT_SECONDS    longest one try at a training may take; then     ``3600``
+``COE_TRAINING_TIMEOUT``        seconds one try at a training may take; then     ``3600``
                                 its runner stops it and fails the version
 ``COE_LOG_FORMAT``              ``text`` (for people) or ``json`` (JSON lines)   ``text``
 ``COE_LOG_LEVEL``               lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
@@ -265,7 +265,7 @@ class Settings:
             training_in_server=_flag(environ, "COE_TRAINING_IN_SERVER", defaults.training_in_server),
             training_lease_seconds=_number(environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds,
                                            float),
-            training_timeout_seconds=_number(environ, "COE_TRAINING_TIMEOUT_SECONDS",
+            training_timeout_seconds=_number(environ, "COE_TRAINING_TIMEOUT",
                                              defaults.training_timeout_seconds, float),
             log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
             log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,

@@ -197,7 +197,7 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     # Half a second: the training process has not even imported scikit-learn by then.
-    env = {**env_for(database_url, store, bundled_dataset_path()), "COE_TRAINING_TIMEOUT_SECONDS": "0.5"}
+    env = {**env_for(database_url, store, bundled_dataset_path()), "COE_TRAINING_TIMEOUT": "0.5"}
     number = TrainingJobs(registry).create(MODEL, parse_args({}))["version"]
     try:
         with worker(env, tmp_path / "worker.log", "--work", "training") as process:
@@ -206,7 +206,7 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
         assert job(registry, number) == {
             "status": "failed", "attempts": 1, "lease_owner": job(registry, number)["lease_owner"],
             "version_status": "failed",
-            "error": "training took longer than 0.5 s (COE_TRAINING_TIMEOUT_SECONDS): stopped"}
+            "error": "training took longer than 0.5 s (COE_TRAINING_TIMEOUT): stopped"}
     finally:
         registry.engine.dispose()
 

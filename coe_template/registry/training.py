@@ -9,7 +9,7 @@ claimed again once; a job abandoned on its second try too fails its version, nam
 the owner that last held it. Nothing here knows a pid: it works across hosts.
 
 No version stays ``training`` once a runner has taken its job: every try is bounded
-(the runner stops a training longer than ``COE_TRAINING_TIMEOUT_SECONDS``), and a job
+(the runner stops a training longer than ``COE_TRAINING_TIMEOUT``), and a job
 is tried at most :data:`MAX_ATTEMPTS` times. A try counts when its trainer died (its
 lease ran out) or when its runner stopped and gave the job back after training for
 longer than one lease (a deploy, a recycled server worker); a give-back sooner than
@@ -119,7 +119,7 @@ def abandoned_message(owner: str) -> str:
 
 
 def timeout_message(seconds: float) -> str:
-    return f"training took longer than {seconds:g} s (COE_TRAINING_TIMEOUT_SECONDS): stopped"
+    return f"training took longer than {seconds:g} s (COE_TRAINING_TIMEOUT): stopped"
 
 
 def given_back_message(owner: str, attempts: int, ran_seconds: float) -> str:

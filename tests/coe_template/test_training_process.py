@@ -264,7 +264,7 @@ def test_a_training_longer_than_its_timeout_is_stopped_and_its_version_failed(jo
     assert time.monotonic() - started < 30
     version = model.get_version(NAME, 1)
     assert (version["status"], version["error"]) == (
-        "failed", "training took longer than 1 s (COE_TRAINING_TIMEOUT_SECONDS): stopped")
+        "failed", "training took longer than 1 s (COE_TRAINING_TIMEOUT): stopped")
     assert job_rows(model)[0][1:] == ("failed", 1, runner.owner)
     assert outcomes == ["failed"]
     assert not set(worker_pids(os.getpid())) - before, "the training process outlived its timeout"

@@ -302,7 +302,7 @@ def test_database_limits_default_below_connexions_ten_threads():
 def test_database_and_training_limits_are_read():
     settings = Settings.from_env({"COE_DB_TIMEOUT": "2.5", "COE_DB_POOL_SIZE": "3",
                                   "COE_DB_POOL_WAIT": "0.25", "COE_MAX_TRAININGS": "1",
-                                  "COE_TRAINING_TIMEOUT_SECONDS": "90.5"})
+                                  "COE_TRAINING_TIMEOUT": "90.5"})
     assert (settings.db_timeout, settings.db_pool_size, settings.db_pool_wait) == (2.5, 3, 0.25)
     assert settings.max_trainings == 1
     assert settings.training_timeout_seconds == 90.5
@@ -314,7 +314,7 @@ def test_a_training_is_stopped_after_an_hour_by_default():
 
 @pytest.mark.parametrize("variable",
                          ["COE_DB_TIMEOUT", "COE_DB_POOL_SIZE", "COE_DB_POOL_WAIT", "COE_MAX_TRAININGS",
-                          "COE_TRAINING_TIMEOUT_SECONDS"])
+                          "COE_TRAINING_TIMEOUT"])
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_bad_limits_are_refused_by_name(variable, value):
     with pytest.raises(ValueError, match=variable):
