@@ -88,7 +88,7 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())  # seconds to train: time to be killed in
-    number = TrainingJobs(registry).create(MODEL, parse_args({"C": 2.5}))["version"]
+    number = TrainingJobs(registry).create(MODEL, parse_args({"C": 2.5})).version
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first:
             dead = kill_mid_training(registry, number, first, attempts=1)
@@ -99,7 +99,7 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
         assert done["version_status"] == "ready", done
         assert (done["status"], done["attempts"]) == ("done", 2)  # the retry counted
         assert done["lease_owner"] != dead and done["lease_owner"].split(":")[1] == str(second.pid)
-        assert registry.get_version(MODEL, number)["args"]["C"] == 2.5
+        assert registry.get_version(MODEL, number).args["C"] == 2.5
         assert registry.load(MODEL, number).arg("C") == 2.5
         assert "try 2" in (tmp_path / "worker-2.log").read_text()
     finally:
@@ -110,7 +110,7 @@ def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(tmp_path
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())
-    number = TrainingJobs(registry).create(MODEL, parse_args({}))["version"]
+    number = TrainingJobs(registry).create(MODEL, parse_args({})).version
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first:
             kill_mid_training(registry, number, first, attempts=1)
@@ -138,7 +138,7 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
     assert (command.returncode, command.stdout) == (0, "2\n"), command.stderr
     assert job(registry, 2)["status"] == "pending"
     jobs = TrainingJobs(registry)
-    queued = [2, *(jobs.create(MODEL, parse_args({"seed": n}))["version"] for n in range(5))]
+    queued = [2, *(jobs.create(MODEL, parse_args({"seed": n})).version for n in range(5))]
     assert queued == [2, 3, 4, 5, 6, 7]
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first, \

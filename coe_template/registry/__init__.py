@@ -2,20 +2,26 @@
 
 from coe_template.registry.registry import (
     PRODUCTION,
+    AliasChange,
     AliasNotFound,
     Conflict,
+    ModelInfo,
     ModelNotFound,
     Registry,
     RegistryError,
+    VersionInfo,
     VersionNotFound,
 )
 
 __all__ = [
     "PRODUCTION",
+    "AliasChange",
     "AliasNotFound",
     "Conflict",
+    "ModelInfo",
     "ModelNotFound",
     "Registry",
     "RegistryError",
+    "VersionInfo",
     "VersionNotFound",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 
 from coe_template.args import TrainingArgs
 from coe_template.registry.db import reader
-from coe_template.registry.registry import Conflict, LeaseLost, Registry
+from coe_template.registry.registry import Conflict, LeaseLost, Registry, VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
 from coe_template.train import TrainedModel
 
@@ -101,7 +101,7 @@ class TrainingJobs:
         #: Set when this process records a job, so its idle runner starts at once instead of at its next poll.
         self.created = threading.Event()
 
-    def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> dict[str, Any]:
+    def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> VersionInfo:
         """Record a version (``training``) and its job in one transaction; :class:`Busy` beyond ``max_training``."""
         version = self.registry.create_version(name, args, max_training=max_training, queue=True)
         self.created.set()

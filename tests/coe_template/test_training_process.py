@@ -116,7 +116,7 @@ def test_an_unexpected_training_error_is_told_without_its_message(tmp_path):
 
 def test_a_version_and_its_job_are_recorded_together(jobs, model):
     created = jobs.create(NAME, parse_args({"C": 2.0}))
-    assert created["status"] == "training" and created["version"] == 1
+    assert created.status == "training" and created.version == 1
     assert [row[1:] for row in job_rows(model)] == [("pending", 0, None)]
     assert jobs.created.is_set()  # this process's idle runner is woken
 
@@ -128,7 +128,7 @@ def test_the_training_limit_counts_queued_versions_and_refuses_both_records(jobs
     with pytest.raises(Busy, match="2 version"):
         jobs.create(NAME, args, max_training=2)
     assert len(job_rows(model)) == 2
-    assert [v["version"] for v in model.list_versions(NAME)[0]] == [1, 2]
+    assert [v.version for v in model.list_versions(NAME)[0]] == [1, 2]
 
 
 def test_a_held_job_is_not_claimed_twice_and_the_oldest_goes_first(jobs):
@@ -151,13 +151,13 @@ def test_a_stale_trainers_completion_is_refused_and_its_successors_kept(jobs, mo
     assert jobs.renew(stale) is False
     assert jobs.complete(stale, small_model) is False
     assert jobs.fail(stale, "too late") is False
-    assert model.get_version(NAME, 1)["status"] == "training"
+    assert model.get_version(NAME, 1).status == "training"
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
     assert jobs.renew(holder) is True
     assert jobs.complete(holder, small_model) is True
     version = model.get_version(NAME, 1)
-    assert version["status"] == "ready" and set(version["artifacts"]) == RUN_FILES
+    assert version.status == "ready" and set(version.artifacts) == RUN_FILES
     assert job_rows(model) == [(job_rows(model)[0][0], "done", 2, "holder:2:bbbb")]
     model.set_alias(NAME, PRODUCTION, 1)  # a trained version like any other
 
@@ -173,8 +173,8 @@ def test_a_job_abandoned_twice_fails_its_version_naming_the_last_owner(jobs, mod
     nxt = jobs.claim("third:3:cccc")  # fails version 1 on the way, takes version 2
     assert nxt.version == 2
     failed = model.get_version(NAME, 1)
-    assert failed["status"] == "failed"
-    assert failed["error"] == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
+    assert failed.status == "failed"
+    assert failed.error == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
                                "stopped renewing its lease")
     assert job_rows(model)[0][1:] == ("failed", 2, "second:2:bbbb")
     assert jobs.claim("fourth:4:dddd") is None  # never claimed again
@@ -193,7 +193,7 @@ def test_a_failed_training_fails_the_version_with_the_message(jobs, model):
     claim = jobs.claim("a:1:x")
     assert jobs.fail(claim, "DatasetError: the training data (x.csv) is empty") is True
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == ("failed", "DatasetError: the training data (x.csv) is empty")
+    assert (version.status, version.error) == ("failed", "DatasetError: the training data (x.csv) is empty")
     assert job_rows(model)[0][1:3] == ("failed", 1)
 
 
@@ -208,9 +208,9 @@ def test_a_runner_trains_a_queued_version_in_a_child_process(jobs, model, small_
     claim = runner.run_once()
     assert claim is not None and outcomes == ["done"]
     version = model.get_version(NAME, 1)
-    assert version["status"] == "ready", version["error"]
-    assert version["args"] == args.to_dict()
-    assert version["dataset"]["rows"] == 60
+    assert version.status == "ready", version.error
+    assert version.args == args.to_dict()
+    assert version.dataset["rows"] == 60
     assert model.load(NAME, 1).arg("seed") == 11
     assert job_rows(model)[0][1:] == ("done", 1, runner.owner)
     assert runner.run_once() is None
@@ -220,8 +220,8 @@ def test_a_runner_records_why_training_failed(jobs, model, no_tag_csv):
     jobs.create(NAME, parse_args({}))
     TrainingRunner(jobs, no_tag_csv).run_once()
     version = model.get_version(NAME, 1)
-    assert version["status"] == "failed"
-    assert version["error"] == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
+    assert version.status == "failed"
+    assert version.error == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
                                 "found title, description")
 
 
@@ -238,4 +238,4 @@ def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
     assert not stopper.is_alive()
     assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), "the training process outlived the stop"
     assert job_rows(model)[0][1:] == ("pending", 0, None)
-    assert model.get_version(NAME, 1)["status"] == "training"  # for the next runner to train
+    assert model.get_version(NAME, 1).status == "training"  # for the next runner to train
