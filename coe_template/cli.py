@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Engine
 
 from coe_template.args import load_args
-from coe_template.batch.items import read_csv
+from coe_template.batch.items import blank, read_csv
 from coe_template.batch.jobs import BatchJobs, JobInfo
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
 from coe_template.data import load_dataset
@@ -192,7 +192,7 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
 @_fail_clearly
 def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
-    if not all(t.strip() for t in texts):
+    if any(map(blank, texts)):
         raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 

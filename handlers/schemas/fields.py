@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import fields
@@ -14,4 +14,4 @@ class UtcTime(fields.Field):
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        return value.astimezone(UTC).isoformat(timespec="milliseconds")
