@@ -41,8 +41,8 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(d
                 "type": "/problems/model-files-unverified",
                 "title": "Service Unavailable",
                 "status": 503,
-                "detail": f"run {forged['run_id']}: {MODEL_FILE} does not match its recorded sha256 "
-                          f"(expected {forged['artifacts'][MODEL_FILE]}, found {sha256(b'forged')}); "
+                "detail": f"run {forged.run_id}: {MODEL_FILE} does not match its recorded sha256 "
+                          f"(expected {forged.artifacts[MODEL_FILE]}, found {sha256(b'forged')}); "
                           "refusing to load it",
                 "request_id": "t-2",
             }
