@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -854,3 +855,15 @@ def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
     assert len(owner) <= BatchChunk.__table__.c.lease_owner.type.length
     assert len(owner) <= TrainingJob.__table__.c.lease_owner.type.length
     assert owner.startswith("a-very-long-host-name.") and f":{leases.os.getpid()}:" in owner
+
+
+def test_a_runner_logs_how_far_the_job_has_got(jobs, runner, caplog):
+    caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
+    job, _ = jobs.create(MODEL, ITEMS)
+    runner.run_until_idle()
+    runner.progress.flush()  # what a runner out of work does
+    lines = [r.getMessage() for r in caplog.records if r.name == "coe_template.batch.runner"]
+    assert [line.partition("; ")[0] for line in lines] == [
+        f"batch job {job.id}: chunk 0 stored ({CHUNK} of {len(ITEMS)} items done, job running)",
+        f"batch job {job.id}: chunk 3 stored ({len(ITEMS)} of {len(ITEMS)} items done, job succeeded)",
+    ]
