@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -172,7 +172,7 @@ def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
     assert (job.model_name, job.model_version) == (MODEL, 1)
     assert (job.total_items, job.done_items) == (len(ITEMS), 0)
     assert job.progress == 0.0
-    assert job.created_at.tzinfo is timezone.utc  # also from SQLite, which stores no zone
+    assert job.created_at.tzinfo is UTC  # also from SQLite, which stores no zone
     assert (job.started_at, job.finished_at, job.error) == (None, None, None)
     assert jobs.get(job.id) == job
     assert rows(registry, BatchChunk, job.id) == 4

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +208,7 @@ def test_register_records_what_the_version_was_made_from(registry, small_model, 
     assert version.performance == small_model.performance
     assert version.created_at is not None and version.finished_at is not None
     assert version.finished_at >= version.created_at
-    assert version.created_at.tzinfo is version.finished_at.tzinfo is timezone.utc  # also from SQLite
+    assert version.created_at.tzinfo is version.finished_at.tzinfo is UTC  # also from SQLite
     assert RUN_ID.fullmatch(version.run_id)
 
 
