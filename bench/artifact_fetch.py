@@ -49,7 +49,7 @@ def measure(label: str, url: str, kind: str, store: Path, trained, rounds: int) 
     try:
         registry.ensure_model(MODEL)
         version = registry.register(MODEL, trained)
-        run_id, digests = version["run_id"], version["artifacts"]
+        run_id, digests = version.run_id, version.artifacts
         sizes = {name: len(registry.artifacts.get(run_id, name)) for name in (*digests, RECORD_FILE)}
         cache = store / "cache"
 
@@ -58,7 +58,7 @@ def measure(label: str, url: str, kind: str, store: Path, trained, rounds: int) 
 
         cold = best(rounds, empty_cache, lambda: read_verified(run_id, registry.artifacts, digests))
         warm = best(rounds, lambda: None, lambda: read_verified(run_id, registry.artifacts, digests))
-        load = best(rounds, empty_cache, lambda: registry.load(MODEL, version["version"]))
+        load = best(rounds, empty_cache, lambda: registry.load(MODEL, version.version))
         print(f"{label:<22} {sum(sizes.values()) / 1e6:6.2f} MB ({sizes['model.joblib'] / 1e6:.2f} MB model)  "
               f"fetch+verify {cold:6.1f} ms  from cache {warm:6.1f} ms  whole load {load:6.1f} ms")
     finally:

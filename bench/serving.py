@@ -141,7 +141,7 @@ def main() -> None:
         store = Path(tmp)
         registry = Registry.open(f"sqlite:///{store}/registry.db", store, upgrade=True)
         registry.ensure_model("project-tagger")
-        run_id = registry.register("project-tagger", trained)["run_id"]
+        run_id = registry.register("project-tagger", trained).run_id
         registry.set_alias("project-tagger", PRODUCTION, 1)
         registry.engine.dispose()
         env = {"COE_MODEL_STORE": str(store), "BENCH_MODEL_STORE": str(store), "BENCH_RUN_ID": run_id}

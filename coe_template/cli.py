@@ -7,15 +7,16 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import datetime
 from pathlib import Path
 
 import click
 from sqlalchemy import Engine
 
 from coe_template.args import load_args
-from coe_template.batch.items import read_csv
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.items import blank, read_csv
+from coe_template.batch.jobs import BatchJobs, JobInfo
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
@@ -40,6 +41,26 @@ _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "e
 
 def _echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+def _when(moment: datetime | None) -> str | None:
+    """A moment as the CLI prints it: ISO 8601 to the millisecond (the registry's are in UTC)."""
+    return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+def _job_json(job: JobInfo) -> dict[str, object]:
+    """A batch job as ``batch-predict`` prints it: the shape the API serves, progress rounded for reading."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "model": {"name": job.model_name, "version": job.model_version},
+        "items": {"total": job.total_items, "done": job.done_items},
+        "progress": round(job.progress, 4),
+        "created_at": _when(job.created_at),
+        "started_at": _when(job.started_at),
+        "finished_at": _when(job.finished_at),
+        "error": job.error,
+    }
 
 
 class Context:
@@ -140,7 +161,7 @@ def train(context: Context, data_path: Path | None, args_path: Path | None, if_m
     args = load_args(args_path or settings.training_args)
     if queue:
         version = TrainingJobs(registry, settings.training_lease_seconds).create(name, args)
-        click.echo(version["version"])
+        click.echo(version.version)
         return
     dataset = load_dataset(data_path or settings.training_data_path)
     with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
@@ -150,10 +171,10 @@ def train(context: Context, data_path: Path | None, args_path: Path | None, if_m
         trained = train_model(dataset, args, progress)
     version = registry.register(name, trained)
     if PRODUCTION not in aliases:
-        registry.set_alias(name, PRODUCTION, version["version"])
-    click.echo(f"{name} version {version['version']} (run {version['run_id']}): trained on "
+        registry.set_alias(name, PRODUCTION, version.version)
+    click.echo(f"{name} version {version.version} (run {version.run_id}): trained on "
                f"{len(dataset)} rows, threshold {trained.threshold}")
-    _echo_json({"model": name, "version": version["version"], "run_id": version["run_id"],
+    _echo_json({"model": name, "version": version.version, "run_id": version.run_id,
                 "test": trained.performance["overall"]})
 
 
@@ -181,7 +202,7 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
 @_fail_clearly
 def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
-    if not all(t.strip() for t in texts):
+    if any(map(blank, texts)):
         raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 
@@ -202,11 +223,11 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     job, _ = jobs.create(name or settings.model_name, read_csv(input_csv.read_bytes()), version=model_version)
     loaded = functools.lru_cache(maxsize=4)(context.registry.load)
     runner = BatchRunner(jobs, loaded)
-    click.echo(f"job {job['id']}: {job['items']['total']} items with {job['model']['name']} "
-               f"version {job['model']['version']}", err=True)
-    with click.progressbar(length=job["items"]["total"], label="predicting", file=sys.stderr) as bar:
+    click.echo(f"job {job.id}: {job.total_items} items with {job.model_name} "
+               f"version {job.model_version}", err=True)
+    with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
-    _echo_json(jobs.get(job["id"]))
+    _echo_json(_job_json(jobs.get(job.id)))
 
 
 def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
@@ -323,7 +344,8 @@ def models() -> None:
 @_fail_clearly
 def list_models(context: Context) -> None:
     """Every model with its versions and aliases."""
-    _echo_json(context.registry.list_models())
+    _echo_json([{**asdict(model), "created_at": _when(model.created_at)}
+                for model in context.registry.list_models()])
 
 
 @models.command()
@@ -338,9 +360,9 @@ def versions(context: Context, name: str, status: str | None) -> None:
         page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
         found.extend(page)
     for v in found:
-        f1 = (v["performance"] or {}).get("overall", {}).get("f1")
-        click.echo(f"{v['version']:>4}  {v['status']:<9} {','.join(v['aliases']) or '-':<20} "
-                   f"{'' if f1 is None else f'f1={f1:.3f}'}  {v['created_at']}")
+        f1 = (v.performance or {}).get("overall", {}).get("f1")
+        click.echo(f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
+                   f"{'' if f1 is None else f'f1={f1:.3f}'}  {_when(v.created_at)}")
 
 
 @models.command()
@@ -366,8 +388,8 @@ def rollback(context: Context, name: str, target: int | None) -> None:
     registry = context.registry
     current = registry.get_alias(name, PRODUCTION)
     if target is None:
-        earlier = [v["version"] for v in registry.list_versions(name, status="ready", limit=10_000)[0]
-                   if v["version"] < current]
+        earlier = [v.version for v in registry.list_versions(name, status="ready", limit=10_000)[0]
+                   if v.version < current]
         if not earlier:
             raise click.ClickException(f"{name} has no ready version older than {current} to roll back to")
         target = earlier[-1]
@@ -424,8 +446,8 @@ def import_version(context: Context, path: Path, name: str | None) -> None:
     name = name or manifest["model"]
     version = context.registry.import_version(name, manifest, files)
     click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
-               f"(run {manifest['run_id']}) as version {version['version']}, ready; promote it with "
-               f"`coe-template models promote {name} {version['version']}`")
+               f"(run {manifest['run_id']}) as version {version.version}, ready; promote it with "
+               f"`coe-template models promote {name} {version.version}`")
 
 
 if __name__ == "__main__":

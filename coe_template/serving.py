@@ -81,7 +81,7 @@ class ModelServer:
         ready when loaded, and an archive made meanwhile cannot be seen anyway.
         """
         try:
-            status = self.registry.get_version(name, number)["status"]
+            status = self.registry.get_version(name, number).status
         except DatabaseUnavailable:
             with self._lock:
                 cached = self._pinned.get((name, number))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from coe_template.registry import AliasChange
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.aliases import alias_schema
 
 
 @enveloped()
@@ -13,14 +15,14 @@ def search(model_name: str) -> dict:
 
 @enveloped()
 def get(model_name: str, alias: str) -> dict:
-    return {"alias": alias, "version": services().registry.get_alias(model_name, alias)}
+    return alias_schema.dump(AliasChange(alias, services().registry.get_alias(model_name, alias)))
 
 
 @enveloped()
 def update(model_name: str, alias: str, body: dict) -> dict:
-    return services().registry.set_alias(model_name, alias, body["version"])
+    return alias_schema.dump(services().registry.set_alias(model_name, alias, body["version"]))
 
 
 @enveloped()
 def delete(model_name: str, alias: str) -> dict:
-    return services().registry.delete_alias(model_name, alias)
+    return alias_schema.dump(services().registry.delete_alias(model_name, alias))

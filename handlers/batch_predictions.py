@@ -10,9 +10,14 @@ from flask import request
 from werkzeug.datastructures import FileStorage
 
 from coe_template.batch.items import read_csv, to_items
-from coe_template.batch.jobs import new_job_token
+from coe_template.batch.jobs import KeyReused, new_job_token
+from coe_template.errors import Conflict
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.batch_predictions import job_schema, result_schema
+
+#: The request header that makes a create safe to retry (the spec's ``Idempotency-Key`` parameter).
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 def _items_from_request(body: Any, file: FileStorage | None) -> list:
@@ -40,21 +45,27 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
         model_version = body["model_version"]
     ctx = services()
     token, digest = new_job_token()
-    job, created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
-                                    idempotency_key=request.headers.get("Idempotency-Key"), token_sha256=digest)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    try:
+        job, created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
+                                        idempotency_key=key, token_sha256=digest)
+    except KeyReused as reused:  # the client must learn which header it was: the package knows no headers
+        raise Conflict(f"{IDEMPOTENCY_KEY} {reused.key!r} was already used for a different request "
+                       f"(job {reused.job_id})") from reused
     # Shown once: a replay of the same Idempotency-Key gets the job but no new token (the first stays valid).
-    return {"job": job, "job_token": token if created else None}, {"Location": f"/batch-predictions/{job['id']}"}
+    return ({"job": job_schema.dump(job), "job_token": token if created else None},
+            {"Location": f"/batch-predictions/{job.id}"})
 
 
 @enveloped()
 def search(page_size: int = 20, page_token: str | None = None) -> dict:
     jobs, after = services().batch.list(after=page_token, limit=page_size)
-    return {"jobs": jobs, "next_page_token": after}
+    return {"jobs": job_schema.dump(jobs, many=True), "next_page_token": after}
 
 
 @enveloped()
 def get(job_id: str) -> dict:
-    return {"job": services().batch.get(job_id)}
+    return {"job": job_schema.dump(services().batch.get(job_id))}
 
 
 NOT_THE_JOBS_TOKEN = ("this Job-Token is not the one this job was created with: only the client that created "
@@ -74,9 +85,9 @@ def delete(job_id: str, token_info: dict[str, Any]) -> dict:
 @enveloped()
 def results(job_id: str, page_size: int = 100, page_token: str | None = None) -> dict:
     page, after = services().batch.results(job_id, after=int(page_token) if page_token else -1, limit=page_size)
-    return {"results": page, "next_page_token": None if after is None else str(after)}
+    return {"results": result_schema.dump(page, many=True), "next_page_token": None if after is None else str(after)}
 
 
 @enveloped()
 def result(job_id: str, item_id: str) -> dict:
-    return {"result": services().batch.result(job_id, item_id)}
+    return {"result": result_schema.dump(services().batch.result(job_id, item_id))}

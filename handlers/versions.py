@@ -10,6 +10,7 @@ from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.versions import version_schema
 
 
 @enveloped()
@@ -18,7 +19,7 @@ def search(model_name: str, status: str | None = None, page_size: int = 20,
     versions, after = services().registry.list_versions(
         model_name, status=status, after=int(page_token or 0), limit=page_size
     )
-    return {"versions": versions, "next_page_token": None if after is None else str(after)}
+    return {"versions": version_schema.dump(versions, many=True), "next_page_token": None if after is None else str(after)}
 
 
 @enveloped(HTTPStatus.ACCEPTED)
@@ -28,13 +29,13 @@ def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
     settings = ctx.settings
     args = parse_args((body or {}).get("args", {}), defaults=ctx.training_args)
     version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
-    location = f"/models/{model_name}/versions/{version['version']}"
-    return {"version": version}, {"Location": location}
+    location = f"/models/{model_name}/versions/{version.version}"
+    return {"version": version_schema.dump(version)}, {"Location": location}
 
 
 @enveloped()
 def get(model_name: str, version: int) -> dict:
-    return {"version": services().registry.get_version(model_name, version)}
+    return {"version": version_schema.dump(services().registry.get_version(model_name, version))}
 
 
 @enveloped()
@@ -42,9 +43,9 @@ def delete(model_name: str, version: int) -> dict:
     """Archive a version; one still training (queued or running) is cancelled instead: failed, with its job."""
     ctx = services()
     try:
-        return {"version": ctx.registry.archive_version(model_name, version)}
+        return {"version": version_schema.dump(ctx.registry.archive_version(model_name, version))}
     except StillTraining:
-        return {"version": ctx.training.cancel(model_name, version)}
+        return {"version": version_schema.dump(ctx.training.cancel(model_name, version))}
 
 
 @enveloped()
@@ -54,12 +55,12 @@ def performance(model_name: str, version: int, filter_: str | None = None) -> di
 
 @enveloped()
 def args(model_name: str, version: int) -> dict:
-    return {"args": services().registry.get_version(model_name, version)["args"]}
+    return {"args": services().registry.get_version(model_name, version).args}
 
 
 @enveloped()
 def arg(model_name: str, version: int, arg: str) -> dict:
-    stored = services().registry.get_version(model_name, version)["args"]
+    stored = services().registry.get_version(model_name, version).args
     return {"args": {arg: lookup_arg(stored, arg)}}
 
 

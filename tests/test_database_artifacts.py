@@ -33,7 +33,7 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(d
             forged = trainer.register(MODEL, trained_model)
             with trainer.engine.begin() as connection:
                 connection.execute(text("UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name"),
-                                   {"data": b"forged", "run": forged["run_id"], "name": MODEL_FILE})
+                                   {"data": b"forged", "run": forged.run_id, "name": MODEL_FILE})
             response = httpx.put(f"{base}/models/{MODEL}/aliases/production", json={"version": 2},
                                  headers={**ADMIN, "X-Request-ID": "t-2"}, timeout=10)
             assert (response.status_code, response.headers["retry-after"]) == (503, "60")
@@ -41,16 +41,16 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(d
                 "type": "/problems/model-files-unverified",
                 "title": "Service Unavailable",
                 "status": 503,
-                "detail": f"run {forged['run_id']}: {MODEL_FILE} does not match its recorded sha256 "
-                          f"(expected {forged['artifacts'][MODEL_FILE]}, found {sha256(b'forged')}); "
+                "detail": f"run {forged.run_id}: {MODEL_FILE} does not match its recorded sha256 "
+                          f"(expected {forged.artifacts[MODEL_FILE]}, found {sha256(b'forged')}); "
                           "refusing to load it",
                 "request_id": "t-2",
             }
             assert trainer.get_alias(MODEL, "production") == 1
-            assert not (replica / "cache" / forged["run_id"] / MODEL_FILE).exists()
-        cached = replica / "cache" / version["run_id"]
+            assert not (replica / "cache" / forged.run_id / MODEL_FILE).exists()
+        cached = replica / "cache" / version.run_id
         assert {p.name for p in cached.iterdir()} == {*RUN_FILES, RECORD_FILE}
-        assert sha256((cached / MODEL_FILE).read_bytes()) == version["artifacts"][MODEL_FILE]
+        assert sha256((cached / MODEL_FILE).read_bytes()) == version.artifacts[MODEL_FILE]
         assert not (replica / "runs").exists()
     finally:
         trainer.engine.dispose()

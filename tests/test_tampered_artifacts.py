@@ -19,7 +19,7 @@ BODY = {"texts": [{"text": "ML applied to image classification."}]}
 
 def tamper(registry: Registry, version: int) -> tuple[str, bytes]:
     """Flip one byte of a version's model file; return the file's path and its original bytes."""
-    path = runs_dir(registry.store) / registry.get_version(MODEL, version)["run_id"] / MODEL_FILE
+    path = runs_dir(registry.store) / registry.get_version(MODEL, version).run_id / MODEL_FILE
     original = path.read_bytes()
     changed = bytearray(original)
     changed[len(changed) // 2] ^= 0x01
@@ -29,9 +29,9 @@ def tamper(registry: Registry, version: int) -> tuple[str, bytes]:
 
 def refusal(registry: Registry, version: int) -> str:
     found = registry.get_version(MODEL, version)
-    path = runs_dir(registry.store) / found["run_id"] / MODEL_FILE
-    return (f"run {found['run_id']}: {MODEL_FILE} does not match its recorded sha256 "
-            f"(expected {found['artifacts'][MODEL_FILE]}, found {sha256_file(path)}); refusing to load it")
+    path = runs_dir(registry.store) / found.run_id / MODEL_FILE
+    return (f"run {found.run_id}: {MODEL_FILE} does not match its recorded sha256 "
+            f"(expected {found.artifacts[MODEL_FILE]}, found {sha256_file(path)}); refusing to load it")
 
 
 def predict(base: str) -> httpx.Response:

@@ -89,7 +89,7 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())  # seconds to train: time to be killed in
-    number = TrainingJobs(registry).create(MODEL, parse_args({"C": 2.5}))["version"]
+    number = TrainingJobs(registry).create(MODEL, parse_args({"C": 2.5})).version
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first:
             dead = kill_mid_training(registry, number, first, attempts=1)
@@ -100,7 +100,7 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
         assert done["version_status"] == "ready", done
         assert (done["status"], done["attempts"]) == ("done", 2)  # the retry counted
         assert done["lease_owner"] != dead and done["lease_owner"].split(":")[1] == str(second.pid)
-        assert registry.get_version(MODEL, number)["args"]["C"] == 2.5
+        assert registry.get_version(MODEL, number).args["C"] == 2.5
         assert registry.load(MODEL, number).arg("C") == 2.5
         assert "try 2" in (tmp_path / "worker-2.log").read_text()
     finally:
@@ -111,7 +111,7 @@ def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(tmp_path
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())
-    number = TrainingJobs(registry).create(MODEL, parse_args({}))["version"]
+    number = TrainingJobs(registry).create(MODEL, parse_args({})).version
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first:
             kill_mid_training(registry, number, first, attempts=1)
@@ -139,7 +139,7 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
     assert (command.returncode, command.stdout) == (0, "2\n"), command.stderr
     assert job(registry, 2)["status"] == "pending"
     jobs = TrainingJobs(registry)
-    queued = [2, *(jobs.create(MODEL, parse_args({"seed": n}))["version"] for n in range(5))]
+    queued = [2, *(jobs.create(MODEL, parse_args({"seed": n})).version for n in range(5))]
     assert queued == [2, 3, 4, 5, 6, 7]
     try:
         with worker(env, tmp_path / "worker-1.log", "--work", "training") as first, \
@@ -198,7 +198,7 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
     registry = seeded_registry(database_url, store, trained_model)
     # Half a second: the training process has not even imported scikit-learn by then.
     env = {**env_for(database_url, store, bundled_dataset_path()), "COE_TRAINING_TIMEOUT": "0.5"}
-    number = TrainingJobs(registry).create(MODEL, parse_args({}))["version"]
+    number = TrainingJobs(registry).create(MODEL, parse_args({})).version
     try:
         with worker(env, tmp_path / "worker.log", "--work", "training") as process:
             wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never stopped")
@@ -219,7 +219,7 @@ def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
     registry = seeded_registry(database_url, store, trained_model)
     unreadable = tmp_path / "mounted" / "projects.csv"
     unreadable.mkdir(parents=True)  # a directory where the CSV should be
-    queued = [TrainingJobs(registry).create(MODEL, parse_args({"seed": n}))["version"] for n in range(2)]
+    queued = [TrainingJobs(registry).create(MODEL, parse_args({"seed": n})).version for n in range(2)]
     log = tmp_path / "misconfigured.log"
     try:
         with worker(env_for(database_url, store, unreadable), log, "--work", "training") as process:

@@ -14,10 +14,13 @@ from coe_template.errors import InvalidInput
 
 #: Problems listed in one error message before "and N more".
 _SHOWN = 5
-#: Ids travel in URLs (``/results/{item-id}``): letters, digits and ``._~:@-`` only.
-ITEM_ID = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
+#: Ids travel in URLs (``/results/{item-id}``): letters, digits and these only ("-" last: a regex class).
+_ID_PUNCTUATION = "._~:@-"
+MAX_ID_LENGTH = 200
+#: The spec's item-id ``pattern`` is ``^`` this ``$`` (a test holds them equal).
+ITEM_ID = re.compile(f"[A-Za-z0-9{_ID_PUNCTUATION}]{{1,{MAX_ID_LENGTH}}}")
 #: Many ids, each followed by a newline (which no id may hold).
-_ITEM_IDS = re.compile(r"(?:[A-Za-z0-9._~:@-]{1,200}\n)*")
+_ITEM_IDS = re.compile(f"(?:{ITEM_ID.pattern}\n)*")
 
 
 #: How a CSV field must be quoted: said with every quoting error.
@@ -39,6 +42,11 @@ def _raise_if(problems: list[str], what: str) -> None:
         raise BatchInputError(f"{what}: {'; '.join(problems[:_SHOWN])}{more}")
 
 
+def blank(text: str) -> bool:
+    """Whether a text has no character but whitespace (``str.isspace``): the spec's ``pattern: "\\S"``, negated."""
+    return not text or text.isspace()
+
+
 def _all_valid(ids: list[str], texts: list[str]) -> bool:
     """Whether :func:`_problems` would find nothing, in a few passes over whole columns.
 
@@ -47,7 +55,8 @@ def _all_valid(ids: list[str], texts: list[str]) -> bool:
     """
     joined = "\n".join(ids) + "\n" if ids else ""
     return (bool(_ITEM_IDS.fullmatch(joined)) and joined.count("\n") == len(ids) and len(set(ids)) == len(ids)
-            and "" not in texts and not any(map(str.isspace, texts)) and "\x00" not in "".join(texts))
+            and "" not in texts and not any(map(str.isspace, texts))
+            and "\x00" not in "".join(texts))  # blank() as above, a column at a time
 
 
 def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
@@ -58,8 +67,9 @@ def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
             if not item_id:
                 problems.append(f"{where}[{position}] has no id")
             else:
-                problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-200 letters, digits or ._~:@-")
-        if not text or text.isspace():
+                problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-{MAX_ID_LENGTH} letters, "
+                                f"digits or {_ID_PUNCTUATION}")
+        if blank(text):
             problems.append(f"{where}[{position}] (id {item_id!r}) has no text")
         elif "\x00" in text:
             problems.append(f"{where}[{position}] (id {item_id!r}) contains a NUL character")

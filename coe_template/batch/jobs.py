@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
@@ -30,7 +30,7 @@ from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, Bat
 from coe_template.errors import Conflict, NotFound
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import bulk_insert, reader
-from coe_template.registry.schema import iso, utcnow
+from coe_template.registry.schema import utc, utcnow
 
 ACTIVE = ("queued", "running")
 #: Items per chunk, each stored in one transaction.
@@ -112,27 +112,55 @@ class Claim:
     items: list[Item]
 
 
-def job_dict(job: BatchJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "status": job.status,
-        "model": {"name": job.model_name, "version": job.model_version},
-        "items": {"total": job.total_items, "done": job.done_items},
-        "progress": round(job.done_items / job.total_items, 4) if job.total_items else 1.0,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "error": job.error,
-    }
+@dataclass(frozen=True)
+class JobInfo:
+    """A batch job: the version it predicts with, how far it has got, and when."""
+
+    id: str
+    status: str
+    model_name: str
+    model_version: int
+    total_items: int
+    done_items: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @property
+    def progress(self) -> float:
+        """The share of items done, exactly (a job of no items is done)."""
+        return self.done_items / self.total_items if self.total_items else 1.0
+
+    @classmethod
+    def of(cls, job: BatchJob) -> JobInfo:
+        return cls(id=job.id, status=job.status, model_name=job.model_name, model_version=job.model_version,
+                   total_items=job.total_items, done_items=job.done_items, created_at=utc(job.created_at),
+                   started_at=utc(job.started_at), finished_at=utc(job.finished_at), error=job.error)
 
 
-def result_dict(result: BatchResult) -> dict[str, Any]:
-    return {
-        "id": result.item_id,
-        "predicted_tag": result.predicted_tag,
-        "probabilities": result.probabilities,
-        "model_version": result.model_version,
-    }
+@dataclass(frozen=True)
+class ResultInfo:
+    """One item's stored prediction, by the version that made it."""
+
+    item_id: str
+    predicted_tag: str
+    probabilities: dict[str, float]
+    model_version: int
+
+    @classmethod
+    def of(cls, result: BatchResult) -> ResultInfo:
+        return cls(item_id=result.item_id, predicted_tag=result.predicted_tag,
+                   probabilities=result.probabilities, model_version=result.model_version)
+
+
+class KeyReused(Conflict):
+    """A job's idempotency key came back with a different request: which key, and whose job it is."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        super().__init__(f"key {key!r} was already used for a different request (job {job_id})")
+        self.key = key
+        self.job_id = job_id
 
 
 def _compact(value: Any) -> str:
@@ -185,7 +213,7 @@ class BatchJobs:
     # --- creating --------------------------------------------------------------------------------
 
     def create(self, name: str, items: Sequence[Item], version: int | None = None,
-               idempotency_key: str | None = None, token_sha256: str | None = None) -> tuple[dict[str, Any], bool]:
+               idempotency_key: str | None = None, token_sha256: str | None = None) -> tuple[JobInfo, bool]:
         """Record a job with all its items; return it and whether it is new.
 
         A repeated ``idempotency_key`` with the same request returns the first job,
@@ -203,8 +231,8 @@ class BatchJobs:
         if version is None:
             version = self.registry.get_alias(name, PRODUCTION)
         found = self.registry.get_version(name, version)  # unknown model or version: LookupError
-        if found["status"] != "ready":
-            raise Conflict(f"version {version} of {name!r} is {found['status']}: batch jobs need a ready version")
+        if found.status != "ready":
+            raise Conflict(f"version {version} of {name!r} is {found.status}: batch jobs need a ready version")
         job = BatchJob(
             id=str(uuid.uuid4()), model_name=name, model_version=version, status="queued",
             idempotency_key=idempotency_key, request_sha256=digest, token_sha256=token_sha256, total_items=len(items),
@@ -230,27 +258,27 @@ class BatchJobs:
                     return existing, False
             raise
         self.created.set()
-        return job_dict(job), True
+        return JobInfo.of(job), True
 
-    def _by_idempotency_key(self, key: str, digest: str) -> dict[str, Any] | None:
+    def _by_idempotency_key(self, key: str, digest: str) -> JobInfo | None:
         with self._session(read_only=True) as session:
             job = session.scalar(select(BatchJob).where(BatchJob.idempotency_key == key))
             if job is None:
                 return None
             if job.request_sha256 != digest:
-                raise Conflict(f"Idempotency-Key {key!r} was already used for a different request (job {job.id})")
-            return job_dict(job)
+                raise KeyReused(key, job.id)
+            return JobInfo.of(job)
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobInfo:
         with self._session(read_only=True) as session:
             job = session.get(BatchJob, job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            return job_dict(job)
+            return JobInfo.of(job)
 
-    def list(self, after: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
+    def list(self, after: str | None = None, limit: int = 20) -> tuple[list[JobInfo], str | None]:
         """Jobs newest first; the cursor is the last job's id."""
         with self._session(read_only=True) as session:
             query = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
@@ -261,10 +289,10 @@ class BatchJobs:
                 query = query.where(or_(BatchJob.created_at < anchor.created_at,
                                         (BatchJob.created_at == anchor.created_at) & (BatchJob.id < anchor.id)))
             jobs = list(session.scalars(query.limit(limit + 1)))
-            page = [job_dict(j) for j in jobs[:limit]]
+            page = [JobInfo.of(j) for j in jobs[:limit]]
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
-    def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+    def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[list[ResultInfo], int | None]:
         """Stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
             if session.get(BatchJob, job_id) is None:
@@ -273,10 +301,10 @@ class BatchJobs:
                 select(BatchResult).where(BatchResult.job_id == job_id, BatchResult.position > after)
                 .order_by(BatchResult.position).limit(limit + 1)
             ))
-            page = [result_dict(r) for r in rows[:limit]]
+            page = [ResultInfo.of(r) for r in rows[:limit]]
             return page, (rows[limit - 1].position if len(rows) > limit else None)
 
-    def result(self, job_id: str, item_id: str) -> dict[str, Any]:
+    def result(self, job_id: str, item_id: str) -> ResultInfo:
         """One stored prediction, by primary key: no model involved."""
         with self._session(read_only=True) as session:
             row = session.get(BatchResult, (job_id, item_id))
@@ -284,7 +312,7 @@ class BatchJobs:
                 if session.get(BatchJob, job_id) is None:
                     raise JobNotFound(job_id)
                 raise ResultNotFound(job_id, item_id)
-            return result_dict(row)
+            return ResultInfo.of(row)
 
     # --- the job's own token: who may cancel or delete it besides an admin --------------------------
 
@@ -304,7 +332,7 @@ class BatchJobs:
 
     # --- cancelling and deleting -----------------------------------------------------------------
 
-    def cancel_or_delete(self, job_id: str) -> dict[str, Any] | None:
+    def cancel_or_delete(self, job_id: str) -> JobInfo | None:
         """Cancel an active job (returned), or delete a finished one with its results (None)."""
         with self._session() as session, session.begin():
             cancelled = session.execute(
@@ -315,7 +343,7 @@ class BatchJobs:
             if job is None:
                 raise JobNotFound(job_id)
             if cancelled:
-                return job_dict(job)
+                return JobInfo.of(job)
             # In the order a worker's completion locks them (chunk, results, input): a worker still
             # finishing a chunk of the just-cancelled job makes this wait, not deadlock (PostgreSQL).
             for table in (BatchChunk, BatchResult, BatchChunkInput):

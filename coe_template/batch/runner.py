@@ -61,7 +61,7 @@ class Progress:
         rate = self._items / max(time.monotonic() - self._since, 1e-6)
         try:
             job = self.jobs.get(claim.job_id)
-            done = f"{job['items']['done']:,} of {job['items']['total']:,} items done, job {job['status']}"
+            done = f"{job.done_items:,} of {job.total_items:,} items done, job {job.status}"
         except Exception:  # a progress line is not worth failing a chunk for
             done = "progress unknown"
         log.info("batch job %s: chunk %d stored (%s); %.0f items/s", claim.job_id, claim.number, done, rate)

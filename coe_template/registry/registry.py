@@ -8,8 +8,10 @@ file so a changed file is refused before it is unpickled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
-from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, iso, utcnow
+from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.registry.blobs import DatabaseStore
 from coe_template.shapes import check_description, check_model_name
@@ -68,21 +70,57 @@ class LeaseLost(Conflict, RegistryError):
     """A trainer's lease on a training job ran out (or was given back): its result is not stored."""
 
 
-def version_dict(version: ModelVersion, aliases: list[str]) -> dict[str, Any]:
-    return {
-        "model": version.model.name,
-        "version": version.version,
-        "status": version.status,
-        "aliases": aliases,
-        "created_at": iso(version.created_at),
-        "finished_at": iso(version.finished_at),
-        "args": version.args,
-        "dataset": version.dataset,
-        "performance": version.performance,
-        "artifacts": version.artifacts,
-        "run_id": version.run_id,
-        "error": version.error,
-    }
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version as the registry records it (``aliases``: the aliases pointing at it)."""
+
+    model: str
+    version: int
+    status: str
+    aliases: tuple[str, ...]
+    created_at: datetime
+    finished_at: datetime | None
+    args: dict[str, Any]
+    dataset: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    artifacts: dict[str, str] | None
+    run_id: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, version: ModelVersion, aliases: Sequence[str] = ()) -> VersionInfo:
+        return cls(model=version.model.name, version=version.version, status=version.status,
+                   aliases=tuple(aliases), created_at=utc(version.created_at),
+                   finished_at=utc(version.finished_at), args=version.args, dataset=version.dataset,
+                   performance=version.performance, artifacts=version.artifacts, run_id=version.run_id,
+                   error=version.error)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model with a summary of its versions and where its aliases point."""
+
+    name: str
+    description: str
+    created_at: datetime
+    latest_version: int | None
+    version_count: int
+    aliases: dict[str, int]
+
+    @classmethod
+    def of(cls, model: Model) -> ModelInfo:
+        numbers = [v.version for v in model.versions]
+        return cls(name=model.name, description=model.description, created_at=utc(model.created_at),
+                   latest_version=max(numbers, default=None), version_count=len(numbers),
+                   aliases={a.name: a.version.version for a in model.aliases})
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """An alias set or deleted: ``version`` is the one it points at now, or pointed at until deleted."""
+
+    alias: str
+    version: int
 
 
 def artifact_store(kind: str, engine: Engine, store: Path) -> ArtifactStore:
@@ -155,17 +193,6 @@ class Registry:
             by_version.setdefault(alias.version.version, []).append(alias.name)
         return by_version
 
-    def _model_dict(self, model: Model) -> dict[str, Any]:
-        numbers = [v.version for v in model.versions]
-        return {
-            "name": model.name,
-            "description": model.description,
-            "created_at": iso(model.created_at),
-            "latest_version": max(numbers, default=None),
-            "version_count": len(numbers),
-            "aliases": {a.name: a.version.version for a in model.aliases},
-        }
-
     # --- models ----------------------------------------------------------------------------------
 
     def ensure_model(self, name: str, description: str = "") -> None:
@@ -180,22 +207,22 @@ class Registry:
         except IntegrityError:
             pass  # created concurrently: fine
 
-    def list_models(self) -> list[dict[str, Any]]:
+    def list_models(self) -> list[ModelInfo]:
         with self._session(read_only=True) as session:
             models = session.scalars(
                 select(Model).order_by(Model.name)
                 .options(selectinload(Model.versions), selectinload(Model.aliases).selectinload(Alias.version))
             )
-            return [self._model_dict(m) for m in models]
+            return [ModelInfo.of(m) for m in models]
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> ModelInfo:
         with self._session(read_only=True) as session:
-            return self._model_dict(self._model(session, name))
+            return ModelInfo.of(self._model(session, name))
 
     # --- versions --------------------------------------------------------------------------------
 
     def list_versions(self, name: str, status: str | None = None, after: int = 0,
-                      limit: int = 20) -> tuple[list[dict[str, Any]], int | None]:
+                      limit: int = 20) -> tuple[list[VersionInfo], int | None]:
         """Versions above ``after``, oldest first; also the cursor for the next page, if any."""
         with self._session(read_only=True) as session:
             model = self._model(session, name)
@@ -204,24 +231,24 @@ class Registry:
                 query = query.where(ModelVersion.status == status)
             rows = list(session.scalars(query.order_by(ModelVersion.version).limit(limit + 1)))
             aliases = self._aliases_of(model)
-            page = [version_dict(v, aliases.get(v.version, [])) for v in rows[:limit]]
+            page = [VersionInfo.of(v, aliases.get(v.version, [])) for v in rows[:limit]]
             return page, (rows[limit - 1].version if len(rows) > limit else None)
 
-    def get_version(self, name: str, number: int) -> dict[str, Any]:
+    def get_version(self, name: str, number: int) -> VersionInfo:
         with self._session(read_only=True) as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
-            return version_dict(version, self._aliases_of(model).get(number, []))
+            return VersionInfo.of(version, self._aliases_of(model).get(number, []))
 
     def performance(self, name: str, number: int) -> dict[str, Any]:
         """A version's test-split performance; a version still training (or failed) has none."""
         version = self.get_version(name, number)
-        if version["performance"] is None:
-            raise Conflict(f"version {number} of {name!r} is {version['status']}: it has no performance")
-        return version["performance"]
+        if version.performance is None:
+            raise Conflict(f"version {number} of {name!r} is {version.status}: it has no performance")
+        return version.performance
 
     def create_version(self, name: str, args: TrainingArgs, max_training: int | None = None,
-                       queue: bool = False) -> dict[str, Any]:
+                       queue: bool = False) -> VersionInfo:
         """A new version in status ``training``, numbered one above the highest.
 
         Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
@@ -249,10 +276,10 @@ class Registry:
             if queue:
                 session.add(TrainingJob(version=version, status="pending", attempts=0))
             session.flush()
-            return version_dict(version, [])
+            return VersionInfo.of(version)
 
     def complete_version(self, name: str, number: int, trained: TrainedModel,
-                         held: tuple[int, str] | None = None) -> dict[str, Any]:
+                         held: tuple[int, str] | None = None) -> VersionInfo:
         """Mark the version ``ready`` and write its artifacts, in one transaction.
 
         ``held`` (a training job's id and its lease owner): the job is marked done in that
@@ -271,7 +298,7 @@ class Registry:
         run_id = new_run_id()
         files = run_files(trained, run_id)  # serialised before the transaction, which then only writes
 
-        def record(session: Session) -> dict[str, Any]:
+        def record(session: Session) -> VersionInfo:
             if holds is not None and not session.execute(
                     update(TrainingJob).where(*holds)
                     .values(status="done", lease_expires_at=None, finished_at=utcnow())).rowcount:
@@ -286,12 +313,12 @@ class Registry:
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
-            return version_dict(version, [])
+            return VersionInfo.of(version)
 
         return self._record_with_run(run_id, files, record)
 
     def _record_with_run(self, run_id: str, files: Mapping[str, bytes],
-                         record: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+                         record: Callable[[Session], VersionInfo]) -> VersionInfo:
         """``record`` the version that points at a new run, and write the run's files, as one.
 
         A transactional store (the database) writes them in the version's transaction; another
@@ -321,12 +348,12 @@ class Registry:
                 version.finished_at = utcnow()
                 version.error = error[:2000]
 
-    def register(self, name: str, trained: TrainedModel) -> dict[str, Any]:
+    def register(self, name: str, trained: TrainedModel) -> VersionInfo:
         """Record a model trained outside the API (e.g. by the CLI) as a new version."""
         version = self.create_version(name, trained.args)
-        return self.complete_version(name, version["version"], trained)
+        return self.complete_version(name, version.version, trained)
 
-    def archive_version(self, name: str, number: int) -> dict[str, Any]:
+    def archive_version(self, name: str, number: int) -> VersionInfo:
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
@@ -339,7 +366,7 @@ class Registry:
             if version.status == "training":
                 raise StillTraining(name, number)
             version.status = "archived"
-            return version_dict(version, [])
+            return VersionInfo.of(version)
 
     # --- aliases ---------------------------------------------------------------------------------
 
@@ -355,7 +382,7 @@ class Registry:
                 raise AliasNotFound(name, alias)
             return found.version.version
 
-    def set_alias(self, name: str, alias: str, number: int) -> dict[str, Any]:
+    def set_alias(self, name: str, alias: str, number: int) -> AliasChange:
         """Point ``alias`` at a ready version whose artifacts are intact (idempotent)."""
         with self._session() as session:
             model = self._model(session, name)
@@ -374,9 +401,9 @@ class Registry:
         if previous != number:  # logged once committed: promotions and rollbacks leave a trace
             change = "rolled back" if previous is not None and number < previous else "promoted"
             log.info("alias %s of %r %s: version %s -> %d", alias, name, change, previous, number)
-        return {"alias": alias, "version": number}
+        return AliasChange(alias, number)
 
-    def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
+    def delete_alias(self, name: str, alias: str) -> AliasChange:
         if alias == PRODUCTION:
             raise Conflict(f"the {PRODUCTION!r} alias cannot be deleted: point it at another version instead")
         with self._session() as session:
@@ -388,7 +415,7 @@ class Registry:
             number = found.version.version
             announce(session, name)
         log.info("alias %s of %r deleted (was version %d)", alias, name, number)
-        return {"alias": alias, "version": number}
+        return AliasChange(alias, number)
 
     # --- artifacts -------------------------------------------------------------------------------
 
@@ -422,7 +449,7 @@ class Registry:
                               "from the artifact store")
         return manifest, {**files, RECORD_FILE: record}
 
-    def import_version(self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
+    def import_version(self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> VersionInfo:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
         Every file must match the manifest's digest (nothing is unpickled); what the version
@@ -444,7 +471,7 @@ class Registry:
                                    "nothing imported")
         values = check_values(manifest, files, f"run {run_id}")
 
-        def record(session: Session) -> dict[str, Any]:
+        def record(session: Session) -> VersionInfo:
             model = session.scalar(select(Model).where(Model.name == name).with_for_update())
             if model is None:
                 model = Model(name=name, description=description)
@@ -462,7 +489,7 @@ class Registry:
                                    finished_at=utcnow(), artifacts=dict(digests), run_id=run_id, **values)
             session.add(version)
             session.flush()
-            return version_dict(version, [])
+            return VersionInfo.of(version)
 
         try:
             return self._record_with_run(run_id, files, record)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime, timezone
+from typing import Any, overload
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -17,13 +17,21 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC; SQLite hands datetimes back without their zone, so it is restored."""
+@overload
+def utc(moment: datetime) -> datetime: ...
+
+
+@overload
+def utc(moment: None) -> None: ...
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """The moment in UTC; SQLite hands datetimes back without their zone, so it is restored."""
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -33,7 +33,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 
 from coe_template.args import TrainingArgs
 from coe_template.registry.db import reader
-from coe_template.registry.registry import Conflict, LeaseLost, Registry
+from coe_template.registry.registry import Conflict, LeaseLost, Registry, VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
 from coe_template.train import TrainedModel
 
@@ -136,7 +136,7 @@ class TrainingJobs:
         #: Set when this process records a job, so its idle runner starts at once instead of at its next poll.
         self.created = threading.Event()
 
-    def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> dict[str, Any]:
+    def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> VersionInfo:
         """Record a version (``training``) and its job in one transaction; :class:`Busy` beyond ``max_training``."""
         version = self.registry.create_version(name, args, max_training=max_training, queue=True)
         self.created.set()
@@ -213,7 +213,7 @@ class TrainingJobs:
             connection.execute(_FAIL_VERSION, {"version_id": claim.version_id, "now": now, "error": error[:2000]})
         return True
 
-    def cancel(self, name: str, number: int) -> dict[str, Any]:
+    def cancel(self, name: str, number: int) -> VersionInfo:
         """Fail a version still training (queued or running) and its job, in one transaction.
 
         :class:`Conflict` if it is not training (any more). A runner holding the job learns

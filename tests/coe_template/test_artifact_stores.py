@@ -48,7 +48,7 @@ def execute(registry: Registry, statement: str, **params) -> None:
 
 def test_the_database_store_writes_no_run_directory_and_keeps_every_file_as_a_blob(host_a):
     assert isinstance(host_a.artifacts, DatabaseStore)
-    run_id = host_a.get_version(MODEL, 1)["run_id"]
+    run_id = host_a.get_version(MODEL, 1).run_id
     assert not (host_a.store / "runs").exists()
     with host_a.engine.connect() as connection:
         rows = connection.execute(text("SELECT name, sha256, data FROM artifact_blobs WHERE run_id = :r"),
@@ -56,13 +56,13 @@ def test_the_database_store_writes_no_run_directory_and_keeps_every_file_as_a_bl
     assert {name for name, _, _ in rows} == set(RUN_FILES) | {RECORD_FILE}
     assert all(digest == sha256(bytes(data)) for _, digest, data in rows)
     assert {name: digest for name, digest, _ in rows if name != RECORD_FILE} == \
-        host_a.get_version(MODEL, 1)["artifacts"]
+        host_a.get_version(MODEL, 1).artifacts
 
 
 def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_its_cache(
         host_a, open_host, trained_model):
     version = host_a.get_version(MODEL, 1)
-    run_id = version["run_id"]
+    run_id = version.run_id
     host_b = open_host("host-b")
     assert not any(host_b.store.iterdir())  # nothing local: a fresh replica
 
@@ -70,7 +70,7 @@ def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_
     np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
     cached = host_b.store / "cache" / run_id
     assert {p.name for p in cached.iterdir()} == set(RUN_FILES) | {RECORD_FILE}
-    assert {name: sha256((cached / name).read_bytes()) for name in RUN_FILES} == version["artifacts"]
+    assert {name: sha256((cached / name).read_bytes()) for name in RUN_FILES} == version.artifacts
 
     # The blobs gone from the database: host B, restarted, still loads the version from its cache...
     execute(host_a, "DELETE FROM artifact_blobs")
@@ -86,17 +86,17 @@ def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_
 def test_a_tampered_cached_file_is_fetched_again_from_the_database(host_a, open_host, trained_model):
     version = host_a.get_version(MODEL, 1)
     open_host("host-b").load(MODEL, 1)
-    cached = open_host("host-b").store / "cache" / version["run_id"] / MODEL_FILE
+    cached = open_host("host-b").store / "cache" / version.run_id / MODEL_FILE
     cached.write_bytes(pickle.dumps("not the model"))
 
     loaded = open_host("host-b").load(MODEL, 1)
     np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
-    assert sha256(cached.read_bytes()) == version["artifacts"][MODEL_FILE]  # the cache is whole again
+    assert sha256(cached.read_bytes()) == version.artifacts[MODEL_FILE]  # the cache is whole again
 
 
 def test_a_tampered_blob_is_refused_by_name_never_unpickled_never_cached(host_a, open_host, tmp_path):
     version = host_a.get_version(MODEL, 1)
-    run_id, expected = version["run_id"], version["artifacts"][MODEL_FILE]
+    run_id, expected = version.run_id, version.artifacts[MODEL_FILE]
     marker = tmp_path / "payload-ran"
 
     class Payload:
@@ -125,7 +125,7 @@ def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(datab
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     try:
         assert isinstance(registry.artifacts, DirectoryStore)
-        run_id = registry.get_version(MODEL, 1)["run_id"]
+        run_id = registry.get_version(MODEL, 1).run_id
         assert {p.name for p in (tmp_path / "store" / "runs" / run_id).iterdir()} == set(RUN_FILES) | {RECORD_FILE}
         assert not (tmp_path / "store" / "cache").exists()
         with registry.engine.connect() as connection:
@@ -149,8 +149,8 @@ def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(database
                           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()")
         with pytest.raises(Exception, match="refused at commit"):
             registry.register(MODEL, trained_model)
-        assert registry.get_version(MODEL, 2)["status"] == "training"  # as a trainer's crash leaves it
-        run_id = registry.get_version(MODEL, 1)["run_id"]
+        assert registry.get_version(MODEL, 2).status == "training"  # as a trainer's crash leaves it
+        run_id = registry.get_version(MODEL, 1).run_id
         with registry.engine.connect() as connection:
             assert connection.execute(text("SELECT DISTINCT run_id FROM artifact_blobs")).scalars().all() == (
                 [run_id] if kind == DATABASE else [])

@@ -11,16 +11,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
-from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, ResultNotFound
+from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, KeyReused, ResultInfo, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.predict import predict, tag
@@ -72,7 +73,7 @@ def registry(database_url, tmp_path, trained_model):
 @pytest.fixture
 def version_2(registry, trained_model) -> int:
     """A second ready version of the same model, not behind any alias."""
-    return registry.register(MODEL, trained_model)["version"]
+    return registry.register(MODEL, trained_model).version
 
 
 @pytest.fixture
@@ -103,14 +104,14 @@ def rows(registry: Registry, table: Any, job_id: str) -> int:
         return connection.scalar(select(func.count()).select_from(table).where(table.job_id == job_id))
 
 
-def all_results(jobs: BatchJobs, job_id: str) -> list[dict[str, Any]]:
+def all_results(jobs: BatchJobs, job_id: str) -> list[ResultInfo]:
     page, cursor = jobs.results(job_id, limit=1000)
     assert cursor is None
     return page
 
 
-def ids_of(results: list[dict[str, Any]]) -> list[str]:
-    return [r["id"] for r in results]
+def ids_of(results: list[ResultInfo]) -> list[str]:
+    return [r.item_id for r in results]
 
 
 def predictions_for(claim: Claim, load: Callable) -> tuple[list[str], list[list[float]], list[str]]:
@@ -155,7 +156,7 @@ def in_threads(count: int, work: Callable[[int], list[Any]]) -> list[Any]:
 
 def tamper(registry: Registry, version: int) -> None:
     """Flip one byte in the middle of a version's model file."""
-    path = runs_dir(registry.store) / registry.get_version(MODEL, version)["run_id"] / MODEL_FILE
+    path = runs_dir(registry.store) / registry.get_version(MODEL, version).run_id / MODEL_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -167,32 +168,32 @@ def tamper(registry: Registry, version: int) -> None:
 def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
     job, created = jobs.create(MODEL, ITEMS)
     assert created is True
-    assert job["status"] == "queued"
-    assert job["model"] == {"name": MODEL, "version": 1}
-    assert job["items"] == {"total": len(ITEMS), "done": 0}
-    assert job["progress"] == 0.0
-    assert job["created_at"] is not None
-    assert (job["started_at"], job["finished_at"], job["error"]) == (None, None, None)
-    assert jobs.get(job["id"]) == job
-    assert rows(registry, BatchChunk, job["id"]) == 4
-    assert jobs.results(job["id"]) == ([], None)
+    assert job.status == "queued"
+    assert (job.model_name, job.model_version) == (MODEL, 1)
+    assert (job.total_items, job.done_items) == (len(ITEMS), 0)
+    assert job.progress == 0.0
+    assert job.created_at.tzinfo is UTC  # also from SQLite, which stores no zone
+    assert (job.started_at, job.finished_at, job.error) == (None, None, None)
+    assert jobs.get(job.id) == job
+    assert rows(registry, BatchChunk, job.id) == 4
+    assert jobs.results(job.id) == ([], None)
     with pytest.raises(ResultNotFound):
-        jobs.result(job["id"], "p-0")  # nothing is predicted at creation
+        jobs.result(job.id, "p-0")  # nothing is predicted at creation
 
 
 def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
     job, _ = jobs.create(MODEL, ITEMS)
     claims = claim_all(jobs, "worker")
     assert [(c.job_id, c.number, c.first) for c in claims] == [
-        (job["id"], 0, 0), (job["id"], 1, 3), (job["id"], 2, 6), (job["id"], 3, 9),
+        (job.id, 0, 0), (job.id, 1, 3), (job.id, 2, 6), (job.id, 3, 9),
     ]
     assert [c.items for c in claims] == [
         ITEMS[first:first + CHUNK] for first in (0, 3, 6, 9)
     ]
     assert {(c.model_name, c.model_version, c.owner, c.attempts) for c in claims} == {(MODEL, 1, "worker", 1)}
-    claimed = jobs.get(job["id"])
-    assert claimed["status"] == "running"
-    assert claimed["started_at"] is not None
+    claimed = jobs.get(job.id)
+    assert claimed.status == "running"
+    assert claimed.started_at is not None
     for count, chunks in [(1, 1), (3, 1), (4, 2), (6, 2), (7, 3)]:
         jobs.create(MODEL, ITEMS[:count])
         claims = claim_all(jobs, "worker")
@@ -204,14 +205,14 @@ def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
 def test_create_on_a_given_version_or_on_production_as_it_is_then(jobs, registry, runner):
     on_2, created = jobs.create(MODEL, ITEMS, version=2)
     assert created
-    assert on_2["model"] == {"name": MODEL, "version": 2}
+    assert (on_2.model_name, on_2.model_version) == (MODEL, 2)
     before, _ = jobs.create(MODEL, ITEMS[:2])
     registry.set_alias(MODEL, PRODUCTION, 2)
     after, _ = jobs.create(MODEL, ITEMS[:2])
     runner.run_until_idle()
     for job, version in ((on_2, 2), (before, 1), (after, 2)):
-        assert jobs.get(job["id"])["model"]["version"] == version
-        assert {r["model_version"] for r in all_results(jobs, job["id"])} == {version}
+        assert jobs.get(job.id).model_version == version
+        assert {r.model_version for r in all_results(jobs, job.id)} == {version}
 
 
 def test_an_unknown_model_or_version_is_a_lookup_error_and_nothing_is_recorded(jobs, registry, trained_model):
@@ -228,7 +229,7 @@ def test_an_unknown_model_or_version_is_a_lookup_error_and_nothing_is_recorded(j
         jobs.create("second-model", ITEMS)
     assert jobs.list() == ([], None)
     job, _ = jobs.create("second-model", ITEMS, version=1)
-    assert job["model"] == {"name": "second-model", "version": 1}
+    assert (job.model_name, job.model_version) == ("second-model", 1)
 
 
 @pytest.mark.usefixtures("version_2")
@@ -257,20 +258,20 @@ def test_the_same_key_and_request_return_the_first_job(jobs, runner):
         jobs.create(MODEL, ITEMS, version=1, idempotency_key="key-1")
     runner.run_until_idle()
     later, created_later = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
-    assert (later["id"], created_later) == (first["id"], False)
-    assert later["status"] == "succeeded"  # the job as it is now
-    assert [j["id"] for j in jobs.list()[0]] == [first["id"]]
+    assert (later.id, created_later) == (first.id, False)
+    assert later.status == "succeeded"  # the job as it is now
+    assert [j.id for j in jobs.list()[0]] == [first.id]
 
 
 def test_a_retry_is_recognised_whatever_the_chunk_size(jobs, registry):
     first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
     restarted = BatchJobs(registry, chunk_size=4)  # a server restarted with another COE_BATCH_CHUNK_SIZE
     again, created = restarted.create(MODEL, ITEMS, idempotency_key="key-1")
-    assert (again["id"], created) == (first["id"], False)
+    assert (again.id, created) == (first.id, False)
     # The digest is of the request as a whole, as jobs created before chunks held their items recorded it.
     whole = json.dumps([MODEL, None, ITEMS], separators=(",", ":"))
     with registry.engine.connect() as connection:
-        recorded = connection.scalar(select(BatchJob.request_sha256).where(BatchJob.id == first["id"]))
+        recorded = connection.scalar(select(BatchJob.request_sha256).where(BatchJob.id == first.id))
     assert recorded == hashlib.sha256(whole.encode()).hexdigest()
 
 
@@ -279,7 +280,7 @@ def test_a_retry_after_production_moved_still_returns_the_first_job(jobs, regist
     first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
     registry.set_alias(MODEL, PRODUCTION, 2)
     again, created = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
-    assert (again["id"], created) == (first["id"], False)
+    assert (again.id, created) == (first.id, False)
 
 
 @pytest.mark.usefixtures("version_2")
@@ -293,12 +294,11 @@ def test_the_same_key_with_a_different_request_is_a_conflict(jobs):
         "another version": (ITEMS, 2),
     }
     for what, (items, version) in different.items():
-        with pytest.raises(Conflict) as info:
+        with pytest.raises(KeyReused) as info:
             jobs.create(MODEL, items, version=version, idempotency_key="key-1")
-        message = str(info.value)
-        assert "'key-1' was already used for a different request" in message, what
-        assert first["id"] in message, what
-    assert [j["id"] for j in jobs.list()[0]] == [first["id"]]
+        assert str(info.value) == f"key 'key-1' was already used for a different request (job {first.id})", what
+        assert (info.value.key, info.value.job_id) == ("key-1", first.id), what
+    assert [j.id for j in jobs.list()[0]] == [first.id]
 
 
 def test_without_a_key_or_with_different_keys_each_request_is_a_new_job(jobs):
@@ -306,16 +306,16 @@ def test_without_a_key_or_with_different_keys_each_request_is_a_new_job(jobs):
                jobs.create(MODEL, ITEMS, idempotency_key="key-1"),
                jobs.create(MODEL, ITEMS, idempotency_key="key-2")]
     assert all(created for _, created in answers)
-    assert len({job["id"] for job, _ in answers}) == 4
+    assert len({job.id for job, _ in answers}) == 4
     assert len(jobs.list()[0]) == 4
 
 
 def test_concurrent_requests_with_one_key_make_one_job(jobs, registry):
     answers = in_threads(4, lambda n: [jobs.create(MODEL, ITEMS, idempotency_key="key-1")])
-    assert len({job["id"] for job, _ in answers}) == 1
+    assert len({job.id for job, _ in answers}) == 1
     assert sorted(created for _, created in answers) == [False, False, False, True]
     [job], _ = jobs.list()
-    assert rows(registry, BatchChunk, job["id"]) == 4
+    assert rows(registry, BatchChunk, job.id) == 4
 
 
 # --- running -----------------------------------------------------------------------------------------
@@ -325,35 +325,35 @@ def test_running_stores_exactly_one_result_per_item(jobs, runner, registry):
     older, _ = jobs.create(MODEL, ITEMS)
     newer, _ = jobs.create(MODEL, ITEMS[:4])
     runner.run_once()
-    part = jobs.get(older["id"])
-    assert (part["status"], part["items"]["done"], part["progress"]) == ("running", 3, 0.3)
-    assert ids_of(all_results(jobs, older["id"])) == IDS[:3]
+    part = jobs.get(older.id)
+    assert (part.status, part.done_items, part.progress) == ("running", 3, 0.3)
+    assert ids_of(all_results(jobs, older.id)) == IDS[:3]
 
     worked: list[Claim] = []
     runner.run_until_idle(worked.append)
     assert [(c.job_id, c.number) for c in worked] == [  # oldest job first, chunks in order
-        (older["id"], 1), (older["id"], 2), (older["id"], 3), (newer["id"], 0), (newer["id"], 1)]
+        (older.id, 1), (older.id, 2), (older.id, 3), (newer.id, 0), (newer.id, 1)]
     for job, count in ((older, len(ITEMS)), (newer, 4)):
-        done = jobs.get(job["id"])
-        assert done["status"] == "succeeded"
-        assert done["items"] == {"total": count, "done": count}
-        assert done["progress"] == 1.0
-        assert done["started_at"] <= done["finished_at"]
-        assert done["error"] is None
-        assert rows(registry, BatchResult, job["id"]) == count
+        done = jobs.get(job.id)
+        assert done.status == "succeeded"
+        assert (done.total_items, done.done_items) == (count, count)
+        assert done.progress == 1.0
+        assert done.started_at <= done.finished_at
+        assert done.error is None
+        assert rows(registry, BatchResult, job.id) == count
     assert runner.run_once() is None  # nothing left to do
 
 
 def test_a_chunks_input_is_kept_until_the_chunk_is_done(jobs, runner, registry, load):
     job, _ = jobs.create(MODEL, ITEMS)
-    assert rows(registry, BatchChunkInput, job["id"]) == 4
+    assert rows(registry, BatchChunkInput, job.id) == 4
     held = jobs.claim("worker")
-    assert rows(registry, BatchChunkInput, job["id"]) == 4  # a claim that dies must leave it for the next
+    assert rows(registry, BatchChunkInput, job.id) == 4  # a claim that dies must leave it for the next
     assert jobs.complete(held, *predictions_for(held, load))
-    assert rows(registry, BatchChunkInput, job["id"]) == 3
+    assert rows(registry, BatchChunkInput, job.id) == 3
     runner.run_until_idle()
-    assert rows(registry, BatchChunkInput, job["id"]) == 0
-    assert rows(registry, BatchChunk, job["id"]) == 4 and rows(registry, BatchResult, job["id"]) == len(ITEMS)
+    assert rows(registry, BatchChunkInput, job.id) == 0
+    assert rows(registry, BatchChunk, job.id) == 4 and rows(registry, BatchResult, job.id) == len(ITEMS)
 
 
 def test_results_come_back_in_input_order_and_page_through_every_item_once(jobs, runner):
@@ -361,17 +361,17 @@ def test_results_come_back_in_input_order_and_page_through_every_item_once(jobs,
     shuffled = [ITEMS[n] for n in order]
     job, _ = jobs.create(MODEL, shuffled)
     runner.run_until_idle()
-    results = all_results(jobs, job["id"])
+    results = all_results(jobs, job.id)
     assert ids_of(results) == [f"p-{n}" for n in order]
     for result in results:
-        assert set(result) == {"id", "predicted_tag", "probabilities", "model_version"}
-        assert result["predicted_tag"] in result["probabilities"]
-        assert sum(result["probabilities"].values()) == pytest.approx(1.0)
-        assert jobs.result(job["id"], result["id"]) == result
+        assert result.model_version == 1
+        assert result.predicted_tag in result.probabilities
+        assert sum(result.probabilities.values()) == pytest.approx(1.0)
+        assert jobs.result(job.id, result.item_id) == result
     for limit in (1, 2, 3, 4, 9, 10, 11, 100):
         seen, cursor, pages = [], -1, 0
         while cursor is not None:
-            page, cursor = jobs.results(job["id"], after=cursor, limit=limit)
+            page, cursor = jobs.results(job.id, after=cursor, limit=limit)
             assert 0 < len(page) <= limit
             seen += page
             pages += 1
@@ -388,10 +388,10 @@ def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, regist
     for job, version in ((on_1, 1), (on_2, 2)):
         realtime = predict([text for _, text in shuffled], registry.load(MODEL, version))
         for (item_id, _), expected in zip(shuffled, realtime):
-            assert jobs.result(job["id"], item_id) == {
-                "id": item_id, "predicted_tag": expected["predicted_tag"],
-                "probabilities": expected["probabilities"], "model_version": version,
-            }
+            assert jobs.result(job.id, item_id) == ResultInfo(
+                item_id=item_id, predicted_tag=expected["predicted_tag"],
+                probabilities=expected["probabilities"], model_version=version,
+            )
 
 
 def test_unknown_jobs_and_items_are_not_found(jobs, runner):
@@ -410,29 +410,29 @@ def test_unknown_jobs_and_items_are_not_found(jobs, runner):
             call()
         assert isinstance(info.value, LookupError), what
     with pytest.raises(ResultNotFound) as info:
-        jobs.result(first["id"], "p-99")
-    assert first["id"] in str(info.value) and "'p-99'" in str(info.value)
+        jobs.result(first.id, "p-99")
+    assert first.id in str(info.value) and "'p-99'" in str(info.value)
     assert isinstance(info.value, LookupError)
     with pytest.raises(ResultNotFound):
-        jobs.result(first["id"], "other")  # an item of another job
-    assert jobs.result(second["id"], "other")["id"] == "other"
+        jobs.result(first.id, "other")  # an item of another job
+    assert jobs.result(second.id, "other").item_id == "other"
 
 
 # --- claims and leases -------------------------------------------------------------------------------
 
 
 def test_concurrent_workers_never_claim_the_same_chunk(jobs):
-    created = [jobs.create(MODEL, ITEMS)[0]["id"] for _ in range(3)]
+    created = [jobs.create(MODEL, ITEMS)[0].id for _ in range(3)]
     claims = in_threads(4, lambda n: claim_all(jobs, f"worker-{n}"))
     claimed = sorted((c.job_id, c.number) for c in claims)
     assert claimed == sorted((job_id, number) for job_id in created for number in range(4))  # each once
     assert all(c.attempts == 1 for c in claims)
     assert jobs.claim("latecomer") is None  # every lease is still held
-    assert all(jobs.get(job_id)["status"] == "running" for job_id in created)
+    assert all(jobs.get(job_id).status == "running" for job_id in created)
 
 
 def test_concurrent_runners_store_every_result_once(jobs, load, registry):
-    created = [jobs.create(MODEL, ITEMS)[0]["id"] for _ in range(2)]
+    created = [jobs.create(MODEL, ITEMS)[0].id for _ in range(2)]
     runners = [BatchRunner(jobs, load=load) for _ in range(3)]
 
     def work(n: int) -> list[Claim]:
@@ -443,7 +443,7 @@ def test_concurrent_runners_store_every_result_once(jobs, load, registry):
     worked = in_threads(3, work)
     assert sorted((c.job_id, c.number) for c in worked) == sorted((j, n) for j in created for n in range(4))
     for job_id in created:
-        assert jobs.get(job_id)["status"] == "succeeded"
+        assert jobs.get(job_id).status == "succeeded"
         assert ids_of(all_results(jobs, job_id)) == IDS
         assert rows(registry, BatchResult, job_id) == len(ITEMS)
 
@@ -455,9 +455,9 @@ def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for
         time.sleep(0.2)  # idle now, until its next poll in ten minutes
         job, _ = jobs.create(MODEL, ITEMS)
         deadline = time.monotonic() + 30
-        while jobs.get(job["id"])["status"] != "succeeded" and time.monotonic() < deadline:
+        while jobs.get(job.id).status != "succeeded" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert jobs.get(job["id"])["status"] == "succeeded"
+        assert jobs.get(job.id).status == "succeeded"
     finally:
         runner.stop()
     assert not runner._thread.is_alive()  # stop() wakes it too
@@ -466,9 +466,9 @@ def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for
 def test_a_claim_that_does_not_look_first_takes_the_same_chunk(jobs):
     job, _ = jobs.create(MODEL, ITEMS)
     first = jobs.claim("worker", look_first=False)
-    assert (first.job_id, first.number, first.items) == (job["id"], 0, ITEMS[:CHUNK])
+    assert (first.job_id, first.number, first.items) == (job.id, 0, ITEMS[:CHUNK])
     assert jobs.claim("worker", look_first=False).number == 1
-    jobs.cancel_or_delete(job["id"])
+    jobs.cancel_or_delete(job.id)
     assert jobs.claim("worker", look_first=False) is None
 
 
@@ -481,16 +481,16 @@ def test_an_expired_lease_is_taken_over_and_only_the_new_holder_stores(jobs, exp
     predictions = predictions_for(first, load)
 
     assert expiring.complete(first, *predictions) is False  # worker-a lost the chunk: nothing stored
-    assert jobs.results(job["id"]) == ([], None)
-    assert (jobs.get(job["id"])["status"], jobs.get(job["id"])["items"]["done"]) == ("running", 0)
+    assert jobs.results(job.id) == ([], None)
+    assert (jobs.get(job.id).status, jobs.get(job.id).done_items) == ("running", 0)
 
     assert expiring.complete(second, *predictions) is True
     assert expiring.complete(first, *predictions) is False  # still nothing from the late worker
     assert expiring.complete(second, *predictions) is False  # and a chunk is stored only once
-    done = jobs.get(job["id"])
-    assert (done["status"], done["items"]["done"]) == ("succeeded", 3)
-    assert ids_of(all_results(jobs, job["id"])) == IDS[:3]
-    assert rows(registry, BatchResult, job["id"]) == 3
+    done = jobs.get(job.id)
+    assert (done.status, done.done_items) == ("succeeded", 3)
+    assert ids_of(all_results(jobs, job.id)) == IDS[:3]
+    assert rows(registry, BatchResult, job.id) == 3
 
 
 def test_a_chunk_taken_over_mid_job_leaves_no_duplicates(jobs, expiring, runner, registry, load):
@@ -498,10 +498,10 @@ def test_a_chunk_taken_over_mid_job_leaves_no_duplicates(jobs, expiring, runner,
     stalled = expiring.claim("worker-that-stalled")  # chunk 0, its lease already run out
     runner.run_until_idle()  # a live worker takes chunk 0 over and finishes the job
     assert expiring.complete(stalled, *predictions_for(stalled, load)) is False
-    done = jobs.get(job["id"])
-    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
-    assert ids_of(all_results(jobs, job["id"])) == IDS
-    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
+    done = jobs.get(job.id)
+    assert (done.status, done.done_items) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job.id)) == IDS
+    assert rows(registry, BatchResult, job.id) == len(ITEMS)
 
 
 def test_a_chunk_abandoned_max_attempts_times_fails_its_job_only(jobs, expiring, runner, registry):
@@ -509,16 +509,16 @@ def test_a_chunk_abandoned_max_attempts_times_fails_its_job_only(jobs, expiring,
     healthy, _ = jobs.create(MODEL, ITEMS)
     for n in range(MAX_ATTEMPTS):
         claim = expiring.claim(f"crashed-{n}")  # taken, never completed: the worker died
-        assert (claim.job_id, claim.number, claim.attempts) == (doomed["id"], 0, n + 1)
+        assert (claim.job_id, claim.number, claim.attempts) == (doomed.id, 0, n + 1)
     runner.run_until_idle()
-    failed = jobs.get(doomed["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"] == f"chunk 0 was abandoned {MAX_ATTEMPTS} times"
-    assert failed["finished_at"] is not None
-    assert failed["items"]["done"] == 0
-    assert rows(registry, BatchResult, doomed["id"]) == 0
-    assert jobs.get(healthy["id"])["status"] == "succeeded"
-    assert ids_of(all_results(jobs, healthy["id"])) == IDS
+    failed = jobs.get(doomed.id)
+    assert failed.status == "failed"
+    assert failed.error == f"chunk 0 was abandoned {MAX_ATTEMPTS} times"
+    assert failed.finished_at is not None
+    assert failed.done_items == 0
+    assert rows(registry, BatchResult, doomed.id) == 0
+    assert jobs.get(healthy.id).status == "succeeded"
+    assert ids_of(all_results(jobs, healthy.id)) == IDS
     assert jobs.claim("anyone") is None  # a failed job's chunks are no longer handed out
 
 
@@ -527,9 +527,9 @@ def test_a_chunk_abandoned_fewer_times_is_retried_to_success(jobs, expiring, run
     for n in range(MAX_ATTEMPTS - 1):
         expiring.claim(f"crashed-{n}")
     runner.run_until_idle()
-    done = jobs.get(job["id"])
-    assert (done["status"], done["items"]["done"], done["error"]) == ("succeeded", len(ITEMS), None)
-    assert ids_of(all_results(jobs, job["id"])) == IDS
+    done = jobs.get(job.id)
+    assert (done.status, done.done_items, done.error) == ("succeeded", len(ITEMS), None)
+    assert ids_of(all_results(jobs, job.id)) == IDS
 
 
 # --- a model that cannot be loaded -------------------------------------------------------------------
@@ -541,33 +541,33 @@ def test_a_job_whose_model_was_tampered_with_fails_naming_the_file(jobs, runner,
     fine, _ = jobs.create(MODEL, ITEMS, version=2)
     tamper(registry, 1)
     runner.run_until_idle()
-    failed = jobs.get(broken["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"].startswith("cannot load version 1: ")
-    assert MODEL_FILE in failed["error"]
-    assert failed["finished_at"] is not None
-    assert jobs.results(broken["id"]) == ([], None)
-    assert rows(registry, BatchResult, broken["id"]) == 0
-    assert jobs.get(fine["id"])["status"] == "succeeded"  # other versions still run
-    assert ids_of(all_results(jobs, fine["id"])) == IDS
+    failed = jobs.get(broken.id)
+    assert failed.status == "failed"
+    assert failed.error.startswith("cannot load version 1: ")
+    assert MODEL_FILE in failed.error
+    assert failed.finished_at is not None
+    assert jobs.results(broken.id) == ([], None)
+    assert rows(registry, BatchResult, broken.id) == 0
+    assert jobs.get(fine.id).status == "succeeded"  # other versions still run
+    assert ids_of(all_results(jobs, fine.id)) == IDS
 
 
 @pytest.mark.usefixtures("version_2")
 def test_a_job_whose_model_file_is_gone_or_whose_version_was_archived_fails_saying_so(jobs, runner, registry):
     missing, _ = jobs.create(MODEL, ITEMS)
     archived, _ = jobs.create(MODEL, ITEMS, version=2)
-    (runs_dir(registry.store) / registry.get_version(MODEL, 1)["run_id"] / MODEL_FILE).unlink()
+    (runs_dir(registry.store) / registry.get_version(MODEL, 1).run_id / MODEL_FILE).unlink()
     registry.archive_version(MODEL, 2)  # after the job was accepted, before it ran
     runner.run_until_idle()
-    failed = jobs.get(missing["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"].startswith("cannot load version 1: ")
-    assert MODEL_FILE in failed["error"] and "missing" in failed["error"]
-    failed = jobs.get(archived["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"] == (
+    failed = jobs.get(missing.id)
+    assert failed.status == "failed"
+    assert failed.error.startswith("cannot load version 1: ")
+    assert MODEL_FILE in failed.error and "missing" in failed.error
+    failed = jobs.get(archived.id)
+    assert failed.status == "failed"
+    assert failed.error == (
         "cannot load version 2: version 2 of 'project-tagger' is archived: it has no model to load")
-    assert rows(registry, BatchResult, missing["id"]) == rows(registry, BatchResult, archived["id"]) == 0
+    assert rows(registry, BatchResult, missing.id) == rows(registry, BatchResult, archived.id) == 0
 
 
 # --- cancelling and deleting -------------------------------------------------------------------------
@@ -576,64 +576,64 @@ def test_a_job_whose_model_file_is_gone_or_whose_version_was_archived_fails_sayi
 def test_cancelling_a_queued_job_means_it_is_never_worked(jobs, runner, registry):
     cancelled, _ = jobs.create(MODEL, ITEMS)
     kept, _ = jobs.create(MODEL, ITEMS)
-    answer = jobs.cancel_or_delete(cancelled["id"])
-    assert answer["id"] == cancelled["id"]
-    assert answer["status"] == "cancelled"
-    assert answer["finished_at"] is not None
-    assert jobs.get(cancelled["id"]) == answer
+    answer = jobs.cancel_or_delete(cancelled.id)
+    assert answer.id == cancelled.id
+    assert answer.status == "cancelled"
+    assert answer.finished_at is not None
+    assert jobs.get(cancelled.id) == answer
     worked: list[Claim] = []
     runner.run_until_idle(worked.append)
-    assert {c.job_id for c in worked} == {kept["id"]}  # the others still run
-    assert jobs.get(cancelled["id"]) == answer
-    assert rows(registry, BatchResult, cancelled["id"]) == 0
-    assert jobs.get(kept["id"])["status"] == "succeeded"
+    assert {c.job_id for c in worked} == {kept.id}  # the others still run
+    assert jobs.get(cancelled.id) == answer
+    assert rows(registry, BatchResult, cancelled.id) == 0
+    assert jobs.get(kept.id).status == "succeeded"
 
 
 def test_cancelling_a_running_job_keeps_what_is_done_and_stops_the_rest(jobs, runner, registry, load):
     job, _ = jobs.create(MODEL, ITEMS)
     runner.run_once()  # chunk 0 done
     held = jobs.claim("worker-b")  # chunk 1 in progress elsewhere
-    assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
+    assert jobs.cancel_or_delete(job.id).status == "cancelled"
     assert jobs.complete(held, *predictions_for(held, load)) is False
     assert runner.run_once() is None  # chunks 2 and 3 are not taken
-    cancelled = jobs.get(job["id"])
-    assert (cancelled["status"], cancelled["items"]["done"], cancelled["progress"]) == ("cancelled", 3, 0.3)
-    assert ids_of(all_results(jobs, job["id"])) == IDS[:3]
-    assert rows(registry, BatchResult, job["id"]) == 3
+    cancelled = jobs.get(job.id)
+    assert (cancelled.status, cancelled.done_items, cancelled.progress) == ("cancelled", 3, 0.3)
+    assert ids_of(all_results(jobs, job.id)) == IDS[:3]
+    assert rows(registry, BatchResult, job.id) == 3
 
 
 def test_deleting_a_finished_job_removes_it_with_its_results(jobs, runner, registry):
     deleted, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
     kept, _ = jobs.create(MODEL, ITEMS)
     runner.run_until_idle()
-    assert jobs.cancel_or_delete(deleted["id"]) is None
+    assert jobs.cancel_or_delete(deleted.id) is None
     for call in (jobs.get, jobs.results, lambda job_id: jobs.result(job_id, "p-0"), jobs.cancel_or_delete):
         with pytest.raises(JobNotFound):
-            call(deleted["id"])
+            call(deleted.id)
     for table in (BatchResult, BatchChunk):
-        assert rows(registry, table, deleted["id"]) == 0
-    assert [j["id"] for j in jobs.list()[0]] == [kept["id"]]
-    assert ids_of(all_results(jobs, kept["id"])) == IDS
+        assert rows(registry, table, deleted.id) == 0
+    assert [j.id for j in jobs.list()[0]] == [kept.id]
+    assert ids_of(all_results(jobs, kept.id)) == IDS
     again, created = jobs.create(MODEL, ITEMS, idempotency_key="key-1")  # the key is free again
-    assert created and again["id"] != deleted["id"] and again["status"] == "queued"
+    assert created and again.id != deleted.id and again.status == "queued"
 
 
 def test_failed_and_cancelled_jobs_can_be_deleted(jobs, runner, registry):
     failed, _ = jobs.create(MODEL, ITEMS)
     cancelled, _ = jobs.create(MODEL, ITEMS)
     runner.run_once()
-    jobs.fail(failed["id"], "gave up")
-    jobs.cancel_or_delete(cancelled["id"])
-    assert jobs.get(failed["id"])["status"] == "failed"
-    assert jobs.get(failed["id"])["error"] == "gave up"
-    assert jobs.get(cancelled["id"])["status"] == "cancelled"
-    assert rows(registry, BatchChunkInput, cancelled["id"]) == 4  # never worked: its input is kept
+    jobs.fail(failed.id, "gave up")
+    jobs.cancel_or_delete(cancelled.id)
+    assert jobs.get(failed.id).status == "failed"
+    assert jobs.get(failed.id).error == "gave up"
+    assert jobs.get(cancelled.id).status == "cancelled"
+    assert rows(registry, BatchChunkInput, cancelled.id) == 4  # never worked: its input is kept
     for job in (failed, cancelled):
-        assert jobs.cancel_or_delete(job["id"]) is None
+        assert jobs.cancel_or_delete(job.id) is None
         with pytest.raises(JobNotFound):
-            jobs.get(job["id"])
+            jobs.get(job.id)
         for table in (BatchResult, BatchChunk, BatchChunkInput):
-            assert rows(registry, table, job["id"]) == 0
+            assert rows(registry, table, job.id) == 0
     assert jobs.list() == ([], None)
 
 
@@ -642,19 +642,19 @@ def test_failed_and_cancelled_jobs_can_be_deleted(jobs, runner, registry):
 
 def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
     assert jobs.list() == ([], None)
-    created = [jobs.create(MODEL, ITEMS[:n + 1])[0]["id"] for n in range(7)]
+    created = [jobs.create(MODEL, ITEMS[:n + 1])[0].id for n in range(7)]
     runner.run_once()
     page, cursor = jobs.list()
-    assert [j["id"] for j in page] == created[::-1]
+    assert [j.id for j in page] == created[::-1]
     assert cursor is None
-    assert [j["items"]["total"] for j in page] == [7, 6, 5, 4, 3, 2, 1]
-    assert [j["status"] for j in page] == ["queued"] * 6 + ["succeeded"]  # listed as they are now
+    assert [j.total_items for j in page] == [7, 6, 5, 4, 3, 2, 1]
+    assert [j.status for j in page] == ["queued"] * 6 + ["succeeded"]  # listed as they are now
     for limit in (1, 2, 3, 6, 7, 8):
         seen, cursor, pages = [], None, 0
         while True:
             page, cursor = jobs.list(after=cursor, limit=limit)
             assert 0 < len(page) <= limit
-            seen += [j["id"] for j in page]
+            seen += [j.id for j in page]
             pages += 1
             if cursor is None:
                 break
@@ -714,17 +714,17 @@ def test_a_released_chunk_is_pending_at_once_uncounted_and_another_runner_comple
         claim = jobs.claim("stopping-worker")
         assert (claim.number, claim.attempts) == (0, 1)
         assert jobs.release(claim) is True
-        assert chunks_of(registry, job["id"])[0] == (0, "pending", None, 0)
-        assert lease_of(registry, job["id"], 0) is None
+        assert chunks_of(registry, job.id)[0] == (0, "pending", None, 0)
+        assert lease_of(registry, job.id, 0) is None
     assert jobs.release(claim) is False  # nothing left to give back
     assert jobs.complete(claim, *predictions_for(claim, load)) is False  # nor to store for it
 
     runner.run_until_idle()
-    done = jobs.get(job["id"])
-    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
-    assert ids_of(all_results(jobs, job["id"])) == IDS
-    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
-    assert [attempts for *_, attempts in chunks_of(registry, job["id"])] == [1, 1, 1, 1]
+    done = jobs.get(job.id)
+    assert (done.status, done.done_items) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job.id)) == IDS
+    assert rows(registry, BatchResult, job.id) == len(ITEMS)
+    assert [attempts for *_, attempts in chunks_of(registry, job.id)] == [1, 1, 1, 1]
 
 
 def test_only_the_holder_can_release_a_chunk(jobs, expiring, registry, load):
@@ -732,35 +732,35 @@ def test_only_the_holder_can_release_a_chunk(jobs, expiring, registry, load):
     first = expiring.claim("worker-a")
     second = jobs.claim("worker-b")  # worker-a's lease ran out: worker-b holds the chunk now
     assert expiring.release(first) is False
-    assert chunks_of(registry, job["id"]) == [(0, "running", "worker-b", 2)]
+    assert chunks_of(registry, job.id) == [(0, "running", "worker-b", 2)]
     assert jobs.complete(second, *predictions_for(second, load)) is True
     assert jobs.release(second) is False  # a finished chunk stays finished
-    assert chunks_of(registry, job["id"]) == [(0, "done", "worker-b", 2)]
-    assert jobs.get(job["id"])["status"] == "succeeded"
+    assert chunks_of(registry, job.id) == [(0, "done", "worker-b", 2)]
+    assert jobs.get(job.id).status == "succeeded"
 
 
 def test_a_renewal_extends_the_lease_and_a_renewed_lease_is_not_taken_over(jobs, expiring, registry):
     job, _ = jobs.create(MODEL, ITEMS)
     claim = expiring.claim("worker-a")  # its lease runs out at once...
-    taken = lease_of(registry, job["id"], 0)
+    taken = lease_of(registry, job.id, 0)
     assert jobs.renew(claim) is True  # ...until it is renewed for a full (60 s) lease
-    renewed = lease_of(registry, job["id"], 0)
+    renewed = lease_of(registry, job.id, 0)
     assert (renewed - taken).total_seconds() > 50
     assert expiring.claim("worker-b").number == 1  # chunk 0 is held: the next one is handed out
-    assert chunks_of(registry, job["id"])[0] == (0, "running", "worker-a", 1)
+    assert chunks_of(registry, job.id)[0] == (0, "running", "worker-a", 1)
 
 
 def test_a_renewal_by_a_worker_that_lost_the_chunk_does_nothing(jobs, expiring, registry, load):
     job, _ = jobs.create(MODEL, ITEMS[:3])
     first = expiring.claim("worker-a")
     second = jobs.claim("worker-b")
-    held_until = lease_of(registry, job["id"], 0)
+    held_until = lease_of(registry, job.id, 0)
     assert jobs.renew(first) is False
-    assert lease_of(registry, job["id"], 0) == held_until
-    assert chunks_of(registry, job["id"]) == [(0, "running", "worker-b", 2)]
+    assert lease_of(registry, job.id, 0) == held_until
+    assert chunks_of(registry, job.id) == [(0, "running", "worker-b", 2)]
     assert jobs.complete(second, *predictions_for(second, load)) is True
     assert jobs.renew(second) is False  # nor is a finished chunk's lease renewed
-    assert lease_of(registry, job["id"], 0) is None
+    assert lease_of(registry, job.id, 0) is None
 
 
 def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_it(registry, load, slow_load,
@@ -770,19 +770,19 @@ def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_i
     runner = BatchRunner(short, load=slow_load)
     runner.start()
     try:
-        wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
-        first_lease = lease_of(registry, job["id"], 0)
+        wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
+        first_lease = lease_of(registry, job.id, 0)
         # Well past the lease it was claimed with: only renewals keep it.
-        wait_until(lambda: lease_of(registry, job["id"], 0) > first_lease + timedelta(seconds=1.5))
+        wait_until(lambda: lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5))
         wait_until(lambda: utcnow() > first_lease + timedelta(seconds=0.5))
         assert short.claim("thief") is None
-        assert chunks_of(registry, job["id"]) == [(0, "running", runner.owner, 1)]
+        assert chunks_of(registry, job.id) == [(0, "running", runner.owner, 1)]
         gate.set()
-        wait_until(lambda: short.get(job["id"])["status"] == "succeeded")
+        wait_until(lambda: short.get(job.id).status == "succeeded")
     finally:
         gate.set()
         runner.stop()
-    assert ids_of(all_results(short, job["id"])) == IDS[:3]
+    assert ids_of(all_results(short, job.id)) == IDS[:3]
 
 
 def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(jobs, registry, load, slow_load,
@@ -790,20 +790,20 @@ def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(jo
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
-    wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+    wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
     stopping.stop(grace=0.2)  # the chunk cannot be finished in time: it is given back
-    assert chunks_of(registry, job["id"]) == [(n, "pending", None, 0) for n in range(4)]
+    assert chunks_of(registry, job.id) == [(n, "pending", None, 0) for n in range(4)]
     gate.set()  # the stopped runner's thread finishes its prediction, too late: nothing is stored
     stopping._thread.join(30)
     assert not stopping._thread.is_alive()
-    assert rows(registry, BatchResult, job["id"]) == 0
-    assert chunks_of(registry, job["id"]) == [(n, "pending", None, 0) for n in range(4)]
+    assert rows(registry, BatchResult, job.id) == 0
+    assert chunks_of(registry, job.id) == [(n, "pending", None, 0) for n in range(4)]
 
     runner.run_until_idle()
-    done = jobs.get(job["id"])
-    assert (done["status"], done["items"]["done"]) == ("succeeded", len(ITEMS))
-    assert ids_of(all_results(jobs, job["id"])) == IDS
-    assert rows(registry, BatchResult, job["id"]) == len(ITEMS)
+    done = jobs.get(job.id)
+    assert (done.status, done.done_items) == ("succeeded", len(ITEMS))
+    assert ids_of(all_results(jobs, job.id)) == IDS
+    assert rows(registry, BatchResult, job.id) == len(ITEMS)
 
 
 def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_other(jobs, registry, slow_load,
@@ -811,13 +811,13 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
-    wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+    wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
     threading.Timer(0.3, gate.set).start()  # the chunk can be finished well within the grace
     stopping.stop(grace=30)
     assert not stopping._thread.is_alive()
-    assert [(number, status) for number, status, *_ in chunks_of(registry, job["id"])] == [
+    assert [(number, status) for number, status, *_ in chunks_of(registry, job.id)] == [
         (0, "done"), (1, "pending"), (2, "pending"), (3, "pending")]
-    assert ids_of(all_results(jobs, job["id"])) == IDS[:CHUNK]
+    assert ids_of(all_results(jobs, job.id)) == IDS[:CHUNK]
 
 
 def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, slow_load, gate, caplog):
@@ -826,22 +826,22 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
     frozen = BatchRunner(short, load=slow_load)
     frozen.start()
     try:
-        wait_until(lambda: chunks_of(registry, job["id"])[0][1] == "running")
+        wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
         with registry.engine.begin() as connection:  # as if the runner had been frozen past its lease
-            connection.execute(update(BatchChunk).where(BatchChunk.job_id == job["id"])
+            connection.execute(update(BatchChunk).where(BatchChunk.job_id == job.id)
                                .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         thief = short.claim("thief")
         assert (thief.number, thief.attempts) == (0, 2)
         wait_until(lambda: "lost the lease on chunk 0" in caplog.text)  # its next renewal finds out
         gate.set()
         frozen.stop()
-        assert rows(registry, BatchResult, job["id"]) == 0  # nothing stored by the runner that lost it
+        assert rows(registry, BatchResult, job.id) == 0  # nothing stored by the runner that lost it
         assert short.complete(thief, *predictions_for(thief, load)) is True
     finally:
         gate.set()
         frozen.stop()
-    assert ids_of(all_results(short, job["id"])) == IDS[:3]
-    assert short.get(job["id"])["status"] == "succeeded"
+    assert ids_of(all_results(short, job.id)) == IDS[:3]
+    assert short.get(job.id).status == "succeeded"
 
 
 def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
@@ -855,3 +855,15 @@ def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
     assert len(owner) <= BatchChunk.__table__.c.lease_owner.type.length
     assert len(owner) <= TrainingJob.__table__.c.lease_owner.type.length
     assert owner.startswith("a-very-long-host-name.") and f":{leases.os.getpid()}:" in owner
+
+
+def test_a_runner_logs_how_far_the_job_has_got(jobs, runner, caplog):
+    caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
+    job, _ = jobs.create(MODEL, ITEMS)
+    runner.run_until_idle()
+    runner.progress.flush()  # what a runner out of work does
+    lines = [r.getMessage() for r in caplog.records if r.name == "coe_template.batch.runner"]
+    assert [line.partition("; ")[0] for line in lines] == [
+        f"batch job {job.id}: chunk 0 stored ({CHUNK} of {len(ITEMS)} items done, job running)",
+        f"batch job {job.id}: chunk 3 stored ({len(ITEMS)} of {len(ITEMS)} items done, job succeeded)",
+    ]

@@ -144,15 +144,15 @@ def test_the_first_train_registers_version_1_as_production(cli, data, store, reg
     first_line, _, rest = result.stdout.partition("\n")
     version = registry.get_version(NAME, 1)
     assert re.fullmatch(
-        rf"{NAME} version 1 \(run {version['run_id']}\): trained on 60 rows, threshold [0-9.]+", first_line
+        rf"{NAME} version 1 \(run {version.run_id}\): trained on 60 rows, threshold [0-9.]+", first_line
     )
     summary = json.loads(rest)
     assert summary["model"] == NAME
     assert summary["version"] == 1
-    assert summary["run_id"] == version["run_id"]
+    assert summary["run_id"] == version.run_id
     assert summary["test"]["num_samples"] > 0
     assert 0.0 <= summary["test"]["f1"] <= 1.0
-    assert version["status"] == "ready"
+    assert version.status == "ready"
     assert registry.get_alias(NAME, PRODUCTION) == 1
     assert (store / "registry.db").is_file()  # the registry is a SQLite file in the store
 
@@ -162,8 +162,8 @@ def test_a_second_train_adds_version_2_but_production_stays_on_1(cli, data, regi
     summary = train_ok(cli, data)
     assert summary["version"] == 2
     assert registry.get_alias(NAME, PRODUCTION) == 1
-    assert registry.get_version(NAME, 2)["status"] == "ready"
-    assert registry.get_version(NAME, 2)["aliases"] == []
+    assert registry.get_version(NAME, 2).status == "ready"
+    assert registry.get_version(NAME, 2).aliases == ()
 
 
 def test_database_url_chooses_where_the_registry_lives(data, tmp_path, monkeypatch):
@@ -189,14 +189,14 @@ def test_train_if_missing_trains_only_when_there_is_no_production_version(cli, d
     second = cli("train", "--data", str(data), "--if-missing")
     assert second.exit_code == 0, second.output
     assert second.stdout == f"{NAME} already has a production version (1); not training\n"
-    assert registry.get_model(NAME)["version_count"] == 1
+    assert registry.get_model(NAME).version_count == 1
 
 
 def test_train_with_an_args_file(cli, data, registry, unsure_args):
     result = cli("train", "--data", str(data), "--args", str(unsure_args))
     assert result.exit_code == 0, result.output
     assert "threshold 1.0" in result.stdout
-    assert registry.get_version(NAME, 1)["args"]["threshold"] == 1.0
+    assert registry.get_version(NAME, 1).args["threshold"] == 1.0
 
 
 def test_train_with_bad_args_fails_naming_the_field(cli, data, registry, tmp_path):
@@ -223,7 +223,7 @@ def test_train_under_another_model_name(cli, data, registry):
     summary = train_ok(cli, data, "--model", "ticket-router")
     assert (summary["model"], summary["version"]) == ("ticket-router", 1)
     assert registry.get_alias("ticket-router", PRODUCTION) == 1  # its own first version
-    assert registry.get_model(NAME)["version_count"] == 1
+    assert registry.get_model(NAME).version_count == 1
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def test_rollback_to_a_chosen_version(cli, data, registry):
 
 def test_archive_is_refused_while_production_points_at_the_version(cli, two_versions, registry):
     failed_clearly(cli("models", "archive", NAME, "1"), "production")
-    assert registry.get_version(NAME, 1)["status"] == "ready"
+    assert registry.get_version(NAME, 1).status == "ready"
 
 
 def test_archive_works_once_production_has_moved(cli, two_versions, registry):
@@ -482,7 +482,7 @@ def test_archive_works_once_production_has_moved(cli, two_versions, registry):
     result = cli("models", "archive", NAME, "1")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{NAME}: version 1 archived\n"
-    assert registry.get_version(NAME, 1)["status"] == "archived"
+    assert registry.get_version(NAME, 1).status == "archived"
     # An archived version can no longer be promoted, nor rolled back to.
     failed_clearly(cli("models", "promote", NAME, "1"), "archived")
     failed_clearly(cli("models", "rollback", NAME), "no ready version older than 2")

@@ -69,7 +69,7 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
     claim = jobs.claim("worker")
     assert jobs.complete(claim, ["computer-vision", "natural-language-processing"],
                          [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]], artifacts.labels)
-    stored = jobs.results(job["id"])[0]
+    stored = jobs.results(job.id)[0]
     registry.engine.dispose()
 
     def keys(engine: Engine) -> list[list[str]]:
@@ -87,7 +87,7 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
         engine.dispose()
     registry = Registry.open(database_url, tmp_path / "store")
     try:
-        assert BatchJobs(registry).results(job["id"])[0] == stored
+        assert BatchJobs(registry).results(job.id)[0] == stored
     finally:
         registry.engine.dispose()
 
@@ -114,7 +114,7 @@ def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url
     try:
         jobs = BatchJobs(registry, chunk_size=2)
         second = jobs.claim("worker")
-        assert (second.job_id, second.number, second.items) == (job["id"], 1, [("c", "kubernetes ünïcode")])
+        assert (second.job_id, second.number, second.items) == (job.id, 1, [("c", "kubernetes ünïcode")])
         assert jobs.claim("worker") is None  # the done chunk is not worked again
     finally:
         registry.engine.dispose()
@@ -125,8 +125,8 @@ def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tm
     jobs = BatchJobs(registry)
     token, digest = new_job_token()
     job, _ = jobs.create(MODEL, [("a", "object detection")], token_sha256=digest)
-    assert jobs.holds_token(job["id"], token)
-    assert not jobs.holds_token(job["id"], token + "x")
+    assert jobs.holds_token(job.id, token)
+    assert not jobs.holds_token(job.id, token + "x")
     registry.engine.dispose()
 
     def columns(engine: Engine) -> set[str]:
@@ -138,7 +138,7 @@ def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tm
         downgrade_to(engine, "0005")
         assert "token_sha256" not in columns(engine)
         with engine.connect() as connection:  # the job itself is kept
-            assert connection.execute(text("SELECT id FROM batch_jobs")).scalars().all() == [job["id"]]
+            assert connection.execute(text("SELECT id FROM batch_jobs")).scalars().all() == [job.id]
         upgrade(engine)
         assert "token_sha256" in columns(engine)
     finally:
@@ -147,15 +147,15 @@ def test_0006_adds_the_job_token_digest_and_takes_it_away_again(database_url, tm
     try:
         jobs = BatchJobs(registry)
         # The digest went with the downgrade: no token matches; an admin key still cancels the job.
-        assert not jobs.holds_token(job["id"], token)
-        assert jobs.cancel_or_delete(job["id"])["status"] == "cancelled"
+        assert not jobs.holds_token(job.id, token)
+        assert jobs.cancel_or_delete(job.id).status == "cancelled"
     finally:
         registry.engine.dispose()
 
 
 def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tmp_path, trained_model):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model, artifacts=DATABASE)
-    run_id = registry.get_version(MODEL, 1)["run_id"]
+    run_id = registry.get_version(MODEL, 1).run_id
     registry.engine.dispose()
 
     engine = create_engine(database_url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from coe_template.data import clean_text, load_dataset
 from coe_template.errors import Busy, InvalidInput
 from coe_template.registry import (
     PRODUCTION,
+    AliasChange,
     AliasNotFound,
     Conflict,
     ModelNotFound,
@@ -75,7 +77,7 @@ def registry(database_url, store):
 
 
 def run_path(registry: Registry, number: int, name: str = NAME) -> Path:
-    return runs_dir(registry.store) / registry.get_version(name, number)["run_id"]
+    return runs_dir(registry.store) / registry.get_version(name, number).run_id
 
 
 def tamper(path: Path) -> None:
@@ -111,8 +113,8 @@ def test_opening_twice_keeps_what_is_there(database_url, store, small_model):
         first.engine.dispose()
     second = Registry.open(database_url, store, upgrade=True)  # upgrading a current schema is a no-op
     try:
-        assert [m["name"] for m in second.list_models()] == [NAME]
-        assert second.get_version(NAME, 1)["status"] == "ready"
+        assert [m.name for m in second.list_models()] == [NAME]
+        assert second.get_version(NAME, 1).status == "ready"
     finally:
         second.engine.dispose()
 
@@ -125,11 +127,11 @@ def test_ensure_model_is_idempotent(registry):
     registry.ensure_model(NAME, "second description")
     registry.ensure_model(NAME)
     [model] = registry.list_models()
-    assert model["name"] == NAME
-    assert model["description"] == "first description"
-    assert model["latest_version"] is None
-    assert model["version_count"] == 0
-    assert model["aliases"] == {}
+    assert model.name == NAME
+    assert model.description == "first description"
+    assert model.latest_version is None
+    assert model.version_count == 0
+    assert model.aliases == {}
 
 
 def test_ensure_model_leaves_existing_versions_alone(registry, small_model):
@@ -138,8 +140,8 @@ def test_ensure_model_leaves_existing_versions_alone(registry, small_model):
     registry.set_alias(NAME, PRODUCTION, 1)
     registry.ensure_model(NAME)
     model = registry.get_model(NAME)
-    assert model["version_count"] == 1
-    assert model["aliases"] == {PRODUCTION: 1}
+    assert model.version_count == 1
+    assert model.aliases == {PRODUCTION: 1}
 
 
 @pytest.mark.parametrize(("name", "description", "message"), [
@@ -163,9 +165,9 @@ def test_models_are_listed_by_name_with_their_versions_and_aliases(registry, sma
     registry.register("mid", small_model)
     registry.set_alias("mid", "staging", 2)
     models = registry.list_models()
-    assert [m["name"] for m in models] == ["alpha", "mid", "zeta"]
+    assert [m.name for m in models] == ["alpha", "mid", "zeta"]
     mid = models[1]
-    assert (mid["latest_version"], mid["version_count"], mid["aliases"]) == (2, 2, {"staging": 2})
+    assert (mid.latest_version, mid.version_count, mid.aliases) == (2, 2, {"staging": 2})
 
 
 UNKNOWN_MODEL_CALLS = {
@@ -189,7 +191,7 @@ def test_an_unknown_model_is_model_not_found(registry):
         assert isinstance(info.value, LookupError), what
         assert isinstance(info.value, RegistryError), what
         assert str(info.value) == "model 'nope' not found", what
-    assert [m["name"] for m in registry.list_models()] == [NAME]  # nothing was created on the way
+    assert [m.name for m in registry.list_models()] == [NAME]  # nothing was created on the way
 
 
 # --- registering versions -------------------------------------------------------------------------
@@ -197,11 +199,11 @@ def test_an_unknown_model_is_model_not_found(registry):
 
 def test_register_numbers_versions_from_one(registry, small_model):
     registry.ensure_model(NAME)
-    numbers = [registry.register(NAME, small_model)["version"] for _ in range(3)]
+    numbers = [registry.register(NAME, small_model).version for _ in range(3)]
     assert numbers == [1, 2, 3]
-    assert registry.get_model(NAME)["latest_version"] == 3
+    assert registry.get_model(NAME).latest_version == 3
     # Each version has a run of its own.
-    run_ids = {registry.get_version(NAME, n)["run_id"] for n in numbers}
+    run_ids = {registry.get_version(NAME, n).run_id for n in numbers}
     assert len(run_ids) == 3
 
 
@@ -209,27 +211,28 @@ def test_register_records_what_the_version_was_made_from(registry, small_model, 
     registry.ensure_model(NAME)
     registry.register(NAME, small_model)
     version = registry.get_version(NAME, 1)
-    assert version["model"] == NAME
-    assert version["version"] == 1
-    assert version["status"] == "ready"
-    assert version["error"] is None
-    assert version["aliases"] == []
-    assert version["args"] == small_model.args.to_dict()
-    assert version["dataset"] == small_dataset.fingerprint
-    assert version["dataset"]["rows"] == 60
-    assert version["performance"] == small_model.performance
-    assert version["created_at"] is not None and version["finished_at"] is not None
-    assert version["finished_at"] >= version["created_at"]
-    assert RUN_ID.fullmatch(version["run_id"])
+    assert version.model == NAME
+    assert version.version == 1
+    assert version.status == "ready"
+    assert version.error is None
+    assert version.aliases == ()
+    assert version.args == small_model.args.to_dict()
+    assert version.dataset == small_dataset.fingerprint
+    assert version.dataset["rows"] == 60
+    assert version.performance == small_model.performance
+    assert version.created_at is not None and version.finished_at is not None
+    assert version.finished_at >= version.created_at
+    assert version.created_at.tzinfo is version.finished_at.tzinfo is UTC  # also from SQLite
+    assert RUN_ID.fullmatch(version.run_id)
 
 
 def test_register_records_a_sha256_per_artifact_file(registry, small_model):
     registry.ensure_model(NAME)
     registry.register(NAME, small_model)
     version = registry.get_version(NAME, 1)
-    run = runs_dir(registry.store) / version["run_id"]
-    assert set(version["artifacts"]) == RUN_FILES
-    for file_name, digest in version["artifacts"].items():
+    run = runs_dir(registry.store) / version.run_id
+    assert set(version.artifacts) == RUN_FILES
+    for file_name, digest in version.artifacts.items():
         assert digest == hashlib.sha256((run / file_name).read_bytes()).hexdigest()
 
 
@@ -249,23 +252,23 @@ def test_create_version_starts_in_training(registry):
     registry.ensure_model(NAME)
     args = parse_args({"C": 2.0})
     created = registry.create_version(NAME, args)
-    assert created["version"] == 1
-    assert created["status"] == "training"
-    assert created["args"] == args.to_dict()
-    assert created["run_id"] is None and created["artifacts"] is None and created["finished_at"] is None
-    assert registry.get_version(NAME, 1)["status"] == "training"
-    assert registry.create_version(NAME, args)["version"] == 2
+    assert created.version == 1
+    assert created.status == "training"
+    assert created.args == args.to_dict()
+    assert created.run_id is None and created.artifacts is None and created.finished_at is None
+    assert registry.get_version(NAME, 1).status == "training"
+    assert registry.create_version(NAME, args).version == 2
 
 
 def test_complete_version_makes_a_training_version_ready(registry, small_model):
     registry.ensure_model(NAME)
     registry.create_version(NAME, small_model.args)
     completed = registry.complete_version(NAME, 1, small_model)
-    assert completed["status"] == "ready"
+    assert completed.status == "ready"
     version = registry.get_version(NAME, 1)
-    assert version["status"] == "ready"
-    assert version["performance"] == small_model.performance
-    assert set(version["artifacts"]) == RUN_FILES
+    assert version.status == "ready"
+    assert version.performance == small_model.performance
+    assert set(version.artifacts) == RUN_FILES
 
 
 def test_fail_version_records_the_error(registry):
@@ -273,10 +276,10 @@ def test_fail_version_records_the_error(registry):
     registry.create_version(NAME, parse_args({}))
     registry.fail_version(NAME, 1, "DatasetError: data file not found: /nowhere.csv")
     version = registry.get_version(NAME, 1)
-    assert version["status"] == "failed"
-    assert version["error"] == "DatasetError: data file not found: /nowhere.csv"
-    assert version["finished_at"] is not None
-    assert version["run_id"] is None
+    assert version.status == "failed"
+    assert version.error == "DatasetError: data file not found: /nowhere.csv"
+    assert version.finished_at is not None
+    assert version.run_id is None
 
 
 def test_a_late_failure_does_not_undo_a_ready_version(registry, small_model):
@@ -284,8 +287,8 @@ def test_a_late_failure_does_not_undo_a_ready_version(registry, small_model):
     registry.register(NAME, small_model)
     registry.fail_version(NAME, 1, "too late")
     version = registry.get_version(NAME, 1)
-    assert version["status"] == "ready"
-    assert version["error"] is None
+    assert version.status == "ready"
+    assert version.error is None
 
 
 def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_model):
@@ -296,7 +299,7 @@ def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_mo
     for number, status in ((1, "ready"), (2, "failed")):
         with pytest.raises(Conflict, match=f"is {status}, not training"):
             registry.complete_version(NAME, number, small_model)
-        assert registry.get_version(NAME, number)["status"] == status
+        assert registry.get_version(NAME, number).status == status
 
 
 def create_concurrently(registry: Registry, threads: int, per_thread: int) -> list[int]:
@@ -311,7 +314,7 @@ def create_concurrently(registry: Registry, threads: int, per_thread: int) -> li
         try:
             barrier.wait()
             for _ in range(per_thread):
-                number = registry.create_version(NAME, args)["version"]
+                number = registry.create_version(NAME, args).version
                 with lock:
                     numbers.append(number)
         except BaseException as exc:  # reported below, not lost in the thread
@@ -332,8 +335,8 @@ def test_concurrent_create_version_gives_distinct_consecutive_numbers(registry):
     numbers = create_concurrently(registry, threads=5, per_thread=1)
     assert sorted(numbers) == [1, 2, 3, 4, 5]
     page, _ = registry.list_versions(NAME)
-    assert [v["version"] for v in page] == [1, 2, 3, 4, 5]
-    assert all(v["status"] == "training" for v in page)
+    assert [v.version for v in page] == [1, 2, 3, 4, 5]
+    assert all(v.status == "training" for v in page)
 
 
 def test_many_concurrent_writers_all_get_a_version(registry):
@@ -354,7 +357,7 @@ def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
     def create(name: str) -> None:
         barrier.wait()
         try:
-            outcome: object = registry.create_version(name, args, max_training=3)["version"]
+            outcome: object = registry.create_version(name, args, max_training=3).version
         except Busy as exc:
             outcome = exc
         with lock:
@@ -372,8 +375,8 @@ def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
     created = [v for name in (NAME, "other-model") for v in registry.list_versions(name)[0]]
     assert len(created) == 3
     # A finished training frees its place.
-    registry.fail_version(created[0]["model"], created[0]["version"], "stopped by the test")
-    assert registry.create_version(NAME, args, max_training=3)["status"] == "training"
+    registry.fail_version(created[0].model, created[0].version, "stopped by the test")
+    assert registry.create_version(NAME, args, max_training=3).status == "training"
     with pytest.raises(Busy):
         registry.create_version(NAME, args, max_training=3)
 
@@ -398,7 +401,7 @@ def walk(registry: Registry, limit: int, status: str | None = None) -> list[list
     pages, after = [], 0
     while after is not None:
         page, after = registry.list_versions(NAME, status=status, after=after, limit=limit)
-        pages.append([v["version"] for v in page])
+        pages.append([v.version for v in page])
         assert len(pages) <= 20, "the cursor does not advance"
     return pages
 
@@ -413,12 +416,12 @@ def test_pages_walk_every_version_exactly_once(seven_versions):
 
 def test_pages_follow_the_cursor(seven_versions):
     first, cursor = seven_versions.list_versions(NAME, limit=3)
-    assert [v["version"] for v in first] == [1, 2, 3]
+    assert [v.version for v in first] == [1, 2, 3]
     assert cursor == 3
     second, cursor = seven_versions.list_versions(NAME, after=cursor, limit=3)
-    assert [v["version"] for v in second] == [4, 5, 6]
+    assert [v.version for v in second] == [4, 5, 6]
     last, cursor = seven_versions.list_versions(NAME, after=cursor, limit=3)
-    assert [v["version"] for v in last] == [7]
+    assert [v.version for v in last] == [7]
     assert cursor is None
 
 
@@ -426,8 +429,8 @@ def test_list_versions_filters_by_status(seven_versions):
     expected = {"failed": [2, 5], "ready": [3, 6], "training": [1, 4, 7], "archived": []}
     for status, numbers in expected.items():
         page, cursor = seven_versions.list_versions(NAME, status=status)
-        assert [v["version"] for v in page] == numbers
-        assert all(v["status"] == status for v in page)
+        assert [v.version for v in page] == numbers
+        assert all(v.status == status for v in page)
         assert cursor is None
 
 
@@ -441,7 +444,7 @@ def test_listed_versions_carry_their_aliases(seven_versions):
     seven_versions.set_alias(NAME, "staging", 3)
     seven_versions.set_alias(NAME, "canary", 6)
     page, _ = seven_versions.list_versions(NAME, status="ready")
-    assert {v["version"]: sorted(v["aliases"]) for v in page} == {3: ["production", "staging"], 6: ["canary"]}
+    assert {v.version: sorted(v.aliases) for v in page} == {3: ["production", "staging"], 6: ["canary"]}
 
 
 def test_a_model_without_versions_lists_none(registry):
@@ -461,19 +464,19 @@ def two_ready(registry, small_model, other_model):
 
 
 def test_set_alias_points_at_a_version_and_is_idempotent(two_ready):
-    assert two_ready.set_alias(NAME, PRODUCTION, 1) == {"alias": PRODUCTION, "version": 1}
-    assert two_ready.set_alias(NAME, PRODUCTION, 1) == {"alias": PRODUCTION, "version": 1}
+    assert two_ready.set_alias(NAME, PRODUCTION, 1) == AliasChange(PRODUCTION, 1)
+    assert two_ready.set_alias(NAME, PRODUCTION, 1) == AliasChange(PRODUCTION, 1)
     assert two_ready.get_alias(NAME, PRODUCTION) == 1
     assert two_ready.list_aliases(NAME) == {PRODUCTION: 1}
-    assert two_ready.get_version(NAME, 1)["aliases"] == [PRODUCTION]
+    assert two_ready.get_version(NAME, 1).aliases == (PRODUCTION,)
 
 
 def test_set_alias_moves_an_alias_between_versions(two_ready):
     two_ready.set_alias(NAME, PRODUCTION, 1)
     two_ready.set_alias(NAME, PRODUCTION, 2)
     assert two_ready.get_alias(NAME, PRODUCTION) == 2
-    assert two_ready.get_version(NAME, 1)["aliases"] == []
-    assert two_ready.get_version(NAME, 2)["aliases"] == [PRODUCTION]
+    assert two_ready.get_version(NAME, 1).aliases == ()
+    assert two_ready.get_version(NAME, 2).aliases == (PRODUCTION,)
     two_ready.set_alias(NAME, PRODUCTION, 1)
     assert two_ready.get_alias(NAME, PRODUCTION) == 1
 
@@ -482,7 +485,7 @@ def test_several_aliases_can_share_a_version(two_ready):
     two_ready.set_alias(NAME, PRODUCTION, 2)
     two_ready.set_alias(NAME, "staging", 2)
     assert two_ready.list_aliases(NAME) == {PRODUCTION: 2, "staging": 2}
-    assert sorted(two_ready.get_version(NAME, 2)["aliases"]) == [PRODUCTION, "staging"]
+    assert sorted(two_ready.get_version(NAME, 2).aliases) == [PRODUCTION, "staging"]
 
 
 def test_set_alias_to_an_unknown_version_is_version_not_found(two_ready):
@@ -512,7 +515,7 @@ def test_set_alias_refuses_a_tampered_version_and_leaves_the_alias(two_ready):
     with pytest.raises(ArtifactError, match=MODEL_FILE):
         two_ready.set_alias(NAME, PRODUCTION, 2)
     assert two_ready.get_alias(NAME, PRODUCTION) == 1
-    assert two_ready.get_version(NAME, 2)["aliases"] == []
+    assert two_ready.get_version(NAME, 2).aliases == ()
 
 
 def test_set_alias_refuses_a_version_whose_run_is_gone(two_ready):
@@ -533,11 +536,11 @@ def test_production_cannot_be_deleted(two_ready):
 def test_delete_alias_returns_the_version_it_pointed_to(two_ready):
     two_ready.set_alias(NAME, PRODUCTION, 1)
     two_ready.set_alias(NAME, "staging", 2)
-    assert two_ready.delete_alias(NAME, "staging") == {"alias": "staging", "version": 2}
+    assert two_ready.delete_alias(NAME, "staging") == AliasChange("staging", 2)
     assert two_ready.list_aliases(NAME) == {PRODUCTION: 1}
     with pytest.raises(AliasNotFound):
         two_ready.get_alias(NAME, "staging")
-    assert two_ready.get_version(NAME, 2)["status"] == "ready"  # the version itself stays
+    assert two_ready.get_version(NAME, 2).status == "ready"  # the version itself stays
 
 
 def test_an_unknown_alias_is_alias_not_found(two_ready):
@@ -557,7 +560,7 @@ def test_archive_is_refused_while_an_alias_points_at_the_version(two_ready):
     with pytest.raises(Conflict) as info:
         two_ready.archive_version(NAME, 1)
     assert PRODUCTION in str(info.value)
-    assert two_ready.get_version(NAME, 1)["status"] == "ready"
+    assert two_ready.get_version(NAME, 1).status == "ready"
 
 
 def test_archive_names_every_alias_in_the_way(two_ready):
@@ -572,10 +575,10 @@ def test_archive_works_once_no_alias_points_at_the_version(two_ready):
     two_ready.set_alias(NAME, PRODUCTION, 1)
     two_ready.set_alias(NAME, PRODUCTION, 2)
     archived = two_ready.archive_version(NAME, 1)
-    assert archived["status"] == "archived"
-    assert two_ready.get_version(NAME, 1)["status"] == "archived"
+    assert archived.status == "archived"
+    assert two_ready.get_version(NAME, 1).status == "archived"
     page, _ = two_ready.list_versions(NAME, status="archived")
-    assert [v["version"] for v in page] == [1]
+    assert [v.version for v in page] == [1]
 
 
 def test_a_training_version_cannot_be_archived(registry):
@@ -583,7 +586,7 @@ def test_a_training_version_cannot_be_archived(registry):
     registry.create_version(NAME, parse_args({}))
     with pytest.raises(Conflict, match="still training"):
         registry.archive_version(NAME, 1)
-    assert registry.get_version(NAME, 1)["status"] == "training"
+    assert registry.get_version(NAME, 1).status == "training"
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -592,7 +595,7 @@ def test_a_training_version_cannot_be_archived(registry):
 def test_load_gives_back_the_registered_model(two_ready, small_model, other_model):
     for number, model in ((1, small_model), (2, other_model)):
         artifacts = two_ready.load(NAME, number)
-        assert artifacts.run_id == two_ready.get_version(NAME, number)["run_id"]
+        assert artifacts.run_id == two_ready.get_version(NAME, number).run_id
         cleaned = [clean_text(t) for t in PROBES]
         np.testing.assert_array_equal(artifacts.pipeline.predict_proba(cleaned),
                                       model.pipeline.predict_proba(cleaned))

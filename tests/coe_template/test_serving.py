@@ -52,7 +52,7 @@ def test_refresh_loads_production_then_reports_no_change(server, versions):
     assert server.refresh() is True
     served = server.current
     assert (served.name, served.version) == (NAME, 1)
-    assert served.artifacts.run_id == versions.get_version(NAME, 1)["run_id"]
+    assert served.artifacts.run_id == versions.get_version(NAME, 1).run_id
     assert served.ref() == {"name": NAME, "version": 1, "run_id": served.artifacts.run_id}
     assert server.refresh() is False
     assert server.refresh() is False
@@ -65,7 +65,7 @@ def test_refresh_swaps_to_the_promoted_version(server, versions, small_model, ot
     versions.set_alias(NAME, PRODUCTION, 2)
     assert server.refresh() is True
     assert server.current.version == 2
-    assert server.current.artifacts.run_id == versions.get_version(NAME, 2)["run_id"]
+    assert server.current.artifacts.run_id == versions.get_version(NAME, 2).run_id
     after = predict(PROBES, server.current.artifacts)
     assert [p["probabilities"] for p in after] != [p["probabilities"] for p in before]
 
@@ -107,7 +107,7 @@ def test_refresh_without_a_production_alias_fails_clearly(registry, small_model)
 def test_pinned_returns_the_requested_version_and_caches_it(server, versions):
     first = server.pinned(NAME, 2)
     assert (first.name, first.version) == (NAME, 2)
-    assert first.artifacts.run_id == versions.get_version(NAME, 2)["run_id"]
+    assert first.artifacts.run_id == versions.get_version(NAME, 2).run_id
     assert server.pinned(NAME, 2) is first  # not loaded again
     # Cached: a later change on disk does not affect the already verified, loaded copy.
     tamper(run_path(versions, 2) / MODEL_FILE)

@@ -118,7 +118,7 @@ def test_an_unexpected_training_error_is_told_without_its_message(tmp_path):
 
 def test_a_version_and_its_job_are_recorded_together(jobs, model):
     created = jobs.create(NAME, parse_args({"C": 2.0}))
-    assert created["status"] == "training" and created["version"] == 1
+    assert created.status == "training" and created.version == 1
     assert [row[1:] for row in job_rows(model)] == [("pending", 0, None)]
     assert jobs.created.is_set()  # this process's idle runner is woken
 
@@ -130,7 +130,7 @@ def test_the_training_limit_counts_queued_versions_and_refuses_both_records(jobs
     with pytest.raises(Busy, match="2 version"):
         jobs.create(NAME, args, max_training=2)
     assert len(job_rows(model)) == 2
-    assert [v["version"] for v in model.list_versions(NAME)[0]] == [1, 2]
+    assert [v.version for v in model.list_versions(NAME)[0]] == [1, 2]
 
 
 def test_a_held_job_is_not_claimed_twice_and_the_oldest_goes_first(jobs):
@@ -153,13 +153,13 @@ def test_a_stale_trainers_completion_is_refused_and_its_successors_kept(jobs, mo
     assert jobs.renew(stale) is False
     assert jobs.complete(stale, small_model) is False
     assert jobs.fail(stale, "too late") is False
-    assert model.get_version(NAME, 1)["status"] == "training"
+    assert model.get_version(NAME, 1).status == "training"
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
     assert jobs.renew(holder) is True
     assert jobs.complete(holder, small_model) is True
     version = model.get_version(NAME, 1)
-    assert version["status"] == "ready" and set(version["artifacts"]) == RUN_FILES
+    assert version.status == "ready" and set(version.artifacts) == RUN_FILES
     assert job_rows(model) == [(job_rows(model)[0][0], "done", 2, "holder:2:bbbb")]
     model.set_alias(NAME, PRODUCTION, 1)  # a trained version like any other
 
@@ -175,8 +175,8 @@ def test_a_job_abandoned_twice_fails_its_version_naming_the_last_owner(jobs, mod
     nxt = jobs.claim("third:3:cccc")  # fails version 1 on the way, takes version 2
     assert nxt.version == 2
     failed = model.get_version(NAME, 1)
-    assert failed["status"] == "failed"
-    assert failed["error"] == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
+    assert failed.status == "failed"
+    assert failed.error == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
                                "stopped renewing its lease")
     assert job_rows(model)[0][1:] == ("failed", 2, "second:2:bbbb")
     assert jobs.claim("fourth:4:dddd") is None  # never claimed again
@@ -195,7 +195,7 @@ def test_a_failed_training_fails_the_version_with_the_message(jobs, model):
     claim = jobs.claim("a:1:x")
     assert jobs.fail(claim, "DatasetError: the training data (x.csv) is empty") is True
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == ("failed", "DatasetError: the training data (x.csv) is empty")
+    assert (version.status, version.error) == ("failed", "DatasetError: the training data (x.csv) is empty")
     assert job_rows(model)[0][1:3] == ("failed", 1)
 
 
@@ -210,9 +210,9 @@ def test_a_runner_trains_a_queued_version_in_a_child_process(jobs, model, small_
     claim = runner.run_once()
     assert claim is not None and outcomes == ["done"]
     version = model.get_version(NAME, 1)
-    assert version["status"] == "ready", version["error"]
-    assert version["args"] == args.to_dict()
-    assert version["dataset"]["rows"] == 60
+    assert version.status == "ready", version.error
+    assert version.args == args.to_dict()
+    assert version.dataset["rows"] == 60
     assert model.load(NAME, 1).arg("seed") == 11
     assert job_rows(model)[0][1:] == ("done", 1, runner.owner)
     assert runner.run_once() is None
@@ -222,8 +222,8 @@ def test_a_runner_records_why_training_failed(jobs, model, no_tag_csv):
     jobs.create(NAME, parse_args({}))
     TrainingRunner(jobs, no_tag_csv).run_once()
     version = model.get_version(NAME, 1)
-    assert version["status"] == "failed"
-    assert version["error"] == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
+    assert version.status == "failed"
+    assert version.error == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
                                 "found title, description")
 
 
@@ -240,7 +240,7 @@ def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
     assert not stopper.is_alive()
     assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), "the training process outlived the stop"
     assert job_rows(model)[0][1:] == ("pending", 0, None)
-    assert model.get_version(NAME, 1)["status"] == "training"  # for the next runner to train
+    assert model.get_version(NAME, 1).status == "training"  # for the next runner to train
 
 
 # --- bounds: a training that never ends, a job given back for ever, a cancel -------------------------
@@ -263,7 +263,7 @@ def test_a_training_longer_than_its_timeout_is_stopped_and_its_version_failed(jo
     assert runner.run_once() is not None
     assert time.monotonic() - started < 30
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == (
+    assert (version.status, version.error) == (
         "failed", "training took longer than 1 s (COE_TRAINING_TIMEOUT): stopped")
     assert job_rows(model)[0][1:] == ("failed", 1, runner.owner)
     assert outcomes == ["failed"]
@@ -282,7 +282,7 @@ def test_a_job_given_back_after_training_longer_than_a_lease_counts_and_ends_on_
     assert last.attempts == MAX_ATTEMPTS
     assert jobs.release(last, ran_seconds=2.4) is True
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == (
+    assert (version.status, version.error) == (
         "failed", ("training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
                    "was stopped after 2 s (a restart, a deploy or a recycled server worker)"))
     assert job_rows(model)[0][1:] == ("failed", 2, "last:2:bbbb")
@@ -306,13 +306,13 @@ def test_a_stopping_runner_that_trained_longer_than_a_lease_counts_its_try(model
     time.sleep(1.0)
     runner.stop(0.1)
     assert job_rows(model)[0][1:] == ("pending", 1, None)
-    assert model.get_version(NAME, 1)["status"] == "training"
+    assert model.get_version(NAME, 1).status == "training"
 
 
 def test_a_queued_version_cancelled_fails_with_its_job_and_is_never_claimed(jobs, model):
     jobs.create(NAME, parse_args({}))
     cancelled = jobs.cancel(NAME, 1)
-    assert (cancelled["status"], cancelled["error"]) == ("failed", CANCELLED)
+    assert (cancelled.status, cancelled.error) == ("failed", CANCELLED)
     assert model.get_version(NAME, 1) == cancelled
     assert job_rows(model)[0][1:] == ("failed", 0, None)
     assert jobs.claim("a:1:x") is None
@@ -326,7 +326,7 @@ def test_a_running_version_cancelled_refuses_its_trainers_renewal_and_result(job
     assert jobs.complete(claim, small_model) is False
     assert jobs.fail(claim, "too late") is False
     version = model.get_version(NAME, 1)
-    assert (version["status"], version["error"]) == ("failed", CANCELLED)
+    assert (version.status, version.error) == ("failed", CANCELLED)
     assert not runs_dir(model.store).exists() or not any(runs_dir(model.store).iterdir())
 
 
@@ -340,7 +340,7 @@ def test_only_a_training_version_can_be_cancelled(jobs, model, small_model, stat
         jobs.fail(claim, "DatasetError: bad")
     with pytest.raises(Conflict, match=f"^version 1 of '{NAME}' is {status}, not training: nothing to cancel$"):
         jobs.cancel(NAME, 1)
-    assert model.get_version(NAME, 1)["status"] == status
+    assert model.get_version(NAME, 1).status == status
 
 
 def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(model):
@@ -357,7 +357,7 @@ def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(
     assert not worker.is_alive(), "the runner kept training a cancelled version"
     assert outcomes == ["dropped"]
     assert not set(worker_pids(os.getpid())) - before
-    assert model.get_version(NAME, 1)["error"] == CANCELLED
+    assert model.get_version(NAME, 1).error == CANCELLED
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

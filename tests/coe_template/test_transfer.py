@@ -71,7 +71,7 @@ def exported(source, tmp_path) -> Path:
     out = tmp_path / "v2.tar.gz"
     result = cli(source, "models", "export", MODEL, "2", "--out", str(out))
     assert result.exit_code == 0, result.output
-    run_id = source.get_version(MODEL, 2)["run_id"]
+    run_id = source.get_version(MODEL, 2).run_id
     size = sum(len(source.artifacts.get(run_id, n)) for n in (*RUN_FILES, RECORD_FILE))
     assert result.output == f"{MODEL} version 2 (run {run_id}, 6 files, {size} bytes) exported to {out}\n"
     return out
@@ -100,29 +100,29 @@ def test_a_version_moves_with_its_digests_and_predicts_the_same(source, target, 
     result = cli(target, "models", "import", str(exported))
     assert result.exit_code == 0, result.output
     original = source.get_version(MODEL, 2)
-    assert result.output == (f"{MODEL}: imported {MODEL} version 2 (run {original['run_id']}) as version 2, ready; "
+    assert result.output == (f"{MODEL}: imported {MODEL} version 2 (run {original.run_id}) as version 2, ready; "
                              f"promote it with `coe-template models promote {MODEL} 2`\n")
     imported = target.get_version(MODEL, 2)  # numbered by the target: its next version
-    assert imported["status"] == "ready"
+    assert imported.status == "ready"
     for key in ("artifacts", "run_id", "args", "dataset", "performance"):
-        assert imported[key] == original[key], key
+        assert getattr(imported, key) == getattr(original, key), key
     np.testing.assert_array_equal(target.load(MODEL, 2).pipeline.predict_proba(TEXTS),
                                   source.load(MODEL, 2).pipeline.predict_proba(TEXTS))
     assert target.artifacts.kind == DIRECTORY  # from the database store to a directory, digests intact
     assert {n: sha256(p.read_bytes()) for n, p in
-            ((n, target.store / "runs" / original["run_id"] / n) for n in RUN_FILES)} == original["artifacts"]
+            ((n, target.store / "runs" / original.run_id / n) for n in RUN_FILES)} == original.artifacts
 
     again = cli(target, "models", "import", str(exported), "--model", MODEL)  # never overwrites
     assert again.exit_code == 1
-    assert again.output == (f"Error: run {original['run_id']} is already in this registry, as version 2 of "
+    assert again.output == (f"Error: run {original.run_id} is already in this registry, as version 2 of "
                             f"{MODEL!r} (imported before, or exported from here): nothing imported\n")
-    assert [v["version"] for v in target.list_versions(MODEL)[0]] == [1, 2]
+    assert [v.version for v in target.list_versions(MODEL)[0]] == [1, 2]
 
 
 def test_import_into_a_model_of_another_name_creates_it(target, exported):
     result = cli(target, "models", "import", str(exported), "--model", "tagger-from-elsewhere")
     assert result.exit_code == 0, result.output
-    assert target.get_version("tagger-from-elsewhere", 1)["status"] == "ready"
+    assert target.get_version("tagger-from-elsewhere", 1).status == "ready"
 
 
 ONLY = "|".join((*RUN_FILES, RECORD_FILE))
@@ -371,7 +371,7 @@ def test_a_version_that_cannot_be_recorded_leaves_no_files(database_url, target,
                                     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"))
         with pytest.raises(Exception, match="refused at commit"):
             registry.import_version(MODEL, manifest, files)
-        assert [v["version"] for v in registry.list_versions(MODEL)[0]] == [1]
+        assert [v.version for v in registry.list_versions(MODEL)[0]] == [1]
         with registry.engine.begin() as connection:
             connection.execute(text("DROP TRIGGER refuse ON model_versions"))
             connection.execute(text("DROP FUNCTION refuse()"))

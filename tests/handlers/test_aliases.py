@@ -53,7 +53,7 @@ def test_alias_names_outside_the_pattern_are_refused(registry_client, assert_pro
 
 def test_a_tampered_version_is_refused_and_production_stays(registry_store, registry_client, assert_problem,
                                                             assert_envelope):
-    run = registry_store.store / "runs" / registry_store.get_version(MODEL, 2)["run_id"]
+    run = registry_store.store / "runs" / registry_store.get_version(MODEL, 2).run_id
     model_file = run / "model.joblib"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF

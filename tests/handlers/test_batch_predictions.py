@@ -107,7 +107,8 @@ def test_idempotency_key_returns_the_same_job(batch_client, assert_envelope, ass
     listed = assert_envelope(batch_client.get(JOBS))["jobs"]
     assert [j["id"] for j in listed] == [first["job"]["id"]]
     other = {"items": ITEMS[:2]}
-    assert "order-42" in assert_problem(batch_client.post(JOBS, json=other, headers=headers), 409)
+    assert assert_problem(batch_client.post(JOBS, json=other, headers=headers), 409) == (
+        f"Idempotency-Key 'order-42' was already used for a different request (job {first['job']['id']})")
 
 
 def test_jobs_are_listed_newest_first_one_page_at_a_time(batch_client, assert_envelope):

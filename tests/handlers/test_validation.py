@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 from starlette.datastructures import Headers
 
-from coe_template.batch.items import _problems
+from coe_template.args import TrainingArgs, TrainingArgsSchema
+from coe_template.batch.items import ITEM_ID, _problems
 from handlers.app import SPEC_DIR
 from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
@@ -228,6 +230,23 @@ def test_a_text_is_accepted_by_both_validators_exactly_when_a_batch_item_has_tex
     schema = spec_schema("PredictionRequest")
     body = {"texts": [{"text": text}]}
     assert accepted_when_compiled(schema, body) == accepted_by_connexion(schema, body) == batch_item_has_text(text)
+
+
+# --- the item id: one pattern, the package's, in the spec wherever an item id travels ------------------
+
+
+def test_every_item_id_pattern_in_the_spec_is_the_batch_items_one():
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
+    body_id = spec["components"]["schemas"]["BatchRequest"]["properties"]["items"]["items"]["properties"]["id"]
+    path_id = next(p for p in spec["paths"]["/batch-predictions/{job-id}/results/{item-id}"]["parameters"]
+                   if p.get("name") == "item-id")
+    assert body_id["pattern"] == path_id["schema"]["pattern"] == f"^{ITEM_ID.pattern}$"
+
+
+def test_the_training_arguments_the_spec_names_are_the_packages():
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
+    named = spec["components"]["schemas"]["TrainingRequest"]["properties"]["args"]["properties"]
+    assert list(named) == [f.name for f in dataclasses.fields(TrainingArgs)] == list(TrainingArgsSchema().fields)
 
 
 # --- integers in the path -----------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_integer_training_args_no_database_can_hold_are_named_each(client):
 
 
 def test_a_version_whose_files_are_gone_is_a_503_that_names_no_server_path(registry_store, registry_client):
-    run_id = registry_store.get_version(MODEL, 2)["run_id"]
+    run_id = registry_store.get_version(MODEL, 2).run_id
     shutil.rmtree(runs_dir(registry_store.store) / run_id)
     response = registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "object detection"}]},
                                     headers={"X-Request-ID": "in-8"})
@@ -178,7 +178,7 @@ def test_a_version_whose_files_are_gone_is_a_503_that_names_no_server_path(regis
 
 
 def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_store, registry_client):
-    run_id = registry_store.get_version(MODEL, 2)["run_id"]
+    run_id = registry_store.get_version(MODEL, 2).run_id
     (runs_dir(registry_store.store) / run_id / MODEL_FILE).unlink()
     response = registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "object detection"}]},
                                     headers={"X-Request-ID": "in-9"})
