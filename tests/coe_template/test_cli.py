@@ -495,7 +495,7 @@ def test_a_version_still_training_is_cancelled_not_archived(cli, two_versions, r
     result = cli("models", "cancel", NAME, "3")
     assert (result.exit_code, result.stdout) == (0, f"{NAME}: version 3 cancelled (failed)\n"), result.output
     version = registry.get_version(NAME, 3)
-    assert (version["status"], version["error"]) == ("failed", "cancelled by an administrator before training finished")
+    assert (version.status, version.error) == ("failed", "cancelled by an administrator before training finished")
     failed_clearly(cli("models", "cancel", NAME, "3"),
                    f"version 3 of '{NAME}' is failed, not training: nothing to cancel")
     failed_clearly(cli("models", "cancel", NAME, "2"),

@@ -281,12 +281,12 @@ def test_a_model_name_the_api_cannot_address_is_refused(target, exported, name):
     assert (result.exit_code, result.output) == (1, (f"Error: {shown} is not a model name: lower-case letters, "
                                                     "digits and hyphens, starting with a letter or digit, "
                                                     "at most 63 characters\n"))
-    assert [m["name"] for m in target.list_models()] == [MODEL]
+    assert [m.name for m in target.list_models()] == [MODEL]
 
 
 def test_import_creates_the_model_with_the_exported_description(target, exported):
     assert cli(target, "models", "import", str(exported), "--model", "tagger-b").exit_code == 0
-    assert target.get_model("tagger-b")["description"] == "Tags projects."
+    assert target.get_model("tagger-b").description == "Tags projects."
 
 
 # --- exactly a run's files, each within its bound ------------------------------------------------
@@ -353,7 +353,7 @@ def test_files_of_a_run_no_version_points_at_are_replaced_not_refused(target, db
         assert result.exit_code == 0, result.output
         version = registry.get_version(MODEL, 2)
         assert registry.load(MODEL, 2).labels  # every file there, each matching its digest
-    expected = {**version["artifacts"], RECORD_FILE: sha256(members(exported)[f"files/{RECORD_FILE}"])}
+    expected = {**version.artifacts, RECORD_FILE: sha256(members(exported)[f"files/{RECORD_FILE}"])}
     assert blobs(db_target, run_id) == expected
     assert {p.name: sha256(p.read_bytes()) for p in (target.store / "runs" / run_id).iterdir()} == expected
 
