@@ -173,7 +173,7 @@ class DatabaseCounts(Collector):
         for (model, status), n in sorted(versions.items()):
             runs.add_metric([model, status], n)
         yield runs
-        trainings = GaugeMetricFamily("coe_training_jobs", "Training jobs not finished, by status: pending "
+        trainings = GaugeMetricFamily("coe_training_jobs_open", "Training jobs not finished, by status: pending "
                                       "(queued, no runner has taken it) or running", labels=["status"])
         for status in ("pending", "running"):
             trainings.add_metric([status], training.get(status, 0))

@@ -349,9 +349,23 @@ class Registry:
                 version.error = error[:2000]
 
     def register(self, name: str, trained: TrainedModel) -> VersionInfo:
-        """Record a model trained outside the API (e.g. by the CLI) as a new version."""
+        """Record a model trained outside the API (e.g. by the CLI) as a new version.
+
+        The version has no training job, so no runner would ever time it out: if completing it
+        fails, it is marked ``failed`` here (best effort: the database may be what failed).
+        """
         version = self.create_version(name, trained.args)
-        return self.complete_version(name, version.version, trained)
+        try:
+            return self.complete_version(name, version.version, trained)
+        except BaseException as exc:
+            try:
+                why = (f"{type(exc).__name__}: {exc}" if isinstance(exc, CoeError)
+                       else "recording the trained model failed unexpectedly; the cause is in the command's output")
+                self.fail_version(name, version.version, why)
+            except Exception as again:  # the original error is the one to raise
+                log.warning("version %d of %r stays training: it could not be marked failed (%s)",
+                            version.version, name, again)
+            raise
 
     def archive_version(self, name: str, number: int) -> VersionInfo:
         with self._session() as session:

@@ -144,12 +144,15 @@ def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(database
     registry = seeded_registry(database_url, tmp_path / "store", trained_model, artifacts=kind)
     try:
         execute(registry, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                          "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$")
+                          "$$ BEGIN IF NEW.status = 'ready' THEN RAISE EXCEPTION 'refused at commit'; END IF; "
+                          "RETURN NEW; END $$")
         execute(registry, "CREATE CONSTRAINT TRIGGER refuse AFTER UPDATE ON model_versions "
                           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()")
         with pytest.raises(Exception, match="refused at commit"):
             registry.register(MODEL, trained_model)
-        assert registry.get_version(MODEL, 2).status == "training"  # as a trainer's crash leaves it
+        failed = registry.get_version(MODEL, 2)  # not left training: no runner would ever time it out
+        assert (failed.status, failed.error) == (
+            "failed", "recording the trained model failed unexpectedly; the cause is in the command's output")
         run_id = registry.get_version(MODEL, 1).run_id
         with registry.engine.connect() as connection:
             assert connection.execute(text("SELECT DISTINCT run_id FROM artifact_blobs")).scalars().all() == (
