@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Renewals never come closer than this, whatever the lease (tests use leases of 0 s).
 MIN_RENEW_SECONDS = 0.05
+#: The longest wait between tries while work keeps failing (e.g. the database is down).
+MAX_BACKOFF_SECONDS = 10.0
 
 
 def owner_id() -> str:
@@ -63,3 +65,32 @@ class LeaseKeeper:
                 log.warning("could not renew the lease on %s: %s", self.what, exc)
             except Exception:  # the database may be back by the next beat, before the lease runs out
                 log.exception("could not renew the lease on %s", self.what)
+
+
+def work_until_stopped(stop: threading.Event, run_once: Callable[[], object | None], idle: Callable[[], None],
+                       poll_seconds: float, kind: str, unit: str) -> None:
+    """A runner's thread: ``run_once`` until ``stop``, ``idle`` whenever there was nothing to do.
+
+    A failure is not the end: a lease left behind expires and the work is retried. Tries back
+    off while failures last, so a database that is down does not flood the log; its outage is
+    logged once (``kind``: "batch", "training"), any other failure with its traceback
+    (``unit``: "batch chunk", "training job").
+    """
+    failures = 0
+    outage: str | None = None
+    while not stop.is_set():
+        try:
+            if run_once() is None:
+                idle()
+            failures = 0
+            if outage is not None:
+                log.info("%s: the database answers again", kind)
+                outage = None
+        except Exception as exc:
+            if not isinstance(exc, DatabaseUnavailable):
+                log.exception("%s failed", unit)
+            elif str(exc) != outage:
+                log.error("%s: pausing while the database is unavailable: %s", kind, exc)
+                outage = str(exc)
+            failures += 1
+            stop.wait(min(poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from coe_template.args import parse_args
-from coe_template.batch.runner import GRACE_SECONDS, MAX_BACKOFF_SECONDS
+from coe_template.batch.runner import GRACE_SECONDS
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id
+from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
 from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
 from coe_template.train import train
 
@@ -212,24 +212,7 @@ class TrainingRunner:
         self.jobs.created.clear()
 
     def _loop(self) -> None:
-        failures = 0
-        outage: str | None = None  # logged once, not at every try
-        while not self._stop.is_set():
-            try:
-                if self.run_once() is None:
-                    self._idle()
-                failures = 0
-                if outage is not None:
-                    log.info("training: the database answers again")
-                    outage = None
-            except Exception as exc:  # keep working: a lease left behind expires and is retried
-                if not isinstance(exc, DatabaseUnavailable):
-                    log.exception("training job failed")
-                elif str(exc) != outage:
-                    log.error("training: pausing while the database is unavailable: %s", exc)
-                    outage = str(exc)
-                failures += 1
-                self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
+        work_until_stopped(self._stop, self.run_once, self._idle, self.poll_seconds, "training", "training job")
 
     def readable_data(self) -> bool:
         """Whether the training data is a file this process can read; if not, says so once in the log.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from coe_template.batch.jobs import BatchJobs, Claim
 from coe_template.errors import DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id
+from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 #: How long a stopping runner may take to finish the chunk in hand before it gives it back.
 GRACE_SECONDS = 5.0
-#: The longest wait between tries while chunks keep failing (e.g. the database is down).
-MAX_BACKOFF_SECONDS = 10.0
 
 Loader = Callable[[str, int], Artifacts]
 #: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
@@ -138,26 +136,11 @@ class BatchRunner:
         self.jobs.created.clear()
 
     def _loop(self) -> None:
-        failures = 0
-        outage: str | None = None  # logged once, not at every try
-        while not self._stop.is_set():
-            try:
-                if self.run_once() is None:
-                    self.progress.flush()
-                    self._idle()
-                failures = 0
-                if outage is not None:
-                    log.info("batch: the database answers again")
-                    outage = None
-            except Exception as exc:  # keep working: a lease left behind expires and is retried
-                if not isinstance(exc, DatabaseUnavailable):
-                    log.exception("batch chunk failed")
-                elif str(exc) != outage:
-                    log.error("batch: pausing while the database is unavailable: %s", exc)
-                    outage = str(exc)
-                failures += 1
-                # Backing off: a database that is down should not flood the log with tracebacks.
-                self._stop.wait(min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
+        work_until_stopped(self._stop, self.run_once, self._flush_and_idle, self.poll_seconds, "batch", "batch chunk")
+
+    def _flush_and_idle(self) -> None:
+        self.progress.flush()
+        self._idle()
 
     def start(self) -> None:
         self.owner = owner_id()  # after a fork
