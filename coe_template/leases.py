@@ -67,9 +67,11 @@ class LeaseKeeper:
                 log.exception("could not renew the lease on %s", self.what)
 
 
-def work_until_stopped(stop: threading.Event, run_once: Callable[[], object | None], idle: Callable[[], None],
-                       poll_seconds: float, kind: str, unit: str) -> None:
-    """A runner's thread: ``run_once`` until ``stop``, ``idle`` whenever there was nothing to do.
+def work_until_stopped(stop: threading.Event, run_once: Callable[[], object | None], wake: threading.Event,
+                       poll_seconds: float, kind: str, unit: str,
+                       before_idle: Callable[[], None] = lambda: None) -> None:
+    """A runner's thread: ``run_once`` until ``stop``; with nothing to do, ``before_idle``, then wait
+    for the next poll or less: ``wake`` (work created in this process, or a stop) ends the wait.
 
     A failure is not the end: a lease left behind expires and the work is retried. Tries back
     off while failures last, so a database that is down does not flood the log; its outage is
@@ -81,7 +83,9 @@ def work_until_stopped(stop: threading.Event, run_once: Callable[[], object | No
     while not stop.is_set():
         try:
             if run_once() is None:
-                idle()
+                before_idle()
+                wake.wait(poll_seconds)
+                wake.clear()
             failures = 0
             if outage is not None:
                 log.info("%s: the database answers again", kind)

@@ -206,13 +206,9 @@ class TrainingRunner:
             return "ended", child.returncode
         return pickle.loads(answer[0])  # our own child's answer
 
-    def _idle(self) -> None:
-        """Wait for the next poll, or less: a job created in this process (or stop()) wakes it."""
-        self.jobs.created.wait(self.poll_seconds)
-        self.jobs.created.clear()
-
     def _loop(self) -> None:
-        work_until_stopped(self._stop, self.run_once, self._idle, self.poll_seconds, "training", "training job")
+        work_until_stopped(self._stop, self.run_once, self.jobs.created, self.poll_seconds, "training",
+                           "training job")
 
     def readable_data(self) -> bool:
         """Whether the training data is a file this process can read; if not, says so once in the log.

@@ -130,17 +130,9 @@ class BatchRunner:
         while (claim := self.run_once()) is not None:
             on_chunk(claim)
 
-    def _idle(self) -> None:
-        """Wait for the next poll, or less: a job created in this process (or stop()) wakes it."""
-        self.jobs.created.wait(self.poll_seconds)
-        self.jobs.created.clear()
-
     def _loop(self) -> None:
-        work_until_stopped(self._stop, self.run_once, self._flush_and_idle, self.poll_seconds, "batch", "batch chunk")
-
-    def _flush_and_idle(self) -> None:
-        self.progress.flush()
-        self._idle()
+        work_until_stopped(self._stop, self.run_once, self.jobs.created, self.poll_seconds, "batch", "batch chunk",
+                           before_idle=self.progress.flush)
 
     def start(self) -> None:
         self.owner = owner_id()  # after a fork
