@@ -36,9 +36,10 @@ def _health_check(base: str) -> bool:
 
 @contextmanager
 def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "wsgi:app",
-             ready: Callable[[str], bool] = _health_check) -> Iterator[tuple[str, subprocess.Popen]]:
+             ready: Callable[[str], bool] = _health_check,
+             port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """Yield the base URL and process once ``ready(base)`` (by default ``GET /``) answers; kill it afterwards."""
-    port = free_port()
+    port = port or free_port()
     # Each server's metrics files beside its log, not in a temp dir a SIGKILL would leave behind.
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"), **env,
            "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}

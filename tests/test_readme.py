@@ -1,0 +1,390 @@
+"""The README's transcripts, executed: every ```console block that calls the server runs against a live one.
+
+A reader copies these commands; a transcript that no longer matches the behaviour is a bug in the
+README, so each block is run, in README order, against the real server (gunicorn with
+config/gunicorn.py, 2 workers, SQLite) on a fresh store where ``coe-template db upgrade`` and
+``coe-template train --if-missing`` made version 1, with the admin and read keys the README's
+commands name (``$COE_ADMIN_KEY``, ``$COE_READ_KEY``). Each command's output is compared with the
+lines the README shows under it, exactly, except for the run-dependent values in :data:`MASKS`.
+
+The rules a README author follows (also in the README's "Tests" section):
+
+- A ``console`` block runs when one of its ``$`` commands runs ``curl`` against ``localhost:8000``
+  (the test substitutes its own port, and writes ``localhost:8000`` back in the output). Every
+  command of such a block runs, in order, in bash, in one scratch directory shared by all blocks,
+  with ``jq`` being tests/readme_jq.py. A block that mentions ``localhost:8000`` but cannot run
+  says why in ``<!-- readme-test: not executed: REASON -->`` on the line before its fence.
+- The lines under a command, up to the next ``$``, are its output (trailing blank lines aside).
+- ``$ cat FILE`` is not run: it creates FILE with the output shown (the transcript says what it holds).
+- ``$ sleep N`` is not run: the test waits until every worker serves each model's ``production``.
+- A ``curl`` command that changes nothing (no ``-X``, ``-d``, ``-F``, ``-T``, ``--data…``,
+  ``--form…``, ``--upload…``) is repeated until its output matches, for up to
+  :data:`SETTLE_SECONDS`: it shows a state the server reaches (a job done, a version ready).
+  Any other command runs once.
+- A masked value the README shows again later (a job id, its token, a run id, a digest) must come
+  back as the same value in this run, and a later command that quotes it gets this run's value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import random
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from coe_template.cli import main as cli
+from tests.conftest import ADMIN_KEY, PROJECT_ROOT, READ_KEY
+from tests.servers import gunicorn
+
+README = PROJECT_ROOT / "README.md"
+WORKERS = 2
+#: How long a command that changes nothing may take to show the state the README shows.
+SETTLE_SECONDS = 60.0
+#: At least this many blocks and commands run: a parser that stops finding them fails here.
+MIN_BLOCKS = 12
+MIN_COMMANDS = 50
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A run-dependent value: matched by ``pattern`` in both texts; ``bound`` ones must stay consistent."""
+
+    name: str
+    pattern: str
+    bound: bool
+
+
+#: Everything a run may change; the rest of every output is compared as it is.
+MASKS = (
+    Mask("timestamp", r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)", bound=False),
+    Mask(
+        "http-date",
+        r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT",
+        bound=False,
+    ),
+    Mask("run-id", r"\d{8}T\d{12}Z-[0-9a-f]{6}", bound=True),
+    Mask("job-id", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", bound=True),
+    Mask("job-token", r"(?<=\"job_token\":\")[A-Za-z0-9_-]{43}(?=\")", bound=True),
+    Mask("digest", r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", bound=True),
+    Mask("request-id", r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", bound=False),
+    Mask("pid", r"(?<=pid=\")\d+(?=\")", bound=False),
+)
+_MASKED = re.compile("|".join(f"(?P<m{index}>{mask.pattern})" for index, mask in enumerate(MASKS)))
+_NOT_EXECUTED = re.compile(r"<!--\s*readme-test:\s*not executed:\s*(.+?)\s*-->")
+_CHANGES = re.compile(r"(?:^|\s)(?:-X|-d|-F|-T|--data\S*|--form\S*|--upload\S*)(?:\s|$)")
+
+
+@dataclass
+class Command:
+    line: int
+    text: str
+    expected: str
+
+
+@dataclass
+class Block:
+    line: int
+    section: str
+    commands: list[Command] = field(default_factory=list)
+    not_executed: str | None = None
+
+    @property
+    def calls_server(self) -> bool:
+        return any("curl" in command.text and "localhost:8000" in command.text for command in self.commands)
+
+    @property
+    def mentions_server(self) -> bool:
+        return any("localhost:8000" in command.text + command.expected for command in self.commands)
+
+    @property
+    def runs(self) -> bool:
+        return self.calls_server and self.not_executed is None
+
+    @property
+    def id(self) -> str:
+        return f"README.md:{self.line} {self.section}"
+
+
+def console_blocks(text: str) -> list[Block]:
+    """Every ```console block of ``text``: its ``$`` commands (``\\`` continuations joined) and outputs."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    section, index = "", 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("#"):
+            section = line.lstrip("#").strip()
+        if line.strip() != "```console":
+            index += 1
+            continue
+        marker = _NOT_EXECUTED.search(lines[index - 1]) if index else None
+        block = Block(index + 1, section, not_executed=marker.group(1) if marker else None)
+        index += 1
+        output: list[str] = []
+        while not lines[index].startswith("```"):
+            current = lines[index]
+            if current.startswith("$ "):
+                if block.commands:
+                    block.commands[-1].expected = "\n".join(output).rstrip("\n")
+                output = []
+                start, parts = index + 1, [current[2:]]
+                while parts[-1].endswith("\\"):
+                    index += 1
+                    parts.append(lines[index])
+                block.commands.append(Command(start, "\n".join(parts), ""))
+            else:
+                output.append(current)
+            index += 1
+        if block.commands:
+            block.commands[-1].expected = "\n".join(output).rstrip("\n")
+        blocks.append(block)
+        index += 1
+    return blocks
+
+
+BLOCKS = console_blocks(README.read_text(encoding="utf-8"))
+RUN = [block for block in BLOCKS if block.runs]
+
+
+def masked(text: str) -> str:
+    """``text`` with every run-dependent value replaced by its mask's name: what a diff shows."""
+    return _MASKED.sub(lambda match: f"<{MASKS[_which(match)].name}>", text)
+
+
+def _which(match: re.Match[str]) -> int:
+    return next(int(name[1:]) for name, value in match.groupdict().items() if value is not None)
+
+
+@dataclass
+class Bindings:
+    """The README's values of bound masks, and the values this run gave in their place."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    def pattern(self, expected: str) -> re.Pattern[str]:
+        """A regex matching an output equal to ``expected`` but for masked values (bound ones as bound)."""
+        parts, position, groups = [], 0, 0
+        for match in _MASKED.finditer(expected):
+            parts.append(re.escape(expected[position : match.start()]))
+            mask = MASKS[_which(match)]
+            if mask.bound and match.group() in self.values:
+                parts.append(re.escape(self.values[match.group()]))
+            else:
+                groups += 1
+                parts.append(f"(?P<g{groups}>{mask.pattern})")
+            position = match.end()
+        parts.append(re.escape(expected[position:]))
+        return re.compile("".join(parts))
+
+    def match(self, expected: str, actual: str) -> bool:
+        """Whether ``actual`` matches ``expected``; if it does, bind the README's new bound values."""
+        found = self.pattern(expected).fullmatch(actual)
+        if found is None:
+            return False
+        shown = [
+            match
+            for match in _MASKED.finditer(expected)
+            if not (MASKS[_which(match)].bound and match.group() in self.values)
+        ]
+        for number, match in enumerate(shown, start=1):
+            if MASKS[_which(match)].bound:
+                self.values.setdefault(match.group(), found.group(f"g{number}"))
+        return True
+
+    def substitute(self, command: str) -> str:
+        for readme_value, value in self.values.items():
+            command = command.replace(readme_value, value)
+        return command
+
+
+class Transcript:
+    """The README's executed blocks, run once each, in order, against one server."""
+
+    def __init__(self, base: str, workdir: Path, shims: Path) -> None:
+        self.base = base
+        self.port = base.rsplit(":", 1)[1]
+        self.workdir = workdir
+        self.bindings = Bindings()
+        self.failures: dict[str, list[str]] = {}
+        self.commands_run = 0
+        self.env = {
+            **os.environ,
+            "PATH": os.pathsep.join(
+                [str(shims), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+            ),
+            "HOME": str(workdir),  # no ~/.curlrc
+            "LC_ALL": "C.UTF-8",
+            "COE_ADMIN_KEY": ADMIN_KEY,
+            "COE_READ_KEY": READ_KEY,
+        }
+
+    def failures_of(self, block: Block) -> list[str]:
+        """Run every executed block up to ``block`` (once), then say how ``block`` differed from the README."""
+        for earlier in RUN:
+            if earlier.id not in self.failures:
+                self.failures[earlier.id] = [
+                    problem for command in earlier.commands if (problem := self.run(command)) is not None
+                ]
+            if earlier is block:
+                break
+        return self.failures[block.id]
+
+    def run(self, command: Command) -> str | None:
+        """Run one command; None if its output is the README's, else what differed."""
+        self.commands_run += 1
+        words = shlex.split(command.text.replace("\\\n", " "), comments=True)
+        if words[:1] == ["cat"] and len(words) == 2:
+            (self.workdir / words[1]).write_text(command.expected + "\n", encoding="utf-8")
+            return None
+        if words[:1] == ["sleep"]:
+            self.wait_for_production()
+            return None
+        repeatable = words[:1] == ["curl"] and not _CHANGES.search(command.text)
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            actual = self.execute(command.text)
+            if self.bindings.match(command.expected, actual):
+                return None
+            if not repeatable or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        diff = "\n".join(
+            difflib.unified_diff(
+                masked(command.expected).splitlines(),
+                masked(actual).splitlines(),
+                "README",
+                "server",
+                lineterm="",
+            )
+        )
+        return (
+            f"README.md:{command.line}: $ {command.text}\n"
+            + (diff or "(equal but for masked values: a value shown twice came back different)")
+            + f"\n--- the server's whole output, to paste:\n{actual}"
+        )
+
+    def execute(self, text: str) -> str:
+        text = self.bindings.substitute(text).replace("localhost:8000", f"localhost:{self.port}")
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", text],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            check=False,
+        )
+        output = done.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+        return output.replace(f"localhost:{self.port}", "localhost:8000").rstrip("\n")
+
+    def wait_for_production(self) -> None:
+        """What the README's ``sleep`` waits for: every worker serving each model's ``production``."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        served: dict[str, list[int]] = {}
+        while time.monotonic() < deadline:
+            served = {}
+            for model, version in re.findall(
+                r'^coe_model_version_served\{model="([^"]+)",pid="\d+"\} (\S+)$',
+                httpx.get(f"{self.base}/metrics").text,
+                re.MULTILINE,
+            ):
+                served.setdefault(model, []).append(int(float(version)))
+            production = {
+                model: httpx.get(f"{self.base}/models/{model}/aliases/production").json()["data"]["version"]
+                for model in served
+            }
+            if served and all(
+                versions == [production[model]] * WORKERS for model, versions in served.items()
+            ):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"workers still serve {served} after {SETTLE_SECONDS} s")
+
+
+def _port_like_8000() -> int:
+    """A free port of four digits: the README's ``content-length`` of a body quoting its URL holds."""
+    for port in random.sample(range(8001, 10000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 8001 and 9999")
+
+
+def _listening(log: Path) -> Callable[[str], bool]:
+    """Ready once gunicorn says it listens: no HTTP request, so the README's request counts hold."""
+    return lambda base: f"Listening at: {base} (" in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]:
+    """A server started as ``make serve`` starts it, on a fresh store, and a scratch directory for the commands."""
+    where = tmp_path_factory.mktemp("readme")
+    store = where / "model-store"
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": "",
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_READ_KEYS": READ_KEY,
+    }
+    for args in (["db", "upgrade"], ["train", "--if-missing"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 0, result.output
+    shims = where / "bin"
+    shims.mkdir()
+    jq = shims / "jq"
+    jq.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{PROJECT_ROOT / "tests" / "readme_jq.py"}" "$@"\n')
+    jq.chmod(0o755)
+    workdir = where / "work"
+    workdir.mkdir()
+    log = where / "server.log"
+    with gunicorn(env, log, workers=WORKERS, ready=_listening(log), port=_port_like_8000()) as (
+        base,
+        _process,
+    ):
+        yield Transcript(base, workdir, shims)
+
+
+@pytest.mark.parametrize("block", RUN, ids=[block.id for block in RUN])
+def test_transcript(transcript: Transcript, block: Block) -> None:
+    failures = transcript.failures_of(block)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_enough_of_the_readme_runs() -> None:
+    """The parser finds the transcripts, and no block that talks to the server is left out unsaid."""
+    assert len(RUN) >= MIN_BLOCKS, [block.id for block in RUN]
+    assert sum(len(block.commands) for block in RUN) >= MIN_COMMANDS
+    unsaid = [
+        block.id for block in BLOCKS if block.mentions_server and not block.runs and not block.not_executed
+    ]
+    assert unsaid == [], "mark them <!-- readme-test: not executed: REASON --> or make them curl the server"
+
+
+def test_masks_and_bindings() -> None:
+    """A masked value may differ; anything else, or a bound value coming back different, may not."""
+    bindings = Bindings()
+    shown = '{"id": "13c26b8c-eee3-4394-8a87-90eecc7d114c", "at": "2026-12-01T19:05:36.818+00:00"}'
+    same_id = '{"id": "0f0f0f0f-eee3-4394-8a87-90eecc7d114c", "at": "2027-01-02T03:04:05.006+00:00"}'
+    assert bindings.match(shown, same_id)
+    assert bindings.substitute(
+        "curl localhost:8000/batch-predictions/13c26b8c-eee3-4394-8a87-90eecc7d114c"
+    ) == ("curl localhost:8000/batch-predictions/0f0f0f0f-eee3-4394-8a87-90eecc7d114c")
+    other_id = '{"id": "11111111-eee3-4394-8a87-90eecc7d114c", "at": "2027-01-02T03:04:05.006+00:00"}'
+    assert not bindings.match(shown, other_id)
+    assert not bindings.match(shown, same_id.replace('"id"', '"job"'))
+    assert masked(shown) == '{"id": "<job-id>", "at": "<timestamp>"}'
