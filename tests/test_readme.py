@@ -28,10 +28,12 @@ The rules a README author follows (also in the README's "Tests" section):
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import random
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,9 +200,16 @@ class Bindings:
             for match in _MASKED.finditer(expected)
             if not (MASKS[_which(match)].bound and match.group() in self.values)
         ]
+        new: dict[str, str] = {}
         for number, match in enumerate(shown, start=1):
             if MASKS[_which(match)].bound:
-                self.values.setdefault(match.group(), found.group(f"g{number}"))
+                new.setdefault(match.group(), found.group(f"g{number}"))
+                if new[match.group()] != found.group(f"g{number}"):
+                    return False  # one value in the README, two in this run
+        bound = {**self.values, **new}
+        if len(set(bound.values())) < len(bound):
+            return False  # two values in the README, one in this run
+        self.values = bound
         return True
 
     def substitute(self, command: str) -> str:
@@ -333,6 +342,7 @@ def _listening(log: Path) -> Callable[[str], bool]:
 @pytest.fixture(scope="module")
 def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]:
     """A server started as ``make serve`` starts it, on a fresh store, and a scratch directory for the commands."""
+    assert shutil.which("curl"), "the README's transcripts run curl: apt-get install curl"
     where = tmp_path_factory.mktemp("readme")
     store = where / "model-store"
     env = {
@@ -387,4 +397,88 @@ def test_masks_and_bindings() -> None:
     other_id = '{"id": "11111111-eee3-4394-8a87-90eecc7d114c", "at": "2027-01-02T03:04:05.006+00:00"}'
     assert not bindings.match(shown, other_id)
     assert not bindings.match(shown, same_id.replace('"id"', '"job"'))
+    assert not bindings.match(
+        '{"id": "22222222-eee3-4394-8a87-90eecc7d114c"}', same_id[: same_id.index(",")] + "}"
+    )
+    assert not bindings.match(
+        "33333333-0000-0000-0000-000000000000 33333333-0000-0000-0000-000000000000",
+        "44444444-0000-0000-0000-000000000000 55555555-0000-0000-0000-000000000000",
+    )
     assert masked(shown) == '{"id": "<job-id>", "at": "<timestamp>"}'
+
+
+#: A response-like document for the jq filters of the README: numbers jq 1.6 prints its own way included.
+_JQ_INPUT = {
+    "data": {
+        "job": {"id": "j", "items": {"done": 2, "total": 2}, "progress": 1.0, "status": "succeeded"},
+        "job_token": None,
+        "model": {"name": "project-tagger", "version": 1},
+        "version": {
+            "version": 2,
+            "status": "ready",
+            "finished_at": None,
+            "dataset": {"rows": 1230, "sha256": "d"},
+        },
+        "versions": [
+            {
+                "version": 1,
+                "aliases": ["production"],
+                "performance": {"overall": {"f1": 0.9015033609460854}},
+                "args": {"C": 10.0, "threshold": None, "test_size": 0.15},
+            },
+            {"version": 2, "aliases": [], "performance": {"overall": {"f1": 1e-05}}, "args": {"C": 3.0}},
+        ],
+        "predictions": [{"predicted_tag": "mlops"}, {"predicted_tag": "other", "text": 'é "q"'}],
+    }
+}
+
+
+def _jq_filters() -> list[list[str]]:
+    """The arguments of every ``jq`` the executed transcripts run (each is a pipeline's last command), and two more."""
+    filters: dict[str, list[str]] = {}
+    for block in RUN:
+        for command in block.commands:
+            words = shlex.split(command.text, comments=True)
+            if "jq" in words:
+                args = words[words.index("jq") + 1 :]
+                filters[" ".join(args)] = args
+    return [
+        *filters.values(),
+        [".data.versions[] | {version, C: .args.C}"],
+        ["-c", "[.data.versions[].args]"],
+    ]
+
+
+@pytest.mark.skipif(
+    not shutil.which("jq")
+    or subprocess.run(["jq", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    != "jq-1.6",
+    reason="jq 1.6 is not installed",
+)
+@pytest.mark.parametrize("args", _jq_filters(), ids=" ".join)
+def test_the_jq_stand_in_prints_what_jq_prints(args: list[str]) -> None:
+    document = json.dumps(_JQ_INPUT)
+    real = subprocess.run(["jq", *args], input=document, capture_output=True, text=True, check=True).stdout
+    ours = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "readme_jq.py"), *args],
+        input=document,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ours == real
+
+
+def test_the_jq_stand_in_refuses_what_it_does_not_know() -> None:
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "readme_jq.py"), ".data | select(.job)"],
+        input="{}",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "jq (tests/readme_jq.py) does not know: select\n",
+    )
