@@ -235,6 +235,8 @@ class Transcript:
             ),
             "HOME": str(workdir),  # no ~/.curlrc
             "LC_ALL": "C.UTF-8",
+            "NO_PROXY": "*",  # the server is local, whatever the environment's proxy
+            "no_proxy": "*",
             "COE_ADMIN_KEY": ADMIN_KEY,
             "COE_READ_KEY": READ_KEY,
         }
@@ -369,7 +371,18 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]
         yield Transcript(base, workdir, shims)
 
 
-@pytest.mark.parametrize("block", RUN, ids=[block.id for block in RUN])
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param(
+            block,
+            id=block.id,
+            marks=[pytest.mark.skip(reason=block.not_executed)] if block.not_executed else [],
+        )
+        for block in BLOCKS
+        if block.calls_server
+    ],
+)
 def test_transcript(transcript: Transcript, block: Block) -> None:
     failures = transcript.failures_of(block)
     assert not failures, "\n\n".join(failures)
