@@ -99,7 +99,9 @@ class Command:
 class Block:
     line: int
     section: str
+    language: str
     commands: list[Command] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
     not_executed: str | None = None
 
     @property
@@ -108,7 +110,7 @@ class Block:
 
     @property
     def mentions_server(self) -> bool:
-        return any("localhost:8000" in command.text + command.expected for command in self.commands)
+        return any("localhost:8000" in line for line in self.body)
 
     @property
     def runs(self) -> bool:
@@ -119,8 +121,8 @@ class Block:
         return f"README.md:{self.line} {self.section}"
 
 
-def console_blocks(text: str) -> list[Block]:
-    """Every ```console block of ``text``: its ``$`` commands (``\\`` continuations joined) and outputs."""
+def fenced_blocks(text: str) -> list[Block]:
+    """Every fenced block of ``text``; a ``console`` one's ``$`` commands (continuations joined) and outputs."""
     blocks: list[Block] = []
     lines = text.splitlines()
     section, index = "", 0
@@ -128,16 +130,17 @@ def console_blocks(text: str) -> list[Block]:
         line = lines[index]
         if line.startswith("#"):
             section = line.lstrip("#").strip()
-        if line.strip() != "```console":
+        if not line.startswith("```"):
             index += 1
             continue
         marker = _NOT_EXECUTED.search(lines[index - 1]) if index else None
-        block = Block(index + 1, section, not_executed=marker.group(1) if marker else None)
+        block = Block(index + 1, section, line[3:].strip(), not_executed=marker.group(1) if marker else None)
         index += 1
         output: list[str] = []
         while not lines[index].startswith("```"):
             current = lines[index]
-            if current.startswith("$ "):
+            block.body.append(current)
+            if block.language == "console" and current.startswith("$ "):
                 if block.commands:
                     block.commands[-1].expected = "\n".join(output).rstrip("\n")
                 output = []
@@ -145,6 +148,7 @@ def console_blocks(text: str) -> list[Block]:
                 while parts[-1].endswith("\\"):
                     index += 1
                     parts.append(lines[index])
+                    block.body.append(lines[index])
                 block.commands.append(Command(start, "\n".join(parts), ""))
             else:
                 output.append(current)
@@ -156,7 +160,7 @@ def console_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = console_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = fenced_blocks(README.read_text(encoding="utf-8"))
 RUN = [block for block in BLOCKS if block.runs]
 
 
@@ -396,6 +400,8 @@ def test_enough_of_the_readme_runs() -> None:
         block.id for block in BLOCKS if block.mentions_server and not block.runs and not block.not_executed
     ]
     assert unsaid == [], "mark them <!-- readme-test: not executed: REASON --> or make them curl the server"
+    not_console = [block.id for block in BLOCKS if block.mentions_server and block.language != "console"]
+    assert not_console == [], "a transcript that calls the server is a ```console block, so that it runs"
 
 
 def test_masks_and_bindings() -> None:
