@@ -13,12 +13,13 @@ The rules a README author follows (also in the README's "Tests" section):
   (the test substitutes its own port, and writes ``localhost:8000`` back in the output). Every
   command of such a block runs, in order, in bash, in one scratch directory shared by all blocks,
   with ``jq`` being tests/readme_jq.py. A block that mentions ``localhost:8000`` but cannot run
-  says why in ``<!-- readme-test: not executed: REASON -->`` on the line before its fence.
+  says why in ``<!-- readme-test: not executed: REASON -->`` on the line before its fence; one that
+  calls the server in a fence other than ``console`` fails the test.
 - The lines under a command, up to the next ``$``, are its output (trailing blank lines aside).
 - ``$ cat FILE`` is not run: it creates FILE with the output shown (the transcript says what it holds).
 - ``$ sleep N`` is not run: the test waits until every worker serves each model's ``production``.
-- A ``curl`` command that changes nothing (no ``-X``, ``-d``, ``-F``, ``-T``, ``--data…``,
-  ``--form…``, ``--upload…``) is repeated until its output matches, for up to
+- A ``curl`` command that changes nothing (no ``-X``, ``-d``, ``-F``, ``-T``, alone or in a group
+  like ``-sX``, no ``--data…``, ``--form…``, ``--upload…``, ``--request``, ``--json``) is repeated until its output matches, for up to
   :data:`SETTLE_SECONDS`: it shows a state the server reaches (a job done, a version ready).
   Any other command runs once.
 - A masked value the README shows again later (a job id, its token, a run id, a digest) must come
@@ -85,7 +86,9 @@ MASKS = (
 )
 _MASKED = re.compile("|".join(f"(?P<m{index}>{mask.pattern})" for index, mask in enumerate(MASKS)))
 _NOT_EXECUTED = re.compile(r"<!--\s*readme-test:\s*not executed:\s*(.+?)\s*-->")
-_CHANGES = re.compile(r"(?:^|\s)(?:-X|-d|-F|-T|--data\S*|--form\S*|--upload\S*)(?:\s|$)")
+#: curl's options that send a body or name a method (short ones alone or in a group such as ``-sX``).
+_CHANGING_OPTIONS = ("--data", "--form", "--upload", "--request", "--json")
+_CHANGING_FLAGS = frozenset("XdFT")
 
 
 @dataclass
@@ -222,6 +225,13 @@ class Bindings:
         return command
 
 
+def _changes(word: str) -> bool:
+    """Whether a word of a command is a curl option that may change the server's state."""
+    if word.startswith("--"):
+        return word.startswith(_CHANGING_OPTIONS)
+    return word.startswith("-") and bool(_CHANGING_FLAGS & set(word[1:]))
+
+
 class Transcript:
     """The README's executed blocks, run once each, in order, against one server."""
 
@@ -266,7 +276,7 @@ class Transcript:
         if words[:1] == ["sleep"]:
             self.wait_for_production()
             return None
-        repeatable = words[:1] == ["curl"] and not _CHANGES.search(command.text)
+        repeatable = words[:1] == ["curl"] and not any(_changes(word) for word in words)
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
             actual = self.execute(command.text)
