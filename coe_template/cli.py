@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -22,7 +24,7 @@ from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, VersionInfo
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.training import TrainingJobs
@@ -92,10 +94,14 @@ class Context:
         return self.registry.load(name, number)
 
 
-def _fail_clearly(command):
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail_clearly(command: Callable[P, R]) -> Callable[P, R]:
     """Turn the package's refusals into a one-line error and exit status 1."""
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except DatabaseUnavailable as exc:  # the operator at a terminal is told the driver's reason too
@@ -355,7 +361,8 @@ def list_models(context: Context) -> None:
 @_fail_clearly
 def versions(context: Context, name: str, status: str | None) -> None:
     """The versions of model NAME, oldest first."""
-    found, after = [], 0
+    found: list[VersionInfo] = []
+    after: int | None = 0
     while after is not None:
         page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
         found.extend(page)

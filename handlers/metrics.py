@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import Claim
@@ -131,7 +132,7 @@ def count_database_errors(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "handle_error", insert=True)
-    def _count(context) -> None:
+    def _count(context: ExceptionContext) -> None:
         DATABASE_ERRORS.labels(type(context.sqlalchemy_exception).__name__).inc()
 
 
@@ -187,7 +188,7 @@ def exposition(database: Collector) -> bytes:
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry) + generate_latest(database)  # type: ignore[arg-type]
+    return generate_latest(registry) + generate_latest(database)
 
 
 def get() -> ConnexionResponse:

@@ -13,7 +13,7 @@ import logging
 from http import HTTPStatus
 
 from connexion.lifecycle import ConnexionResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coe_template.errors import DatabaseUnavailable, Unavailable
@@ -33,7 +33,7 @@ def live() -> dict:
     return {"status": "live"}
 
 
-def _ping(engine) -> None:
+def _ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(_SELECT_1)
 

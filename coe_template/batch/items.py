@@ -62,7 +62,7 @@ def _all_valid(ids: list[str], texts: list[str]) -> bool:
 def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
     """Every problem of the input, by position (and id) in input order, then the duplicate ids."""
     problems: list[str] = []
-    for position, (item_id, text) in enumerate(zip(ids, texts)):
+    for position, (item_id, text) in enumerate(zip(ids, texts, strict=True)):
         if not ITEM_ID.fullmatch(item_id):
             if not item_id:
                 problems.append(f"{where}[{position}] has no id")
@@ -86,7 +86,7 @@ def _checked(ids: list[str], texts: list[str], where: str) -> list[Item]:
         raise BatchInputError(f"no {where}: a batch needs at least one")
     if not _all_valid(ids, texts):
         _raise_if(_problems(ids, texts, where), "invalid batch")
-    return list(zip(ids, texts))
+    return list(zip(ids, texts, strict=True))
 
 
 def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list[Item]:

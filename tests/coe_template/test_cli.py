@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from sqlalchemy import create_engine, text
 
 from coe_template.cli import main
