@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from coe_template.args import load_args
 from coe_template.batch.items import blank, read_csv
 from coe_template.batch.jobs import BatchJobs, JobInfo
-from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
+from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
@@ -31,7 +31,7 @@ from coe_template.registry.training import TrainingJobs
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
 from coe_template.transfer import read_export, write_export
-from coe_template.worker import KINDS, Stopping, unobserved
+from coe_template.worker import KINDS, UNOBSERVED, Observers, Stopping
 from coe_template.worker import run as run_worker
 from config.logging import configure as configure_logging
 from config.settings import Settings
@@ -236,13 +236,13 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     _echo_json(_job_json(jobs.get(job.id)))
 
 
-def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
-    """Serve this worker's metrics over HTTP; return the batch observer that counts into them.
+def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers:
+    """Serve this worker's metrics over HTTP; return the observers that count into them.
 
     The server's own metrics and hooks (``handlers.metrics``), in this process's registry:
-    batch chunks and items done, database errors, plus the process's CPU and memory. A
-    ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its scrape):
-    the worker does not write there, or its counts would be reported twice.
+    batch chunks and items done, training tries, database errors, plus the process's CPU and
+    memory. A ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its
+    scrape): the worker does not write there, or its counts would be reported twice.
     """
     given = [os.environ.pop(name, None) for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")]
     if any(given):
@@ -258,7 +258,7 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
         start_http_server(port, addr=addr)
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
-    return metrics.batch_chunk
+    return Observers(batch=metrics.batch_chunk, training=metrics.training_job)
 
 
 @main.command()
@@ -280,8 +280,8 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
 
     On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
     again at once for another worker; the process then exits 0. Run as many as the cores allow.
-    With --metrics-port, it serves its batch chunks and items done and its database errors
-    to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
+    With --metrics-port, it serves its batch chunks and items done, its training jobs' tries and its
+    database errors to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
     """
     settings = context.settings
     configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
@@ -289,8 +289,8 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     stopping.install()
     registry = context.registry
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
-    observe = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else unobserved
-    works = [KINDS[kind](settings, registry, poll_seconds, observe) for kind in dict.fromkeys(kinds)]
+    observers = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else UNOBSERVED
+    works = [KINDS[kind](settings, registry, poll_seconds, observers) for kind in dict.fromkeys(kinds)]
     served = f"metrics on {settings.worker_metrics_addr}:{port}" if port else "no metrics endpoint"
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
                f"leases {settings.batch_lease_seconds:g} s (batch), {settings.training_lease_seconds:g} s "
