@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from coe_template.args import load_args
 from coe_template.batch.items import blank, read_csv
-from coe_template.batch.jobs import BatchJobs, JobInfo
+from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
@@ -48,21 +48,6 @@ def _echo_json(data: object) -> None:
 def _when(moment: datetime | None) -> str | None:
     """A moment as the CLI prints it: ISO 8601 to the millisecond (the registry's are in UTC)."""
     return None if moment is None else moment.isoformat(timespec="milliseconds")
-
-
-def _job_json(job: JobInfo) -> dict[str, object]:
-    """A batch job as ``batch-predict`` prints it: the shape the API serves, progress rounded for reading."""
-    return {
-        "id": job.id,
-        "status": job.status,
-        "model": {"name": job.model_name, "version": job.model_version},
-        "items": {"total": job.total_items, "done": job.done_items},
-        "progress": round(job.progress, 4),
-        "created_at": _when(job.created_at),
-        "started_at": _when(job.started_at),
-        "finished_at": _when(job.finished_at),
-        "error": job.error,
-    }
 
 
 class Context:
@@ -233,7 +218,9 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
                f"version {job.model_version}", err=True)
     with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
-    _echo_json(_job_json(jobs.get(job.id)))
+    from handlers.schemas.batch_predictions import job_schema  # the shape GET /batch-predictions/{id} serves
+
+    _echo_json(job_schema.dump(jobs.get(job.id)))
 
 
 def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers:

@@ -22,6 +22,7 @@ from handlers import problems
 from handlers.bounded import database_calls
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.served import model_ref_schema
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def ready() -> ConnexionResponse | tuple:
     found = services()
     not_ready = []
     try:
-        model = found.server.current.ref()
+        model = model_ref_schema.dump(found.server.current)
     except ModelNotLoaded:
         model = None
         not_ready.append("model: no production version loaded")

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from coe_template.batch.jobs import BatchJobs
 from coe_template.cli import main
 from coe_template.data import ACCEPTED_TAGS
 from coe_template.registry import PRODUCTION, Registry
@@ -280,6 +281,23 @@ def test_predict_follows_a_promotion(cli, two_versions):
     assert cli("models", "promote", NAME, "2").exit_code == 0
     result = cli("predict", *TEXTS)
     assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
+
+
+def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(cli, two_versions, tmp_path,
+                                                                               registry):
+    rows = tmp_path / "projects.csv"
+    rows.write_text("id,text\n" + "".join(f"p{n},{text}\n" for n, text in enumerate(TEXTS)), encoding="utf-8")
+    result = cli("batch-predict", str(rows))
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)
+    moments = {key: job.pop(key) for key in ("created_at", "started_at", "finished_at")}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", m) for m in moments.values()), moments
+    assert job == {"id": job["id"], "status": "succeeded", "model": {"name": NAME, "version": 1},
+                   "items": {"total": 2, "done": 2}, "progress": 1.0, "error": None}
+    assert f"job {job['id']}: 2 items with {NAME} version 1" in result.stderr
+    results, _ = BatchJobs(registry).results(job["id"])
+    assert [(r.item_id, r.predicted_tag) for r in results] == [("p0", "computer-vision"),
+                                                               ("p1", "natural-language-processing")]
 
 
 @pytest.mark.parametrize("texts", [["   "], [""], ["Object detection", " \t\n "]])
