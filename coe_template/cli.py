@@ -17,7 +17,7 @@ import click
 from sqlalchemy import Engine
 
 from coe_template.args import load_args
-from coe_template.batch.items import blank, read_csv
+from coe_template.batch.items import NO_TEXT, blank, read_csv
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
@@ -193,8 +193,9 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
 @_fail_clearly
 def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
-    if any(map(blank, texts)):
-        raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
+    blanks = [f"texts[{n}] {NO_TEXT}" for n, text in enumerate(texts) if blank(text)]
+    if blanks:
+        raise click.BadParameter("; ".join(blanks), param_hint="TEXTS")
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 
 

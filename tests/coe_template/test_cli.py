@@ -300,11 +300,15 @@ def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(
                                                                ("p1", "natural-language-processing")]
 
 
-@pytest.mark.parametrize("texts", [["   "], [""], ["Object detection", " \t\n "]])
-def test_predict_refuses_whitespace_only_text(cli, two_versions, texts):
+@pytest.mark.parametrize(("texts", "refused"), [
+    (["   "], "texts[0] has no text"), ([""], "texts[0] has no text"),
+    (["Object detection", " \t\n ", "ok", "\x1c"], "texts[1] has no text; texts[3] has no text"),
+])
+def test_predict_refuses_whitespace_only_text(cli, two_versions, texts, refused):
+    """The batch items' rule and wording (``blank``, ``NO_TEXT``): whitespace as str.isspace() has it."""
     result = cli("predict", *texts)
     assert result.exit_code == 2
-    assert "every text must contain a non-whitespace character" in result.stderr
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for TEXTS: {refused}"
     assert result.stdout == ""
 
 
