@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test lint-spec quality bench soak image clean
+.PHONY: install model serve test lint lint-spec quality bench soak image clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ serve: model  ## install, train if needed, serve on :8000
 
 test: install  ## the whole test suite
 	$(BIN)/python -m pytest
+
+lint: install  ## ruff's linter, mypy, then ruff's formatter in check mode (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/ruff format --check .
 
 # The spec's linters, at the versions .ci/node/package-lock.json pins (npm ci: never a global install).
 NODE_BIN := .ci/node/node_modules/.bin
@@ -82,4 +87,4 @@ image:  ## build $(IMAGE) with podman (and the base image from Debian packages i
 	  --volume $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro --tag $(IMAGE) .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ci/node/node_modules
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .ci/node/node_modules

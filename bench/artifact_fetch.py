@@ -26,7 +26,7 @@ from coe_template.artifacts import DATABASE, DIRECTORY  # noqa: E402
 from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
 from coe_template.registry import Registry  # noqa: E402
 from coe_template.store import RECORD_FILE, read_verified  # noqa: E402
-from coe_template.train import train  # noqa: E402
+from coe_template.train import TrainedModel, train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 
@@ -44,13 +44,14 @@ def best(rounds: int, prepare: Callable[[], None], work: Callable[[], object]) -
     return min(times) * 1000
 
 
-def measure(label: str, url: str, kind: str, store: Path, trained, rounds: int) -> None:
+def measure(label: str, url: str, kind: str, store: Path, trained: TrainedModel, rounds: int) -> None:
     registry = Registry.open(url, store, upgrade=True, artifacts=kind)
     try:
         registry.ensure_model(MODEL)
         version = registry.register(MODEL, trained)
         run_id, digests = version.run_id, version.artifacts
-        sizes = {name: len(registry.artifacts.get(run_id, name)) for name in (*digests, RECORD_FILE)}
+        assert run_id is not None and digests is not None  # a registered version is ready
+        sizes = {name: len(registry.artifacts.get(run_id, name) or b"") for name in (*digests, RECORD_FILE)}
         cache = store / "cache"
 
         def empty_cache() -> None:

@@ -24,7 +24,8 @@ from coe_template.args import load_args  # noqa: E402
 from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
 from coe_template.predict import predict  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.train import train  # noqa: E402
+from coe_template.store import Artifacts  # noqa: E402
+from coe_template.train import TrainedModel, train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
@@ -42,7 +43,7 @@ def texts(n: int) -> list[str]:
 BARE = "bare model, predict() in chunks of 1000, one process"
 
 
-def registry_at(url: str, store: Path, trained) -> None:
+def registry_at(url: str, store: Path, trained: TrainedModel) -> None:
     registry = Registry.open(url, store, upgrade=True)
     registry.ensure_model("project-tagger")
     registry.register("project-tagger", trained)
@@ -69,7 +70,7 @@ def end_to_end(url: str, store: Path, csv: bytes, items: int, workers: int) -> f
     return items / elapsed
 
 
-def bare_speed(corpus: list[str], artifacts) -> float:
+def bare_speed(corpus: list[str], artifacts: Artifacts) -> float:
     started = time.perf_counter()
     for first in range(0, len(corpus), 1000):
         predict(corpus[first:first + 1000], artifacts)

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -63,7 +63,8 @@ def python_load(url: str, bodies: Path, connections: int, duration: int) -> dict
     stop_at = time.perf_counter() + duration
 
     def client(n: int) -> None:
-        mine, bad, broken = [], 0, 0
+        mine: list[float] = []
+        bad, broken = 0, 0
         with httpx.Client(headers={"Content-Type": "application/json"}, timeout=30) as http:
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
@@ -115,7 +116,7 @@ def done_items(base: str, job_id: str) -> tuple[int, str]:
 
 
 def measure(scenario: str, url: str, store: Path, csv: bytes, options: argparse.Namespace, bodies: Path,
-            load) -> dict[str, float]:
+            load: Callable[[str, Path, int, int], dict[str, float]]) -> dict[str, float]:
     """One scenario, one round: a server (and a worker), a job, real-time load; the job removed after."""
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": url,
            "COE_BATCH_IN_SERVER": "false" if scenario == IN_WORKER else "true"}

@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import wraps
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
@@ -39,7 +40,7 @@ def construct_response(f):
     """The seed's envelope."""
 
     @wraps(f)
-    def wrap(request: Request, *args, **kwargs) -> dict:
+    def wrap(request: Request, *args: Any, **kwargs: Any) -> dict:
         results = f(request, *args, **kwargs)
         return {
             "message": results["message"],
@@ -60,7 +61,7 @@ def predict(request: Request, payload: PredictPayload) -> dict:
     probabilities = artifacts.pipeline.predict_proba([clean_text(t) for t in texts])
     tags = apply_threshold(probabilities, artifacts.labels, artifacts.threshold)
     predictions = [
-        {"input_text": text, "predicted_tag": tag, "probabilities": dict(zip(artifacts.labels, map(float, row)))}
-        for text, tag, row in zip(texts, tags, probabilities)
+        {"input_text": text, "predicted_tag": tag, "probabilities": dict(zip(artifacts.labels, map(float, row), strict=True))}
+        for text, tag, row in zip(texts, tags, probabilities, strict=True)
     ]
     return {"message": HTTPStatus.OK.phrase, "status-code": HTTPStatus.OK, "data": {"predictions": predictions}}

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sklearn.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,7 +66,7 @@ def per_text_us(call: Callable[[], object], texts: int, seconds: float = 1.0) ->
     return min(rounds)
 
 
-def predictor_figures(pipeline, texts: list[str]) -> list[tuple[str, float, float]]:
+def predictor_figures(pipeline: Pipeline, texts: list[str]) -> list[tuple[str, float, float]]:
     compiled = compile_pipeline(pipeline)
     cleaned = [clean_text(t) for t in texts]
     thousand = (cleaned * (1000 // len(cleaned) + 1))[:1000]
@@ -142,6 +143,7 @@ def main() -> None:
         registry = Registry.open(f"sqlite:///{store}/registry.db", store, upgrade=True)
         registry.ensure_model("project-tagger")
         run_id = registry.register("project-tagger", trained).run_id
+        assert run_id is not None  # a registered version is ready
         registry.set_alias("project-tagger", PRODUCTION, 1)
         registry.engine.dispose()
         env = {"COE_MODEL_STORE": str(store), "BENCH_MODEL_STORE": str(store), "BENCH_RUN_ID": run_id}

@@ -25,14 +25,15 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.data import bundled_dataset_path, load_dataset
-from tests.servers import gunicorn, rss_bytes, worker_pids
+from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
+from tests.servers import gunicorn, rss_bytes, worker_pids  # noqa: E402
 
 MODEL = "project-tagger"
 ADMIN_KEY = "soak-admin-key-0123456789"
@@ -99,7 +100,7 @@ class Client:
         self.texts = itertools.cycle(TEXTS[number:] + TEXTS[:number])
         self.reads = itertools.cycle(READS[number % len(READS):] + READS[:number % len(READS)])
 
-    def call(self, kind: str, method: str, url: str, **kwargs) -> httpx.Response | None:
+    def call(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         started = time.perf_counter()
         try:
             response = self.http.request(method, url, **kwargs)

@@ -7,29 +7,31 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
 
 from coe_template.args import load_args
-from coe_template.batch.items import blank, read_csv
-from coe_template.batch.jobs import BatchJobs, JobInfo
-from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer
+from coe_template.batch.items import NO_TEXT, blank, read_csv
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
+from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, VersionInfo
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.training import TrainingJobs
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
 from coe_template.transfer import read_export, write_export
-from coe_template.worker import KINDS, Stopping, unobserved
+from coe_template.worker import KINDS, UNOBSERVED, Observers, Stopping
 from coe_template.worker import run as run_worker
 from config.logging import configure as configure_logging
 from config.settings import Settings
@@ -46,21 +48,6 @@ def _echo_json(data: object) -> None:
 def _when(moment: datetime | None) -> str | None:
     """A moment as the CLI prints it: ISO 8601 to the millisecond (the registry's are in UTC)."""
     return None if moment is None else moment.isoformat(timespec="milliseconds")
-
-
-def _job_json(job: JobInfo) -> dict[str, object]:
-    """A batch job as ``batch-predict`` prints it: the shape the API serves, progress rounded for reading."""
-    return {
-        "id": job.id,
-        "status": job.status,
-        "model": {"name": job.model_name, "version": job.model_version},
-        "items": {"total": job.total_items, "done": job.done_items},
-        "progress": round(job.progress, 4),
-        "created_at": _when(job.created_at),
-        "started_at": _when(job.started_at),
-        "finished_at": _when(job.finished_at),
-        "error": job.error,
-    }
 
 
 class Context:
@@ -92,10 +79,14 @@ class Context:
         return self.registry.load(name, number)
 
 
-def _fail_clearly(command):
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail_clearly(command: Callable[P, R]) -> Callable[P, R]:
     """Turn the package's refusals into a one-line error and exit status 1."""
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except DatabaseUnavailable as exc:  # the operator at a terminal is told the driver's reason too
@@ -202,8 +193,9 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
 @_fail_clearly
 def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
-    if any(map(blank, texts)):
-        raise click.BadParameter("every text must contain a non-whitespace character", param_hint="TEXTS")
+    blanks = [f"texts[{n}] {NO_TEXT}" for n, text in enumerate(texts) if blank(text)]
+    if blanks:
+        raise click.BadParameter("; ".join(blanks), param_hint="TEXTS")
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 
 
@@ -227,16 +219,18 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
                f"version {job.model_version}", err=True)
     with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
-    _echo_json(_job_json(jobs.get(job.id)))
+    from handlers.schemas.batch_predictions import job_schema  # the shape GET /batch-predictions/{id} serves
+
+    _echo_json(job_schema.dump(jobs.get(job.id)))
 
 
-def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
-    """Serve this worker's metrics over HTTP; return the batch observer that counts into them.
+def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers:
+    """Serve this worker's metrics over HTTP; return the observers that count into them.
 
     The server's own metrics and hooks (``handlers.metrics``), in this process's registry:
-    batch chunks and items done, database errors, plus the process's CPU and memory. A
-    ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its scrape):
-    the worker does not write there, or its counts would be reported twice.
+    batch chunks and items done, training tries, database errors, plus the process's CPU and
+    memory. A ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its
+    scrape): the worker does not write there, or its counts would be reported twice.
     """
     given = [os.environ.pop(name, None) for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")]
     if any(given):
@@ -252,7 +246,7 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observer:
         start_http_server(port, addr=addr)
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
-    return metrics.batch_chunk
+    return Observers(batch=metrics.batch_chunk, training=metrics.training_job)
 
 
 @main.command()
@@ -274,8 +268,8 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
 
     On SIGTERM the chunk in hand is finished within --grace seconds or given back, pending
     again at once for another worker; the process then exits 0. Run as many as the cores allow.
-    With --metrics-port, it serves its batch chunks and items done and its database errors
-    to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
+    With --metrics-port, it serves its batch chunks and items done, its training jobs' tries and its
+    database errors to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
     """
     settings = context.settings
     configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
@@ -283,8 +277,8 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     stopping.install()
     registry = context.registry
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
-    observe = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else unobserved
-    works = [KINDS[kind](settings, registry, poll_seconds, observe) for kind in dict.fromkeys(kinds)]
+    observers = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else UNOBSERVED
+    works = [KINDS[kind](settings, registry, poll_seconds, observers) for kind in dict.fromkeys(kinds)]
     served = f"metrics on {settings.worker_metrics_addr}:{port}" if port else "no metrics endpoint"
     click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
                f"leases {settings.batch_lease_seconds:g} s (batch), {settings.training_lease_seconds:g} s "
@@ -355,7 +349,8 @@ def list_models(context: Context) -> None:
 @_fail_clearly
 def versions(context: Context, name: str, status: str | None) -> None:
     """The versions of model NAME, oldest first."""
-    found, after = [], 0
+    found: list[VersionInfo] = []
+    after: int | None = 0
     while after is not None:
         page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
         found.extend(page)

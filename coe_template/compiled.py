@@ -139,7 +139,7 @@ def word_analyzer(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
         tokens = [w for w in find(text) if w not in stop] if stop else find(text)
         grams = list(tokens)
         for n in range(2, longest + 1):
-            grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)))))
+            grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
         return grams
 
     return terms

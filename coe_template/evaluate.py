@@ -33,7 +33,7 @@ SLICES: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-def _metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> Metrics:
+def _metrics(y_true: Sequence[str] | np.ndarray, y_pred: Sequence[str] | np.ndarray) -> Metrics:
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average="weighted", zero_division=0
     )
@@ -64,7 +64,7 @@ def evaluate(
     }
     slices = {}
     for name, member in SLICES.items():
-        mask = np.array([member(t, y) for t, y in zip(texts, y_true)], dtype=bool)
+        mask = np.array([member(t, y) for t, y in zip(texts, y_true, strict=True)], dtype=bool)
         slices[name] = (
             _metrics(y_true_a[mask], y_pred_a[mask])
             if mask.any()

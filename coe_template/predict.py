@@ -33,7 +33,7 @@ def predict(texts: Sequence[str], artifacts: Artifacts) -> list[Prediction]:
         {
             "input_text": text,
             "predicted_tag": predicted,
-            "probabilities": dict(zip(artifacts.labels, row)),
+            "probabilities": dict(zip(artifacts.labels, row, strict=True)),
         }
-        for text, predicted, row in zip(texts, tags, probabilities.tolist())
+        for text, predicted, row in zip(texts, tags, probabilities.tolist(), strict=True)
     ]

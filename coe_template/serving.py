@@ -33,9 +33,6 @@ class Served:
     version: int
     artifacts: Artifacts
 
-    def ref(self) -> dict[str, object]:
-        return {"name": self.name, "version": self.version, "run_id": self.artifacts.run_id}
-
 
 class ModelServer:
     def __init__(self, registry: Registry, name: str, refresh_seconds: float = 2.0, cache_size: int = 4) -> None:

@@ -76,7 +76,7 @@ def performance_problem(performance: Any) -> str | None:
     try:
         _performance_check()(performance)
     except fastjsonschema.JsonSchemaException as exc:
-        return str(exc.message)
+        return str(exc)  # the message (JsonSchemaValueException's .message)
     return None
 
 

@@ -15,7 +15,7 @@ import platform
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def runs_dir(store: Path) -> Path:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 
 
@@ -95,7 +95,7 @@ def run_files(model: TrainedModel, run_id: str) -> dict[str, bytes]:
     }
     files[RECORD_FILE] = _json({
         "run_id": run_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": model.threshold,
         "dataset": model.dataset,
         "files": {name: sha256(data) for name, data in sorted(files.items())},

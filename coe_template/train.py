@@ -58,7 +58,7 @@ def apply_threshold(
     """Top tag per row, or ``other`` where the model is not sure enough."""
     # Python ints and floats: iterating the arrays would make a NumPy scalar of every element.
     best, top = probabilities.argmax(axis=1).tolist(), probabilities.max(axis=1).tolist()
-    return [labels[i] if p >= threshold else OTHER_TAG for i, p in zip(best, top)]
+    return [labels[i] if p >= threshold else OTHER_TAG for i, p in zip(best, top, strict=True)]
 
 
 def choose_threshold(probabilities: np.ndarray, labels: Sequence[str], y_true: Sequence[str]) -> float:

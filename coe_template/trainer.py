@@ -172,14 +172,16 @@ class TrainingRunner:
         request = json.dumps({"args": claim.args, "data": str(self.data)}).encode() + b"\n"
         child = subprocess.Popen([sys.executable, "-m", "coe_template.trainer"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, start_new_session=True)  # a Ctrl-C is the runner's to handle
+        stdin, stdout = child.stdin, child.stdout
+        assert stdin is not None and stdout is not None  # both are pipes
         with self._lock:
             self._child = child
         answer: list[bytes] = []
         try:
             with contextlib.suppress(OSError):  # a child that died at once: told by its empty answer
-                child.stdin.write(request)
-                child.stdin.flush()
-            reader = threading.Thread(target=lambda: answer.append(child.stdout.read()), name="trainer-answer",
+                stdin.write(request)
+                stdin.flush()
+            reader = threading.Thread(target=lambda: answer.append(stdout.read()), name="trainer-answer",
                                       daemon=True)
             reader.start()
             deadline = time.monotonic() + self.timeout_seconds
@@ -196,8 +198,8 @@ class TrainingRunner:
             child.wait()
         finally:
             with contextlib.suppress(OSError):
-                child.stdin.close()
-            child.stdout.close()
+                stdin.close()
+            stdout.close()
             with self._lock:
                 self._child = None
         if timed_out:

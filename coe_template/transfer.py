@@ -192,7 +192,7 @@ def _check_manifest(manifest: Any, where: str) -> None:
         raise wrong("not a JSON object")
     if manifest.get("format") != FORMAT:
         raise wrong(f"format is {manifest.get('format')!r}, this code reads {FORMAT!r}")
-    kinds = {"model": str, "version": int, "run_id": str, "args": dict, "performance": dict,
+    kinds: dict[str, type | tuple[type, ...]] = {"model": str, "version": int, "run_id": str, "args": dict, "performance": dict,
              "artifacts": dict, "threshold": (int, float), "dataset": (dict, type(None))}
     for key, kind in kinds.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):

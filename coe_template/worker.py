@@ -12,13 +12,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import BatchRunner, Claim, Observer
+from coe_template.batch.runner import BatchRunner, Observer
 from coe_template.registry import Registry
 from coe_template.registry.training import TrainingJobs
-from coe_template.trainer import TrainingRunner
+from coe_template.trainer import TrainingObserver, TrainingRunner
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,29 +34,40 @@ class Work(Protocol):
         """Take nothing new; finish what is in hand within ``grace`` seconds, else give it back."""
 
 
-def unobserved(claim: Claim, outcome: str) -> None:
+def unobserved(claim: object, outcome: str) -> None:
     """The observer of a worker that exports no metrics."""
 
 
+@dataclass(frozen=True)
+class Observers:
+    """Who hears how each claim ended, per kind of work (the worker's metrics, when it serves them)."""
+
+    batch: Observer = unobserved
+    training: TrainingObserver = unobserved
+
+
+UNOBSERVED = Observers()
+
+
 def batch_work(settings: Settings, registry: Registry, poll_seconds: float,
-               observe: Observer = unobserved) -> Work:
-    """Batch chunks; ``observe`` hears how each ended (the worker's metrics, when it serves them)."""
+               observers: Observers = UNOBSERVED) -> Work:
+    """Batch chunks."""
     jobs = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
     # Each version a job asks for is loaded (and its digest checked) once, then kept.
     return BatchRunner(jobs, functools.lru_cache(maxsize=4)(registry.load), poll_seconds=poll_seconds,
-                       observe=observe)
+                       observe=observers.batch)
 
 
 def training_work(settings: Settings, registry: Registry, poll_seconds: float,
-                  observe: Observer = unobserved) -> Work:
+                  observers: Observers = UNOBSERVED) -> Work:
     """Training jobs, each trained in a child process (see :mod:`coe_template.trainer` for why)."""
     jobs = TrainingJobs(registry, settings.training_lease_seconds)
     return TrainingRunner(jobs, settings.training_data_path, poll_seconds=poll_seconds,
-                          timeout_seconds=settings.training_timeout_seconds)
+                          observe=observers.training, timeout_seconds=settings.training_timeout_seconds)
 
 
 #: Every kind of work a worker can take, by name.
-KINDS: dict[str, Callable[[Settings, Registry, float, Observer], Work]] = {
+KINDS: dict[str, Callable[[Settings, Registry, float, Observers], Work]] = {
     "batch": batch_work, "training": training_work}
 
 

@@ -72,6 +72,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+
 from config.logging import GunicornLogger
 
 
@@ -122,7 +125,7 @@ if _control_socket:
     control_socket = _control_socket
 
 
-def pre_fork(server, worker) -> None:
+def pre_fork(server: Arbiter, worker: Worker) -> None:
     """Freeze what the master loaded (the model, the libraries) before each fork.
 
     Those objects live as long as the process: the garbage collector need not scan
@@ -133,14 +136,15 @@ def pre_fork(server, worker) -> None:
     gc.freeze()
 
 
-def child_exit(server, worker) -> None:
+def child_exit(server: Arbiter, worker: Worker) -> None:
     """A worker is gone (stopped, recycled or killed): drop its live gauges, fold its counts into the archive."""
     from handlers.multiprocess import worker_exited
 
-    worker_exited(worker.pid, metrics_dir)
+    # types-gunicorn says str (its placeholder before the fork); the master sets the child's int pid.
+    worker_exited(worker.pid, metrics_dir)  # type: ignore[arg-type]
 
 
-def on_exit(server) -> None:
+def on_exit(server: Arbiter) -> None:
     """Remove the metrics directory this gunicorn made for itself (never one it was given)."""
     if os.environ.get("COE_METRICS_DIR_CREATED") == metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 
 from gunicorn import glogging
+from gunicorn.config import Config
 from pythonjsonlogger.json import JsonFormatter
 
 from handlers.request_id import current_request_id
@@ -98,7 +99,7 @@ def formatter(log_format: str, secrets: Iterable[str] = ()) -> logging.Formatter
     else:
         raise ValueError(f"log format must be one of {FORMATS}, not {log_format!r}")
     made.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-    return made  # type: ignore[return-value]
+    return made
 
 
 def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iterable[str] = ()) -> logging.Handler:
@@ -118,7 +119,7 @@ def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iter
     root.setLevel(level)
     # Fields no line of ours shows, not gathered for every record (the logging HOWTO's
     # "Optimization"): the caller's frame is ~10% of an access line's cost.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
     # Alembic announces its plugins and dialect at INFO whenever the registry checks the schema, and
@@ -141,7 +142,7 @@ def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iter
 class GunicornLogger(glogging.Logger):
     """gunicorn's logger, writing through our handler (uvicorn's workers copy its handlers)."""
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         from config.settings import Settings  # the settings module reads nothing at import either
 

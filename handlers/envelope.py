@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +32,7 @@ def enveloped(status: HTTPStatus = HTTPStatus.OK) -> Callable[[Callable[..., Any
                 "message": status.phrase,
                 "method": request.method,
                 "status-code": status.value,
-                "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "url": _url(),
                 "data": data,
             }

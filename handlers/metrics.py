@@ -6,10 +6,10 @@ its counts to files there and a scrape, answered by any worker, sums them all
 (a dead worker's counters are kept, its live gauges removed by ``child_exit``).
 Without it (tests, the CLI) the process's own registry is exported.
 
-``coe-template worker`` (batch in a process of its own) counts its chunks, items and
-database errors with the same metrics and hooks, in its own registry, served on its
-own port (``COE_WORKER_METRICS_PORT``): this module imports no web framework at
-module level for that reason.
+``coe-template worker`` (batch and training in a process of its own) counts its chunks, items,
+training tries and database errors with the same metrics and hooks, in its own registry, served
+on its own port (``COE_WORKER_METRICS_PORT``): this module imports no web framework at module
+level for that reason.
 
 The domain stays free of all this: it offers hooks (``ModelServer.listeners``,
 ``BatchRunner(observe=...)``, SQLAlchemy's ``handle_error`` event) and counts that
@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import Claim
@@ -69,9 +70,9 @@ SERVED = Gauge("coe_model_version_served", "The production version each worker p
 BATCH_CHUNKS = Counter("coe_batch_chunks", "Batch chunks this service's runners finished with, by outcome "
                        "(done: stored; dropped: lease or job gone; failed: its job failed)", ["outcome"])
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
-TRAINING_JOBS = Counter("coe_training_jobs", "Training jobs this service's runners finished with, by outcome "
-                        "(done: version ready; failed: version failed; dropped: lease lost; given back: "
-                        "stopping)", ["outcome"])
+TRAINING_ATTEMPTS = Counter("coe_training_attempts", "Tries at training jobs this process's runners ended, by "
+                            "outcome (done: version ready; failed: version failed; dropped: lease lost; given "
+                            "back: stopping)", ["outcome"])
 DATABASE_ERRORS = Counter("coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class",
                           ["error"])
 
@@ -120,7 +121,7 @@ def batch_chunk(claim: Claim, outcome: str) -> None:
 
 def training_job(claim: TrainingClaim, outcome: str) -> None:
     """A :class:`TrainingRunner` observer."""
-    TRAINING_JOBS.labels(outcome).inc()
+    TRAINING_ATTEMPTS.labels(outcome).inc()
 
 
 def count_database_errors(engine: Engine) -> None:
@@ -131,7 +132,7 @@ def count_database_errors(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "handle_error", insert=True)
-    def _count(context) -> None:
+    def _count(context: ExceptionContext) -> None:
         DATABASE_ERRORS.labels(type(context.sqlalchemy_exception).__name__).inc()
 
 
@@ -173,7 +174,7 @@ class DatabaseCounts(Collector):
         for (model, status), n in sorted(versions.items()):
             runs.add_metric([model, status], n)
         yield runs
-        trainings = GaugeMetricFamily("coe_training_jobs_open", "Training jobs not finished, by status: pending "
+        trainings = GaugeMetricFamily("coe_training_jobs", "Training jobs not finished, by status: pending "
                                       "(queued, no runner has taken it) or running", labels=["status"])
         for status in ("pending", "running"):
             trainings.add_metric([status], training.get(status, 0))
@@ -187,7 +188,7 @@ def exposition(database: Collector) -> bytes:
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry) + generate_latest(database)  # type: ignore[arg-type]
+    return generate_latest(registry) + generate_latest(database)
 
 
 def get() -> ConnexionResponse:

@@ -10,6 +10,7 @@ from handlers import metrics
 from handlers.context import serving
 from handlers.envelope import enveloped
 from handlers.observe import answered_with
+from handlers.schemas.served import model_ref_schema
 
 
 def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
     predictions = predict(texts, served.artifacts)
     metrics.predicted(served, predictions)
     answered_with(served.name, served.version)
-    return {"model": served.ref(), "predictions": predictions}
+    return {"model": model_ref_schema.dump(served), "predictions": predictions}
 
 
 @enveloped()

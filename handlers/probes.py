@@ -13,7 +13,7 @@ import logging
 from http import HTTPStatus
 
 from connexion.lifecycle import ConnexionResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coe_template.errors import DatabaseUnavailable, Unavailable
@@ -22,6 +22,7 @@ from handlers import problems
 from handlers.bounded import database_calls
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.served import model_ref_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def live() -> dict:
     return {"status": "live"}
 
 
-def _ping(engine) -> None:
+def _ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(_SELECT_1)
 
@@ -59,7 +60,7 @@ def ready() -> ConnexionResponse | tuple:
     found = services()
     not_ready = []
     try:
-        model = found.server.current.ref()
+        model = model_ref_schema.dump(found.server.current)
     except ModelNotLoaded:
         model = None
         not_ready.append("model: no production version loaded")

@@ -147,7 +147,7 @@ def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> Connexi
 
 def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
     """One of the package's own refusals."""
-    for cls, status, kind in _DOMAIN:
+    for cls, status, kind in _DOMAIN:  # noqa: B007 - status and kind are used after the break
         if isinstance(exc, cls):
             break
     else:  # a new CoeError subclass nobody mapped: a bug, not the client's fault

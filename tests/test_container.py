@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def test_the_image_trains_on_first_start_serves_predictions_as_non_root_and_is_h
     assert set(body) == {"message", "method", "status-code", "timestamp", "url", "data"}
     assert (body["message"], body["method"], body["status-code"]) == (HTTPStatus.OK.phrase, "POST", 200)
     assert body["url"] == f"{base}/predictions"
-    assert abs((datetime.now(timezone.utc) - datetime.fromisoformat(body["timestamp"])).total_seconds()) < 60
+    assert abs((datetime.now(UTC) - datetime.fromisoformat(body["timestamp"])).total_seconds()) < 60
     assert body["data"]["model"] == model
     [prediction] = body["data"]["predictions"]
     assert prediction["input_text"] == TEXT

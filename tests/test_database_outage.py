@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,13 +85,14 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
         assert httpx.post(f"{base}/predictions", json=BODY, timeout=10).status_code == 200
         assert httpx.post(base + PINNED, json=BODY, timeout=10).status_code == 200
     slowest = 0.0
-    for n, (method, path, kwargs) in enumerate([
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/models", {}),
         ("GET", f"/models/{MODEL}/versions", {}),
         ("POST", "/batch-predictions", {"json": {"items": [{"id": "a", "text": "a CNN"}]}}),
         ("GET", f"/batch-predictions/{job}", {}),
         ("PUT", f"/models/{MODEL}/aliases/production", {"json": {"version": 1}, "headers": ADMIN}),
-    ]):
+    ]
+    for n, (method, path, kwargs) in enumerate(calls):
         headers = {**kwargs.pop("headers", {}), "X-Request-ID": f"outage-{n}"}
         response, seconds = timed(method, base + path, headers=headers, **kwargs)
         assert_database_unavailable(response, f"outage-{n}")
@@ -130,13 +132,13 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
 
 def test_postgres_frozen_holds_no_more_than_the_pool(served, postgres: PrivatePostgres):
     base, log, _registry = served
-    statuses: list[tuple[int, float]] = []
+    statuses: list[tuple[int | str, float]] = []
     lock = threading.Lock()
 
     def list_models() -> None:
         try:
             response, seconds = timed("GET", f"{base}/models")
-            outcome = (response.status_code, seconds)
+            outcome: tuple[int | str, float] = (response.status_code, seconds)
         except httpx.HTTPError as exc:  # a hang or a reset: reported by the assertion below
             outcome = (type(exc).__name__, 0.0)
         with lock:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from coe_template.registry import PRODUCTION, Registry
-from coe_template.serving import ModelServer
+from coe_template.serving import ModelServer, Served
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.databases import postgres_schema, private_postgres
 from tests.servers import free_port, gunicorn, worker_pids
@@ -51,7 +51,11 @@ class Replicas:
         for server in self.servers:
             server.refresh()
             swaps: queue.Queue[int] = queue.Queue()
-            server.listeners.append(lambda served, swaps=swaps: swaps.put(served.version))
+
+            def swapped(served: Served, swaps: queue.Queue[int] = swaps) -> None:
+                swaps.put(served.version)
+
+            server.listeners.append(swapped)
             self.swaps.append(swaps)
             server.start()
 

@@ -28,8 +28,8 @@ from coe_template.registry.schema import Model, ModelVersion, TrainingJob
 from coe_template.registry.training import TrainingJobs
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
-from tests.servers import PROJECT_ROOT, gunicorn, worker_pids
-from tests.test_worker import wait_for, worker
+from tests.servers import PROJECT_ROOT, free_port, gunicorn, worker_pids
+from tests.test_worker import samples, wait_for, worker
 
 LEASE = "2"
 VERSIONS = f"/models/{MODEL}/versions"
@@ -236,5 +236,27 @@ def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
         data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
         with worker(env_for(database_url, store, data), tmp_path / "configured.log", "--work", "training"):
             wait_for(lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained")
+    finally:
+        registry.engine.dispose()
+
+
+def test_a_worker_counts_the_training_tries_it_ended_on_its_metrics_port(tmp_path, database_url, trained_model):
+    """With training out of the server (the production layout), the count is where the work is done."""
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
+    port = free_port()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    env = {**env_for(database_url, store, data), "COE_WORKER_METRICS_ADDR": "127.0.0.1"}
+    log = tmp_path / "worker.log"
+    try:
+        with worker(env, log, "--work", "training", "--metrics-port", str(port)):
+            wait_for(lambda: f"metrics on 127.0.0.1:{port}" in log.read_text(), 60, "the worker did not start")
+            assert samples(metrics_url, "coe_training_attempts_total") == {}
+            number = TrainingJobs(registry).create(MODEL, parse_args({})).version
+            wait_for(lambda: job(registry, number)["status"] == "done", 120, "never trained")
+            # The runner counts a try just after recording it: the job may show done a moment earlier.
+            wait_for(lambda: samples(metrics_url, "coe_training_attempts_total") == {(("outcome", "done"),): 1.0},
+                     10, f"not counted: {samples(metrics_url, 'coe_training_attempts_total')}")
     finally:
         registry.engine.dispose()

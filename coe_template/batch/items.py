@@ -42,6 +42,10 @@ def _raise_if(problems: list[str], what: str) -> None:
         raise BatchInputError(f"{what}: {'; '.join(problems[:_SHOWN])}{more}")
 
 
+#: The refusal of a :func:`blank` text, after where it is (``items[2] (id 'a')``, ``texts[0]``): one wording.
+NO_TEXT = "has no text"
+
+
 def blank(text: str) -> bool:
     """Whether a text has no character but whitespace (``str.isspace``): the spec's ``pattern: "\\S"``, negated."""
     return not text or text.isspace()
@@ -62,7 +66,7 @@ def _all_valid(ids: list[str], texts: list[str]) -> bool:
 def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
     """Every problem of the input, by position (and id) in input order, then the duplicate ids."""
     problems: list[str] = []
-    for position, (item_id, text) in enumerate(zip(ids, texts)):
+    for position, (item_id, text) in enumerate(zip(ids, texts, strict=True)):
         if not ITEM_ID.fullmatch(item_id):
             if not item_id:
                 problems.append(f"{where}[{position}] has no id")
@@ -70,7 +74,7 @@ def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
                 problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-{MAX_ID_LENGTH} letters, "
                                 f"digits or {_ID_PUNCTUATION}")
         if blank(text):
-            problems.append(f"{where}[{position}] (id {item_id!r}) has no text")
+            problems.append(f"{where}[{position}] (id {item_id!r}) {NO_TEXT}")
         elif "\x00" in text:
             problems.append(f"{where}[{position}] (id {item_id!r}) contains a NUL character")
     return problems + [f"id {i!r} appears more than once" for i, n in Counter(ids).items() if n > 1 and i]
@@ -86,7 +90,7 @@ def _checked(ids: list[str], texts: list[str], where: str) -> list[Item]:
         raise BatchInputError(f"no {where}: a batch needs at least one")
     if not _all_valid(ids, texts):
         _raise_if(_problems(ids, texts, where), "invalid batch")
-    return list(zip(ids, texts))
+    return list(zip(ids, texts, strict=True))
 
 
 def to_items(rows: Iterable[Mapping[str, object]], where: str = "items") -> list[Item]:

@@ -9,6 +9,7 @@ while a chunk is worked, and a worker that stops gives its chunk back at once. R
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -19,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -292,7 +293,7 @@ class BatchJobs:
             page = [JobInfo.of(j) for j in jobs[:limit]]
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
-    def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[list[ResultInfo], int | None]:
+    def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[builtins.list[ResultInfo], int | None]:
         """Stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
             if session.get(BatchJob, job_id) is None:
@@ -335,10 +336,11 @@ class BatchJobs:
     def cancel_or_delete(self, job_id: str) -> JobInfo | None:
         """Cancel an active job (returned), or delete a finished one with its results (None)."""
         with self._session() as session, session.begin():
-            cancelled = session.execute(
+            # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
+            cancelled = cast(CursorResult[Any], session.execute(
                 update(BatchJob).where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
                 .values(status="cancelled", finished_at=utcnow())
-            ).rowcount
+            )).rowcount
             job = session.get(BatchJob, job_id)
             if job is None:
                 raise JobNotFound(job_id)

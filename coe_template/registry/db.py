@@ -170,7 +170,7 @@ def _bound_postgres(engine: Engine, timeout: float) -> None:
 
 def _sqlite_setup(engine: Engine, timeout: float) -> None:
     @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy emit BEGIN itself (below), so it can be IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -184,7 +184,7 @@ def _sqlite_setup(engine: Engine, timeout: float) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
+    def _begin(connection: Connection) -> None:
         # Read-then-write transactions must hold the write lock from the start,
         # or two writers can both read and one fails with "database is locked".
         # Pure reads need no lock at all under WAL: they never wait for writers.
@@ -274,7 +274,9 @@ def bulk_insert(session: Session | Connection, table: Table, rows: Sequence[tupl
     columns = [c.name for c in table.columns]
     connection = session.connection() if isinstance(session, Session) else session
     if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
+        driver = connection.connection.driver_connection  # psycopg's: None only once invalidated
+        assert driver is not None
+        cursor = driver.cursor()
         with cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

@@ -12,6 +12,7 @@ connection (its state is unknown: it must never be used again).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -45,7 +46,7 @@ def connection_class(timeout: float) -> type[DeadlineConnection]:
     return type("DeadlineConnection", (DeadlineConnection,), {"deadline": timeout + CLIENT_MARGIN})
 
 
-def connect_params(params: dict[str, Any], timeout: float) -> dict[str, Any]:
+def connect_params(params: Mapping[str, Any], timeout: float) -> dict[str, Any]:
     """``params`` with libpq's connect timeout and the server's statement timeout added (kept if set)."""
     params = dict(params)
     params.setdefault("connect_timeout", max(2, math.ceil(timeout)))  # libpq: whole seconds, at least 2

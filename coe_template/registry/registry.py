@@ -13,23 +13,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
+from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
+from coe_template.registry.blobs import DatabaseStore
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
-from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
-from coe_template.registry.blobs import DatabaseStore
 from coe_template.shapes import check_description, check_model_name
-from coe_template.store import (RECORD_FILE, RUN_FILES, Artifacts, RunNotFound, load_artifacts, new_run_id,
-                                 read_verified, run_files, sha256)
+from coe_template.store import (
+    RECORD_FILE,
+    RUN_FILES,
+    Artifacts,
+    RunNotFound,
+    load_artifacts,
+    new_run_id,
+    read_verified,
+    run_files,
+    sha256,
+)
 from coe_template.train import TrainedModel
 from coe_template.transfer import check_values
 
@@ -265,7 +274,7 @@ class Registry:
             if model is None:
                 raise ModelNotFound(name)
             if max_training is not None:
-                training = session.scalar(select(func.count()).where(ModelVersion.status == "training"))
+                training = session.execute(select(func.count()).where(ModelVersion.status == "training")).scalar_one()
                 if training >= max_training:
                     raise Busy(f"{training} version(s) are queued or training already, the most this service "
                                "runs at once: try again when one has finished")
@@ -299,9 +308,10 @@ class Registry:
         files = run_files(trained, run_id)  # serialised before the transaction, which then only writes
 
         def record(session: Session) -> VersionInfo:
-            if holds is not None and not session.execute(
+            # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
+            if holds is not None and not cast(CursorResult[Any], session.execute(
                     update(TrainingJob).where(*holds)
-                    .values(status="done", lease_expires_at=None, finished_at=utcnow())).rowcount:
+                    .values(status="done", lease_expires_at=None, finished_at=utcnow()))).rowcount:
                 raise lost  # the lease ran out meanwhile
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
@@ -401,7 +411,7 @@ class Registry:
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
-            if version.status != "ready":
+            if version.status != "ready" or version.run_id is None or version.artifacts is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}; only ready versions can be aliased")
             read_verified(version.run_id, self.artifacts, version.artifacts)
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
@@ -452,7 +462,7 @@ class Registry:
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: "
                                "only ready versions can be exported")
-            manifest = {"model": name, "description": model.description, "version": number,
+            manifest: dict[str, Any] = {"model": name, "description": model.description, "version": number,
                         "run_id": version.run_id, "args": version.args, "dataset": version.dataset,
                         "performance": version.performance, "threshold": version.threshold,
                         "artifacts": dict(version.artifacts or {})}

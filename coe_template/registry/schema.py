@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timezone
-from typing import Any, overload
+from datetime import UTC, datetime
+from typing import Any, ClassVar, overload
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("training", "ready", "failed", "archived")
@@ -14,7 +25,7 @@ JOB_STATUSES = ("pending", "running", "done", "failed")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @overload
@@ -35,6 +46,8 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 class Base(DeclarativeBase):
+    #: Every class here maps one declared table (none a join or a select), so ``__table__`` is a Table.
+    __table__: ClassVar[Table]
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
 
 

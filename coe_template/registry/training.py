@@ -228,7 +228,7 @@ class TrainingJobs:
             # completion waits for it rather than deadlocking with it.
             connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
             if not connection.execute(_FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}).rowcount:
-                status = connection.execute(_VERSION, {"name": name, "number": number}).first().status
+                status = connection.execute(_VERSION, {"name": name, "number": number}).one().status
                 raise Conflict(f"version {number} of {name!r} is {status}, not training: nothing to cancel")
         return self.registry.get_version(name, number)
 

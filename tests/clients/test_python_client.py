@@ -8,6 +8,7 @@ resource classes, every refusal into the generated ``Problem`` with the right ``
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import subprocess
@@ -323,13 +324,11 @@ def test_batch_jobs_json_and_multipart_status_results_and_cancel(api, anonymous,
             api, call(batch.batch_predictions_get, job_id, client=anonymous), "BatchJobEnvelope"
         ).job
 
+    def settled(job_id: str) -> bool:
+        return job(job_id).status not in (m.BatchJobStatus.QUEUED, m.BatchJobStatus.RUNNING)
+
     for job_id in (created.job.id, uploaded.job.id):
-        wait_until(
-            lambda job_id=job_id: (
-                job(job_id).status not in (m.BatchJobStatus.QUEUED, m.BatchJobStatus.RUNNING)
-            ),
-            60,
-        )
+        wait_until(functools.partial(settled, job_id), 60)
         finished = job(job_id)
         assert finished.status == m.BatchJobStatus.SUCCEEDED and finished.progress == 1.0
         results = envelope(

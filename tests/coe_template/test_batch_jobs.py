@@ -14,12 +14,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
 
 from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, KeyReused, ResultInfo, ResultNotFound
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
@@ -387,7 +387,7 @@ def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, regist
     runner.run_until_idle()
     for job, version in ((on_1, 1), (on_2, 2)):
         realtime = predict([text for _, text in shuffled], registry.load(MODEL, version))
-        for (item_id, _), expected in zip(shuffled, realtime):
+        for (item_id, _), expected in zip(shuffled, realtime, strict=True):
             assert jobs.result(job.id, item_id) == ResultInfo(
                 item_id=item_id, predicted_tag=expected["predicted_tag"],
                 probabilities=expected["probabilities"], model_version=version,
@@ -409,10 +409,10 @@ def test_unknown_jobs_and_items_are_not_found(jobs, runner):
         with pytest.raises(JobNotFound, match=UNKNOWN_JOB) as info:
             call()
         assert isinstance(info.value, LookupError), what
-    with pytest.raises(ResultNotFound) as info:
+    with pytest.raises(ResultNotFound) as missing:
         jobs.result(first.id, "p-99")
-    assert first.id in str(info.value) and "'p-99'" in str(info.value)
-    assert isinstance(info.value, LookupError)
+    assert first.id in str(missing.value) and "'p-99'" in str(missing.value)
+    assert isinstance(missing.value, LookupError)
     with pytest.raises(ResultNotFound):
         jobs.result(first.id, "other")  # an item of another job
     assert jobs.result(second.id, "other").item_id == "other"
@@ -668,7 +668,7 @@ def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
 def chunks_of(registry: Registry, job_id: str) -> list[tuple[int, str, str | None, int]]:
     """Each chunk's number, status, lease owner and attempts, as stored."""
     with registry.engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(
+        return [(number, status, owner, attempts) for number, status, owner, attempts in connection.execute(
             select(BatchChunk.number, BatchChunk.status, BatchChunk.lease_owner, BatchChunk.attempts)
             .where(BatchChunk.job_id == job_id).order_by(BatchChunk.number))]
 
@@ -678,7 +678,7 @@ def lease_of(registry: Registry, job_id: str, number: int) -> datetime | None:
     with registry.engine.connect() as connection:
         moment = connection.scalar(select(BatchChunk.lease_expires_at).where(
             BatchChunk.job_id == job_id, BatchChunk.number == number))
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
@@ -689,7 +689,7 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
 
 
 @pytest.fixture
-def gate() -> threading.Event:
+def gate() -> Iterator[threading.Event]:
     """Holds a slow runner mid-chunk until set (and is set at the end, so no thread is left waiting)."""
     event = threading.Event()
     yield event
@@ -852,8 +852,9 @@ def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
 
     monkeypatch.setattr(leases.socket, "gethostname", lambda: "a-very-long-host-name." * 12)
     owner = leases.owner_id()
-    assert len(owner) <= BatchChunk.__table__.c.lease_owner.type.length
-    assert len(owner) <= TrainingJob.__table__.c.lease_owner.type.length
+    for table in (BatchChunk.__table__, TrainingJob.__table__):
+        column = table.c.lease_owner.type
+        assert isinstance(column, String) and len(owner) <= column.length
     assert owner.startswith("a-very-long-host-name.") and f":{leases.os.getpid()}:" in owner
 
 

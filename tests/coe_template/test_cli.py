@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from sqlalchemy import create_engine, text
 
+from coe_template.batch.jobs import BatchJobs
 from coe_template.cli import main
 from coe_template.data import ACCEPTED_TAGS
 from coe_template.registry import PRODUCTION, Registry
@@ -283,11 +283,32 @@ def test_predict_follows_a_promotion(cli, two_versions):
     assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
 
 
-@pytest.mark.parametrize("texts", [["   "], [""], ["Object detection", " \t\n "]])
-def test_predict_refuses_whitespace_only_text(cli, two_versions, texts):
+def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(cli, two_versions, tmp_path,
+                                                                               registry):
+    rows = tmp_path / "projects.csv"
+    rows.write_text("id,text\n" + "".join(f"p{n},{text}\n" for n, text in enumerate(TEXTS)), encoding="utf-8")
+    result = cli("batch-predict", str(rows))
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)
+    moments = {key: job.pop(key) for key in ("created_at", "started_at", "finished_at")}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", m) for m in moments.values()), moments
+    assert job == {"id": job["id"], "status": "succeeded", "model": {"name": NAME, "version": 1},
+                   "items": {"total": 2, "done": 2}, "progress": 1.0, "error": None}
+    assert f"job {job['id']}: 2 items with {NAME} version 1" in result.stderr
+    results, _ = BatchJobs(registry).results(job["id"])
+    assert [(r.item_id, r.predicted_tag) for r in results] == [("p0", "computer-vision"),
+                                                               ("p1", "natural-language-processing")]
+
+
+@pytest.mark.parametrize(("texts", "refused"), [
+    (["   "], "texts[0] has no text"), ([""], "texts[0] has no text"),
+    (["Object detection", " \t\n ", "ok", "\x1c"], "texts[1] has no text; texts[3] has no text"),
+])
+def test_predict_refuses_whitespace_only_text(cli, two_versions, texts, refused):
+    """The batch items' rule and wording (``blank``, ``NO_TEXT``): whitespace as str.isspace() has it."""
     result = cli("predict", *texts)
     assert result.exit_code == 2
-    assert "every text must contain a non-whitespace character" in result.stderr
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for TEXTS: {refused}"
     assert result.stdout == ""
 
 

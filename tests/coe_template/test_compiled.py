@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, TypedDict
 
 import numpy as np
 import pytest
@@ -13,12 +14,18 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
 from coe_template.args import parse_args
-from coe_template.compiled import SklearnPredictor, Unsupported, compile_pipeline, predictor_for, word_analyzer
+from coe_template.compiled import (
+    SklearnPredictor,
+    Unsupported,
+    compile_pipeline,
+    predictor_for,
+    word_analyzer,
+)
 from coe_template.data import clean_text
 from coe_template.train import build_pipeline
 
 #: Every kind of configuration ``coe-template train`` accepts (see TrainingArgsSchema).
-CONFIGURATIONS = {
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "unigrams": {"ngram_max": 1},
     "trigrams, no stop words": {"ngram_max": 3, "stop_words": False},
@@ -28,12 +35,19 @@ CONFIGURATIONS = {
     "character n-grams": {"analyzer": "char_wb", "ngram_max": 5},
     "character unigrams": {"analyzer": "char_wb", "ngram_max": 1, "sublinear_tf": False},
 }
-EXACT = {"rtol": 0, "atol": 1e-9}
+
+
+class Tolerance(TypedDict):
+    rtol: float
+    atol: float
+
+
+EXACT: Tolerance = {"rtol": 0, "atol": 1e-9}
 
 
 def fitted(bundled_dataset, args: dict, tags: int = 4) -> Pipeline:
     keep = sorted(set(bundled_dataset.tags))[:tags]
-    rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags) if y in keep]
+    rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags, strict=True) if y in keep]
     pipeline = build_pipeline(parse_args(args))
     return pipeline.fit([clean_text(t) for t, _ in rows], [y for _, y in rows])
 

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coe_template.data import _NON_ALNUM, _URL, ACCEPTED_TAGS, OTHER_TAG, DatasetError, clean_text, load_dataset
+from coe_template.data import (
+    _NON_ALNUM,
+    _URL,
+    ACCEPTED_TAGS,
+    OTHER_TAG,
+    DatasetError,
+    clean_text,
+    load_dataset,
+)
 
 #: Distinctive words per tag: a tiny dataset any bag-of-words model can learn.
 VOCABULARY: dict[str, tuple[str, ...]] = {
@@ -142,7 +150,7 @@ def test_fingerprint_is_stable_and_changes_when_the_file_changes(write_csv):
     assert changed["sha256"] != first["sha256"]
 
     longer = load_dataset(write_csv([*rows, rows[0]], name="d.csv")).fingerprint
-    assert longer["rows"] == first["rows"] + 1
+    assert longer["rows"] == len(rows) + 1 and first["rows"] == len(rows)
     assert longer["sha256"] != first["sha256"]
 
 

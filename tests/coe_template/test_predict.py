@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from coe_template.args import parse_args
+from coe_template.artifacts import DirectoryStore
 from coe_template.data import ACCEPTED_TAGS, OTHER_TAG, load_dataset
 from coe_template.predict import predict
-from coe_template.artifacts import DirectoryStore
 from coe_template.store import load_artifacts, save_run
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
@@ -61,7 +61,7 @@ def test_the_predicted_tag_is_the_most_probable_one_when_sure(artifacts):
 
 def test_the_same_text_gets_the_same_prediction_alone_or_in_a_batch(artifacts):
     batch = predict(TEXTS, artifacts)
-    for text, in_batch in zip(TEXTS, batch):
+    for text, in_batch in zip(TEXTS, batch, strict=True):
         assert predict([text], artifacts) == [in_batch]
 
 

@@ -8,8 +8,7 @@ import pytest
 
 from coe_template.predict import predict
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, VersionNotFound
-from coe_template.serving import ModelNotLoaded
-from coe_template.serving import ModelServer
+from coe_template.serving import ModelNotLoaded, ModelServer
 from coe_template.store import MODEL_FILE, ArtifactError
 from tests.coe_template.test_registry import (  # noqa: F401  (fixtures)
     NAME,
@@ -45,7 +44,7 @@ def server(versions):
 
 def test_nothing_is_served_before_the_first_refresh(server):
     with pytest.raises(ModelNotLoaded, match="no production version of 'project-tagger' is loaded"):
-        server.current
+        server.current  # noqa: B018 - reading the property is what raises
 
 
 def test_refresh_loads_production_then_reports_no_change(server, versions):
@@ -53,7 +52,6 @@ def test_refresh_loads_production_then_reports_no_change(server, versions):
     served = server.current
     assert (served.name, served.version) == (NAME, 1)
     assert served.artifacts.run_id == versions.get_version(NAME, 1).run_id
-    assert served.ref() == {"name": NAME, "version": 1, "run_id": served.artifacts.run_id}
     assert server.refresh() is False
     assert server.refresh() is False
     assert server.current is served  # the very same loaded model keeps serving

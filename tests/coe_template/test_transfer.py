@@ -7,7 +7,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,7 @@ def members(path: Path) -> dict[str, bytes]:
         return {m.name: archive.extractfile(m).read() for m in archive}
 
 
-def rewrite(path: Path, changed: dict[str, bytes], *, extra: list[tarfile.TarInfo] = ()) -> Path:
+def rewrite(path: Path, changed: dict[str, bytes], *, extra: Sequence[tarfile.TarInfo] = ()) -> Path:
     """A copy of an export with some members' bytes replaced (or added), and ``extra`` raw members."""
     out = path.with_name("changed.tar.gz")
     with tarfile.open(out, "w:gz") as archive:

@@ -172,7 +172,7 @@ def test_two_instances_each_answer_on_their_own_control_socket(model_store, tmp_
     env = {"COE_MODEL_STORE": str(model_store)}
     with gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[0])}, tmp_path / "one.log", workers=1) as (_, one), \
             gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[1])}, tmp_path / "two.log", workers=2) as (_, two):
-        for path, master in zip(paths, (one, two)):
+        for path, master in zip(paths, (one, two), strict=True):
             deadline = time.monotonic() + 10  # the master opens it in a thread of its own, maybe after serving
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 
 import pytest
@@ -21,8 +21,8 @@ def assert_envelope():
         assert body["method"] == method
         assert body["status-code"] == status
         stamp = datetime.fromisoformat(body["timestamp"])
-        assert stamp.utcoffset() == timezone.utc.utcoffset(None)
-        assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 60
+        assert stamp.utcoffset() == UTC.utcoffset(None)
+        assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
         if path is not None:
             assert body["url"] == f"http://testserver{path}"
         return body["data"]

@@ -194,7 +194,7 @@ def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_
 def training_jobs_gauge(client) -> dict[str, float]:
     from tests.handlers.test_metrics import scrape
     samples = scrape(client)
-    return {status: samples.get(("coe_training_jobs_open", frozenset({("status", status)}))) for status in
+    return {status: samples.get(("coe_training_jobs", frozenset({("status", status)}))) for status in
             ("pending", "running")}
 
 
