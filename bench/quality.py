@@ -31,12 +31,12 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset  # noqa: E402
-from coe_template.predict import tag  # noqa: E402
-from coe_template.registry import Registry  # noqa: E402
-from coe_template.train import apply_threshold, build_pipeline, cross_validate  # noqa: E402
-from config.settings import Settings  # noqa: E402
+from coe_template.args import load_args
+from coe_template.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset
+from coe_template.predict import tag
+from coe_template.registry import Registry
+from coe_template.train import apply_threshold, build_pipeline, cross_validate
+from config.settings import Settings
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
