@@ -1,7 +1,9 @@
-"""Behavioural tests of the model trained on the bundled dataset.
+"""Behavioural tests of the shipped model: the default args trained on the bundled dataset.
 
-Clear-cut cases any sensible tagger gets right: minimum functionality, invariance to words
-that carry no meaning for the tag, and direction when strong evidence is added.
+One-sentence cases written for this project, the kind people type into Swagger UI first: minimum
+functionality per tag, invariance to names, punctuation and case, and direction when a domain word
+is added. Every case must be right: a short clear statement falling to ``other`` is the bug of
+issue 13 (the README's "Model quality" says why it happened).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import pytest
 
 from coe_template.predict import predict
 
-NLP, CV, OPS = "natural-language-processing", "computer-vision", "mlops"
+NLP, CV, OPS, OTHER = "natural-language-processing", "computer-vision", "mlops", "other"
 
 
 def tag_of(text: str, artifacts) -> str:
@@ -21,19 +23,72 @@ def probability(text: str, tag: str, artifacts) -> float:
     return predict([text], artifacts)[0]["probabilities"][tag]
 
 
-@pytest.mark.parametrize(
-    ("text", "tag"),
-    [
-        ("ML applied to image classification.", CV),
-        ("Object detection in images with convolutional networks.", CV),
-        ("Semantic segmentation of street scenes from camera images.", CV),
-        ("Transfer learning with transformers for text classification.", NLP),
-        ("Fine-tuning transformers for text classification of news articles.", NLP),
-        ("Sentiment analysis of product reviews with a language model.", NLP),
-        ("Deploying, serving and monitoring machine learning models in production.", OPS),
-        ("Serving models with Docker and Kubernetes and monitoring them for drift.", OPS),
+MINIMUM_FUNCTIONALITY = {
+    NLP: [
+        "Sentiment analysis of movie reviews.",
+        "Named entity recognition for legal documents.",
+        "Machine translation from English to German.",
+        "Question answering over Wikipedia articles.",
+        "Summarizing news articles with a transformer.",
+        "A chatbot that answers customer questions.",
+        "Text classification with BERT.",
+        "Spam detection in emails using word embeddings.",
+        "Fine-tuning a large language model.",
+        "Topic modeling of tweets.",
+        "Transfer learning with transformers for text classification.",
+        "LLMs explained.",
+        # Wrong with the model of 0.1.0, most of them `other`: generic words such as "learning" counted for it.
+        "Learning NLP.",
+        "Deep learning for NLP.",
+        "Chatbot with deep learning.",
+        "Speech recognition.",
     ],
-)
+    CV: [
+        "Image classification of cats and dogs.",
+        "Object detection with YOLO.",
+        "Face recognition from webcam video.",
+        "Semantic segmentation of satellite images.",
+        "Generating images with a GAN.",
+        "Pose estimation from video frames.",
+        "Counting cars in traffic camera footage.",
+        "Detecting tumors in MRI scans.",
+        "Depth estimation from a single image.",
+        "ML applied to image classification.",
+    ],
+    OPS: [
+        "Deploying a model with Docker.",
+        "Serving models behind a REST API with FastAPI.",
+        "Monitoring data drift in production.",
+        "Experiment tracking with MLflow.",
+        "A feature store for machine learning teams.",
+        "CI/CD pipelines for machine learning models.",
+        "Versioning data and models with DVC.",
+        "Scaling model inference on Kubernetes.",
+        "MLOps.",
+        "Model monitoring.",
+        "A/B testing models in production.",
+        # Wrong with the model of 0.1.0, all `other` (see above).
+        "MLOps best practices.",
+        "Tracking experiments.",
+        "MLOps for beginners.",
+        "Learning MLOps.",
+        "An MLOps project.",
+        "Deploying deep learning models.",
+    ],
+    OTHER: [
+        "Predicting house prices with gradient boosting.",
+        "Reinforcement learning agent that plays Atari games.",
+        "Forecasting sales with time series models.",
+        "A recommender system for movies.",
+        "Fraud detection on credit card transactions.",
+        "Clustering customers with k-means.",
+        "Graph neural networks for molecule property prediction.",
+    ],
+}
+
+
+@pytest.mark.parametrize(("text", "tag"), [(text, tag) for tag, texts in MINIMUM_FUNCTIONALITY.items()
+                                           for text in texts])
 def test_minimum_functionality(artifacts, text, tag):
     assert tag_of(text, artifacts) == tag
 
@@ -45,10 +100,24 @@ def test_minimum_functionality(artifacts, text, tag):
         ("Sentiment analysis of tweets by {}.", ["Alice", "Bob", "Priya"], NLP),
         ("Object detection in images with {}.", ["PyTorch", "TensorFlow", "JAX"], CV),
         ("Serving and monitoring models in production at {}.", ["Acme", "Globex", "Initech"], OPS),
+        ("Forecasting demand for {} stores.", ["Tokyo", "Lagos", "Lima"], OTHER),
     ],
 )
-def test_invariance_to_names_and_irrelevant_words(artifacts, text, variants, tag):
+def test_invariance_to_names(artifacts, text, variants, tag):
     assert [tag_of(text.format(v), artifacts) for v in variants] == [tag] * len(variants)
+
+
+@pytest.mark.parametrize(
+    ("variants", "tag"),
+    [
+        (["Text summarization", "text summarization!", "TEXT SUMMARIZATION...", "Text summarization?"], NLP),
+        (["Image segmentation", "image segmentation.", "IMAGE SEGMENTATION!!", "Image-segmentation"], CV),
+        (["Model serving with TorchServe", "model serving, with torchserve.", "MODEL SERVING WITH TORCHSERVE"],
+         OPS),
+    ],
+)
+def test_invariance_to_punctuation_and_case(artifacts, variants, tag):
+    assert [tag_of(text, artifacts) for text in variants] == [tag] * len(variants)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +141,11 @@ def test_adding_vision_words_raises_the_probability_of_computer_vision(artifacts
     [
         ("A project about models.", NLP, "A project about language models for text and sentences."),
         ("A project about models.", OPS, "A project about deploying and monitoring models in production."),
+        ("Learning from data.", NLP, "Learning from text data."),
+        ("Learning from data.", OPS, "Learning from data in production."),
+        ("A neural network.", CV, "A neural network for images."),
+        ("A neural network.", NLP, "A neural network for sentences."),
     ],
 )
-def test_adding_evidence_for_a_tag_raises_its_probability(artifacts, text, tag, more):
+def test_adding_a_domain_word_raises_its_tags_probability(artifacts, text, tag, more):
     assert probability(more, tag, artifacts) > probability(text, tag, artifacts)

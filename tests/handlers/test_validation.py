@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import sys
 
+import marshmallow
 import pytest
 import yaml
 from connexion.exceptions import ProblemException
@@ -175,11 +176,6 @@ def test_the_depth_limit_leaves_room_for_every_body_of_the_spec():
 
 # --- every integer a client sends is bounded -------------------------------------------------------
 
-#: Integers whose bounds live elsewhere: training arguments are checked by coe_template.args, which
-#: names every bad field at once (jsonschema stops at the first) and also checks args files.
-BOUNDED_ELSEWHERE = {"TrainingRequest.args"}
-
-
 def client_integers(node: object, spec: dict, where: str = "") -> list[tuple[str, dict]]:
     """Every integer schema under ``node``, with where it is, following $refs."""
     if isinstance(node, list):
@@ -194,8 +190,8 @@ def client_integers(node: object, spec: dict, where: str = "") -> list[tuple[str
         return client_integers(target, spec, name)
     found = [(where, node)] if node.get("type") == "integer" else []
     for key, value in node.items():
-        if key not in ("example", "examples", "default") and f"{where}.{key}" not in BOUNDED_ELSEWHERE:
-            found += client_integers(value, spec, f"{where}.{key}" if key == "args" else where)
+        if key not in ("example", "examples", "default"):
+            found += client_integers(value, spec, where)
     return found
 
 
@@ -247,6 +243,35 @@ def test_the_training_arguments_the_spec_names_are_the_packages():
     spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
     named = spec["components"]["schemas"]["TrainingRequest"]["properties"]["args"]["properties"]
     assert list(named) == [f.name for f in dataclasses.fields(TrainingArgs)] == list(TrainingArgsSchema().fields)
+
+
+#: The spec's type of each marshmallow field class TrainingArgsSchema uses.
+_SPEC_TYPES = {marshmallow.fields.Integer: "integer", marshmallow.fields.Float: "number",
+               marshmallow.fields.String: "string", marshmallow.fields.Boolean: "boolean"}
+
+
+def spec_of(field: marshmallow.fields.Field) -> dict:
+    """What the spec must say of a training argument: its type, bounds and choices, from args.py."""
+    schema: dict = {"type": _SPEC_TYPES[type(field)]}
+    if field.allow_none:
+        schema["nullable"] = True
+    for rule in field.validators:
+        if isinstance(rule, marshmallow.validate.Range):
+            assert rule.min_inclusive and rule.max_inclusive  # the spec below says minimum/maximum, inclusive
+            schema.update(minimum=rule.min, maximum=rule.max)
+        elif isinstance(rule, marshmallow.validate.OneOf):
+            schema["enum"] = list(rule.choices)
+        else:
+            pytest.fail(f"{rule!r}: a rule the spec cannot state")
+    return schema
+
+
+def test_the_training_arguments_bounds_in_the_spec_are_the_packages():
+    """args.py is the one Python home of each bound; the spec states the same for clients."""
+    spec = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())
+    named = spec["components"]["schemas"]["TrainingRequest"]["properties"]["args"]["properties"]
+    assert named == {name: spec_of(field) for name, field in TrainingArgsSchema().fields.items()}
+    assert named["seed"] == {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}  # the comparison compares
 
 
 # --- integers in the path -----------------------------------------------------------------------------
