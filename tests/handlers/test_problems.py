@@ -150,3 +150,60 @@ def test_an_integral_float_is_not_an_integer(client):
                           headers={**ADMIN, HEADER: "f-1"})
     assert response.status_code == 400
     assert response.json()["detail"] == "1.0 is not of type 'integer' - 'version'"
+
+
+# --- the document itself: its members, its shortened detail, the server's own refusals -------------
+
+
+def test_a_detail_of_the_maximum_length_is_kept_whole():
+    from handlers.problems import document
+
+    exact = "v" * 133 + "w" * 267  # 400 characters
+    assert document(400, exact, request_id="m-1") == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": exact, "request_id": "m-1"}
+
+
+def test_a_detail_one_character_longer_keeps_its_first_third_and_last_two_thirds():
+    from handlers.problems import document
+
+    assert document(400, "v" * 133 + "x" + "w" * 267)["detail"] == "v" * 133 + " … " + "w" * 266
+
+
+@pytest.mark.parametrize(("status", "kind", "expected"), [
+    (400, "invalid-input", "/problems/invalid-input"),  # a kind named wins over the status's
+    (503, None, "/problems/unavailable"),
+    (418, None, "about:blank"),  # a status no kind of this API has
+    (400, "no-such-kind", "about:blank"),
+])
+def test_the_type_is_the_kind_named_else_the_statuss_else_about_blank(status, kind, expected):
+    from handlers.problems import document
+
+    assert document(status, "d", kind)["type"] == expected
+
+
+def test_a_problem_the_server_answers_itself_has_the_apps_headers_and_a_compact_body():
+    from handlers.problems import raw
+
+    headers, body = raw(503, "too many connections", "rid-1", kind="busy", headers={"Retry-After": "1"})
+    assert body == (b'{"detail":"too many connections","request_id":"rid-1","status":503,'
+                    b'"title":"Service Unavailable","type":"/problems/busy"}')
+    assert headers == [(b"content-type", b"application/problem+json"), (b"content-length", b"%d" % len(body)),
+                       (b"x-request-id", b"rid-1"), (b"x-content-type-options", b"nosniff"),
+                       (b"cache-control", b"no-store"), (b"retry-after", b"1")]
+
+
+def test_a_raisers_title_gives_way_to_the_status_phrase(settings):
+    """Connexion's problems and ours carry a title of their own; the document's is the status's phrase."""
+    from dataclasses import replace
+    from http import HTTPStatus
+
+    from handlers.app import create_app
+
+    with create_app(replace(settings, max_body_bytes=10)).test_client() as client:
+        response = client.post("/predictions", json={"texts": [{"text": "a long enough body"}]},
+                               headers={HEADER: "t-413"})
+    assert response.json() == {
+        "type": "/problems/payload-too-large", "title": HTTPStatus(413).phrase, "status": 413,
+        "detail": f"request body of {len(response.request.content)} bytes exceeds the limit of 10 bytes",
+        "request_id": "t-413",
+    }

@@ -1,0 +1,52 @@
+"""`make mutate`'s verdict, after `mutmut run`: the score, and every mutant no test kills.
+
+Each mutant not killed (survived, or "no tests": no selected test runs its code) must be listed in
+bench/mutants-equivalent.md with the reason it cannot change behaviour; any other survivor fails
+the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as killed: the mutant
+made the tests hang (an infinite loop), which a user would notice.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "bench" / "mutants-equivalent.md"
+#: A listed mutant: "- `name`: reason".
+_LISTED = re.compile(r"^- `([^`]+)`: \S")
+_RESULT = re.compile(r"^\s+(\S+): (.+)$")
+
+
+def listed() -> set[str]:
+    return {m[1] for line in EQUIVALENT.read_text(encoding="utf-8").splitlines() if (m := _LISTED.match(line))}
+
+
+def main() -> int:
+    mutmut = Path(sys.executable).with_name("mutmut")
+    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    status = {m[1]: m[2] for line in out.splitlines() if (m := _RESULT.match(line))}
+    if not status:
+        print("no mutants: run `mutmut run` first", file=sys.stderr)
+        return 1
+    by_status = Counter(status.values())
+    alive = {name for name, s in status.items() if s in ("survived", "no tests")}
+    unchecked = {name for name, s in status.items() if s not in ("survived", "no tests", "killed", "timeout")}
+    killed = by_status["killed"] + by_status["timeout"]
+    equivalent = alive & listed()
+    print(", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
+    print(f"killed {killed} of {len(status)} mutants ({100 * killed / len(status):.1f}%); "
+          f"{len(equivalent)} listed as equivalent in {EQUIVALENT.relative_to(ROOT)}; "
+          f"score {100 * killed / (len(status) - len(equivalent)):.1f}% of the non-equivalent ones")
+    unexplained = sorted((alive - equivalent) | unchecked)
+    for name in unexplained:
+        print(f"not killed, not listed: {name} ({status[name]})", file=sys.stderr)
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
