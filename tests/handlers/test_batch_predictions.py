@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from handlers.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
-from tests.handlers.conftest import shortened
+from tests.problems import shortened
 
 JOBS = "/batch-predictions"
 ITEMS = [

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from coe_template.data import ACCEPTED_TAGS
 from coe_template.predict import predict
 from handlers.app import create_app
-from tests.handlers.conftest import shortened
+from tests.problems import shortened
 
 TEXTS = [
     "Transfer learning with transformers for text classification.",

@@ -22,7 +22,7 @@ from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
 from handlers.validation import MAX_DEPTH, _compile
 from tests.conftest import ADMIN
-from tests.handlers.conftest import shortened
+from tests.problems import shortened
 
 PREDICTIONS = {
     "type": "object", "required": ["texts"], "additionalProperties": False,
