@@ -192,8 +192,7 @@ def _inline(markdown: str) -> str:
 def page(kind: str) -> ConnexionResponse:
     """The page a problem's ``type`` points at: status, meaning, what to do."""
     if kind not in KINDS or kind not in meanings():
-        raise ProblemException(status=404, title="Not Found",
-                               detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
+        raise ProblemException(status=404, detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
     status, meaning = meanings()[kind]
     heading = f"{type_uri(kind)}: {status} {HTTPStatus(status).phrase}"
     body = (

@@ -32,6 +32,7 @@ def test_a_bug_is_a_generic_500_with_its_traceback_logged(client, app, monkeypat
         "request_id": "bug-hunt-1",
     }
     [record] = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == "unhandled IndexError while serving the request"
     assert record.exc_info[0] is IndexError
     assert "list index out of range" in caplog.text
     assert getattr(record, "request_id", None) in (None, "bug-hunt-1")
@@ -71,6 +72,15 @@ def test_a_spec_violation_is_pinned_whole(client):
     assert response.json() == {
         "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
         "detail": "[] should be non-empty - 'texts'", "request_id": "r-2",
+    }
+
+
+def test_json_that_does_not_parse_is_pinned_whole(client):
+    response = client.post("/predictions", content=b'{"texts": [}', headers={"Content-Type": "application/json",
+                                                                                HEADER: "r-5"})
+    assert response.json() == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+        "detail": "request body is not valid JSON: Expecting value: line 1 column 12 (char 11)", "request_id": "r-5",
     }
 
 
