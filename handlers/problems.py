@@ -130,7 +130,7 @@ def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> Connexion
     if isinstance(exc.__context__, json.JSONDecodeError):
         detail = f"request body is not valid JSON: {detail}"
     # jsonschema appends the failing schema and instance after a blank line.
-    return response(HTTPStatus.BAD_REQUEST, detail.split("\n\n", 1)[0])
+    return response(HTTPStatus.BAD_REQUEST, detail.partition("\n\n")[0])
 
 
 def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:

@@ -8,7 +8,7 @@ import logging
 import pytest
 import yaml
 
-from coe_template.errors import DatabaseUnavailable
+from coe_template.errors import CoeError, DatabaseUnavailable
 from handlers.app import SPEC_DIR
 from handlers.request_id import HEADER
 
@@ -36,6 +36,27 @@ def test_a_bug_is_a_generic_500_with_its_traceback_logged(client, app, monkeypat
     assert record.exc_info[0] is IndexError
     assert "list index out of range" in caplog.text
     assert getattr(record, "request_id", None) in (None, "bug-hunt-1")
+
+
+def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(client, app, monkeypatch, caplog):
+    class Unmapped(CoeError):
+        pass
+
+    def refuse(*_args, **_kwargs):
+        raise Unmapped("a refusal added without its status")
+
+    monkeypatch.setattr(app.app.extensions["coe_template"].registry, "list_models", refuse)
+    with caplog.at_level(logging.ERROR, logger="handlers.problems"):
+        response = client.get("/models", headers={HEADER: "bug-hunt-2"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "type": "/problems/internal-error", "title": "Internal Server Error", "status": 500,
+        "detail": "the server failed to answer this request; the error is logged under its request id",
+        "request_id": "bug-hunt-2",
+    }
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == "unhandled Unmapped while serving the request"
+    assert record.exc_info[0] is Unmapped
 
 
 def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch):
