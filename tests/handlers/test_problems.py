@@ -59,14 +59,22 @@ def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(c
     assert record.exc_info[0] is Unmapped
 
 
-def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch):
+@pytest.mark.parametrize(("cause", "logged"), [
+    (None, ""),
+    (OSError("  connection refused\n\tIs the server running on that host?"), " (cause: connection refused)"),
+])
+def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch, caplog, cause, logged):
     registry = app.app.extensions["coe_template"].registry
 
     def down(*_args, **_kwargs):
-        raise DatabaseUnavailable("the registry's database did not answer within 3 s")
+        raise DatabaseUnavailable("the registry's database did not answer within 3 s") from cause
 
     monkeypatch.setattr(registry, "list_models", down)
-    response = client.get("/models", headers={HEADER: "db-down"})
+    with caplog.at_level(logging.ERROR, logger="handlers.problems"):
+        response = client.get("/models", headers={HEADER: "db-down"})
+    # One line, with the first line of the underlying error.
+    assert [r.getMessage() for r in caplog.records if r.name == "handlers.problems"] == [
+        f"database-unavailable: the registry's database did not answer within 3 s{logged}"]
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json() == {
