@@ -57,10 +57,28 @@ def test_the_compiled_check_agrees_with_connexion(body):
     assert accepted_when_compiled(PREDICTIONS, body) == accepted_by_connexion(PREDICTIONS, body)
 
 
-@pytest.mark.parametrize(("keyword", "value"), [("nullable", True), ("readOnly", True), ("format", "date")])
+@pytest.mark.parametrize(("keyword", "value"), [
+    ("nullable", True), ("x-nullable", True), ("readOnly", True), ("writeOnly", True), ("format", "date"),
+    ("discriminator", {"propertyName": "a"}), ("$ref", "#/components/schemas/A"),
+])
 def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword, value):
     schema = {"type": "object", "properties": {"a": {"type": "string", keyword: value}}}
     assert _compile(schema) is None
+    assert _compile({"anyOf": [{"type": "integer"}, {"type": "string", keyword: value}]}) is None  # in a list too
+
+
+def test_the_components_riding_along_are_not_compiled_nor_looked_into():
+    schema = {**PREDICTIONS, "components": {"schemas": {"A": {"type": "string", "nullable": True}}}}
+    check = _compile(schema)
+    assert check is not None and check is _compile(schema)  # compiled once per schema
+    assert check({"texts": [{"text": "a"}]}) == {"texts": [{"text": "a"}]}
+
+
+def test_the_compiled_check_is_draft_4_where_1_0_is_no_integer():
+    import fastjsonschema
+
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        _compile({"type": "integer"})(1.0)
 
 
 def test_a_refused_body_gets_jsonschemas_message(client, assert_problem):
@@ -87,7 +105,7 @@ def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_pro
 
 @pytest.mark.parametrize(("charset", "text"), [
     ("foo", b"deep learning"), ("", b"deep learning"), ("latin-1", b"caf\xe9"), ("cp1252", b"caf\xe9"),
-    ("utf-16", b"deep learning"),
+    ("utf-16", b"deep learning"), ("utf-8-" + "x" * 40, b"deep learning"),
 ])
 @pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions",
                                   "/batch-predictions"])
@@ -101,13 +119,15 @@ def test_a_json_body_in_another_charset_is_refused(client, path, charset, text):
     assert response.status_code == 415
     assert response.json() == {
         "type": "/problems/unsupported-media-type", "title": "Unsupported Media Type", "status": 415,
-        "detail": f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={charset!r}",
+        "detail": f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={charset[:40]!r}",
         "request_id": "cs-1",
     }
 
 
 @pytest.mark.parametrize(("charset", "text"), [("utf-8", "café vision"), ("UTF-8", "café vision"),
-                                             ("utf8", "café vision"), ("us-ascii", "cafe vision")])
+                                             ("utf8", "café vision"), ("utf_8", "café vision"),
+                                             ("us-ascii", "cafe vision"), ("ascii", "cafe vision"),
+                                             ("US_ASCII", "cafe vision")])
 def test_a_json_body_declared_utf8_is_read(client, charset, text):
     response = client.post("/predictions", content=f'{{"texts": [{{"text": "{text}"}}]}}'.encode(),
                            headers={"Content-Type": f"application/json;charset={charset}"})
