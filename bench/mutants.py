@@ -22,7 +22,8 @@ _RESULT = re.compile(r"^\s+(\S+): (.+)$")
 
 
 def listed() -> set[str]:
-    return {m[1] for line in EQUIVALENT.read_text(encoding="utf-8").splitlines() if (m := _LISTED.match(line))}
+    lines = EQUIVALENT.read_text(encoding="utf-8").splitlines()
+    return {m[1] for line in lines if (m := _LISTED.match(line))}
 
 
 def main() -> int:

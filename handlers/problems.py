@@ -82,7 +82,8 @@ def type_uri(kind: str) -> str:
     return TYPE_BASE + kind
 
 
-def document(status: int, detail: str, kind: str | None = None, request_id: str | None = None) -> dict[str, object]:
+def document(status: int, detail: str, kind: str | None = None,
+             request_id: str | None = None) -> dict[str, object]:
     """The one way a problem document is made: its members; the title is always the status's phrase."""
     kind = kind or _BY_STATUS.get(status, "about:blank")
     return {
@@ -192,7 +193,8 @@ def _inline(markdown: str) -> str:
 def page(kind: str) -> ConnexionResponse:
     """The page a problem's ``type`` points at: status, meaning, what to do."""
     if kind not in KINDS or kind not in meanings():
-        raise ProblemException(status=404, detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
+        raise ProblemException(status=404,
+                               detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
     status, meaning = meanings()[kind]
     heading = f"{type_uri(kind)}: {status} {HTTPStatus(status).phrase}"
     body = (

@@ -114,7 +114,8 @@ def test_a_text_holding_a_nul_character_is_refused_by_position_and_id(text):
 
 def test_a_blank_text_with_a_bad_id_is_named_twice_the_id_first():
     assert refusal([{"id": "a/b", "text": " "}]) == (
-        "invalid batch: items[0] id 'a/b' must be 1-200 letters, digits or ._~:@-; items[0] (id 'a/b') has no text")
+        "invalid batch: items[0] id 'a/b' must be 1-200 letters, digits or ._~:@-; "
+        "items[0] (id 'a/b') has no text")
 
 
 def test_blank_title_and_description_is_no_text():
@@ -133,7 +134,8 @@ def test_ids_that_are_the_same_after_stripping_are_duplicates():
 
 
 def test_missing_ids_are_not_duplicates_of_each_other():
-    assert refusal([{"text": "a"}, {"id": "", "text": "b"}]) == "invalid batch: items[0] has no id; items[1] has no id"
+    assert refusal([{"text": "a"}, {"id": "", "text": "b"}]) == (
+        "invalid batch: items[0] has no id; items[1] has no id")
 
 
 def test_every_problem_is_named_in_one_message():
@@ -165,7 +167,8 @@ def test_many_problems_are_summarised_with_how_many_more():
 def test_the_summary_counts_duplicates_too():
     rows = [{"id": "", "text": "x"} for _ in range(5)] + [{"id": "dup", "text": "x"}] * 2
     # Shown problems come first by position, the duplicates after them.
-    assert refusal(rows) == "invalid batch: " + "; ".join(f"items[{n}] has no id" for n in range(5)) + "; and 1 more"
+    assert refusal(rows) == (
+        "invalid batch: " + "; ".join(f"items[{n}] has no id" for n in range(5)) + "; and 1 more")
 
 
 def test_the_name_used_in_messages_can_be_chosen():
@@ -211,13 +214,15 @@ def test_csv_without_a_trailing_newline():
                                     "ident,text"])
 def test_csv_missing_columns_are_refused_naming_the_columns_found(header):
     data = f"{header}\n{','.join('x' for _ in header.split(','))}\n".encode()
-    assert csv_refusal(data) == ("the CSV file needs an id column and a text column (or title and description); "
-                                 f"found {header.replace(',', ', ')}")
+    assert csv_refusal(data) == (
+        "the CSV file needs an id column and a text column (or title and description); "
+        f"found {header.replace(',', ', ')}")
 
 
 @pytest.mark.parametrize("data", [b"", "\ufeff".encode(), b"\n\n"])
 def test_an_empty_csv_is_refused(data):
-    assert csv_refusal(data) == "the CSV file is empty: expected a header with id and text (or title, description)"
+    assert csv_refusal(data) == (
+        "the CSV file is empty: expected a header with id and text (or title, description)")
 
 
 def test_a_header_without_rows_is_no_items():
@@ -232,7 +237,8 @@ def test_a_csv_that_is_not_utf8_is_refused():
 
 def test_a_utf16_csv_is_refused_as_not_utf8():
     assert csv_refusal("id,text\np-1,hello\n".encode("utf-16")) == (
-        "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte")
+        "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte")
 
 
 def test_csv_rows_are_checked_by_row_number():

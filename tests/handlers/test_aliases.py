@@ -71,7 +71,8 @@ def test_a_tampered_version_is_refused_and_production_stays(registry_store, regi
     model_file.write_bytes(bytes(data))
     assert_problem(registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=ADMIN), 503,
                    f"run {run_id}: model.joblib does not match its recorded sha256 (expected {recorded}, "
-                   f"found {hashlib.sha256(data).hexdigest()}); refusing to load it", kind="model-files-unverified")
+                   f"found {hashlib.sha256(data).hexdigest()}); refusing to load it",
+                   kind="model-files-unverified")
     assert assert_envelope(registry_client.get(f"{ALIASES}/production"))["version"] == 1
     assert assert_envelope(registry_client.get("/"))["model"]["version"] == 1
 
@@ -83,6 +84,7 @@ def test_a_tampered_version_is_refused_and_production_stays(registry_store, regi
     ({"Authorization": f"Bearer {READ_KEY}"}, 403, "this key may only read: send an admin key"),
 ])
 def test_changes_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers, status, detail):
-    assert_problem(registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=headers), status, detail)
+    assert_problem(registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=headers), status,
+                   detail)
     assert_problem(registry_client.delete(f"{ALIASES}/production", headers=headers), status, detail)
     assert assert_envelope(registry_client.get(f"{ALIASES}/production"))["version"] == 1

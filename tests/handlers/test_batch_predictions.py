@@ -109,7 +109,8 @@ def test_idempotency_key_returns_the_same_job(batch_client, assert_envelope, ass
     assert [j["id"] for j in listed] == [first["job"]["id"]]
     other = {"items": ITEMS[:2]}
     assert_problem(batch_client.post(JOBS, json=other, headers=headers), 409,
-                   f"Idempotency-Key 'order-42' was already used for a different request (job {first['job']['id']})")
+                   f"Idempotency-Key 'order-42' was already used for a different request "
+                   f"(job {first['job']['id']})")
 
 
 def test_jobs_are_listed_newest_first_one_page_at_a_time(batch_client, assert_envelope):
@@ -152,13 +153,15 @@ TOO_MANY = [{"id": f"i{n}", "text": "x"} for n in range(10001)]
     ({"items": [{"text": "no id"}]}, 400, None, "'id' is a required property - 'items.0'"),
     ({"items": [{"id": "a b", "text": "x"}]}, 400, None,
      "'a b' does not match '^[A-Za-z0-9._~:@-]{1,200}$' - 'items.0.id'"),
-    ({"items": [{"id": "a", "text": "  "}]}, 400, "invalid-input", "invalid batch: items[0] (id 'a') has no text"),
+    ({"items": [{"id": "a", "text": "  "}]}, 400, "invalid-input",
+     "invalid batch: items[0] (id 'a') has no text"),
     ({"items": [{"id": "a"}]}, 400, "invalid-input", "invalid batch: items[0] (id 'a') has no text"),
     ({"items": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, 400, "invalid-input",
      "invalid batch: id 'a' appears more than once"),
     ({"items": [{"id": "a", "text": "x", "lang": "en"}]}, 400, None,
      "Additional properties are not allowed ('lang' was unexpected) - 'items.0'"),
-    ({"items": [{"id": "a", "text": "x"}], "model_version": 9}, 404, None, f"model {MODEL!r} has no version 9"),
+    ({"items": [{"id": "a", "text": "x"}], "model_version": 9}, 404, None,
+     f"model {MODEL!r} has no version 9"),
     ({"items": TOO_MANY}, 400, None, shortened(f"{TOO_MANY} is too long - 'items'")),
 ])
 def test_bad_json_input_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, body, status,
@@ -168,13 +171,15 @@ def test_bad_json_input_is_refused_before_any_work(batch_client, assert_problem,
 
 
 @pytest.mark.parametrize(("csv", "detail"), [
-    (b"id,name\n1,x\n", "the CSV file needs an id column and a text column (or title and description); found id, name"),
+    (b"id,name\n1,x\n",
+     "the CSV file needs an id column and a text column (or title and description); found id, name"),
     (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
     (b"id,text\n", "no row: a batch needs at least one"),
     (b"id,text\n1,a\n1,b\n", "invalid batch: id '1' appears more than once"),
     (b"id,text\n1,\n", "invalid batch: row[0] (id '1') has no text"),
-    (b"id,text\n1,caf\xe9\n", "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
-                              "invalid continuation byte"),
+    (b"id,text\n1,caf\xe9\n",
+     "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
+     "invalid continuation byte"),
 ])
 @pytest.mark.parametrize("how", ["body", "form"])
 def test_bad_csv_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, csv, detail, how):
@@ -274,7 +279,8 @@ def test_only_the_creator_or_an_admin_may_cancel_or_delete(batch_client, assert_
     assert deleted == {"id": theirs["job"]["id"], "outcome": "deleted"}
 
 
-def test_with_keys_required_the_token_holder_also_sends_a_read_key(client_for, assert_envelope, assert_problem):
+def test_with_keys_required_the_token_holder_also_sends_a_read_key(client_for, assert_envelope,
+                                                                   assert_problem):
     client = client_for(batch_chunk_size=3, require_keys_for_reads=True)
     reader = {"Authorization": f"Bearer {READ_KEY}"}
     mine = client.post(JOBS, json={"items": ITEMS}, headers=reader).json()["data"]

@@ -28,4 +28,5 @@ def test_unknown_filter_lists_the_valid_values(client, assert_problem):
 
 
 def test_unknown_query_parameter_is_refused(client, assert_problem):
-    assert_problem(client.get("/performance?filtr=overall"), 400, "Extra query parameter(s) filtr not in spec")
+    assert_problem(client.get("/performance?filtr=overall"), 400,
+                   "Extra query parameter(s) filtr not in spec")

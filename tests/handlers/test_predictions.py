@@ -49,8 +49,10 @@ def test_image_classification_is_computer_vision(client, assert_envelope):
         ({"texts": "a project"}, "'a project' is not of type 'array' - 'texts'"),
         ({"texts": ["a project"]}, "'a project' is not of type 'object' - 'texts.0'"),
         (["a project"], "['a project'] is not of type 'object'"),
-        ({"texts": [{"text": "ok", "lang": "en"}]}, "Additional properties are not allowed ('lang' was unexpected) - 'texts.0'"),
-        ({"texts": [{"text": "ok"}], "model": 2}, "Additional properties are not allowed ('model' was unexpected)"),
+        ({"texts": [{"text": "ok", "lang": "en"}]},
+         "Additional properties are not allowed ('lang' was unexpected) - 'texts.0'"),
+        ({"texts": [{"text": "ok"}], "model": 2},
+         "Additional properties are not allowed ('model' was unexpected)"),
         ({"texts": [{"text": "x"}] * 1001}, shortened(f"{[{'text': 'x'}] * 1001} is too long - 'texts'")),
         ({"texts": [{"text": "x" * 20001}]}, shortened(f"{'x' * 20001!r} is too long - 'texts.0.text'")),
     ],
@@ -78,8 +80,8 @@ def test_a_text_of_control_characters_that_are_not_whitespace_is_tagged(client, 
 
 def test_non_json_body_is_a_400(client, assert_problem):
     response = client.post("/predictions", content=b"{texts: oops", headers={"content-type": "application/json"})
-    assert_problem(response, 400, "request body is not valid JSON: Expecting property name enclosed in double quotes: "
-                                  "line 1 column 2 (char 1)")
+    assert_problem(response, 400, "request body is not valid JSON: Expecting property name enclosed in "
+                                  "double quotes: line 1 column 2 (char 1)")
 
 
 def test_other_media_types_are_a_415(client, assert_problem):
@@ -107,13 +109,15 @@ def small_limit_client(settings):
 def test_body_over_the_limit_is_a_413(small_limit_client, assert_problem):
     body = {"texts": [{"text": "x" * 2000}]}
     response = post(small_limit_client, body)
-    assert_problem(response, 413, f"request body of {len(response.request.content)} bytes exceeds the limit of 1000 bytes")
+    assert_problem(response, 413,
+                   f"request body of {len(response.request.content)} bytes exceeds the limit of 1000 bytes")
 
 
 def test_chunked_body_is_refused_unread(small_limit_client, assert_problem):
     chunks = (b"x" * 300 for _ in range(10))  # no Content-Length: size unknown until read
     response = small_limit_client.post("/predictions", content=chunks, headers={"content-type": "application/json"})
-    assert_problem(response, 411, "send the body with a Content-Length header; chunked bodies are not accepted")
+    assert_problem(response, 411,
+                   "send the body with a Content-Length header; chunked bodies are not accepted")
 
 
 def test_body_under_the_limit_is_served(small_limit_client, assert_envelope):

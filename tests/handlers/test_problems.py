@@ -11,6 +11,7 @@ import yaml
 from coe_template.errors import CoeError, DatabaseUnavailable
 from handlers.app import SPEC_DIR
 from handlers.request_id import HEADER
+from tests.problems import assert_problem
 
 
 def test_a_bug_is_a_generic_500_with_its_traceback_logged(client, app, monkeypatch, caplog):
@@ -38,7 +39,8 @@ def test_a_bug_is_a_generic_500_with_its_traceback_logged(client, app, monkeypat
     assert getattr(record, "request_id", None) in (None, "bug-hunt-1")
 
 
-def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(client, app, monkeypatch, caplog):
+def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(client, app, monkeypatch,
+                                                                               caplog):
     class Unmapped(CoeError):
         pass
 
@@ -59,9 +61,30 @@ def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(c
     assert record.exc_info[0] is Unmapped
 
 
+def test_a_fresh_app_maps_each_kind_of_error_to_its_problem(settings, monkeypatch):
+    """The handlers are registered with each app (the session's app was built before any test ran)."""
+    from handlers.app import create_app
+
+    app = create_app(settings)
+    with app.test_client() as client:
+        assert_problem(client.get("/models/nope"), 404, "model 'nope' not found")
+        assert_problem(client.post("/predictions", json={"texts": []}), 400, "[] should be non-empty - 'texts'")
+        assert_problem(client.get("/nowhere"), 404,
+                       "'/nowhere' not found: no resource of this API has that path (see /docs)")
+
+        def buggy(*_args, **_kwargs):
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(app.app.extensions["coe_template"].registry, "list_models", buggy)
+        assert_problem(client.get("/models"), 500,
+                       "the server failed to answer this request; the error is logged under its request id",
+                       kind="internal-error")
+
+
 @pytest.mark.parametrize(("cause", "logged"), [
     (None, ""),
-    (OSError("  connection refused\n\tIs the server running on that host?"), " (cause: connection refused)"),
+    (OSError("  connection refused\n\tIs the server running on that host?\n\tport 5432?"),
+     " (cause: connection refused)"),
 ])
 def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch, caplog, cause, logged):
     registry = app.app.extensions["coe_template"].registry
@@ -105,11 +128,12 @@ def test_a_spec_violation_is_pinned_whole(client):
 
 
 def test_json_that_does_not_parse_is_pinned_whole(client):
-    response = client.post("/predictions", content=b'{"texts": [}', headers={"Content-Type": "application/json",
-                                                                                HEADER: "r-5"})
+    response = client.post("/predictions", content=b'{"texts": [}',
+                           headers={"Content-Type": "application/json", HEADER: "r-5"})
     assert response.json() == {
         "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
-        "detail": "request body is not valid JSON: Expecting value: line 1 column 12 (char 11)", "request_id": "r-5",
+        "detail": "request body is not valid JSON: Expecting value: line 1 column 12 (char 11)",
+        "request_id": "r-5",
     }
 
 
@@ -199,7 +223,8 @@ def test_a_detail_of_the_maximum_length_is_kept_whole():
 
     exact = "v" * 133 + "w" * 267  # 400 characters
     assert document(400, exact, request_id="m-1") == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": exact, "request_id": "m-1"}
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": exact,
+        "request_id": "m-1"}
 
 
 def test_a_detail_one_character_longer_keeps_its_first_third_and_last_two_thirds():

@@ -160,8 +160,8 @@ def test_a_key_in_the_query_string_is_refused_without_echoing_it(client):
 def test_a_key_in_the_query_string_is_refused_even_with_a_good_header(client, assert_problem):
     response = client.put(f"/models/project-tagger/aliases/production?access_token={ADMIN_KEY}",
                                    json={"version": 2}, headers=ADMIN)
-    assert_problem(response, 400, "credentials are not accepted in the query string (access_token): it is logged "
-                                  "and cached along the way; send Authorization: Bearer <key> instead")
+    assert_problem(response, 400, "credentials are not accepted in the query string (access_token): it is "
+                                  "logged and cached along the way; send Authorization: Bearer <key> instead")
     assert client.get("/models/project-tagger/aliases/production").json()["data"]["version"] == 1
 
 

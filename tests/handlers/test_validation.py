@@ -10,6 +10,7 @@ import pytest
 import yaml
 from connexion.exceptions import ProblemException
 from connexion.json_schema import Draft4RequestValidator
+from connexion.validators import JSONRequestBodyValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
@@ -64,7 +65,8 @@ def test_the_compiled_check_agrees_with_connexion(body):
 def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword, value):
     schema = {"type": "object", "properties": {"a": {"type": "string", keyword: value}}}
     assert _compile(schema) is None
-    assert _compile({"anyOf": [{"type": "integer"}, {"type": "string", keyword: value}]}) is None  # in a list too
+    # In a list too.
+    assert _compile({"anyOf": [{"type": "integer"}, {"type": "string", keyword: value}]}) is None
 
 
 def test_the_components_riding_along_are_not_compiled_nor_looked_into():
@@ -81,6 +83,21 @@ def test_the_compiled_check_is_draft_4_where_1_0_is_no_integer():
         _compile({"type": "integer"})(1.0)
 
 
+def test_a_body_the_compiled_check_accepts_never_reaches_jsonschema(client, assert_envelope, monkeypatch):
+    def refuse(self, body):
+        raise AssertionError("jsonschema was asked about a body the compiled check accepts")
+
+    monkeypatch.setattr(JSONRequestBodyValidator, "_validate", refuse)
+    data = assert_envelope(client.post("/predictions", json={"texts": [{"text": "a chatbot"}]}), method="POST")
+    assert [p["input_text"] for p in data["predictions"]] == ["a chatbot"]
+
+
+def test_a_multipart_body_is_read(client, assert_problem):
+    response = client.post("/batch-predictions", files={"file": ("a.csv", b"id,name\n1,x\n", "text/csv")})
+    assert_problem(response, 400, "the CSV file needs an id column and a text column (or title and description); "
+                                  "found id, name", kind="invalid-input")
+
+
 def test_a_refused_body_gets_jsonschemas_message(client, assert_problem):
     assert_problem(client.post("/predictions", json={"texts": [{"text": "ok", "lang": "en"}]}), 400,
                    "Additional properties are not allowed ('lang' was unexpected) - 'texts.0'")
@@ -93,8 +110,8 @@ def test_a_refused_body_gets_jsonschemas_message(client, assert_problem):
 def test_a_json_body_that_is_not_utf8_is_a_bad_request(client, assert_problem, path):
     response = client.post(path, content=b'{"texts": [{"text": "caf\xe9"}]}',
                            headers={"Content-Type": "application/json"})
-    assert_problem(response, 400, "request body is not UTF-8 JSON: 'utf-8' codec can't decode byte 0xe9 in position 24: "
-                                  "invalid continuation byte")
+    assert_problem(response, 400, "request body is not UTF-8 JSON: 'utf-8' codec can't decode byte 0xe9 in "
+                                  "position 24: invalid continuation byte")
 
 
 def test_a_multipart_body_without_a_boundary_is_a_bad_request(client, assert_problem):

@@ -77,8 +77,9 @@ def test_unknown_versions_and_args_are_404s(registry_client, assert_problem):
     assert_problem(registry_client.get(f"{VERSIONS}/7"), 404, f"model {MODEL!r} has no version 7")
     assert_problem(registry_client.get(f"{VERSIONS}/7/performance"), 404, f"model {MODEL!r} has no version 7")
     assert_problem(registry_client.get(f"{VERSIONS}/1/args/nope"), 404,
-                   "unknown training argument 'nope'; known arguments: C, analyzer, class_weight, max_df, max_iter, "
-                   "min_df, ngram_max, seed, stop_words, sublinear_tf, test_size, threshold, val_size")
+                   "unknown training argument 'nope'; known arguments: C, analyzer, class_weight, max_df, "
+                   "max_iter, min_df, ngram_max, seed, stop_words, sublinear_tf, test_size, threshold, "
+                   "val_size")
     assert_problem(registry_client.get(f"{VERSIONS}/one"), 404,  # not a version number: no such route
                    f"'{VERSIONS}/one' not found: no resource of this API has that path (see /docs)")
 
@@ -111,30 +112,32 @@ def test_pinned_predictions_validate_the_body_too(registry_client, assert_proble
 
 def test_archive_is_refused_while_aliased_then_allowed(registry_client, assert_envelope, assert_problem):
     assert_problem(registry_client.delete(f"{VERSIONS}/1", headers=ADMIN), 409,
-                   f"version 1 of {MODEL!r} is behind alias(es) production: point them elsewhere before archiving it")
+                   f"version 1 of {MODEL!r} is behind alias(es) production: point them elsewhere before "
+                   "archiving it")
     archived = assert_envelope(registry_client.delete(f"{VERSIONS}/2", headers=ADMIN), method="DELETE")
     assert archived["version"]["status"] == "archived"
-    assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "x"}]}), 409, ARCHIVED)
-    assert_problem(registry_client.put(f"/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN),
-                   409, f"version 2 of {MODEL!r} is archived; only ready versions can be aliased")
+    assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "x"}]}), 409,
+                   ARCHIVED)
+    promote = registry_client.put(f"/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN)
+    assert_problem(promote, 409, f"version 2 of {MODEL!r} is archived; only ready versions can be aliased")
 
 
 @pytest.mark.parametrize(("headers", "status", "detail"), [
     ({}, 401, "No authorization token provided"),
     ({"Authorization": f"Bearer {READ_KEY}"}, 403, "this key may only read: send an admin key"),
 ])
-def test_training_and_archiving_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers, status,
-                                                  detail):
+def test_training_and_archiving_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers,
+                                                  status, detail):
     assert_problem(registry_client.post(VERSIONS, json={}, headers=headers), status, detail)
     assert_problem(registry_client.delete(f"{VERSIONS}/2", headers=headers), status, detail)
     assert [v["status"] for v in assert_envelope(registry_client.get(VERSIONS))["versions"]] == ["ready", "ready"]
 
 
 def test_bad_training_args_are_named_before_anything_starts(registry_client, assert_problem, assert_envelope):
-    assert_problem(registry_client.post(VERSIONS, json={"args": {"C": -1, "ngram_max": 9}}, headers=ADMIN), 400,
-                   "invalid training arguments: C: Must be greater than or equal to 0.0001 and less than or equal to "
-                   "10000.0.; ngram_max: Must be greater than or equal to 1 and less than or equal to 5.",
-                   kind="invalid-input")
+    response = registry_client.post(VERSIONS, json={"args": {"C": -1, "ngram_max": 9}}, headers=ADMIN)
+    assert_problem(response, 400, kind="invalid-input", detail="invalid training arguments: "
+                   "C: Must be greater than or equal to 0.0001 and less than or equal to 10000.0.; "
+                   "ngram_max: Must be greater than or equal to 1 and less than or equal to 5.")
     assert_problem(registry_client.post(VERSIONS, json={"args": {"learning_rate": 1}}, headers=ADMIN), 400,
                    "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'")
     assert_problem(registry_client.post(VERSIONS, json={"data": "/etc/passwd"}, headers=ADMIN), 400,
@@ -205,8 +208,8 @@ def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_
     assert response.status_code == 503
     assert response.json() == {
         "type": "/problems/model-files-unverified", "title": "Service Unavailable", "status": 503,
-        "detail": f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected {recorded}, found "
-                  "missing); refusing to load it", "request_id": "in-9",
+        "detail": f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected {recorded}, "
+                  "found missing); refusing to load it", "request_id": "in-9",
     }
 
 
