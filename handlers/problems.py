@@ -137,7 +137,7 @@ def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> Connexion
 def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     """A problem raised by Connexion, Starlette or one of our middlewares: its status, our shape (whatever
     title the raiser gave, the title is the status's phrase)."""
-    status = exc.status if isinstance(exc, ProblemException) else exc.status_code
+    status = exc.status_code  # a ProblemException's too: it is a Starlette HTTPException
     if status >= 500:
         log.error("%s %s", status, exc.detail)
     return response(status, str(exc.detail or HTTPStatus(status).description), headers=exc.headers)

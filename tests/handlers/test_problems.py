@@ -81,6 +81,18 @@ def test_a_fresh_app_maps_each_kind_of_error_to_its_problem(settings, monkeypatc
                        kind="internal-error")
 
 
+def test_a_framework_fault_is_logged_with_its_status_and_a_client_error_is_not(caplog):
+    from connexion.exceptions import ProblemException
+
+    from handlers.problems import framework_problem
+
+    with caplog.at_level(logging.INFO, logger="handlers.problems"):
+        for status in (451, 500, 503):
+            framework_problem(None, ProblemException(status=status, detail=f"fault {status}"))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", "500 fault 500"),
+                                                                       ("ERROR", "503 fault 503")]
+
+
 @pytest.mark.parametrize(("cause", "logged"), [
     (None, ""),
     (OSError("  connection refused\n\tIs the server running on that host?\n\tport 5432?"),
