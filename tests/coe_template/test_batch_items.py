@@ -264,6 +264,7 @@ def test_a_csv_text_with_a_nul_character_is_refused_by_row():
 @pytest.mark.parametrize(("data", "line", "error"), [
     (b'id,text\na,"hello\nb,world\n', 2, "unexpected end of data"),  # the rest of the file in one field
     (b'id,text\na,ok\nb,"never closed', 3, "unexpected end of data"),
+    (b'id,text\na,"quoted"\nb,"never closed', 3, "unexpected end of data"),  # after quotes in pairs
     (b'"id,text\na,b\n', 1, "unexpected end of data"),  # in the header
     (b'id,text\na,ok\nb,"quoted"then more\n', 3, "',' expected after '\"'"),
     (b'id,text\na,"two\nlines"x\n', 2, "',' expected after '\"'"),
