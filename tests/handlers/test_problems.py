@@ -93,6 +93,18 @@ def test_a_framework_fault_is_logged_with_its_status_and_a_client_error_is_not(c
                                                                        ("ERROR", "503 fault 503")]
 
 
+def test_a_framework_problem_without_a_detail_gets_the_statuss_description():
+    import json
+
+    from connexion.exceptions import ProblemException
+
+    from handlers.problems import framework_problem
+
+    assert json.loads(framework_problem(None, ProblemException(status=404)).body) == {
+        "type": "/problems/not-found", "title": "Not Found", "status": 404,
+        "detail": "Nothing matches the given URI", "request_id": None}
+
+
 @pytest.mark.parametrize(("cause", "logged"), [
     (None, ""),
     (OSError("  connection refused\n\tIs the server running on that host?\n\tport 5432?"),
