@@ -26,28 +26,34 @@ def listed() -> set[str]:
     return {m[1] for line in lines if (m := _LISTED.match(line))}
 
 
-def main() -> int:
+def main(prefixes: list[str]) -> int:
+    """Over every mutant, or only those whose names start with one of ``prefixes`` (modules)."""
     mutmut = Path(sys.executable).with_name("mutmut")
     out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
-    status = {m[1]: m[2] for line in out.splitlines() if (m := _RESULT.match(line))}
+    status = {m[1]: m[2] for line in out.splitlines()
+              if (m := _RESULT.match(line)) and m[1].startswith(tuple(prefixes) or "")}
     if not status:
         print("no mutants: run `mutmut run` first", file=sys.stderr)
         return 1
     by_status = Counter(status.values())
-    alive = {name for name, s in status.items() if s in ("survived", "no tests")}
-    unchecked = {name for name, s in status.items() if s not in ("survived", "no tests", "killed", "timeout")}
+    print(", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
+    checked = {name: s for name, s in status.items() if s != "not checked"}
+    alive = {name for name, s in checked.items() if s in ("survived", "no tests")}
+    odd = {name for name, s in checked.items() if s not in ("survived", "no tests", "killed", "timeout")}
     killed = by_status["killed"] + by_status["timeout"]
     equivalent = alive & listed()
-    print(", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
-    print(f"killed {killed} of {len(status)} mutants ({100 * killed / len(status):.1f}%); "
-          f"{len(equivalent)} listed as equivalent in {EQUIVALENT.relative_to(ROOT)}; "
-          f"score {100 * killed / (len(status) - len(equivalent)):.1f}% of the non-equivalent ones")
-    unexplained = sorted((alive - equivalent) | unchecked)
+    if checked:
+        print(f"killed {killed} of {len(checked)} mutants run ({100 * killed / len(checked):.1f}%); "
+              f"{len(equivalent)} listed as equivalent in {EQUIVALENT.relative_to(ROOT)}: "
+              f"{100 * killed / (len(checked) - len(equivalent)):.1f}% of the others killed")
+    unexplained = sorted((alive - equivalent) | odd)
     for name in unexplained:
         print(f"not killed, not listed: {name} ({status[name]})", file=sys.stderr)
-    return 1 if unexplained else 0
+    if len(checked) < len(status):
+        print(f"{len(status) - len(checked)} mutants not run", file=sys.stderr)
+    return 1 if unexplained or len(checked) < len(status) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
