@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test lint lint-spec quality bench soak image clean
+.PHONY: install model serve test lint lint-spec quality bench soak mutate image clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,16 @@ bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get in
 soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a rollback: 0 unexpected answers
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16
 
+$(BIN)/.mutate: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,mutate]'
+	touch $@
+
+# setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it.
+mutate: $(BIN)/.mutate  ## mutation testing: the score, and every mutant no test kills listed with a reason
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python bench/mutants.py
+
 # The container image with podman, on a machine without an image registry: the base image is built
 # from Debian's packages (mmdebstrap, then podman import) once, then the Dockerfile is built FROM it.
 # Elsewhere `docker build -t coe-template .` uses the Dockerfile's public Python base instead.
@@ -87,4 +97,4 @@ image:  ## build $(IMAGE) with podman (and the base image from Debian packages i
 	  --volume $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro --tag $(IMAGE) .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .ci/node/node_modules
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .ci/node/node_modules mutants

@@ -82,23 +82,23 @@ def type_uri(kind: str) -> str:
     return TYPE_BASE + kind
 
 
-def document(status: int, detail: str, kind: str | None = None, title: str | None = None,
+def document(status: int, detail: str, kind: str | None = None,
              request_id: str | None = None) -> dict[str, object]:
-    """The one way a problem document is made: its members."""
+    """The one way a problem document is made: its members; the title is always the status's phrase."""
     kind = kind or _BY_STATUS.get(status, "about:blank")
     return {
         "type": type_uri(kind) if kind in KINDS else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": _shorten(detail),
         "request_id": request_id,
     }
 
 
-def response(status: int, detail: str, kind: str | None = None, title: str | None = None,
+def response(status: int, detail: str, kind: str | None = None,
              headers: Mapping[str, str] | None = None) -> ConnexionResponse:
     """A problem answered through Connexion (the middlewares then add the request id and security headers)."""
-    fields = document(status, detail, kind, title, current_request_id())
+    fields = document(status, detail, kind, current_request_id())
     return problem(
         status=status,
         title=fields["title"],
@@ -131,18 +131,16 @@ def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> Connexion
     if isinstance(exc.__context__, json.JSONDecodeError):
         detail = f"request body is not valid JSON: {detail}"
     # jsonschema appends the failing schema and instance after a blank line.
-    return response(HTTPStatus.BAD_REQUEST, detail.split("\n\n", 1)[0])
+    return response(HTTPStatus.BAD_REQUEST, detail.partition("\n\n")[0])
 
 
 def framework_problem(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
-    """A problem raised by Connexion, Starlette or one of our middlewares: its status, our shape."""
-    if isinstance(exc, ProblemException):
-        status, title, detail = exc.status, exc.title, exc.detail
-    else:
-        status, title, detail = exc.status_code, None, exc.detail
+    """A problem raised by Connexion, Starlette or one of our middlewares: its status, our shape (whatever
+    title the raiser gave, the title is the status's phrase)."""
+    status = exc.status_code  # a ProblemException's too: it is a Starlette HTTPException
     if status >= 500:
-        log.error("%s %s", status, detail)
-    return response(status, str(detail or HTTPStatus(status).description), title=title, headers=exc.headers)
+        log.error("%s %s", status, exc.detail)
+    return response(status, str(exc.detail or HTTPStatus(status).description), headers=exc.headers)
 
 
 def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
@@ -195,7 +193,7 @@ def _inline(markdown: str) -> str:
 def page(kind: str) -> ConnexionResponse:
     """The page a problem's ``type`` points at: status, meaning, what to do."""
     if kind not in KINDS or kind not in meanings():
-        raise ProblemException(status=404, title="Not Found",
+        raise ProblemException(status=404,
                                detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
     status, meaning = meanings()[kind]
     heading = f"{type_uri(kind)}: {status} {HTTPStatus(status).phrase}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,10 +61,16 @@ def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versi
     return registry
 
 
+@functools.cache
+def _default_model() -> TrainedModel:
+    # Once per process, not per session: `make mutate` runs each mutant in a fork of one process.
+    return train(load_dataset(bundled_dataset_path()), load_args(DEFAULT_ARGS))
+
+
 @pytest.fixture(scope="session")
-def trained_model(bundled_dataset: Dataset) -> TrainedModel:
+def trained_model() -> TrainedModel:
     """The default model, trained once on the bundled data."""
-    return train(bundled_dataset, load_args(DEFAULT_ARGS))
+    return _default_model()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 
 from coe_template.registry import PRODUCTION, Registry
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, READ_KEY, seeded_registry
+from tests.problems import assert_problem
 from tests.servers import gunicorn
 
 VERSIONS = f"/models/{MODEL}/versions"
@@ -74,7 +75,9 @@ def test_train_promote_roll_back_archive(server):
     assert versions_served(server, "/args/C") == {2.5: 40}
 
     # Archiving the serving version is refused.
-    assert httpx.delete(server + f"{VERSIONS}/2", headers=ADMIN, timeout=10).status_code == 409
+    assert_problem(httpx.delete(server + f"{VERSIONS}/2", headers=ADMIN, timeout=10), 409,
+                   f"version 2 of {MODEL!r} is behind alias(es) production: point them elsewhere before "
+                   "archiving it")
 
     # Roll back: the same PUT with the earlier version.
     assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10).status_code == 200
@@ -89,11 +92,15 @@ def test_train_promote_roll_back_archive(server):
 
 
 def test_auth_and_missing_things_over_http(server):
-    assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, timeout=10).status_code == 401
+    assert_problem(httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, timeout=10), 401,
+                   "No authorization token provided")
     read_only = {"Authorization": f"Bearer {READ_KEY}"}
-    assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=read_only, timeout=10).status_code == 403
-    assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 9}, headers=ADMIN, timeout=10).status_code == 404
-    assert httpx.get(server + f"/models/{MODEL}/aliases/canary", timeout=10).status_code == 404
+    refused = httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=read_only, timeout=10)
+    assert_problem(refused, 403, "this key may only read: send an admin key")
+    assert_problem(httpx.put(server + PRODUCTION_ALIAS, json={"version": 9}, headers=ADMIN, timeout=10), 404,
+                   f"model {MODEL!r} has no version 9")
+    assert_problem(httpx.get(server + f"/models/{MODEL}/aliases/canary", timeout=10), 404,
+                   f"model {MODEL!r} has no alias 'canary'")
 
 
 def test_promotion_under_load_fails_no_request(server, trained_model, database_url, tmp_path):

@@ -20,6 +20,21 @@ from coe_template.batch.items import (
     to_items,
 )
 
+
+def csv_refusal(data: bytes) -> str:
+    """The whole message refusing this CSV."""
+    with pytest.raises(BatchInputError) as info:
+        read_csv(data)
+    return str(info.value)
+
+
+def refusal(rows, where: str = "items") -> str:
+    """The whole message refusing these rows."""
+    with pytest.raises(BatchInputError) as info:
+        to_items(rows, where)
+    return str(info.value)
+
+
 # --- to_items: what is accepted --------------------------------------------------------------------
 
 
@@ -71,27 +86,36 @@ def test_a_batch_input_error_is_a_value_error():
 @pytest.mark.parametrize("row", [{"text": "no id at all"}, {"id": "", "text": "empty id"},
                                  {"id": "   ", "text": "blank id"}, {"id": None, "text": "null id"}])
 def test_a_missing_id_is_refused_by_position(row):
-    with pytest.raises(BatchInputError) as info:
-        to_items([{"id": "ok", "text": "fine"}, row])
-    assert "items[1] has no id" in str(info.value)
-    assert "items[0]" not in str(info.value)
+    assert refusal([{"id": "ok", "text": "fine"}, row]) == "invalid batch: items[1] has no id"
 
 
 @pytest.mark.parametrize("bad", ["a/b", "a b", "über", "a?b", "a#b", "x" * 201, "a%2Fb", "tab\there"])
 def test_an_id_with_characters_unsafe_in_a_url_is_refused_by_position_and_id(bad):
-    with pytest.raises(BatchInputError) as info:
-        to_items([{"id": "ok", "text": "fine"}, {"id": bad, "text": "some text"}])
-    message = str(info.value)
-    assert f"items[1] id {bad[:40]!r}" in message
-    assert "letters, digits or ._~:@-" in message
+    assert refusal([{"id": "ok", "text": "fine"}, {"id": bad, "text": "some text"}]) == (
+        f"invalid batch: items[1] id {bad[:40]!r} must be 1-200 letters, digits or ._~:@-")
     assert not ITEM_ID.fullmatch(bad)
+
+
+def test_an_id_of_the_longest_length_is_accepted():
+    assert to_items([{"id": "x" * 200, "text": "some text"}]) == [("x" * 200, "some text")]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t ", None])
 def test_an_empty_or_blank_text_is_refused_by_position_and_id(text):
-    with pytest.raises(BatchInputError) as info:
-        to_items([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}])
-    assert "items[1] (id 'p-2') has no text" in str(info.value)
+    assert refusal([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}]) == (
+        "invalid batch: items[1] (id 'p-2') has no text")
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x00", "\x00b", "a\x00b"])
+def test_a_text_holding_a_nul_character_is_refused_by_position_and_id(text):
+    assert refusal([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}]) == (
+        "invalid batch: items[1] (id 'p-2') contains a NUL character")
+
+
+def test_a_blank_text_with_a_bad_id_is_named_twice_the_id_first():
+    assert refusal([{"id": "a/b", "text": " "}]) == (
+        "invalid batch: items[0] id 'a/b' must be 1-200 letters, digits or ._~:@-; "
+        "items[0] (id 'a/b') has no text")
 
 
 def test_blank_title_and_description_is_no_text():
@@ -100,45 +124,51 @@ def test_blank_title_and_description_is_no_text():
 
 
 def test_a_duplicate_id_is_refused_naming_it():
-    with pytest.raises(BatchInputError) as info:
-        to_items([{"id": "p-1", "text": "a"}, {"id": "p-2", "text": "b"}, {"id": "p-1", "text": "c"}])
-    message = str(info.value)
-    assert "id 'p-1' appears more than once" in message
-    assert "p-2" not in message
+    assert refusal([{"id": "p-1", "text": "a"}, {"id": "p-2", "text": "b"}, {"id": "p-1", "text": "c"}]) == (
+        "invalid batch: id 'p-1' appears more than once")
 
 
 def test_ids_that_are_the_same_after_stripping_are_duplicates():
-    with pytest.raises(BatchInputError, match="id 'p-1' appears more than once"):
-        to_items([{"id": "p-1", "text": "a"}, {"id": " p-1 ", "text": "b"}])
+    assert refusal([{"id": "p-1", "text": "a"}, {"id": " p-1 ", "text": "b"}]) == (
+        "invalid batch: id 'p-1' appears more than once")
+
+
+def test_missing_ids_are_not_duplicates_of_each_other():
+    assert refusal([{"text": "a"}, {"id": "", "text": "b"}]) == (
+        "invalid batch: items[0] has no id; items[1] has no id")
 
 
 def test_every_problem_is_named_in_one_message():
-    with pytest.raises(BatchInputError) as info:
-        to_items([{"id": "", "text": "a"}, {"id": "a/b", "text": "b"}, {"id": "c", "text": " "},
-                  {"id": "d", "text": "d"}, {"id": "d", "text": "again"}])
-    message = str(info.value)
-    assert message.startswith("invalid batch: ")
-    for problem in ("items[0] has no id", "items[1] id 'a/b'", "items[2] (id 'c') has no text",
-                    "id 'd' appears more than once"):
-        assert problem in message
-    assert "; and" not in message  # five problems: all shown, no summary
+    assert refusal([{"id": "", "text": "a"}, {"id": "a/b", "text": "b"}, {"id": "c", "text": " "},
+                    {"id": "d", "text": "d"}, {"id": "d", "text": "again"}]) == (
+        "invalid batch: items[0] has no id; items[1] id 'a/b' must be 1-200 letters, digits or ._~:@-; "
+        "items[2] (id 'c') has no text; id 'd' appears more than once")
+
+
+def blank_texts(count: int) -> list[dict[str, str]]:
+    return [{"id": f"p-{n}", "text": ""} for n in range(count)]
+
+
+def test_five_problems_are_all_shown():
+    assert refusal(blank_texts(5)) == "invalid batch: " + "; ".join(
+        f"items[{n}] (id 'p-{n}') has no text" for n in range(5))
+
+
+def test_a_sixth_problem_is_summarised():
+    assert refusal(blank_texts(6)) == "invalid batch: " + "; ".join(
+        f"items[{n}] (id 'p-{n}') has no text" for n in range(5)) + "; and 1 more"
 
 
 def test_many_problems_are_summarised_with_how_many_more():
-    rows = [{"id": f"p-{n}", "text": ""} for n in range(12)]
-    with pytest.raises(BatchInputError) as info:
-        to_items(rows)
-    message = str(info.value)
-    assert [f"items[{n}]" in message for n in range(12)] == [True] * 5 + [False] * 7
-    assert message.endswith("; and 7 more")
+    assert refusal(blank_texts(12)) == "invalid batch: " + "; ".join(
+        f"items[{n}] (id 'p-{n}') has no text" for n in range(5)) + "; and 7 more"
 
 
 def test_the_summary_counts_duplicates_too():
     rows = [{"id": "", "text": "x"} for _ in range(5)] + [{"id": "dup", "text": "x"}] * 2
-    with pytest.raises(BatchInputError) as info:
-        to_items(rows)
-    assert str(info.value).endswith("; and 1 more")
-    assert "dup" not in str(info.value)  # shown problems come first by position
+    # Shown problems come first by position, the duplicates after them.
+    assert refusal(rows) == (
+        "invalid batch: " + "; ".join(f"items[{n}] has no id" for n in range(5)) + "; and 1 more")
 
 
 def test_the_name_used_in_messages_can_be_chosen():
@@ -184,53 +214,57 @@ def test_csv_without_a_trailing_newline():
                                     "ident,text"])
 def test_csv_missing_columns_are_refused_naming_the_columns_found(header):
     data = f"{header}\n{','.join('x' for _ in header.split(','))}\n".encode()
-    with pytest.raises(BatchInputError) as info:
-        read_csv(data)
-    message = str(info.value)
-    assert "needs an id column and a text column (or title and description)" in message
-    assert message.endswith(f"found {header.replace(',', ', ')}")
+    assert csv_refusal(data) == (
+        "the CSV file needs an id column and a text column (or title and description); "
+        f"found {header.replace(',', ', ')}")
 
 
 @pytest.mark.parametrize("data", [b"", "\ufeff".encode(), b"\n\n"])
 def test_an_empty_csv_is_refused(data):
-    with pytest.raises(BatchInputError, match="the CSV file is empty"):
-        read_csv(data)
+    assert csv_refusal(data) == (
+        "the CSV file is empty: expected a header with id and text (or title, description)")
 
 
 def test_a_header_without_rows_is_no_items():
-    with pytest.raises(BatchInputError, match="no row: a batch needs at least one"):
-        read_csv(b"id,text\n")
+    assert csv_refusal(b"id,text\n") == "no row: a batch needs at least one"
 
 
 def test_a_csv_that_is_not_utf8_is_refused():
-    data = "id,text\np-1,Café\n".encode("latin-1")
-    with pytest.raises(BatchInputError, match="the CSV file is not UTF-8 text"):
-        read_csv(data)
+    assert csv_refusal("id,text\np-1,Café\n".encode("latin-1")) == (
+        "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 15: "
+        "invalid continuation byte")
 
 
 def test_a_utf16_csv_is_refused_as_not_utf8():
-    with pytest.raises(BatchInputError, match="not UTF-8"):
-        read_csv("id,text\np-1,hello\n".encode("utf-16"))
+    assert csv_refusal("id,text\np-1,hello\n".encode("utf-16")) == (
+        "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte")
 
 
 def test_csv_rows_are_checked_by_row_number():
     data = b"id,text\np-1,fine\n,no id\np/3,bad id\np-4,\np-1,duplicate\n"
-    with pytest.raises(BatchInputError) as info:
-        read_csv(data)
-    message = str(info.value)
-    for problem in ("row[1] has no id", "row[2] id 'p/3'", "row[3] (id 'p-4') has no text",
-                    "id 'p-1' appears more than once"):
-        assert problem in message
+    assert csv_refusal(data) == (
+        "invalid batch: row[1] has no id; row[2] id 'p/3' must be 1-200 letters, digits or ._~:@-; "
+        "row[3] (id 'p-4') has no text; id 'p-1' appears more than once")
 
 
 def test_a_short_csv_row_has_no_text():
-    with pytest.raises(BatchInputError, match=r"row\[1\] \(id 'p-2'\) has no text"):
-        read_csv(b"id,text\np-1,fine\np-2\n")
+    assert csv_refusal(b"id,text\np-1,fine\np-2\n") == "invalid batch: row[1] (id 'p-2') has no text"
+
+
+def test_rows_of_different_lengths_are_each_filled_to_the_headers():
+    assert read_csv(b"id,title,description\nb,t\nc,t,d\ne,,d\n") == [("b", "t"), ("c", "t d"), ("e", "d")]
+
+
+def test_a_csv_text_with_a_nul_character_is_refused_by_row():
+    assert csv_refusal(b"id,text\np-1,fine\np-2,a\x00b\n") == (
+        "invalid batch: row[1] (id 'p-2') contains a NUL character")
 
 
 @pytest.mark.parametrize(("data", "line", "error"), [
     (b'id,text\na,"hello\nb,world\n', 2, "unexpected end of data"),  # the rest of the file in one field
     (b'id,text\na,ok\nb,"never closed', 3, "unexpected end of data"),
+    (b'id,text\na,"quoted"\nb,"never closed', 3, "unexpected end of data"),  # after quotes in pairs
     (b'"id,text\na,b\n', 1, "unexpected end of data"),  # in the header
     (b'id,text\na,ok\nb,"quoted"then more\n', 3, "',' expected after '\"'"),
     (b'id,text\na,"two\nlines"x\n', 2, "',' expected after '\"'"),

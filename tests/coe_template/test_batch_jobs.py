@@ -448,11 +448,22 @@ def test_concurrent_runners_store_every_result_once(jobs, load, registry):
         assert rows(registry, BatchResult, job_id) == len(ITEMS)
 
 
-def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for_its_poll(jobs, load):
+def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for_its_poll(jobs, load,
+                                                                                         monkeypatch):
+    found_nothing = threading.Event()
+    claim = jobs.claim
+
+    def watched(*args, **kwargs):  # the real claim, seen
+        claimed = claim(*args, **kwargs)
+        if claimed is None:
+            found_nothing.set()
+        return claimed
+
+    monkeypatch.setattr(jobs, "claim", watched)
     runner = BatchRunner(jobs, load=load, poll_seconds=600)
     runner.start()
     try:
-        time.sleep(0.2)  # idle now, until its next poll in ten minutes
+        assert found_nothing.wait(30)  # idle now, until its next poll in ten minutes
         job, _ = jobs.create(MODEL, ITEMS)
         deadline = time.monotonic() + 30
         while jobs.get(job.id).status != "succeeded" and time.monotonic() < deadline:

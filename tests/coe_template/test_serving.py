@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -182,9 +183,13 @@ def test_the_poller_survives_a_tampered_version_and_keeps_serving(server, versio
 
 def test_stop_ends_polling(server, versions):
     server.refresh()
+    before = set(threading.enumerate())
     server.start()
+    started = set(threading.enumerate()) - before
+    assert started  # the poller (and nothing else on SQLite)
     server.stop()
+    assert not any(thread.is_alive() for thread in started)  # stop() waited for it: nothing left to poll
     versions.set_alias(NAME, PRODUCTION, 2)
-    time.sleep(0.3)  # several poll intervals: nothing may change now
+    server.wake()  # as a promotion's notification would
     assert server.current.version == 1
 

@@ -5,7 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
-from handlers.problems import KINDS, TYPE_BASE
+from tests import problems
 
 
 @pytest.fixture
@@ -32,21 +32,8 @@ def assert_envelope():
 
 @pytest.fixture
 def assert_problem():
-    """Check an application/problem+json error and return its detail."""
-
-    def check(response, status: int) -> str:
-        assert response.status_code == status, response.text
-        assert response.headers["content-type"] == "application/problem+json"
-        body = response.json()
-        assert set(body) == {"type", "title", "status", "detail", "request_id"}, body
-        assert body["status"] == status
-        assert body["type"].removeprefix(TYPE_BASE) in KINDS
-        assert body["title"]
-        assert body["detail"]
-        assert body["request_id"] == response.headers["x-request-id"]
-        return body["detail"]
-
-    return check
+    """Check an application/problem+json error whole (:func:`tests.problems.assert_problem`)."""
+    return problems.assert_problem
 
 
 @pytest.fixture

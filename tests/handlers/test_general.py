@@ -1,3 +1,5 @@
+from urllib.parse import unquote
+
 import pytest
 
 
@@ -7,8 +9,8 @@ def test_health_names_the_serving_run(client, artifacts, assert_envelope):
 
 
 def test_unknown_path_is_a_problem(client, assert_problem):
-    detail = assert_problem(client.get("/no-such-resource"), 404)
-    assert "not found" in detail.lower()
+    assert_problem(client.get("/no-such-resource"), 404,
+                   "'/no-such-resource' not found: no resource of this API has that path (see /docs)")
 
 
 @pytest.mark.parametrize("path", [
@@ -17,11 +19,12 @@ def test_unknown_path_is_a_problem(client, assert_problem):
 ])
 def test_a_path_with_a_control_character_names_no_resource(client, assert_problem, path):
     # Connexion's and Flask's routers disagree on such paths: it used to reach a view, and a 500.
-    assert "not found: no resource of this API has that path" in assert_problem(client.get(path), 404)
+    assert_problem(client.get(path), 404,
+                   f"{unquote(path)!r} not found: no resource of this API has that path (see /docs)")
 
 
 def test_wrong_method_is_a_problem(client, assert_problem):
-    assert_problem(client.delete("/predictions"), 405)
+    assert_problem(client.delete("/predictions"), 405, "DELETE is not allowed on /predictions: use POST")
 
 
 def test_swagger_ui_is_rendered_from_the_spec(client):

@@ -52,9 +52,15 @@ def test_filter_by_status(registry_store, registry_client, assert_envelope):
     assert [v["version"] for v in data["versions"]] == [1]
 
 
-@pytest.mark.parametrize("query", ["status=done", "page_size=0", "page_size=101", "page_token=abc", "pagesize=2"])
-def test_bad_listing_parameters_are_400s(registry_client, assert_problem, query):
-    assert_problem(registry_client.get(f"{VERSIONS}?{query}"), 400)
+@pytest.mark.parametrize(("query", "detail"), [
+    ("status=done", "'done' is not one of ['training', 'ready', 'failed', 'archived']"),
+    ("page_size=0", "0 is less than the minimum of 1"),
+    ("page_size=101", "101 is greater than the maximum of 100"),
+    ("page_token=abc", "'abc' does not match '^[0-9]{1,9}$'"),
+    ("pagesize=2", "Extra query parameter(s) pagesize not in spec"),
+])
+def test_bad_listing_parameters_are_400s(registry_client, assert_problem, query, detail):
+    assert_problem(registry_client.get(f"{VERSIONS}?{query}"), 400, detail)
 
 
 def test_one_version_and_what_lies_beneath(registry_client, assert_envelope, artifacts):
@@ -68,10 +74,14 @@ def test_one_version_and_what_lies_beneath(registry_client, assert_envelope, art
 
 
 def test_unknown_versions_and_args_are_404s(registry_client, assert_problem):
-    assert "no version 7" in assert_problem(registry_client.get(f"{VERSIONS}/7"), 404)
-    assert_problem(registry_client.get(f"{VERSIONS}/7/performance"), 404)
-    assert "'nope'" in assert_problem(registry_client.get(f"{VERSIONS}/1/args/nope"), 404)
-    assert_problem(registry_client.get(f"{VERSIONS}/one"), 404)  # not a version number: no such route
+    assert_problem(registry_client.get(f"{VERSIONS}/7"), 404, f"model {MODEL!r} has no version 7")
+    assert_problem(registry_client.get(f"{VERSIONS}/7/performance"), 404, f"model {MODEL!r} has no version 7")
+    assert_problem(registry_client.get(f"{VERSIONS}/1/args/nope"), 404,
+                   "unknown training argument 'nope'; known arguments: C, analyzer, class_weight, max_df, "
+                   "max_iter, min_df, ngram_max, seed, stop_words, sublinear_tf, test_size, threshold, "
+                   "val_size")
+    assert_problem(registry_client.get(f"{VERSIONS}/one"), 404,  # not a version number: no such route
+                   f"'{VERSIONS}/one' not found: no resource of this API has that path (see /docs)")
 
 
 def test_pinned_predictions_answer_from_that_version(registry_client, assert_envelope):
@@ -85,44 +95,55 @@ def test_pinned_predictions_answer_from_that_version(registry_client, assert_env
     assert pinned["predictions"] == production["predictions"]
 
 
+ARCHIVED = f"version 2 of {MODEL!r} is archived: it cannot predict"
+
+
 def test_a_version_archived_after_use_stops_answering(registry_client, assert_envelope, assert_problem):
     body = {"texts": [{"text": "ML applied to image classification."}]}
     assert_envelope(registry_client.post(f"{VERSIONS}/2/predictions", json=body), method="POST")  # now cached
     assert_envelope(registry_client.delete(f"{VERSIONS}/2", headers=ADMIN), method="DELETE")
-    assert "archived" in assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json=body), 409)
+    assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json=body), 409, ARCHIVED)
 
 
 def test_pinned_predictions_validate_the_body_too(registry_client, assert_problem):
-    detail = assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": " "}]}), 400)
-    assert "texts.0.text" in detail
+    assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": " "}]}), 400,
+                   "' ' does not match '\\\\S' - 'texts.0.text'")
 
 
 def test_archive_is_refused_while_aliased_then_allowed(registry_client, assert_envelope, assert_problem):
-    detail = assert_problem(registry_client.delete(f"{VERSIONS}/1", headers=ADMIN), 409)
-    assert "production" in detail
+    assert_problem(registry_client.delete(f"{VERSIONS}/1", headers=ADMIN), 409,
+                   f"version 1 of {MODEL!r} is behind alias(es) production: point them elsewhere before "
+                   "archiving it")
     archived = assert_envelope(registry_client.delete(f"{VERSIONS}/2", headers=ADMIN), method="DELETE")
     assert archived["version"]["status"] == "archived"
-    assert "archived" in assert_problem(registry_client.post(f"{VERSIONS}/2/predictions",
-                                                            json={"texts": [{"text": "x"}]}), 409)
-    assert "archived" in assert_problem(
-        registry_client.put(f"/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN), 409)
+    assert_problem(registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "x"}]}), 409,
+                   ARCHIVED)
+    promote = registry_client.put(f"/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN)
+    assert_problem(promote, 409, f"version 2 of {MODEL!r} is archived; only ready versions can be aliased")
 
 
-@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"Authorization": f"Bearer {READ_KEY}"}, 403)])
-def test_training_and_archiving_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers, status):
-    assert_problem(registry_client.post(VERSIONS, json={}, headers=headers), status)
-    assert_problem(registry_client.delete(f"{VERSIONS}/2", headers=headers), status)
+@pytest.mark.parametrize(("headers", "status", "detail"), [
+    ({}, 401, "No authorization token provided"),
+    ({"Authorization": f"Bearer {READ_KEY}"}, 403, "this key may only read: send an admin key"),
+])
+def test_training_and_archiving_need_an_admin_key(registry_client, assert_problem, assert_envelope, headers,
+                                                  status, detail):
+    assert_problem(registry_client.post(VERSIONS, json={}, headers=headers), status, detail)
+    assert_problem(registry_client.delete(f"{VERSIONS}/2", headers=headers), status, detail)
     assert [v["status"] for v in assert_envelope(registry_client.get(VERSIONS))["versions"]] == ["ready", "ready"]
 
 
 def test_bad_training_args_are_named_before_anything_starts(registry_client, assert_problem, assert_envelope):
-    detail = assert_problem(registry_client.post(VERSIONS, json={"args": {"ngram_max": 9}}, headers=ADMIN), 400)
-    assert detail == "9 is greater than the maximum of 5 - 'args.ngram_max'"  # the spec's bound
-    detail = assert_problem(registry_client.post(VERSIONS, json={"args": {"analyzer": "char_wb", "stop_words": True}},
-                                                 headers=ADMIN), 400)
-    assert detail == "invalid training arguments: stop_words: stop words apply only to analyzer 'word'"
-    assert_problem(registry_client.post(VERSIONS, json={"args": {"learning_rate": 1}}, headers=ADMIN), 400)
-    assert_problem(registry_client.post(VERSIONS, json={"data": "/etc/passwd"}, headers=ADMIN), 400)
+    assert_problem(registry_client.post(VERSIONS, json={"args": {"ngram_max": 9}}, headers=ADMIN), 400,
+                   "9 is greater than the maximum of 5 - 'args.ngram_max'")  # the spec's bound
+    assert_problem(registry_client.post(VERSIONS, json={"args": {"analyzer": "char_wb", "stop_words": True}},
+                                        headers=ADMIN), 400,
+                   "invalid training arguments: stop_words: stop words apply only to analyzer 'word'",
+                   kind="invalid-input")
+    assert_problem(registry_client.post(VERSIONS, json={"args": {"learning_rate": 1}}, headers=ADMIN), 400,
+                   "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'")
+    assert_problem(registry_client.post(VERSIONS, json={"data": "/etc/passwd"}, headers=ADMIN), 400,
+                   "Additional properties are not allowed ('data' was unexpected)")
     assert len(assert_envelope(registry_client.get(VERSIONS))["versions"]) == 2
 
 
@@ -181,10 +202,13 @@ def test_a_version_missing_one_file_is_a_503_that_names_no_server_path(registry_
     (runs_dir(registry_store.store) / run_id / MODEL_FILE).unlink()
     response = registry_client.post(f"{VERSIONS}/2/predictions", json={"texts": [{"text": "object detection"}]},
                                     headers={"X-Request-ID": "in-9"})
+    recorded = registry_store.get_version(MODEL, 2).artifacts[MODEL_FILE]
     assert response.status_code == 503
-    detail = response.json()["detail"]
-    assert detail.startswith(f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected ")
-    assert detail.endswith(", found missing); refusing to load it") and "/" not in detail
+    assert response.json() == {
+        "type": "/problems/model-files-unverified", "title": "Service Unavailable", "status": 503,
+        "detail": f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected {recorded}, "
+                  "found missing); refusing to load it", "request_id": "in-9",
+    }
 
 
 # --- a version still training: cancelled by DELETE; the busy answer; the queue in /metrics -----------
