@@ -22,7 +22,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
@@ -37,8 +37,8 @@ Analyzer = Callable[[str], list[str]]
 
 #: scikit-learn's own rule for runs of whitespace in character analyzers (``_VectorizerMixin._white_spaces``).
 _WHITE_SPACES = re.compile(r"\s\s+")
-#: Words whose character n-grams the ``char_wb`` analyzer keeps; emptied when full, so memory stays bounded.
-WORD_CACHE_SIZE = 50_000
+#: Words whose ``char_wb`` n-gram columns a block keeps; emptied when full, so memory stays bounded.
+WORD_CACHE_SIZE = 20_000
 
 
 class Unsupported(ValueError):
@@ -91,16 +91,32 @@ class Block:
         self.idf = idf
         self.term_scores = np.ascontiguousarray(coef.T * (idf * weight)[:, np.newaxis], dtype=np.float64)
         self.idf_squared = idf * idf
+        #: ``char_wb`` only: each word seen → the columns of its n-grams (emptied when full).
+        self._word_columns: dict[str, list[int]] = {}
+
+    def columns(self, text: str) -> list[int]:
+        """The column of each of the text's terms that the vocabulary knows, repeats included."""
+        lookup = self.vocabulary.get
+        if not isinstance(self.analyze, WordGrams):
+            return [j for j in map(lookup, self.analyze(text)) if j is not None]
+        grams, cache, columns = self.analyze.grams, self._word_columns, []
+        for word in self.analyze.words(text):
+            known = cache.get(word)
+            if known is None:
+                if len(cache) >= WORD_CACHE_SIZE:
+                    cache.clear()
+                known = cache[word] = [j for j in map(lookup, grams(word)) if j is not None]
+            columns.extend(known)
+        return columns
 
     def _terms(self, texts: Sequence[str]) -> tuple[list[int], list[int], list[int], list[int]]:
         """Columns and counts of every text's known terms, with where each text begins and which texts have any."""
-        lookup = self.vocabulary.get
         indices: list[int] = []
         counts: list[int] = []
         starts: list[int] = []  # where each text with a known term begins in ``indices``
         known: list[int] = []  # which texts have a known term; the others get nothing from this block
         for row, text in enumerate(texts):
-            terms = Counter([j for j in map(lookup, self.analyze(text)) if j is not None])
+            terms = Counter(self.columns(text))
             if terms:
                 starts.append(len(indices))
                 known.append(row)
@@ -211,10 +227,8 @@ def word_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
 def char_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
     """The vectorizer's analyzer; for ``char`` and ``char_wb`` n-grams, the same list built faster.
 
-    ``char_wb`` pads each whitespace-separated word with one space on each side and takes its
-    n-grams, a word shorter than ``n`` counting once as a whole: the n-grams of a word depend on
-    the word alone, so each word's are built once (slices in a comprehension, not a ``while``
-    loop per n-gram) and kept. ``char`` slices the text with runs of whitespace made one space.
+    ``char_wb``: see :class:`WordGrams`. ``char`` slices the text, runs of whitespace made one
+    space, with a comprehension per ``n`` rather than scikit-learn's loop per n-gram.
     """
     analyze = vectorizer.build_analyzer()
     plain = (vectorizer.analyzer in ("char", "char_wb") and vectorizer.preprocessor is None
@@ -238,32 +252,35 @@ def char_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
 
         return char_terms
 
-    known: dict[str, list[str]] = {}
+    return WordGrams(lower, shortest, longest)
 
-    def word_grams(word: str) -> list[str]:
+
+class WordGrams:
+    """``char_wb``'s n-grams, word by word: each whitespace-separated word, padded with one space
+    on each side, gives its n-grams, a word shorter than ``n`` counting once as a whole.
+
+    The n-grams of a word depend on the word alone, so a :class:`Block` looks each word's up
+    once and keeps the columns they map to: most words of a text were seen before.
+    """
+
+    def __init__(self, lower: bool, shortest: int, longest: int) -> None:
+        self.lower, self.shortest, self.longest = lower, shortest, longest
+
+    def words(self, text: str) -> list[str]:
+        return (text.lower() if self.lower else text).split()  # str.split and re's \s agree on whitespace
+
+    def grams(self, word: str) -> list[str]:
         padded = f" {word} "
         size = len(padded)
         grams: list[str] = []
-        for n in range(shortest, min(longest + 1, size)):
-            grams.extend([padded[i:i + n] for i in range(size - n + 1)])
-        if size <= longest:  # as long as n or shorter: the padded word once, whatever n
+        for n in range(self.shortest, min(self.longest + 1, size)):
+            grams.extend([padded[i:i + n] for i in range(size - n + 1)])  # slices, not a loop per n-gram
+        if size <= self.longest:  # as long as n or shorter: the padded word once, whatever n
             grams.append(padded)
         return grams
 
-    def char_wb_terms(text: str) -> list[str]:
-        if lower:
-            text = text.lower()
-        grams: list[str] = []
-        for word in text.split():  # str.split and re's \s agree on what whitespace is
-            cached = known.get(word)
-            if cached is None:
-                if len(known) >= WORD_CACHE_SIZE:
-                    known.clear()
-                cached = known[word] = word_grams(word)
-            grams.extend(cached)
-        return grams
-
-    return char_wb_terms
+    def __call__(self, text: str) -> list[str]:
+        return [gram for word in self.words(text) for gram in self.grams(word)]
 
 
 def fast_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
@@ -271,7 +288,7 @@ def fast_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
     return word_analyzer(vectorizer) if vectorizer.analyzer == "word" else char_analyzer(vectorizer)
 
 
-def vectorizers(first: object) -> list[tuple[TfidfVectorizer, float]]:
+def vectorizers(first: Any) -> list[tuple[TfidfVectorizer, float]]:
     """The TF-IDF vectorizers of a pipeline's first step with each one's weight, in column order."""
     if type(first) is TfidfVectorizer:
         return [(first, 1.0)]

@@ -80,12 +80,12 @@ def columns(pipeline: Pipeline) -> _Columns:
     terms: list[str] = []
     analyzers: list[str] = []
     for part in parts:
-        vocabulary = getattr(part, "vocabulary_", None)
-        if not isinstance(vocabulary, dict) or not isinstance(getattr(part, "analyzer", None), str):
+        vocabulary, analyzer = getattr(part, "vocabulary_", None), getattr(part, "analyzer", None)
+        if not isinstance(vocabulary, dict) or not isinstance(analyzer, str):
             raise CannotExplain("this version's model does not name its features: it cannot be explained")
         names = sorted(vocabulary, key=vocabulary.__getitem__)
         terms.extend(names)
-        analyzers.extend([part.analyzer] * len(names))
+        analyzers.extend([analyzer] * len(names))
     coef = getattr(pipeline[-1], "coef_", None)
     if coef is None or coef.shape[1] != len(terms):
         raise CannotExplain("this version's model is not linear in its features: it cannot be explained")

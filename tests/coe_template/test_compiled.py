@@ -16,7 +16,13 @@ from sklearn.preprocessing import FunctionTransformer
 from coe_template import compiled
 from coe_template.args import parse_args
 from coe_template.compiled import (
-    SklearnPredictor, Unsupported, char_analyzer, compile_pipeline, fast_analyzer, predictor_for, word_analyzer,
+    SklearnPredictor,
+    Unsupported,
+    char_analyzer,
+    compile_pipeline,
+    fast_analyzer,
+    predictor_for,
+    word_analyzer,
 )
 from coe_template.data import clean_text
 from coe_template.train import build_pipeline
@@ -152,15 +158,17 @@ def test_what_the_fast_analyzers_do_not_cover_is_scikit_learns_own(params):
     assert analyze("Ça Marche à l'École") == vectorizer.build_analyzer()("Ça Marche à l'École")
 
 
-def test_the_char_wb_word_cache_stays_bounded_and_right(monkeypatch):
+def test_the_char_wb_word_cache_stays_bounded_and_right(bundled_dataset, monkeypatch):
     monkeypatch.setattr(compiled, "WORD_CACHE_SIZE", 3)
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))
-    analyze = fast_analyzer(vectorizer)
-    text = "one two three four five six seven one two"
-    for _ in range(3):
-        assert analyze(text) == vectorizer.build_analyzer()(text)
-    cache = next(c.cell_contents for c in analyze.__closure__ if isinstance(c.cell_contents, dict))
-    assert 0 < len(cache) <= 3
+    pipeline = fitted(bundled_dataset, build_pipeline(parse_args(CONFIGURATIONS["character n-grams"])))
+    predictor = compile_pipeline(pipeline)
+    texts = ["object detection in images", "detection of objects", "sentiment of tweets", "object detection"]
+    for _ in range(3):  # words met again, from the cache, and the cache emptied and filled again
+        for text in texts:
+            np.testing.assert_allclose(predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT)
+            cached = predictor._blocks[0]._word_columns
+            assert 0 < len(cached) <= 3
+            assert set(cached) <= set(" ".join(texts).split())
 
 
 @settings(max_examples=120, deadline=None)
