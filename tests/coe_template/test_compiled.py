@@ -205,6 +205,7 @@ def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
     texts = data.draw(st.lists(any_text(vocabulary), min_size=1, max_size=10))
     for predictor in (compile_pipeline(pipeline), SklearnPredictor(pipeline)):
         features = predictor.features(texts)
+        assert features.format == "csr"  # explanations read each text's row through indptr
         assert features.shape == (len(texts), pipeline[-1].coef_.shape[1])
         np.testing.assert_allclose(features.toarray(), pipeline[:-1].transform(texts).toarray(), rtol=0, atol=1e-12)
 
@@ -305,13 +306,21 @@ def test_a_union_of_nothing_is_refused(bundled_dataset):
     assert str(refused.value) == "the union has no vectorizer"
 
 
-@pytest.mark.parametrize("multi_class", ["ovr"])
-def test_one_versus_rest_is_refused(bundled_dataset, multi_class):
+def test_one_versus_rest_is_refused(bundled_dataset):
+    """A model pickled by a scikit-learn that still had ``multi_class`` (1.9 has none) and fitted one-vs-rest."""
     pipeline = fitted(bundled_dataset, build_pipeline(parse_args({})))
-    pipeline[-1].multi_class = multi_class
+    pipeline[-1].multi_class = "ovr"
     with pytest.raises(Unsupported) as refused:
         compile_pipeline(pipeline)
     assert str(refused.value) == "multi_class 'ovr' is not compiled"
+
+
+@pytest.mark.parametrize("multi_class", ["auto", "multinomial", "deprecated"])
+def test_a_softmax_pickled_with_multi_class_is_compiled(bundled_dataset, multi_class):
+    pipeline = fitted(bundled_dataset, build_pipeline(parse_args({})))
+    pipeline[-1].multi_class = multi_class  # as older scikit-learns pickled a multinomial model
+    texts = ["object detection in images", "sentiment of tweets"]
+    np.testing.assert_allclose(compile_pipeline(pipeline).predict_proba(texts), pipeline.predict_proba(texts), **EXACT)
 
 
 @pytest.mark.parametrize("shape", ["a column fewer", "one row for four tags"])
