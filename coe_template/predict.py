@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
 from coe_template.data import clean_text
+from coe_template.explain import Explanation, explain
 from coe_template.store import Artifacts
 from coe_template.train import apply_threshold
 
@@ -16,20 +17,27 @@ class Prediction(TypedDict):
     input_text: str
     predicted_tag: str
     probabilities: dict[str, float]
+    #: Only when asked for: why the model leaned to its most probable tag.
+    explanation: NotRequired[Explanation]
 
 
 def tag(texts: Sequence[str], artifacts: Artifacts) -> tuple[list[str], np.ndarray]:
     """Each text's tag and probability row (in ``artifacts.labels`` order): real time and batch share it."""
-    probabilities = artifacts.predictor.predict_proba([clean_text(t) for t in texts])
+    return _tag([clean_text(t) for t in texts], artifacts)
+
+
+def _tag(cleaned: Sequence[str], artifacts: Artifacts) -> tuple[list[str], np.ndarray]:
+    probabilities = artifacts.predictor.predict_proba(cleaned)
     return apply_threshold(probabilities, artifacts.labels, artifacts.threshold), probabilities
 
 
-def predict(texts: Sequence[str], artifacts: Artifacts) -> list[Prediction]:
-    """For each text, in order: the text, its tag and the probability of every tag."""
+def predict(texts: Sequence[str], artifacts: Artifacts, explained: bool = False) -> list[Prediction]:
+    """For each text, in order: the text, its tag and the probability of every tag (and why, if ``explained``)."""
     if not texts:
         return []
-    tags, probabilities = tag(texts, artifacts)
-    return [
+    cleaned = [clean_text(t) for t in texts]
+    tags, probabilities = _tag(cleaned, artifacts)
+    predictions: list[Prediction] = [
         {
             "input_text": text,
             "predicted_tag": predicted,
@@ -37,3 +45,7 @@ def predict(texts: Sequence[str], artifacts: Artifacts) -> list[Prediction]:
         }
         for text, predicted, row in zip(texts, tags, probabilities.tolist(), strict=True)
     ]
+    if explained:
+        for prediction, why in zip(predictions, explain(cleaned, probabilities, artifacts.labels, artifacts.predictor)):
+            prediction["explanation"] = why
+    return predictions

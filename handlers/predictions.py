@@ -10,18 +10,21 @@ from handlers import metrics
 from handlers.context import serving
 from handlers.envelope import enveloped
 from handlers.observe import answered_with
+from handlers.schemas.predictions import prediction_schema
 from handlers.schemas.served import model_ref_schema
 
 
-def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
+def answer(served: Served, body: dict[str, Any], explain: bool = False) -> dict[str, Any]:
     """Tag the texts of a body the spec has checked with ``served``: shared by both routes."""
     texts = [item["text"] for item in body["texts"]]
-    predictions = predict(texts, served.artifacts)
+    predictions = predict(texts, served.artifacts, explained=explain)
     metrics.predicted(served, predictions)
     answered_with(served.name, served.version)
-    return {"model": model_ref_schema.dump(served), "predictions": predictions}
+    # Unexplained predictions are already the spec's shape: not dumped again, to keep the common case fast.
+    return {"model": model_ref_schema.dump(served), "predictions": prediction_schema.dump(predictions, many=True) if explain
+            else predictions}
 
 
 @enveloped()
-def create(body: dict) -> dict:
-    return answer(serving(), body)
+def create(body: dict, explain: bool = False) -> dict:
+    return answer(serving(), body, explain)

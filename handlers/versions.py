@@ -65,5 +65,5 @@ def arg(model_name: str, version: int, arg: str) -> dict:
 
 
 @enveloped()
-def predict(model_name: str, version: int, body: dict) -> dict:
-    return predictions_resource.answer(services().server.ready(model_name, version), body)
+def predict(model_name: str, version: int, body: dict, explain: bool = False) -> dict:
+    return predictions_resource.answer(services().server.ready(model_name, version), body, explain)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from coe_template.explain import TOP_TERMS, Explanation, Term
 from coe_template.shapes import MODEL_NAME_PATTERN, PERFORMANCE, check_model_name, performance_problem
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi" / "spec.yaml").read_text())
@@ -39,3 +41,13 @@ def test_names_the_api_can_address_are_accepted(name):
 
 def test_a_performance_as_training_makes_it_is_accepted(trained_model):
     assert performance_problem(trained_model.performance) is None
+
+
+def test_the_number_of_terms_an_explanation_lists_is_the_specs():
+    assert SPEC["components"]["schemas"]["Explanation"]["properties"]["terms"]["maxItems"] == TOP_TERMS
+
+
+def test_an_explanations_fields_are_the_specs():
+    spec = SPEC["components"]["schemas"]
+    assert [f.name for f in fields(Explanation)] == spec["Explanation"]["required"]
+    assert [f.name for f in fields(Term)] == spec["ExplanationTerm"]["required"]

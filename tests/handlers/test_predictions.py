@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from coe_template.data import ACCEPTED_TAGS
+from coe_template.data import ACCEPTED_TAGS, clean_text
 from coe_template.predict import predict
 from handlers.app import create_app
 from tests.problems import shortened
@@ -140,3 +140,76 @@ def test_no_body_makes_a_server_error(client, body):
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         assert response.headers["content-type"] == "application/problem+json"
+
+
+EXPLAINED = ["Real-time object detection on a Raspberry Pi.", "Fine-tuning BERT for sentiment analysis of tweets.",
+             "qqqq"]
+
+
+def without_explanations(data: dict) -> dict:
+    return {**data, "predictions": [{k: v for k, v in p.items() if k != "explanation"} for p in data["predictions"]]}
+
+
+@pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions"])
+def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(client, artifacts, assert_envelope, path):
+    body = {"texts": [{"text": t} for t in EXPLAINED]}
+    plain = assert_envelope(client.post(path, json=body), method="POST")
+    data = assert_envelope(client.post(f"{path}?explain=true", json=body), method="POST", path=f"{path}?explain=true")
+    assert without_explanations(data) == plain  # the same predictions, each with its explanation
+    first = artifacts.pipeline[0]  # one vectorizer, or a FeatureUnion of them
+    vectorizers = [v for _, v in first.transformer_list] if hasattr(first, "transformer_list") else [first]
+    for text, prediction in zip(EXPLAINED, data["predictions"]):
+        why = prediction["explanation"]
+        assert set(why) == {"tag", "intercept", "logit", "terms", "remainder"}
+        probabilities = prediction["probabilities"]
+        assert why["tag"] == max(probabilities, key=probabilities.get) == prediction["predicted_tag"]
+        assert why["intercept"] + sum(t["weight"] for t in why["terms"]) + why["remainder"] == pytest.approx(
+            why["logit"], rel=0, abs=1e-9)
+        k = list(artifacts.pipeline.classes_).index(why["tag"])
+        assert why["logit"] == pytest.approx(artifacts.pipeline.decision_function([clean_text(text)])[0][k], abs=1e-9)
+        made = {(v.analyzer, term) for v in vectorizers for term in v.build_analyzer()(clean_text(text))}
+        for term in why["terms"]:
+            assert set(term) == {"term", "analyzer", "weight"}
+            assert (term["analyzer"], term["term"]) in made and term["weight"] > 0
+    first = [t["term"] for t in data["predictions"][0]["explanation"]["terms"]]
+    assert {"detection", "object"} <= set(first)
+    assert data["predictions"][2]["explanation"]["terms"] == []  # no word the model knows: its intercept alone
+
+
+@pytest.mark.parametrize("query", ["", "?explain=false", "?explain=FALSE"])
+def test_unexplained_predictions_are_as_they_always_were(client, artifacts, assert_envelope, query):
+    data = assert_envelope(post_query(client, query, EXPLAINED), method="POST")
+    assert data["predictions"] == json.loads(json.dumps(predict(EXPLAINED, artifacts)))
+    assert all(set(p) == {"input_text", "predicted_tag", "probabilities"} for p in data["predictions"])
+
+
+def post_query(client, query: str, texts: list[str], headers=None):
+    return client.post(f"/predictions{query}", json={"texts": [{"text": t} for t in texts]}, headers=headers)
+
+
+@pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions"])
+@pytest.mark.parametrize("value", ["maybe", "1", "", "yes"])
+def test_explain_must_be_true_or_false(client, path, value):
+    response = client.post(f"{path}?explain={value}", json={"texts": [{"text": "a project"}]},
+                           headers={"X-Request-ID": "explain-1"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "explain-1",
+        "detail": f"{value!r} is not of type 'boolean'",
+    }
+
+
+def test_explained_predictions_are_counted_and_bounded_as_any_other(client):
+    from tests.handlers.test_metrics import scrape, value
+
+    before = scrape(client)
+    assert post_query(client, "?explain=true", ["ML applied to image classification."] * 3).status_code == 200
+    after = scrape(client)
+    labels = {"model": "project-tagger", "version": "1", "tag": "computer-vision"}
+    assert value(after, "coe_predictions_total", **labels) - value(before, "coe_predictions_total", **labels) == 3
+    for texts in (["x"] * 1001, ["x" * 20_001]):  # the request's limits, refused exactly as without explain
+        refused = [post_query(client, query, texts, headers={"X-Request-ID": "explain-2"}) for query in ("", "?explain=true")]
+        assert [r.status_code for r in refused] == [400, 400]
+        assert refused[1].json() == refused[0].json()
+        assert refused[1].json()["detail"].endswith("is too long - " + ("'texts'" if len(texts) > 1 else "'texts.0.text'"))
