@@ -13,6 +13,7 @@ analyzer and with the compiled one. Ratios are computed within the run.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,10 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from serving import REQUEST_TEXTS, SHARED_DATA, per_text_us  # noqa: E402
-
+from bench.serving import REQUEST_TEXTS, SHARED_DATA, per_text_us  # noqa: E402
 from coe_template.args import parse_args  # noqa: E402
-from coe_template.compiled import compile_pipeline, fast_analyzer  # noqa: E402
+from coe_template.compiled import compile_pipeline  # noqa: E402
 from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
 from coe_template.train import build_pipeline  # noqa: E402
 
@@ -57,8 +56,8 @@ def main() -> None:
         pipeline.fit(x, y)
         compiled = compile_pipeline(pipeline)
         for texts in ([one], hundred):
-            sklearn_us = per_text_us(lambda: pipeline.predict_proba(texts), len(texts))
-            compiled_us = per_text_us(lambda: compiled.predict_proba(texts), len(texts))
+            sklearn_us = per_text_us(partial(pipeline.predict_proba, texts), len(texts))
+            compiled_us = per_text_us(partial(compiled.predict_proba, texts), len(texts))
             print(f"{name:<34}{len(texts):>11}{sklearn_us:>14.1f}{compiled_us:>10.1f}{sklearn_us / compiled_us:>9.1f}x")
     chars, block = pipeline[0].transformer_list[1][1], compiled._blocks[1]
     lookup, analyze = chars.vocabulary_.get, chars.build_analyzer()

@@ -31,12 +31,12 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from coe_template.args import load_args
-from coe_template.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset
-from coe_template.predict import tag
-from coe_template.registry import Registry
-from coe_template.train import apply_threshold, build_pipeline, cross_validate
-from config.settings import Settings
+from coe_template.args import load_args  # noqa: E402
+from coe_template.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.predict import tag  # noqa: E402
+from coe_template.registry import Registry  # noqa: E402
+from coe_template.train import apply_threshold, build_pipeline, cross_validate  # noqa: E402
+from config.settings import Settings  # noqa: E402
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
@@ -87,7 +87,7 @@ def main() -> None:
         predicted, probabilities = tag(real.texts, artifacts)
     performance = transfer["performance"]
     top = [artifacts.labels[i] for i in probabilities.argmax(axis=1)]
-    fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top))
+    fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top, strict=True))
 
     print(f"{'measure':<66} {'weighted F1':>11} {'samples':>8}")
     print(f"{'shipped model (bundled data), evaluated on ' + name:<66} "
@@ -101,7 +101,7 @@ def main() -> None:
         at = apply_threshold(probabilities, artifacts.labels, threshold)
         precision, *_ = precision_recall_fscore_support(real.tags, at, labels=[OTHER_TAG], zero_division=0)
         print(f"  at threshold {threshold}: weighted F1 {f1_score(real.tags, at, average='weighted'):.3f}, "
-              f"{sum(p == OTHER_TAG != t for p, t in zip(at, top))} fall back, "
+              f"{sum(p == OTHER_TAG != t for p, t in zip(at, top, strict=True))} fall back, "
               f"other's precision {precision[0]:.3f}")
 
     folds = options.folds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from coe_template.predict import predict
 from coe_template.train import build_pipeline
 from tests.coe_template.test_compiled import TRICKY, UNIONS, fitted
 
-SUMS = {"rtol": 0, "atol": 1e-9}
+SUMS: dict[str, Any] = {"rtol": 0, "atol": 1e-9}
 
 
 @pytest.fixture(scope="module", params=["words", "words, two tags", "words + char_wb", "words + char_wb, two tags",
@@ -60,7 +61,7 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
     features = pipeline[:-1].transform(cleaned).toarray()
     coef = pipeline[-1].coef_
     assert len(explanations) == len(texts)
-    for text, x, p, decision, why in zip(cleaned, features, probabilities, decisions, explanations):
+    for text, x, p, decision, why in zip(cleaned, features, probabilities, decisions, explanations, strict=True):
         k = int(p.argmax())
         assert why.tag == pipeline.classes_[k]
         if coef.shape[0] == 1:  # two tags: the log-odds of the tag explained against the other
@@ -72,7 +73,7 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
         np.testing.assert_allclose(why.intercept + sum(t.weight for t in why.terms) + why.remainder, why.logit, **SUMS)
         positive = np.sort(contributions[contributions > 0])[::-1][:TOP_TERMS]
         np.testing.assert_allclose([t.weight for t in why.terms], positive, **SUMS)
-        made = {}  # analyzer → every term its vectorizers made from the text
+        made: dict[str, set[str]] = {}  # analyzer → every term its vectorizers made from the text
         for vectorizer in vectorizers(pipeline):
             made.setdefault(vectorizer.analyzer, set()).update(vectorizer.build_analyzer()(text))
         for term in why.terms:
@@ -97,7 +98,7 @@ def test_the_compiled_and_scikit_learn_explanations_agree(pipeline):
     texts = ["Real-time object detection on a Raspberry Pi.", "Fine-tuning BERT for sentiment analysis of tweets",
              "Deploying models with Kubernetes and monitoring drift", "", "zzzz"]
     fast, reference = (explained(pipeline, p, texts) for p in (compile_pipeline(pipeline), SklearnPredictor(pipeline)))
-    for one, other in zip(fast, reference):
+    for one, other in zip(fast, reference, strict=True):
         assert (one.tag, len(one.terms)) == (other.tag, len(other.terms))
         np.testing.assert_allclose([one.logit, one.intercept, one.remainder],
                                    [other.logit, other.intercept, other.remainder], **SUMS)

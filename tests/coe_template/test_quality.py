@@ -33,7 +33,7 @@ def test_the_shipped_model_tags_real_projects(artifacts, real_projects):
     assert {label: metrics["f1"] >= 0.6 for label, metrics in performance["class"].items()} == dict.fromkeys(
         artifacts.labels, True)
     top = [artifacts.labels[i] for i in probabilities.argmax(axis=1)]
-    fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top))
+    fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top, strict=True))
     assert fell_back <= 0.05 * len(predicted)  # the fallback catches the unsure, not every short text
 
 

@@ -158,7 +158,7 @@ def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(client, 
     assert without_explanations(data) == plain  # the same predictions, each with its explanation
     first = artifacts.pipeline[0]  # one vectorizer, or a FeatureUnion of them
     vectorizers = [v for _, v in first.transformer_list] if hasattr(first, "transformer_list") else [first]
-    for text, prediction in zip(EXPLAINED, data["predictions"]):
+    for text, prediction in zip(EXPLAINED, data["predictions"], strict=True):
         why = prediction["explanation"]
         assert set(why) == {"tag", "intercept", "logit", "terms", "remainder"}
         probabilities = prediction["probabilities"]
