@@ -60,8 +60,10 @@ def measure(label: str, url: str, kind: str, store: Path, trained: TrainedModel,
         cold = best(rounds, empty_cache, lambda: read_verified(run_id, registry.artifacts, digests))
         warm = best(rounds, lambda: None, lambda: read_verified(run_id, registry.artifacts, digests))
         load = best(rounds, empty_cache, lambda: registry.load(MODEL, version.version))
-        print(f"{label:<22} {sum(sizes.values()) / 1e6:6.2f} MB ({sizes['model.joblib'] / 1e6:.2f} MB model)  "
-              f"fetch+verify {cold:6.1f} ms  from cache {warm:6.1f} ms  whole load {load:6.1f} ms")
+        print(
+            f"{label:<22} {sum(sizes.values()) / 1e6:6.2f} MB ({sizes['model.joblib'] / 1e6:.2f} MB model)  "
+            f"fetch+verify {cold:6.1f} ms  from cache {warm:6.1f} ms  whole load {load:6.1f} ms"
+        )
     finally:
         registry.engine.dispose()
 
@@ -76,8 +78,14 @@ def main() -> None:
         root = Path(tmp)
         sqlite = f"sqlite:///{root / 'registry.db'}"
         measure("directory", sqlite, DIRECTORY, root / "directory", trained, options.rounds)
-        measure("SQLite blobs", f"sqlite:///{root / 'blobs.db'}", DATABASE, root / "sqlite", trained,
-                options.rounds)
+        measure(
+            "SQLite blobs",
+            f"sqlite:///{root / 'blobs.db'}",
+            DATABASE,
+            root / "sqlite",
+            trained,
+            options.rounds,
+        )
         if options.postgres:
             url = stack.enter_context(postgres_schema(options.postgres, prefix="bench"))
             measure("PostgreSQL blobs", url, DATABASE, root / "postgres", trained, options.rounds)

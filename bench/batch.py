@@ -30,9 +30,11 @@ from config.settings import PROJECT_ROOT  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
 
-WORDS = ("object detection segmentation transformer bert sentiment translation kubernetes serving "
-         "monitoring pipeline forecasting recommender graph reinforcement tabular boosting cnn images "
-         "text tokens deployment drift registry features clustering").split()
+WORDS = (
+    "object detection segmentation transformer bert sentiment translation kubernetes serving "
+    "monitoring pipeline forecasting recommender graph reinforcement tabular boosting cnn images "
+    "text tokens deployment drift registry features clustering"
+).split()
 
 
 def texts(n: int) -> list[str]:
@@ -53,27 +55,35 @@ def registry_at(url: str, store: Path, trained: TrainedModel) -> None:
 
 def end_to_end(url: str, store: Path, csv: bytes, items: int, workers: int) -> float:
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": url}
-    with tempfile.NamedTemporaryFile(suffix=".log") as log, \
-            gunicorn(env, Path(log.name), workers=workers) as (base, _):
+    with (
+        tempfile.NamedTemporaryFile(suffix=".log") as log,
+        gunicorn(env, Path(log.name), workers=workers) as (base, _),
+    ):
         started = time.perf_counter()
-        response = httpx.post(f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"},
-                              timeout=300)
+        response = httpx.post(
+            f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"}, timeout=300
+        )
         response.raise_for_status()
         accepted = time.perf_counter() - started
         job_url = base + response.headers["location"]
-        while (job := httpx.get(job_url, timeout=30).json()["data"]["job"])["status"] in ("queued", "running"):
+        while (job := httpx.get(job_url, timeout=30).json()["data"]["job"])["status"] in (
+            "queued",
+            "running",
+        ):
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
     if job["status"] != "succeeded" or job["items"]["done"] != items:
         raise SystemExit(f"job did not finish cleanly: {job}")
-    print(f"  {url.split(':')[0]}: job accepted after {accepted:.2f} s, every row stored after {elapsed:.2f} s")
+    print(
+        f"  {url.split(':')[0]}: job accepted after {accepted:.2f} s, every row stored after {elapsed:.2f} s"
+    )
     return items / elapsed
 
 
 def bare_speed(corpus: list[str], artifacts: Artifacts) -> float:
     started = time.perf_counter()
     for first in range(0, len(corpus), 1000):
-        predict(corpus[first:first + 1000], artifacts)
+        predict(corpus[first : first + 1000], artifacts)
     return len(corpus) / (time.perf_counter() - started)
 
 
@@ -82,8 +92,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--postgres", help="a PostgreSQL URL to measure too (a fresh schema is used)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of every measurement, interleaved; each figure is the best round's")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of every measurement, interleaved; each figure is the best round's",
+    )
     options = parser.parse_args()
 
     trained = train(load_dataset(bundled_dataset_path()), load_args(PROJECT_ROOT / "config" / "args.json"))
@@ -108,7 +122,10 @@ def main() -> None:
             keep(BARE, bare_speed(corpus, artifacts))
             keep(sqlite_name, end_to_end(sqlite, Path(tmp) / "sqlite", csv, options.items, options.workers))
             if options.postgres:
-                keep(postgres_name, end_to_end(postgres, Path(tmp) / "postgres", csv, options.items, options.workers))
+                keep(
+                    postgres_name,
+                    end_to_end(postgres, Path(tmp) / "postgres", csv, options.items, options.workers),
+                )
     rows = list(best.items())
     bare = best[BARE]
 

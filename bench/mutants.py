@@ -29,10 +29,14 @@ def listed() -> set[str]:
 def main(prefixes: list[str]) -> int:
     """Over every mutant, or only those whose names start with one of ``prefixes`` (modules)."""
     mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    status = {m[1]: m[2] for line in out.splitlines()
-              if (m := _RESULT.match(line)) and m[1].startswith(tuple(prefixes) or "")}
+    out = subprocess.run(
+        [str(mutmut), "results", "--all", "true"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    status = {
+        m[1]: m[2]
+        for line in out.splitlines()
+        if (m := _RESULT.match(line)) and m[1].startswith(tuple(prefixes) or "")
+    }
     if not status:
         print("no mutants: run `mutmut run` first", file=sys.stderr)
         return 1
@@ -44,9 +48,11 @@ def main(prefixes: list[str]) -> int:
     killed = by_status["killed"] + by_status["timeout"]
     equivalent = alive & listed()
     if checked:
-        print(f"killed {killed} of {len(checked)} mutants run ({100 * killed / len(checked):.1f}%); "
-              f"{len(equivalent)} listed as equivalent in {EQUIVALENT.relative_to(ROOT)}: "
-              f"{100 * killed / (len(checked) - len(equivalent)):.1f}% of the others killed")
+        print(
+            f"killed {killed} of {len(checked)} mutants run ({100 * killed / len(checked):.1f}%); "
+            f"{len(equivalent)} listed as equivalent in {EQUIVALENT.relative_to(ROOT)}: "
+            f"{100 * killed / (len(checked) - len(equivalent)):.1f}% of the others killed"
+        )
     unexplained = sorted((alive - equivalent) | odd)
     for name in unexplained:
         print(f"not killed, not listed: {name} ({status[name]})", file=sys.stderr)

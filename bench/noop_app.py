@@ -17,7 +17,10 @@ SPEC = {
         "/predictions": {
             "post": {
                 "operationId": "bench.noop_app.create",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
                 "responses": {"200": {"description": "nothing was done"}},
             }
         }

@@ -46,17 +46,22 @@ SWAPPED = re.compile(r"^(\S+) INFO \[(\d+)\] coe_template\.serving .*: now servi
 
 def swaps(log: str, version: int) -> dict[int, float]:
     """Each pid's time (epoch seconds) of logging a swap to ``version``."""
-    return {int(m[2]): datetime.fromisoformat(m[1].replace("Z", "+00:00")).timestamp()
-            for m in SWAPPED.finditer(log) if m[3] == MODEL and int(m[4]) == version}
+    return {
+        int(m[2]): datetime.fromisoformat(m[1].replace("Z", "+00:00")).timestamp()
+        for m in SWAPPED.finditer(log)
+        if m[3] == MODEL and int(m[4]) == version
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--postgres", help="a PostgreSQL URL (a schema of its own is made and dropped)")
     parser.add_argument("--runs", type=int, default=6)
-    parser.add_argument("--refresh", type=float,
-                        help="COE_REFRESH_SECONDS (default: 60 on PostgreSQL, 2 on SQLite)")
+    parser.add_argument(
+        "--refresh", type=float, help="COE_REFRESH_SECONDS (default: 60 on PostgreSQL, 2 on SQLite)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
     refresh = options.refresh or (60.0 if options.postgres else 2.0)
@@ -64,8 +69,11 @@ def main() -> None:
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coe-propagation-")))
         store = root / "store"
-        url = (stack.enter_context(postgres_schema(options.postgres)) if options.postgres
-               else f"sqlite:///{store / 'registry.db'}")
+        url = (
+            stack.enter_context(postgres_schema(options.postgres))
+            if options.postgres
+            else f"sqlite:///{store / 'registry.db'}"
+        )
         trained = train(load_dataset(bundled_dataset_path()), load_args(ROOT / "config" / "args.json"))
         registry = Registry.open(url, store, upgrade=True)
         registry.ensure_model(MODEL)
@@ -74,20 +82,29 @@ def main() -> None:
         registry.set_alias(MODEL, PRODUCTION, 1)
         registry.engine.dispose()
 
-        env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": url, "COE_ADMIN_KEYS": ADMIN_KEY,
-               "COE_REFRESH_SECONDS": str(refresh)}
+        env = {
+            "COE_MODEL_STORE": str(store),
+            "DATABASE_URL": url,
+            "COE_ADMIN_KEYS": ADMIN_KEY,
+            "COE_REFRESH_SECONDS": str(refresh),
+        }
         log_path = root / "server.log"
         base, _process = stack.enter_context(gunicorn(env, log_path, workers=options.workers))
-        print(f"{'PostgreSQL' if options.postgres else 'SQLite'}, {options.workers} workers, "
-              f"COE_REFRESH_SECONDS={refresh:g}")
+        print(
+            f"{'PostgreSQL' if options.postgres else 'SQLite'}, {options.workers} workers, "
+            f"COE_REFRESH_SECONDS={refresh:g}"
+        )
         worker_ms: list[float] = []
         client_ms: list[float] = []
         with httpx.Client(timeout=10) as admin:
             for run in range(options.runs):
                 version = run + 2  # never served before: each worker loads and verifies it first
                 since = len(log_path.read_text())
-                response = admin.put(f"{base}/models/{MODEL}/aliases/{PRODUCTION}", json={"version": version},
-                                     headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                response = admin.put(
+                    f"{base}/models/{MODEL}/aliases/{PRODUCTION}",
+                    json={"version": version},
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                )
                 returned, returned_mono = time.time(), time.monotonic()
                 response.raise_for_status()
                 streak, streak_from = 0, returned_mono
@@ -108,11 +125,15 @@ def main() -> None:
                 per_worker = sorted((t - returned) * 1000 for t in found.values())
                 worker_ms += per_worker
                 client_ms.append(client)
-                print(f"PUT version {version}: workers swapped "
-                      f"{', '.join(f'{ms:.0f}' for ms in per_worker)} ms after the response; "
-                      f"the first of 20 answers in a row of version {version} arrived {client:.0f} ms after")
-        print(f"workers: median {statistics.median(worker_ms):.0f} ms, max {max(worker_ms):.0f} ms; "
-              f"clients: median {statistics.median(client_ms):.0f} ms, max {max(client_ms):.0f} ms")
+                print(
+                    f"PUT version {version}: workers swapped "
+                    f"{', '.join(f'{ms:.0f}' for ms in per_worker)} ms after the response; "
+                    f"the first of 20 answers in a row of version {version} arrived {client:.0f} ms after"
+                )
+        print(
+            f"workers: median {statistics.median(worker_ms):.0f} ms, max {max(worker_ms):.0f} ms; "
+            f"clients: median {statistics.median(client_ms):.0f} ms, max {max(client_ms):.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,10 @@ C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 def run(store: str, *args: str) -> str:
     return subprocess.run(
         [sys.executable, "-m", "coe_template.cli", "--store", store, *args],
-        check=True, capture_output=True, text=True, cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
     ).stdout
 
 
@@ -57,8 +60,12 @@ def nested_cross_validate(real: Dataset, folds: int, seed: int = 0) -> tuple[np.
     x, y = np.array([clean_text(t) for t in real.texts]), np.array(real.tags)
     scores, chosen = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        search = GridSearchCV(build_pipeline(args), {"clf__C": list(C_GRID)}, scoring="f1_weighted",
-                              cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+        search = GridSearchCV(
+            build_pipeline(args),
+            {"clf__C": list(C_GRID)},
+            scoring="f1_weighted",
+            cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+        )
         search.fit(x[train], y[train])
         chosen.append(float(search.best_params_["clf__C"]))
         scores.append(f1_score(y[test], search.predict(x[test]), average="weighted"))
@@ -78,7 +85,7 @@ def main() -> None:
         started = time.perf_counter()
         run(store, "train")
         seconds = time.perf_counter() - started
-        transfer = json.loads((out := run(store, "evaluate", "--data", str(options.data)))[out.index("{"):])
+        transfer = json.loads((out := run(store, "evaluate", "--data", str(options.data)))[out.index("{") :])
         registry = Registry.open(Settings(model_store=Path(store)).db_url, Path(store))
         try:
             artifacts = registry.load("project-tagger", 1)
@@ -90,32 +97,44 @@ def main() -> None:
     fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top, strict=True))
 
     print(f"{'measure':<66} {'weighted F1':>11} {'samples':>8}")
-    print(f"{'shipped model (bundled data), evaluated on ' + name:<66} "
-          f"{performance['overall']['f1']:>11.3f} {performance['overall']['num_samples']:>8}")
+    print(
+        f"{'shipped model (bundled data), evaluated on ' + name:<66} "
+        f"{performance['overall']['f1']:>11.3f} {performance['overall']['num_samples']:>8}"
+    )
     for label, metrics in performance["class"].items():
         print(f"{'  class ' + label:<66} {metrics['f1']:>11.3f} {metrics['num_samples']:>8}")
-    print(f"  threshold {artifacts.threshold:g}: {fell_back} of {len(real)} predictions fell back to other; "
-          f"other's precision {performance['class'][OTHER_TAG]['precision']:.3f}; "
-          f"trained in {seconds:.1f} s (CLI, with start-up)")
+    print(
+        f"  threshold {artifacts.threshold:g}: {fell_back} of {len(real)} predictions fell back to other; "
+        f"other's precision {performance['class'][OTHER_TAG]['precision']:.3f}; "
+        f"trained in {seconds:.1f} s (CLI, with start-up)"
+    )
     for threshold in (0.3, 0.4, 0.5):
         at = apply_threshold(probabilities, artifacts.labels, threshold)
         precision, *_ = precision_recall_fscore_support(real.tags, at, labels=[OTHER_TAG], zero_division=0)
-        print(f"  at threshold {threshold}: weighted F1 {f1_score(real.tags, at, average='weighted'):.3f}, "
-              f"{sum(p == OTHER_TAG != t for p, t in zip(at, top, strict=True))} fall back, "
-              f"other's precision {precision[0]:.3f}")
+        print(
+            f"  at threshold {threshold}: weighted F1 {f1_score(real.tags, at, average='weighted'):.3f}, "
+            f"{sum(p == OTHER_TAG != t for p, t in zip(at, top, strict=True))} fall back, "
+            f"other's precision {precision[0]:.3f}"
+        )
 
     folds = options.folds
     args = load_args(DEFAULT_ARGS)
     alone = cross_validate(real, args, folds)
-    print(f"{f'{folds}-fold CV on {name}, default pipeline':<66} {alone.mean():>11.3f} {len(real):>8}"
-          f"   ± {alone.std():.3f}")
+    print(
+        f"{f'{folds}-fold CV on {name}, default pipeline':<66} {alone.mean():>11.3f} {len(real):>8}"
+        f"   ± {alone.std():.3f}"
+    )
     bundled = load_dataset(bundled_dataset_path())
     added = cross_validate(real, args, folds, extra=bundled)
-    print(f"{f'{folds}-fold CV on {name}, bundled data added to training':<66} {added.mean():>11.3f} "
-          f"{len(real):>8}   ± {added.std():.3f}")
+    print(
+        f"{f'{folds}-fold CV on {name}, bundled data added to training':<66} {added.mean():>11.3f} "
+        f"{len(real):>8}   ± {added.std():.3f}"
+    )
     nested, chosen = nested_cross_validate(real, folds)
-    print(f"{f'{folds}-fold nested CV on {name}, C chosen inside':<66} {nested.mean():>11.3f} {len(real):>8}"
-          f"   ± {nested.std():.3f}  (C: {', '.join(f'{c:g}' for c in chosen)})")
+    print(
+        f"{f'{folds}-fold nested CV on {name}, C chosen inside':<66} {nested.mean():>11.3f} {len(real):>8}"
+        f"   ± {nested.std():.3f}  (C: {', '.join(f'{c:g}' for c in chosen)})"
+    )
 
 
 if __name__ == "__main__":

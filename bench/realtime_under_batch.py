@@ -88,17 +88,28 @@ def python_load(url: str, bodies: Path, connections: int, duration: int) -> dict
         thread.join()
     seconds = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "seconds": seconds, "requests_per_s": len(latencies) / seconds,
-            "p50_ms": cuts[49] * 1e3, "p99_ms": cuts[98] * 1e3,
-            "non_2xx": errors[0], "socket_errors": errors[1]}
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "requests_per_s": len(latencies) / seconds,
+        "p50_ms": cuts[49] * 1e3,
+        "p99_ms": cuts[98] * 1e3,
+        "non_2xx": errors[0],
+        "socket_errors": errors[1],
+    }
 
 
 @contextmanager
 def worker(env: dict[str, str], log: Path) -> Iterator[None]:
     """``coe-template worker`` from this checkout; SIGTERM (and a wait) afterwards."""
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "coe_template.cli", "worker"], cwd=ROOT,
-                                   env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "coe_template.cli", "worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield
     finally:
@@ -115,11 +126,21 @@ def done_items(base: str, job_id: str) -> tuple[int, str]:
     return job["items"]["done"], job["status"]
 
 
-def measure(scenario: str, url: str, store: Path, csv: bytes, options: argparse.Namespace, bodies: Path,
-            load: Callable[[str, Path, int, int], dict[str, float]]) -> dict[str, float]:
+def measure(
+    scenario: str,
+    url: str,
+    store: Path,
+    csv: bytes,
+    options: argparse.Namespace,
+    bodies: Path,
+    load: Callable[[str, Path, int, int], dict[str, float]],
+) -> dict[str, float]:
     """One scenario, one round: a server (and a worker), a job, real-time load; the job removed after."""
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": url,
-           "COE_BATCH_IN_SERVER": "false" if scenario == IN_WORKER else "true"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": url,
+        "COE_BATCH_IN_SERVER": "false" if scenario == IN_WORKER else "true",
+    }
     log = store / f"{scenario.replace(' ', '-')}.log"
     with ExitStack() as stack:
         predictions, _ = stack.enter_context(server("wsgi:app", env, options.workers, log))
@@ -128,8 +149,9 @@ def measure(scenario: str, url: str, store: Path, csv: bytes, options: argparse.
         if scenario != NO_JOB:
             if scenario == IN_WORKER:
                 stack.enter_context(worker(env, store / "worker.log"))
-            response = httpx.post(f"{base}/batch-predictions", content=csv,
-                                  headers={"Content-Type": "text/csv"}, timeout=300)
+            response = httpx.post(
+                f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"}, timeout=300
+            )
             response.raise_for_status()
             job_id = response.json()["data"]["job"]["id"]
             deadline = time.monotonic() + 120
@@ -156,8 +178,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of real-time load per measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds over all scenarios, interleaved; each figure is the best round's")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds over all scenarios, interleaved; each figure is the best round's",
+    )
     parser.add_argument("--postgres", help="a PostgreSQL URL to use instead of SQLite (a fresh schema)")
     options = parser.parse_args()
     load = wrk if shutil.which("wrk") else python_load
@@ -170,8 +196,11 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         store = Path(tmp)
-        url = (stack.enter_context(postgres_schema(options.postgres, prefix="bench")) if options.postgres
-               else f"sqlite:///{store}/registry.db")
+        url = (
+            stack.enter_context(postgres_schema(options.postgres, prefix="bench"))
+            if options.postgres
+            else f"sqlite:///{store}/registry.db"
+        )
         registry = Registry.open(url, store, upgrade=True)
         registry.ensure_model("project-tagger")
         registry.register("project-tagger", trained)
@@ -182,27 +211,35 @@ def main() -> None:
         for n in range(options.rounds):  # interleaved, so a slow spell of the machine hits every scenario
             for scenario in SCENARIOS:
                 figures = measure(scenario, url, store, csv, options, bodies, load)
-                print(f"round {n + 1}, {scenario}: {figures['requests_per_s']:,.0f} req/s, "
-                      f"p99 {figures['p99_ms']:.1f} ms, batch {figures['batch_items_per_s']:,.0f} items/s",
-                      flush=True)
+                print(
+                    f"round {n + 1}, {scenario}: {figures['requests_per_s']:,.0f} req/s, "
+                    f"p99 {figures['p99_ms']:.1f} ms, batch {figures['batch_items_per_s']:,.0f} items/s",
+                    flush=True,
+                )
                 best = results.get(scenario)
                 if best is None or figures["requests_per_s"] > best["requests_per_s"]:
                     results[scenario] = figures
 
     database = "PostgreSQL" if options.postgres else "SQLite"
-    print(f"\n1-text POST /predictions, {options.connections} connections, {options.duration} s, "
-          f"{options.workers} gunicorn workers, {database}; batch job of {options.items:,} items; "
-          f"best of {options.rounds} interleaved rounds")
-    print(f"{'':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'batch items/s':>15}"
-          f"{'req/s vs a':>12}{'p99 vs a':>10}")
+    print(
+        f"\n1-text POST /predictions, {options.connections} connections, {options.duration} s, "
+        f"{options.workers} gunicorn workers, {database}; batch job of {options.items:,} items; "
+        f"best of {options.rounds} interleaved rounds"
+    )
+    print(
+        f"{'':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'batch items/s':>15}"
+        f"{'req/s vs a':>12}{'p99 vs a':>10}"
+    )
     quiet = results[NO_JOB]
     for scenario in SCENARIOS:
         r = results[scenario]
         flag = "" if scenario == NO_JOB or r["job_ran_throughout"] else "  (job ended early: more --items)"
-        print(f"{scenario:<28}{r['requests_per_s']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-              f"{r['non_2xx'] + r['socket_errors']:>8}{r['batch_items_per_s']:>15,.0f}"
-              f"{r['requests_per_s'] / quiet['requests_per_s']:>12.2f}"
-              f"{r['p99_ms'] / quiet['p99_ms']:>10.2f}{flag}")
+        print(
+            f"{scenario:<28}{r['requests_per_s']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+            f"{r['non_2xx'] + r['socket_errors']:>8}{r['batch_items_per_s']:>15,.0f}"
+            f"{r['requests_per_s'] / quiet['requests_per_s']:>12.2f}"
+            f"{r['p99_ms'] / quiet['p99_ms']:>10.2f}{flag}"
+        )
 
 
 if __name__ == "__main__":

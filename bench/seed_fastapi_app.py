@@ -61,7 +61,15 @@ def predict(request: Request, payload: PredictPayload) -> dict:
     probabilities = artifacts.pipeline.predict_proba([clean_text(t) for t in texts])
     tags = apply_threshold(probabilities, artifacts.labels, artifacts.threshold)
     predictions = [
-        {"input_text": text, "predicted_tag": tag, "probabilities": dict(zip(artifacts.labels, map(float, row), strict=True))}
+        {
+            "input_text": text,
+            "predicted_tag": tag,
+            "probabilities": dict(zip(artifacts.labels, map(float, row), strict=True)),
+        }
         for text, tag, row in zip(texts, tags, probabilities, strict=True)
     ]
-    return {"message": HTTPStatus.OK.phrase, "status-code": HTTPStatus.OK, "data": {"predictions": predictions}}
+    return {
+        "message": HTTPStatus.OK.phrase,
+        "status-code": HTTPStatus.OK,
+        "data": {"predictions": predictions},
+    }

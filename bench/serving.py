@@ -72,15 +72,23 @@ def predictor_figures(pipeline: Pipeline, texts: list[str]) -> list[tuple[str, f
     thousand = (cleaned * (1000 // len(cleaned) + 1))[:1000]
     one = cleaned[len(cleaned) // 2]
     return [
-        ("1 text per call", per_text_us(lambda: pipeline.predict_proba([one]), 1),
-         per_text_us(lambda: compiled.predict_proba([one]), 1)),
-        ("1,000 texts per call", per_text_us(lambda: pipeline.predict_proba(thousand), 1000, 3.0),
-         per_text_us(lambda: compiled.predict_proba(thousand), 1000, 3.0)),
+        (
+            "1 text per call",
+            per_text_us(lambda: pipeline.predict_proba([one]), 1),
+            per_text_us(lambda: compiled.predict_proba([one]), 1),
+        ),
+        (
+            "1,000 texts per call",
+            per_text_us(lambda: pipeline.predict_proba(thousand), 1000, 3.0),
+            per_text_us(lambda: compiled.predict_proba(thousand), 1000, 3.0),
+        ),
     ]
 
 
 def answers_predictions(base: str) -> bool:
-    return httpx.post(f"{base}/predictions", json={"texts": [{"text": "warm up"}]}, timeout=5).status_code == 200
+    return (
+        httpx.post(f"{base}/predictions", json={"texts": [{"text": "warm up"}]}, timeout=5).status_code == 200
+    )
 
 
 @contextmanager
@@ -97,8 +105,20 @@ def server(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[t
 
 def wrk(url: str, bodies: Path, connections: int, duration: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url],
-        env={**os.environ, "BENCH_BODIES": str(bodies)}, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "post.lua"),
+            url,
+        ],
+        env={**os.environ, "BENCH_BODIES": str(bodies)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("BENCH "))[6:])
     figures["requests_per_s"] = figures["requests"] / figures["seconds"]
@@ -112,7 +132,9 @@ def worker_memory(master: int) -> list[tuple[float, float]]:
     for pid in children:
         status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-        private = sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean", "Private_Dirty")))
+        private = sum(
+            int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean", "Private_Dirty"))
+        )
         memory.append((int(status["VmHWM"].split()[0]) / 1024, private / 1024))
     return memory
 
@@ -122,16 +144,22 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds over all servers, interleaved; each figure is the best round's")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds over all servers, interleaved; each figure is the best round's",
+    )
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
     data = SHARED_DATA if SHARED_DATA.exists() else bundled_dataset_path()
     trained = train(load_dataset(data), load_args(ROOT / "config" / "args.json"))
-    print(f"model: TF-IDF + logistic regression trained on {data.name}; {options.workers} workers, "
-          f"{options.connections} connections, {options.duration} s per run, best of {options.rounds} rounds\n")
+    print(
+        f"model: TF-IDF + logistic regression trained on {data.name}; {options.workers} workers, "
+        f"{options.connections} connections, {options.duration} s per run, best of {options.rounds} rounds\n"
+    )
 
     print("Predictor, in process (µs per text, best of 5)")
     print(f"{'':<24}{'scikit-learn':>14}{'compiled':>10}{'speed-up':>10}")
@@ -150,14 +178,28 @@ def main() -> None:
         bodies = {}
         for size in SIZES:
             bodies[size] = store / f"bodies-{size}.jsonl"
-            bodies[size].write_text("".join(
-                json.dumps({"texts": [{"text": REQUEST_TEXTS[(n * size + k) % len(REQUEST_TEXTS)]}
-                                      for k in range(size)]}) + "\n" for n in range(64)))
+            bodies[size].write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "texts": [
+                                {"text": REQUEST_TEXTS[(n * size + k) % len(REQUEST_TEXTS)]}
+                                for k in range(size)
+                            ]
+                        }
+                    )
+                    + "\n"
+                    for n in range(64)
+                )
+            )
 
-        servers = {"service": ("wsgi:app", {}), "no-op FlaskApp": ("bench.noop_app:app", {}),
-                   "seed FastAPI": ("bench.seed_fastapi_app:app", {}),
-                   "no access line": ("wsgi:app", {"COE_ACCESS_LOG": "false"}),
-                   "unobserved": ("bench.unobserved_app:app", {})}
+        servers = {
+            "service": ("wsgi:app", {}),
+            "no-op FlaskApp": ("bench.noop_app:app", {}),
+            "seed FastAPI": ("bench.seed_fastapi_app:app", {}),
+            "no access line": ("wsgi:app", {"COE_ACCESS_LOG": "false"}),
+            "unobserved": ("bench.unobserved_app:app", {}),
+        }
         results: dict[tuple[str, int], dict[str, float]] = {}
         memory: list[tuple[float, float]] = []
         for _ in range(options.rounds):  # interleaved, so a slow spell of the machine hits every server
@@ -172,12 +214,16 @@ def main() -> None:
                         memory = worker_memory(master)
 
     print("\nServers under wrk")
-    print(f"{'server':<16}{'texts/req':>10}{'req/s':>9}{'texts/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'p99/p50':>8}{'errors':>8}")
+    print(
+        f"{'server':<16}{'texts/req':>10}{'req/s':>9}{'texts/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'p99/p50':>8}{'errors':>8}"
+    )
     for (name, size), r in results.items():
-        print(f"{name:<16}{size:>10}{r['requests_per_s']:>9,.0f}{r['requests_per_s'] * size:>9,.0f}"
-              f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['p99_ms'] / r['p50_ms']:>8.1f}"
-              f"{r['non_2xx'] + r['socket_errors']:>8}")
+        print(
+            f"{name:<16}{size:>10}{r['requests_per_s']:>9,.0f}{r['requests_per_s'] * size:>9,.0f}"
+            f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['p99_ms'] / r['p50_ms']:>8.1f}"
+            f"{r['non_2xx'] + r['socket_errors']:>8}"
+        )
 
     def rate(name: str, size: int) -> float:
         return results[name, size]["requests_per_s"]
@@ -185,12 +231,18 @@ def main() -> None:
     print("\nRatios (this run)")
     print(f"service / no-op FlaskApp, 1 text:   {rate('service', 1) / rate('no-op FlaskApp', 1):.2f}")
     for size in SIZES:
-        print(f"no access line / unobserved, {size:>2} texts: "
-              f"{rate('no access line', size) / rate('unobserved', size):.3f}  (what metrics cost)")
-        print(f"service / unobserved, {size:>2} texts:        {rate('service', size) / rate('unobserved', size):.3f}"
-              "  (metrics and the access line)")
+        print(
+            f"no access line / unobserved, {size:>2} texts: "
+            f"{rate('no access line', size) / rate('unobserved', size):.3f}  (what metrics cost)"
+        )
+        print(
+            f"service / unobserved, {size:>2} texts:        {rate('service', size) / rate('unobserved', size):.3f}"
+            "  (metrics and the access line)"
+        )
     for size in SIZES:
-        print(f"service / seed FastAPI, {size:>2} texts: {rate('service', size) / rate('seed FastAPI', size):.2f}")
+        print(
+            f"service / seed FastAPI, {size:>2} texts: {rate('service', size) / rate('seed FastAPI', size):.2f}"
+        )
     print("\nService workers' memory (MB)")
     for n, (peak, private) in enumerate(memory, 1):
         print(f"worker {n}: peak RSS {peak:.0f}, private {private:.0f} (what one more worker adds)")

@@ -41,8 +41,15 @@ TEXTS = [t for t in load_dataset(bundled_dataset_path()).texts if len(t) < 1000]
 READS = ("/", "/models", "/args", "/performance")
 #: What each connection sends, in turn (each starts at a different place).
 MIX = ("predict-1", "read", "predict-1", "predict-64", "read", "predict-1", "batch", "read", "predict-1")
-EXPECTED = {"predict-1": 200, "predict-64": 200, "read": 200, "batch-create": 202, "batch-poll": 200,
-            "batch-results": 200, "promote": 200}
+EXPECTED = {
+    "predict-1": 200,
+    "predict-64": 200,
+    "read": 200,
+    "batch-create": 202,
+    "batch-poll": 200,
+    "batch-results": 200,
+    "promote": 200,
+}
 
 
 @dataclass
@@ -65,17 +72,25 @@ class Report:
         return {pid: self.rss_end[pid] - rss for pid, rss in self.rss_start.items() if pid in self.rss_end}
 
     def text(self) -> str:
-        lines = [(f"{self.requests} requests over {self.connections} connections in {self.seconds:.0f} s "
-                  f"({self.requests / self.seconds:.0f}/s); batch items done: {self.batch_items_done}; "
-                  f"predictions by version: {dict(sorted(self.versions_served.items()))}"),
-                 f"{'':<16}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}"]
+        lines = [
+            (
+                f"{self.requests} requests over {self.connections} connections in {self.seconds:.0f} s "
+                f"({self.requests / self.seconds:.0f}/s); batch items done: {self.batch_items_done}; "
+                f"predictions by version: {dict(sorted(self.versions_served.items()))}"
+            ),
+            f"{'':<16}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}",
+        ]
         everything = [s for values in self.latencies.values() for s in values]
         for kind, values in sorted(self.latencies.items()) + [("all", everything)]:
-            lines.append(f"{kind:<16}{len(values):>10}{percentile(values, 50):>10.1f}{percentile(values, 99):>10.1f}")
+            lines.append(
+                f"{kind:<16}{len(values):>10}{percentile(values, 50):>10.1f}{percentile(values, 99):>10.1f}"
+            )
         lines.append(f"unexpected answers: {dict(self.unexpected) or 'none'}")
         for pid, growth in self.rss_growth().items():
-            lines.append(f"worker {pid}: RSS {self.rss_start[pid] / 2**20:.1f} MiB after warm-up, "
-                         f"{self.rss_end[pid] / 2**20:.1f} MiB at the end ({growth / 2**20:+.1f} MiB)")
+            lines.append(
+                f"worker {pid}: RSS {self.rss_start[pid] / 2**20:.1f} MiB after warm-up, "
+                f"{self.rss_end[pid] / 2**20:.1f} MiB at the end ({growth / 2**20:+.1f} MiB)"
+            )
         replaced = set(self.rss_start) ^ set(self.rss_end)
         if replaced:
             lines.append(f"workers replaced during the soak: {sorted(replaced)}")
@@ -98,7 +113,7 @@ class Client:
         self.lock = lock
         self.job: str | None = None
         self.texts = itertools.cycle(TEXTS[number:] + TEXTS[:number])
-        self.reads = itertools.cycle(READS[number % len(READS):] + READS[:number % len(READS)])
+        self.reads = itertools.cycle(READS[number % len(READS) :] + READS[: number % len(READS)])
 
     def call(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         started = time.perf_counter()
@@ -161,8 +176,14 @@ def worker_rss(master_pid: int) -> dict[int, int]:
     return {pid: rss_bytes(pid) for pid in worker_pids(master_pid)}
 
 
-def soak(base: str, master_pid: int, seconds: float, connections: int, admin_key: str = ADMIN_KEY,
-         warmup: float = 2.0) -> Report:
+def soak(
+    base: str,
+    master_pid: int,
+    seconds: float,
+    connections: int,
+    admin_key: str = ADMIN_KEY,
+    warmup: float = 2.0,
+) -> Report:
     """Mixed traffic for ``seconds``; promote version 2 at a third, roll back to 1 at two thirds."""
     report, lock, stop = Report(seconds, connections), threading.Lock(), threading.Event()
     clients = [Client(base, n, report, lock) for n in range(connections)]
@@ -176,8 +197,13 @@ def soak(base: str, master_pid: int, seconds: float, connections: int, admin_key
         report.rss_start = worker_rss(master_pid)
         for version, at in ((2, seconds / 3), (1, seconds * 2 / 3)):
             time.sleep(max(0.0, started + at - time.monotonic()))
-            admin.call("promote", "PUT", f"/models/{MODEL}/aliases/production", json={"version": version},
-                       headers={"Authorization": f"Bearer {admin_key}"})
+            admin.call(
+                "promote",
+                "PUT",
+                f"/models/{MODEL}/aliases/production",
+                json={"version": version},
+                headers={"Authorization": f"Bearer {admin_key}"},
+            )
         time.sleep(max(0.0, started + seconds - time.monotonic()))
         report.rss_end = worker_rss(master_pid)
     finally:
@@ -194,7 +220,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database-url", help="the registry's database; a SQLite file in the store by default")
+    parser.add_argument(
+        "--database-url", help="the registry's database; a SQLite file in the store by default"
+    )
     options = parser.parse_args()
 
     from coe_template.args import load_args

@@ -96,8 +96,10 @@ def parse_args(data: dict[str, Any], defaults: TrainingArgs | None = None) -> Tr
     try:
         return TrainingArgsSchema().load(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{field}: {' '.join(map(str, msgs))}"
-                             for field, msgs in sorted(exc.normalized_messages().items()))
+        problems = "; ".join(
+            f"{field}: {' '.join(map(str, msgs))}"
+            for field, msgs in sorted(exc.normalized_messages().items())
+        )
         raise ArgsError(f"invalid training arguments: {problems}") from None
 
 

@@ -49,8 +49,10 @@ def check_key(run_id: str, name: str | None = None) -> None:
 
 def _storage_full(exc: BaseException, where: str) -> StorageFull | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"{where}'s disk is full ({exc.strerror}): "
-                           "no space left to write the run; free space and train again")
+        return StorageFull(
+            f"{where}'s disk is full ({exc.strerror}): "
+            "no space left to write the run; free space and train again"
+        )
     return None
 
 
@@ -190,8 +192,9 @@ class DirectoryStore(ArtifactStore):
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ArtifactError(f"run {run_id}: {name} cannot be read from the model store "
-                                f"({exc.strerror})") from None
+            raise ArtifactError(
+                f"run {run_id}: {name} cannot be read from the model store ({exc.strerror})"
+            ) from None
 
     def exists(self, run_id: str) -> bool:
         check_key(run_id)

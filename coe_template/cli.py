@@ -61,8 +61,12 @@ class Context:
     def registry(self) -> Registry:
         if self._registry is None:
             settings = self.settings
-            self._registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits,
-                                           artifacts=settings.artifact_store)
+            self._registry = Registry.open(
+                settings.db_url,
+                settings.model_store,
+                settings.database_limits,
+                artifacts=settings.artifact_store,
+            )
         return self._registry
 
     def close(self) -> None:
@@ -111,8 +115,11 @@ model_option = click.option("--model", "name", default=None, help="Model name [d
 
 
 @click.group()
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path),
-              help="Model store directory [default: $COE_MODEL_STORE or ./model-store].")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model store directory [default: $COE_MODEL_STORE or ./model-store].",
+)
 @click.pass_context
 def main(ctx: click.Context, store: Path | None) -> None:
     """Train, evaluate and use the project tagger; manage its versions."""
@@ -125,24 +132,43 @@ def main(ctx: click.Context, store: Path | None) -> None:
 
 
 @main.command()
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV with title, description and tag columns [default: the bundled dataset].")
-@click.option("--args", "args_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON file of training arguments [default: config/args.json].")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV with title, description and tag columns [default: the bundled dataset].",
+)
+@click.option(
+    "--args",
+    "args_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file of training arguments [default: config/args.json].",
+)
 @click.option("--if-missing", is_flag=True, help="Do nothing if the model already has a production version.")
-@click.option("--queue", is_flag=True,
-              help="Only record the version and its training job, for a server or `coe-template worker` to "
-                   "train on its COE_TRAINING_DATA; print the version number and return at once.")
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Only record the version and its training job, for a server or `coe-template worker` to "
+    "train on its COE_TRAINING_DATA; print the version number and return at once.",
+)
 @model_option
 @pass_context
 @_fail_clearly
-def train(context: Context, data_path: Path | None, args_path: Path | None, if_missing: bool, queue: bool,
-          name: str | None) -> None:
+def train(
+    context: Context,
+    data_path: Path | None,
+    args_path: Path | None,
+    if_missing: bool,
+    queue: bool,
+    name: str | None,
+) -> None:
     """Train a model and register it as a new version (production if it is the first)."""
     settings, registry = context.settings, context.registry
     if queue and data_path is not None:
-        raise click.UsageError("--queue trains on the data the worker that claims it is configured with "
-                               "(COE_TRAINING_DATA): --data cannot go with it")
+        raise click.UsageError(
+            "--queue trains on the data the worker that claims it is configured with "
+            "(COE_TRAINING_DATA): --data cannot go with it"
+        )
     name = name or settings.model_name
     registry.ensure_model(name, "Tags machine-learning projects from their title and description.")
     aliases = registry.list_aliases(name)
@@ -156,22 +182,37 @@ def train(context: Context, data_path: Path | None, args_path: Path | None, if_m
         return
     dataset = load_dataset(data_path or settings.training_data_path)
     with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
+
         def progress(step: str) -> None:
             bar.label = step
             bar.update(1)
+
         trained = train_model(dataset, args, progress)
     version = registry.register(name, trained)
     if PRODUCTION not in aliases:
         registry.set_alias(name, PRODUCTION, version.version)
-    click.echo(f"{name} version {version.version} (run {version.run_id}): trained on "
-               f"{len(dataset)} rows, threshold {trained.threshold}")
-    _echo_json({"model": name, "version": version.version, "run_id": version.run_id,
-                "test": trained.performance["overall"]})
+    click.echo(
+        f"{name} version {version.version} (run {version.run_id}): trained on "
+        f"{len(dataset)} rows, threshold {trained.threshold}"
+    )
+    _echo_json(
+        {
+            "model": name,
+            "version": version.version,
+            "run_id": version.run_id,
+            "test": trained.performance["overall"],
+        }
+    )
 
 
 @main.command()
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labeled CSV to score the version on.")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Labeled CSV to score the version on.",
+)
 @click.option("--version", type=click.IntRange(min=1), help="Version to evaluate [default: production].")
 @model_option
 @pass_context
@@ -181,8 +222,13 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
     artifacts = context.load(name or context.settings.model_name, version)
     dataset = load_dataset(data_path)
     predicted = [p["predicted_tag"] for p in predict_texts(dataset.texts, artifacts)]
-    _echo_json({"run_id": artifacts.run_id, "data": str(data_path),
-                "performance": score(dataset.texts, dataset.tags, predicted, artifacts.labels)})
+    _echo_json(
+        {
+            "run_id": artifacts.run_id,
+            "data": str(data_path),
+            "performance": score(dataset.texts, dataset.tags, predicted, artifacts.labels),
+        }
+    )
 
 
 @main.command()
@@ -201,7 +247,9 @@ def predict(context: Context, texts: tuple[str, ...], version: int | None, name:
 
 @main.command("batch-predict")
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model-version", type=click.IntRange(min=1), help="Version to predict with [default: production].")
+@click.option(
+    "--model-version", type=click.IntRange(min=1), help="Version to predict with [default: production]."
+)
 @model_option
 @pass_context
 @_fail_clearly
@@ -215,8 +263,9 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     job, _ = jobs.create(name or settings.model_name, read_csv(input_csv.read_bytes()), version=model_version)
     loaded = functools.lru_cache(maxsize=4)(context.registry.load)
     runner = BatchRunner(jobs, loaded)
-    click.echo(f"job {job.id}: {job.total_items} items with {job.model_name} "
-               f"version {job.model_version}", err=True)
+    click.echo(
+        f"job {job.id}: {job.total_items} items with {job.model_name} version {job.model_version}", err=True
+    )
     with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
     from handlers.schemas.batch_predictions import job_schema  # the shape GET /batch-predictions/{id} serves
@@ -234,8 +283,10 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
     """
     given = [os.environ.pop(name, None) for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")]
     if any(given):
-        log.info("worker metrics: PROMETHEUS_MULTIPROC_DIR ignored (it is for gunicorn's workers); "
-                 "this worker's counts are served on its own port")
+        log.info(
+            "worker metrics: PROMETHEUS_MULTIPROC_DIR ignored (it is for gunicorn's workers); "
+            "this worker's counts are served on its own port"
+        )
     # Imported only here, once that variable is gone: prometheus_client reads it when imported.
     from prometheus_client import start_http_server
 
@@ -250,19 +301,41 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
 
 
 @main.command()
-@click.option("--work", "kinds", multiple=True, type=click.Choice(sorted(KINDS)),
-              default=tuple(sorted(KINDS)), show_default=True, help="Kind of leased job; repeat for several.")
-@click.option("--grace", type=click.FloatRange(min=0), default=GRACE_SECONDS, show_default=True,
-              help="Seconds a stopping worker may take to finish the chunk in hand before giving it back.")
-@click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
-              help="Seconds between looks for new work while idle.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535),
-              help="Serve Prometheus metrics on this port; 0 for none [default: $COE_WORKER_METRICS_PORT, "
-                   "else none]. Address: $COE_WORKER_METRICS_ADDR, else 0.0.0.0.")
+@click.option(
+    "--work",
+    "kinds",
+    multiple=True,
+    type=click.Choice(sorted(KINDS)),
+    default=tuple(sorted(KINDS)),
+    show_default=True,
+    help="Kind of leased job; repeat for several.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=GRACE_SECONDS,
+    show_default=True,
+    help="Seconds a stopping worker may take to finish the chunk in hand before giving it back.",
+)
+@click.option(
+    "--poll",
+    "poll_seconds",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Seconds between looks for new work while idle.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port; 0 for none [default: $COE_WORKER_METRICS_PORT, "
+    "else none]. Address: $COE_WORKER_METRICS_ADDR, else 0.0.0.0.",
+)
 @pass_context
 @_fail_clearly
-def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float,
-           metrics_port: int | None) -> None:
+def worker(
+    context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float, metrics_port: int | None
+) -> None:
     """Work batch and training jobs until SIGTERM or SIGINT, beside servers run with COE_BATCH_IN_SERVER=false
     (or COE_TRAINING_IN_SERVER=false).
 
@@ -280,9 +353,12 @@ def worker(context: Context, kinds: tuple[str, ...], grace: float, poll_seconds:
     observers = _serve_worker_metrics(registry, settings.worker_metrics_addr, port) if port else UNOBSERVED
     works = [KINDS[kind](settings, registry, poll_seconds, observers) for kind in dict.fromkeys(kinds)]
     served = f"metrics on {settings.worker_metrics_addr}:{port}" if port else "no metrics endpoint"
-    click.echo(f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
-               f"leases {settings.batch_lease_seconds:g} s (batch), {settings.training_lease_seconds:g} s "
-               f"(training); {served}", err=True)
+    click.echo(
+        f"worker: {', '.join(kinds)} from {registry.engine.url.render_as_string(hide_password=True)}; "
+        f"leases {settings.batch_lease_seconds:g} s (batch), {settings.training_lease_seconds:g} s "
+        f"(training); {served}",
+        err=True,
+    )
     run_worker(works, stopping, grace)
 
 
@@ -311,8 +387,11 @@ def db_upgrade(context: Context) -> None:
     finally:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
-    click.echo(f"{where}: schema already at revision {after}" if before == after
-               else f"{where}: schema upgraded from revision {before or '(empty)'} to {after}")
+    click.echo(
+        f"{where}: schema already at revision {after}"
+        if before == after
+        else f"{where}: schema upgraded from revision {before or '(empty)'} to {after}"
+    )
 
 
 @db.command("check")
@@ -325,7 +404,9 @@ def db_check(context: Context) -> None:
         check_schema(engine)
     finally:
         engine.dispose()
-    click.echo(f"{engine.url.render_as_string(hide_password=True)}: schema at revision {head_revision()}, current")
+    click.echo(
+        f"{engine.url.render_as_string(hide_password=True)}: schema at revision {head_revision()}, current"
+    )
 
 
 @main.group()
@@ -338,8 +419,9 @@ def models() -> None:
 @_fail_clearly
 def list_models(context: Context) -> None:
     """Every model with its versions and aliases."""
-    _echo_json([{**asdict(model), "created_at": _when(model.created_at)}
-                for model in context.registry.list_models()])
+    _echo_json(
+        [{**asdict(model), "created_at": _when(model.created_at)} for model in context.registry.list_models()]
+    )
 
 
 @models.command()
@@ -356,8 +438,10 @@ def versions(context: Context, name: str, status: str | None) -> None:
         found.extend(page)
     for v in found:
         f1 = (v.performance or {}).get("overall", {}).get("f1")
-        click.echo(f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
-                   f"{'' if f1 is None else f'f1={f1:.3f}'}  {_when(v.created_at)}")
+        click.echo(
+            f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
+            f"{'' if f1 is None else f'f1={f1:.3f}'}  {_when(v.created_at)}"
+        )
 
 
 @models.command()
@@ -374,8 +458,12 @@ def promote(context: Context, name: str, version: int, alias: str) -> None:
 
 @models.command()
 @click.argument("name")
-@click.option("--to", "target", type=click.IntRange(min=1),
-              help="Version to go back to [default: the newest ready version older than production].")
+@click.option(
+    "--to",
+    "target",
+    type=click.IntRange(min=1),
+    help="Version to go back to [default: the newest ready version older than production].",
+)
 @pass_context
 @_fail_clearly
 def rollback(context: Context, name: str, target: int | None) -> None:
@@ -383,8 +471,11 @@ def rollback(context: Context, name: str, target: int | None) -> None:
     registry = context.registry
     current = registry.get_alias(name, PRODUCTION)
     if target is None:
-        earlier = [v.version for v in registry.list_versions(name, status="ready", limit=10_000)[0]
-                   if v.version < current]
+        earlier = [
+            v.version
+            for v in registry.list_versions(name, status="ready", limit=10_000)[0]
+            if v.version < current
+        ]
         if not earlier:
             raise click.ClickException(f"{name} has no ready version older than {current} to roll back to")
         target = earlier[-1]
@@ -417,22 +508,30 @@ def cancel(context: Context, name: str, version: int) -> None:
 @models.command("export")
 @click.argument("name")
 @click.argument("version", type=click.IntRange(min=1))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (a gzipped tar: manifest.json and the run's files).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (a gzipped tar: manifest.json and the run's files).",
+)
 @pass_context
 @_fail_clearly
 def export_version(context: Context, name: str, version: int, out: Path) -> None:
     """Write ready VERSION of model NAME, with its digests, to one file another registry can import."""
     manifest, files = context.registry.export_version(name, version)
     write_export(out, manifest, files)
-    click.echo(f"{name} version {version} (run {manifest['run_id']}, {len(files)} files, "
-               f"{sum(map(len, files.values()))} bytes) exported to {out}")
+    click.echo(
+        f"{name} version {version} (run {manifest['run_id']}, {len(files)} files, "
+        f"{sum(map(len, files.values()))} bytes) exported to {out}"
+    )
 
 
 @models.command("import")
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "name", default=None,
-              help="Model to add the version to [default: the exported model's name].")
+@click.option(
+    "--model", "name", default=None, help="Model to add the version to [default: the exported model's name]."
+)
 @pass_context
 @_fail_clearly
 def import_version(context: Context, path: Path, name: str | None) -> None:
@@ -440,9 +539,11 @@ def import_version(context: Context, path: Path, name: str | None) -> None:
     manifest, files = read_export(path)
     name = name or manifest["model"]
     version = context.registry.import_version(name, manifest, files)
-    click.echo(f"{name}: imported {manifest['model']} version {manifest['version']} "
-               f"(run {manifest['run_id']}) as version {version.version}, ready; promote it with "
-               f"`coe-template models promote {name} {version.version}`")
+    click.echo(
+        f"{name}: imported {manifest['model']} version {manifest['version']} "
+        f"(run {manifest['run_id']}) as version {version.version}, ready; promote it with "
+        f"`coe-template models promote {name} {version.version}`"
+    )
 
 
 if __name__ == "__main__":

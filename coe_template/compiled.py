@@ -200,9 +200,14 @@ def word_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
     same list comes from ``findall``, a filter and ``zip``.
     """
     analyze = vectorizer.build_analyzer()
-    plain = (vectorizer.analyzer == "word" and vectorizer.preprocessor is None and vectorizer.tokenizer is None
-             and vectorizer.strip_accents is None and vectorizer.token_pattern is not None
-             and vectorizer.ngram_range[0] >= 1)
+    plain = (
+        vectorizer.analyzer == "word"
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and vectorizer.strip_accents is None
+        and vectorizer.token_pattern is not None
+        and vectorizer.ngram_range[0] >= 1
+    )
     if not plain:  # (a pattern with two groups never gets here: build_analyzer refuses it)
         return analyze
     find = re.compile(vectorizer.token_pattern).findall
@@ -231,8 +236,12 @@ def char_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
     space, with a comprehension per ``n`` rather than scikit-learn's loop per n-gram.
     """
     analyze = vectorizer.build_analyzer()
-    plain = (vectorizer.analyzer in ("char", "char_wb") and vectorizer.preprocessor is None
-             and vectorizer.strip_accents is None and vectorizer.ngram_range[0] >= 1)
+    plain = (
+        vectorizer.analyzer in ("char", "char_wb")
+        and vectorizer.preprocessor is None
+        and vectorizer.strip_accents is None
+        and vectorizer.ngram_range[0] >= 1
+    )
     if not plain:
         return analyze
     lower = bool(vectorizer.lowercase)
@@ -247,7 +256,7 @@ def char_analyzer(vectorizer: TfidfVectorizer) -> Analyzer:
             size = len(text)
             grams = list(text) if shortest == 1 else []
             for n in range(max(shortest, 2), min(longest, size) + 1):
-                grams.extend([text[i:i + n] for i in range(size - n + 1)])
+                grams.extend([text[i : i + n] for i in range(size - n + 1)])
             return grams
 
         return char_terms
@@ -274,7 +283,7 @@ class WordGrams:
         size = len(padded)
         grams: list[str] = []
         for n in range(self.shortest, min(self.longest + 1, size)):
-            grams.extend([padded[i:i + n] for i in range(size - n + 1)])  # slices, not a loop per n-gram
+            grams.extend([padded[i : i + n] for i in range(size - n + 1)])  # slices, not a loop per n-gram
         if size <= self.longest:  # as long as n or shorter: the padded word once, whatever n
             grams.append(padded)
         return grams
@@ -293,7 +302,9 @@ def vectorizers(first: Any) -> list[tuple[TfidfVectorizer, float]]:
     if type(first) is TfidfVectorizer:
         return [(first, 1.0)]
     if type(first) is not FeatureUnion:
-        raise Unsupported(f"expected a TfidfVectorizer or a FeatureUnion of them first, found {type(first).__name__}")
+        raise Unsupported(
+            f"expected a TfidfVectorizer or a FeatureUnion of them first, found {type(first).__name__}"
+        )
     weights = first.transformer_weights or {}
     found = []
     for name, transformer in first.transformer_list:
@@ -320,7 +331,9 @@ def compile_pipeline(pipeline: Pipeline) -> CompiledPredictor:
     """Compile a fitted pipeline, or raise :class:`Unsupported` naming what stands in the way."""
     steps = [step for _, step in getattr(pipeline, "steps", [])]
     if len(steps) != 2 or type(steps[1]) is not LogisticRegression:
-        raise Unsupported(f"expected vectorizers → LogisticRegression, found {[type(s).__name__ for s in steps]}")
+        raise Unsupported(
+            f"expected vectorizers → LogisticRegression, found {[type(s).__name__ for s in steps]}"
+        )
     first, classifier = steps
     found = vectorizers(first)
     for vectorizer, _ in found:

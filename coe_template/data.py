@@ -91,9 +91,7 @@ def load_dataset(path: str | Path) -> Dataset:
     if not columns:
         raise DatasetError(f"{path} is empty: expected a header with {', '.join(REQUIRED_COLUMNS)}")
     if missing:
-        raise DatasetError(
-            f"{path} is missing column(s) {', '.join(missing)}; found {', '.join(columns)}"
-        )
+        raise DatasetError(f"{path} is missing column(s) {', '.join(missing)}; found {', '.join(columns)}")
 
     texts: list[str] = []
     tags: list[str] = []

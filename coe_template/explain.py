@@ -95,8 +95,13 @@ def columns(pipeline: Pipeline) -> _Columns:
     return found
 
 
-def explain(cleaned: Sequence[str], probabilities: np.ndarray, labels: Sequence[str],
-            predictor: Predictor, top: int = TOP_TERMS) -> list[Explanation]:
+def explain(
+    cleaned: Sequence[str],
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    predictor: Predictor,
+    top: int = TOP_TERMS,
+) -> list[Explanation]:
     """An explanation per text (already cleaned, as it was predicted) of its most probable tag."""
     pipeline = predictor.pipeline
     named = columns(pipeline)
@@ -113,15 +118,22 @@ def explain(cleaned: Sequence[str], probabilities: np.ndarray, labels: Sequence[
         start, end = features.indptr[row], features.indptr[row + 1]
         where = features.indices[start:end]
         contributions = features.data[start:end] * weights[where]
-        order = sorted(range(len(where)), key=lambda i: (-contributions[i], named.analyzers[where[i]],
-                                                         named.terms[where[i]]))
+        order = sorted(
+            range(len(where)),
+            key=lambda i: (-contributions[i], named.analyzers[where[i]], named.terms[where[i]]),
+        )
         listed = [i for i in order[:top] if contributions[i] > 0]
         rest = np.delete(contributions, listed)
-        explanations.append(Explanation(
-            tag=labels[k],
-            intercept=intercept,
-            logit=intercept + float(contributions.sum()),
-            terms=[Term(named.terms[where[i]], named.analyzers[where[i]], float(contributions[i])) for i in listed],
-            remainder=float(rest.sum()),
-        ))
+        explanations.append(
+            Explanation(
+                tag=labels[k],
+                intercept=intercept,
+                logit=intercept + float(contributions.sum()),
+                terms=[
+                    Term(named.terms[where[i]], named.analyzers[where[i]], float(contributions[i]))
+                    for i in listed
+                ],
+                remainder=float(rest.sum()),
+            )
+        )
     return explanations

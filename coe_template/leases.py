@@ -49,8 +49,9 @@ class LeaseKeeper:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._done.set()
         self._thread.join()
 
@@ -67,9 +68,15 @@ class LeaseKeeper:
                 log.exception("could not renew the lease on %s", self.what)
 
 
-def work_until_stopped(stop: threading.Event, run_once: Callable[[], object | None], wake: threading.Event,
-                       poll_seconds: float, kind: str, unit: str,
-                       before_idle: Callable[[], None] = lambda: None) -> None:
+def work_until_stopped(
+    stop: threading.Event,
+    run_once: Callable[[], object | None],
+    wake: threading.Event,
+    poll_seconds: float,
+    kind: str,
+    unit: str,
+    before_idle: Callable[[], None] = lambda: None,
+) -> None:
     """A runner's thread: ``run_once`` until ``stop``; with nothing to do, ``before_idle``, then wait
     for the next poll or less: ``wake`` (work created in this process, or a stop) ends the wait.
 

@@ -46,6 +46,8 @@ def predict(texts: Sequence[str], artifacts: Artifacts, explained: bool = False)
         for text, predicted, row in zip(texts, tags, probabilities.tolist(), strict=True)
     ]
     if explained:
-        for prediction, why in zip(predictions, explain(cleaned, probabilities, artifacts.labels, artifacts.predictor), strict=True):
+        for prediction, why in zip(
+            predictions, explain(cleaned, probabilities, artifacts.labels, artifacts.predictor), strict=True
+        ):
             prediction["explanation"] = why
     return predictions

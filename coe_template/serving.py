@@ -35,7 +35,9 @@ class Served:
 
 
 class ModelServer:
-    def __init__(self, registry: Registry, name: str, refresh_seconds: float = 2.0, cache_size: int = 4) -> None:
+    def __init__(
+        self, registry: Registry, name: str, refresh_seconds: float = 2.0, cache_size: int = 4
+    ) -> None:
         self.registry = registry
         self.name = name
         self.refresh_seconds = refresh_seconds
@@ -118,8 +120,11 @@ class ModelServer:
         """Log why the served version could not be checked or loaded, unless that was the last failure too."""
         message = str(exc)
         if message != self._last_error:
-            served = (f"keeping {self.name} version {self._current.version}" if self._current
-                      else f"serving no version of {self.name}, predictions refused")
+            served = (
+                f"keeping {self.name} version {self._current.version}"
+                if self._current
+                else f"serving no version of {self.name}, predictions refused"
+            )
             log.error("%s (retrying every %g s): %s", served, self.refresh_seconds, message)
         self._last_error = message
 

@@ -54,8 +54,10 @@ class InvalidName(InvalidInput):
 def check_model_name(name: Any) -> str:
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
         shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise InvalidName(f"{shown} is not a model name: lower-case letters, digits and hyphens, "
-                          "starting with a letter or digit, at most 63 characters")
+        raise InvalidName(
+            f"{shown} is not a model name: lower-case letters, digits and hyphens, "
+            "starting with a letter or digit, at most 63 characters"
+        )
     return name
 
 

@@ -28,9 +28,23 @@ from coe_template.artifacts import RUN_ID, ArtifactError, ArtifactStore, RunNotF
 from coe_template.compiled import Predictor, predictor_for
 from coe_template.train import TrainedModel
 
-__all__ = ["MODEL_FILE", "RECORD_FILE", "RUN_FILES", "RUN_ID", "ArtifactError", "Artifacts", "RunNotFound",
-           "load_artifacts", "read_record", "read_verified", "run_files", "runs_dir", "save_run", "sha256",
-           "sha256_file"]
+__all__ = [
+    "MODEL_FILE",
+    "RECORD_FILE",
+    "RUN_FILES",
+    "RUN_ID",
+    "ArtifactError",
+    "Artifacts",
+    "RunNotFound",
+    "load_artifacts",
+    "read_record",
+    "read_verified",
+    "run_files",
+    "runs_dir",
+    "save_run",
+    "sha256",
+    "sha256_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +107,20 @@ def run_files(model: TrainedModel, run_id: str) -> dict[str, bytes]:
         "threshold.json": _json(model.threshold),
         "performance.json": _json(model.performance),
     }
-    files[RECORD_FILE] = _json({
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "threshold": model.threshold,
-        "dataset": model.dataset,
-        "files": {name: sha256(data) for name, data in sorted(files.items())},
-        "versions": {
-            "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "joblib": joblib.__version__,
-        },
-    })
+    files[RECORD_FILE] = _json(
+        {
+            "run_id": run_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "threshold": model.threshold,
+            "dataset": model.dataset,
+            "files": {name: sha256(data) for name, data in sorted(files.items())},
+            "versions": {
+                "python": platform.python_version(),
+                "scikit-learn": sklearn.__version__,
+                "joblib": joblib.__version__,
+            },
+        }
+    )
     return files
 
 
@@ -145,7 +161,9 @@ def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str])
     check_key(run_id)
     unlisted = [name for name in RUN_FILES if name not in digests]
     if unlisted:
-        raise ArtifactError(f"run {run_id}: no recorded digest for {', '.join(unlisted)}; refusing to load it")
+        raise ArtifactError(
+            f"run {run_id}: no recorded digest for {', '.join(unlisted)}; refusing to load it"
+        )
     files = {}
     for name, expected in digests.items():
         cached = store.cache.get(run_id, name) if store.cache is not None else None
@@ -153,8 +171,9 @@ def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str])
             files[name] = cached
             continue
         if cached is not None and store.cache is not None:
-            log.warning("cached %s of run %s does not match its recorded sha256: fetching it again",
-                        name, run_id)
+            log.warning(
+                "cached %s of run %s does not match its recorded sha256: fetching it again", name, run_id
+            )
             store.cache.drop(run_id, name)
         data = store.get(run_id, name)
         actual = "missing" if data is None else sha256(data)

@@ -52,9 +52,7 @@ def build_pipeline(args: TrainingArgs) -> Pipeline:
     return Pipeline([("tfidf", vectorizer), ("clf", classifier)])
 
 
-def apply_threshold(
-    probabilities: np.ndarray, labels: Sequence[str], threshold: float
-) -> list[str]:
+def apply_threshold(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -> list[str]:
     """Top tag per row, or ``other`` where the model is not sure enough."""
     # Python ints and floats: iterating the arrays would make a NumPy scalar of every element.
     best, top = probabilities.argmax(axis=1).tolist(), probabilities.max(axis=1).tolist()
@@ -68,10 +66,12 @@ def choose_threshold(probabilities: np.ndarray, labels: Sequence[str], y_true: S
     each other. Taking the strict best picked 0.35-0.45 by one or two rows, and every text the
     model is less sure of than of its own kind of data (short ones, new wording) fell to ``other``.
     """
-    scores = np.array([
-        f1_score(y_true, apply_threshold(probabilities, labels, t), average="weighted", zero_division=0)
-        for t in THRESHOLDS
-    ])
+    scores = np.array(
+        [
+            f1_score(y_true, apply_threshold(probabilities, labels, t), average="weighted", zero_division=0)
+            for t in THRESHOLDS
+        ]
+    )
     best = scores.max()
     noise = np.sqrt(best * (1 - best) / len(y_true))
     return float(THRESHOLDS[int(np.argmax(scores >= best - noise))])
@@ -81,12 +81,18 @@ def split(dataset: Dataset, args: TrainingArgs) -> tuple[tuple[list[str], list[s
     """Stratified train/validation/test splits, fixed by the seed."""
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(
-            dataset.texts, dataset.tags, test_size=args.test_size,
-            stratify=dataset.tags, random_state=args.seed,
+            dataset.texts,
+            dataset.tags,
+            test_size=args.test_size,
+            stratify=dataset.tags,
+            random_state=args.seed,
         )
         x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=args.val_size / (1 - args.test_size),
-            stratify=y_rest, random_state=args.seed,
+            x_rest,
+            y_rest,
+            test_size=args.val_size / (1 - args.test_size),
+            stratify=y_rest,
+            random_state=args.seed,
         )
     except ValueError as exc:
         raise DatasetError(
@@ -126,8 +132,9 @@ def train(dataset: Dataset, args: TrainingArgs, progress: Progress = lambda step
     )
 
 
-def cross_validate(dataset: Dataset, args: TrainingArgs, folds: int = 5, extra: Dataset | None = None,
-                   seed: int = 0) -> np.ndarray:
+def cross_validate(
+    dataset: Dataset, args: TrainingArgs, folds: int = 5, extra: Dataset | None = None, seed: int = 0
+) -> np.ndarray:
     """Weighted F1 of each stratified fold, the pipeline of ``args`` fitted on the other folds
     (and on ``extra``, never scored), predicting without the fallback: how the family generalises."""
     x, y = np.array([clean_text(t) for t in dataset.texts]), np.array(dataset.tags)

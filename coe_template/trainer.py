@@ -96,10 +96,15 @@ def _child() -> None:
 class TrainingRunner:
     """Claims training jobs one at a time, trains each in a child process, and completes it."""
 
-    def __init__(self, jobs: TrainingJobs, data: Path, poll_seconds: float = 1.0,
-                 renew_seconds: float | None = None,
-                 observe: TrainingObserver = lambda claim, outcome: None,
-                 timeout_seconds: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        jobs: TrainingJobs,
+        data: Path,
+        poll_seconds: float = 1.0,
+        renew_seconds: float | None = None,
+        observe: TrainingObserver = lambda claim, outcome: None,
+        timeout_seconds: float = TIMEOUT_SECONDS,
+    ) -> None:
         self.jobs = jobs
         self.data = Path(data)
         self.poll_seconds = poll_seconds
@@ -146,7 +151,9 @@ class TrainingRunner:
             elif kind == "failed":
                 outcome = "failed" if self.jobs.fail(claim, value) else "dropped"
             elif kind == "timeout":
-                outcome = "failed" if self.jobs.fail(claim, timeout_message(self.timeout_seconds)) else "dropped"
+                outcome = (
+                    "failed" if self.jobs.fail(claim, timeout_message(self.timeout_seconds)) else "dropped"
+                )
             elif self._stop.is_set():  # ended by stop(), which gives the job back
                 outcome = "given back"
             else:  # the child died by itself (e.g. out of memory): retrying would die the same way
@@ -170,8 +177,12 @@ class TrainingRunner:
         """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed),
         ``("timeout", seconds)`` if it was stopped for training longer than :attr:`timeout_seconds`."""
         request = json.dumps({"args": claim.args, "data": str(self.data)}).encode() + b"\n"
-        child = subprocess.Popen([sys.executable, "-m", "coe_template.trainer"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, start_new_session=True)  # a Ctrl-C is the runner's to handle
+        child = subprocess.Popen(
+            [sys.executable, "-m", "coe_template.trainer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )  # a Ctrl-C is the runner's to handle
         stdin, stdout = child.stdin, child.stdout
         assert stdin is not None and stdout is not None  # both are pipes
         with self._lock:
@@ -181,18 +192,24 @@ class TrainingRunner:
             with contextlib.suppress(OSError):  # a child that died at once: told by its empty answer
                 stdin.write(request)
                 stdin.flush()
-            reader = threading.Thread(target=lambda: answer.append(stdout.read()), name="trainer-answer",
-                                      daemon=True)
+            reader = threading.Thread(
+                target=lambda: answer.append(stdout.read()), name="trainer-answer", daemon=True
+            )
             reader.start()
             deadline = time.monotonic() + self.timeout_seconds
             timed_out = False
             while reader.is_alive():
                 reader.join(timeout=0.2)
-                if lost.is_set():  # another runner may hold the job now (or it was cancelled): stop spending CPU
+                if (
+                    lost.is_set()
+                ):  # another runner may hold the job now (or it was cancelled): stop spending CPU
                     child.kill()
                 elif time.monotonic() > deadline and not timed_out:
-                    log.error("training %s: longer than %g s (COE_TRAINING_TIMEOUT): stopping it",
-                              claim, self.timeout_seconds)
+                    log.error(
+                        "training %s: longer than %g s (COE_TRAINING_TIMEOUT): stopping it",
+                        claim,
+                        self.timeout_seconds,
+                    )
                     timed_out = True
                     child.kill()
             child.wait()
@@ -209,8 +226,9 @@ class TrainingRunner:
         return pickle.loads(answer[0])  # our own child's answer
 
     def _loop(self) -> None:
-        work_until_stopped(self._stop, self.run_once, self.jobs.created, self.poll_seconds, "training",
-                           "training job")
+        work_until_stopped(
+            self._stop, self.run_once, self.jobs.created, self.poll_seconds, "training", "training job"
+        )
 
     def readable_data(self) -> bool:
         """Whether the training data is a file this process can read; if not, says so once in the log.
@@ -220,8 +238,11 @@ class TrainingRunner:
         """
         if self.data.is_file() and os.access(self.data, os.R_OK):
             return True
-        log.error("training: COE_TRAINING_DATA (%s) is not a readable file: this process trains nothing; "
-                  "queued versions wait for a runner that can read its training data", self.data)
+        log.error(
+            "training: COE_TRAINING_DATA (%s) is not a readable file: this process trains nothing; "
+            "queued versions wait for a runner that can read its training data",
+            self.data,
+        )
         return False
 
     def start(self) -> None:

@@ -41,8 +41,12 @@ MAX_MODEL_BYTES = 256 << 20
 MAX_JSON_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Where each recorded value comes from: a run's own file, whose digest is checked.
-SOURCES = {"args": "args.json", "performance": "performance.json", "threshold": "threshold.json",
-           "dataset": RECORD_FILE}
+SOURCES = {
+    "args": "args.json",
+    "performance": "performance.json",
+    "threshold": "threshold.json",
+    "dataset": RECORD_FILE,
+}
 
 
 class NotAnExport(InvalidInput):
@@ -53,8 +57,10 @@ def write_export(path: Path, manifest: Mapping[str, Any], files: Mapping[str, by
     """Write the export to ``path`` via a temporary beside it: a crash leaves no half file under that name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    members = {MANIFEST: json.dumps({"format": FORMAT, **manifest}, indent=2, sort_keys=True).encode("utf-8"),
-               **{FILES + name: data for name, data in sorted(files.items())}}
+    members = {
+        MANIFEST: json.dumps({"format": FORMAT, **manifest}, indent=2, sort_keys=True).encode("utf-8"),
+        **{FILES + name: data for name, data in sorted(files.items())},
+    }
     try:
         with tarfile.open(tmp, "w:gz") as archive:
             for name, data in members.items():
@@ -90,12 +96,16 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     files = {name.removeprefix(FILES): data for name, data in members.items()}
     expected = set(manifest["artifacts"]) | {RECORD_FILE}
     if set(files) != expected:
-        raise NotAnExport(f"{where}: its files ({', '.join(sorted(files)) or 'none'}) are not the ones "
-                          f"its manifest lists ({', '.join(sorted(expected))})")
+        raise NotAnExport(
+            f"{where}: its files ({', '.join(sorted(files)) or 'none'}) are not the ones "
+            f"its manifest lists ({', '.join(sorted(expected))})"
+        )
     for name, digest in manifest["artifacts"].items():
         if digests[FILES + name] != digest:
-            raise NotAnExport(f"{where}: {name} does not match its sha256 in the manifest "
-                              f"(expected {digest}, found {digests[FILES + name]}); nothing imported")
+            raise NotAnExport(
+                f"{where}: {name} does not match its sha256 in the manifest "
+                f"(expected {digest}, found {digests[FILES + name]}); nothing imported"
+            )
     _check_record(files[RECORD_FILE], manifest, where)
     check_values(manifest, files, where)
     return manifest, files
@@ -106,6 +116,7 @@ def run_values(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
 
     The caller has checked the files' digests; :class:`NotAnExport` for a value of the wrong shape.
     """
+
     def wrong(name: str, what: str) -> NotAnExport:
         return NotAnExport(f"{where}: {name} {what}; nothing imported")
 
@@ -130,11 +141,21 @@ def run_values(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
         raise wrong("threshold.json", "is not a threshold (a number from 0 to 1)")
     dataset = parsed[RECORD_FILE].get("dataset") if isinstance(parsed[RECORD_FILE], dict) else None
     if dataset is not None and not (
-            isinstance(dataset, dict) and set(dataset) == {"rows", "sha256"}
-            and isinstance(dataset["rows"], int) and not isinstance(dataset["rows"], bool)
-            and dataset["rows"] >= 0 and isinstance(dataset["sha256"], str) and _SHA256.fullmatch(dataset["sha256"])):
+        isinstance(dataset, dict)
+        and set(dataset) == {"rows", "sha256"}
+        and isinstance(dataset["rows"], int)
+        and not isinstance(dataset["rows"], bool)
+        and dataset["rows"] >= 0
+        and isinstance(dataset["sha256"], str)
+        and _SHA256.fullmatch(dataset["sha256"])
+    ):
         raise wrong(RECORD_FILE, "names no dataset (its row count and sha256)")
-    return {"args": args, "performance": parsed["performance.json"], "threshold": threshold, "dataset": dataset}
+    return {
+        "args": args,
+        "performance": parsed["performance.json"],
+        "threshold": threshold,
+        "dataset": dataset,
+    }
 
 
 def check_values(manifest: Mapping[str, Any], files: Mapping[str, bytes], where: str) -> dict[str, Any]:
@@ -142,8 +163,9 @@ def check_values(manifest: Mapping[str, Any], files: Mapping[str, bytes], where:
     values = run_values(files, where)
     for key, value in values.items():
         if manifest.get(key) != value:
-            raise NotAnExport(f"{where}: the manifest's {key} is not the one in {SOURCES[key]}; "
-                              "nothing imported")
+            raise NotAnExport(
+                f"{where}: the manifest's {key} is not the one in {SOURCES[key]}; nothing imported"
+            )
     return values
 
 
@@ -162,15 +184,19 @@ def _members(path: Path, where: str) -> tuple[dict[str, bytes], dict[str, str]]:
         for member in archive:
             name = member.name
             if name not in allowed:
-                raise NotAnExport(f"{where}: unexpected member {name!r} (an export holds only {MANIFEST} "
-                                  f"and {FILES}<{'|'.join(EXPECTED)}>); nothing imported")
+                raise NotAnExport(
+                    f"{where}: unexpected member {name!r} (an export holds only {MANIFEST} "
+                    f"and {FILES}<{'|'.join(EXPECTED)}>); nothing imported"
+                )
             if not member.isfile():
                 raise NotAnExport(f"{where}: member {name!r} is not a regular file; nothing imported")
             if name in found:
                 raise NotAnExport(f"{where}: member {name!r} appears twice; nothing imported")
             if member.size > max_bytes(name):
-                raise NotAnExport(f"{where}: member {name!r} has {member.size} bytes, more than the "
-                                  f"{max_bytes(name)} it may have; nothing imported")
+                raise NotAnExport(
+                    f"{where}: member {name!r} has {member.size} bytes, more than the "
+                    f"{max_bytes(name)} it may have; nothing imported"
+                )
             reader = archive.extractfile(member)
             assert reader is not None  # a regular file
             digest, chunks, size = hashlib.sha256(), [], 0
@@ -192,8 +218,16 @@ def _check_manifest(manifest: Any, where: str) -> None:
         raise wrong("not a JSON object")
     if manifest.get("format") != FORMAT:
         raise wrong(f"format is {manifest.get('format')!r}, this code reads {FORMAT!r}")
-    kinds: dict[str, type | tuple[type, ...]] = {"model": str, "version": int, "run_id": str, "args": dict, "performance": dict,
-             "artifacts": dict, "threshold": (int, float), "dataset": (dict, type(None))}
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "model": str,
+        "version": int,
+        "run_id": str,
+        "args": dict,
+        "performance": dict,
+        "artifacts": dict,
+        "threshold": (int, float),
+        "dataset": (dict, type(None)),
+    }
     for key, kind in kinds.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise wrong(f"{key!r} is missing or not a {getattr(kind, '__name__', 'number or null')}")
@@ -207,10 +241,16 @@ def _check_manifest(manifest: Any, where: str) -> None:
     except InvalidInput as exc:
         raise wrong(str(exc)) from None
     artifacts = manifest["artifacts"]
-    bad = [n for n, d in artifacts.items() if n not in RUN_FILES or not (isinstance(d, str) and _SHA256.fullmatch(d))]
+    bad = [
+        n
+        for n, d in artifacts.items()
+        if n not in RUN_FILES or not (isinstance(d, str) and _SHA256.fullmatch(d))
+    ]
     if bad:
-        raise wrong(f"artifacts lists {', '.join(map(repr, sorted(bad)))}, not a run's file "
-                    f"({', '.join(RUN_FILES)}) with a sha256")
+        raise wrong(
+            f"artifacts lists {', '.join(map(repr, sorted(bad)))}, not a run's file "
+            f"({', '.join(RUN_FILES)}) with a sha256"
+        )
     missing = [name for name in RUN_FILES if name not in artifacts]
     if missing:
         raise wrong(f"no digest for {', '.join(missing)}")
@@ -222,7 +262,11 @@ def _check_record(data: bytes, manifest: Mapping[str, Any], where: str) -> None:
         record = strict_json(data)
     except ValueError as exc:
         raise NotAnExport(f"{where}: {RECORD_FILE} is not JSON ({exc}); nothing imported") from None
-    if not isinstance(record, dict) or record.get("run_id") != manifest["run_id"] \
-            or record.get("files") != manifest["artifacts"]:
-        raise NotAnExport(f"{where}: {RECORD_FILE} does not name the manifest's run and digests; "
-                          "nothing imported")
+    if (
+        not isinstance(record, dict)
+        or record.get("run_id") != manifest["run_id"]
+        or record.get("files") != manifest["artifacts"]
+    ):
+        raise NotAnExport(
+            f"{where}: {RECORD_FILE} does not name the manifest's run and digests; nothing imported"
+        )

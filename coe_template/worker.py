@@ -49,26 +49,39 @@ class Observers:
 UNOBSERVED = Observers()
 
 
-def batch_work(settings: Settings, registry: Registry, poll_seconds: float,
-               observers: Observers = UNOBSERVED) -> Work:
+def batch_work(
+    settings: Settings, registry: Registry, poll_seconds: float, observers: Observers = UNOBSERVED
+) -> Work:
     """Batch chunks."""
     jobs = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
     # Each version a job asks for is loaded (and its digest checked) once, then kept.
-    return BatchRunner(jobs, functools.lru_cache(maxsize=4)(registry.load), poll_seconds=poll_seconds,
-                       observe=observers.batch)
+    return BatchRunner(
+        jobs,
+        functools.lru_cache(maxsize=4)(registry.load),
+        poll_seconds=poll_seconds,
+        observe=observers.batch,
+    )
 
 
-def training_work(settings: Settings, registry: Registry, poll_seconds: float,
-                  observers: Observers = UNOBSERVED) -> Work:
+def training_work(
+    settings: Settings, registry: Registry, poll_seconds: float, observers: Observers = UNOBSERVED
+) -> Work:
     """Training jobs, each trained in a child process (see :mod:`coe_template.trainer` for why)."""
     jobs = TrainingJobs(registry, settings.training_lease_seconds)
-    return TrainingRunner(jobs, settings.training_data_path, poll_seconds=poll_seconds,
-                          observe=observers.training, timeout_seconds=settings.training_timeout_seconds)
+    return TrainingRunner(
+        jobs,
+        settings.training_data_path,
+        poll_seconds=poll_seconds,
+        observe=observers.training,
+        timeout_seconds=settings.training_timeout_seconds,
+    )
 
 
 #: Every kind of work a worker can take, by name.
 KINDS: dict[str, Callable[[Settings, Registry, float, Observers], Work]] = {
-    "batch": batch_work, "training": training_work}
+    "batch": batch_work,
+    "training": training_work,
+}
 
 
 class Stopping:

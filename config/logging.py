@@ -56,7 +56,10 @@ class RequestIdFilter(logging.Filter):
         record.request_id = self.missing if request_id is None else request_id
         message = record.getMessage()
         if len(message) > MAX_MESSAGE:
-            record.msg, record.args = f"{message[:MAX_MESSAGE]}… [{len(message) - MAX_MESSAGE} characters cut]", None
+            record.msg, record.args = (
+                f"{message[:MAX_MESSAGE]}… [{len(message) - MAX_MESSAGE} characters cut]",
+                None,
+            )
         return True
 
 
@@ -102,7 +105,9 @@ def formatter(log_format: str, secrets: Iterable[str] = ()) -> logging.Formatter
     return made
 
 
-def configure(log_format: str = "text", level: str | int = "INFO", secrets: Iterable[str] = ()) -> logging.Handler:
+def configure(
+    log_format: str = "text", level: str | int = "INFO", secrets: Iterable[str] = ()
+) -> logging.Handler:
     """Install (or reconfigure) the process's one handler on the root logger; idempotent.
 
     Handlers others put on the root logger (pytest's, say) are left alone.

@@ -114,8 +114,13 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type = 
     return number
 
 
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
-            normalise: Callable[[str], str] = str.lower) -> str:
+def _choice(
+    environ: Mapping[str, str],
+    name: str,
+    default: str,
+    choices: tuple[str, ...],
+    normalise: Callable[[str], str] = str.lower,
+) -> str:
     value = environ.get(name)
     if value is None or not value.strip():
         return default
@@ -139,7 +144,9 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
         try:
             make_url(value)
         except ArgumentError:
-            raise ValueError(f"{name} is not a database URL (e.g. postgresql+psycopg://user@host/db)") from None
+            raise ValueError(
+                f"{name} is not a database URL (e.g. postgresql+psycopg://user@host/db)"
+            ) from None
     return value
 
 
@@ -158,7 +165,9 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
 
 
 def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    origins = tuple(dict.fromkeys(o.strip().rstrip("/") for o in environ.get(name, "").split(",") if o.strip()))
+    origins = tuple(
+        dict.fromkeys(o.strip().rstrip("/") for o in environ.get(name, "").split(",") if o.strip())
+    )
     wrong = [o for o in origins if not _ORIGIN.fullmatch(o)]
     if wrong:
         raise ValueError(f"{name}: {wrong[0]!r} is not an origin like https://app.example.com[:port] (or *)")
@@ -207,10 +216,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
-            raise ValueError("COE_REQUIRE_KEYS_FOR_READS=true needs keys: set COE_READ_KEYS or COE_ADMIN_KEYS")
+            raise ValueError(
+                "COE_REQUIRE_KEYS_FOR_READS=true needs keys: set COE_READ_KEYS or COE_ADMIN_KEYS"
+            )
         if self.body_budget_bytes < max(self.max_upload_bytes, self.max_body_bytes):
-            raise ValueError("COE_MAX_BUFFERED_BYTES must be at least COE_MAX_UPLOAD_BYTES and COE_MAX_BODY_BYTES: "
-                             "a body within the limits could never be accepted")
+            raise ValueError(
+                "COE_MAX_BUFFERED_BYTES must be at least COE_MAX_UPLOAD_BYTES and COE_MAX_BODY_BYTES: "
+                "a body within the limits could never be accepted"
+            )
 
     @property
     def body_budget_bytes(self) -> int:
@@ -232,8 +245,9 @@ class Settings:
 
     @property
     def database_limits(self) -> DatabaseLimits:
-        return DatabaseLimits(timeout=self.db_timeout, pool_size=self.db_pool_size,
-                              pool_wait=self.db_pool_wait)
+        return DatabaseLimits(
+            timeout=self.db_timeout, pool_size=self.db_pool_size, pool_wait=self.db_pool_wait
+        )
 
     @property
     def training_data_path(self) -> Path:
@@ -255,7 +269,9 @@ class Settings:
             max_body_bytes=int(_number(environ, "COE_MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_upload_bytes=int(_number(environ, "COE_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
             batch_chunk_size=int(_number(environ, "COE_BATCH_CHUNK_SIZE", defaults.batch_chunk_size)),
-            batch_lease_seconds=_number(environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float),
+            batch_lease_seconds=_number(
+                environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float
+            ),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
             db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
@@ -263,16 +279,25 @@ class Settings:
             db_pool_wait=_number(environ, "COE_DB_POOL_WAIT", defaults.db_pool_wait, float),
             max_trainings=int(_number(environ, "COE_MAX_TRAININGS", defaults.max_trainings)),
             training_in_server=_flag(environ, "COE_TRAINING_IN_SERVER", defaults.training_in_server),
-            training_lease_seconds=_number(environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds,
-                                           float),
-            training_timeout_seconds=_number(environ, "COE_TRAINING_TIMEOUT",
-                                             defaults.training_timeout_seconds, float),
+            training_lease_seconds=_number(
+                environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds, float
+            ),
+            training_timeout_seconds=_number(
+                environ, "COE_TRAINING_TIMEOUT", defaults.training_timeout_seconds, float
+            ),
             log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
-            log_level=_choice(environ, "COE_LOG_LEVEL", defaults.log_level,
-                              ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),
+            log_level=_choice(
+                environ,
+                "COE_LOG_LEVEL",
+                defaults.log_level,
+                ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                str.upper,
+            ),
             access_log=_flag(environ, "COE_ACCESS_LOG", defaults.access_log),
             ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
-            require_keys_for_reads=_flag(environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads),
+            require_keys_for_reads=_flag(
+                environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads
+            ),
             cors_origins=_origins(environ, "COE_CORS_ORIGINS"),
             body_timeout=_number(environ, "COE_BODY_TIMEOUT", defaults.body_timeout, float),
             body_min_rate=_number(environ, "COE_BODY_MIN_RATE", defaults.body_min_rate, float),
@@ -282,6 +307,7 @@ class Settings:
             max_buffered_bytes=int(_number(environ, "COE_MAX_BUFFERED_BYTES", 0)) or None,
             max_connections=int(_number(environ, "COE_MAX_CONNECTIONS", 0)) or None,
             worker_metrics_port=_port(environ, "COE_WORKER_METRICS_PORT", defaults.worker_metrics_port),
-            worker_metrics_addr=(environ.get("COE_WORKER_METRICS_ADDR", "").strip()
-                                 or defaults.worker_metrics_addr),
+            worker_metrics_addr=(
+                environ.get("COE_WORKER_METRICS_ADDR", "").strip() or defaults.worker_metrics_addr
+            ),
         )

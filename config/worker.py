@@ -50,9 +50,12 @@ class Overloaded:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers, body = problems.raw(
-            503, f"this server process has {self.limit} connections open, its limit; retry in a moment",
-            current_request_id() or request_id_for(None), kind="busy",
-            headers={"Retry-After": str(BUSY_RETRY_SECONDS), "Connection": "close"})
+            503,
+            f"this server process has {self.limit} connections open, its limit; retry in a moment",
+            current_request_id() or request_id_for(None),
+            kind="busy",
+            headers={"Retry-After": str(BUSY_RETRY_SECONDS), "Connection": "close"},
+        )
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -145,8 +148,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_header_deadline()
         # Complete within one read (up to 256 KiB): measure what was parsed, as it was sent
         # ("METHOD URL HTTP/1.1", "name: value" lines, the blank line; whitespace normalised).
-        size = (len(self.parser.get_method()) + len(self.url) + 14
-                + sum(len(name) + len(value) + 4 for name, value in self.headers))
+        size = (
+            len(self.parser.get_method())
+            + len(self.url)
+            + 14
+            + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        )
         if size > self.max_header_bytes:
             self._oversized = True
             raise HeaderSectionTooLarge  # stops the parser; uvicorn answers through send_400_response
@@ -251,11 +258,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
     """uvicorn's options beyond those ``UvicornWorker`` already takes from gunicorn."""
-    protocol = type("Protocol", (BoundedHttpToolsProtocol,), {
-        "header_timeout": settings.header_timeout,
-        "max_header_bytes": settings.max_header_bytes,
-        "connection_limit": settings.connection_limit,
-    })
+    protocol = type(
+        "Protocol",
+        (BoundedHttpToolsProtocol,),
+        {
+            "header_timeout": settings.header_timeout,
+            "max_header_bytes": settings.max_header_bytes,
+            "connection_limit": settings.connection_limit,
+        },
+    )
     return {
         "http": protocol,
         # Not advertised: it only helps someone looking for a known vulnerable version.
@@ -275,7 +286,8 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
 class Worker(UvicornWorker):
     """``worker_class = "config.worker.Worker"``: built in the master, before each fork."""
 
-    def __init__(self, age: int, ppid: int, sockets: list, app: Any, timeout: float,
-                 cfg: GunicornConfig, log: Any) -> None:
+    def __init__(
+        self, age: int, ppid: int, sockets: list, app: Any, timeout: float, cfg: GunicornConfig, log: Any
+    ) -> None:
         self.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, **uvicorn_options(Settings.from_env(), cfg)}
         super().__init__(age, ppid, sockets, app, timeout, cfg, log)

@@ -53,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
-    registry = Registry.open(settings.db_url, settings.model_store, settings.database_limits,
-                             artifacts=settings.artifact_store)
+    registry = Registry.open(
+        settings.db_url, settings.model_store, settings.database_limits, artifacts=settings.artifact_store
+    )
     metrics.count_database_errors(registry.engine)
     server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
     try:
@@ -71,12 +72,17 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         server.report_failure(exc)
 
     batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
-    runner = BatchRunner(batch, lambda name, version: server.pinned(name, version).artifacts,
-                         observe=metrics.batch_chunk)
+    runner = BatchRunner(
+        batch, lambda name, version: server.pinned(name, version).artifacts, observe=metrics.batch_chunk
+    )
     training = TrainingJobs(registry, settings.training_lease_seconds)
     # Each worker process trains too, in a child process so its serving threads keep the GIL.
-    trainer = TrainingRunner(training, settings.training_data_path, observe=metrics.training_job,
-                             timeout_seconds=settings.training_timeout_seconds)
+    trainer = TrainingRunner(
+        training,
+        settings.training_data_path,
+        observe=metrics.training_job,
+        timeout_seconds=settings.training_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -114,36 +120,61 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     )
     # Before the Swagger UI and the router: a key in the query string is refused everywhere, and with
     # COE_REQUIRE_KEYS_FOR_READS every path but the probes and the docs needs a key (handlers/security.py).
-    app.add_middleware(KeyGuard, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       keys=(settings.admin_keys | settings.read_keys) if settings.require_keys_for_reads else None)
-    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
-                       upload_paths=("/batch-predictions",))
+    app.add_middleware(
+        KeyGuard,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        keys=(settings.admin_keys | settings.read_keys) if settings.require_keys_for_reads else None,
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=("/batch-predictions",),
+    )
     # After the size check (inserted at the same position, so inside it): only bounded bodies are read,
     # within one budget for the whole process.
-    app.add_middleware(BodyDeadline, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       seconds=settings.body_timeout, min_rate=settings.body_min_rate,
-                       budget=BodyBudget(settings.body_budget_bytes))
+    app.add_middleware(
+        BodyDeadline,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        seconds=settings.body_timeout,
+        min_rate=settings.body_min_rate,
+        budget=BodyBudget(settings.body_budget_bytes),
+    )
     # Inside the deadline: only requests whose body is all in count as in progress.
     # Liveness is exempt: a busy worker answering 503 would be restarted by an orchestrator.
-    app.add_middleware(InFlightLimit, position=MiddlewarePosition.BEFORE_SWAGGER, limit=settings.limit_concurrency,
-                       exempt=("/livez",))
+    app.add_middleware(
+        InFlightLimit,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        limit=settings.limit_concurrency,
+        exempt=("/livez",),
+    )
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     # Inside RequestId (the id is set), outside the exception handlers (it sees the status sent).
-    app.add_middleware(Observe, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       routes=Routes(SPEC_DIR / "spec.yaml"),
-                       access=settings.access_log)
+    app.add_middleware(
+        Observe,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        routes=Routes(SPEC_DIR / "spec.yaml"),
+        access=settings.access_log,
+    )
     # Inside RequestId, outside the exception middleware: problems and CORS answers get the headers too.
     app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:  # CORS is off unless origins are named
-        app.add_middleware(CORS, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                           allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=list(CORS_HEADERS), expose_headers=list(CORS_EXPOSED), max_age=600)
+        app.add_middleware(
+            CORS,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=list(CORS_EXPOSED),
+            max_age=600,
+        )
     problems.register(app)
-    app.app.extensions[EXTENSION] = Services(settings, registry, server, batch, training,
-                                             load_args(settings.training_args))
+    app.app.extensions[EXTENSION] = Services(
+        settings, registry, server, batch, training, load_args(settings.training_args)
+    )
     app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch, training)
     return app

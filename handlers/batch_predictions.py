@@ -41,20 +41,26 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
     items = _items_from_request(body, file)
     if isinstance(body, dict) and "model_version" in body:
         if model_version is not None:
-            raise BadRequestProblem(detail="model_version is given both in the query and in the body: give it once")
+            raise BadRequestProblem(
+                detail="model_version is given both in the query and in the body: give it once"
+            )
         model_version = body["model_version"]
     ctx = services()
     token, digest = new_job_token()
     key = request.headers.get(IDEMPOTENCY_KEY)
     try:
-        job, created = ctx.batch.create(ctx.settings.model_name, items, version=model_version,
-                                        idempotency_key=key, token_sha256=digest)
+        job, created = ctx.batch.create(
+            ctx.settings.model_name, items, version=model_version, idempotency_key=key, token_sha256=digest
+        )
     except KeyReused as reused:  # the client must learn which header it was: the package knows no headers
-        raise Conflict(f"{IDEMPOTENCY_KEY} {reused.key!r} was already used for a different request "
-                       f"(job {reused.job_id})") from reused
+        raise Conflict(
+            f"{IDEMPOTENCY_KEY} {reused.key!r} was already used for a different request (job {reused.job_id})"
+        ) from reused
     # Shown once: a replay of the same Idempotency-Key gets the job but no new token (the first stays valid).
-    return ({"job": job_schema.dump(job), "job_token": token if created else None},
-            {"Location": f"/batch-predictions/{job.id}"})
+    return (
+        {"job": job_schema.dump(job), "job_token": token if created else None},
+        {"Location": f"/batch-predictions/{job.id}"},
+    )
 
 
 @enveloped()
@@ -68,8 +74,10 @@ def get(job_id: str) -> dict:
     return {"job": job_schema.dump(services().batch.get(job_id))}
 
 
-NOT_THE_JOBS_TOKEN = ("this Job-Token is not the one this job was created with: only the client that created "
-                      "the job, or an admin key, may cancel or delete it")
+NOT_THE_JOBS_TOKEN = (
+    "this Job-Token is not the one this job was created with: only the client that created "
+    "the job, or an admin key, may cancel or delete it"
+)
 
 
 @enveloped()
@@ -84,8 +92,13 @@ def delete(job_id: str, token_info: dict[str, Any]) -> dict:
 
 @enveloped()
 def results(job_id: str, page_size: int = 100, page_token: str | None = None) -> dict:
-    page, after = services().batch.results(job_id, after=int(page_token) if page_token else -1, limit=page_size)
-    return {"results": result_schema.dump(page, many=True), "next_page_token": None if after is None else str(after)}
+    page, after = services().batch.results(
+        job_id, after=int(page_token) if page_token else -1, limit=page_size
+    )
+    return {
+        "results": result_schema.dump(page, many=True),
+        "next_page_token": None if after is None else str(after),
+    }
 
 
 @enveloped()

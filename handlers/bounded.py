@@ -40,7 +40,9 @@ class Bounded:
             future = self._running.get(name)
             if future is None or future.done():
                 future = self._running[name] = Future()
-                threading.Thread(target=_work, args=(future, call), name=f"bounded-{name}", daemon=True).start()
+                threading.Thread(
+                    target=_work, args=(future, call), name=f"bounded-{name}", daemon=True
+                ).start()
         return future.result(timeout=timeout)
 
 

@@ -19,7 +19,11 @@ class CORS(CORSMiddleware):
         if answer.status_code < 400:
             return answer
         request_id = current_request_id() or request_id_for(None)
-        headers, body = problems.raw(answer.status_code, bytes(answer.body).decode(), request_id,
-                                     headers={"Vary": "Origin"})
-        return Response(body, status_code=answer.status_code,
-                        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in headers})
+        headers, body = problems.raw(
+            answer.status_code, bytes(answer.body).decode(), request_id, headers={"Vary": "Origin"}
+        )
+        return Response(
+            body,
+            status_code=answer.status_code,
+            headers={name.decode("latin-1"): value.decode("latin-1") for name, value in headers},
+        )

@@ -17,8 +17,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Operations whose responses no cache may keep, by the handler their ``operationId`` resolves to.
-NO_STORE_OPERATIONS = frozenset({f"handlers.{operation}" for operation in (
-    "predictions.create", "versions.predict", "batch_predictions.create")})
+NO_STORE_OPERATIONS = frozenset(
+    {
+        f"handlers.{operation}"
+        for operation in ("predictions.create", "versions.predict", "batch_predictions.create")
+    }
+)
 PROBLEM = "application/problem+json"
 #: The headers every response carries, and those a problem adds (also sent by the server's own refusals).
 NOSNIFF = ("X-Content-Type-Options", "nosniff")

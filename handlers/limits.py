@@ -34,7 +34,9 @@ BUSY_RETRY_SECONDS = 1
 class BodySizeLimit:
     """``max_bytes`` everywhere, ``upload_bytes`` for the paths that take uploads."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes
@@ -53,16 +55,21 @@ class BodySizeLimit:
             if "transfer-encoding" in headers:
                 # A body of unknown size: it could only be bounded by reading it.
                 raise ProblemException(
-                    status=411, title="Length Required",
+                    status=411,
+                    title="Length Required",
                     detail="send the body with a Content-Length header; chunked bodies are not accepted",
                 )
             return
         if not _DIGITS.fullmatch(declared):
-            raise ProblemException(status=400, title="Bad Request",
-                                   detail=f"Content-Length must be a number of bytes, not {declared[:40]!r}")
+            raise ProblemException(
+                status=400,
+                title="Bad Request",
+                detail=f"Content-Length must be a number of bytes, not {declared[:40]!r}",
+            )
         if int(declared) > limit:
             raise ProblemException(
-                status=413, title="Payload Too Large",
+                status=413,
+                title="Payload Too Large",
                 detail=f"request body of {declared} bytes exceeds the limit of {limit} bytes",
             )
 
@@ -83,9 +90,11 @@ class BodyBudget:
     @contextmanager
     def reserve(self, size: int) -> Iterator[None]:
         if self.reserved + size > self.max_bytes:
-            raise Busy(f"this server process is already receiving {self.reserved} bytes of request bodies; "
-                       f"{size} more would exceed its limit of {self.max_bytes}; retry in a moment",
-                       retry_after=BUSY_RETRY_SECONDS)
+            raise Busy(
+                f"this server process is already receiving {self.reserved} bytes of request bodies; "
+                f"{size} more would exceed its limit of {self.max_bytes}; retry in a moment",
+                retry_after=BUSY_RETRY_SECONDS,
+            )
         self.reserved += size
         try:
             yield
@@ -145,9 +154,10 @@ class BodyDeadline:
                         break
         except TimeoutError:
             raise ProblemException(
-                status=408, title="Request Timeout",
+                status=408,
+                title="Request Timeout",
                 detail=f"the request body ({declared} bytes declared) did not arrive within {deadline:g} s; "
-                       f"received {received} bytes",
+                f"received {received} bytes",
                 headers={"Connection": "close"},  # the rest of the body is not wanted on this connection
             ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -173,8 +183,10 @@ class InFlightLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            raise Busy(f"this server process has {self.limit} requests in progress, its limit; retry in a moment",
-                       retry_after=BUSY_RETRY_SECONDS)
+            raise Busy(
+                f"this server process has {self.limit} requests in progress, its limit; retry in a moment",
+                retry_after=BUSY_RETRY_SECONDS,
+            )
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)

@@ -59,22 +59,45 @@ EXTENSION = "coe_template.metrics"
 #: Seconds a scrape waits for the database's counts before leaving them out.
 SCRAPE_DB_TIMEOUT = 2.0
 
-REQUESTS = Counter("coe_http_requests", "HTTP requests answered, by operation (the spec's operationId) and status",
-                   ["operation", "status"])
-LATENCY = Histogram("coe_http_request_duration_seconds", "Time to answer a request, by operation",
-                    ["operation"], buckets=BUCKETS)
-PREDICTIONS = Counter("coe_predictions", "Texts tagged in real time, by model, version and predicted tag",
-                      ["model", "version", "tag"])
-SERVED = Gauge("coe_model_version_served", "The production version each worker process serves",
-               ["model"], multiprocess_mode="liveall")
-BATCH_CHUNKS = Counter("coe_batch_chunks", "Batch chunks this service's runners finished with, by outcome "
-                       "(done: stored; dropped: lease or job gone; failed: its job failed)", ["outcome"])
+REQUESTS = Counter(
+    "coe_http_requests",
+    "HTTP requests answered, by operation (the spec's operationId) and status",
+    ["operation", "status"],
+)
+LATENCY = Histogram(
+    "coe_http_request_duration_seconds",
+    "Time to answer a request, by operation",
+    ["operation"],
+    buckets=BUCKETS,
+)
+PREDICTIONS = Counter(
+    "coe_predictions",
+    "Texts tagged in real time, by model, version and predicted tag",
+    ["model", "version", "tag"],
+)
+SERVED = Gauge(
+    "coe_model_version_served",
+    "The production version each worker process serves",
+    ["model"],
+    multiprocess_mode="liveall",
+)
+BATCH_CHUNKS = Counter(
+    "coe_batch_chunks",
+    "Batch chunks this service's runners finished with, by outcome "
+    "(done: stored; dropped: lease or job gone; failed: its job failed)",
+    ["outcome"],
+)
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
-TRAINING_ATTEMPTS = Counter("coe_training_attempts", "Tries at training jobs this process's runners ended, by "
-                            "outcome (done: version ready; failed: version failed; dropped: lease lost; given "
-                            "back: stopping)", ["outcome"])
-DATABASE_ERRORS = Counter("coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class",
-                          ["error"])
+TRAINING_ATTEMPTS = Counter(
+    "coe_training_attempts",
+    "Tries at training jobs this process's runners ended, by "
+    "outcome (done: version ready; failed: version failed; dropped: lease lost; given "
+    "back: stopping)",
+    ["outcome"],
+)
+DATABASE_ERRORS = Counter(
+    "coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class", ["error"]
+)
 
 #: Whether prometheus_client chose its multiprocess values when it was imported (the environment
 #: could have changed since: what the metrics write decides what a scrape must read).
@@ -140,8 +163,9 @@ class DatabaseCounts(Collector):
     """What only the database knows, read at scrape time: the batch backlog, versions by status, and
     training jobs queued or running (a queue nobody works shows as pending jobs that never go down)."""
 
-    def __init__(self, registry: Registry, batch: BatchJobs, training: TrainingJobs,
-                 timeout: float = SCRAPE_DB_TIMEOUT) -> None:
+    def __init__(
+        self, registry: Registry, batch: BatchJobs, training: TrainingJobs, timeout: float = SCRAPE_DB_TIMEOUT
+    ) -> None:
         self.registry = registry
         self.batch = batch
         self.training = training
@@ -169,13 +193,19 @@ class DatabaseCounts(Collector):
         items.add_metric([], sum(n for _, n, _ in backlog.values()))
         chunks.add_metric([], sum(n for _, _, n in backlog.values()))
         yield from (jobs, items, chunks)
-        runs = GaugeMetricFamily("coe_model_versions", "Versions (training runs) per model and status: "
-                                 "training, ready, failed, archived", labels=["model", "status"])
+        runs = GaugeMetricFamily(
+            "coe_model_versions",
+            "Versions (training runs) per model and status: training, ready, failed, archived",
+            labels=["model", "status"],
+        )
         for (model, status), n in sorted(versions.items()):
             runs.add_metric([model, status], n)
         yield runs
-        trainings = GaugeMetricFamily("coe_training_jobs", "Training jobs not finished, by status: pending "
-                                      "(queued, no runner has taken it) or running", labels=["status"])
+        trainings = GaugeMetricFamily(
+            "coe_training_jobs",
+            "Training jobs not finished, by status: pending (queued, no runner has taken it) or running",
+            labels=["status"],
+        )
         for status in ("pending", "running"):
             trainings.add_metric([status], training.get(status, 0))
         yield trainings
@@ -199,5 +229,8 @@ def get() -> ConnexionResponse:
 
     # A response object: Connexion would refuse a content type with parameters the spec's key lacks.
     # Werkzeug appends the charset to a text/* type itself.
-    return ConnexionResponse(status_code=200, body=exposition(current_app.extensions[EXTENSION]),
-                             content_type=CONTENT_TYPE_PLAIN_0_0_4.removesuffix("; charset=utf-8"))
+    return ConnexionResponse(
+        status_code=200,
+        body=exposition(current_app.extensions[EXTENSION]),
+        content_type=CONTENT_TYPE_PLAIN_0_0_4.removesuffix("; charset=utf-8"),
+    )

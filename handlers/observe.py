@@ -105,17 +105,33 @@ class Observe:
                 self._log(scope["method"], route, operation, status, seconds, exchange.model)
 
     @staticmethod
-    def _log(method: str, route: str, operation: str, status: int, seconds: float,
-             model: tuple[str, int] | None) -> None:
+    def _log(
+        method: str, route: str, operation: str, status: int, seconds: float, model: tuple[str, int] | None
+    ) -> None:
         duration_ms = round(seconds * 1000, 2)
-        extra = {"method": method, "route": route, "operation": operation, "status": status,
-                 "duration_ms": duration_ms, "model": None, "model_version": None}
+        extra = {
+            "method": method,
+            "route": route,
+            "operation": operation,
+            "status": status,
+            "duration_ms": duration_ms,
+            "model": None,
+            "model_version": None,
+        }
         if model is None:
             access_log.info("%s %s %s %d %.2fms", method, route, operation, status, duration_ms, extra=extra)
         else:
             extra["model"], extra["model_version"] = model
-            access_log.info("%s %s %s %d %.2fms model=%s/%d", method, route, operation, status, duration_ms,
-                            *model, extra=extra)
+            access_log.info(
+                "%s %s %s %d %.2fms model=%s/%d",
+                method,
+                route,
+                operation,
+                status,
+                duration_ms,
+                *model,
+                extra=extra,
+            )
 
 
 class Routes:
@@ -133,8 +149,11 @@ class Routes:
                     continue
                 found = (operation["operationId"], path)
                 self.by_resolved_id[f"{package}.{operation['operationId']}"] = found
-                pattern = re.compile("".join(
-                    "[^/]+" if part.startswith("{") else re.escape(part) for part in _PARAM.split(path)))
+                pattern = re.compile(
+                    "".join(
+                        "[^/]+" if part.startswith("{") else re.escape(part) for part in _PARAM.split(path)
+                    )
+                )
                 self._patterns.append((method.upper(), pattern, found))
 
     def resolved(self, resolved_id: str) -> tuple[str, str]:

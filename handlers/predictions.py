@@ -21,8 +21,10 @@ def answer(served: Served, body: dict[str, Any], explain: bool = False) -> dict[
     metrics.predicted(served, predictions)
     answered_with(served.name, served.version)
     # Unexplained predictions are already the spec's shape: not dumped again, to keep the common case fast.
-    return {"model": model_ref_schema.dump(served), "predictions": prediction_schema.dump(predictions, many=True) if explain
-            else predictions}
+    return {
+        "model": model_ref_schema.dump(served),
+        "predictions": prediction_schema.dump(predictions, many=True) if explain else predictions,
+    }
 
 
 @enveloped()

@@ -68,8 +68,11 @@ def ready() -> ConnexionResponse | tuple:
     if database is not None:
         not_ready.append(database)
     if not_ready:
-        return problems.response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready: " + "; ".join(not_ready),
-                                 headers={"Retry-After": str(Unavailable.retry_after)})
+        return problems.response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "not ready: " + "; ".join(not_ready),
+            headers={"Retry-After": str(Unavailable.retry_after)},
+        )
     return _ready(model)
 
 

@@ -82,8 +82,9 @@ def type_uri(kind: str) -> str:
     return TYPE_BASE + kind
 
 
-def document(status: int, detail: str, kind: str | None = None,
-             request_id: str | None = None) -> dict[str, object]:
+def document(
+    status: int, detail: str, kind: str | None = None, request_id: str | None = None
+) -> dict[str, object]:
     """The one way a problem document is made: its members; the title is always the status's phrase."""
     kind = kind or _BY_STATUS.get(status, "about:blank")
     return {
@@ -95,8 +96,9 @@ def document(status: int, detail: str, kind: str | None = None,
     }
 
 
-def response(status: int, detail: str, kind: str | None = None,
-             headers: Mapping[str, str] | None = None) -> ConnexionResponse:
+def response(
+    status: int, detail: str, kind: str | None = None, headers: Mapping[str, str] | None = None
+) -> ConnexionResponse:
     """A problem answered through Connexion (the middlewares then add the request id and security headers)."""
     fields = document(status, detail, kind, current_request_id())
     return problem(
@@ -109,13 +111,25 @@ def response(status: int, detail: str, kind: str | None = None,
     )
 
 
-def raw(status: int, detail: str, request_id: str, kind: str | None = None,
-        headers: Mapping[str, str] | None = None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def raw(
+    status: int,
+    detail: str,
+    request_id: str,
+    kind: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """A problem answered outside the app (the server's own refusals): every header the app's would carry, body."""
-    body = json.dumps(document(status, detail, kind, request_id=request_id),
-                      separators=(",", ":"), sort_keys=True).encode()
-    fields = {"Content-Type": PROBLEM, "Content-Length": str(len(body)), HEADER: request_id,
-              NOSNIFF[0]: NOSNIFF[1], NO_STORE[0]: NO_STORE[1], **(headers or {})}
+    body = json.dumps(
+        document(status, detail, kind, request_id=request_id), separators=(",", ":"), sort_keys=True
+    ).encode()
+    fields = {
+        "Content-Type": PROBLEM,
+        "Content-Length": str(len(body)),
+        HEADER: request_id,
+        NOSNIFF[0]: NOSNIFF[1],
+        NO_STORE[0]: NO_STORE[1],
+        **(headers or {}),
+    }
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields.items()], body
 
 
@@ -123,7 +137,7 @@ def _shorten(detail: str) -> str:
     if len(detail) <= MAX_DETAIL:
         return detail
     # Keep both ends: the start names the value, the end says what is wrong with it.
-    return f"{detail[: MAX_DETAIL // 3]} … {detail[-(MAX_DETAIL * 2 // 3):]}"
+    return f"{detail[: MAX_DETAIL // 3]} … {detail[-(MAX_DETAIL * 2 // 3) :]}"
 
 
 def bad_request(_request: ConnexionRequest, exc: BadRequestProblem) -> ConnexionResponse:
@@ -193,8 +207,9 @@ def _inline(markdown: str) -> str:
 def page(kind: str) -> ConnexionResponse:
     """The page a problem's ``type`` points at: status, meaning, what to do."""
     if kind not in KINDS or kind not in meanings():
-        raise ProblemException(status=404,
-                               detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs")
+        raise ProblemException(
+            status=404, detail=f"no problem type {type_uri(kind)!r}: every type is listed under /docs"
+        )
     status, meaning = meanings()[kind]
     heading = f"{type_uri(kind)}: {status} {HTTPStatus(status).phrase}"
     body = (

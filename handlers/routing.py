@@ -56,14 +56,18 @@ class AllowedMethods(SpecMiddleware):
     def add_api(self, specification: Specification, base_path: str | None = None, **_: Any) -> None:
         base = specification.base_path if base_path is None else base_path
         for path, item in specification["paths"].items():
-            methods = {method.upper() for method in item if method != "parameters" and not method.startswith("x-")}
+            methods = {
+                method.upper() for method in item if method != "parameters" and not method.startswith("x-")
+            }
             if "GET" in methods:
                 methods.add("HEAD")  # Starlette answers HEAD wherever GET is
             template = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + path))
             self.paths.append((re.compile(template), frozenset(methods)))
 
     def allowed(self, path: str) -> list[str]:
-        return sorted({method for regex, methods in self.paths if regex.fullmatch(path) for method in methods})
+        return sorted(
+            {method for regex, methods in self.paths if regex.fullmatch(path) for method in methods}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -72,8 +76,11 @@ class AllowedMethods(SpecMiddleware):
             if exc.status_code != 405:
                 raise
             allowed = ", ".join(self.allowed(scope["path"]))
-            raise HTTPException(405, detail=f"{scope['method']} is not allowed on {scope['path']}: use {allowed}",
-                                headers={**(exc.headers or {}), "Allow": allowed}) from None
+            raise HTTPException(
+                405,
+                detail=f"{scope['method']} is not allowed on {scope['path']}: use {allowed}",
+                headers={**(exc.headers or {}), "Allow": allowed},
+            ) from None
 
 
 class _ReadableInteger(IntegerConverter):

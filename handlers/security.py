@@ -35,10 +35,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs"})
 OPEN_PREFIXES = ("/docs/", "/problems/")
 #: Query parameters that look like credentials: refused on every path, whatever their value.
-QUERY_CREDENTIALS = frozenset({
-    "access_token", "api_key", "apikey", "api-key", "key", "token", "auth", "authorization", "bearer",
-    "job_token", "job-token", "password", "secret",
-})
+QUERY_CREDENTIALS = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "auth",
+        "authorization",
+        "bearer",
+        "job_token",
+        "job-token",
+        "password",
+        "secret",
+    }
+)
 
 # The same words as Connexion's own bearer check, so a client sees one 401 whatever refused it.
 NO_TOKEN = "No authorization token provided"
@@ -59,7 +72,9 @@ def bearer_info(token: str, request: Request) -> dict[str, Any] | None:
     if known(token, state.get("admin_keys", ())):
         return {"sub": "admin", "scope": ["admin"]}
     if known(token, state.get("read_keys", ())):
-        raise ProblemException(status=403, title="Forbidden", detail="this key may only read: send an admin key")
+        raise ProblemException(
+            status=403, title="Forbidden", detail="this key may only read: send an admin key"
+        )
     return None  # Connexion answers 401
 
 
@@ -87,9 +102,10 @@ class KeyGuard:
             refused = refused_query_parameters(scope.get("query_string", b""))
             if refused:
                 raise ProblemException(
-                    status=400, title="Bad Request",
+                    status=400,
+                    title="Bad Request",
                     detail=f"credentials are not accepted in the query string ({', '.join(refused)[:100]}): "
-                           "it is logged and cached along the way; send Authorization: Bearer <key> instead",
+                    "it is logged and cached along the way; send Authorization: Bearer <key> instead",
                 )
             if self.keys is not None and not self.is_open(scope["path"]):
                 self.check(Headers(scope=scope).get("authorization"))

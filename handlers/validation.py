@@ -39,8 +39,12 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than ``limit`` deep (a scalar is 0 deep), without recursion."""
     level: list[Any] = [value]
     for _ in range(limit):
-        level = [child for node in level if isinstance(node, (list, dict))
-                 for child in (node.values() if isinstance(node, dict) else node)]
+        level = [
+            child
+            for node in level
+            if isinstance(node, (list, dict))
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
         if not level:
             return False
     return any(isinstance(node, (list, dict)) for node in level)
@@ -81,7 +85,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         # reads the bytes as UTF-8 again: an unknown charset was a 500, latin-1 text a KeyError.
         if self._encoding.lower().replace("_", "-") not in _UTF8:
             raise UnsupportedMediaTypeProblem(
-                detail=f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={self._encoding[:40]!r}")
+                detail=f"JSON bodies are UTF-8: send charset=utf-8 or none, not charset={self._encoding[:40]!r}"
+            )
         # Connexion's own parse catches only JSONDecodeError: each of these was a 500.
         try:
             return await super()._parse(stream, scope)
@@ -90,8 +95,9 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         except RecursionError:  # json.loads nests a call per level, up to the interpreter's limit
             raise _too_deep() from None
         except ValueError:  # the one other ValueError json.loads raises: int's digit limit
-            raise BadRequestProblem(detail=f"request body holds an integer of more than "
-                                           f"{sys.get_int_max_str_digits()} digits") from None
+            raise BadRequestProblem(
+                detail=f"request body holds an integer of more than {sys.get_int_max_str_digits()} digits"
+            ) from None
 
     def _validate(self, body: Any) -> dict | None:
         check = _compile(self._schema) if body is not None else None
@@ -108,8 +114,9 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
 
 
 def _too_deep() -> BadRequestProblem:
-    return BadRequestProblem(detail=f"request body is nested too deeply: at most {MAX_DEPTH} levels "
-                                    f"of arrays and objects")
+    return BadRequestProblem(
+        detail=f"request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects"
+    )
 
 
 class MultiPartBodyValidator(MultiPartFormDataValidator):
@@ -120,8 +127,13 @@ class MultiPartBodyValidator(MultiPartFormDataValidator):
             raise BadRequestProblem(detail=f"malformed multipart/form-data body: {exc}") from None
 
 
-VALIDATORS = {**VALIDATOR_MAP, "body": MediaTypeDict({
-    **VALIDATOR_MAP["body"],
-    "*/*json": CompiledJSONBodyValidator,
-    "multipart/form-data": MultiPartBodyValidator,
-})}
+VALIDATORS = {
+    **VALIDATOR_MAP,
+    "body": MediaTypeDict(
+        {
+            **VALIDATOR_MAP["body"],
+            "*/*json": CompiledJSONBodyValidator,
+            "multipart/form-data": MultiPartBodyValidator,
+        }
+    ),
+}

@@ -14,12 +14,16 @@ from handlers.schemas.versions import version_schema
 
 
 @enveloped()
-def search(model_name: str, status: str | None = None, page_size: int = 20,
-           page_token: str | None = None) -> dict:
+def search(
+    model_name: str, status: str | None = None, page_size: int = 20, page_token: str | None = None
+) -> dict:
     versions, after = services().registry.list_versions(
         model_name, status=status, after=int(page_token or 0), limit=page_size
     )
-    return {"versions": version_schema.dump(versions, many=True), "next_page_token": None if after is None else str(after)}
+    return {
+        "versions": version_schema.dump(versions, many=True),
+        "next_page_token": None if after is None else str(after),
+    }
 
 
 @enveloped(HTTPStatus.ACCEPTED)

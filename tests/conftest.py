@@ -50,8 +50,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'registry.db'}"
 
 
-def seeded_registry(database_url: str, store: Path, trained: TrainedModel, versions: int = 1,
-                    artifacts: str = DIRECTORY) -> Registry:
+def seeded_registry(
+    database_url: str, store: Path, trained: TrainedModel, versions: int = 1, artifacts: str = DIRECTORY
+) -> Registry:
     """A registry whose model has ``versions`` ready versions, ``production`` on version 1."""
     registry = Registry.open(database_url, store, upgrade=True, artifacts=artifacts)
     registry.ensure_model(MODEL, "Tags projects.")
@@ -92,8 +93,12 @@ def artifacts(model_store: Path) -> Artifacts:
 
 @pytest.fixture(scope="session")
 def settings(model_store: Path) -> Settings:
-    return Settings(model_store=model_store, validate_responses=True,
-                    admin_keys=frozenset({ADMIN_KEY}), read_keys=frozenset({READ_KEY}))
+    return Settings(
+        model_store=model_store,
+        validate_responses=True,
+        admin_keys=frozenset({ADMIN_KEY}),
+        read_keys=frozenset({READ_KEY}),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -111,8 +116,11 @@ def client(app) -> Iterator[TestClient]:
 def write_csv(tmp_path: Path) -> Callable[..., Path]:
     """Write rows (dicts) to a CSV under tmp_path, with the given header."""
 
-    def write(rows: list[dict[str, str]], header: tuple[str, ...] = ("title", "description", "tag"),
-              name: str = "data.csv") -> Path:
+    def write(
+        rows: list[dict[str, str]],
+        header: tuple[str, ...] = ("title", "description", "tag"),
+        name: str = "data.csv",
+    ) -> Path:
         path = tmp_path / name
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=header)

@@ -50,22 +50,51 @@ class PrivatePostgres:
     @staticmethod
     def binaries() -> Path | None:
         """The newest installed server's bin directory, if any."""
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+        found = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+            key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+        )
         return found[-1].parent if found else None
 
     def _run(self, *command: str) -> None:
-        subprocess.run(["runuser", "-u", self.USER, "--", *command], check=True, cwd=self.root,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", self.USER, "--", *command],
+            check=True,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
 
     def init(self) -> None:
-        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.USER, "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.USER,
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
-                  "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -73,8 +102,9 @@ class PrivatePostgres:
     def pids(self) -> list[int]:
         """The postmaster and every process it started."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True,
-                                  check=False).stdout
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True, check=False
+        ).stdout
         return [postmaster, *map(int, children.split())]
 
     @contextmanager

@@ -6,9 +6,18 @@ from http import HTTPStatus
 
 #: The ``type`` of a problem of each status, unless the test names another: the package's own refusals
 #: of bad input are ``invalid-input``, its outages ``database-unavailable``, ``busy``...
-KIND = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-        405: "method-not-allowed", 409: "conflict", 411: "length-required", 413: "payload-too-large",
-        415: "unsupported-media-type", 503: "unavailable"}
+KIND = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    411: "length-required",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    503: "unavailable",
+}
 
 
 def shortened(detail: str) -> str:

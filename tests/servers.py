@@ -35,18 +35,31 @@ def _health_check(base: str) -> bool:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "wsgi:app",
-             ready: Callable[[str], bool] = _health_check,
-             port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+def gunicorn(
+    env: dict[str, str],
+    log_path: Path,
+    workers: int = 2,
+    app: str = "wsgi:app",
+    ready: Callable[[str], bool] = _health_check,
+    port: int | None = None,
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Yield the base URL and process once ``ready(base)`` (by default ``GET /``) answers; kill it afterwards."""
     port = port or free_port()
     # Each server's metrics files beside its log, not in a temp dir a SIGKILL would leave behind.
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"), **env,
-           "COE_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"metrics-{port}"),
+        **env,
+        "COE_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+    }
     with log_path.open("w") as log:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", app],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a test can kill -9 all of it at once
         )
     base = f"http://127.0.0.1:{port}"
@@ -61,7 +74,9 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, app: str = "
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn serving {app} was not ready within 60 s:\n{log_path.read_text()}")
+                raise RuntimeError(
+                    f"gunicorn serving {app} was not ready within 60 s:\n{log_path.read_text()}"
+                )
             time.sleep(0.2)
         yield base, process
     finally:

@@ -22,13 +22,20 @@ ITEMS = 20_000
 def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, database_url, trained_model):
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
-           "COE_BATCH_CHUNK_SIZE": "250", "COE_BATCH_LEASE_SECONDS": "2"}
-    csv = "id,text\n" + "".join(f"item-{n},object detection with a small CNN number {n}\n" for n in range(ITEMS))
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_BATCH_CHUNK_SIZE": "250",
+        "COE_BATCH_LEASE_SECONDS": "2",
+    }
+    csv = "id,text\n" + "".join(
+        f"item-{n},object detection with a small CNN number {n}\n" for n in range(ITEMS)
+    )
 
     with gunicorn(env, tmp_path / "first.log") as (base, process):
-        response = httpx.post(f"{base}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")},
-                              timeout=60)
+        response = httpx.post(
+            f"{base}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60
+        )
         assert response.status_code == 202, response.text
         job_url = base + response.headers["location"]
         deadline = time.monotonic() + 60
@@ -46,7 +53,8 @@ def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, database_url, tra
     with gunicorn(env, tmp_path / "second.log") as (base, _):
         deadline = time.monotonic() + 180
         while (job := httpx.get(f"{base}/batch-predictions/{job_id}", timeout=10).json()["data"]["job"])[
-                "status"] in ("queued", "running"):
+            "status"
+        ] in ("queued", "running"):
             assert time.monotonic() < deadline, job
             time.sleep(0.2)
         assert job["status"] == "succeeded", job
@@ -57,8 +65,10 @@ def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, database_url, tra
     with registry.engine.connect() as connection:
         rows = connection.scalar(select(func.count()).where(BatchResult.job_id == job_id))
         distinct_items = connection.scalar(
-            select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job_id))
+            select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job_id)
+        )
         positions = connection.scalar(
-            select(func.count(distinct(BatchResult.position))).where(BatchResult.job_id == job_id))
+            select(func.count(distinct(BatchResult.position))).where(BatchResult.job_id == job_id)
+        )
     registry.engine.dispose()
     assert rows == distinct_items == positions == ITEMS

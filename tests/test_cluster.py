@@ -33,16 +33,24 @@ from tests.databases import postgres_schema
 from tests.servers import PROJECT_ROOT, gunicorn, worker_pids
 from tests.test_worker import worker
 
-pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"),
-                                reason="a cluster shares one PostgreSQL: set TEST_DATABASE_URL (.ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"),
+    reason="a cluster shares one PostgreSQL: set TEST_DATABASE_URL (.ci/run does)",
+)
 
 ITEMS = 20_000
 PRODUCTION_ALIAS = f"/models/{MODEL}/aliases/{PRODUCTION}"
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "coe_template.cli", *args], cwd=PROJECT_ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "coe_template.cli", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -64,10 +72,16 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Engine]]:
     """A PostgreSQL schema upgraded by ``coe-template db upgrade``, holding version 1 (production)
     trained by the CLI with its artifacts in the database; the environment every node shares."""
     with postgres_schema(os.environ["TEST_DATABASE_URL"], prefix="cluster") as url:
-        shared = {"DATABASE_URL": url, "COE_ARTIFACT_STORE": "db", "COE_ADMIN_KEYS": ADMIN_KEY,
-                  "COE_BATCH_LEASE_SECONDS": "3", "COE_BATCH_CHUNK_SIZE": "250", "COE_TRAINING_LEASE_SECONDS": "5",
-                  # Far above every wait below: promotions must reach the nodes by notification.
-                  "COE_REFRESH_SECONDS": "60"}
+        shared = {
+            "DATABASE_URL": url,
+            "COE_ARTIFACT_STORE": "db",
+            "COE_ADMIN_KEYS": ADMIN_KEY,
+            "COE_BATCH_LEASE_SECONDS": "3",
+            "COE_BATCH_CHUNK_SIZE": "250",
+            "COE_TRAINING_LEASE_SECONDS": "5",
+            # Far above every wait below: promotions must reach the nodes by notification.
+            "COE_REFRESH_SECONDS": "60",
+        }
         seed = tmp_path / "seed"
         cli({**shared, "COE_MODEL_STORE": str(seed)}, "db", "upgrade")
         cli({**shared, "COE_MODEL_STORE": str(seed)}, "train")
@@ -79,27 +93,34 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Engine]]:
             engine.dispose()
 
 
-def node(shared: dict[str, str], root: Path, name: str) -> contextlib.AbstractContextManager[
-        tuple[str, subprocess.Popen]]:
+def node(
+    shared: dict[str, str], root: Path, name: str
+) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen]]:
     """A gunicorn server with two workers whose model store (an empty directory at first) is only a cache."""
     return gunicorn({**shared, "COE_MODEL_STORE": str(root / name)}, root / f"{name}.log", workers=2)
 
 
 def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
     _, shared, engine = cluster
-    with node(shared, tmp_path, "a") as (a, a_process), node(shared, tmp_path, "b") as (b, b_process), \
-            worker({**shared, "COE_MODEL_STORE": str(tmp_path / "w")}, tmp_path / "worker.log") as work:
+    with (
+        node(shared, tmp_path, "a") as (a, a_process),
+        node(shared, tmp_path, "b") as (b, b_process),
+        worker({**shared, "COE_MODEL_STORE": str(tmp_path / "w")}, tmp_path / "worker.log") as work,
+    ):
         assert versions_served(a) == versions_served(b) == {1}
 
         # Train through A: whichever runner claims the job trains it, and B sees it ready.
-        response = httpx.post(f"{a}/models/{MODEL}/versions", json={"args": {"C": 2.5}}, headers=ADMIN,
-                              timeout=10)
+        response = httpx.post(
+            f"{a}/models/{MODEL}/versions", json={"args": {"C": 2.5}}, headers=ADMIN, timeout=10
+        )
         assert response.status_code == 202, response.text
         version = response.json()["data"]["version"]["version"]
         assert version == 2
 
         def status_on_b() -> str:
-            return httpx.get(f"{b}/models/{MODEL}/versions/{version}", timeout=10).json()["data"]["version"]["status"]
+            return httpx.get(f"{b}/models/{MODEL}/versions/{version}", timeout=10).json()["data"]["version"][
+                "status"
+            ]
 
         wait_for(lambda: status_on_b() != "training", 120, "version 2 trained")
         assert status_on_b() == "ready"
@@ -107,12 +128,17 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         # Promote through B: both nodes' workers swap, long before their 60 s poll.
         promoted = httpx.put(b + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10)
         assert promoted.status_code == 200, promoted.text
-        wait_for(lambda: versions_served(a) == versions_served(b) == {version}, 10, "both nodes serve version 2")
+        wait_for(
+            lambda: versions_served(a) == versions_served(b) == {version}, 10, "both nodes serve version 2"
+        )
 
         # A batch job created on A, worked by everyone; A dies in the middle of it.
-        csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
-        created = httpx.post(f"{a}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")},
-                             timeout=60)
+        csv = "id,text\n" + "".join(
+            f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS)
+        )
+        created = httpx.post(
+            f"{a}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60
+        )
         assert created.status_code == 202, created.text
         job_id = created.json()["data"]["job"]["id"]
 
@@ -122,21 +148,33 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         def workers_done() -> set[int]:
             """The processes that stored at least one chunk of the job."""
             with engine.connect() as connection:
-                owners = connection.execute(select(BatchChunk.lease_owner).distinct().where(
-                    BatchChunk.job_id == job_id, BatchChunk.status == "done")).scalars().all()
+                owners = (
+                    connection.execute(
+                        select(BatchChunk.lease_owner)
+                        .distinct()
+                        .where(BatchChunk.job_id == job_id, BatchChunk.status == "done")
+                    )
+                    .scalars()
+                    .all()
+                )
             return {int(owner.split(":")[1]) for owner in owners}
 
         a_workers, b_workers = set(worker_pids(a_process.pid)), set(worker_pids(b_process.pid))
         wait_for(lambda: workers_done() & a_workers, 60, "node A stored a chunk")
         os.killpg(a_process.pid, signal.SIGKILL)
-        assert job()["items"]["done"] < ITEMS, "the job finished before node A could be killed: nothing was proven"
+        assert job()["items"]["done"] < ITEMS, (
+            "the job finished before node A could be killed: nothing was proven"
+        )
 
         wait_for(lambda: job()["status"] != "running", 120, "the job finished by B and the worker")
         assert job()["status"] == "succeeded"
         assert job()["items"] == {"total": ITEMS, "done": ITEMS}
         with engine.connect() as connection:
-            stored = connection.execute(select(func.count(), func.count(distinct(BatchResult.item_id)))
-                                        .where(BatchResult.job_id == job_id)).one()
+            stored = connection.execute(
+                select(func.count(), func.count(distinct(BatchResult.item_id))).where(
+                    BatchResult.job_id == job_id
+                )
+            ).one()
         assert tuple(stored) == (ITEMS, ITEMS)  # exactly every item, none twice
         worked_by = workers_done()
         assert work.pid in worked_by and worked_by & a_workers and worked_by & b_workers, worked_by

@@ -32,15 +32,21 @@ TEXT = "ML applied to image classification."
 
 pytestmark = [
     pytest.mark.container,
-    pytest.mark.skipif(shutil.which("podman") is None,
-                       reason="podman is not installed (.ci/run installs it: apt-get install podman mmdebstrap ...)"),
+    pytest.mark.skipif(
+        shutil.which("podman") is None,
+        reason="podman is not installed (.ci/run installs it: apt-get install podman mmdebstrap ...)",
+    ),
 ]
 
 
 def podman(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        ["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        raise AssertionError(
+            f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
     return result
 
 
@@ -52,8 +58,13 @@ def logs(container: str) -> str:
 @pytest.fixture(scope="module")
 def image() -> str:
     """``make image``: the base image from Debian packages if missing, then the Dockerfile (layers cached)."""
-    build = subprocess.run(["make", "--no-print-directory", "image", f"IMAGE={IMAGE}"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True, timeout=900)
+    build = subprocess.run(
+        ["make", "--no-print-directory", "image", f"IMAGE={IMAGE}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert build.returncode == 0, f"make image failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}"
     return IMAGE
 
@@ -63,7 +74,9 @@ def container(image: str) -> Iterator[tuple[str, str]]:
     """The image run with its defaults, port 8000 published on a free local port; removed afterwards."""
     port = free_port()
     # No systemd here to run the health check's timer: the test runs the check itself.
-    started = podman("run", "--detach", "--health-interval=disable", "--publish", f"127.0.0.1:{port}:8000", image)
+    started = podman(
+        "run", "--detach", "--health-interval=disable", "--publish", f"127.0.0.1:{port}:8000", image
+    )
     container = started.stdout.strip()
     try:
         yield container, f"http://127.0.0.1:{port}"

@@ -13,14 +13,19 @@ from tests.servers import gunicorn
 BODY = {"texts": [{"text": "Object detection on drone video"}]}
 
 
-def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(database_url, tmp_path,
-                                                                               trained_model):
+def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(
+    database_url, tmp_path, trained_model
+):
     trainer = seeded_registry(database_url, tmp_path / "trainer", trained_model, artifacts=DATABASE)
     version = trainer.get_version(MODEL, 1)
     replica = tmp_path / "replica"
     replica.mkdir()
-    env = {"COE_MODEL_STORE": str(replica), "DATABASE_URL": database_url, "COE_ARTIFACT_STORE": "db",
-           "COE_ADMIN_KEYS": ADMIN_KEY}
+    env = {
+        "COE_MODEL_STORE": str(replica),
+        "DATABASE_URL": database_url,
+        "COE_ARTIFACT_STORE": "db",
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+    }
     try:
         with gunicorn(env, tmp_path / "server.log") as (base, _process):
             for _ in range(4):  # each worker answers from the same version
@@ -32,18 +37,24 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(d
             # A version whose blob was changed in the database: its promotion is refused before unpickling.
             forged = trainer.register(MODEL, trained_model)
             with trainer.engine.begin() as connection:
-                connection.execute(text("UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name"),
-                                   {"data": b"forged", "run": forged.run_id, "name": MODEL_FILE})
-            response = httpx.put(f"{base}/models/{MODEL}/aliases/production", json={"version": 2},
-                                 headers={**ADMIN, "X-Request-ID": "t-2"}, timeout=10)
+                connection.execute(
+                    text("UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name"),
+                    {"data": b"forged", "run": forged.run_id, "name": MODEL_FILE},
+                )
+            response = httpx.put(
+                f"{base}/models/{MODEL}/aliases/production",
+                json={"version": 2},
+                headers={**ADMIN, "X-Request-ID": "t-2"},
+                timeout=10,
+            )
             assert (response.status_code, response.headers["retry-after"]) == (503, "60")
             assert response.json() == {
                 "type": "/problems/model-files-unverified",
                 "title": "Service Unavailable",
                 "status": 503,
                 "detail": f"run {forged.run_id}: {MODEL_FILE} does not match its recorded sha256 "
-                          f"(expected {forged.artifacts[MODEL_FILE]}, found {sha256(b'forged')}); "
-                          "refusing to load it",
+                f"(expected {forged.artifacts[MODEL_FILE]}, found {sha256(b'forged')}); "
+                "refusing to load it",
                 "request_id": "t-2",
             }
             assert trainer.get_alias(MODEL, "production") == 1

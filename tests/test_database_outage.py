@@ -40,9 +40,15 @@ def served(tmp_path: Path, postgres: PrivatePostgres, trained_model) -> Iterator
     """The real server on the private PostgreSQL, every database wait bounded to 2 s."""
     store = tmp_path / "store"
     registry = seeded_registry(postgres.url, store, trained_model)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": postgres.url, "COE_ADMIN_KEYS": ADMIN_KEY,
-           "COE_DB_TIMEOUT": "2", "COE_REFRESH_SECONDS": "0.5",
-           "COE_BATCH_CHUNK_SIZE": "100", "COE_BATCH_LEASE_SECONDS": "2"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": postgres.url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_DB_TIMEOUT": "2",
+        "COE_REFRESH_SECONDS": "0.5",
+        "COE_BATCH_CHUNK_SIZE": "100",
+        "COE_BATCH_LEASE_SECONDS": "2",
+    }
     log = tmp_path / "server.log"
     try:
         with gunicorn(env, log) as (base, _process):
@@ -73,8 +79,9 @@ def assert_database_unavailable(response: httpx.Response, request_id: str) -> No
 def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
     base, log, registry = served
     csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
-    accepted = httpx.post(f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"},
-                          timeout=60)
+    accepted = httpx.post(
+        f"{base}/batch-predictions", content=csv, headers={"Content-Type": "text/csv"}, timeout=60
+    )
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()["data"]["job"]["id"]
     assert httpx.post(base + PINNED, json=BODY, timeout=10).status_code == 200
@@ -113,21 +120,25 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
 
     deadline = time.monotonic() + 120
     while (state := httpx.get(f"{base}/batch-predictions/{job}", timeout=10).json()["data"]["job"])[
-            "status"] in ("queued", "running"):
+        "status"
+    ] in ("queued", "running"):
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
     assert state["status"] == "succeeded", state
     with registry.engine.connect() as connection:
         rows = connection.scalar(select(func.count()).where(BatchResult.job_id == job))
         items = connection.scalar(
-            select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job))
+            select(func.count(distinct(BatchResult.item_id))).where(BatchResult.job_id == job)
+        )
     assert rows == items == ITEMS
 
     # The log says what happened, a line per failure: no tracebacks.
     assert "Traceback" not in outage_log, outage_log[-3000:]
     assert "database-unavailable: the database is not available" in outage_log
-    print(f"\nPostgreSQL stopped: registry 503 in at most {slowest:.3f} s, "
-          f"{time.monotonic() - stopped_at:.1f} s of outage; recovered {recovered:.2f} s after restart")
+    print(
+        f"\nPostgreSQL stopped: registry 503 in at most {slowest:.3f} s, "
+        f"{time.monotonic() - stopped_at:.1f} s of outage; recovered {recovered:.2f} s after restart"
+    )
 
 
 def test_postgres_frozen_holds_no_more_than_the_pool(served, postgres: PrivatePostgres):
@@ -165,5 +176,7 @@ def test_postgres_frozen_holds_no_more_than_the_pool(served, postgres: PrivatePo
         assert time.monotonic() < deadline, "the registry never recovered after SIGCONT"
         time.sleep(0.2)
     assert "Traceback" not in log.read_text()
-    print(f"\nPostgreSQL frozen: / in {health_seconds:.3f} s, /predictions in {predict_seconds:.3f} s, "
-          f"31 x /models all 503, slowest {slowest:.2f} s")
+    print(
+        f"\nPostgreSQL frozen: / in {health_seconds:.3f} s, /predictions in {predict_seconds:.3f} s, "
+        f"31 x /models all 503, slowest {slowest:.2f} s"
+    )

@@ -55,7 +55,9 @@ def _named(kind: str, name: str) -> dict:
 
 
 def _pod_templates() -> list[tuple[str, dict]]:
-    return [(r["metadata"]["name"], r["spec"]["template"]) for r in RENDERED if r["kind"] in ("Deployment", "Job")]
+    return [
+        (r["metadata"]["name"], r["spec"]["template"]) for r in RENDERED if r["kind"] in ("Deployment", "Job")
+    ]
 
 
 def _selects(selector: dict[str, str], template: dict) -> bool:
@@ -69,8 +71,9 @@ def _image_env(name: str) -> str:
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("resource", RENDERED + EXAMPLES,
-                         ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
+@pytest.mark.parametrize(
+    "resource", RENDERED + EXAMPLES, ids=lambda r: f"{r['kind']}/{r['metadata']['name']}"
+)
 def test_every_manifest_validates_strictly(resource, version):
     # A kind without a schema raises SchemaNotFoundError (where the CLI only warns): a failure here.
     try:
@@ -117,13 +120,18 @@ def test_every_probe_is_a_get_operation_of_the_spec_on_a_port_of_its_container()
                     assert probe["port"] in ports, probe
                     probes += 1
     api = _named("Deployment", "coe-template-api")["spec"]["template"]["spec"]["containers"][0]
-    assert (api["readinessProbe"]["httpGet"]["path"], api["livenessProbe"]["httpGet"]["path"]) == ("/readyz", "/livez")
+    assert (api["readinessProbe"]["httpGet"]["path"], api["livenessProbe"]["httpGet"]["path"]) == (
+        "/readyz",
+        "/livez",
+    )
     assert probes == 3
 
 
 def test_the_service_sends_to_the_api_pods_on_the_port_the_image_exposes():
     service = _named("Service", "coe-template")
-    selected = [name for name, template in _pod_templates() if _selects(service["spec"]["selector"], template)]
+    selected = [
+        name for name, template in _pod_templates() if _selects(service["spec"]["selector"], template)
+    ]
     assert selected == ["coe-template-api"]
     [container] = _named("Deployment", "coe-template-api")["spec"]["template"]["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
@@ -135,7 +143,10 @@ def test_the_service_sends_to_the_api_pods_on_the_port_the_image_exposes():
 
 def test_the_autoscaler_and_the_disruption_budget_apply_to_the_api():
     hpa = _named("HorizontalPodAutoscaler", "coe-template-api")["spec"]
-    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) == ("Deployment", "coe-template-api")
+    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) == (
+        "Deployment",
+        "coe-template-api",
+    )
     assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
     assert hpa["minReplicas"] == _named("Deployment", "coe-template-api")["spec"]["replicas"]
     pdb = _named("PodDisruptionBudget", "coe-template-api")["spec"]
@@ -165,13 +176,18 @@ def test_every_pod_reads_the_shared_settings_and_the_secret_of_the_example():
     assert {"DATABASE_URL", "COE_ADMIN_KEYS", "COE_READ_KEYS"} == set(secret["stringData"])
     settings = config_map["data"]
     # The API pods serve only: batch chunks and trainings go to the worker pods.
-    assert (settings["COE_ARTIFACT_STORE"], settings["COE_BATCH_IN_SERVER"], settings["COE_TRAINING_IN_SERVER"]) == (
-        "db", "false", "false")
+    assert (
+        settings["COE_ARTIFACT_STORE"],
+        settings["COE_BATCH_IN_SERVER"],
+        settings["COE_TRAINING_IN_SERVER"],
+    ) == ("db", "false", "false")
     for name, template in _pod_templates():
         [container] = template["spec"]["containers"]
         sources = [(kind, ref["name"]) for source in container["envFrom"] for kind, ref in source.items()]
-        assert sources == [("configMapRef", config_map["metadata"]["name"]),
-                           ("secretRef", secret["metadata"]["name"])], name
+        assert sources == [
+            ("configMapRef", config_map["metadata"]["name"]),
+            ("secretRef", secret["metadata"]["name"]),
+        ], name
 
 
 def test_the_job_migrates_the_schema_before_training_the_first_model():
@@ -180,15 +196,26 @@ def test_the_job_migrates_the_schema_before_training_the_first_model():
     assert container["args"] == ["sh", "-c", "coe-template db upgrade && coe-template train --if-missing"]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlay; it is not installed")
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl renders the overlay; it is not installed"
+)
 def test_the_example_overlay_names_the_image_of_every_pod_and_the_first_apply_selects_the_job_and_its_settings():
     overlay = KUBERNETES / "overlays" / "example"
-    rendered = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60
+    )
     assert rendered.returncode == 0, rendered.stderr
     resources = _documents(rendered.stdout)
-    images = {container["image"] for r in resources if r["kind"] in ("Deployment", "Job")
-              for container in r["spec"]["template"]["spec"]["containers"]}
+    images = {
+        container["image"]
+        for r in resources
+        if r["kind"] in ("Deployment", "Job")
+        for container in r["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {"registry.example.com/coe-template:0.1.0"}
-    first = [(r["kind"], r["metadata"]["name"]) for r in resources
-             if r["metadata"]["labels"].get("app.kubernetes.io/component") in ("config", "migrate")]
+    first = [
+        (r["kind"], r["metadata"]["name"])
+        for r in resources
+        if r["metadata"]["labels"].get("app.kubernetes.io/component") in ("config", "migrate")
+    ]
     assert sorted(first) == [("ConfigMap", "coe-template"), ("Job", "coe-template-migrate")]

@@ -27,8 +27,13 @@ BODY = {"texts": [{"text": "ML applied to image classification."}]}
 def server(tmp_path, database_url, trained_model):
     store = tmp_path / "store"
     seeded_registry(database_url, store, trained_model).engine.dispose()
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
-           "COE_READ_KEYS": READ_KEY, "COE_REFRESH_SECONDS": "0.5"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_READ_KEYS": READ_KEY,
+        "COE_REFRESH_SECONDS": "0.5",
+    }
     with gunicorn(env, tmp_path / "server.log") as (base, _process):
         yield base
 
@@ -69,18 +74,26 @@ def test_train_promote_roll_back_archive(server):
     assert versions_served(server, "/predictions") == {1: 40}  # nothing changes until promotion
 
     # Promote: every worker moves to v2, no restart.
-    assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 2}, headers=ADMIN, timeout=10).status_code == 200
+    assert (
+        httpx.put(server + PRODUCTION_ALIAS, json={"version": 2}, headers=ADMIN, timeout=10).status_code
+        == 200
+    )
     assert wait_until(lambda: versions_served(server, "/predictions", 10) == {2: 10})
     assert versions_served(server, "/predictions") == {2: 40}
     assert versions_served(server, "/args/C") == {2.5: 40}
 
     # Archiving the serving version is refused.
-    assert_problem(httpx.delete(server + f"{VERSIONS}/2", headers=ADMIN, timeout=10), 409,
-                   f"version 2 of {MODEL!r} is behind alias(es) production: point them elsewhere before "
-                   "archiving it")
+    assert_problem(
+        httpx.delete(server + f"{VERSIONS}/2", headers=ADMIN, timeout=10),
+        409,
+        f"version 2 of {MODEL!r} is behind alias(es) production: point them elsewhere before archiving it",
+    )
 
     # Roll back: the same PUT with the earlier version.
-    assert httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10).status_code == 200
+    assert (
+        httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10).status_code
+        == 200
+    )
     assert wait_until(lambda: versions_served(server, "/predictions", 10) == {1: 10})
     assert versions_served(server, "/predictions") == {1: 40}
     assert versions_served(server, "/args/C") == {10.0: 40}
@@ -92,15 +105,24 @@ def test_train_promote_roll_back_archive(server):
 
 
 def test_auth_and_missing_things_over_http(server):
-    assert_problem(httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, timeout=10), 401,
-                   "No authorization token provided")
+    assert_problem(
+        httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, timeout=10),
+        401,
+        "No authorization token provided",
+    )
     read_only = {"Authorization": f"Bearer {READ_KEY}"}
     refused = httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=read_only, timeout=10)
     assert_problem(refused, 403, "this key may only read: send an admin key")
-    assert_problem(httpx.put(server + PRODUCTION_ALIAS, json={"version": 9}, headers=ADMIN, timeout=10), 404,
-                   f"model {MODEL!r} has no version 9")
-    assert_problem(httpx.get(server + f"/models/{MODEL}/aliases/canary", timeout=10), 404,
-                   f"model {MODEL!r} has no alias 'canary'")
+    assert_problem(
+        httpx.put(server + PRODUCTION_ALIAS, json={"version": 9}, headers=ADMIN, timeout=10),
+        404,
+        f"model {MODEL!r} has no version 9",
+    )
+    assert_problem(
+        httpx.get(server + f"/models/{MODEL}/aliases/canary", timeout=10),
+        404,
+        f"model {MODEL!r} has no alias 'canary'",
+    )
 
 
 def test_promotion_under_load_fails_no_request(server, trained_model, database_url, tmp_path):
@@ -126,7 +148,9 @@ def test_promotion_under_load_fails_no_request(server, trained_model, database_u
     try:
         time.sleep(1)
         for target in (2, 1, 2):  # promote, roll back, promote again, all under load
-            response = httpx.put(server + PRODUCTION_ALIAS, json={"version": target}, headers=ADMIN, timeout=10)
+            response = httpx.put(
+                server + PRODUCTION_ALIAS, json={"version": target}, headers=ADMIN, timeout=10
+            )
             assert response.status_code == 200
             time.sleep(1.5)
     finally:

@@ -58,7 +58,10 @@ def test_kill_9_of_a_worker_fails_only_the_requests_it_held(model_store: Path, t
                     outcome = type(error).__name__
                 outcomes.append((sent, outcome))
 
-    with gunicorn({"COE_MODEL_STORE": str(model_store)}, tmp_path / "server.log", workers=2) as (base, master):
+    with gunicorn({"COE_MODEL_STORE": str(model_store)}, tmp_path / "server.log", workers=2) as (
+        base,
+        master,
+    ):
         clients = [threading.Thread(target=load, args=(base,)) for _ in range(CLIENTS)]
         for thread in clients:
             thread.start()
@@ -68,8 +71,13 @@ def test_kill_9_of_a_worker_fails_only_the_requests_it_held(model_store: Path, t
             assert len(workers) == 2
             killed_at = time.monotonic()
             os.kill(workers[0], signal.SIGKILL)
-            replaced_after = wait_for(lambda: len(set(worker_pids(master.pid)) - set(workers)) == 1
-                                      and len(worker_pids(master.pid)) == 2, 5)
+            replaced_after = wait_for(
+                lambda: (
+                    len(set(worker_pids(master.pid)) - set(workers)) == 1
+                    and len(worker_pids(master.pid)) == 2
+                ),
+                5,
+            )
             time.sleep(2)
         finally:
             stop.set()
@@ -78,8 +86,10 @@ def test_kill_9_of_a_worker_fails_only_the_requests_it_held(model_store: Path, t
 
     failed = [(sent, outcome) for sent, outcome in outcomes if outcome != 200]
     after = [outcome for sent, outcome in outcomes if sent > killed_at + 1]
-    print(f"\nkill -9 of one of 2 workers under {CLIENTS} clients: {len(failed)} of {len(outcomes)} requests failed "
-          f"({Counter(outcome for _, outcome in failed)}); replaced after {replaced_after:.2f} s")
+    print(
+        f"\nkill -9 of one of 2 workers under {CLIENTS} clients: {len(failed)} of {len(outcomes)} requests failed "
+        f"({Counter(outcome for _, outcome in failed)}); replaced after {replaced_after:.2f} s"
+    )
     assert replaced_after is not None, "the master did not replace the killed worker within 5 s"
     # Only what the dead worker held: at most one request per client, cut mid-flight; no HTTP error.
     assert all(isinstance(outcome, str) for _, outcome in failed), failed
@@ -98,8 +108,11 @@ def accept_queue(port: int) -> int:
 
 
 def raw_request(body: bytes) -> bytes:
-    return (b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return (
+        b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -109,12 +122,17 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return data
 
 
-def test_sigterm_under_load_completes_every_request_in_flight(model_store: Path, tmp_path: Path, thousand_texts):
+def test_sigterm_under_load_completes_every_request_in_flight(
+    model_store: Path, tmp_path: Path, thousand_texts
+):
     graceful = 10
     heavy = raw_request(json.dumps(thousand_texts).encode())  # 20 of them: 20,000 texts
     slow = raw_request(json.dumps(ONE).encode())  # 4 of them, half sent before SIGTERM, the rest after
     env = {"COE_MODEL_STORE": str(model_store), "COE_GRACEFUL": str(graceful)}
-    with gunicorn(env, tmp_path / "server.log", workers=2) as (base, master), contextlib.ExitStack() as sockets:
+    with (
+        gunicorn(env, tmp_path / "server.log", workers=2) as (base, master),
+        contextlib.ExitStack() as sockets,
+    ):
         port = int(base.rsplit(":", 1)[1])
 
         def connect() -> socket.socket:
@@ -149,8 +167,10 @@ def test_sigterm_under_load_completes_every_request_in_flight(model_store: Path,
         assert master.wait(timeout=graceful + 15) == 0
         took = time.monotonic() - terminated
 
-    print(f"\nSIGTERM with {20 - answered_before} 1,000-text and 4 half-sent predictions in flight: "
-          f"all answered, shut down in {took:.1f} s (COE_GRACEFUL={graceful})")
+    print(
+        f"\nSIGTERM with {20 - answered_before} 1,000-text and 4 half-sent predictions in flight: "
+        f"all answered, shut down in {took:.1f} s (COE_GRACEFUL={graceful})"
+    )
     for answer in answers:
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -163,7 +183,10 @@ def test_sigterm_under_load_completes_every_request_in_flight(model_store: Path,
 
 def test_max_requests_with_jitter_recycles_workers(model_store: Path, tmp_path: Path):
     """``max_requests`` is honoured under the Uvicorn worker, each worker drawing its own jitter."""
-    env = {"COE_MODEL_STORE": str(model_store), "GUNICORN_CMD_ARGS": "--max-requests 20 --max-requests-jitter 10"}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "GUNICORN_CMD_ARGS": "--max-requests 20 --max-requests-jitter 10",
+    }
     log = tmp_path / "server.log"
     statuses: Counter = Counter()
     with gunicorn(env, log, workers=1) as (base, master):

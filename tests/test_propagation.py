@@ -45,8 +45,9 @@ class Replicas:
     """ModelServers on one database, each with an engine of its own (as separate processes have)."""
 
     def __init__(self, url: str, store: Path, count: int = 2) -> None:
-        self.servers = [ModelServer(Registry.open(url, store), MODEL, refresh_seconds=LONG_POLL)
-                        for _ in range(count)]
+        self.servers = [
+            ModelServer(Registry.open(url, store), MODEL, refresh_seconds=LONG_POLL) for _ in range(count)
+        ]
         self.swaps: list[queue.Queue[int]] = []
         for server in self.servers:
             server.refresh()
@@ -111,21 +112,27 @@ def swapped_workers(log: Path, version: int, since: int) -> set[int]:
 def test_every_gunicorn_worker_serves_a_put_at_once(schema_url, tmp_path, trained_model):
     store = tmp_path / "store"
     seeded_registry(schema_url, store, trained_model, versions=2).engine.dispose()
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": schema_url, "COE_ADMIN_KEYS": ADMIN_KEY,
-           "COE_REFRESH_SECONDS": str(LONG_POLL)}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": schema_url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_REFRESH_SECONDS": str(LONG_POLL),
+    }
     log = tmp_path / "server.log"
     with gunicorn(env, log, workers=2) as (base, process):
         for version in (2, 1):  # promote, then roll back
             since = len(log.read_text())
-            response = httpx.put(base + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN,
-                                 timeout=10)
+            response = httpx.put(
+                base + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10
+            )
             assert response.status_code == 200, response.text
             put_returned = time.monotonic()
             workers = set(worker_pids(process.pid))
             answers: Counter = Counter()
             while time.monotonic() - put_returned < 10:  # bounded, and far below the 60 s poll
-                answers = Counter(httpx.get(f"{base}/", timeout=10).json()["data"]["model"]["version"]
-                                  for _ in range(20))  # fresh connections: both workers answer some
+                answers = Counter(
+                    httpx.get(f"{base}/", timeout=10).json()["data"]["model"]["version"] for _ in range(20)
+                )  # fresh connections: both workers answer some
                 if answers == {version: 20} and swapped_workers(log, version, since) == workers:
                     break
                 time.sleep(0.05)
@@ -162,5 +169,6 @@ def test_the_listener_reconnects_after_the_database_restarts(tmp_path, trained_m
     # The listeners said they lost the connection, once per cause, not at every retry: each
     # message at most twice (once per listener), at least two in all.
     assert all(count <= 2 for count in lost.values()) and sum(lost.values()) >= 2, lost
-    assert all(m.startswith("not listening for promotions of project-tagger (polling meanwhile")
-               for m in lost)
+    assert all(
+        m.startswith("not listening for promotions of project-tagger (polling meanwhile") for m in lost
+    )

@@ -32,8 +32,12 @@ BODY_DEADLINE = BODY_TIMEOUT + DECLARED / MIN_RATE
 
 @pytest.fixture(scope="module")
 def server(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    env = {"COE_MODEL_STORE": str(model_store), "COE_BODY_TIMEOUT": str(BODY_TIMEOUT),
-           "COE_BODY_MIN_RATE": str(MIN_RATE), "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT)}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "COE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "COE_BODY_MIN_RATE": str(MIN_RATE),
+        "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+    }
     with gunicorn(env, tmp_path_factory.mktemp("slow") / "server.log", workers=2) as (base, _process):
         yield base
 
@@ -50,7 +54,9 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, floa
     arrived = time.monotonic()
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    headers = {
+        name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)
+    }
     return int(status_line.split()[1]), headers, body, arrived
 
 
@@ -69,8 +75,10 @@ def test_slow_bodies_and_headers_hold_no_request_thread(server):
     started = time.monotonic()
     for _ in range(SLOW):
         sock = connect(server)
-        sock.sendall(b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\n"
-                     + f"Content-Length: {DECLARED}\r\n\r\nid,text\n".encode())
+        sock.sendall(
+            b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\n"
+            + f"Content-Length: {DECLARED}\r\n\r\nid,text\n".encode()
+        )
         slow_bodies.append(sock)
         sock = connect(server)
         sock.sendall(b"GET /models HTTP/1.1\r\nHost: test\r\nX-Slow: ")
@@ -86,18 +94,22 @@ def test_slow_bodies_and_headers_hold_no_request_thread(server):
 
         def predict(_: int) -> tuple[int, float]:
             sent = time.monotonic()
-            response = httpx.post(f"{server}/predictions", json={"texts": [{"text": "object detection"}]},
-                                  timeout=30)
+            response = httpx.post(
+                f"{server}/predictions", json={"texts": [{"text": "object detection"}]}, timeout=30
+            )
             return response.status_code, time.monotonic() - sent
 
         with ThreadPoolExecutor(PREDICTIONS) as pool:
             answers = list(pool.map(predict, range(PREDICTIONS)))
-        assert time.monotonic() - started < min(BODY_DEADLINE, HEADER_TIMEOUT), \
+        assert time.monotonic() - started < min(BODY_DEADLINE, HEADER_TIMEOUT), (
             "predictions were answered only once the slow clients were dropped"
+        )
         assert [status for status, _ in answers] == [200] * PREDICTIONS
         slowest = max(seconds for _, seconds in answers)
-        print(f"\n{SLOW} slow bodies + {SLOW} slow header sections open: {PREDICTIONS} concurrent predictions "
-              f"answered 200, the slowest in {slowest:.2f} s")
+        print(
+            f"\n{SLOW} slow bodies + {SLOW} slow header sections open: {PREDICTIONS} concurrent predictions "
+            f"answered 200, the slowest in {slowest:.2f} s"
+        )
         assert slowest < 5, f"predictions waited {slowest:.1f} s behind slow clients"
 
         # Each slow body is refused once its deadline passes, with a problem saying so.
@@ -108,11 +120,19 @@ def test_slow_bodies_and_headers_hold_no_request_thread(server):
             assert headers["connection"] == "close"
             problem = json.loads(body)
             deadline = re.escape(f"{BODY_DEADLINE:g}")
-            received = re.fullmatch(rf"the request body \({DECLARED} bytes declared\) did not arrive within "
-                                    rf"{deadline} s; received (\d+) bytes", problem["detail"])
+            received = re.fullmatch(
+                rf"the request body \({DECLARED} bytes declared\) did not arrive within "
+                rf"{deadline} s; received (\d+) bytes",
+                problem["detail"],
+            )
             assert received and int(received[1]) < DECLARED, problem["detail"]
-            assert problem == {"type": "/problems/request-timeout", "title": "Request Timeout", "status": 408,
-                               "detail": problem["detail"], "request_id": headers["x-request-id"]}
+            assert problem == {
+                "type": "/problems/request-timeout",
+                "title": "Request Timeout",
+                "status": 408,
+                "detail": problem["detail"],
+                "request_id": headers["x-request-id"],
+            }
             # Generous: the deadline is the figure; a loaded machine may add a few seconds.
             assert BODY_DEADLINE - 1 < arrived - started < BODY_DEADLINE + 5
             latest_408 = arrived - started
@@ -123,13 +143,17 @@ def test_slow_bodies_and_headers_hold_no_request_thread(server):
             assert headers["content-type"] == "application/problem+json"
             assert headers["x-content-type-options"] == "nosniff"
             assert json.loads(body) == {
-                "type": "/problems/request-timeout", "title": "Request Timeout", "status": 408,
+                "type": "/problems/request-timeout",
+                "title": "Request Timeout",
+                "status": 408,
                 "detail": f"request header section not received within {HEADER_TIMEOUT:g} s",
                 "request_id": headers["x-request-id"],
             }
             assert HEADER_TIMEOUT - 1 < arrived - started < HEADER_TIMEOUT + 5
-        print(f"slow bodies answered 408 by {latest_408:.1f} s (deadline {BODY_DEADLINE:g} s), "
-              f"slow header sections by {arrived - started:.1f} s (deadline {HEADER_TIMEOUT:g} s)")
+        print(
+            f"slow bodies answered 408 by {latest_408:.1f} s (deadline {BODY_DEADLINE:g} s), "
+            f"slow header sections by {arrived - started:.1f} s (deadline {HEADER_TIMEOUT:g} s)"
+        )
     finally:
         stop.set()
         trickler.join()
@@ -147,10 +171,16 @@ BUDGET = 50_000  # bytes of bodies buffered at once: two uploads, not three
 
 @pytest.fixture(scope="module")
 def limited(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    env = {"COE_MODEL_STORE": str(model_store), "COE_BODY_TIMEOUT": str(BODY_TIMEOUT),
-           "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "COE_LIMIT_CONCURRENCY": str(LIMIT),
-           "COE_MAX_BODY_BYTES": str(UPLOAD), "COE_MAX_UPLOAD_BYTES": str(UPLOAD),
-           "COE_MAX_BUFFERED_BYTES": str(BUDGET), "COE_BATCH_IN_SERVER": "false"}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "COE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "COE_LIMIT_CONCURRENCY": str(LIMIT),
+        "COE_MAX_BODY_BYTES": str(UPLOAD),
+        "COE_MAX_UPLOAD_BYTES": str(UPLOAD),
+        "COE_MAX_BUFFERED_BYTES": str(BUDGET),
+        "COE_BATCH_IN_SERVER": "false",
+    }
     with gunicorn(env, tmp_path_factory.mktemp("limited") / "server.log", workers=1) as (base, _process):
         yield base
 
@@ -168,8 +198,10 @@ def csv_of(size: int) -> bytes:
 
 
 def upload_head(size: int) -> bytes:
-    return (b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\nConnection: close\r\n"
-            + f"X-Request-ID: upload-{size}\r\nContent-Length: {size}\r\n\r\n".encode())
+    return (
+        b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\nConnection: close\r\n"
+        + f"X-Request-ID: upload-{size}\r\nContent-Length: {size}\r\n\r\n".encode()
+    )
 
 
 def test_bodies_beyond_the_process_budget_are_refused_busy_at_once_and_the_budget_comes_back(limited):
@@ -188,9 +220,11 @@ def test_bodies_beyond_the_process_budget_are_refused_busy_at_once_and_the_budge
         assert headers["content-type"] == "application/problem+json"
         assert headers["retry-after"] == "1"
         assert json.loads(answer) == {
-            "type": "/problems/busy", "title": "Service Unavailable", "status": 503,
+            "type": "/problems/busy",
+            "title": "Service Unavailable",
+            "status": 503,
             "detail": f"this server process is already receiving {2 * UPLOAD} bytes of request bodies; "
-                      f"{UPLOAD} more would exceed its limit of {BUDGET}; retry in a moment",
+            f"{UPLOAD} more would exceed its limit of {BUDGET}; retry in a moment",
             "request_id": f"upload-{UPLOAD}",
         }
         # The uploads under way were not disturbed: one completes, the other's client leaves.
@@ -202,8 +236,11 @@ def test_bodies_beyond_the_process_budget_are_refused_busy_at_once_and_the_budge
         second.close()
     # Every reserved byte came back (completion, disconnect): a full-size upload fits again, twice.
     deadline = time.monotonic() + 10
-    while (status := httpx.post(f"{limited}/batch-predictions", content=body, timeout=30,
-                                headers={"Content-Type": "text/csv"}).status_code) == 503:
+    while (
+        status := httpx.post(
+            f"{limited}/batch-predictions", content=body, timeout=30, headers={"Content-Type": "text/csv"}
+        ).status_code
+    ) == 503:
         assert time.monotonic() < deadline, "the budget of the finished uploads was never released"
         time.sleep(0.2)
     assert status == 202
@@ -229,19 +266,23 @@ def test_many_half_sent_requests_do_not_make_other_requests_refused(limited):
             sock.sendall(b"GET /models HTTP/1.1\r\nHost: test\r\nX-Slow: ")
             slow.append(sock)
             sock = connect(limited)
-            sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000\r\n\r\n{")
+            sock.sendall(
+                b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{"
+            )
             slow.append(sock)
         trickler.start()
         time.sleep(1)  # every slow request has reached the worker
         answers = []
         for _ in range(LIMIT):
             sent = time.monotonic()
-            response = httpx.post(f"{limited}/predictions", json={"texts": [{"text": "object detection"}]},
-                                  timeout=30)
+            response = httpx.post(
+                f"{limited}/predictions", json={"texts": [{"text": "object detection"}]}, timeout=30
+            )
             answers.append((response.status_code, time.monotonic() - sent))
-        assert time.monotonic() - started < min(BODY_TIMEOUT, HEADER_TIMEOUT), \
+        assert time.monotonic() - started < min(BODY_TIMEOUT, HEADER_TIMEOUT), (
             "predictions were answered only once the slow clients were dropped"
+        )
         assert [status for status, _ in answers] == [200] * LIMIT
         assert max(seconds for _, seconds in answers) < 5
     finally:
@@ -264,8 +305,10 @@ def test_a_refused_body_sent_anyway_is_dropped_not_read_as_requests(limited):
         time.sleep(1)
         smuggled = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
         with connect(limited) as sock:
-            sock.sendall(b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\n"
-                         + f"Content-Length: {UPLOAD}\r\n\r\n".encode())
+            sock.sendall(
+                b"POST /batch-predictions HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\n"
+                + f"Content-Length: {UPLOAD}\r\n\r\n".encode()
+            )
             time.sleep(0.5)
             with contextlib.suppress(OSError):  # the server may have closed already
                 sock.sendall(smuggled + b"x" * (UPLOAD - len(smuggled)))

@@ -39,8 +39,9 @@ def _resolve(node: Any) -> Any:
     return node
 
 
-def examples(node: Any = SPEC, pointer: str = "",
-             in_properties: bool = False) -> Iterator[tuple[str, str, Any]]:
+def examples(
+    node: Any = SPEC, pointer: str = "", in_properties: bool = False
+) -> Iterator[tuple[str, str, Any]]:
     """(pointer of the example, pointer of its schema, the example) for every example under ``node``.
 
     ``in_properties``: ``node`` maps property names to schemas, so its keys are names, not keywords.
@@ -73,15 +74,19 @@ EXAMPLES = sorted(examples())
 def validator(schema_pointer: str) -> Draft4Validator:
     """The validator Connexion would use there: responses may not carry writeOnly properties."""
     cls = Draft4ResponseValidator if "/responses/" in schema_pointer else Draft4RequestValidator
-    return cls({"$ref": f"{BASE}#{schema_pointer}"}, registry=REGISTRY,
-               format_checker=Draft4Validator.FORMAT_CHECKER)
+    return cls(
+        {"$ref": f"{BASE}#{schema_pointer}"}, registry=REGISTRY, format_checker=Draft4Validator.FORMAT_CHECKER
+    )
 
 
-@pytest.mark.parametrize(("pointer", "schema", "example"), EXAMPLES,
-                         ids=[pointer for pointer, _, _ in EXAMPLES])
+@pytest.mark.parametrize(
+    ("pointer", "schema", "example"), EXAMPLES, ids=[pointer for pointer, _, _ in EXAMPLES]
+)
 def test_example_matches_its_schema(pointer, schema, example):
-    errors = [f"{'/'.join(map(str, error.absolute_path)) or '(the example itself)'}: {error.message}"
-              for error in validator(schema).iter_errors(example)]
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path)) or '(the example itself)'}: {error.message}"
+        for error in validator(schema).iter_errors(example)
+    ]
     assert not errors, f"the example at {pointer} does not match its schema {schema}:\n" + "\n".join(errors)
 
 
@@ -102,7 +107,9 @@ def test_a_wrong_example_fails_with_its_pointer():
     """The check itself: an example that lacks a required member, or is a null the schema forbids, fails."""
     pointer = "/components/schemas/ModelRef"
     assert [e.message for e in validator(pointer).iter_errors({"run_id": "r"})] == [
-        "'name' is a required property", "'version' is a required property"]
+        "'name' is a required property",
+        "'version' is a required property",
+    ]
     assert not list(validator("/components/schemas/Version/properties/error").iter_errors(None))  # nullable
     assert list(validator("/components/schemas/Version/properties/run_id").iter_errors(1))
     assert list(validator("/components/schemas/Model/properties/name").iter_errors(None))

@@ -58,8 +58,9 @@ def fill(directory: Path) -> None:
 
 def wait_for_version(base: str, number: int) -> dict:
     deadline = time.monotonic() + 120
-    while (version := httpx.get(f"{base}/models/{MODEL}/versions/{number}", timeout=10).json()["data"][
-            "version"])["status"] == "training":
+    while (
+        version := httpx.get(f"{base}/models/{MODEL}/versions/{number}", timeout=10).json()["data"]["version"]
+    )["status"] == "training":
         assert time.monotonic() < deadline, version
         time.sleep(0.3)
     return version
@@ -96,10 +97,12 @@ def test_a_full_database_disk_is_a_507(tmp_path, trained_model):
         with gunicorn(env, tmp_path / "server.log", workers=1) as (base, _process):
             fill(store)
             items = [{"id": f"item-{n}", "text": f"object detection number {n}"} for n in range(2000)]
-            for n, (path, body) in enumerate([("/batch-predictions", {"items": items}),
-                                              (f"/models/{MODEL}/versions", {})]):
-                response = httpx.post(base + path, json=body, headers={**ADMIN, "X-Request-ID": f"full-{n}"},
-                                      timeout=10)
+            for n, (path, body) in enumerate(
+                [("/batch-predictions", {"items": items}), (f"/models/{MODEL}/versions", {})]
+            ):
+                response = httpx.post(
+                    base + path, json=body, headers={**ADMIN, "X-Request-ID": f"full-{n}"}, timeout=10
+                )
                 assert response.status_code == 507, response.text
                 assert response.headers["retry-after"] == "60"
                 assert response.json() == {
@@ -121,11 +124,16 @@ def test_a_read_only_sqlite_database_refuses_writes_with_503(tmp_path, trained_m
     seeded_registry(f"sqlite:///{store / 'registry.db'}", store, trained_model).engine.dispose()
     env = {"COE_MODEL_STORE": str(store), "COE_ADMIN_KEYS": ADMIN_KEY}
     # A read-only mount of the store (root ignores file modes; a mount it cannot ignore).
-    with gunicorn(env, tmp_path / "server.log", workers=1) as (base, process), \
-            mounted("--bind", "-o", "ro", str(store), at=store):
+    with (
+        gunicorn(env, tmp_path / "server.log", workers=1) as (base, process),
+        mounted("--bind", "-o", "ro", str(store), at=store),
+    ):
         # Files already open stay writable on Linux: a fresh worker opens the database anew.
-        worker = int(subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
-                                    text=True, check=True).stdout.split()[0])
+        worker = int(
+            subprocess.run(
+                ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while True:
@@ -134,12 +142,15 @@ def test_a_read_only_sqlite_database_refuses_writes_with_503(tmp_path, trained_m
                     break
             assert time.monotonic() < deadline, "no worker came back"
             time.sleep(0.2)
-        for n, (method, path, body) in enumerate([
-            ("PUT", f"/models/{MODEL}/aliases/canary", {"version": 1}),
-            ("POST", "/batch-predictions", {"items": [{"id": "a", "text": "a CNN"}]}),
-        ]):
-            response = httpx.request(method, base + path, json=body,
-                                     headers={**ADMIN, "X-Request-ID": f"ro-{n}"}, timeout=10)
+        for n, (method, path, body) in enumerate(
+            [
+                ("PUT", f"/models/{MODEL}/aliases/canary", {"version": 1}),
+                ("POST", "/batch-predictions", {"items": [{"id": "a", "text": "a CNN"}]}),
+            ]
+        ):
+            response = httpx.request(
+                method, base + path, json=body, headers={**ADMIN, "X-Request-ID": f"ro-{n}"}, timeout=10
+            )
             assert response.status_code == 503, response.text
             assert response.json() == {
                 "type": "/problems/database-unavailable",

@@ -30,8 +30,10 @@ def tamper(registry: Registry, version: int) -> tuple[str, bytes]:
 def refusal(registry: Registry, version: int) -> str:
     found = registry.get_version(MODEL, version)
     path = runs_dir(registry.store) / found.run_id / MODEL_FILE
-    return (f"run {found.run_id}: {MODEL_FILE} does not match its recorded sha256 "
-            f"(expected {found.artifacts[MODEL_FILE]}, found {sha256_file(path)}); refusing to load it")
+    return (
+        f"run {found.run_id}: {MODEL_FILE} does not match its recorded sha256 "
+        f"(expected {found.artifacts[MODEL_FILE]}, found {sha256_file(path)}); refusing to load it"
+    )
 
 
 def predict(base: str) -> httpx.Response:
@@ -44,8 +46,12 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
     registry = seeded_registry(database_url, store, trained_model, versions=2)
     path, original = tamper(registry, 1)
     expected_refusal = refusal(registry, 1)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
-           "COE_REFRESH_SECONDS": "0.5"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_REFRESH_SECONDS": "0.5",
+    }
     log = tmp_path / "server.log"
 
     def registry_answers(base: str) -> bool:
@@ -68,7 +74,8 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
             lines = [line for line in log.read_text().splitlines() if expected_refusal in line]
             assert [line.split(" ", 3)[1] for line in lines] == ["ERROR"]
             assert [line.split(": ", 1)[1] for line in lines] == [
-                f"serving no version of {MODEL}, predictions refused (retrying every 0.5 s): {expected_refusal}"]
+                f"serving no version of {MODEL}, predictions refused (retrying every 0.5 s): {expected_refusal}"
+            ]
 
             # The files restored: every worker loads them at its next poll, no restart.
             with open(path, "wb") as fh:
@@ -82,8 +89,12 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
 
             # Promoting a tampered version is refused before unpickling; production is unchanged.
             tamper(registry, 2)
-            response = httpx.put(f"{base}/models/{MODEL}/aliases/production", json={"version": 2},
-                                 headers={**ADMIN, "X-Request-ID": "t-2"}, timeout=10)
+            response = httpx.put(
+                f"{base}/models/{MODEL}/aliases/production",
+                json={"version": 2},
+                headers={**ADMIN, "X-Request-ID": "t-2"},
+                timeout=10,
+            )
             assert response.status_code == 503
             assert response.json() == {
                 "type": "/problems/model-files-unverified",

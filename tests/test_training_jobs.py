@@ -39,10 +39,17 @@ def job(registry, number: int) -> dict:
     """A version's training job as the table holds it, with the version's status and error."""
     with registry.engine.connect() as connection:
         row = connection.execute(
-            select(TrainingJob.status, TrainingJob.attempts, TrainingJob.lease_owner,
-                   ModelVersion.status.label("version_status"), ModelVersion.error)
-            .join(ModelVersion, ModelVersion.id == TrainingJob.version_id).join(Model)
-            .where(Model.name == MODEL, ModelVersion.version == number)).one()
+            select(
+                TrainingJob.status,
+                TrainingJob.attempts,
+                TrainingJob.lease_owner,
+                ModelVersion.status.label("version_status"),
+                ModelVersion.error,
+            )
+            .join(ModelVersion, ModelVersion.id == TrainingJob.version_id)
+            .join(Model)
+            .where(Model.name == MODEL, ModelVersion.version == number)
+        ).one()
     return dict(row._mapping)
 
 
@@ -68,24 +75,34 @@ def kill_mid_training(registry, number: int, process, attempts: int) -> str:
     Its training process is in a session of its own (a Ctrl-C is the runner's to handle):
     it must end by itself once its runner is gone. Returns the owner that held the lease.
     """
-    wait_for(lambda: job(registry, number)["attempts"] == attempts and trainers_of(process.pid), 60,
-             "the worker never started training")
+    wait_for(
+        lambda: job(registry, number)["attempts"] == attempts and trainers_of(process.pid),
+        60,
+        "the worker never started training",
+    )
     held = job(registry, number)
     assert held["status"] == "running" and held["lease_owner"].split(":")[1] == str(process.pid), held
     trainers = trainers_of(process.pid)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    wait_for(lambda: not any(alive(pid) for pid in trainers), 10, "a killed worker's training process lived on")
+    wait_for(
+        lambda: not any(alive(pid) for pid in trainers), 10, "a killed worker's training process lived on"
+    )
     return held["lease_owner"]
 
 
 def env_for(database_url: str, store: Path, data: Path, lease: str = LEASE) -> dict[str, str]:
-    return {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_TRAINING_DATA": str(data),
-            "COE_TRAINING_LEASE_SECONDS": lease}
+    return {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_TRAINING_DATA": str(data),
+        "COE_TRAINING_LEASE_SECONDS": lease,
+    }
 
 
 def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends_ready(
-        tmp_path, database_url, trained_model):
+    tmp_path, database_url, trained_model
+):
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())  # seconds to train: time to be killed in
@@ -107,7 +124,9 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
         registry.engine.dispose()
 
 
-def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(tmp_path, database_url, trained_model):
+def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(
+    tmp_path, database_url, trained_model
+):
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     env = env_for(database_url, store, bundled_dataset_path())
@@ -120,9 +139,13 @@ def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(tmp_path
         with worker(env, tmp_path / "worker-3.log", "--work", "training"):
             wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never given up")
         failed = job(registry, number)
-        assert failed == {"status": "failed", "attempts": 2, "lease_owner": last, "version_status": "failed",
-                          "error": f"training was abandoned 2 times; its last trainer, {last}, "
-                                   "stopped renewing its lease"}
+        assert failed == {
+            "status": "failed",
+            "attempts": 2,
+            "lease_owner": last,
+            "version_status": "failed",
+            "error": f"training was abandoned 2 times; its last trainer, {last}, stopped renewing its lease",
+        }
         assert "training version" not in (tmp_path / "worker-3.log").read_text()  # not tried a third time
     finally:
         registry.engine.dispose()
@@ -134,17 +157,29 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))  # trains in a moment
     env = env_for(database_url, store, data, lease="10")
     # As an operator queues one: the command records it and returns, printing its number.
-    command = subprocess.run([sys.executable, "-m", "coe_template.cli", "train", "--queue", "--model", MODEL],
-                             cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    command = subprocess.run(
+        [sys.executable, "-m", "coe_template.cli", "train", "--queue", "--model", MODEL],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (command.returncode, command.stdout) == (0, "2\n"), command.stderr
     assert job(registry, 2)["status"] == "pending"
     jobs = TrainingJobs(registry)
     queued = [2, *(jobs.create(MODEL, parse_args({"seed": n})).version for n in range(5))]
     assert queued == [2, 3, 4, 5, 6, 7]
     try:
-        with worker(env, tmp_path / "worker-1.log", "--work", "training") as first, \
-                worker(env, tmp_path / "worker-2.log", "--work", "training") as second:
-            wait_for(lambda: all(job(registry, n)["status"] == "done" for n in queued), 180, "the queue never emptied")
+        with (
+            worker(env, tmp_path / "worker-1.log", "--work", "training") as first,
+            worker(env, tmp_path / "worker-2.log", "--work", "training") as second,
+        ):
+            wait_for(
+                lambda: all(job(registry, n)["status"] == "done" for n in queued),
+                180,
+                "the queue never emptied",
+            )
             for process in (first, second):
                 process.send_signal(signal.SIGTERM)
                 assert process.wait(timeout=20) == 0
@@ -153,8 +188,11 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
         owners = {j["lease_owner"].split(":")[1] for j in finished.values()}
         assert owners <= {str(first.pid), str(second.pid)}
         # Every training each worker began, from its log: each version once, by one worker.
-        began = [int(n) for log in ("worker-1.log", "worker-2.log")
-                 for n in re.findall(r"training version (\d+) of .* as ", (tmp_path / log).read_text())]
+        began = [
+            int(n)
+            for log in ("worker-1.log", "worker-2.log")
+            for n in re.findall(r"training version (\d+) of .* as ", (tmp_path / log).read_text())
+        ]
         assert sorted(began) == queued
     finally:
         registry.engine.dispose()
@@ -166,13 +204,20 @@ def test_a_server_trains_what_it_is_sent_with_its_configured_defaults(tmp_path, 
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
     defaults = tmp_path / "args.json"
     defaults.write_text(json.dumps({"C": 0.5, "seed": 99}), encoding="utf-8")
-    env = {**env_for(database_url, store, data), "COE_ADMIN_KEYS": ADMIN_KEY, "COE_TRAINING_ARGS": str(defaults)}
+    env = {
+        **env_for(database_url, store, data),
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_TRAINING_ARGS": str(defaults),
+    }
 
     def trained(response: httpx.Response) -> dict:
         assert response.status_code == 202, response.text
         location = base + response.headers["location"]
-        wait_for(lambda: httpx.get(location, timeout=10).json()["data"]["version"]["status"] != "training", 120,
-                 "never trained")
+        wait_for(
+            lambda: httpx.get(location, timeout=10).json()["data"]["version"]["status"] != "training",
+            120,
+            "never trained",
+        )
         return httpx.get(location, timeout=10).json()["data"]["version"]
 
     try:
@@ -193,7 +238,8 @@ def test_a_server_trains_what_it_is_sent_with_its_configured_defaults(tmp_path, 
 
 
 def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version(
-        tmp_path, database_url, trained_model):
+    tmp_path, database_url, trained_model
+):
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     # Half a second: the training process has not even imported scikit-learn by then.
@@ -204,15 +250,19 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
             wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never stopped")
             wait_for(lambda: not trainers_of(process.pid), 10, "the training process outlived its timeout")
         assert job(registry, number) == {
-            "status": "failed", "attempts": 1, "lease_owner": job(registry, number)["lease_owner"],
+            "status": "failed",
+            "attempts": 1,
+            "lease_owner": job(registry, number)["lease_owner"],
             "version_status": "failed",
-            "error": "training took longer than 0.5 s (COE_TRAINING_TIMEOUT): stopped"}
+            "error": "training took longer than 0.5 s (COE_TRAINING_TIMEOUT): stopped",
+        }
     finally:
         registry.engine.dispose()
 
 
 def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
-        tmp_path, database_url, trained_model):
+    tmp_path, database_url, trained_model
+):
     """A worker misconfigured on its host says so once and claims nothing; one configured right
     then trains the queue."""
     store = tmp_path / "store"
@@ -232,7 +282,8 @@ def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
         errors = [line for line in log.read_text().splitlines() if "ERROR" in line]
         assert len(errors) == 1 and errors[0].endswith(
             f"training: COE_TRAINING_DATA ({unreadable}) is not a readable file: this process trains nothing; "
-            "queued versions wait for a runner that can read its training data"), errors
+            "queued versions wait for a runner that can read its training data"
+        ), errors
         data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
         with worker(env_for(database_url, store, data), tmp_path / "configured.log", "--work", "training"):
             wait_for(lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained")
@@ -240,7 +291,9 @@ def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
         registry.engine.dispose()
 
 
-def test_a_worker_counts_the_training_tries_it_ended_on_its_metrics_port(tmp_path, database_url, trained_model):
+def test_a_worker_counts_the_training_tries_it_ended_on_its_metrics_port(
+    tmp_path, database_url, trained_model
+):
     """With training out of the server (the production layout), the count is where the work is done."""
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
@@ -251,12 +304,17 @@ def test_a_worker_counts_the_training_tries_it_ended_on_its_metrics_port(tmp_pat
     log = tmp_path / "worker.log"
     try:
         with worker(env, log, "--work", "training", "--metrics-port", str(port)):
-            wait_for(lambda: f"metrics on 127.0.0.1:{port}" in log.read_text(), 60, "the worker did not start")
+            wait_for(
+                lambda: f"metrics on 127.0.0.1:{port}" in log.read_text(), 60, "the worker did not start"
+            )
             assert samples(metrics_url, "coe_training_attempts_total") == {}
             number = TrainingJobs(registry).create(MODEL, parse_args({})).version
             wait_for(lambda: job(registry, number)["status"] == "done", 120, "never trained")
             # The runner counts a try just after recording it: the job may show done a moment earlier.
-            wait_for(lambda: samples(metrics_url, "coe_training_attempts_total") == {(("outcome", "done"),): 1.0},
-                     10, f"not counted: {samples(metrics_url, 'coe_training_attempts_total')}")
+            wait_for(
+                lambda: samples(metrics_url, "coe_training_attempts_total") == {(("outcome", "done"),): 1.0},
+                10,
+                f"not counted: {samples(metrics_url, 'coe_training_attempts_total')}",
+            )
     finally:
         registry.engine.dispose()

@@ -32,8 +32,13 @@ def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):
     database_url = f"sqlite:///{tmp_path / 'registry.db'}"  # PostgreSQL's count: test_registry
     registry = seeded_registry(database_url, store, trained_model)
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))  # trains in a moment
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_ADMIN_KEYS": ADMIN_KEY,
-           "COE_TRAINING_DATA": str(data), "COE_MAX_TRAININGS": "2"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_TRAINING_DATA": str(data),
+        "COE_MAX_TRAININGS": "2",
+    }
     responses: list[httpx.Response] = []
     lock = threading.Lock()
     try:
@@ -42,8 +47,9 @@ def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):
 
             def train(n: int) -> None:
                 barrier.wait()
-                response = httpx.post(base + VERSIONS, json={}, timeout=30,
-                                      headers={**ADMIN, "X-Request-ID": f"train-{n}"})
+                response = httpx.post(
+                    base + VERSIONS, json={}, timeout=30, headers={**ADMIN, "X-Request-ID": f"train-{n}"}
+                )
                 with lock:
                     responses.append(response)
 
@@ -63,7 +69,7 @@ def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):
                         "title": "Service Unavailable",
                         "status": 503,
                         "detail": "2 version(s) are queued or training already, the most this service runs "
-                                  "at once: try again when one has finished",
+                        "at once: try again when one has finished",
                         "request_id": response.headers["x-request-id"],
                     }
             versions = httpx.get(base + VERSIONS, timeout=10).json()["data"]["versions"]

@@ -38,10 +38,14 @@ SMALL_CHUNK = 100
 def worker(env: dict[str, str], log_path: Path, *options: str) -> Iterator[subprocess.Popen]:
     """``coe-template worker`` from this checkout, logging to a file; killed if a test leaves it running."""
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "coe_template.cli", "worker", "--poll", "0.1",
-                                    *options],
-                                   cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "coe_template.cli", "worker", "--poll", "0.1", *options],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield process
     finally:
@@ -61,23 +65,34 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(tmp_path, database_url,
-                                                                           trained_model):
+def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(
+    tmp_path, database_url, trained_model
+):
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_BATCH_IN_SERVER": "false",
-           "COE_BATCH_CHUNK_SIZE": str(SMALL_CHUNK), "COE_BATCH_LEASE_SECONDS": "600"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_BATCH_IN_SERVER": "false",
+        "COE_BATCH_CHUNK_SIZE": str(SMALL_CHUNK),
+        "COE_BATCH_LEASE_SECONDS": "600",
+    }
     csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(ITEMS))
 
     def chunks() -> dict[str, int]:
         with registry.engine.connect() as connection:
-            return dict(connection.execute(
-                select(BatchChunk.status, func.count()).where(BatchChunk.job_id == job_id)
-                .group_by(BatchChunk.status)).all())
+            return dict(
+                connection.execute(
+                    select(BatchChunk.status, func.count())
+                    .where(BatchChunk.job_id == job_id)
+                    .group_by(BatchChunk.status)
+                ).all()
+            )
 
     with gunicorn(env, tmp_path / "server.log", workers=1) as (base, _):
-        response = httpx.post(f"{base}/batch-predictions",
-                              files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60)
+        response = httpx.post(
+            f"{base}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["data"]["job"]["id"]
 
@@ -99,8 +114,13 @@ def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(tmp_p
         assert "running" not in left, left
         assert 0 < left.get("done", 0) and 0 < left.get("pending", 0), "SIGTERM should land mid-job"
         with registry.engine.connect() as connection:
-            attempts = set(connection.scalars(select(BatchChunk.attempts).where(
-                BatchChunk.job_id == job_id, BatchChunk.status == "pending")))
+            attempts = set(
+                connection.scalars(
+                    select(BatchChunk.attempts).where(
+                        BatchChunk.job_id == job_id, BatchChunk.status == "pending"
+                    )
+                )
+            )
         assert attempts == {0}  # a chunk given back is not counted as abandoned
         assert job_state(base, job_id)["status"] == "running"
 
@@ -114,9 +134,13 @@ def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(tmp_p
         assert "items/s" in (tmp_path / "worker-2.log").read_text()
 
     with registry.engine.connect() as connection:
-        stored = connection.execute(select(
-            func.count(), func.count(distinct(BatchResult.item_id)),
-            func.count(distinct(BatchResult.position))).where(BatchResult.job_id == job_id)).one()
+        stored = connection.execute(
+            select(
+                func.count(),
+                func.count(distinct(BatchResult.item_id)),
+                func.count(distinct(BatchResult.position)),
+            ).where(BatchResult.job_id == job_id)
+        ).one()
     registry.engine.dispose()
     assert tuple(stored) == (ITEMS, ITEMS, ITEMS)
 
@@ -125,15 +149,20 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
     """The embedded default: the server's own runners finish or give back their chunks as it stops."""
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
-           "COE_BATCH_CHUNK_SIZE": "250", "COE_BATCH_LEASE_SECONDS": "600"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_BATCH_CHUNK_SIZE": "250",
+        "COE_BATCH_LEASE_SECONDS": "600",
+    }
     # Large enough to outlast the server's stop: its runners work on while in-flight requests finish.
     items = 5 * ITEMS
     csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(items))
 
     with gunicorn(env, tmp_path / "server.log") as (base, process):
-        response = httpx.post(f"{base}/batch-predictions",
-                              files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60)
+        response = httpx.post(
+            f"{base}/batch-predictions", files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["data"]["job"]["id"]
         wait_for(lambda: job_state(base, job_id)["items"]["done"] >= ITEMS // 10, 60, "no work was done")
@@ -141,8 +170,13 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
         assert process.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()
 
     with registry.engine.connect() as connection:
-        left = dict(connection.execute(select(BatchChunk.status, func.count())
-                                       .where(BatchChunk.job_id == job_id).group_by(BatchChunk.status)).all())
+        left = dict(
+            connection.execute(
+                select(BatchChunk.status, func.count())
+                .where(BatchChunk.job_id == job_id)
+                .group_by(BatchChunk.status)
+            ).all()
+        )
         stored = connection.scalar(select(func.count()).where(BatchResult.job_id == job_id))
     registry.engine.dispose()
     assert "running" not in left, left
@@ -165,18 +199,26 @@ def test_an_idle_worker_stops_at_once_on_sigint(tmp_path, database_url, trained_
 def samples(url: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Every sample of metric ``name`` a Prometheus endpoint shows, by its labels."""
     text = httpx.get(url, timeout=5).text
-    return {tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == name}
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
 
 
-def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(tmp_path, database_url,
-                                                                                trained_model):
+def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(
+    tmp_path, database_url, trained_model
+):
     """With batch out of the server (the production layout), the counts are where the work is done."""
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
-    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_BATCH_IN_SERVER": "false",
-           "COE_BATCH_CHUNK_SIZE": "250"}
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_BATCH_IN_SERVER": "false",
+        "COE_BATCH_CHUNK_SIZE": "250",
+    }
     items = 1000
     csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(items))
     port = free_port()
@@ -185,29 +227,43 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(t
     with gunicorn(env, tmp_path / "server.log", workers=1) as (base, _):
         # The server's multiprocess directory (tests/servers.py), as a shared environment would pass it on.
         server_metrics_dir = tmp_path / f"metrics-{base.rsplit(':', 1)[1]}"
-        worker_env = {**env, "COE_WORKER_METRICS_ADDR": "127.0.0.1",
-                      "PROMETHEUS_MULTIPROC_DIR": str(server_metrics_dir)}
+        worker_env = {
+            **env,
+            "COE_WORKER_METRICS_ADDR": "127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": str(server_metrics_dir),
+        }
         log = tmp_path / "worker.log"
         with worker(worker_env, log, "--metrics-port", str(port)) as process:
-            wait_for(lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start")
+            wait_for(
+                lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start"
+            )
             assert f"metrics on 127.0.0.1:{port}" in log.read_text()
             assert "PROMETHEUS_MULTIPROC_DIR ignored" in log.read_text()
             assert samples(metrics_url, "coe_batch_items_total") == {(): 0.0}
 
-            response = httpx.post(f"{base}/batch-predictions",
-                                  files={"file": ("items.csv", csv.encode(), "text/csv")}, timeout=60)
+            response = httpx.post(
+                f"{base}/batch-predictions",
+                files={"file": ("items.csv", csv.encode(), "text/csv")},
+                timeout=60,
+            )
             assert response.status_code == 202, response.text
             job_id = response.json()["data"]["job"]["id"]
-            wait_for(lambda: job_state(base, job_id)["status"] not in ("queued", "running"), 60,
-                     "the job never finished")
+            wait_for(
+                lambda: job_state(base, job_id)["status"] not in ("queued", "running"),
+                60,
+                "the job never finished",
+            )
             assert job_state(base, job_id)["status"] == "succeeded"
             with registry.engine.connect() as connection:
                 chunks = connection.scalar(select(func.count()).where(BatchChunk.job_id == job_id))
             assert chunks == items // 250
 
             # The runner counts a chunk just after storing it: the job may show done a moment earlier.
-            wait_for(lambda: samples(metrics_url, "coe_batch_items_total") == {(): items}, 10,
-                     f"items not counted: {samples(metrics_url, 'coe_batch_items_total')}")
+            wait_for(
+                lambda: samples(metrics_url, "coe_batch_items_total") == {(): items},
+                10,
+                f"items not counted: {samples(metrics_url, 'coe_batch_items_total')}",
+            )
             assert samples(metrics_url, "coe_batch_chunks_total") == {(("outcome", "done"),): chunks}
             assert samples(metrics_url, "coe_database_errors_total") == {}  # none raised
             assert samples(metrics_url, "process_resident_memory_bytes")  # the process's own, too
@@ -228,8 +284,12 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_and_exits(tmp_path, databa
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url,
-               "COE_WORKER_METRICS_ADDR": "127.0.0.1", "COE_WORKER_METRICS_PORT": str(port)}
+        env = {
+            "COE_MODEL_STORE": str(store),
+            "DATABASE_URL": database_url,
+            "COE_WORKER_METRICS_ADDR": "127.0.0.1",
+            "COE_WORKER_METRICS_PORT": str(port),
+        }
         with worker(env, log) as process:
             assert process.wait(timeout=60) == 1, log.read_text()
     assert f"Error: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in log.read_text()

@@ -24,7 +24,9 @@ _ITEM_IDS = re.compile(f"(?:{ITEM_ID.pattern}\n)*")
 
 
 #: How a CSV field must be quoted: said with every quoting error.
-QUOTING = "enclose a field holding a comma, a quote or a line break in quotes, and double each quote inside it"
+QUOTING = (
+    "enclose a field holding a comma, a quote or a line break in quotes, and double each quote inside it"
+)
 
 
 class BatchInputError(InvalidInput):
@@ -58,9 +60,14 @@ def _all_valid(ids: list[str], texts: list[str]) -> bool:
     would be more newlines than ids.
     """
     joined = "\n".join(ids) + "\n" if ids else ""
-    return (bool(_ITEM_IDS.fullmatch(joined)) and joined.count("\n") == len(ids) and len(set(ids)) == len(ids)
-            and "" not in texts and not any(map(str.isspace, texts))
-            and "\x00" not in "".join(texts))  # blank() as above, a column at a time
+    return (
+        bool(_ITEM_IDS.fullmatch(joined))
+        and joined.count("\n") == len(ids)
+        and len(set(ids)) == len(ids)
+        and "" not in texts
+        and not any(map(str.isspace, texts))
+        and "\x00" not in "".join(texts)
+    )  # blank() as above, a column at a time
 
 
 def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
@@ -71,8 +78,10 @@ def _problems(ids: list[str], texts: list[str], where: str) -> list[str]:
             if not item_id:
                 problems.append(f"{where}[{position}] has no id")
             else:
-                problems.append(f"{where}[{position}] id {item_id[:40]!r} must be 1-{MAX_ID_LENGTH} letters, "
-                                f"digits or {_ID_PUNCTUATION}")
+                problems.append(
+                    f"{where}[{position}] id {item_id[:40]!r} must be 1-{MAX_ID_LENGTH} letters, "
+                    f"digits or {_ID_PUNCTUATION}"
+                )
         if blank(text):
             problems.append(f"{where}[{position}] (id {item_id!r}) {NO_TEXT}")
         elif "\x00" in text:
@@ -137,7 +146,7 @@ def _malformed(text: str) -> BatchInputError:
     start = 1
     try:
         for _ in reader:
-            if sum(line.count('"') for line in lines[start - 1: reader.line_num]) % 2:
+            if sum(line.count('"') for line in lines[start - 1 : reader.line_num]) % 2:
                 return _malformed_row(start, "an unmatched quote", hint=True)
             start = reader.line_num + 1
     except csv.Error as exc:  # a quote left open can also end as a field over the size limit
@@ -146,8 +155,10 @@ def _malformed(text: str) -> BatchInputError:
 
 
 def _malformed_row(line: int, what: str, hint: bool) -> BatchInputError:
-    return BatchInputError(f"the CSV file is malformed in the row starting on line {line}: {what}"
-                           + (f"; {QUOTING}" if hint else ""))
+    return BatchInputError(
+        f"the CSV file is malformed in the row starting on line {line}: {what}"
+        + (f"; {QUOTING}" if hint else "")
+    )
 
 
 def read_csv(data: bytes) -> list[Item]:
@@ -167,7 +178,9 @@ def read_csv(data: bytes) -> list[Item]:
         raise _malformed(text)
     columns = rows.pop(0) if rows else []
     if not columns:
-        raise BatchInputError("the CSV file is empty: expected a header with id and text (or title, description)")
+        raise BatchInputError(
+            "the CSV file is empty: expected a header with id and text (or title, description)"
+        )
     if "id" not in columns or not ("text" in columns or {"title", "description"} <= set(columns)):
         raise BatchInputError(
             f"the CSV file needs an id column and a text column (or title and description); "

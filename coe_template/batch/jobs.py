@@ -47,46 +47,84 @@ _chunk_key = (_chunks.c.job_id == bindparam("job")) & (_chunks.c.number == bindp
 _input_key = (_inputs.c.job_id == bindparam("job")) & (_inputs.c.number == bindparam("chunk"))
 #: The oldest chunk nobody holds, or whose holder's lease ran out before ``now``.
 _CLAIMABLE = (
-    select(_chunks.c.job_id, _chunks.c.number, _chunks.c.first, _chunks.c.attempts,
-           _jobs.c.model_name, _jobs.c.model_version)
+    select(
+        _chunks.c.job_id,
+        _chunks.c.number,
+        _chunks.c.first,
+        _chunks.c.attempts,
+        _jobs.c.model_name,
+        _jobs.c.model_version,
+    )
     .join(_jobs, _jobs.c.id == _chunks.c.job_id)
     .where(_jobs.c.status.in_(ACTIVE))
-    .where(or_(_chunks.c.status == "pending",
-               (_chunks.c.status == "running") & (_chunks.c.lease_expires_at < bindparam("now"))))
+    .where(
+        or_(
+            _chunks.c.status == "pending",
+            (_chunks.c.status == "running") & (_chunks.c.lease_expires_at < bindparam("now")),
+        )
+    )
     .order_by(_jobs.c.created_at, _chunks.c.job_id, _chunks.c.number)
     .limit(1)
 )
 _ANY_CLAIMABLE = _CLAIMABLE.with_only_columns(_chunks.c.number)
 #: PostgreSQL: other workers skip the row this transaction locks instead of waiting for it.
 _CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(of=_chunks, skip_locked=True)
-_TAKE = update(_chunks).where(_chunk_key).values(
-    status="running", lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires"),
-    attempts=bindparam("tries"))
+_TAKE = (
+    update(_chunks)
+    .where(_chunk_key)
+    .values(
+        status="running",
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=bindparam("tries"),
+    )
+)
 _INPUT = select(_inputs.c["items"]).where(_input_key)
 #: Conditional: a cancel that committed since the claim's SELECT is not undone.
-_START = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == "queued")
-          .values(status="running", started_at=bindparam("now")))
+_START = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job"), _jobs.c.status == "queued")
+    .values(status="running", started_at=bindparam("now"))
+)
 #: Conditional: only the lease's holder finishes its chunk.
-_FINISH = (update(_chunks)
-           .where(_chunk_key, _chunks.c.status == "running", _chunks.c.lease_owner == bindparam("owner"))
-           .values(status="done", lease_expires_at=None))
+_FINISH = (
+    update(_chunks)
+    .where(_chunk_key, _chunks.c.status == "running", _chunks.c.lease_owner == bindparam("owner"))
+    .values(status="done", lease_expires_at=None)
+)
 #: What is left to do, per active job status: one small aggregate over the jobs table.
-_BACKLOG = (select(_jobs.c.status, func.count(), func.sum(_jobs.c.total_items - _jobs.c.done_items),
-                   func.sum(_jobs.c.total_chunks - _jobs.c.done_chunks))
-            .where(_jobs.c.status.in_(ACTIVE)).group_by(_jobs.c.status))
+_BACKLOG = (
+    select(
+        _jobs.c.status,
+        func.count(),
+        func.sum(_jobs.c.total_items - _jobs.c.done_items),
+        func.sum(_jobs.c.total_chunks - _jobs.c.done_chunks),
+    )
+    .where(_jobs.c.status.in_(ACTIVE))
+    .group_by(_jobs.c.status)
+)
 _DROP_INPUT = delete(_inputs).where(_input_key)
 _last_chunk = _jobs.c.done_chunks + 1 == _jobs.c.total_chunks
 #: Conditional: nothing is counted on (or stored for) a job that is no longer running.
-_COUNT = (update(_jobs).where(_jobs.c.id == bindparam("job"), _jobs.c.status == "running")
-          .values(done_items=_jobs.c.done_items + bindparam("items"), done_chunks=_jobs.c.done_chunks + 1,
-                  status=case((_last_chunk, "succeeded"), else_=_jobs.c.status),
-                  finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at)))
+_COUNT = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job"), _jobs.c.status == "running")
+    .values(
+        done_items=_jobs.c.done_items + bindparam("items"),
+        done_chunks=_jobs.c.done_chunks + 1,
+        status=case((_last_chunk, "succeeded"), else_=_jobs.c.status),
+        finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at),
+    )
+)
 #: Conditional: only the lease's holder extends it, and only while the chunk is still being worked.
 _HELD = _chunk_key & (_chunks.c.status == "running") & (_chunks.c.lease_owner == bindparam("owner"))
 _RENEW = update(_chunks).where(_HELD).values(lease_expires_at=bindparam("expires"))
 #: Back to pending as if never claimed: a worker that gives a chunk back was not killed by it.
-_RELEASE = update(_chunks).where(_HELD).values(
-    status="pending", lease_owner=None, lease_expires_at=None, attempts=_chunks.c.attempts - 1)
+_RELEASE = (
+    update(_chunks)
+    .where(_HELD)
+    .values(status="pending", lease_owner=None, lease_expires_at=None, attempts=_chunks.c.attempts - 1)
+)
 
 
 class JobNotFound(NotFound):
@@ -135,9 +173,18 @@ class JobInfo:
 
     @classmethod
     def of(cls, job: BatchJob) -> JobInfo:
-        return cls(id=job.id, status=job.status, model_name=job.model_name, model_version=job.model_version,
-                   total_items=job.total_items, done_items=job.done_items, created_at=utc(job.created_at),
-                   started_at=utc(job.started_at), finished_at=utc(job.finished_at), error=job.error)
+        return cls(
+            id=job.id,
+            status=job.status,
+            model_name=job.model_name,
+            model_version=job.model_version,
+            total_items=job.total_items,
+            done_items=job.done_items,
+            created_at=utc(job.created_at),
+            started_at=utc(job.started_at),
+            finished_at=utc(job.finished_at),
+            error=job.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,8 +198,12 @@ class ResultInfo:
 
     @classmethod
     def of(cls, result: BatchResult) -> ResultInfo:
-        return cls(item_id=result.item_id, predicted_tag=result.predicted_tag,
-                   probabilities=result.probabilities, model_version=result.model_version)
+        return cls(
+            item_id=result.item_id,
+            predicted_tag=result.predicted_tag,
+            probabilities=result.probabilities,
+            model_version=result.model_version,
+        )
 
 
 class KeyReused(Conflict):
@@ -170,7 +221,7 @@ def _compact(value: Any) -> str:
 
 def _chunk_inputs(items: Sequence[Item], size: int) -> list[str]:
     """Each chunk's items as ``[[id, text], ...]``: what its input row stores."""
-    return [_compact(items[first:first + size]) for first in range(0, len(items), size)]
+    return [_compact(items[first : first + size]) for first in range(0, len(items), size)]
 
 
 def _request_digest(name: str, version: int | None, inputs: Sequence[str]) -> str:
@@ -198,8 +249,9 @@ def job_token_sha256(token: str) -> str:
 
 
 class BatchJobs:
-    def __init__(self, registry: Registry, chunk_size: int = CHUNK_SIZE,
-                 lease_seconds: float = LEASE_SECONDS) -> None:
+    def __init__(
+        self, registry: Registry, chunk_size: int = CHUNK_SIZE, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
         self.registry = registry
         self.engine = registry.engine
         self.chunk_size = chunk_size
@@ -213,8 +265,14 @@ class BatchJobs:
 
     # --- creating --------------------------------------------------------------------------------
 
-    def create(self, name: str, items: Sequence[Item], version: int | None = None,
-               idempotency_key: str | None = None, token_sha256: str | None = None) -> tuple[JobInfo, bool]:
+    def create(
+        self,
+        name: str,
+        items: Sequence[Item],
+        version: int | None = None,
+        idempotency_key: str | None = None,
+        token_sha256: str | None = None,
+    ) -> tuple[JobInfo, bool]:
         """Record a job with all its items; return it and whether it is new.
 
         A repeated ``idempotency_key`` with the same request returns the first job,
@@ -233,24 +291,48 @@ class BatchJobs:
             version = self.registry.get_alias(name, PRODUCTION)
         found = self.registry.get_version(name, version)  # unknown model or version: LookupError
         if found.status != "ready":
-            raise Conflict(f"version {version} of {name!r} is {found.status}: batch jobs need a ready version")
+            raise Conflict(
+                f"version {version} of {name!r} is {found.status}: batch jobs need a ready version"
+            )
         job = BatchJob(
-            id=str(uuid.uuid4()), model_name=name, model_version=version, status="queued",
-            idempotency_key=idempotency_key, request_sha256=digest, token_sha256=token_sha256, total_items=len(items),
-            done_items=0, total_chunks=len(inputs), done_chunks=0,
+            id=str(uuid.uuid4()),
+            model_name=name,
+            model_version=version,
+            status="queued",
+            idempotency_key=idempotency_key,
+            request_sha256=digest,
+            token_sha256=token_sha256,
+            total_items=len(items),
+            done_items=0,
+            total_chunks=len(inputs),
+            done_chunks=0,
         )
         try:
             with self._session() as session, session.begin():
                 session.add(job)
                 session.flush()
-                bulk_insert(session, BatchChunk.__table__, [
-                    (job.id, number, number * self.chunk_size, min((number + 1) * self.chunk_size, len(items)) - 1,
-                     "pending", None, None, 0)
-                    for number in range(len(inputs))
-                ])
-                bulk_insert(session, BatchChunkInput.__table__, [
-                    (job.id, number, chunk) for number, chunk in enumerate(inputs)
-                ])
+                bulk_insert(
+                    session,
+                    BatchChunk.__table__,
+                    [
+                        (
+                            job.id,
+                            number,
+                            number * self.chunk_size,
+                            min((number + 1) * self.chunk_size, len(items)) - 1,
+                            "pending",
+                            None,
+                            None,
+                            0,
+                        )
+                        for number in range(len(inputs))
+                    ],
+                )
+                bulk_insert(
+                    session,
+                    BatchChunkInput.__table__,
+                    [(job.id, number, chunk) for number, chunk in enumerate(inputs)],
+                )
         except IntegrityError:
             # The same key arrived concurrently: the other request's job is the answer.
             if idempotency_key is not None:
@@ -287,21 +369,31 @@ class BatchJobs:
                 anchor = session.get(BatchJob, after)
                 if anchor is None:
                     raise JobNotFound(after)
-                query = query.where(or_(BatchJob.created_at < anchor.created_at,
-                                        (BatchJob.created_at == anchor.created_at) & (BatchJob.id < anchor.id)))
+                query = query.where(
+                    or_(
+                        BatchJob.created_at < anchor.created_at,
+                        (BatchJob.created_at == anchor.created_at) & (BatchJob.id < anchor.id),
+                    )
+                )
             jobs = list(session.scalars(query.limit(limit + 1)))
             page = [JobInfo.of(j) for j in jobs[:limit]]
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
-    def results(self, job_id: str, after: int = -1, limit: int = 100) -> tuple[builtins.list[ResultInfo], int | None]:
+    def results(
+        self, job_id: str, after: int = -1, limit: int = 100
+    ) -> tuple[builtins.list[ResultInfo], int | None]:
         """Stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
             if session.get(BatchJob, job_id) is None:
                 raise JobNotFound(job_id)
-            rows = list(session.scalars(
-                select(BatchResult).where(BatchResult.job_id == job_id, BatchResult.position > after)
-                .order_by(BatchResult.position).limit(limit + 1)
-            ))
+            rows = list(
+                session.scalars(
+                    select(BatchResult)
+                    .where(BatchResult.job_id == job_id, BatchResult.position > after)
+                    .order_by(BatchResult.position)
+                    .limit(limit + 1)
+                )
+            )
             page = [ResultInfo.of(r) for r in rows[:limit]]
             return page, (rows[limit - 1].position if len(rows) > limit else None)
 
@@ -337,10 +429,14 @@ class BatchJobs:
         """Cancel an active job (returned), or delete a finished one with its results (None)."""
         with self._session() as session, session.begin():
             # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
-            cancelled = cast(CursorResult[Any], session.execute(
-                update(BatchJob).where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
-                .values(status="cancelled", finished_at=utcnow())
-            )).rowcount
+            cancelled = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(BatchJob)
+                    .where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
+                    .values(status="cancelled", finished_at=utcnow())
+                ),
+            ).rowcount
             job = session.get(BatchJob, job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -374,15 +470,29 @@ class BatchJobs:
             if row is None:
                 return None
             key = {"job": row.job_id, "chunk": row.number}
-            connection.execute(_TAKE, {**key, "owner": owner, "expires": now + self.lease,
-                                       "tries": row.attempts + 1})
+            connection.execute(
+                _TAKE, {**key, "owner": owner, "expires": now + self.lease, "tries": row.attempts + 1}
+            )
             items = connection.execute(_INPUT, key).scalar_one()
             connection.execute(_START, {"job": row.job_id, "now": now})
-        return Claim(row.job_id, row.number, row.first, row.model_name, row.model_version, owner,
-                     row.attempts + 1, [(item_id, text) for item_id, text in json.loads(items)])
+        return Claim(
+            row.job_id,
+            row.number,
+            row.first,
+            row.model_name,
+            row.model_version,
+            owner,
+            row.attempts + 1,
+            [(item_id, text) for item_id, text in json.loads(items)],
+        )
 
-    def complete(self, claim: Claim, tags: Sequence[str], probabilities: Sequence[Sequence[float]],
-                 labels: Sequence[str]) -> bool:
+    def complete(
+        self,
+        claim: Claim,
+        tags: Sequence[str],
+        probabilities: Sequence[Sequence[float]],
+        labels: Sequence[str],
+    ) -> bool:
         """Store a chunk's results (the tag and probability row of each item, in order) and
         count it, only if the claim still holds; False otherwise."""
         row_format = _probabilities_format(labels)
@@ -429,7 +539,8 @@ class BatchJobs:
     def fail(self, job_id: str, error: str) -> None:
         with self._session() as session, session.begin():
             session.execute(
-                update(BatchJob).where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
+                update(BatchJob)
+                .where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
                 .values(status="failed", finished_at=utcnow(), error=error[:2000])
             )
 
@@ -442,4 +553,3 @@ class BatchJobs:
             for status, jobs, items, chunks in connection.execute(_BACKLOG):
                 found[status] = (jobs, int(items or 0), int(chunks or 0))
         return found
-

@@ -67,8 +67,14 @@ class Progress:
 
 
 class BatchRunner:
-    def __init__(self, jobs: BatchJobs, load: Loader, poll_seconds: float = 0.1,
-                 renew_seconds: float | None = None, observe: Observer = lambda claim, outcome: None) -> None:
+    def __init__(
+        self,
+        jobs: BatchJobs,
+        load: Loader,
+        poll_seconds: float = 0.1,
+        renew_seconds: float | None = None,
+        observe: Observer = lambda claim, outcome: None,
+    ) -> None:
         self.jobs = jobs
         self.load = load
         self.observe = observe
@@ -106,8 +112,11 @@ class BatchRunner:
             self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
             self.observe(claim, "failed")
             return
-        with LeaseKeeper(lambda: self.jobs.renew(claim), f"chunk {claim.number} of batch job {claim.job_id}",
-                         self.renew_seconds) as lease:
+        with LeaseKeeper(
+            lambda: self.jobs.renew(claim),
+            f"chunk {claim.number} of batch job {claim.job_id}",
+            self.renew_seconds,
+        ) as lease:
             try:
                 artifacts = self.load(claim.model_name, claim.model_version)
             except DatabaseUnavailable:
@@ -131,8 +140,15 @@ class BatchRunner:
             on_chunk(claim)
 
     def _loop(self) -> None:
-        work_until_stopped(self._stop, self.run_once, self.jobs.created, self.poll_seconds, "batch", "batch chunk",
-                           before_idle=self.progress.flush)
+        work_until_stopped(
+            self._stop,
+            self.run_once,
+            self.jobs.created,
+            self.poll_seconds,
+            "batch",
+            "batch chunk",
+            before_idle=self.progress.flush,
+        )
 
     def start(self) -> None:
         self.owner = owner_id()  # after a fork
@@ -162,5 +178,8 @@ class BatchRunner:
         with self._lock:  # a claim taken from here on is handed back by run_once itself
             claim = self._current
         if claim is not None and self.jobs.release(claim):
-            log.info("stopping: chunk %d of batch job %s given back unfinished, pending again",
-                     claim.number, claim.job_id)
+            log.info(
+                "stopping: chunk %d of batch job %s given back unfinished, pending again",
+                claim.number,
+                claim.job_id,
+            )

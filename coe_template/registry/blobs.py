@@ -33,8 +33,10 @@ class DatabaseStore(ArtifactStore):
         """Every file in one transaction (``connection``'s, so the version row commits with them)."""
         for name in files:
             check_key(run_id, name)
-        rows = [{"run_id": run_id, "name": name, "sha256": sha256(data), "data": data}
-                for name, data in files.items()]
+        rows = [
+            {"run_id": run_id, "name": name, "sha256": sha256(data), "data": data}
+            for name, data in files.items()
+        ]
         if connection is not None:
             connection.execute(insert(_BLOBS), rows)
             return
@@ -52,8 +54,9 @@ class DatabaseStore(ArtifactStore):
     def get(self, run_id: str, name: str) -> bytes | None:
         check_key(run_id, name)
         with reader(self.engine).begin() as connection:
-            return connection.scalar(select(_BLOBS.c.data)
-                                     .where(_BLOBS.c.run_id == run_id, _BLOBS.c.name == name))
+            return connection.scalar(
+                select(_BLOBS.c.data).where(_BLOBS.c.run_id == run_id, _BLOBS.c.name == name)
+            )
 
     def exists(self, run_id: str) -> bool:
         check_key(run_id)

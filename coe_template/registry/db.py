@@ -128,8 +128,10 @@ def _translate(context: ExceptionContext) -> CoeError | None:
         if reason is not None:
             return DatabaseUnavailable(f"{reason}: try again later")
         return None  # e.g. "no such table", a syntax error: a bug, answered as one
-    if isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError)) \
-            or context.is_disconnect:
+    if (
+        isinstance(context.sqlalchemy_exception, (sa_exc.OperationalError, sa_exc.InterfaceError))
+        or context.is_disconnect
+    ):
         # psycopg: refused, closed, timed out, cancelled by statement_timeout, shut down, out of resources.
         return DatabaseUnavailable(_LATE if _postgres_timed_out(error) else _DOWN)
     return None
@@ -145,8 +147,13 @@ def _postgres_timed_out(error: BaseException) -> bool:
 
 def make_engine(url: str, limits: DatabaseLimits = DEFAULT_LIMITS) -> Engine:
     """An engine whose every wait is bounded by ``limits`` and whose failures are the package's errors."""
-    pool = {"poolclass": _BoundedPool, "pool_size": limits.pool_size, "max_overflow": 0,
-            "pool_timeout": limits.pool_wait, "pool_pre_ping": True}
+    pool = {
+        "poolclass": _BoundedPool,
+        "pool_size": limits.pool_size,
+        "max_overflow": 0,
+        "pool_timeout": limits.pool_wait,
+        "pool_pre_ping": True,
+    }
     if not url.startswith("sqlite"):
         engine = create_engine(url, **pool)
         _bound_postgres(engine, limits.timeout)
@@ -243,9 +250,11 @@ def _known_revisions() -> set[str]:
 
 
 def _newer_than_known(engine: Engine, current: str) -> str:
-    return (f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
-            f"newer than this code knows (its newest is {head_revision()}): run the newer code, "
-            "or a matching release")
+    return (
+        f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
+        f"newer than this code knows (its newest is {head_revision()}): run the newer code, "
+        "or a matching release"
+    )
 
 
 def check_schema(engine: Engine) -> None:
@@ -255,12 +264,15 @@ def check_schema(engine: Engine) -> None:
         return
     where = engine.url.render_as_string(hide_password=True)
     if current is None:
-        raise SchemaNotCurrent(f"the database {where} has no registry schema yet: "
-                               "run `coe-template db upgrade` first")
+        raise SchemaNotCurrent(
+            f"the database {where} has no registry schema yet: run `coe-template db upgrade` first"
+        )
     if current not in _known_revisions():
         raise SchemaNotCurrent(_newer_than_known(engine, current))
-    raise SchemaNotCurrent(f"the database {where} is at schema revision {current}, this code needs {head}: "
-                           "run `coe-template db upgrade` first")
+    raise SchemaNotCurrent(
+        f"the database {where} is at schema revision {current}, this code needs {head}: "
+        "run `coe-template db upgrade` first"
+    )
 
 
 def bulk_insert(session: Session | Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -282,4 +294,6 @@ def bulk_insert(session: Session | Connection, table: Table, rows: Sequence[tupl
                 copy.write_row(row)
     else:
         marks = ", ".join("?" for _ in columns)
-        connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows)
+        )

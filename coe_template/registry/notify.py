@@ -96,8 +96,12 @@ class AliasListener:
             except (psycopg.Error, OSError) as exc:
                 message = str(exc).strip() or type(exc).__name__
                 if message != self._last_error:
-                    log.warning("not listening for promotions of %s (polling meanwhile, reconnecting "
-                                "with backoff): %s", self.name, message)
+                    log.warning(
+                        "not listening for promotions of %s (polling meanwhile, reconnecting "
+                        "with backoff): %s",
+                        self.name,
+                        message,
+                    )
                 self._last_error = message
             except Exception:  # never let the listener die: polling goes on regardless
                 log.exception("the promotion listener of %s failed", self.name)

@@ -98,11 +98,20 @@ class VersionInfo:
 
     @classmethod
     def of(cls, version: ModelVersion, aliases: Sequence[str] = ()) -> VersionInfo:
-        return cls(model=version.model.name, version=version.version, status=version.status,
-                   aliases=tuple(aliases), created_at=utc(version.created_at),
-                   finished_at=utc(version.finished_at), args=version.args, dataset=version.dataset,
-                   performance=version.performance, artifacts=version.artifacts, run_id=version.run_id,
-                   error=version.error)
+        return cls(
+            model=version.model.name,
+            version=version.version,
+            status=version.status,
+            aliases=tuple(aliases),
+            created_at=utc(version.created_at),
+            finished_at=utc(version.finished_at),
+            args=version.args,
+            dataset=version.dataset,
+            performance=version.performance,
+            artifacts=version.artifacts,
+            run_id=version.run_id,
+            error=version.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,9 +128,14 @@ class ModelInfo:
     @classmethod
     def of(cls, model: Model) -> ModelInfo:
         numbers = [v.version for v in model.versions]
-        return cls(name=model.name, description=model.description, created_at=utc(model.created_at),
-                   latest_version=max(numbers, default=None), version_count=len(numbers),
-                   aliases={a.name: a.version.version for a in model.aliases})
+        return cls(
+            name=model.name,
+            description=model.description,
+            created_at=utc(model.created_at),
+            latest_version=max(numbers, default=None),
+            version_count=len(numbers),
+            aliases={a.name: a.version.version for a in model.aliases},
+        )
 
 
 @dataclass(frozen=True)
@@ -151,8 +165,15 @@ class Registry:
         self.artifacts = artifacts or DirectoryStore(self.store)
 
     @classmethod
-    def open(cls, url: str, store: Path, limits: DatabaseLimits = DEFAULT_LIMITS, *,
-             upgrade: bool = False, artifacts: str = DIRECTORY) -> Registry:
+    def open(
+        cls,
+        url: str,
+        store: Path,
+        limits: DatabaseLimits = DEFAULT_LIMITS,
+        *,
+        upgrade: bool = False,
+        artifacts: str = DIRECTORY,
+    ) -> Registry:
         """Connect; :class:`~coe_template.registry.db.SchemaNotCurrent` unless the schema is current.
 
         ``upgrade`` brings it up to date first: for ``coe-template db upgrade`` and for tests
@@ -219,8 +240,11 @@ class Registry:
     def list_models(self) -> list[ModelInfo]:
         with self._session(read_only=True) as session:
             models = session.scalars(
-                select(Model).order_by(Model.name)
-                .options(selectinload(Model.versions), selectinload(Model.aliases).selectinload(Alias.version))
+                select(Model)
+                .order_by(Model.name)
+                .options(
+                    selectinload(Model.versions), selectinload(Model.aliases).selectinload(Alias.version)
+                )
             )
             return [ModelInfo.of(m) for m in models]
 
@@ -230,12 +254,15 @@ class Registry:
 
     # --- versions --------------------------------------------------------------------------------
 
-    def list_versions(self, name: str, status: str | None = None, after: int = 0,
-                      limit: int = 20) -> tuple[list[VersionInfo], int | None]:
+    def list_versions(
+        self, name: str, status: str | None = None, after: int = 0, limit: int = 20
+    ) -> tuple[list[VersionInfo], int | None]:
         """Versions above ``after``, oldest first; also the cursor for the next page, if any."""
         with self._session(read_only=True) as session:
             model = self._model(session, name)
-            query = select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version > after)
+            query = select(ModelVersion).where(
+                ModelVersion.model_id == model.id, ModelVersion.version > after
+            )
             if status is not None:
                 query = query.where(ModelVersion.status == status)
             rows = list(session.scalars(query.order_by(ModelVersion.version).limit(limit + 1)))
@@ -256,8 +283,9 @@ class Registry:
             raise Conflict(f"version {number} of {name!r} is {version.status}: it has no performance")
         return version.performance
 
-    def create_version(self, name: str, args: TrainingArgs, max_training: int | None = None,
-                       queue: bool = False) -> VersionInfo:
+    def create_version(
+        self, name: str, args: TrainingArgs, max_training: int | None = None, queue: bool = False
+    ) -> VersionInfo:
         """A new version in status ``training``, numbered one above the highest.
 
         Numbering holds the model's row (PostgreSQL: ``FOR UPDATE``; SQLite: the
@@ -274,30 +302,47 @@ class Registry:
             if model is None:
                 raise ModelNotFound(name)
             if max_training is not None:
-                training = session.execute(select(func.count()).where(ModelVersion.status == "training")).scalar_one()
+                training = session.execute(
+                    select(func.count()).where(ModelVersion.status == "training")
+                ).scalar_one()
                 if training >= max_training:
-                    raise Busy(f"{training} version(s) are queued or training already, the most this service "
-                               "runs at once: try again when one has finished")
-            highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
-            version = ModelVersion(model=model, version=(highest or 0) + 1, status="training",
-                                   args=args.to_dict())
+                    raise Busy(
+                        f"{training} version(s) are queued or training already, the most this service "
+                        "runs at once: try again when one has finished"
+                    )
+            highest = session.scalar(
+                select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+            )
+            version = ModelVersion(
+                model=model, version=(highest or 0) + 1, status="training", args=args.to_dict()
+            )
             session.add(version)
             if queue:
                 session.add(TrainingJob(version=version, status="pending", attempts=0))
             session.flush()
             return VersionInfo.of(version)
 
-    def complete_version(self, name: str, number: int, trained: TrainedModel,
-                         held: tuple[int, str] | None = None) -> VersionInfo:
+    def complete_version(
+        self, name: str, number: int, trained: TrainedModel, held: tuple[int, str] | None = None
+    ) -> VersionInfo:
         """Mark the version ``ready`` and write its artifacts, in one transaction.
 
         ``held`` (a training job's id and its lease owner): the job is marked done in that
         same transaction, only if that owner still holds it, else :class:`LeaseLost` and
         nothing changes: a trainer whose lease ran out never overwrites its successor.
         """
-        holds = None if held is None else (TrainingJob.id == held[0], TrainingJob.status == "running",
-                                           TrainingJob.lease_owner == held[1])
-        lost = LeaseLost(f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease")
+        holds = (
+            None
+            if held is None
+            else (
+                TrainingJob.id == held[0],
+                TrainingJob.status == "running",
+                TrainingJob.lease_owner == held[1],
+            )
+        )
+        lost = LeaseLost(
+            f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease"
+        )
         with self._session(read_only=True) as session:  # nothing is written for a result refused anyway
             status = self._version(session, self._model(session, name), number).status
             if holds is not None and session.scalar(select(TrainingJob.id).where(*holds)) is None:
@@ -309,9 +354,17 @@ class Registry:
 
         def record(session: Session) -> VersionInfo:
             # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
-            if holds is not None and not cast(CursorResult[Any], session.execute(
-                    update(TrainingJob).where(*holds)
-                    .values(status="done", lease_expires_at=None, finished_at=utcnow()))).rowcount:
+            if (
+                holds is not None
+                and not cast(
+                    CursorResult[Any],
+                    session.execute(
+                        update(TrainingJob)
+                        .where(*holds)
+                        .values(status="done", lease_expires_at=None, finished_at=utcnow())
+                    ),
+                ).rowcount
+            ):
                 raise lost  # the lease ran out meanwhile
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
@@ -327,8 +380,9 @@ class Registry:
 
         return self._record_with_run(run_id, files, record)
 
-    def _record_with_run(self, run_id: str, files: Mapping[str, bytes],
-                         record: Callable[[Session], VersionInfo]) -> VersionInfo:
+    def _record_with_run(
+        self, run_id: str, files: Mapping[str, bytes], record: Callable[[Session], VersionInfo]
+    ) -> VersionInfo:
         """``record`` the version that points at a new run, and write the run's files, as one.
 
         A transactional store (the database) writes them in the version's transaction; another
@@ -347,7 +401,9 @@ class Registry:
                 try:
                     self.artifacts.delete(run_id)
                 except OSError as exc:
-                    log.warning("run %s of a version not recorded cannot be deleted (%s)", run_id, exc.strerror)
+                    log.warning(
+                        "run %s of a version not recorded cannot be deleted (%s)", run_id, exc.strerror
+                    )
             raise
 
     def fail_version(self, name: str, number: int, error: str) -> None:
@@ -369,12 +425,19 @@ class Registry:
             return self.complete_version(name, version.version, trained)
         except BaseException as exc:
             try:
-                why = (f"{type(exc).__name__}: {exc}" if isinstance(exc, CoeError)
-                       else "recording the trained model failed unexpectedly; the cause is in the command's output")
+                why = (
+                    f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, CoeError)
+                    else "recording the trained model failed unexpectedly; the cause is in the command's output"
+                )
                 self.fail_version(name, version.version, why)
             except Exception as again:  # the original error is the one to raise
-                log.warning("version %d of %r stays training: it could not be marked failed (%s)",
-                            version.version, name, again)
+                log.warning(
+                    "version %d of %r stays training: it could not be marked failed (%s)",
+                    version.version,
+                    name,
+                    again,
+                )
             raise
 
     def archive_version(self, name: str, number: int) -> VersionInfo:
@@ -412,7 +475,9 @@ class Registry:
             model = self._model(session, name)
             version = self._version(session, model, number)
             if version.status != "ready" or version.run_id is None or version.artifacts is None:
-                raise Conflict(f"version {number} of {name!r} is {version.status}; only ready versions can be aliased")
+                raise Conflict(
+                    f"version {number} of {name!r} is {version.status}; only ready versions can be aliased"
+                )
             read_verified(version.run_id, self.artifacts, version.artifacts)
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             previous = None if found is None else found.version.version
@@ -460,20 +525,31 @@ class Registry:
             model = self._model(session, name)
             version = self._version(session, model, number)
             if version.status != "ready" or version.run_id is None:
-                raise Conflict(f"version {number} of {name!r} is {version.status}: "
-                               "only ready versions can be exported")
-            manifest: dict[str, Any] = {"model": name, "description": model.description, "version": number,
-                        "run_id": version.run_id, "args": version.args, "dataset": version.dataset,
-                        "performance": version.performance, "threshold": version.threshold,
-                        "artifacts": dict(version.artifacts or {})}
+                raise Conflict(
+                    f"version {number} of {name!r} is {version.status}: only ready versions can be exported"
+                )
+            manifest: dict[str, Any] = {
+                "model": name,
+                "description": model.description,
+                "version": number,
+                "run_id": version.run_id,
+                "args": version.args,
+                "dataset": version.dataset,
+                "performance": version.performance,
+                "threshold": version.threshold,
+                "artifacts": dict(version.artifacts or {}),
+            }
         files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
         record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
         if record is None:
-            raise RunNotFound(f"run {manifest['run_id']}: its {RECORD_FILE} is missing "
-                              "from the artifact store")
+            raise RunNotFound(
+                f"run {manifest['run_id']}: its {RECORD_FILE} is missing from the artifact store"
+            )
         return manifest, {**files, RECORD_FILE: record}
 
-    def import_version(self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> VersionInfo:
+    def import_version(
+        self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+    ) -> VersionInfo:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
         Every file must match the manifest's digest (nothing is unpickled); what the version
@@ -487,12 +563,15 @@ class Registry:
         check_model_name(name)
         description = check_description(manifest.get("description", ""))
         if set(files) != {*RUN_FILES, RECORD_FILE} or set(digests) != set(RUN_FILES):
-            raise InvalidInput(f"run {run_id}: the files are not exactly a run's ({', '.join(RUN_FILES)}, "
-                               f"{RECORD_FILE}); nothing imported")
+            raise InvalidInput(
+                f"run {run_id}: the files are not exactly a run's ({', '.join(RUN_FILES)}, "
+                f"{RECORD_FILE}); nothing imported"
+            )
         for file_name, digest in digests.items():
             if sha256(files[file_name]) != digest:
-                raise InvalidInput(f"run {run_id}: {file_name} does not match its sha256 in the export; "
-                                   "nothing imported")
+                raise InvalidInput(
+                    f"run {run_id}: {file_name} does not match its sha256 in the export; nothing imported"
+                )
         values = check_values(manifest, files, f"run {run_id}")
 
         def record(session: Session) -> VersionInfo:
@@ -501,16 +580,30 @@ class Registry:
                 model = Model(name=name, description=description)
                 session.add(model)
                 session.flush()
-            holder = session.execute(select(Model.name, ModelVersion.version).join(ModelVersion.model)
-                                     .where(ModelVersion.run_id == run_id).limit(1)).first()
+            holder = session.execute(
+                select(Model.name, ModelVersion.version)
+                .join(ModelVersion.model)
+                .where(ModelVersion.run_id == run_id)
+                .limit(1)
+            ).first()
             if holder is not None:
-                raise Conflict(f"run {run_id} is already in this registry, as version {holder[1]} of "
-                               f"{holder[0]!r} (imported before, or exported from here): nothing imported")
+                raise Conflict(
+                    f"run {run_id} is already in this registry, as version {holder[1]} of "
+                    f"{holder[0]!r} (imported before, or exported from here): nothing imported"
+                )
             self.artifacts.delete(run_id, session.connection())  # files no version points at, if any
-            highest = session.scalar(select(func.max(ModelVersion.version))
-                                     .where(ModelVersion.model_id == model.id))
-            version = ModelVersion(model=model, version=(highest or 0) + 1, status="ready",
-                                   finished_at=utcnow(), artifacts=dict(digests), run_id=run_id, **values)
+            highest = session.scalar(
+                select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+            )
+            version = ModelVersion(
+                model=model,
+                version=(highest or 0) + 1,
+                status="ready",
+                finished_at=utcnow(),
+                artifacts=dict(digests),
+                run_id=run_id,
+                **values,
+            )
             session.add(version)
             session.flush()
             return VersionInfo.of(version)
@@ -518,18 +611,24 @@ class Registry:
         try:
             return self._record_with_run(run_id, files, record)
         except IntegrityError:
-            raise Conflict(f"run {run_id} or model {name!r} was written by another import meanwhile: "
-                           "nothing imported; try again") from None
+            raise Conflict(
+                f"run {run_id} or model {name!r} was written by another import meanwhile: "
+                "nothing imported; try again"
+            ) from None
         except DataError as exc:
             why = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-            raise InvalidInput(f"run {run_id}: the database refused a value of the export ({why}); "
-                               "nothing imported") from None
+            raise InvalidInput(
+                f"run {run_id}: the database refused a value of the export ({why}); nothing imported"
+            ) from None
 
     # --- observing -------------------------------------------------------------------------------
 
     def version_counts(self) -> dict[tuple[str, str], int]:
         """How many versions each model has per status: every training run, by outcome."""
-        query = (select(Model.name, ModelVersion.status, func.count())
-                 .join(ModelVersion.model).group_by(Model.name, ModelVersion.status))
+        query = (
+            select(Model.name, ModelVersion.status, func.count())
+            .join(ModelVersion.model)
+            .group_by(Model.name, ModelVersion.status)
+        )
         with reader(self.engine).begin() as connection:
             return {(name, status): n for name, status, n in connection.execute(query)}

@@ -50,12 +50,24 @@ CANCELLED = "cancelled by an administrator before training finished"
 _jobs, _versions, _models = TrainingJob.__table__, ModelVersion.__table__, Model.__table__
 #: The oldest job nobody holds, or whose holder's lease ran out before ``now``.
 _CLAIMABLE = (
-    select(_jobs.c.id, _jobs.c.status, _jobs.c.attempts, _jobs.c.lease_owner, _jobs.c.version_id,
-           _models.c.name, _versions.c.version, _versions.c.args)
+    select(
+        _jobs.c.id,
+        _jobs.c.status,
+        _jobs.c.attempts,
+        _jobs.c.lease_owner,
+        _jobs.c.version_id,
+        _models.c.name,
+        _versions.c.version,
+        _versions.c.args,
+    )
     .join(_versions, _versions.c.id == _jobs.c.version_id)
     .join(_models, _models.c.id == _versions.c.model_id)
-    .where(or_(_jobs.c.status == "pending",
-               (_jobs.c.status == "running") & (_jobs.c.lease_expires_at < bindparam("now"))))
+    .where(
+        or_(
+            _jobs.c.status == "pending",
+            (_jobs.c.status == "running") & (_jobs.c.lease_expires_at < bindparam("now")),
+        )
+    )
     .order_by(_jobs.c.created_at, _jobs.c.id)
     .limit(1)
 )
@@ -63,32 +75,61 @@ _ANY_CLAIMABLE = _CLAIMABLE.with_only_columns(_jobs.c.id)
 #: PostgreSQL: other runners skip the row this transaction locks instead of waiting for it.
 _CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(of=_jobs, skip_locked=True)
 #: Conditional on the state the claim saw: pending, or running under the lease that ran out.
-_SEEN = ((_jobs.c.id == bindparam("job")) & (_jobs.c.status == bindparam("seen_status"))
-         & (_jobs.c.attempts == bindparam("seen_attempts")))
-_TAKE = update(_jobs).where(_SEEN).values(
-    status="running", lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires"),
-    attempts=_jobs.c.attempts + 1)
-_ABANDON = update(_jobs).where(_SEEN).values(status="failed", lease_expires_at=None,
-                                             finished_at=bindparam("now"))
+_SEEN = (
+    (_jobs.c.id == bindparam("job"))
+    & (_jobs.c.status == bindparam("seen_status"))
+    & (_jobs.c.attempts == bindparam("seen_attempts"))
+)
+_TAKE = (
+    update(_jobs)
+    .where(_SEEN)
+    .values(
+        status="running",
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=_jobs.c.attempts + 1,
+    )
+)
+_ABANDON = (
+    update(_jobs).where(_SEEN).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+)
 #: Conditional: only the lease's holder renews, gives back or fails its job.
-_HELD = (_jobs.c.id == bindparam("job")) & (_jobs.c.status == "running") & (_jobs.c.lease_owner == bindparam("owner"))
+_HELD = (
+    (_jobs.c.id == bindparam("job"))
+    & (_jobs.c.status == "running")
+    & (_jobs.c.lease_owner == bindparam("owner"))
+)
 _RENEW = update(_jobs).where(_HELD).values(lease_expires_at=bindparam("expires"))
 #: Back to pending as if never claimed: a runner that gives a job back was not killed by it.
-_RELEASE = update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None,
-                                             attempts=_jobs.c.attempts - 1)
+_RELEASE = (
+    update(_jobs)
+    .where(_HELD)
+    .values(status="pending", lease_owner=None, lease_expires_at=None, attempts=_jobs.c.attempts - 1)
+)
 #: Back to pending with its attempt counted: its runner trained it for longer than a lease, then stopped.
-_RELEASE_COUNTED = update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None)
-_FAIL_JOB = update(_jobs).where(_HELD).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+_RELEASE_COUNTED = (
+    update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None)
+)
+_FAIL_JOB = (
+    update(_jobs).where(_HELD).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+)
 #: Conditional: a job nobody finished yet, held or not (a cancel).
-_CANCEL_JOB = (update(_jobs)
-               .where(_jobs.c.version_id == bindparam("of_version"), _jobs.c.status.in_(("pending", "running")))
-               .values(status="failed", lease_expires_at=None, finished_at=bindparam("now")))
-_VERSION = (select(_versions.c.id, _versions.c.status).join(_models, _models.c.id == _versions.c.model_id)
-            .where(_models.c.name == bindparam("name"), _versions.c.version == bindparam("number")))
+_CANCEL_JOB = (
+    update(_jobs)
+    .where(_jobs.c.version_id == bindparam("of_version"), _jobs.c.status.in_(("pending", "running")))
+    .values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+)
+_VERSION = (
+    select(_versions.c.id, _versions.c.status)
+    .join(_models, _models.c.id == _versions.c.model_id)
+    .where(_models.c.name == bindparam("name"), _versions.c.version == bindparam("number"))
+)
 #: Conditional: a version that is no longer training keeps what it has.
-_FAIL_VERSION = (update(_versions)
-                 .where(_versions.c.id == bindparam("version_id"), _versions.c.status == "training")
-                 .values(status="failed", finished_at=bindparam("now"), error=bindparam("error")))
+_FAIL_VERSION = (
+    update(_versions)
+    .where(_versions.c.id == bindparam("version_id"), _versions.c.status == "training")
+    .values(status="failed", finished_at=bindparam("now"), error=bindparam("error"))
+)
 _BY_STATUS = select(_jobs.c.status, func.count()).group_by(_jobs.c.status)
 
 
@@ -114,8 +155,9 @@ class TrainingClaim:
 
 
 def abandoned_message(owner: str) -> str:
-    return (f"training was abandoned {MAX_ATTEMPTS} times; its last trainer, {owner}, "
-            "stopped renewing its lease")
+    return (
+        f"training was abandoned {MAX_ATTEMPTS} times; its last trainer, {owner}, stopped renewing its lease"
+    )
 
 
 def timeout_message(seconds: float) -> str:
@@ -123,8 +165,10 @@ def timeout_message(seconds: float) -> str:
 
 
 def given_back_message(owner: str, attempts: int, ran_seconds: float) -> str:
-    return (f"training was given back unfinished on its last try ({attempts} of {MAX_ATTEMPTS}): its trainer, "
-            f"{owner}, was stopped after {ran_seconds:.0f} s (a restart, a deploy or a recycled server worker)")
+    return (
+        f"training was given back unfinished on its last try ({attempts} of {MAX_ATTEMPTS}): its trainer, "
+        f"{owner}, was stopped after {ran_seconds:.0f} s (a restart, a deploy or a recycled server worker)"
+    )
 
 
 class TrainingJobs:
@@ -156,25 +200,39 @@ class TrainingJobs:
                     if connection.execute(_ANY_CLAIMABLE, {"now": now}).first() is None:
                         return None
             with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
-                row = connection.execute(_CLAIMABLE_LOCKED if self.postgres else _CLAIMABLE, {"now": now}).first()
+                row = connection.execute(
+                    _CLAIMABLE_LOCKED if self.postgres else _CLAIMABLE, {"now": now}
+                ).first()
                 if row is None:
                     return None
                 seen = {"job": row.id, "seen_status": row.status, "seen_attempts": row.attempts}
                 if row.status == "running" and row.attempts >= MAX_ATTEMPTS:
                     if connection.execute(_ABANDON, {**seen, "now": now}).rowcount:
-                        connection.execute(_FAIL_VERSION, {"version_id": row.version_id, "now": now,
-                                                           "error": abandoned_message(row.lease_owner)})
+                        connection.execute(
+                            _FAIL_VERSION,
+                            {
+                                "version_id": row.version_id,
+                                "now": now,
+                                "error": abandoned_message(row.lease_owner),
+                            },
+                        )
                     continue
-                if not connection.execute(_TAKE, {**seen, "owner": owner, "expires": now + self.lease}).rowcount:
+                if not connection.execute(
+                    _TAKE, {**seen, "owner": owner, "expires": now + self.lease}
+                ).rowcount:
                     continue  # taken meanwhile (cannot happen under the lock; kept conditional all the same)
-            return TrainingClaim(row.id, row.version_id, row.name, row.version, dict(row.args), owner,
-                                 row.attempts + 1)
+            return TrainingClaim(
+                row.id, row.version_id, row.name, row.version, dict(row.args), owner, row.attempts + 1
+            )
 
     def renew(self, claim: TrainingClaim) -> bool:
         """Extend the lease by a full lease from now, if its owner still holds the job."""
         with self.engine.begin() as connection:
-            return bool(connection.execute(_RENEW, {"job": claim.job_id, "owner": claim.owner,
-                                                    "expires": utcnow() + self.lease}).rowcount)
+            return bool(
+                connection.execute(
+                    _RENEW, {"job": claim.job_id, "owner": claim.owner, "expires": utcnow() + self.lease}
+                ).rowcount
+            )
 
     def release(self, claim: TrainingClaim, ran_seconds: float = 0.0) -> bool:
         """Give a held job back (a runner stopping) after training it ``ran_seconds``; False if not held.
@@ -208,9 +266,13 @@ class TrainingJobs:
         """Training itself failed (bad data, …): the version is ``failed`` with ``error``, if the claim holds."""
         now = utcnow()
         with self.engine.begin() as connection:
-            if not connection.execute(_FAIL_JOB, {"job": claim.job_id, "owner": claim.owner, "now": now}).rowcount:
+            if not connection.execute(
+                _FAIL_JOB, {"job": claim.job_id, "owner": claim.owner, "now": now}
+            ).rowcount:
                 return False
-            connection.execute(_FAIL_VERSION, {"version_id": claim.version_id, "now": now, "error": error[:2000]})
+            connection.execute(
+                _FAIL_VERSION, {"version_id": claim.version_id, "now": now, "error": error[:2000]}
+            )
         return True
 
     def cancel(self, name: str, number: int) -> VersionInfo:
@@ -227,7 +289,9 @@ class TrainingJobs:
             # The job first, then the version, as completing and failing do: on PostgreSQL a cancel racing a
             # completion waits for it rather than deadlocking with it.
             connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
-            if not connection.execute(_FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}).rowcount:
+            if not connection.execute(
+                _FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}
+            ).rowcount:
                 status = connection.execute(_VERSION, {"name": name, "number": number}).one().status
                 raise Conflict(f"version {number} of {name!r} is {status}, not training: nothing to cancel")
         return self.registry.get_version(name, number)

@@ -53,18 +53,31 @@ def test_the_project_args_file_is_valid_and_matches_the_defaults():
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("analyzer", "word"), ("analyzer", "char_wb"),
-        ("ngram_max", 1), ("ngram_max", 5),
-        ("min_df", 1), ("min_df", 100),
-        ("max_df", 0.1), ("max_df", 1.0),
-        ("C", 1e-4), ("C", 1e4),
-        ("class_weight", "balanced"), ("class_weight", None),
-        ("max_iter", 10), ("max_iter", 100_000),
-        ("val_size", 0.05), ("val_size", 0.4),
-        ("test_size", 0.05), ("test_size", 0.4),
-        ("seed", 0), ("seed", 2**32 - 1),
-        ("threshold", 0.0), ("threshold", 1.0), ("threshold", None),
-        ("sublinear_tf", False), ("stop_words", True),
+        ("analyzer", "word"),
+        ("analyzer", "char_wb"),
+        ("ngram_max", 1),
+        ("ngram_max", 5),
+        ("min_df", 1),
+        ("min_df", 100),
+        ("max_df", 0.1),
+        ("max_df", 1.0),
+        ("C", 1e-4),
+        ("C", 1e4),
+        ("class_weight", "balanced"),
+        ("class_weight", None),
+        ("max_iter", 10),
+        ("max_iter", 100_000),
+        ("val_size", 0.05),
+        ("val_size", 0.4),
+        ("test_size", 0.05),
+        ("test_size", 0.4),
+        ("seed", 0),
+        ("seed", 2**32 - 1),
+        ("threshold", 0.0),
+        ("threshold", 1.0),
+        ("threshold", None),
+        ("sublinear_tf", False),
+        ("stop_words", True),
     ],
 )
 def test_values_on_the_bounds_are_accepted(field, value):
@@ -75,20 +88,34 @@ def test_values_on_the_bounds_are_accepted(field, value):
     ("field", "value"),
     [
         ("analyzer", "char"),
-        ("ngram_max", 0), ("ngram_max", 6),
-        ("min_df", 0), ("min_df", 101),
-        ("max_df", 0.05), ("max_df", 1.5),
-        ("C", 0.0), ("C", 1e5), ("C", -1),
+        ("ngram_max", 0),
+        ("ngram_max", 6),
+        ("min_df", 0),
+        ("min_df", 101),
+        ("max_df", 0.05),
+        ("max_df", 1.5),
+        ("C", 0.0),
+        ("C", 1e5),
+        ("C", -1),
         ("class_weight", "uniform"),
-        ("max_iter", 9), ("max_iter", 100_001),
-        ("val_size", 0.0), ("val_size", 0.5),
-        ("test_size", 0.01), ("test_size", 0.41),
-        ("seed", -1), ("seed", 2**32),
-        ("threshold", -0.1), ("threshold", 1.01),
-        ("ngram_max", "two"), ("C", "much"), ("seed", True),
+        ("max_iter", 9),
+        ("max_iter", 100_001),
+        ("val_size", 0.0),
+        ("val_size", 0.5),
+        ("test_size", 0.01),
+        ("test_size", 0.41),
+        ("seed", -1),
+        ("seed", 2**32),
+        ("threshold", -0.1),
+        ("threshold", 1.01),
+        ("ngram_max", "two"),
+        ("C", "much"),
+        ("seed", True),
         ("sublinear_tf", "perhaps"),
-        ("ngram_max", None), ("seed", None),
-        ("C", float("nan")), ("C", float("inf")),
+        ("ngram_max", None),
+        ("seed", None),
+        ("C", float("nan")),
+        ("C", float("inf")),
     ],
 )
 def test_values_out_of_bounds_or_of_the_wrong_type_are_refused_naming_the_field(field, value):
@@ -116,9 +143,19 @@ def test_every_bad_field_is_named_in_one_message():
 def test_every_field_of_training_args_can_be_set():
     """No field is forgotten in the schema: each one can be set from outside."""
     custom = {
-        "analyzer": "word", "ngram_max": 3, "min_df": 2, "max_df": 0.9, "sublinear_tf": False,
-        "stop_words": True, "C": 1.5, "class_weight": None, "max_iter": 200, "val_size": 0.2,
-        "test_size": 0.25, "seed": 42, "threshold": 0.5,
+        "analyzer": "word",
+        "ngram_max": 3,
+        "min_df": 2,
+        "max_df": 0.9,
+        "sublinear_tf": False,
+        "stop_words": True,
+        "C": 1.5,
+        "class_weight": None,
+        "max_iter": 200,
+        "val_size": 0.2,
+        "test_size": 0.25,
+        "seed": 42,
+        "threshold": 0.5,
     }
     assert set(custom) == {f.name for f in fields(TrainingArgs)}
     assert parse_args(custom).to_dict() == custom
@@ -129,12 +166,15 @@ def test_stop_words_with_a_character_analyzer_are_refused_naming_the_field():
         parse_args({"analyzer": "char_wb", "stop_words": True})
 
 
-@pytest.mark.parametrize("data", [
-    {"analyzer": "char_wb", "stop_words": False},
-    {"analyzer": "char_wb"},
-    {"analyzer": "word", "stop_words": True},
-    {"stop_words": True},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"analyzer": "char_wb", "stop_words": False},
+        {"analyzer": "char_wb"},
+        {"analyzer": "word", "stop_words": True},
+        {"stop_words": True},
+    ],
+)
 def test_stop_words_go_with_the_word_analyzer(data):
     args = parse_args(data)
     assert args.stop_words == data.get("stop_words", False)

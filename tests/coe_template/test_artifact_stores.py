@@ -51,23 +51,28 @@ def test_the_database_store_writes_no_run_directory_and_keeps_every_file_as_a_bl
     run_id = host_a.get_version(MODEL, 1).run_id
     assert not (host_a.store / "runs").exists()
     with host_a.engine.connect() as connection:
-        rows = connection.execute(text("SELECT name, sha256, data FROM artifact_blobs WHERE run_id = :r"),
-                                  {"r": run_id}).all()
+        rows = connection.execute(
+            text("SELECT name, sha256, data FROM artifact_blobs WHERE run_id = :r"), {"r": run_id}
+        ).all()
     assert {name for name, _, _ in rows} == set(RUN_FILES) | {RECORD_FILE}
     assert all(digest == sha256(bytes(data)) for _, digest, data in rows)
-    assert {name: digest for name, digest, _ in rows if name != RECORD_FILE} == \
-        host_a.get_version(MODEL, 1).artifacts
+    assert {name: digest for name, digest, _ in rows if name != RECORD_FILE} == host_a.get_version(
+        MODEL, 1
+    ).artifacts
 
 
 def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_its_cache(
-        host_a, open_host, trained_model):
+    host_a, open_host, trained_model
+):
     version = host_a.get_version(MODEL, 1)
     run_id = version.run_id
     host_b = open_host("host-b")
     assert not any(host_b.store.iterdir())  # nothing local: a fresh replica
 
     loaded = host_b.load(MODEL, 1)
-    np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
+    np.testing.assert_array_equal(
+        loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS)
+    )
     cached = host_b.store / "cache" / run_id
     assert {p.name for p in cached.iterdir()} == set(RUN_FILES) | {RECORD_FILE}
     assert {name: sha256((cached / name).read_bytes()) for name in RUN_FILES} == version.artifacts
@@ -75,8 +80,9 @@ def test_another_host_with_an_empty_store_loads_the_version_then_serves_it_from_
     # The blobs gone from the database: host B, restarted, still loads the version from its cache...
     execute(host_a, "DELETE FROM artifact_blobs")
     restarted = open_host("host-b").load(MODEL, 1)
-    np.testing.assert_array_equal(restarted.pipeline.predict_proba(TEXTS),
-                                  trained_model.pipeline.predict_proba(TEXTS))
+    np.testing.assert_array_equal(
+        restarted.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS)
+    )
     # ...which is where they came from: a host without the cache finds nothing.
     with pytest.raises(RunNotFound) as info:
         open_host("host-c").load(MODEL, 1)
@@ -90,7 +96,9 @@ def test_a_tampered_cached_file_is_fetched_again_from_the_database(host_a, open_
     cached.write_bytes(pickle.dumps("not the model"))
 
     loaded = open_host("host-b").load(MODEL, 1)
-    np.testing.assert_array_equal(loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS))
+    np.testing.assert_array_equal(
+        loaded.pipeline.predict_proba(TEXTS), trained_model.pipeline.predict_proba(TEXTS)
+    )
     assert sha256(cached.read_bytes()) == version.artifacts[MODEL_FILE]  # the cache is whole again
 
 
@@ -104,10 +112,17 @@ def test_a_tampered_blob_is_refused_by_name_never_unpickled_never_cached(host_a,
             return (open, (str(marker), "w"))
 
     forged = pickle.dumps(Payload())
-    execute(host_a, "UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name",
-            data=forged, run=run_id, name=MODEL_FILE)
-    message = (f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 "
-               f"(expected {expected}, found {sha256(forged)}); refusing to load it")
+    execute(
+        host_a,
+        "UPDATE artifact_blobs SET data = :data WHERE run_id = :run AND name = :name",
+        data=forged,
+        run=run_id,
+        name=MODEL_FILE,
+    )
+    message = (
+        f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 "
+        f"(expected {expected}, found {sha256(forged)}); refusing to load it"
+    )
 
     host_b = open_host("host-b")
     with pytest.raises(ArtifactError) as info:
@@ -121,12 +136,16 @@ def test_a_tampered_blob_is_refused_by_name_never_unpickled_never_cached(host_a,
     assert host_b.list_aliases(MODEL) == {PRODUCTION: 1}
 
 
-def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(database_url, tmp_path, trained_model):
+def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(
+    database_url, tmp_path, trained_model
+):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     try:
         assert isinstance(registry.artifacts, DirectoryStore)
         run_id = registry.get_version(MODEL, 1).run_id
-        assert {p.name for p in (tmp_path / "store" / "runs" / run_id).iterdir()} == set(RUN_FILES) | {RECORD_FILE}
+        assert {p.name for p in (tmp_path / "store" / "runs" / run_id).iterdir()} == set(RUN_FILES) | {
+            RECORD_FILE
+        }
         assert not (tmp_path / "store" / "cache").exists()
         with registry.engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 0
@@ -135,28 +154,38 @@ def test_the_directory_store_is_the_default_and_keeps_runs_under_the_store(datab
 
 
 @pytest.mark.parametrize("kind", [DATABASE, "directory"])
-def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(database_url, tmp_path, trained_model,
-                                                                        kind):
+def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(
+    database_url, tmp_path, trained_model, kind
+):
     """A run exists exactly when a version points at it: blobs commit with the version (database), a
     run directory is deleted when the version's transaction fails (directory)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("a commit-time refusal needs a deferred trigger (PostgreSQL)")
     registry = seeded_registry(database_url, tmp_path / "store", trained_model, artifacts=kind)
     try:
-        execute(registry, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                          "$$ BEGIN IF NEW.status = 'ready' THEN RAISE EXCEPTION 'refused at commit'; END IF; "
-                          "RETURN NEW; END $$")
-        execute(registry, "CREATE CONSTRAINT TRIGGER refuse AFTER UPDATE ON model_versions "
-                          "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()")
+        execute(
+            registry,
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.status = 'ready' THEN RAISE EXCEPTION 'refused at commit'; END IF; "
+            "RETURN NEW; END $$",
+        )
+        execute(
+            registry,
+            "CREATE CONSTRAINT TRIGGER refuse AFTER UPDATE ON model_versions "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
         with pytest.raises(Exception, match="refused at commit"):
             registry.register(MODEL, trained_model)
         failed = registry.get_version(MODEL, 2)  # not left training: no runner would ever time it out
         assert (failed.status, failed.error) == (
-            "failed", "recording the trained model failed unexpectedly; the cause is in the command's output")
+            "failed",
+            "recording the trained model failed unexpectedly; the cause is in the command's output",
+        )
         run_id = registry.get_version(MODEL, 1).run_id
         with registry.engine.connect() as connection:
             assert connection.execute(text("SELECT DISTINCT run_id FROM artifact_blobs")).scalars().all() == (
-                [run_id] if kind == DATABASE else [])
+                [run_id] if kind == DATABASE else []
+            )
         assert [p.name for p in (registry.store / "runs").glob("*")] == ([] if kind == DATABASE else [run_id])
     finally:
         registry.engine.dispose()

@@ -54,8 +54,12 @@ def test_title_alone_or_description_alone_is_enough():
 
 
 def test_text_and_title_description_items_can_be_mixed():
-    items = to_items([{"id": "p-1", "text": "Transformers for text"},
-                      {"id": "p-2", "title": "yolo", "description": "Object detection"}])
+    items = to_items(
+        [
+            {"id": "p-1", "text": "Transformers for text"},
+            {"id": "p-2", "title": "yolo", "description": "Object detection"},
+        ]
+    )
     assert items == [("p-1", "Transformers for text"), ("p-2", "yolo Object detection")]
 
 
@@ -83,8 +87,15 @@ def test_a_batch_input_error_is_a_value_error():
         to_items([])
 
 
-@pytest.mark.parametrize("row", [{"text": "no id at all"}, {"id": "", "text": "empty id"},
-                                 {"id": "   ", "text": "blank id"}, {"id": None, "text": "null id"}])
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"text": "no id at all"},
+        {"id": "", "text": "empty id"},
+        {"id": "   ", "text": "blank id"},
+        {"id": None, "text": "null id"},
+    ],
+)
 def test_a_missing_id_is_refused_by_position(row):
     assert refusal([{"id": "ok", "text": "fine"}, row]) == "invalid batch: items[1] has no id"
 
@@ -92,7 +103,8 @@ def test_a_missing_id_is_refused_by_position(row):
 @pytest.mark.parametrize("bad", ["a/b", "a b", "über", "a?b", "a#b", "x" * 201, "a%2Fb", "tab\there"])
 def test_an_id_with_characters_unsafe_in_a_url_is_refused_by_position_and_id(bad):
     assert refusal([{"id": "ok", "text": "fine"}, {"id": bad, "text": "some text"}]) == (
-        f"invalid batch: items[1] id {bad[:40]!r} must be 1-200 letters, digits or ._~:@-")
+        f"invalid batch: items[1] id {bad[:40]!r} must be 1-200 letters, digits or ._~:@-"
+    )
     assert not ITEM_ID.fullmatch(bad)
 
 
@@ -103,19 +115,22 @@ def test_an_id_of_the_longest_length_is_accepted():
 @pytest.mark.parametrize("text", ["", "   ", "\n\t ", None])
 def test_an_empty_or_blank_text_is_refused_by_position_and_id(text):
     assert refusal([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}]) == (
-        "invalid batch: items[1] (id 'p-2') has no text")
+        "invalid batch: items[1] (id 'p-2') has no text"
+    )
 
 
 @pytest.mark.parametrize("text", ["\x00", "a\x00", "\x00b", "a\x00b"])
 def test_a_text_holding_a_nul_character_is_refused_by_position_and_id(text):
     assert refusal([{"id": "ok", "text": "fine"}, {"id": "p-2", "text": text}]) == (
-        "invalid batch: items[1] (id 'p-2') contains a NUL character")
+        "invalid batch: items[1] (id 'p-2') contains a NUL character"
+    )
 
 
 def test_a_blank_text_with_a_bad_id_is_named_twice_the_id_first():
     assert refusal([{"id": "a/b", "text": " "}]) == (
         "invalid batch: items[0] id 'a/b' must be 1-200 letters, digits or ._~:@-; "
-        "items[0] (id 'a/b') has no text")
+        "items[0] (id 'a/b') has no text"
+    )
 
 
 def test_blank_title_and_description_is_no_text():
@@ -125,24 +140,35 @@ def test_blank_title_and_description_is_no_text():
 
 def test_a_duplicate_id_is_refused_naming_it():
     assert refusal([{"id": "p-1", "text": "a"}, {"id": "p-2", "text": "b"}, {"id": "p-1", "text": "c"}]) == (
-        "invalid batch: id 'p-1' appears more than once")
+        "invalid batch: id 'p-1' appears more than once"
+    )
 
 
 def test_ids_that_are_the_same_after_stripping_are_duplicates():
     assert refusal([{"id": "p-1", "text": "a"}, {"id": " p-1 ", "text": "b"}]) == (
-        "invalid batch: id 'p-1' appears more than once")
+        "invalid batch: id 'p-1' appears more than once"
+    )
 
 
 def test_missing_ids_are_not_duplicates_of_each_other():
     assert refusal([{"text": "a"}, {"id": "", "text": "b"}]) == (
-        "invalid batch: items[0] has no id; items[1] has no id")
+        "invalid batch: items[0] has no id; items[1] has no id"
+    )
 
 
 def test_every_problem_is_named_in_one_message():
-    assert refusal([{"id": "", "text": "a"}, {"id": "a/b", "text": "b"}, {"id": "c", "text": " "},
-                    {"id": "d", "text": "d"}, {"id": "d", "text": "again"}]) == (
+    assert refusal(
+        [
+            {"id": "", "text": "a"},
+            {"id": "a/b", "text": "b"},
+            {"id": "c", "text": " "},
+            {"id": "d", "text": "d"},
+            {"id": "d", "text": "again"},
+        ]
+    ) == (
         "invalid batch: items[0] has no id; items[1] id 'a/b' must be 1-200 letters, digits or ._~:@-; "
-        "items[2] (id 'c') has no text; id 'd' appears more than once")
+        "items[2] (id 'c') has no text; id 'd' appears more than once"
+    )
 
 
 def blank_texts(count: int) -> list[dict[str, str]]:
@@ -151,24 +177,34 @@ def blank_texts(count: int) -> list[dict[str, str]]:
 
 def test_five_problems_are_all_shown():
     assert refusal(blank_texts(5)) == "invalid batch: " + "; ".join(
-        f"items[{n}] (id 'p-{n}') has no text" for n in range(5))
+        f"items[{n}] (id 'p-{n}') has no text" for n in range(5)
+    )
 
 
 def test_a_sixth_problem_is_summarised():
-    assert refusal(blank_texts(6)) == "invalid batch: " + "; ".join(
-        f"items[{n}] (id 'p-{n}') has no text" for n in range(5)) + "; and 1 more"
+    assert (
+        refusal(blank_texts(6))
+        == "invalid batch: "
+        + "; ".join(f"items[{n}] (id 'p-{n}') has no text" for n in range(5))
+        + "; and 1 more"
+    )
 
 
 def test_many_problems_are_summarised_with_how_many_more():
-    assert refusal(blank_texts(12)) == "invalid batch: " + "; ".join(
-        f"items[{n}] (id 'p-{n}') has no text" for n in range(5)) + "; and 7 more"
+    assert (
+        refusal(blank_texts(12))
+        == "invalid batch: "
+        + "; ".join(f"items[{n}] (id 'p-{n}') has no text" for n in range(5))
+        + "; and 7 more"
+    )
 
 
 def test_the_summary_counts_duplicates_too():
     rows = [{"id": "", "text": "x"} for _ in range(5)] + [{"id": "dup", "text": "x"}] * 2
     # Shown problems come first by position, the duplicates after them.
     assert refusal(rows) == (
-        "invalid batch: " + "; ".join(f"items[{n}] has no id" for n in range(5)) + "; and 1 more")
+        "invalid batch: " + "; ".join(f"items[{n}] has no id" for n in range(5)) + "; and 1 more"
+    )
 
 
 def test_the_name_used_in_messages_can_be_chosen():
@@ -210,19 +246,22 @@ def test_csv_without_a_trailing_newline():
     assert read_csv(b"id,text\np-1,last") == [("p-1", "last")]
 
 
-@pytest.mark.parametrize("header", ["text", "title,description", "id", "id,title", "id,description",
-                                    "ident,text"])
+@pytest.mark.parametrize(
+    "header", ["text", "title,description", "id", "id,title", "id,description", "ident,text"]
+)
 def test_csv_missing_columns_are_refused_naming_the_columns_found(header):
     data = f"{header}\n{','.join('x' for _ in header.split(','))}\n".encode()
     assert csv_refusal(data) == (
         "the CSV file needs an id column and a text column (or title and description); "
-        f"found {header.replace(',', ', ')}")
+        f"found {header.replace(',', ', ')}"
+    )
 
 
 @pytest.mark.parametrize("data", [b"", "\ufeff".encode(), b"\n\n"])
 def test_an_empty_csv_is_refused(data):
     assert csv_refusal(data) == (
-        "the CSV file is empty: expected a header with id and text (or title, description)")
+        "the CSV file is empty: expected a header with id and text (or title, description)"
+    )
 
 
 def test_a_header_without_rows_is_no_items():
@@ -232,20 +271,23 @@ def test_a_header_without_rows_is_no_items():
 def test_a_csv_that_is_not_utf8_is_refused():
     assert csv_refusal("id,text\np-1,Café\n".encode("latin-1")) == (
         "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 15: "
-        "invalid continuation byte")
+        "invalid continuation byte"
+    )
 
 
 def test_a_utf16_csv_is_refused_as_not_utf8():
     assert csv_refusal("id,text\np-1,hello\n".encode("utf-16")) == (
         "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xff in position 0: "
-        "invalid start byte")
+        "invalid start byte"
+    )
 
 
 def test_csv_rows_are_checked_by_row_number():
     data = b"id,text\np-1,fine\n,no id\np/3,bad id\np-4,\np-1,duplicate\n"
     assert csv_refusal(data) == (
         "invalid batch: row[1] has no id; row[2] id 'p/3' must be 1-200 letters, digits or ._~:@-; "
-        "row[3] (id 'p-4') has no text; id 'p-1' appears more than once")
+        "row[3] (id 'p-4') has no text; id 'p-1' appears more than once"
+    )
 
 
 def test_a_short_csv_row_has_no_text():
@@ -258,29 +300,35 @@ def test_rows_of_different_lengths_are_each_filled_to_the_headers():
 
 def test_a_csv_text_with_a_nul_character_is_refused_by_row():
     assert csv_refusal(b"id,text\np-1,fine\np-2,a\x00b\n") == (
-        "invalid batch: row[1] (id 'p-2') contains a NUL character")
+        "invalid batch: row[1] (id 'p-2') contains a NUL character"
+    )
 
 
-@pytest.mark.parametrize(("data", "line", "error"), [
-    (b'id,text\na,"hello\nb,world\n', 2, "unexpected end of data"),  # the rest of the file in one field
-    (b'id,text\na,ok\nb,"never closed', 3, "unexpected end of data"),
-    (b'id,text\na,"quoted"\nb,"never closed', 3, "unexpected end of data"),  # after quotes in pairs
-    (b'"id,text\na,b\n', 1, "unexpected end of data"),  # in the header
-    (b'id,text\na,ok\nb,"quoted"then more\n', 3, "',' expected after '\"'"),
-    (b'id,text\na,"two\nlines"x\n', 2, "',' expected after '\"'"),
-])
+@pytest.mark.parametrize(
+    ("data", "line", "error"),
+    [
+        (b'id,text\na,"hello\nb,world\n', 2, "unexpected end of data"),  # the rest of the file in one field
+        (b'id,text\na,ok\nb,"never closed', 3, "unexpected end of data"),
+        (b'id,text\na,"quoted"\nb,"never closed', 3, "unexpected end of data"),  # after quotes in pairs
+        (b'"id,text\na,b\n', 1, "unexpected end of data"),  # in the header
+        (b'id,text\na,ok\nb,"quoted"then more\n', 3, "',' expected after '\"'"),
+        (b'id,text\na,"two\nlines"x\n', 2, "',' expected after '\"'"),
+    ],
+)
 def test_a_csv_with_an_unclosed_or_stray_quote_is_refused_naming_the_line(data, line, error):
     with pytest.raises(BatchInputError) as info:
         read_csv(data)
-    assert str(info.value) == (f"the CSV file is malformed in the row starting on line {line}: {error}; "
-                               f"{QUOTING}")
+    assert str(info.value) == (
+        f"the CSV file is malformed in the row starting on line {line}: {error}; {QUOTING}"
+    )
 
 
 def test_a_lone_quote_inside_an_unquoted_field_is_refused_naming_the_line():
     with pytest.raises(BatchInputError) as info:
         read_csv(b'id,text\na,a 12" screen\nb,ok\n')
-    assert str(info.value) == (f"the CSV file is malformed in the row starting on line 2: an unmatched quote; "
-                               f"{QUOTING}")
+    assert str(info.value) == (
+        f"the CSV file is malformed in the row starting on line 2: an unmatched quote; {QUOTING}"
+    )
 
 
 def test_quotes_in_pairs_inside_an_unquoted_field_are_kept_as_the_csv_module_reads_them():
@@ -290,15 +338,18 @@ def test_quotes_in_pairs_inside_an_unquoted_field_are_kept_as_the_csv_module_rea
 def test_a_malformed_csv_is_refused_not_crashed_on():
     with pytest.raises(BatchInputError) as info:
         read_csv(b"id,text\np-1," + b"x" * 200_000 + b"\n")
-    assert str(info.value) == ("the CSV file is malformed in the row starting on line 2: "
-                               "field larger than field limit (131072)")
+    assert str(info.value) == (
+        "the CSV file is malformed in the row starting on line 2: field larger than field limit (131072)"
+    )
 
 
 def test_a_quote_left_open_over_a_large_file_is_refused_where_it_opened():
     with pytest.raises(BatchInputError) as info:
         read_csv(b'id,text\np-1,"open\n' + b"p,x\n" * 50_000)
-    assert str(info.value) == ("the CSV file is malformed in the row starting on line 2: "
-                               f"field larger than field limit (131072); {QUOTING}")
+    assert str(info.value) == (
+        "the CSV file is malformed in the row starting on line 2: "
+        f"field larger than field limit (131072); {QUOTING}"
+    )
 
 
 # --- csv_rows: the unquoted fast path reads what the csv module reads -----------------------------
@@ -325,8 +376,15 @@ def test_a_field_over_the_limit_is_found_on_the_fast_path_too():
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.tuples(st.text(alphabet=st.sampled_from("ab-._~:@\n \x00é/"), max_size=4),
-                          st.text(alphabet=st.sampled_from("a \n\t\x00\u3000"), max_size=3)), max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.sampled_from("ab-._~:@\n \x00é/"), max_size=4),
+            st.text(alphabet=st.sampled_from("a \n\t\x00\u3000"), max_size=3),
+        ),
+        max_size=6,
+    )
+)
 def test_the_fast_check_accepts_exactly_the_input_with_no_problem(pairs):
     ids, texts = [i for i, _ in pairs], [t for _, t in pairs]
     assert _all_valid(ids, texts) == (not _problems(ids, texts, "items"))
@@ -359,10 +417,17 @@ def test_csv_rows_read_back_exactly_what_the_csv_module_wrote(rows, dialect):
 
 
 @settings(max_examples=300, deadline=None)
-@given(items=st.lists(st.tuples(st.from_regex(ITEM_ID, fullmatch=True),
-                                csv_fields.filter(lambda t: t.strip() and "\x00" not in t)),
-                      min_size=1, max_size=5, unique_by=lambda item: item[0]),
-       dialect=dialects)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.from_regex(ITEM_ID, fullmatch=True), csv_fields.filter(lambda t: t.strip() and "\x00" not in t)
+        ),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda item: item[0],
+    ),
+    dialect=dialects,
+)
 def test_read_csv_reads_back_exactly_the_items_the_csv_module_wrote(items, dialect):
     data = written([["id", "text"], *map(list, items)], dialect).encode()
     assert read_csv(data) == items
@@ -373,12 +438,16 @@ def test_read_csv_reads_back_exactly_the_items_the_csv_module_wrote(items, diale
 def test_a_csv_with_one_quote_more_is_refused_naming_a_line(rows, dialect, at):
     text = written([["id", "text"], *rows], dialect)
     at %= len(text) + 1
-    with pytest.raises(BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "):
+    with pytest.raises(
+        BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "
+    ):
         read_csv((text[:at] + '"' + text[at:]).encode())
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60).filter(lambda t: t.count('"') % 2))
 def test_any_text_with_an_odd_number_of_quotes_is_refused(text):
-    with pytest.raises(BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "):
+    with pytest.raises(
+        BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "
+    ):
         read_csv(text.encode())

@@ -185,11 +185,12 @@ def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
     job, _ = jobs.create(MODEL, ITEMS)
     claims = claim_all(jobs, "worker")
     assert [(c.job_id, c.number, c.first) for c in claims] == [
-        (job.id, 0, 0), (job.id, 1, 3), (job.id, 2, 6), (job.id, 3, 9),
+        (job.id, 0, 0),
+        (job.id, 1, 3),
+        (job.id, 2, 6),
+        (job.id, 3, 9),
     ]
-    assert [c.items for c in claims] == [
-        ITEMS[first:first + CHUNK] for first in (0, 3, 6, 9)
-    ]
+    assert [c.items for c in claims] == [ITEMS[first : first + CHUNK] for first in (0, 3, 6, 9)]
     assert {(c.model_name, c.model_version, c.owner, c.attempts) for c in claims} == {(MODEL, 1, "worker", 1)}
     claimed = jobs.get(job.id)
     assert claimed.status == "running"
@@ -296,15 +297,20 @@ def test_the_same_key_with_a_different_request_is_a_conflict(jobs):
     for what, (items, version) in different.items():
         with pytest.raises(KeyReused) as info:
             jobs.create(MODEL, items, version=version, idempotency_key="key-1")
-        assert str(info.value) == f"key 'key-1' was already used for a different request (job {first.id})", what
+        assert str(info.value) == f"key 'key-1' was already used for a different request (job {first.id})", (
+            what
+        )
         assert (info.value.key, info.value.job_id) == ("key-1", first.id), what
     assert [j.id for j in jobs.list()[0]] == [first.id]
 
 
 def test_without_a_key_or_with_different_keys_each_request_is_a_new_job(jobs):
-    answers = [jobs.create(MODEL, ITEMS), jobs.create(MODEL, ITEMS),
-               jobs.create(MODEL, ITEMS, idempotency_key="key-1"),
-               jobs.create(MODEL, ITEMS, idempotency_key="key-2")]
+    answers = [
+        jobs.create(MODEL, ITEMS),
+        jobs.create(MODEL, ITEMS),
+        jobs.create(MODEL, ITEMS, idempotency_key="key-1"),
+        jobs.create(MODEL, ITEMS, idempotency_key="key-2"),
+    ]
     assert all(created for _, created in answers)
     assert len({job.id for job, _ in answers}) == 4
     assert len(jobs.list()[0]) == 4
@@ -332,7 +338,12 @@ def test_running_stores_exactly_one_result_per_item(jobs, runner, registry):
     worked: list[Claim] = []
     runner.run_until_idle(worked.append)
     assert [(c.job_id, c.number) for c in worked] == [  # oldest job first, chunks in order
-        (older.id, 1), (older.id, 2), (older.id, 3), (newer.id, 0), (newer.id, 1)]
+        (older.id, 1),
+        (older.id, 2),
+        (older.id, 3),
+        (newer.id, 0),
+        (newer.id, 1),
+    ]
     for job, count in ((older, len(ITEMS)), (newer, 4)):
         done = jobs.get(job.id)
         assert done.status == "succeeded"
@@ -389,8 +400,10 @@ def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, regist
         realtime = predict([text for _, text in shuffled], registry.load(MODEL, version))
         for (item_id, _), expected in zip(shuffled, realtime, strict=True):
             assert jobs.result(job.id, item_id) == ResultInfo(
-                item_id=item_id, predicted_tag=expected["predicted_tag"],
-                probabilities=expected["probabilities"], model_version=version,
+                item_id=item_id,
+                predicted_tag=expected["predicted_tag"],
+                probabilities=expected["probabilities"],
+                model_version=version,
             )
 
 
@@ -448,8 +461,9 @@ def test_concurrent_runners_store_every_result_once(jobs, load, registry):
         assert rows(registry, BatchResult, job_id) == len(ITEMS)
 
 
-def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for_its_poll(jobs, load,
-                                                                                         monkeypatch):
+def test_a_started_runner_takes_a_job_created_in_its_process_without_waiting_for_its_poll(
+    jobs, load, monkeypatch
+):
     found_nothing = threading.Event()
     claim = jobs.claim
 
@@ -577,7 +591,8 @@ def test_a_job_whose_model_file_is_gone_or_whose_version_was_archived_fails_sayi
     failed = jobs.get(archived.id)
     assert failed.status == "failed"
     assert failed.error == (
-        "cannot load version 2: version 2 of 'project-tagger' is archived: it has no model to load")
+        "cannot load version 2: version 2 of 'project-tagger' is archived: it has no model to load"
+    )
     assert rows(registry, BatchResult, missing.id) == rows(registry, BatchResult, archived.id) == 0
 
 
@@ -653,7 +668,7 @@ def test_failed_and_cancelled_jobs_can_be_deleted(jobs, runner, registry):
 
 def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
     assert jobs.list() == ([], None)
-    created = [jobs.create(MODEL, ITEMS[:n + 1])[0].id for n in range(7)]
+    created = [jobs.create(MODEL, ITEMS[: n + 1])[0].id for n in range(7)]
     runner.run_once()
     page, cursor = jobs.list()
     assert [j.id for j in page] == created[::-1]
@@ -679,16 +694,24 @@ def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
 def chunks_of(registry: Registry, job_id: str) -> list[tuple[int, str, str | None, int]]:
     """Each chunk's number, status, lease owner and attempts, as stored."""
     with registry.engine.connect() as connection:
-        return [(number, status, owner, attempts) for number, status, owner, attempts in connection.execute(
-            select(BatchChunk.number, BatchChunk.status, BatchChunk.lease_owner, BatchChunk.attempts)
-            .where(BatchChunk.job_id == job_id).order_by(BatchChunk.number))]
+        return [
+            (number, status, owner, attempts)
+            for number, status, owner, attempts in connection.execute(
+                select(BatchChunk.number, BatchChunk.status, BatchChunk.lease_owner, BatchChunk.attempts)
+                .where(BatchChunk.job_id == job_id)
+                .order_by(BatchChunk.number)
+            )
+        ]
 
 
 def lease_of(registry: Registry, job_id: str, number: int) -> datetime | None:
     """When a chunk's lease runs out, in UTC (SQLite hands datetimes back without their zone)."""
     with registry.engine.connect() as connection:
-        moment = connection.scalar(select(BatchChunk.lease_expires_at).where(
-            BatchChunk.job_id == job_id, BatchChunk.number == number))
+        moment = connection.scalar(
+            select(BatchChunk.lease_expires_at).where(
+                BatchChunk.job_id == job_id, BatchChunk.number == number
+            )
+        )
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -718,8 +741,9 @@ def slow_load(load, gate) -> Callable:
     return loading
 
 
-def test_a_released_chunk_is_pending_at_once_uncounted_and_another_runner_completes_it(jobs, runner, registry,
-                                                                                      load):
+def test_a_released_chunk_is_pending_at_once_uncounted_and_another_runner_completes_it(
+    jobs, runner, registry, load
+):
     job, _ = jobs.create(MODEL, ITEMS)
     for _ in range(MAX_ATTEMPTS + 2):  # given back more often than a dying chunk may be: still not failed
         claim = jobs.claim("stopping-worker")
@@ -774,8 +798,9 @@ def test_a_renewal_by_a_worker_that_lost_the_chunk_does_nothing(jobs, expiring, 
     assert lease_of(registry, job.id, 0) is None
 
 
-def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_it(registry, load, slow_load,
-                                                                                  gate):
+def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_it(
+    registry, load, slow_load, gate
+):
     short = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=3)  # renewed every second
     job, _ = short.create(MODEL, ITEMS[:3])
     runner = BatchRunner(short, load=slow_load)
@@ -796,8 +821,9 @@ def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_i
     assert ids_of(all_results(short, job.id)) == IDS[:3]
 
 
-def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(jobs, registry, load, slow_load,
-                                                                              gate, runner):
+def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(
+    jobs, registry, load, slow_load, gate, runner
+):
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
@@ -817,8 +843,9 @@ def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(jo
     assert rows(registry, BatchResult, job.id) == len(ITEMS)
 
 
-def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_other(jobs, registry, slow_load,
-                                                                                    gate):
+def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_other(
+    jobs, registry, slow_load, gate
+):
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
@@ -827,7 +854,11 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
     stopping.stop(grace=30)
     assert not stopping._thread.is_alive()
     assert [(number, status) for number, status, *_ in chunks_of(registry, job.id)] == [
-        (0, "done"), (1, "pending"), (2, "pending"), (3, "pending")]
+        (0, "done"),
+        (1, "pending"),
+        (2, "pending"),
+        (3, "pending"),
+    ]
     assert ids_of(all_results(jobs, job.id)) == IDS[:CHUNK]
 
 
@@ -839,8 +870,11 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
     try:
         wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
         with registry.engine.begin() as connection:  # as if the runner had been frozen past its lease
-            connection.execute(update(BatchChunk).where(BatchChunk.job_id == job.id)
-                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            connection.execute(
+                update(BatchChunk)
+                .where(BatchChunk.job_id == job.id)
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
         thief = short.claim("thief")
         assert (thief.number, thief.attempts) == (0, 2)
         wait_until(lambda: "lost the lease on chunk 0" in caplog.text)  # its next renewal finds out

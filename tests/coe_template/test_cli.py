@@ -111,8 +111,10 @@ def two_versions_store(tmp_path_factory, module_data, unsure_args):
         clean(monkeypatch)
         cli = runner_for(store)
         upgraded(cli)
-        run_ids = [train_ok(cli, module_data)["run_id"],
-                   train_ok(cli, module_data, "--args", str(unsure_args))["run_id"]]
+        run_ids = [
+            train_ok(cli, module_data)["run_id"],
+            train_ok(cli, module_data, "--args", str(unsure_args))["run_id"],
+        ]
     gc.collect()  # the command's registry is never closed explicitly: let its connections go
     return store, run_ids
 
@@ -283,27 +285,42 @@ def test_predict_follows_a_promotion(cli, two_versions):
     assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
 
 
-def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(cli, two_versions, tmp_path,
-                                                                               registry):
+def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(
+    cli, two_versions, tmp_path, registry
+):
     rows = tmp_path / "projects.csv"
     rows.write_text("id,text\n" + "".join(f"p{n},{text}\n" for n, text in enumerate(TEXTS)), encoding="utf-8")
     result = cli("batch-predict", str(rows))
     assert result.exit_code == 0, result.output
     job = json.loads(result.stdout)
     moments = {key: job.pop(key) for key in ("created_at", "started_at", "finished_at")}
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", m) for m in moments.values()), moments
-    assert job == {"id": job["id"], "status": "succeeded", "model": {"name": NAME, "version": 1},
-                   "items": {"total": 2, "done": 2}, "progress": 1.0, "error": None}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", m) for m in moments.values()), (
+        moments
+    )
+    assert job == {
+        "id": job["id"],
+        "status": "succeeded",
+        "model": {"name": NAME, "version": 1},
+        "items": {"total": 2, "done": 2},
+        "progress": 1.0,
+        "error": None,
+    }
     assert f"job {job['id']}: 2 items with {NAME} version 1" in result.stderr
     results, _ = BatchJobs(registry).results(job["id"])
-    assert [(r.item_id, r.predicted_tag) for r in results] == [("p0", "computer-vision"),
-                                                               ("p1", "natural-language-processing")]
+    assert [(r.item_id, r.predicted_tag) for r in results] == [
+        ("p0", "computer-vision"),
+        ("p1", "natural-language-processing"),
+    ]
 
 
-@pytest.mark.parametrize(("texts", "refused"), [
-    (["   "], "texts[0] has no text"), ([""], "texts[0] has no text"),
-    (["Object detection", " \t\n ", "ok", "\x1c"], "texts[1] has no text; texts[3] has no text"),
-])
+@pytest.mark.parametrize(
+    ("texts", "refused"),
+    [
+        (["   "], "texts[0] has no text"),
+        ([""], "texts[0] has no text"),
+        (["Object detection", " \t\n ", "ok", "\x1c"], "texts[1] has no text; texts[3] has no text"),
+    ],
+)
 def test_predict_refuses_whitespace_only_text(cli, two_versions, texts, refused):
     """The batch items' rule and wording (``blank``, ``NO_TEXT``): whitespace as str.isspace() has it."""
     result = cli("predict", *texts)
@@ -322,10 +339,13 @@ def test_predict_on_an_empty_store_fails_clearly(cli):
     failed_clearly(cli("predict", "Object detection in images"), NAME)
 
 
-@pytest.mark.parametrize("command", [
-    ["predict", "Object detection in images"],
-    ["evaluate", "--data", "{data}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["predict", "Object detection in images"],
+        ["evaluate", "--data", "{data}"],
+    ],
+)
 def test_an_empty_store_says_to_train_first(cli, data, command):
     result = cli(*[arg.format(data=data) for arg in command])
     assert result.exit_code == 1
@@ -341,12 +361,20 @@ def test_nothing_but_db_upgrade_creates_the_schema(tmp_path, data):
     for command in (["train", "--data", str(data)], ["models", "list"], ["db", "check"]):
         result = cli(*command)
         assert (result.exit_code, result.stderr) == (
-            1, f"Error: the database {url} has no registry schema yet: run `coe-template db upgrade` first\n")
+            1,
+            f"Error: the database {url} has no registry schema yet: run `coe-template db upgrade` first\n",
+        )
     first, again = cli("db", "upgrade"), cli("db", "upgrade")
-    assert (first.exit_code, first.stdout) == (0, f"{url}: schema upgraded from revision (empty) to {head_revision()}\n")
+    assert (first.exit_code, first.stdout) == (
+        0,
+        f"{url}: schema upgraded from revision (empty) to {head_revision()}\n",
+    )
     assert (again.exit_code, again.stdout) == (0, f"{url}: schema already at revision {head_revision()}\n")
     checked = cli("db", "check")
-    assert (checked.exit_code, checked.stdout) == (0, f"{url}: schema at revision {head_revision()}, current\n")
+    assert (checked.exit_code, checked.stdout) == (
+        0,
+        f"{url}: schema at revision {head_revision()}, current\n",
+    )
     assert cli("models", "list").stdout == "[]\n"
 
 
@@ -360,8 +388,10 @@ def test_an_older_schema_is_refused_until_upgraded(tmp_path, store):
     cli = runner_for(store)
     result = cli("models", "list")
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: the database {url} is at schema revision 0005, this code needs {head_revision()}: "
-           "run `coe-template db upgrade` first\n")
+        1,
+        f"Error: the database {url} is at schema revision 0005, this code needs {head_revision()}: "
+        "run `coe-template db upgrade` first\n",
+    )
     assert cli("db", "upgrade").stdout == f"{url}: schema upgraded from revision 0005 to {head_revision()}\n"
     assert cli("models", "list").exit_code == 0
 
@@ -376,8 +406,10 @@ def test_a_newer_schema_than_the_code_knows_is_refused(store):
         engine.dispose()
     result = runner_for(store)("models", "list")
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: the database {url} is at schema revision 9999, newer than this code knows "
-           f"(its newest is {head_revision()}): run the newer code, or a matching release\n")
+        1,
+        f"Error: the database {url} is at schema revision 9999, newer than this code knows "
+        f"(its newest is {head_revision()}): run the newer code, or a matching release\n",
+    )
 
 
 def test_db_upgrade_past_the_newest_revision_known_is_refused_in_one_line(store):
@@ -390,15 +422,21 @@ def test_db_upgrade_past_the_newest_revision_known_is_refused_in_one_line(store)
         engine.dispose()
     result = runner_for(store)("db", "upgrade")
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: the database {url} is at schema revision 9999, newer than this code knows "
-           f"(its newest is {head_revision()}): run the newer code, or a matching release\n")
+        1,
+        f"Error: the database {url} is at schema revision 9999, newer than this code knows "
+        f"(its newest is {head_revision()}): run the newer code, or a matching release\n",
+    )
 
 
-def test_a_database_that_cannot_be_reached_is_named_with_the_drivers_reason_and_no_password(tmp_path, monkeypatch):
+def test_a_database_that_cannot_be_reached_is_named_with_the_drivers_reason_and_no_password(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://app:s3cret-pw@127.0.0.1:{free_port()}/coe")
     result = runner_for(tmp_path / "store")("db", "check")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: the database is not available: try again later (connection failed: ")
+    assert result.stderr.startswith(
+        "Error: the database is not available: try again later (connection failed: "
+    )
     assert result.stderr.endswith("Connection refused; check DATABASE_URL if it persists)\n")
     assert "s3cret-pw" not in result.output
 
@@ -407,7 +445,9 @@ def test_a_malformed_database_url_is_refused_without_echoing_it(tmp_path, monkey
     monkeypatch.setenv("DATABASE_URL", "not a url s3cret-pw")
     result = runner_for(tmp_path / "store")("db", "upgrade")
     assert (result.exit_code, result.stderr) == (
-        1, "Error: DATABASE_URL is not a database URL (e.g. postgresql+psycopg://user@host/db)\n")
+        1,
+        "Error: DATABASE_URL is not a database URL (e.g. postgresql+psycopg://user@host/db)\n",
+    )
 
 
 # --- models list / versions -----------------------------------------------------------------------
@@ -512,42 +552,56 @@ def test_archive_works_once_production_has_moved(cli, two_versions, registry):
 def test_a_version_still_training_is_cancelled_not_archived(cli, two_versions, registry):
     queued = cli("train", "--queue")
     assert (queued.exit_code, queued.stdout) == (0, "3\n"), queued.output
-    failed_clearly(cli("models", "archive", NAME, "3"), f"version 3 of '{NAME}' is still training: cancel it first")
+    failed_clearly(
+        cli("models", "archive", NAME, "3"), f"version 3 of '{NAME}' is still training: cancel it first"
+    )
     result = cli("models", "cancel", NAME, "3")
     assert (result.exit_code, result.stdout) == (0, f"{NAME}: version 3 cancelled (failed)\n"), result.output
     version = registry.get_version(NAME, 3)
-    assert (version.status, version.error) == ("failed", "cancelled by an administrator before training finished")
-    failed_clearly(cli("models", "cancel", NAME, "3"),
-                   f"version 3 of '{NAME}' is failed, not training: nothing to cancel")
-    failed_clearly(cli("models", "cancel", NAME, "2"),
-                   f"version 2 of '{NAME}' is ready, not training: nothing to cancel")
+    assert (version.status, version.error) == (
+        "failed",
+        "cancelled by an administrator before training finished",
+    )
+    failed_clearly(
+        cli("models", "cancel", NAME, "3"),
+        f"version 3 of '{NAME}' is failed, not training: nothing to cancel",
+    )
+    failed_clearly(
+        cli("models", "cancel", NAME, "2"), f"version 2 of '{NAME}' is ready, not training: nothing to cancel"
+    )
     assert cli("models", "archive", NAME, "3").exit_code == 0
 
 
 # --- unknown models and versions ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ["models", "versions", "nope"],
-    ["models", "promote", "nope", "1"],
-    ["models", "rollback", "nope"],
-    ["models", "archive", "nope", "1"],
-    ["models", "cancel", "nope", "1"],
-    ["predict", "--model", "nope", "some text"],
-    ["evaluate", "--model", "nope", "--data", "{data}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "versions", "nope"],
+        ["models", "promote", "nope", "1"],
+        ["models", "rollback", "nope"],
+        ["models", "archive", "nope", "1"],
+        ["models", "cancel", "nope", "1"],
+        ["predict", "--model", "nope", "some text"],
+        ["evaluate", "--model", "nope", "--data", "{data}"],
+    ],
+)
 def test_an_unknown_model_fails_clearly(cli, two_versions, data, command):
     failed_clearly(cli(*[arg.format(data=data) for arg in command]), "model 'nope' not found")
 
 
-@pytest.mark.parametrize("command", [
-    ["models", "promote", NAME, "9"],
-    ["models", "archive", NAME, "9"],
-    ["models", "cancel", NAME, "9"],
-    ["models", "rollback", NAME, "--to", "9"],
-    ["predict", "--version", "9", "some text"],
-    ["evaluate", "--version", "9", "--data", "{data}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "promote", NAME, "9"],
+        ["models", "archive", NAME, "9"],
+        ["models", "cancel", NAME, "9"],
+        ["models", "rollback", NAME, "--to", "9"],
+        ["predict", "--version", "9", "some text"],
+        ["evaluate", "--version", "9", "--data", "{data}"],
+    ],
+)
 def test_an_unknown_version_fails_clearly(cli, two_versions, data, command, registry):
     failed_clearly(cli(*[arg.format(data=data) for arg in command]), f"model '{NAME}' has no version 9")
     assert registry.get_alias(NAME, PRODUCTION) == 1
@@ -570,23 +624,41 @@ def test_python_m_coe_template_runs_the_command(tmp_path):
 
     from tests.conftest import PROJECT_ROOT
 
-    env = {name: value for name, value in os.environ.items() if not name.startswith("COE_") and name != "DATABASE_URL"}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("COE_") and name != "DATABASE_URL"
+    }
     store = tmp_path / "store"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "coe_template", *args], check=False, cwd=PROJECT_ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "coe_template", *args],
+            check=False,
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     helped = run("--help")
     assert (helped.returncode, helped.stderr) == (0, "")
     assert helped.stdout.startswith("Usage: python -m coe_template [OPTIONS] COMMAND [ARGS]...\n")
     listed = helped.stdout.split("Commands:\n", 1)[1].splitlines()
-    assert [line.split()[0] for line in listed if line.startswith("  ") and not line.startswith("   ")] == \
-        sorted(main.commands)
+    assert [
+        line.split()[0] for line in listed if line.startswith("  ") and not line.startswith("   ")
+    ] == sorted(main.commands)
 
     upgraded = run("--store", str(store), "db", "upgrade")
     url = f"sqlite:///{store / 'registry.db'}"
     assert (upgraded.returncode, upgraded.stdout, upgraded.stderr) == (
-        0, f"{url}: schema upgraded from revision (empty) to {head_revision()}\n", "")
+        0,
+        f"{url}: schema upgraded from revision (empty) to {head_revision()}\n",
+        "",
+    )
     checked = runner_for(store)("db", "check")  # the schema it made is the one the command expects
-    assert (checked.exit_code, checked.stdout) == (0, f"{url}: schema at revision {head_revision()}, current\n")
+    assert (checked.exit_code, checked.stdout) == (
+        0,
+        f"{url}: schema at revision {head_revision()}, current\n",
+    )

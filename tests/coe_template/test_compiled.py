@@ -46,26 +46,33 @@ class Tolerance(TypedDict):
     atol: float
 
 
-
 def words(**params) -> TfidfVectorizer:
     return TfidfVectorizer(**{"lowercase": False, "sublinear_tf": True, "dtype": np.float64, **params})
 
 
 #: Word and character n-grams side by side in a FeatureUnion, each with its own settings.
 UNIONS = {
-    "words 1-2 + char_wb 2-5": FeatureUnion([
-        ("words", words(ngram_range=(1, 2), stop_words="english")),
-        ("chars", words(analyzer="char_wb", ngram_range=(2, 5))),
-    ]),
-    "weighted: counts without idf or norm + char 1-3": FeatureUnion([
-        ("words", words(use_idf=False, norm=None, sublinear_tf=False)),
-        ("chars", words(analyzer="char", ngram_range=(1, 3), norm=None)),
-    ], transformer_weights={"words": 0.5, "chars": 2.0}),
-    "lower-casing, n-grams from 2 or 3": FeatureUnion([
-        ("words", words(lowercase=True, ngram_range=(2, 3), min_df=2)),
-        ("chars", words(lowercase=True, analyzer="char_wb", ngram_range=(3, 4), sublinear_tf=False)),
-        ("more chars", words(lowercase=True, analyzer="char", ngram_range=(4, 4), use_idf=False)),
-    ], transformer_weights={"chars": 3.0}),
+    "words 1-2 + char_wb 2-5": FeatureUnion(
+        [
+            ("words", words(ngram_range=(1, 2), stop_words="english")),
+            ("chars", words(analyzer="char_wb", ngram_range=(2, 5))),
+        ]
+    ),
+    "weighted: counts without idf or norm + char 1-3": FeatureUnion(
+        [
+            ("words", words(use_idf=False, norm=None, sublinear_tf=False)),
+            ("chars", words(analyzer="char", ngram_range=(1, 3), norm=None)),
+        ],
+        transformer_weights={"words": 0.5, "chars": 2.0},
+    ),
+    "lower-casing, n-grams from 2 or 3": FeatureUnion(
+        [
+            ("words", words(lowercase=True, ngram_range=(2, 3), min_df=2)),
+            ("chars", words(lowercase=True, analyzer="char_wb", ngram_range=(3, 4), sublinear_tf=False)),
+            ("more chars", words(lowercase=True, analyzer="char", ngram_range=(4, 4), use_idf=False)),
+        ],
+        transformer_weights={"chars": 3.0},
+    ),
 }
 #: The old shape's branches no ``train`` argument reaches: no idf, no norm.
 SINGLE = {"words without idf or norm": words(use_idf=False, norm=None, ngram_range=(1, 2))}
@@ -75,14 +82,20 @@ EXACT: Tolerance = {"rtol": 0, "atol": 1e-9}
 def fitted(bundled_dataset, first, tags: int = 4, clean=clean_text) -> Pipeline:
     keep = sorted(set(bundled_dataset.tags))[:tags]
     rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags, strict=True) if y in keep]
-    pipeline = first if isinstance(first, Pipeline) else Pipeline([("features", first), ("clf", LogisticRegression())])
+    pipeline = (
+        first
+        if isinstance(first, Pipeline)
+        else Pipeline([("features", first), ("clf", LogisticRegression())])
+    )
     return pipeline.fit([clean(t) for t, _ in rows], [y for _, y in rows])
 
 
 @pytest.fixture(scope="module", params=[*CONFIGURATIONS, "two tags", *UNIONS, "union, two tags", *SINGLE])
 def pipeline(request, bundled_dataset) -> Pipeline:
     if request.param == "two tags":
-        return fitted(bundled_dataset, build_pipeline(parse_args({})), tags=2)  # binary: a logistic, not a softmax
+        return fitted(
+            bundled_dataset, build_pipeline(parse_args({})), tags=2
+        )  # binary: a logistic, not a softmax
     if request.param == "union, two tags":
         return fitted(bundled_dataset, UNIONS["words 1-2 + char_wb 2-5"], tags=2)
     if request.param in UNIONS:
@@ -99,7 +112,9 @@ def vocabulary(bundled_dataset) -> list[str]:
 
 
 #: Whitespace of every kind (str.isspace, re's \s), NUL, accents, case and a character that lower-cases to two.
-TRICKY = st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\x00aAbé É1_-.İß🚀"), max_size=40)
+TRICKY = st.text(
+    alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\x00aAbé É1_-.İß🚀"), max_size=40
+)
 
 
 def known_texts(vocabulary: list[str]) -> st.SearchStrategy[str]:
@@ -150,17 +165,21 @@ def test_the_fast_analyzers_give_scikit_learns_terms_in_order(params, text):
     assert analyze(text) == vectorizer.build_analyzer()(text)  # char_wb's second call: from its word cache
 
 
-@pytest.mark.parametrize("params", [
-    {"analyzer": "word", "strip_accents": "unicode"},
-    {"analyzer": "word", "tokenizer": str.split, "token_pattern": None},
-    {"analyzer": "word", "preprocessor": str.upper},
-    {"analyzer": "char_wb", "strip_accents": "ascii"},
-    {"analyzer": "char", "preprocessor": str.upper},
-    {"analyzer": str.split},
-    {"analyzer": "word", "ngram_range": (0, 2)},  # n-grams of no word: scikit-learn's own oddity
-    {"analyzer": "char_wb", "ngram_range": (0, 2)},
-    {"analyzer": "char", "ngram_range": (0, 2)},
-], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"analyzer": "word", "strip_accents": "unicode"},
+        {"analyzer": "word", "tokenizer": str.split, "token_pattern": None},
+        {"analyzer": "word", "preprocessor": str.upper},
+        {"analyzer": "char_wb", "strip_accents": "ascii"},
+        {"analyzer": "char", "preprocessor": str.upper},
+        {"analyzer": str.split},
+        {"analyzer": "word", "ngram_range": (0, 2)},  # n-grams of no word: scikit-learn's own oddity
+        {"analyzer": "char_wb", "ngram_range": (0, 2)},
+        {"analyzer": "char", "ngram_range": (0, 2)},
+    ],
+    ids=str,
+)
 def test_what_the_fast_analyzers_do_not_cover_is_scikit_learns_own(params):
     vectorizer = TfidfVectorizer(**params)
     analyze = word_analyzer(vectorizer) if vectorizer.analyzer == "word" else char_analyzer(vectorizer)
@@ -175,7 +194,9 @@ def test_the_char_wb_word_cache_stays_bounded_and_right(bundled_dataset, monkeyp
     texts = ["object detection in images", "detection of objects", "sentiment of tweets", "object detection"]
     for _ in range(3):  # words met again, from the cache, and the cache emptied and filled again
         for text in texts:
-            np.testing.assert_allclose(predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT)
+            np.testing.assert_allclose(
+                predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT
+            )
             cached = predictor._blocks[0]._word_columns
             assert 0 < len(cached) <= 3
             assert set(cached) <= set(" ".join(texts).split())
@@ -193,8 +214,9 @@ def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
 @given(data=st.data())
 def test_single_texts_match_scikit_learn(pipeline, vocabulary, data):
     text = data.draw(any_text(vocabulary))
-    np.testing.assert_allclose(compile_pipeline(pipeline).predict_proba([text]), pipeline.predict_proba([text]),
-                               **EXACT)
+    np.testing.assert_allclose(
+        compile_pipeline(pipeline).predict_proba([text]), pipeline.predict_proba([text]), **EXACT
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -217,23 +239,29 @@ def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
         features = predictor.features(texts)
         assert features.format == "csr"  # explanations read each text's row through indptr
         assert features.shape == (len(texts), pipeline[-1].coef_.shape[1])
-        np.testing.assert_allclose(features.toarray(), pipeline[:-1].transform(texts).toarray(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            features.toarray(), pipeline[:-1].transform(texts).toarray(), rtol=0, atol=1e-12
+        )
 
 
-@pytest.mark.parametrize("text", [
-    "",  # nothing at all
-    "\x00",  # NUL
-    " \t\n\u3000 ",  # whitespace only
-    "zzzz qqqq xxxx",  # no known term: the intercepts alone decide
-    "Détection d'objets 画像認識 — сегментация 🚀",  # non-ASCII
-    "images " * 20_000 + "kubernetes deployment monitoring " * 5_000,  # very long, heavy repeats
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # nothing at all
+        "\x00",  # NUL
+        " \t\n\u3000 ",  # whitespace only
+        "zzzz qqqq xxxx",  # no known term: the intercepts alone decide
+        "Détection d'objets 画像認識 — сегментация 🚀",  # non-ASCII
+        "images " * 20_000 + "kubernetes deployment monitoring " * 5_000,  # very long, heavy repeats
+    ],
+)
 def test_edge_texts_match_scikit_learn(pipeline, text):
     predictor = compile_pipeline(pipeline)
     for batch in ([text], [text, "object detection in images", text]):
         np.testing.assert_allclose(predictor.predict_proba(batch), pipeline.predict_proba(batch), **EXACT)
-        np.testing.assert_allclose(predictor.features(batch).toarray(), pipeline[:-1].transform(batch).toarray(),
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            predictor.features(batch).toarray(), pipeline[:-1].transform(batch).toarray(), rtol=0, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("scale", [1e3, 1e6])
@@ -251,40 +279,84 @@ def test_extreme_scores_give_scikit_learns_probabilities(bundled_dataset, scale)
 def test_a_batch_of_texts_without_known_terms_is_all_intercept(bundled_dataset):
     for first in (build_pipeline(parse_args({})), UNIONS["words 1-2 + char_wb 2-5"]):
         pipeline = fitted(bundled_dataset, first)
-        texts = ["qqqq", "zzzz", "xxxx"] if first is not UNIONS["words 1-2 + char_wb 2-5"] else ["", "\x00", "   "]
+        texts = (
+            ["qqqq", "zzzz", "xxxx"]
+            if first is not UNIONS["words 1-2 + char_wb 2-5"]
+            else ["", "\x00", "   "]
+        )
         probabilities = compile_pipeline(pipeline).predict_proba(texts)
         np.testing.assert_allclose(probabilities, pipeline.predict_proba(texts), **EXACT)
         assert (probabilities == probabilities[0]).all()
 
 
 def union_pipeline(*entries, weights=None) -> Pipeline:
-    return Pipeline([("features", FeatureUnion(list(entries), transformer_weights=weights)),
-                     ("clf", LogisticRegression())])
+    return Pipeline(
+        [
+            ("features", FeatureUnion(list(entries), transformer_weights=weights)),
+            ("clf", LogisticRegression()),
+        ]
+    )
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda: Pipeline([("tfidf", TfidfVectorizer()), ("clf", SGDClassifier(loss="log_loss"))]),
-     "expected vectorizers → LogisticRegression, found ['TfidfVectorizer', 'SGDClassifier']"),
-    (lambda: Pipeline([("counts", CountVectorizer()), ("clf", LogisticRegression())]),
-     "expected a TfidfVectorizer or a FeatureUnion of them first, found CountVectorizer"),
-    (lambda: Pipeline([("tfidf", TfidfVectorizer()), ("scale", FunctionTransformer()), ("clf", LogisticRegression())]),
-     "expected vectorizers → LogisticRegression, found ['TfidfVectorizer', 'FunctionTransformer', 'LogisticRegression']"),
-    (lambda: Pipeline([("tfidf", TfidfVectorizer(binary=True)), ("clf", LogisticRegression())]),
-     "binary term counts are not compiled"),
-    (lambda: Pipeline([("tfidf", TfidfVectorizer(norm="l1")), ("clf", LogisticRegression())]), "norm 'l1' is not compiled"),
-    (lambda: Pipeline([("tfidf", TfidfVectorizer(dtype=np.float32)), ("clf", LogisticRegression())]),
-     "dtype <class 'numpy.float32'> would round differently from float64"),
-    (lambda: Pipeline([("tfidf", TfidfVectorizer(input="file")), ("clf", LogisticRegression())]),
-     "input 'file': only texts are compiled"),
-    (lambda: union_pipeline(("words", TfidfVectorizer()), ("counts", CountVectorizer())),
-     "the union's 'counts' is CountVectorizer, not a TfidfVectorizer"),
-    (lambda: union_pipeline(("words", TfidfVectorizer()), ("chars", TfidfVectorizer(analyzer="char", binary=True))),
-     "binary term counts are not compiled"),
-    (lambda: union_pipeline(("words", TfidfVectorizer()), ("chars", TfidfVectorizer(analyzer="char", norm="l1"))),
-     "norm 'l1' is not compiled"),
-    (lambda: union_pipeline(("words", TfidfVectorizer()), ("dropped", "drop")),
-     "the union's 'dropped' is str, not a TfidfVectorizer"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (
+            lambda: Pipeline([("tfidf", TfidfVectorizer()), ("clf", SGDClassifier(loss="log_loss"))]),
+            "expected vectorizers → LogisticRegression, found ['TfidfVectorizer', 'SGDClassifier']",
+        ),
+        (
+            lambda: Pipeline([("counts", CountVectorizer()), ("clf", LogisticRegression())]),
+            "expected a TfidfVectorizer or a FeatureUnion of them first, found CountVectorizer",
+        ),
+        (
+            lambda: Pipeline(
+                [
+                    ("tfidf", TfidfVectorizer()),
+                    ("scale", FunctionTransformer()),
+                    ("clf", LogisticRegression()),
+                ]
+            ),
+            "expected vectorizers → LogisticRegression, found ['TfidfVectorizer', 'FunctionTransformer', 'LogisticRegression']",
+        ),
+        (
+            lambda: Pipeline([("tfidf", TfidfVectorizer(binary=True)), ("clf", LogisticRegression())]),
+            "binary term counts are not compiled",
+        ),
+        (
+            lambda: Pipeline([("tfidf", TfidfVectorizer(norm="l1")), ("clf", LogisticRegression())]),
+            "norm 'l1' is not compiled",
+        ),
+        (
+            lambda: Pipeline([("tfidf", TfidfVectorizer(dtype=np.float32)), ("clf", LogisticRegression())]),
+            "dtype <class 'numpy.float32'> would round differently from float64",
+        ),
+        (
+            lambda: Pipeline([("tfidf", TfidfVectorizer(input="file")), ("clf", LogisticRegression())]),
+            "input 'file': only texts are compiled",
+        ),
+        (
+            lambda: union_pipeline(("words", TfidfVectorizer()), ("counts", CountVectorizer())),
+            "the union's 'counts' is CountVectorizer, not a TfidfVectorizer",
+        ),
+        (
+            lambda: union_pipeline(
+                ("words", TfidfVectorizer()), ("chars", TfidfVectorizer(analyzer="char", binary=True))
+            ),
+            "binary term counts are not compiled",
+        ),
+        (
+            lambda: union_pipeline(
+                ("words", TfidfVectorizer()), ("chars", TfidfVectorizer(analyzer="char", norm="l1"))
+            ),
+            "norm 'l1' is not compiled",
+        ),
+        (
+            lambda: union_pipeline(("words", TfidfVectorizer()), ("dropped", "drop")),
+            "the union's 'dropped' is str, not a TfidfVectorizer",
+        ),
+    ],
+)
 def test_what_cannot_be_reproduced_is_refused(bundled_dataset, make, reason):
     pipeline = make()
     if pipeline[0].get_params().get("input") != "file":
@@ -296,10 +368,13 @@ def test_what_cannot_be_reproduced_is_refused(bundled_dataset, make, reason):
     assert str(refused.value) == reason
 
 
-@pytest.mark.parametrize("model", [
-    LogisticRegression(),  # no pipeline at all
-    Pipeline([("clf", LogisticRegression())]),  # one step
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        LogisticRegression(),  # no pipeline at all
+        Pipeline([("clf", LogisticRegression())]),  # one step
+    ],
+)
 def test_what_is_not_a_two_step_pipeline_is_refused(model):
     with pytest.raises(Unsupported) as refused:
         compile_pipeline(model)
@@ -330,7 +405,9 @@ def test_a_softmax_pickled_with_multi_class_is_compiled(bundled_dataset, multi_c
     pipeline = fitted(bundled_dataset, build_pipeline(parse_args({})))
     pipeline[-1].multi_class = multi_class  # as older scikit-learns pickled a multinomial model
     texts = ["object detection in images", "sentiment of tweets"]
-    np.testing.assert_allclose(compile_pipeline(pipeline).predict_proba(texts), pipeline.predict_proba(texts), **EXACT)
+    np.testing.assert_allclose(
+        compile_pipeline(pipeline).predict_proba(texts), pipeline.predict_proba(texts), **EXACT
+    )
 
 
 @pytest.mark.parametrize("shape", ["a column fewer", "one row for four tags"])

@@ -23,20 +23,60 @@ from coe_template.data import (
 #: Distinctive words per tag: a tiny dataset any bag-of-words model can learn.
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "natural-language-processing": (
-        "text", "language", "sentence", "tokens", "translation", "transformer",
-        "sentiment", "corpus", "words", "embeddings", "parsing", "summarization",
+        "text",
+        "language",
+        "sentence",
+        "tokens",
+        "translation",
+        "transformer",
+        "sentiment",
+        "corpus",
+        "words",
+        "embeddings",
+        "parsing",
+        "summarization",
     ),
     "computer-vision": (
-        "image", "pixels", "camera", "video", "segmentation", "detection",
-        "photos", "faces", "objects", "visual", "scenes", "convolutional",
+        "image",
+        "pixels",
+        "camera",
+        "video",
+        "segmentation",
+        "detection",
+        "photos",
+        "faces",
+        "objects",
+        "visual",
+        "scenes",
+        "convolutional",
     ),
     "mlops": (
-        "deployment", "serving", "monitoring", "docker", "kubernetes", "registry",
-        "drift", "latency", "production", "orchestration", "rollout", "observability",
+        "deployment",
+        "serving",
+        "monitoring",
+        "docker",
+        "kubernetes",
+        "registry",
+        "drift",
+        "latency",
+        "production",
+        "orchestration",
+        "rollout",
+        "observability",
     ),
     "other": (
-        "tabular", "forecasting", "regression", "churn", "clustering", "sales",
-        "timeseries", "recommender", "fraud", "credit", "inventory", "survival",
+        "tabular",
+        "forecasting",
+        "regression",
+        "churn",
+        "clustering",
+        "sales",
+        "timeseries",
+        "recommender",
+        "fraud",
+        "credit",
+        "inventory",
+        "survival",
     ),
 }
 
@@ -49,16 +89,19 @@ def project_rows(per_tag: int = 15, tags: tuple[str, ...] = tuple(VOCABULARY)) -
         for i in range(per_tag):
             n = len(words)
             a, b, c = words[(i + 1) % n], words[(i + 5) % n], words[(i + 7) % n]
-            rows.append({
-                "title": f"{words[i % n].title()} {words[(i + 3) % n]} project {i}",
-                "description": f"A study of {a}, {b} and {c}.",
-                "tag": tag,
-            })
+            rows.append(
+                {
+                    "title": f"{words[i % n].title()} {words[(i + 3) % n]} project {i}",
+                    "description": f"A study of {a}, {b} and {c}.",
+                    "tag": tag,
+                }
+            )
     return rows
 
 
-def write_rows(path: Path, rows: list[dict[str, str]],
-               header: tuple[str, ...] = ("title", "description", "tag")) -> Path:
+def write_rows(
+    path: Path, rows: list[dict[str, str]], header: tuple[str, ...] = ("title", "description", "tag")
+) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=header)
         writer.writeheader()
@@ -70,10 +113,16 @@ def write_rows(path: Path, rows: list[dict[str, str]],
 
 
 def test_reads_title_and_description_as_one_text_with_its_tag(write_csv):
-    path = write_csv([
-        {"title": "Image tagger", "description": "Tags photos.", "tag": "computer-vision"},
-        {"title": "  Spam filter ", "description": " Filters mail. ", "tag": "natural-language-processing"},
-    ])
+    path = write_csv(
+        [
+            {"title": "Image tagger", "description": "Tags photos.", "tag": "computer-vision"},
+            {
+                "title": "  Spam filter ",
+                "description": " Filters mail. ",
+                "tag": "natural-language-processing",
+            },
+        ]
+    )
     dataset = load_dataset(path)
     assert dataset.texts == ["Image tagger Tags photos.", "Spam filter Filters mail."]
     assert dataset.tags == ["computer-vision", "natural-language-processing"]
@@ -81,11 +130,13 @@ def test_reads_title_and_description_as_one_text_with_its_tag(write_csv):
 
 
 def test_a_row_with_only_a_title_or_only_a_description_is_kept(write_csv):
-    path = write_csv([
-        {"title": "Only a title", "description": "", "tag": "mlops"},
-        {"title": "", "description": "Only a description", "tag": "other"},
-        {"title": "  ", "description": "", "tag": "mlops"},
-    ])
+    path = write_csv(
+        [
+            {"title": "Only a title", "description": "", "tag": "mlops"},
+            {"title": "", "description": "Only a description", "tag": "other"},
+            {"title": "  ", "description": "", "tag": "mlops"},
+        ]
+    )
     dataset = load_dataset(path)
     assert dataset.texts == ["Only a title", "Only a description"]
     assert dataset.tags == ["mlops", "other"]
@@ -93,8 +144,10 @@ def test_a_row_with_only_a_title_or_only_a_description_is_kept(write_csv):
 
 def test_extra_columns_and_column_order_do_not_matter(write_csv):
     path = write_csv(
-        [{"id": "1", "tag": "mlops", "description": "Serve models.", "title": "Server"},
-         {"id": "2", "tag": "other", "description": "Sales.", "title": "Forecast"}],
+        [
+            {"id": "1", "tag": "mlops", "description": "Serve models.", "title": "Server"},
+            {"id": "2", "tag": "other", "description": "Sales.", "title": "Forecast"},
+        ],
         header=("id", "tag", "description", "title"),
     )
     dataset = load_dataset(path)
@@ -104,20 +157,24 @@ def test_extra_columns_and_column_order_do_not_matter(write_csv):
 
 @pytest.mark.parametrize("tag", ["reinforcement-learning", "graph-learning", "Computer-Vision", "", "nlp"])
 def test_a_tag_outside_the_accepted_set_becomes_other(write_csv, tag):
-    path = write_csv([
-        {"title": "A", "description": "a", "tag": tag},
-        {"title": "B", "description": "b", "tag": "mlops"},
-    ])
+    path = write_csv(
+        [
+            {"title": "A", "description": "a", "tag": tag},
+            {"title": "B", "description": "b", "tag": "mlops"},
+        ]
+    )
     assert load_dataset(path).tags == [OTHER_TAG, "mlops"]
 
 
 @pytest.mark.parametrize("tag", ACCEPTED_TAGS)
 def test_accepted_tags_are_kept_even_with_surrounding_spaces(write_csv, tag):
     other = "mlops" if tag != "mlops" else "other"
-    path = write_csv([
-        {"title": "A", "description": "a", "tag": f" {tag} "},
-        {"title": "B", "description": "b", "tag": other},
-    ])
+    path = write_csv(
+        [
+            {"title": "A", "description": "a", "tag": f" {tag} "},
+            {"title": "B", "description": "b", "tag": other},
+        ]
+    )
     assert load_dataset(path).tags == [tag, other]
 
 
@@ -241,10 +298,12 @@ def test_single_class(write_csv):
 
 
 def test_unknown_tags_folding_into_a_single_class_is_a_single_class(write_csv):
-    path = write_csv([
-        {"title": "A", "description": "a", "tag": "graphs"},
-        {"title": "B", "description": "b", "tag": "robotics"},
-    ])
+    path = write_csv(
+        [
+            {"title": "A", "description": "a", "tag": "graphs"},
+            {"title": "B", "description": "b", "tag": "robotics"},
+        ]
+    )
     with pytest.raises(DatasetError, match=r"single class \(other\)"):
         load_dataset(path)
 
@@ -257,7 +316,27 @@ def test_non_utf8_file(tmp_path):
     assert str(path) in str(info.value)
 
 
-@given(st.lists(st.sampled_from(["http://", "https://x.io/a?b=1", "HTTP", "www.", "WWW.Site", "wwwx", "ht tp",
-                                 "Text", " ", ",", "é", "\n", "::"]), max_size=12).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "http://",
+                "https://x.io/a?b=1",
+                "HTTP",
+                "www.",
+                "WWW.Site",
+                "wwwx",
+                "ht tp",
+                "Text",
+                " ",
+                ",",
+                "é",
+                "\n",
+                "::",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
 def test_clean_text_removes_links_wherever_they_are(text):
     assert clean_text(text) == _NON_ALNUM.sub(" ", _URL.sub(" ", text.lower())).strip()

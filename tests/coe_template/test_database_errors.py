@@ -16,8 +16,9 @@ from coe_template.registry.db import DatabaseLimits, make_engine
 
 @pytest.fixture
 def sqlite(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", DatabaseLimits(timeout=0.3, pool_size=2,
-                                                                               pool_wait=0.2))
+    engine = make_engine(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", DatabaseLimits(timeout=0.3, pool_size=2, pool_wait=0.2)
+    )
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE things (name TEXT PRIMARY KEY)"))
     yield engine

@@ -13,11 +13,11 @@ LONG = "one two three four five six seven eight nine ten eleven twelve thirteen 
 ROWS = [
     # (text, true tag)
     (f"Text classification with transformers {LONG}", NLP),
-    (f"Sentence classification with a CNN {LONG}", NLP),                # nlp_cnn
+    (f"Sentence classification with a CNN {LONG}", NLP),  # nlp_cnn
     (f"Convolutional networks for named entity recognition {LONG}", NLP),  # nlp_cnn
-    ("Short NLP title", NLP),                                           # short_text
-    (f"Image classification with a CNN {LONG}", CV),                     # CNN but not NLP
-    ("Object detection", CV),                                           # short_text
+    ("Short NLP title", NLP),  # short_text
+    (f"Image classification with a CNN {LONG}", CV),  # CNN but not NLP
+    ("Object detection", CV),  # short_text
     (f"Serving models in production with docker {LONG}", OPS),
     (f"Forecasting sales from tabular data {LONG}", OTHER),
 ]
@@ -46,7 +46,10 @@ def test_perfect_predictions_score_one_everywhere():
 def test_per_class_num_samples_are_the_supports():
     report = evaluate(TEXTS, TRUTH, TRUTH, LABELS)
     assert {tag: block["num_samples"] for tag, block in report["class"].items()} == {
-        NLP: 4, CV: 2, OPS: 1, OTHER: 1,
+        NLP: 4,
+        CV: 2,
+        OPS: 1,
+        OTHER: 1,
     }
 
 

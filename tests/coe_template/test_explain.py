@@ -26,8 +26,16 @@ from tests.coe_template.test_compiled import TRICKY, UNIONS, fitted
 SUMS: dict[str, Any] = {"rtol": 0, "atol": 1e-9}
 
 
-@pytest.fixture(scope="module", params=["words", "words, two tags", "words + char_wb", "words + char_wb, two tags",
-                                        "weighted words + char"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "words",
+        "words, two tags",
+        "words + char_wb",
+        "words + char_wb, two tags",
+        "weighted words + char",
+    ],
+)
 def pipeline(request, bundled_dataset) -> Pipeline:
     tags = 2 if request.param.endswith("two tags") else 4
     if request.param.startswith("words + char_wb"):
@@ -61,7 +69,9 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
     features = pipeline[:-1].transform(cleaned).toarray()
     coef = pipeline[-1].coef_
     assert len(explanations) == len(texts)
-    for text, x, p, decision, why in zip(cleaned, features, probabilities, decisions, explanations, strict=True):
+    for text, x, p, decision, why in zip(
+        cleaned, features, probabilities, decisions, explanations, strict=True
+    ):
         k = int(p.argmax())
         assert why.tag == pipeline.classes_[k]
         if coef.shape[0] == 1:  # two tags: the log-odds of the tag explained against the other
@@ -70,7 +80,9 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
         else:
             logit, contributions = decision[k], x * coef[k]
         np.testing.assert_allclose(why.logit, logit, **SUMS)
-        np.testing.assert_allclose(why.intercept + sum(t.weight for t in why.terms) + why.remainder, why.logit, **SUMS)
+        np.testing.assert_allclose(
+            why.intercept + sum(t.weight for t in why.terms) + why.remainder, why.logit, **SUMS
+        )
         positive = np.sort(contributions[contributions > 0])[::-1][:TOP_TERMS]
         np.testing.assert_allclose([t.weight for t in why.terms], positive, **SUMS)
         made: dict[str, set[str]] = {}  # analyzer → every term its vectorizers made from the text
@@ -89,19 +101,29 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
 @given(data=st.data())
 def test_explanations_add_up_to_the_logit_with_terms_from_the_text(pipeline, vocabulary, data):
     words = st.one_of(st.sampled_from(vocabulary), st.text(min_size=1, max_size=12), TRICKY)
-    texts = data.draw(st.lists(st.one_of(st.lists(words, max_size=40).map(" ".join), TRICKY), min_size=1, max_size=6))
+    texts = data.draw(
+        st.lists(st.one_of(st.lists(words, max_size=40).map(" ".join), TRICKY), min_size=1, max_size=6)
+    )
     for predictor in (compile_pipeline(pipeline), SklearnPredictor(pipeline)):
         check(pipeline, texts, explained(pipeline, predictor, texts))
 
 
 def test_the_compiled_and_scikit_learn_explanations_agree(pipeline):
-    texts = ["Real-time object detection on a Raspberry Pi.", "Fine-tuning BERT for sentiment analysis of tweets",
-             "Deploying models with Kubernetes and monitoring drift", "", "zzzz"]
-    fast, reference = (explained(pipeline, p, texts) for p in (compile_pipeline(pipeline), SklearnPredictor(pipeline)))
+    texts = [
+        "Real-time object detection on a Raspberry Pi.",
+        "Fine-tuning BERT for sentiment analysis of tweets",
+        "Deploying models with Kubernetes and monitoring drift",
+        "",
+        "zzzz",
+    ]
+    fast, reference = (
+        explained(pipeline, p, texts) for p in (compile_pipeline(pipeline), SklearnPredictor(pipeline))
+    )
     for one, other in zip(fast, reference, strict=True):
         assert (one.tag, len(one.terms)) == (other.tag, len(other.terms))
-        np.testing.assert_allclose([one.logit, one.intercept, one.remainder],
-                                   [other.logit, other.intercept, other.remainder], **SUMS)
+        np.testing.assert_allclose(
+            [one.logit, one.intercept, one.remainder], [other.logit, other.intercept, other.remainder], **SUMS
+        )
         np.testing.assert_allclose([t.weight for t in one.terms], [t.weight for t in other.terms], **SUMS)
 
 
@@ -138,16 +160,23 @@ def test_predictions_are_explained_only_when_asked(artifacts):
 
 
 def test_a_pipeline_served_by_scikit_learn_is_explained_through_its_transform(bundled_dataset):
-    pipeline = fitted(bundled_dataset, Pipeline([("tfidf", TfidfVectorizer(norm="l1")), ("clf", LogisticRegression())]))
+    pipeline = fitted(
+        bundled_dataset, Pipeline([("tfidf", TfidfVectorizer(norm="l1")), ("clf", LogisticRegression())])
+    )
     texts = ["object detection in images", "sentiment of tweets"]
     check(pipeline, texts, explained(pipeline, SklearnPredictor(pipeline), texts))
 
 
-@pytest.mark.parametrize("steps, reason", [
-    ([("tfidf", TfidfVectorizer()), ("nb", MultinomialNB())], "is not linear in its features"),
-    ([("tfidf", TfidfVectorizer()), ("same", FunctionTransformer()), ("clf", LogisticRegression())],
-     "does not name its features"),
-])
+@pytest.mark.parametrize(
+    "steps, reason",
+    [
+        ([("tfidf", TfidfVectorizer()), ("nb", MultinomialNB())], "is not linear in its features"),
+        (
+            [("tfidf", TfidfVectorizer()), ("same", FunctionTransformer()), ("clf", LogisticRegression())],
+            "does not name its features",
+        ),
+    ],
+)
 def test_a_model_that_cannot_be_explained_says_so(bundled_dataset, steps, reason):
     pipeline = fitted(bundled_dataset, Pipeline(steps))
     with pytest.raises(CannotExplain) as refused:

@@ -32,43 +32,61 @@ def test_items_of_a_job_queued_before_0003_move_into_its_chunks(database_url, tm
     upgrade_from = create_engine(database_url)
     downgrade_to(upgrade_from, "0002")
     with upgrade_from.begin() as connection:  # a job as 0002 stored it
-        connection.execute(text(
-            "INSERT INTO batch_jobs (id, model_name, model_version, status, request_sha256, total_items,"
-            " done_items, total_chunks, done_chunks, created_at)"
-            " VALUES ('00000000-0000-0000-0000-000000000001', :model, 1, 'queued', 'x', 3, 0, 2, 0,"
-            " CURRENT_TIMESTAMP)"), {"model": MODEL})
+        connection.execute(
+            text(
+                "INSERT INTO batch_jobs (id, model_name, model_version, status, request_sha256, total_items,"
+                " done_items, total_chunks, done_chunks, created_at)"
+                " VALUES ('00000000-0000-0000-0000-000000000001', :model, 1, 'queued', 'x', 3, 0, 2, 0,"
+                " CURRENT_TIMESTAMP)"
+            ),
+            {"model": MODEL},
+        )
         for number, first, last in [(0, 0, 1), (1, 2, 2)]:
-            connection.execute(text(
-                "INSERT INTO batch_chunks (job_id, number, first, last, status, attempts)"
-                " VALUES ('00000000-0000-0000-0000-000000000001', :n, :f, :l, 'pending', 0)"),
-                {"n": number, "f": first, "l": last})
-        for position, (item_id, body) in enumerate([("a", "object detection"), ("b", "text, \"quoted\""),
-                                                    ("c", "kubernetes ünïcode")]):
-            connection.execute(text(
-                "INSERT INTO batch_items (job_id, position, item_id, text)"
-                " VALUES ('00000000-0000-0000-0000-000000000001', :p, :i, :t)"), {"p": position, "i": item_id,
-                                                                                 "t": body})
+            connection.execute(
+                text(
+                    "INSERT INTO batch_chunks (job_id, number, first, last, status, attempts)"
+                    " VALUES ('00000000-0000-0000-0000-000000000001', :n, :f, :l, 'pending', 0)"
+                ),
+                {"n": number, "f": first, "l": last},
+            )
+        for position, (item_id, body) in enumerate(
+            [("a", "object detection"), ("b", 'text, "quoted"'), ("c", "kubernetes ünïcode")]
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO batch_items (job_id, position, item_id, text)"
+                    " VALUES ('00000000-0000-0000-0000-000000000001', :p, :i, :t)"
+                ),
+                {"p": position, "i": item_id, "t": body},
+            )
     upgrade_from.dispose()
 
     registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
     try:
         jobs = BatchJobs(registry)
         claims = [jobs.claim("worker"), jobs.claim("worker")]
-        assert [c.items for c in claims] == [[("a", "object detection"), ("b", 'text, "quoted"')],
-                                             [("c", "kubernetes ünïcode")]]
+        assert [c.items for c in claims] == [
+            [("a", "object detection"), ("b", 'text, "quoted"')],
+            [("c", "kubernetes ünïcode")],
+        ]
     finally:
         registry.engine.dispose()
 
 
-def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(database_url, tmp_path,
-                                                                           trained_model):
+def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(
+    database_url, tmp_path, trained_model
+):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     jobs = BatchJobs(registry)
     job, _ = jobs.create(MODEL, [("a", "object detection on drones"), ("b", "bert for legal text")])
     artifacts = registry.load(MODEL, 1)
     claim = jobs.claim("worker")
-    assert jobs.complete(claim, ["computer-vision", "natural-language-processing"],
-                         [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]], artifacts.labels)
+    assert jobs.complete(
+        claim,
+        ["computer-vision", "natural-language-processing"],
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]],
+        artifacts.labels,
+    )
     stored = jobs.results(job.id)[0]
     registry.engine.dispose()
 
@@ -95,11 +113,13 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(databas
 def test_the_input_of_a_chunk_queued_before_0005_is_worked_after_it(database_url, tmp_path, trained_model):
     registry = seeded_registry(database_url, tmp_path / "store", trained_model)
     jobs = BatchJobs(registry, chunk_size=2)
-    job, _ = jobs.create(MODEL, [("a", "object detection"), ("b", 'text, "quoted"'),
-                                 ("c", "kubernetes ünïcode")])
+    job, _ = jobs.create(
+        MODEL, [("a", "object detection"), ("b", 'text, "quoted"'), ("c", "kubernetes ünïcode")]
+    )
     first = jobs.claim("worker")
-    assert jobs.complete(first, ["computer-vision", "other"], [[0.7, 0.1, 0.1, 0.1]] * 2,
-                         registry.load(MODEL, 1).labels)
+    assert jobs.complete(
+        first, ["computer-vision", "other"], [[0.7, 0.1, 0.1, 0.1]] * 2, registry.load(MODEL, 1).labels
+    )
     registry.engine.dispose()
     engine = create_engine(database_url)
     try:
@@ -164,15 +184,21 @@ def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tm
             assert connection.execute(text("SELECT count(*) FROM artifact_blobs")).scalar() == 6
         with pytest.raises(RuntimeError) as refused:  # the blobs would go, the versions would stay
             downgrade_to(engine, "0007")
-        assert str(refused.value) == ("artifact_blobs holds 6 file(s) of runs that versions point at: downgrading "
-                                      "below 0008 would drop them; move them to a directory store first (models "
-                                      "export/import), or force it with -x force=true")
+        assert str(refused.value) == (
+            "artifact_blobs holds 6 file(s) of runs that versions point at: downgrading "
+            "below 0008 would drop them; move them to a directory store first (models "
+            "export/import), or force it with -x force=true"
+        )
         assert "artifact_blobs" in inspect(engine).get_table_names()
         downgrade_to(engine, "0007", "force=true")
         assert "artifact_blobs" not in inspect(engine).get_table_names()
         upgrade(engine)
-        assert {c["name"] for c in inspect(engine).get_columns("artifact_blobs")} == {"run_id", "name", "sha256",
-                                                                                     "data"}
+        assert {c["name"] for c in inspect(engine).get_columns("artifact_blobs")} == {
+            "run_id",
+            "name",
+            "sha256",
+            "data",
+        }
     finally:
         engine.dispose()
     # The blobs went with the downgrade: a host with no cache finds the version's files missing.
@@ -184,8 +210,9 @@ def test_0008_adds_the_artifact_blobs_and_takes_them_away_again(database_url, tm
         registry.engine.dispose()
 
 
-def test_0007_queues_a_job_for_each_version_training_and_downgrades_to_trainer_pids(database_url, tmp_path,
-                                                                                       trained_model):
+def test_0007_queues_a_job_for_each_version_training_and_downgrades_to_trainer_pids(
+    database_url, tmp_path, trained_model
+):
     seeded_registry(database_url, tmp_path / "store", trained_model).engine.dispose()  # 1: ready, at head
     engine = create_engine(database_url)
 
@@ -193,15 +220,21 @@ def test_0007_queues_a_job_for_each_version_training_and_downgrades_to_trainer_p
         return {column["name"] for column in inspect(engine).get_columns(table)}
 
     try:
-        assert "trainer_pid" not in columns("model_versions") and "training_jobs" in inspect(engine).get_table_names()
+        assert (
+            "trainer_pid" not in columns("model_versions")
+            and "training_jobs" in inspect(engine).get_table_names()
+        )
         downgrade_to(engine, "0006")
         assert "trainer_pid" in columns("model_versions")
         assert "training_jobs" not in inspect(engine).get_table_names()
         with engine.begin() as connection:  # a version 0006's server was training (by pid) at the upgrade
-            connection.execute(text(
-                "INSERT INTO model_versions (model_id, version, status, created_at, args, trainer_pid)"
-                " SELECT model_id, 2, 'training', CURRENT_TIMESTAMP, args, 4242 FROM model_versions"
-                " WHERE version = 1"))
+            connection.execute(
+                text(
+                    "INSERT INTO model_versions (model_id, version, status, created_at, args, trainer_pid)"
+                    " SELECT model_id, 2, 'training', CURRENT_TIMESTAMP, args, 4242 FROM model_versions"
+                    " WHERE version = 1"
+                )
+            )
         upgrade(engine)
         assert "trainer_pid" not in columns("model_versions")
     finally:

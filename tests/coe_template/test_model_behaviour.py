@@ -87,8 +87,9 @@ MINIMUM_FUNCTIONALITY = {
 }
 
 
-@pytest.mark.parametrize(("text", "tag"), [(text, tag) for tag, texts in MINIMUM_FUNCTIONALITY.items()
-                                           for text in texts])
+@pytest.mark.parametrize(
+    ("text", "tag"), [(text, tag) for tag, texts in MINIMUM_FUNCTIONALITY.items() for text in texts]
+)
 def test_minimum_functionality(artifacts, text, tag):
     assert tag_of(text, artifacts) == tag
 
@@ -112,8 +113,14 @@ def test_invariance_to_names(artifacts, text, variants, tag):
     [
         (["Text summarization", "text summarization!", "TEXT SUMMARIZATION...", "Text summarization?"], NLP),
         (["Image segmentation", "image segmentation.", "IMAGE SEGMENTATION!!", "Image-segmentation"], CV),
-        (["Model serving with TorchServe", "model serving, with torchserve.", "MODEL SERVING WITH TORCHSERVE"],
-         OPS),
+        (
+            [
+                "Model serving with TorchServe",
+                "model serving, with torchserve.",
+                "MODEL SERVING WITH TORCHSERVE",
+            ],
+            OPS,
+        ),
     ],
 )
 def test_invariance_to_punctuation_and_case(artifacts, variants, tag):
@@ -123,8 +130,10 @@ def test_invariance_to_punctuation_and_case(artifacts, variants, tag):
 @pytest.mark.parametrize(
     ("text", "with_vision"),
     [
-        ("A new optimizer for training neural networks.",
-         "A new optimizer for training neural networks on images and video for object detection."),
+        (
+            "A new optimizer for training neural networks.",
+            "A new optimizer for training neural networks on images and video for object detection.",
+        ),
         ("Learning from data.", "Learning from image pixels and video frames."),
         ("Predicting house prices.", "Predicting house prices from photos and images."),
     ],

@@ -36,7 +36,10 @@ def test_one_prediction_per_text_in_order(artifacts):
     predictions = predict(TEXTS, artifacts)
     assert [p["input_text"] for p in predictions] == TEXTS
     assert [p["predicted_tag"] for p in predictions] == [
-        "computer-vision", "natural-language-processing", "mlops", "other",
+        "computer-vision",
+        "natural-language-processing",
+        "mlops",
+        "other",
     ]
     assert [p["input_text"] for p in predict(TEXTS[::-1], artifacts)] == TEXTS[::-1]
 

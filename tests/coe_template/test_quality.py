@@ -15,8 +15,9 @@ from coe_template.predict import tag
 from coe_template.train import cross_validate
 from tests.conftest import DEFAULT_ARGS, SHARED_DATA
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_file(),
-                                reason=f"{SHARED_DATA} is not present: the quality bars need the real projects")
+pytestmark = pytest.mark.skipif(
+    not SHARED_DATA.is_file(), reason=f"{SHARED_DATA} is not present: the quality bars need the real projects"
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def test_the_shipped_model_tags_real_projects(artifacts, real_projects):
     assert performance["overall"]["num_samples"] == 764
     assert performance["overall"]["f1"] >= 0.83
     assert {label: metrics["f1"] >= 0.6 for label, metrics in performance["class"].items()} == dict.fromkeys(
-        artifacts.labels, True)
+        artifacts.labels, True
+    )
     top = [artifacts.labels[i] for i in probabilities.argmax(axis=1)]
     fell_back = sum(p == OTHER_TAG != t for p, t in zip(predicted, top, strict=True))
     assert fell_back <= 0.05 * len(predicted)  # the fallback catches the unsure, not every short text
@@ -43,4 +45,3 @@ def test_cross_validated_on_real_projects_with_the_bundled_data_added(bundled_da
     scores = cross_validate(real_projects, load_args(DEFAULT_ARGS), folds=5, extra=bundled_dataset)
     assert len(scores) == 5
     assert np.mean(scores) >= 0.885
-

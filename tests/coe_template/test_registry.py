@@ -91,7 +91,9 @@ def tamper(path: Path) -> None:
 
 
 def test_open_refuses_a_database_without_the_schema_and_upgrade_creates_it(database_url, store):
-    with pytest.raises(SchemaNotCurrent, match=r"has no registry schema yet: run `coe-template db upgrade` first"):
+    with pytest.raises(
+        SchemaNotCurrent, match=r"has no registry schema yet: run `coe-template db upgrade` first"
+    ):
         Registry.open(database_url, store)
     registry = Registry.open(database_url, store, upgrade=True)
     try:
@@ -144,13 +146,24 @@ def test_ensure_model_leaves_existing_versions_alone(registry, small_model):
     assert model.aliases == {PRODUCTION: 1}
 
 
-@pytest.mark.parametrize(("name", "description", "message"), [
-    ("Bad Name", "", "'Bad Name' is not a model name: lower-case letters, digits and hyphens, starting with a "
-                     "letter or digit, at most 63 characters"),
-    ("a" * 64, "", f"{'a' * 64!r} is not a model name: lower-case letters, digits and hyphens, starting with a "
-                   "letter or digit, at most 63 characters"),
-    ("fine-name", {"x": 1}, "a model's description must be text of at most 2000 characters"),
-])
+@pytest.mark.parametrize(
+    ("name", "description", "message"),
+    [
+        (
+            "Bad Name",
+            "",
+            "'Bad Name' is not a model name: lower-case letters, digits and hyphens, starting with a "
+            "letter or digit, at most 63 characters",
+        ),
+        (
+            "a" * 64,
+            "",
+            f"{'a' * 64!r} is not a model name: lower-case letters, digits and hyphens, starting with a "
+            "letter or digit, at most 63 characters",
+        ),
+        ("fine-name", {"x": 1}, "a model's description must be text of at most 2000 characters"),
+    ],
+)
 def test_a_model_the_api_could_not_address_or_describe_is_refused(registry, name, description, message):
     with pytest.raises(InvalidInput) as refused:
         registry.ensure_model(name, description)
@@ -293,8 +306,8 @@ def test_a_late_failure_does_not_undo_a_ready_version(registry, small_model):
 
 def test_complete_version_on_a_finished_version_is_a_conflict(registry, small_model):
     registry.ensure_model(NAME)
-    registry.register(NAME, small_model)                # 1: ready
-    registry.create_version(NAME, small_model.args)     # 2: failed
+    registry.register(NAME, small_model)  # 1: ready
+    registry.create_version(NAME, small_model.args)  # 2: failed
     registry.fail_version(NAME, 2, "boom")
     for number, status in ((1, "ready"), (2, "failed")):
         with pytest.raises(Conflict, match=f"is {status}, not training"):
@@ -370,8 +383,10 @@ def test_training_beyond_the_limit_is_busy_and_creates_nothing(registry):
         worker.join()
     refused = [o for o in outcomes if isinstance(o, Busy)]
     assert len(refused) == 5 and len(outcomes) == 8
-    assert str(refused[0]) == ("3 version(s) are queued or training already, the most this service runs at "
-                               "once: try again when one has finished")
+    assert str(refused[0]) == (
+        "3 version(s) are queued or training already, the most this service runs at "
+        "once: try again when one has finished"
+    )
     created = [v for name in (NAME, "other-model") for v in registry.list_versions(name)[0]]
     assert len(created) == 3
     # A finished training frees its place.
@@ -497,9 +512,9 @@ def test_set_alias_to_an_unknown_version_is_version_not_found(two_ready):
 
 def test_set_alias_refuses_a_version_that_is_not_ready(two_ready, small_model):
     two_ready.set_alias(NAME, PRODUCTION, 1)
-    two_ready.archive_version(NAME, 2)                                       # 2: archived
+    two_ready.archive_version(NAME, 2)  # 2: archived
     two_ready.create_version(NAME, small_model.args)  # 3: training
-    two_ready.create_version(NAME, small_model.args)                         # 4: failed
+    two_ready.create_version(NAME, small_model.args)  # 4: failed
     two_ready.fail_version(NAME, 4, "boom")
     for number, state in ((2, "archived"), (3, "training"), (4, "failed")):
         with pytest.raises(Conflict, match=f"is {state}; only ready versions can be aliased"):
@@ -597,8 +612,9 @@ def test_load_gives_back_the_registered_model(two_ready, small_model, other_mode
         artifacts = two_ready.load(NAME, number)
         assert artifacts.run_id == two_ready.get_version(NAME, number).run_id
         cleaned = [clean_text(t) for t in PROBES]
-        np.testing.assert_array_equal(artifacts.pipeline.predict_proba(cleaned),
-                                      model.pipeline.predict_proba(cleaned))
+        np.testing.assert_array_equal(
+            artifacts.pipeline.predict_proba(cleaned), model.pipeline.predict_proba(cleaned)
+        )
         assert artifacts.threshold == model.threshold
         assert artifacts.labels == model.labels
 
@@ -627,7 +643,7 @@ def test_the_database_digests_outrank_a_forged_run_record(two_ready):
 def test_a_version_without_a_model_cannot_be_loaded(registry):
     registry.ensure_model(NAME)
     registry.create_version(NAME, parse_args({}))  # 1: training
-    registry.create_version(NAME, parse_args({}))                          # 2: failed
+    registry.create_version(NAME, parse_args({}))  # 2: failed
     registry.fail_version(NAME, 2, "boom")
     for number, state in ((1, "training"), (2, "failed")):
         with pytest.raises(Conflict, match=f"is {state}: it has no model to load"):
@@ -637,7 +653,6 @@ def test_a_version_without_a_model_cannot_be_loaded(registry):
 def test_load_of_an_unknown_version_is_version_not_found(two_ready):
     with pytest.raises(VersionNotFound, match="no version 3"):
         two_ready.load(NAME, 3)
-
 
 
 def test_performance_exists_only_once_a_version_is_ready(registry, small_model):

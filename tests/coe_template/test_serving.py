@@ -192,4 +192,3 @@ def test_stop_ends_polling(server, versions):
     versions.set_alias(NAME, PRODUCTION, 2)
     server.wake()  # as a promotion's notification would
     assert server.current.version == 1
-

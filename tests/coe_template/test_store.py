@@ -26,8 +26,12 @@ from coe_template.store import (
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
 
-TEXTS = ["Sentiment of text with a transformer", "Detection of objects in camera video",
-         "Serving models in production", "Forecasting sales"]
+TEXTS = [
+    "Sentiment of text with a transformer",
+    "Detection of objects in camera video",
+    "Serving models in production",
+    "Forecasting sales",
+]
 RUN_FILES = {MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json"}
 
 
@@ -156,8 +160,18 @@ def test_a_run_without_its_record_is_run_not_found(store, run_id):
         load_artifacts(run_id, store)
 
 
-@pytest.mark.parametrize("bad", ["../etc", "..", "", "latest", "20000101T000000000000Z-ABCDEF",
-                                 "20000101T000000000000Z-abcdef/../x", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../etc",
+        "..",
+        "",
+        "latest",
+        "20000101T000000000000Z-ABCDEF",
+        "20000101T000000000000Z-abcdef/../x",
+        "/etc/passwd",
+    ],
+)
 def test_a_malformed_run_id_is_run_not_found(store, run_id, bad):
     with pytest.raises(RunNotFound, match="not a run id"):
         load_artifacts(bad, store)
@@ -186,7 +200,9 @@ def test_unknown_arg_names_the_argument_and_the_known_ones(store, run_id):
 # --- the directory store ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["../../registry.db", "/etc/passwd", "run.json/..", ".hidden.json", "a/b.json"])
+@pytest.mark.parametrize(
+    "name", ["../../registry.db", "/etc/passwd", "run.json/..", ".hidden.json", "a/b.json"]
+)
 def test_a_file_name_that_is_a_path_is_refused(store, run_id, name):
     with pytest.raises(ArtifactError, match="not a file name of a run"):
         store.get(run_id, name)

@@ -44,7 +44,10 @@ def test_the_model_learns_the_tiny_dataset(model):
     assert model.labels == sorted(VOCABULARY)
     predicted = probabilities(model).argmax(axis=1)
     assert [model.labels[i] for i in predicted] == [
-        "natural-language-processing", "computer-vision", "mlops", "other",
+        "natural-language-processing",
+        "computer-vision",
+        "mlops",
+        "other",
     ]
 
 
@@ -56,8 +59,12 @@ def test_the_run_remembers_its_args_and_dataset(dataset, model):
 def test_progress_reports_each_step_in_order(dataset):
     steps: list[str] = []
     train(dataset, parse_args({}), steps.append)
-    assert steps == ["splitting data", "fitting the pipeline", "choosing the threshold",
-                     "evaluating on the test split"]
+    assert steps == [
+        "splitting data",
+        "fitting the pipeline",
+        "choosing the threshold",
+        "evaluating on the test split",
+    ]
 
 
 # --- splits ---------------------------------------------------------------------------------------
@@ -131,17 +138,25 @@ def test_choose_threshold_prefers_the_lowest_of_ties():
 
 def test_apply_threshold_maps_low_confidence_rows_to_other():
     labels = ["computer-vision", "mlops", "natural-language-processing"]
-    probs = np.array([
-        [0.80, 0.10, 0.10],  # sure: kept
-        [0.40, 0.35, 0.25],  # unsure: other
-        [0.20, 0.20, 0.60],  # exactly on the threshold: kept
-        [0.10, 0.59, 0.31],  # just below: other
-    ])
+    probs = np.array(
+        [
+            [0.80, 0.10, 0.10],  # sure: kept
+            [0.40, 0.35, 0.25],  # unsure: other
+            [0.20, 0.20, 0.60],  # exactly on the threshold: kept
+            [0.10, 0.59, 0.31],  # just below: other
+        ]
+    )
     assert apply_threshold(probs, labels, 0.6) == [
-        "computer-vision", OTHER_TAG, "natural-language-processing", OTHER_TAG,
+        "computer-vision",
+        OTHER_TAG,
+        "natural-language-processing",
+        OTHER_TAG,
     ]
     assert apply_threshold(probs, labels, 0.0) == [
-        "computer-vision", "computer-vision", "natural-language-processing", "mlops",
+        "computer-vision",
+        "computer-vision",
+        "natural-language-processing",
+        "mlops",
     ]
 
 

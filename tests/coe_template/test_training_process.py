@@ -65,16 +65,24 @@ def jobs(model):
 
 def job_rows(registry) -> list[tuple]:
     with registry.engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(
-            select(TrainingJob.version_id, TrainingJob.status, TrainingJob.attempts, TrainingJob.lease_owner)
-            .order_by(TrainingJob.id))]
+        return [
+            tuple(row)
+            for row in connection.execute(
+                select(
+                    TrainingJob.version_id, TrainingJob.status, TrainingJob.attempts, TrainingJob.lease_owner
+                ).order_by(TrainingJob.id)
+            )
+        ]
 
 
 def expire(registry) -> None:
     """Every lease runs out now, as if its holder had died."""
     with registry.engine.begin() as connection:
-        connection.execute(update(TrainingJob).where(TrainingJob.status == "running")
-                           .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        connection.execute(
+            update(TrainingJob)
+            .where(TrainingJob.status == "running")
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def wait_until(condition, seconds: float = DEADLINE_SECONDS) -> bool:
@@ -99,7 +107,9 @@ def test_train_version_trains_with_the_args_given(small_csv):
 def test_a_csv_missing_a_column_is_told_without_the_server_path(no_tag_csv):
     # Every client can read the version: the data file is named, its place on the server is not.
     assert train_version({}, no_tag_csv) == (
-        "failed", "DatasetError: the training data (no-tag.csv) is missing column(s) tag; found title, description")
+        "failed",
+        "DatasetError: the training data (no-tag.csv) is missing column(s) tag; found title, description",
+    )
 
 
 def test_a_dataset_too_small_to_split_is_told(write_csv):
@@ -110,7 +120,9 @@ def test_a_dataset_too_small_to_split_is_told(write_csv):
 def test_an_unexpected_training_error_is_told_without_its_message(tmp_path):
     """An error nobody planned for can say anything (here, the data's full path): the log has it."""
     assert train_version({}, tmp_path / ("x" * 300 + ".csv")) == (
-        "failed", "OSError: training failed unexpectedly; the traceback is in the server's log")
+        "failed",
+        "OSError: training failed unexpectedly; the traceback is in the server's log",
+    )
 
 
 # --- jobs in the database ----------------------------------------------------------------------------
@@ -165,8 +177,8 @@ def test_a_stale_trainers_completion_is_refused_and_its_successors_kept(jobs, mo
 
 
 def test_a_job_abandoned_twice_fails_its_version_naming_the_last_owner(jobs, model):
-    jobs.create(NAME, parse_args({}))   # 1: abandoned twice
-    jobs.create(NAME, parse_args({}))   # 2: still to do
+    jobs.create(NAME, parse_args({}))  # 1: abandoned twice
+    jobs.create(NAME, parse_args({}))  # 2: still to do
     assert jobs.claim("first:1:aaaa").version == 1
     expire(model)
     retry = jobs.claim("second:2:bbbb")
@@ -176,8 +188,9 @@ def test_a_job_abandoned_twice_fails_its_version_naming_the_last_owner(jobs, mod
     assert nxt.version == 2
     failed = model.get_version(NAME, 1)
     assert failed.status == "failed"
-    assert failed.error == ("training was abandoned 2 times; its last trainer, second:2:bbbb, "
-                               "stopped renewing its lease")
+    assert failed.error == (
+        "training was abandoned 2 times; its last trainer, second:2:bbbb, stopped renewing its lease"
+    )
     assert job_rows(model)[0][1:] == ("failed", 2, "second:2:bbbb")
     assert jobs.claim("fourth:4:dddd") is None  # never claimed again
 
@@ -223,8 +236,9 @@ def test_a_runner_records_why_training_failed(jobs, model, no_tag_csv):
     TrainingRunner(jobs, no_tag_csv).run_once()
     version = model.get_version(NAME, 1)
     assert version.status == "failed"
-    assert version.error == ("DatasetError: the training data (no-tag.csv) is missing column(s) tag; "
-                                "found title, description")
+    assert version.error == (
+        "DatasetError: the training data (no-tag.csv) is missing column(s) tag; found title, description"
+    )
 
 
 def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
@@ -232,13 +246,17 @@ def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
     before = set(worker_pids(os.getpid()))
     runner = TrainingRunner(jobs, bundled_dataset_path(), poll_seconds=0.05)
     runner.start()
-    assert wait_until(lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30)
+    assert wait_until(
+        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30
+    )
     children = set(worker_pids(os.getpid())) - before
     stopper = threading.Thread(target=runner.stop, args=(0.2,))
     stopper.start()
     stopper.join(timeout=30)
     assert not stopper.is_alive()
-    assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), "the training process outlived the stop"
+    assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), (
+        "the training process outlived the stop"
+    )
     assert job_rows(model)[0][1:] == ("pending", 0, None)
     assert model.get_version(NAME, 1).status == "training"  # for the next runner to train
 
@@ -258,13 +276,17 @@ def test_a_training_longer_than_its_timeout_is_stopped_and_its_version_failed(jo
     jobs.create(NAME, parse_args({}))
     before = set(worker_pids(os.getpid()))
     outcomes = []
-    runner = TrainingRunner(jobs, fifo, timeout_seconds=1, observe=lambda claim, outcome: outcomes.append(outcome))
+    runner = TrainingRunner(
+        jobs, fifo, timeout_seconds=1, observe=lambda claim, outcome: outcomes.append(outcome)
+    )
     started = time.monotonic()
     assert runner.run_once() is not None
     assert time.monotonic() - started < 30
     version = model.get_version(NAME, 1)
     assert (version.status, version.error) == (
-        "failed", "training took longer than 1 s (COE_TRAINING_TIMEOUT): stopped")
+        "failed",
+        "training took longer than 1 s (COE_TRAINING_TIMEOUT): stopped",
+    )
     assert job_rows(model)[0][1:] == ("failed", 1, runner.owner)
     assert outcomes == ["failed"]
     assert not set(worker_pids(os.getpid())) - before, "the training process outlived its timeout"
@@ -283,8 +305,12 @@ def test_a_job_given_back_after_training_longer_than_a_lease_counts_and_ends_on_
     assert jobs.release(last, ran_seconds=2.4) is True
     version = model.get_version(NAME, 1)
     assert (version.status, version.error) == (
-        "failed", ("training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
-                   "was stopped after 2 s (a restart, a deploy or a recycled server worker)"))
+        "failed",
+        (
+            "training was given back unfinished on its last try (2 of 2): its trainer, last:2:bbbb, "
+            "was stopped after 2 s (a restart, a deploy or a recycled server worker)"
+        ),
+    )
     assert job_rows(model)[0][1:] == ("failed", 2, "last:2:bbbb")
     assert jobs.claim("next:3:cccc") is None
 
@@ -338,7 +364,9 @@ def test_only_a_training_version_can_be_cancelled(jobs, model, small_model, stat
         jobs.complete(claim, small_model)
     else:
         jobs.fail(claim, "DatasetError: bad")
-    with pytest.raises(Conflict, match=f"^version 1 of '{NAME}' is {status}, not training: nothing to cancel$"):
+    with pytest.raises(
+        Conflict, match=f"^version 1 of '{NAME}' is {status}, not training: nothing to cancel$"
+    ):
         jobs.cancel(NAME, 1)
     assert model.get_version(NAME, 1).status == status
 
@@ -348,10 +376,14 @@ def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(
     jobs.create(NAME, parse_args({}))
     before = set(worker_pids(os.getpid()))
     outcomes = []
-    runner = TrainingRunner(jobs, bundled_dataset_path(), observe=lambda claim, outcome: outcomes.append(outcome))
+    runner = TrainingRunner(
+        jobs, bundled_dataset_path(), observe=lambda claim, outcome: outcomes.append(outcome)
+    )
     worker = threading.Thread(target=runner.run_once)
     worker.start()
-    assert wait_until(lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30)
+    assert wait_until(
+        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30
+    )
     jobs.cancel(NAME, 1)
     worker.join(timeout=10)
     assert not worker.is_alive(), "the runner kept training a cancelled version"
@@ -373,5 +405,8 @@ def test_a_runner_whose_training_data_is_unreadable_claims_nothing(jobs, model, 
         runner.stop(1)
     assert job_rows(model)[0][1:] == ("pending", 0, None)  # left for a runner that can read its data
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
-        (f"training: COE_TRAINING_DATA ({data}) is not a readable file: this process trains nothing; "
-         "queued versions wait for a runner that can read its training data")]
+        (
+            f"training: COE_TRAINING_DATA ({data}) is not a readable file: this process trains nothing; "
+            "queued versions wait for a runner that can read its training data"
+        )
+    ]

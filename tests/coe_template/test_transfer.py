@@ -36,7 +36,9 @@ def clean_environment(monkeypatch):
 @pytest.fixture
 def source(database_url, tmp_path, trained_model) -> Iterator[Registry]:
     """Where the version was trained: two ready versions, artifacts in the database."""
-    registry = seeded_registry(database_url, tmp_path / "source", trained_model, versions=2, artifacts=DATABASE)
+    registry = seeded_registry(
+        database_url, tmp_path / "source", trained_model, versions=2, artifacts=DATABASE
+    )
     yield registry
     registry.engine.dispose()
 
@@ -61,8 +63,10 @@ def target(target_url, tmp_path, trained_model) -> Iterator[Registry]:
 
 def cli(registry: Registry, *args: str):
     """``coe-template`` run against ``registry``'s database, store and artifact store."""
-    env = {"DATABASE_URL": registry.engine.url.render_as_string(hide_password=False),
-           "COE_ARTIFACT_STORE": registry.artifacts.kind}
+    env = {
+        "DATABASE_URL": registry.engine.url.render_as_string(hide_password=False),
+        "COE_ARTIFACT_STORE": registry.artifacts.kind,
+    }
     return CliRunner().invoke(main, ["--store", str(registry.store), *args], env=env)
 
 
@@ -100,22 +104,30 @@ def test_a_version_moves_with_its_digests_and_predicts_the_same(source, target, 
     result = cli(target, "models", "import", str(exported))
     assert result.exit_code == 0, result.output
     original = source.get_version(MODEL, 2)
-    assert result.output == (f"{MODEL}: imported {MODEL} version 2 (run {original.run_id}) as version 2, ready; "
-                             f"promote it with `coe-template models promote {MODEL} 2`\n")
+    assert result.output == (
+        f"{MODEL}: imported {MODEL} version 2 (run {original.run_id}) as version 2, ready; "
+        f"promote it with `coe-template models promote {MODEL} 2`\n"
+    )
     imported = target.get_version(MODEL, 2)  # numbered by the target: its next version
     assert imported.status == "ready"
     for key in ("artifacts", "run_id", "args", "dataset", "performance"):
         assert getattr(imported, key) == getattr(original, key), key
-    np.testing.assert_array_equal(target.load(MODEL, 2).pipeline.predict_proba(TEXTS),
-                                  source.load(MODEL, 2).pipeline.predict_proba(TEXTS))
+    np.testing.assert_array_equal(
+        target.load(MODEL, 2).pipeline.predict_proba(TEXTS),
+        source.load(MODEL, 2).pipeline.predict_proba(TEXTS),
+    )
     assert target.artifacts.kind == DIRECTORY  # from the database store to a directory, digests intact
-    assert {n: sha256(p.read_bytes()) for n, p in
-            ((n, target.store / "runs" / original.run_id / n) for n in RUN_FILES)} == original.artifacts
+    assert {
+        n: sha256(p.read_bytes())
+        for n, p in ((n, target.store / "runs" / original.run_id / n) for n in RUN_FILES)
+    } == original.artifacts
 
     again = cli(target, "models", "import", str(exported), "--model", MODEL)  # never overwrites
     assert again.exit_code == 1
-    assert again.output == (f"Error: run {original.run_id} is already in this registry, as version 2 of "
-                            f"{MODEL!r} (imported before, or exported from here): nothing imported\n")
+    assert again.output == (
+        f"Error: run {original.run_id} is already in this registry, as version 2 of "
+        f"{MODEL!r} (imported before, or exported from here): nothing imported\n"
+    )
     assert [v.version for v in target.list_versions(MODEL)[0]] == [1, 2]
 
 
@@ -143,8 +155,12 @@ def test_a_file_whose_bytes_do_not_match_the_manifest_is_refused(target, exporte
     model[len(model) // 2] ^= 0x01
     changed = rewrite(exported, {f"files/{MODEL_FILE}": bytes(model)})
     expected = json.loads(members(exported)["manifest.json"])["artifacts"][MODEL_FILE]
-    refused(target, changed, f"{changed}: {MODEL_FILE} does not match its sha256 in the manifest "
-                             f"(expected {expected}, found {sha256(bytes(model))}); nothing imported")
+    refused(
+        target,
+        changed,
+        f"{changed}: {MODEL_FILE} does not match its sha256 in the manifest "
+        f"(expected {expected}, found {sha256(bytes(model))}); nothing imported",
+    )
 
 
 def test_a_manifest_that_vouches_for_changed_bytes_is_refused_by_the_run_record(target, exported):
@@ -152,19 +168,29 @@ def test_a_manifest_that_vouches_for_changed_bytes_is_refused_by_the_run_record(
     model = members(exported)[f"files/{MODEL_FILE}"] + b"\0"
     manifest = json.loads(members(exported)["manifest.json"])
     manifest["artifacts"][MODEL_FILE] = sha256(model)
-    changed = rewrite(exported, {f"files/{MODEL_FILE}": model, "manifest.json": json.dumps(manifest).encode()})
-    refused(target, changed, f"{changed}: {RECORD_FILE} does not name the manifest's run and digests; "
-                             "nothing imported")
+    changed = rewrite(
+        exported, {f"files/{MODEL_FILE}": model, "manifest.json": json.dumps(manifest).encode()}
+    )
+    refused(
+        target,
+        changed,
+        f"{changed}: {RECORD_FILE} does not name the manifest's run and digests; nothing imported",
+    )
 
 
-@pytest.mark.parametrize("name", ["../evil.json", "files/../../evil.json", "/tmp/evil.json", "files/sub/x.json",
-                                  "./manifest.json"])
+@pytest.mark.parametrize(
+    "name", ["../evil.json", "files/../../evil.json", "/tmp/evil.json", "files/sub/x.json", "./manifest.json"]
+)
 def test_a_member_outside_the_expected_names_is_refused(target, exported, name, tmp_path):
     info = tarfile.TarInfo(name)
     info.size = 1
     changed = rewrite(exported, {}, extra=[info])
-    refused(target, changed, f"{changed}: unexpected member {name!r} (an export holds only manifest.json "
-                             f"and files/<{ONLY}>); nothing imported")
+    refused(
+        target,
+        changed,
+        f"{changed}: unexpected member {name!r} (an export holds only manifest.json "
+        f"and files/<{ONLY}>); nothing imported",
+    )
     assert not (tmp_path / "evil.json").exists() and not Path("/tmp/evil.json").exists()
 
 
@@ -183,26 +209,53 @@ def test_a_link_in_place_of_a_file_is_refused(target, exported):
     refused(target, plain, f"{plain}: member 'files/labels.json' is not a regular file; nothing imported")
 
 
-@pytest.mark.parametrize(("manifest", "why"), [
-    (b"[]", "malformed manifest.json: not a JSON object"),
-    (b"{", "manifest.json is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
-    ({"format": "something/9"}, ("malformed manifest.json: format is 'something/9', this code reads "
-                                "'coe-template-version/1'")),
-    ({"artifacts": None}, "malformed manifest.json: 'artifacts' is missing or not a dict"),
-    ({"run_id": "../../etc"}, "malformed manifest.json: '../../etc' is not a run id"),
-    ({"artifacts": {"../x.json": "0" * 64}}, ("malformed manifest.json: artifacts lists '../x.json', "
-                                             f"not a run's file ({', '.join(RUN_FILES)}) with a sha256")),
-    ({"version": -7}, "malformed manifest.json: version -7 is not a version number (1 or more)"),
-    ({"version": 0}, "malformed manifest.json: version 0 is not a version number (1 or more)"),
-    ({"model": "Bad Name/../x"}, ("malformed manifest.json: 'Bad Name/../x' is not a model name: lower-case "
-                                 "letters, digits and hyphens, starting with a letter or digit, at most 63 characters")),
-    ({"model": "a" * 64}, (f"malformed manifest.json: {'a' * 64!r} is not a model name: lower-case letters, "
-                          "digits and hyphens, starting with a letter or digit, at most 63 characters")),
-    ({"description": {"x": 1}}, ("malformed manifest.json: a model's description must be text of at most 2000 "
-                                "characters")),
-    ({"description": "d" * 2001}, ("malformed manifest.json: a model's description must be text of at most 2000 "
-                                  "characters")),
-])
+@pytest.mark.parametrize(
+    ("manifest", "why"),
+    [
+        (b"[]", "malformed manifest.json: not a JSON object"),
+        (
+            b"{",
+            "manifest.json is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+        ),
+        (
+            {"format": "something/9"},
+            ("malformed manifest.json: format is 'something/9', this code reads 'coe-template-version/1'"),
+        ),
+        ({"artifacts": None}, "malformed manifest.json: 'artifacts' is missing or not a dict"),
+        ({"run_id": "../../etc"}, "malformed manifest.json: '../../etc' is not a run id"),
+        (
+            {"artifacts": {"../x.json": "0" * 64}},
+            (
+                "malformed manifest.json: artifacts lists '../x.json', "
+                f"not a run's file ({', '.join(RUN_FILES)}) with a sha256"
+            ),
+        ),
+        ({"version": -7}, "malformed manifest.json: version -7 is not a version number (1 or more)"),
+        ({"version": 0}, "malformed manifest.json: version 0 is not a version number (1 or more)"),
+        (
+            {"model": "Bad Name/../x"},
+            (
+                "malformed manifest.json: 'Bad Name/../x' is not a model name: lower-case "
+                "letters, digits and hyphens, starting with a letter or digit, at most 63 characters"
+            ),
+        ),
+        (
+            {"model": "a" * 64},
+            (
+                f"malformed manifest.json: {'a' * 64!r} is not a model name: lower-case letters, "
+                "digits and hyphens, starting with a letter or digit, at most 63 characters"
+            ),
+        ),
+        (
+            {"description": {"x": 1}},
+            ("malformed manifest.json: a model's description must be text of at most 2000 characters"),
+        ),
+        (
+            {"description": "d" * 2001},
+            ("malformed manifest.json: a model's description must be text of at most 2000 characters"),
+        ),
+    ],
+)
 def test_a_malformed_manifest_is_refused(target, exported, manifest, why):
     if isinstance(manifest, dict):
         manifest = json.dumps({**json.loads(members(exported)["manifest.json"]), **manifest}).encode()
@@ -219,6 +272,7 @@ def test_a_file_that_is_not_an_export_is_refused(target, tmp_path):
 
 # --- what a version records comes from its run's own files ----------------------------------------
 
+
 def with_file(exported: Path, name: str, data: bytes) -> Path:
     """A copy of an export whose file ``name`` is ``data``, with every digest made right for it
     (manifest and run.json): only the file's contents can then be wrong."""
@@ -226,17 +280,29 @@ def with_file(exported: Path, name: str, data: bytes) -> Path:
     manifest = json.loads(contents["manifest.json"])
     record = json.loads(contents[f"files/{RECORD_FILE}"])
     manifest["artifacts"][name] = record["files"][name] = sha256(data)
-    return rewrite(exported, {f"files/{name}": data, f"files/{RECORD_FILE}": json.dumps(record).encode(),
-                              "manifest.json": json.dumps(manifest).encode()})
+    return rewrite(
+        exported,
+        {
+            f"files/{name}": data,
+            f"files/{RECORD_FILE}": json.dumps(record).encode(),
+            "manifest.json": json.dumps(manifest).encode(),
+        },
+    )
 
 
-@pytest.mark.parametrize(("key", "value", "origin"), [
-    ("performance", {"overall": {"precision": 0.99, "recall": 0.99, "f1": 0.99, "num_samples": 10}},
-     "performance.json"),
-    ("args", {"ngram_max": 5, "C": 1.0}, "args.json"),
-    ("threshold", 0.99, "threshold.json"),
-    ("dataset", {"rows": 1, "sha256": "0" * 64}, RECORD_FILE),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "origin"),
+    [
+        (
+            "performance",
+            {"overall": {"precision": 0.99, "recall": 0.99, "f1": 0.99, "num_samples": 10}},
+            "performance.json",
+        ),
+        ("args", {"ngram_max": 5, "C": 1.0}, "args.json"),
+        ("threshold", 0.99, "threshold.json"),
+        ("dataset", {"rows": 1, "sha256": "0" * 64}, RECORD_FILE),
+    ],
+)
 def test_a_manifest_claiming_other_values_than_the_run_files_is_refused(target, exported, key, value, origin):
     """The manifest is no authority: what it claims must be what the digested files hold."""
     manifest = json.loads(members(exported)["manifest.json"])
@@ -246,41 +312,71 @@ def test_a_manifest_claiming_other_values_than_the_run_files_is_refused(target, 
     refused(target, changed, f"{changed}: the manifest's {key} is not the one in {origin}; nothing imported")
 
 
-@pytest.mark.parametrize(("name", "data", "why"), [
-    ("performance.json", b'{"overall": "junk", "bogus": [1]}',
-     "performance.json is not a performance (data.overall must be object)"),
-    ("performance.json", b'{"overall": {"precision": 1.5, "recall": 0.5, "f1": 0.5, "num_samples": 3}}',
-     "performance.json is not a performance (data.overall.precision must be smaller than or equal to 1)"),
-    ("performance.json", b"{}", "performance.json is not a performance (data must contain at least 1 properties)"),
-    ("args.json", b'{"ngram_max": "lots"}',
-     "args.json holds invalid training arguments: ngram_max: Not a valid integer."),
-    ("args.json", b'{"C": NaN}', "args.json is missing or not JSON (NaN is not a JSON number)"),
-    ("threshold.json", b"NaN", "threshold.json is missing or not JSON (NaN is not a JSON number)"),
-    ("threshold.json", b"Infinity", "threshold.json is missing or not JSON (Infinity is not a JSON number)"),
-    ("threshold.json", b"1.5", "threshold.json is not a threshold (a number from 0 to 1)"),
-    ("threshold.json", b"true", "threshold.json is not a threshold (a number from 0 to 1)"),
-])
-def test_a_run_file_of_the_wrong_shape_is_refused_though_its_digest_is_right(target, exported, name, data, why):
+@pytest.mark.parametrize(
+    ("name", "data", "why"),
+    [
+        (
+            "performance.json",
+            b'{"overall": "junk", "bogus": [1]}',
+            "performance.json is not a performance (data.overall must be object)",
+        ),
+        (
+            "performance.json",
+            b'{"overall": {"precision": 1.5, "recall": 0.5, "f1": 0.5, "num_samples": 3}}',
+            "performance.json is not a performance (data.overall.precision must be smaller than or equal to 1)",
+        ),
+        (
+            "performance.json",
+            b"{}",
+            "performance.json is not a performance (data must contain at least 1 properties)",
+        ),
+        (
+            "args.json",
+            b'{"ngram_max": "lots"}',
+            "args.json holds invalid training arguments: ngram_max: Not a valid integer.",
+        ),
+        ("args.json", b'{"C": NaN}', "args.json is missing or not JSON (NaN is not a JSON number)"),
+        ("threshold.json", b"NaN", "threshold.json is missing or not JSON (NaN is not a JSON number)"),
+        (
+            "threshold.json",
+            b"Infinity",
+            "threshold.json is missing or not JSON (Infinity is not a JSON number)",
+        ),
+        ("threshold.json", b"1.5", "threshold.json is not a threshold (a number from 0 to 1)"),
+        ("threshold.json", b"true", "threshold.json is not a threshold (a number from 0 to 1)"),
+    ],
+)
+def test_a_run_file_of_the_wrong_shape_is_refused_though_its_digest_is_right(
+    target, exported, name, data, why
+):
     """Digests prove the bytes are the exported ones, not that they are a performance, arguments, a threshold."""
     changed = with_file(exported, name, data)
     refused(target, changed, f"{changed}: {why}; nothing imported")
 
 
 def test_nan_in_the_manifest_is_refused(target, exported):
-    manifest = members(exported)["manifest.json"].decode().replace('"threshold": ', '"threshold": NaN, "x": ', 1)
+    manifest = (
+        members(exported)["manifest.json"].decode().replace('"threshold": ', '"threshold": NaN, "x": ', 1)
+    )
     changed = rewrite(exported, {"manifest.json": manifest.encode()})
     refused(target, changed, f"{changed}: manifest.json is not JSON (NaN is not a JSON number)")
 
 
 # --- model names, descriptions --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["Bad Name", "a" * 64, "_underscore", "x/../y"])
 def test_a_model_name_the_api_cannot_address_is_refused(target, exported, name):
     result = cli(target, "models", "import", str(exported), "--model", name)
     shown = repr(name)
-    assert (result.exit_code, result.output) == (1, (f"Error: {shown} is not a model name: lower-case letters, "
-                                                    "digits and hyphens, starting with a letter or digit, "
-                                                    "at most 63 characters\n"))
+    assert (result.exit_code, result.output) == (
+        1,
+        (
+            f"Error: {shown} is not a model name: lower-case letters, "
+            "digits and hyphens, starting with a letter or digit, "
+            "at most 63 characters\n"
+        ),
+    )
     assert [m.name for m in target.list_models()] == [MODEL]
 
 
@@ -291,22 +387,33 @@ def test_import_creates_the_model_with_the_exported_description(target, exported
 
 # --- exactly a run's files, each within its bound ------------------------------------------------
 
+
 def test_an_extra_file_with_a_right_digest_is_refused(target, exported):
     """A file no run has (e.g. 300 MB of padding) never becomes part of a version every server loads."""
     padding = b"\0" * 4096
     contents = members(exported)
     manifest = json.loads(contents["manifest.json"])
     manifest["artifacts"]["padding.json"] = sha256(padding)
-    changed = rewrite(exported, {"files/padding.json": padding, "manifest.json": json.dumps(manifest).encode()})
-    refused(target, changed, f"{changed}: unexpected member 'files/padding.json' (an export holds only "
-                             f"manifest.json and files/<{ONLY}>); nothing imported")
+    changed = rewrite(
+        exported, {"files/padding.json": padding, "manifest.json": json.dumps(manifest).encode()}
+    )
+    refused(
+        target,
+        changed,
+        f"{changed}: unexpected member 'files/padding.json' (an export holds only "
+        f"manifest.json and files/<{ONLY}>); nothing imported",
+    )
 
 
 def test_a_json_file_over_its_bound_is_refused(target, exported):
     big = b" " * (1 << 20) + b"[]"  # compresses to a few kB
     changed = with_file(exported, "labels.json", big)
-    refused(target, changed, f"{changed}: member 'files/labels.json' has {len(big)} bytes, more than the "
-                             f"{1 << 20} it may have; nothing imported")
+    refused(
+        target,
+        changed,
+        f"{changed}: member 'files/labels.json' has {len(big)} bytes, more than the "
+        f"{1 << 20} it may have; nothing imported",
+    )
 
 
 def test_a_model_over_its_bound_is_refused_from_its_header_before_reading(target, tmp_path):
@@ -315,11 +422,16 @@ def test_a_model_over_its_bound_is_refused_from_its_header_before_reading(target
     info.size = 300 << 20
     path = tmp_path / "huge.tar.gz"
     path.write_bytes(gzip.compress(info.tobuf(tarfile.GNU_FORMAT) + b"x" * 1024))
-    refused(target, path, f"{path}: member 'files/{MODEL_FILE}' has {300 << 20} bytes, more than the "
-                          f"{256 << 20} it may have; nothing imported")
+    refused(
+        target,
+        path,
+        f"{path}: member 'files/{MODEL_FILE}' has {300 << 20} bytes, more than the "
+        f"{256 << 20} it may have; nothing imported",
+    )
 
 
 # --- no orphans -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def db_target(database_url, tmp_path, trained_model) -> Iterator[Registry]:
@@ -338,8 +450,11 @@ def db_target(database_url, tmp_path, trained_model) -> Iterator[Registry]:
 
 def blobs(registry: Registry, run_id: str) -> dict[str, str]:
     with registry.engine.connect() as connection:
-        return dict(connection.execute(text("SELECT name, sha256 FROM artifact_blobs WHERE run_id = :r"),
-                                       {"r": run_id}).all())
+        return dict(
+            connection.execute(
+                text("SELECT name, sha256 FROM artifact_blobs WHERE run_id = :r"), {"r": run_id}
+            ).all()
+        )
 
 
 def test_files_of_a_run_no_version_points_at_are_replaced_not_refused(target, db_target, exported):
@@ -365,10 +480,18 @@ def test_a_version_that_cannot_be_recorded_leaves_no_files(database_url, target,
     manifest, files = read_export(exported)
     for registry in (db_target, target):
         with registry.engine.begin() as connection:
-            connection.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                                    "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"))
-            connection.execute(text("CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON model_versions "
-                                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"))
+            connection.execute(
+                text(
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON model_versions "
+                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            )
         with pytest.raises(Exception, match="refused at commit"):
             registry.import_version(MODEL, manifest, files)
         assert [v.version for v in registry.list_versions(MODEL)[0]] == [1]

@@ -35,9 +35,12 @@ def test_errors_are_problems_over_http(server):
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
         "detail": "request body is not valid JSON: Expecting property name enclosed in double quotes: "
-                  "line 1 column 2 (char 1)", "request_id": response.headers["x-request-id"],
+        "line 1 column 2 (char 1)",
+        "request_id": response.headers["x-request-id"],
     }
 
 

@@ -37,15 +37,26 @@ def test_text_lines_carry_time_level_pid_logger_and_request_id():
 
 def test_json_lines_parse():
     line = json.loads(format_one("json", "keeping %s", "version 3"))
-    assert line == {"time": line["time"], "level": "WARNING", "pid": line["pid"], "logger": "coe.test",
-                    "request_id": None, "message": "keeping version 3"}
+    assert line == {
+        "time": line["time"],
+        "level": "WARNING",
+        "pid": line["pid"],
+        "logger": "coe.test",
+        "request_id": None,
+        "message": "keeping version 3",
+    }
     assert datetime.fromisoformat(line["time"]).tzinfo == UTC
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_keys_and_bearer_tokens_are_redacted(log_format):
-    line = format_one(log_format, "headers: %s; key %s", {"Authorization": f"Bearer {WRONG_KEY}"}, ADMIN_KEY,
-                      secrets=(ADMIN_KEY,))
+    line = format_one(
+        log_format,
+        "headers: %s; key %s",
+        {"Authorization": f"Bearer {WRONG_KEY}"},
+        ADMIN_KEY,
+        secrets=(ADMIN_KEY,),
+    )
     assert WRONG_KEY not in line and ADMIN_KEY not in line
     assert line.count("[redacted]") == 2
     if log_format == "json":
@@ -56,7 +67,10 @@ def test_keys_and_bearer_tokens_are_redacted(log_format):
 def test_a_long_message_is_cut_and_says_so(log_format):
     line = format_one(log_format, "refused %r", "x" * 1_000_000)
     message = json.loads(line)["message"] if log_format == "json" else line.split(": ", 1)[1]
-    assert message == f"refused '{'x' * (MAX_MESSAGE - len('refused ' + chr(39)))}… [{1_000_002 - MAX_MESSAGE + 8} characters cut]"
+    assert (
+        message
+        == f"refused '{'x' * (MAX_MESSAGE - len('refused ' + chr(39)))}… [{1_000_002 - MAX_MESSAGE + 8} characters cut]"
+    )
 
 
 def test_a_refused_body_is_not_copied_into_the_log(client, caplog):
@@ -64,20 +78,36 @@ def test_a_refused_body_is_not_copied_into_the_log(client, caplog):
         response = client.post("/predictions", json={"texts": [{"text": "y" * 30_000}]})
     assert "y" * 1000 not in caplog.text
     assert response.json() == {  # the problem too keeps only both ends of the value
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
         "detail": f"'{'y' * 132} … {'y' * 236}' is too long - 'texts.0.text'",
         "request_id": response.headers["x-request-id"],
     }
 
 
 def test_the_settings_read_from_the_environment():
-    settings = Settings.from_env({"COE_LOG_FORMAT": "JSON", "COE_LOG_LEVEL": "warning", "COE_ACCESS_LOG": "false",
-                                  "COE_READY_TIMEOUT": "0.5"})
+    settings = Settings.from_env(
+        {
+            "COE_LOG_FORMAT": "JSON",
+            "COE_LOG_LEVEL": "warning",
+            "COE_ACCESS_LOG": "false",
+            "COE_READY_TIMEOUT": "0.5",
+        }
+    )
     assert (settings.log_format, settings.log_level, settings.access_log, settings.ready_timeout) == (
-        "json", "WARNING", False, 0.5)
+        "json",
+        "WARNING",
+        False,
+        0.5,
+    )
     defaults = Settings.from_env({})
     assert (defaults.log_format, defaults.log_level, defaults.access_log, defaults.ready_timeout) == (
-        "text", "INFO", True, 2.0)
+        "text",
+        "INFO",
+        True,
+        2.0,
+    )
 
 
 def test_an_unknown_format_is_refused():
@@ -86,6 +116,7 @@ def test_an_unknown_format_is_refused():
 
 
 # --- the real server, JSON lines -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def json_server(tmp_path_factory: pytest.TempPathFactory, trained_model):
@@ -110,16 +141,26 @@ def lines(log: Path, until: Callable[[list[dict]], bool] = lambda records: True)
 
 def test_every_line_is_json_and_each_request_has_one_access_line(json_server):
     base, log = json_server
-    response = httpx.post(f"{base}/predictions", json={"texts": [{"text": "image classification"}]},
-                          headers={"X-Request-ID": "access-test-1"}, timeout=10)
+    response = httpx.post(
+        f"{base}/predictions",
+        json={"texts": [{"text": "image classification"}]},
+        headers={"X-Request-ID": "access-test-1"},
+        timeout=10,
+    )
     assert response.status_code == 200
-    refused = httpx.post(f"{base}/predictions", content=b"{", headers={"X-Request-ID": "access-test-2",
-                                                                          "Content-Type": "application/json"})
+    refused = httpx.post(
+        f"{base}/predictions",
+        content=b"{",
+        headers={"X-Request-ID": "access-test-2", "Content-Type": "application/json"},
+    )
     assert refused.status_code == 400
 
     def ours(records: list[dict]) -> list[dict]:
-        return [r for r in records if r["logger"] == "coe.access" and r["request_id"] in ("access-test-1",
-                                                                                          "access-test-2")]
+        return [
+            r
+            for r in records
+            if r["logger"] == "coe.access" and r["request_id"] in ("access-test-1", "access-test-2")
+        ]
 
     records = lines(log, until=lambda records: len(ours(records)) >= 2)  # every line parses
     assert all({"time", "level", "pid", "logger", "request_id", "message"} <= set(r) for r in records)
@@ -128,9 +169,15 @@ def test_every_line_is_json_and_each_request_has_one_access_line(json_server):
     served, bad = sorted(access, key=lambda r: r["request_id"])
     assert served["duration_ms"] > 0
     assert {k: v for k, v in served.items() if k not in ("time", "pid", "duration_ms", "message")} == {
-        "level": "INFO", "logger": "coe.access", "request_id": "access-test-1", "method": "POST",
-        "route": "/predictions", "operation": "predictions.create", "status": 200,
-        "model": MODEL, "model_version": 1,
+        "level": "INFO",
+        "logger": "coe.access",
+        "request_id": "access-test-1",
+        "method": "POST",
+        "route": "/predictions",
+        "operation": "predictions.create",
+        "status": 200,
+        "model": MODEL,
+        "model_version": 1,
     }
     assert (bad["status"], bad["model"], bad["model_version"]) == (400, None, None)
     # uvicorn's and gunicorn's own access logs are off: ours is the only one.
@@ -145,8 +192,11 @@ def test_promotions_and_rollbacks_are_logged_with_their_request_id(json_server):
     for version, request_id in ((2, "promote-1"), (1, "rollback-1")):
         response = httpx.put(url, json={"version": version}, headers={**admin, "X-Request-ID": request_id})
         assert response.status_code == 200, response.text
-    changes = {r["request_id"]: r for r in lines(log, until=lambda records: any(
-        r["request_id"] == "rollback-1" for r in records)) if r["logger"] == "coe_template.registry.registry"}
+    changes = {
+        r["request_id"]: r
+        for r in lines(log, until=lambda records: any(r["request_id"] == "rollback-1" for r in records))
+        if r["logger"] == "coe_template.registry.registry"
+    }
     assert changes["promote-1"]["message"] == f"alias production of '{MODEL}' promoted: version 1 -> 2"
     assert changes["promote-1"]["level"] == "INFO"
     assert changes["rollback-1"]["message"] == f"alias production of '{MODEL}' rolled back: version 2 -> 1"
@@ -155,12 +205,19 @@ def test_promotions_and_rollbacks_are_logged_with_their_request_id(json_server):
 def test_no_key_reaches_the_log(json_server):
     base, log = json_server
     for key in (ADMIN_KEY, WRONG_KEY):
-        httpx.put(f"{base}/models/{MODEL}/aliases/staging", json={"version": 1},
-                  headers={"Authorization": f"Bearer {key}"})
+        httpx.put(
+            f"{base}/models/{MODEL}/aliases/staging",
+            json={"version": 1},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         httpx.get(f"{base}/models/{MODEL}", headers={"Authorization": f"Bearer {key}"})
         httpx.get(f"{base}/models?api_key={key}")
-    lines(log, until=lambda records: sum(r["logger"] == "coe.access" and r["route"] == "/models"
-                                         for r in records) >= 2)  # every request's line is written
+    lines(
+        log,
+        until=lambda records: (
+            sum(r["logger"] == "coe.access" and r["route"] == "/models" for r in records) >= 2
+        ),
+    )  # every request's line is written
     text = log.read_text()
     assert ADMIN_KEY not in text and WRONG_KEY not in text
     assert "Bearer" not in text

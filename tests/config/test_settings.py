@@ -212,27 +212,41 @@ def test_max_body_bytes_is_read(value, expected):
     assert Settings.from_env({"COE_MAX_BODY_BYTES": value}).max_body_bytes == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1", True), ("true", True), ("TRUE", True), ("yes", True), ("on", True), (" True ", True),
-    ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        (" True ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
 def test_validate_responses_is_read(value, expected):
     assert Settings.from_env({"COE_VALIDATE_RESPONSES": value}).validate_responses is expected
 
 
 def test_every_variable_at_once(tmp_path):
-    settings = Settings.from_env({
-        "COE_MODEL_STORE": str(tmp_path / "store"),
-        "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/registry",
-        "COE_MODEL_NAME": "ticket-router",
-        "COE_TRAINING_ARGS": str(tmp_path / "args.json"),
-        "COE_TRAINING_DATA": str(tmp_path / "projects.csv"),
-        "COE_ADMIN_KEYS": f"{ADMIN_KEY},{OTHER_ADMIN_KEY}",
-        "COE_READ_KEYS": READ_KEY,
-        "COE_REFRESH_SECONDS": "0.25",
-        "COE_MAX_BODY_BYTES": "512",
-        "COE_VALIDATE_RESPONSES": "true",
-    })
+    settings = Settings.from_env(
+        {
+            "COE_MODEL_STORE": str(tmp_path / "store"),
+            "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/registry",
+            "COE_MODEL_NAME": "ticket-router",
+            "COE_TRAINING_ARGS": str(tmp_path / "args.json"),
+            "COE_TRAINING_DATA": str(tmp_path / "projects.csv"),
+            "COE_ADMIN_KEYS": f"{ADMIN_KEY},{OTHER_ADMIN_KEY}",
+            "COE_READ_KEYS": READ_KEY,
+            "COE_REFRESH_SECONDS": "0.25",
+            "COE_MAX_BODY_BYTES": "512",
+            "COE_VALIDATE_RESPONSES": "true",
+        }
+    )
     assert settings == Settings(
         model_store=tmp_path / "store",
         database_url="postgresql+psycopg://postgres@127.0.0.1:5432/registry",
@@ -300,9 +314,15 @@ def test_database_limits_default_below_connexions_ten_threads():
 
 
 def test_database_and_training_limits_are_read():
-    settings = Settings.from_env({"COE_DB_TIMEOUT": "2.5", "COE_DB_POOL_SIZE": "3",
-                                  "COE_DB_POOL_WAIT": "0.25", "COE_MAX_TRAININGS": "1",
-                                  "COE_TRAINING_TIMEOUT": "90.5"})
+    settings = Settings.from_env(
+        {
+            "COE_DB_TIMEOUT": "2.5",
+            "COE_DB_POOL_SIZE": "3",
+            "COE_DB_POOL_WAIT": "0.25",
+            "COE_MAX_TRAININGS": "1",
+            "COE_TRAINING_TIMEOUT": "90.5",
+        }
+    )
     assert (settings.db_timeout, settings.db_pool_size, settings.db_pool_wait) == (2.5, 3, 0.25)
     assert settings.max_trainings == 1
     assert settings.training_timeout_seconds == 90.5
@@ -312,9 +332,10 @@ def test_a_training_is_stopped_after_an_hour_by_default():
     assert Settings.from_env({}).training_timeout_seconds == 3600.0
 
 
-@pytest.mark.parametrize("variable",
-                         ["COE_DB_TIMEOUT", "COE_DB_POOL_SIZE", "COE_DB_POOL_WAIT", "COE_MAX_TRAININGS",
-                          "COE_TRAINING_TIMEOUT"])
+@pytest.mark.parametrize(
+    "variable",
+    ["COE_DB_TIMEOUT", "COE_DB_POOL_SIZE", "COE_DB_POOL_WAIT", "COE_MAX_TRAININGS", "COE_TRAINING_TIMEOUT"],
+)
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_bad_limits_are_refused_by_name(variable, value):
     with pytest.raises(ValueError, match=variable):
@@ -328,10 +349,13 @@ def test_reads_are_open_and_cors_is_off_by_default():
 
 
 def test_keys_for_reads_and_cors_origins_are_read():
-    settings = Settings.from_env({
-        "COE_REQUIRE_KEYS_FOR_READS": "true", "COE_READ_KEYS": READ_KEY,
-        "COE_CORS_ORIGINS": " https://app.example.com/, http://localhost:3000,,https://app.example.com",
-    })
+    settings = Settings.from_env(
+        {
+            "COE_REQUIRE_KEYS_FOR_READS": "true",
+            "COE_READ_KEYS": READ_KEY,
+            "COE_CORS_ORIGINS": " https://app.example.com/, http://localhost:3000,,https://app.example.com",
+        }
+    )
     assert settings.require_keys_for_reads is True
     assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
     assert Settings.from_env({"COE_CORS_ORIGINS": "*"}).cors_origins == ("*",)
@@ -342,7 +366,9 @@ def test_keys_for_reads_without_any_key_is_refused():
         Settings.from_env({"COE_REQUIRE_KEYS_FOR_READS": "yes"})
 
 
-@pytest.mark.parametrize("origin", ["app.example.com", "https://app.example.com/path", "ftp://x.org", "https://*.x.org"])
+@pytest.mark.parametrize(
+    "origin", ["app.example.com", "https://app.example.com/path", "ftp://x.org", "https://*.x.org"]
+)
 def test_a_cors_origin_that_is_not_one_is_refused(origin):
     with pytest.raises(ValueError, match="COE_CORS_ORIGINS: .* is not an origin"):
         Settings.from_env({"COE_CORS_ORIGINS": origin})
@@ -402,6 +428,7 @@ def test_the_default_body_budget_fits_two_of_the_largest_bodies_whichever_limit_
 
 # --- the worker's metrics endpoint ---------------------------------------------------------------
 
+
 def test_the_worker_serves_no_metrics_unless_given_a_port():
     settings = Settings.from_env({})
     assert settings.worker_metrics_port == 0
@@ -411,7 +438,9 @@ def test_the_worker_serves_no_metrics_unless_given_a_port():
 
 
 def test_the_worker_metrics_port_and_address_are_read():
-    settings = Settings.from_env({"COE_WORKER_METRICS_PORT": " 9101 ", "COE_WORKER_METRICS_ADDR": "127.0.0.1"})
+    settings = Settings.from_env(
+        {"COE_WORKER_METRICS_PORT": " 9101 ", "COE_WORKER_METRICS_ADDR": "127.0.0.1"}
+    )
     assert (settings.worker_metrics_port, settings.worker_metrics_addr) == (9101, "127.0.0.1")
 
 
@@ -419,5 +448,6 @@ def test_the_worker_metrics_port_and_address_are_read():
 def test_a_worker_metrics_port_that_is_not_one_is_refused_by_name(value):
     with pytest.raises(ValueError) as info:
         Settings.from_env({"COE_WORKER_METRICS_PORT": value})
-    assert str(info.value) == (f"COE_WORKER_METRICS_PORT must be a port number (1-65535), or 0 for none, "
-                               f"not {value.strip()!r}")
+    assert str(info.value) == (
+        f"COE_WORKER_METRICS_PORT must be a port number (1-65535), or 0 for none, not {value.strip()!r}"
+    )

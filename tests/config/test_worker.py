@@ -22,8 +22,12 @@ LIMIT = 4
 
 @pytest.fixture(scope="module")
 def server(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    env = {"COE_MODEL_STORE": str(model_store), "COE_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
-           "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "COE_MAX_CONNECTIONS": str(LIMIT)}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "COE_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+        "COE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "COE_MAX_CONNECTIONS": str(LIMIT),
+    }
     with gunicorn(env, tmp_path_factory.mktemp("worker") / "server.log", workers=1) as (base, _process):
         yield base
 
@@ -50,9 +54,13 @@ def refusal(sock: socket.socket, request: bytes) -> tuple[int, str]:
     status = int(status_line.split(" ", 2)[1])
     problem = json.loads(body)
     kinds = {400: "bad-request", 408: "request-timeout", 431: "header-section-too-large"}
-    assert problem == {"type": f"/problems/{kinds[status]}",
-                       "title": HTTPStatus(status).phrase, "status": status,
-                       "detail": problem["detail"], "request_id": headers["x-request-id"]}
+    assert problem == {
+        "type": f"/problems/{kinds[status]}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": problem["detail"],
+        "request_id": headers["x-request-id"],
+    }
     assert headers["content-type"] == "application/problem+json"
     assert headers["content-length"] == str(len(body))
     assert headers["x-content-type-options"] == "nosniff"
@@ -77,9 +85,12 @@ def test_no_server_header(server):
 def test_a_websocket_upgrade_is_refused(server):
     """The API has no WebSocket: ``ws="none"``, so no WebSocket protocol is reachable."""
     with connect(server) as sock:
-        status, _ = exchange(sock, b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, close\r\n"
-                                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        status, _ = exchange(
+            sock,
+            b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, close\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
     assert status == 400  # by uvicorn or by Flask, whichever answers first
 
 
@@ -88,13 +99,20 @@ def test_header_sections_up_to_the_limit_are_served(server):
         assert exchange(sock, get_with_header(MAX_HEADER_BYTES))[0] == 200
 
 
-@pytest.mark.parametrize("request_bytes", [
-    get_with_header(MAX_HEADER_BYTES + 1),  # complete, within one read
-    get_with_header(2 * MAX_HEADER_BYTES)[:-4],  # never completed
-], ids=["complete", "incomplete"])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        get_with_header(MAX_HEADER_BYTES + 1),  # complete, within one read
+        get_with_header(2 * MAX_HEADER_BYTES)[:-4],  # never completed
+    ],
+    ids=["complete", "incomplete"],
+)
 def test_larger_header_sections_are_refused(server, request_bytes):
     with connect(server) as sock:
-        assert refusal(sock, request_bytes) == (431, f"request header section exceeds {MAX_HEADER_BYTES} bytes")
+        assert refusal(sock, request_bytes) == (
+            431,
+            f"request header section exceeds {MAX_HEADER_BYTES} bytes",
+        )
     assert httpx.get(f"{server}/", timeout=10).status_code == 200
 
 
@@ -127,7 +145,9 @@ def test_a_slow_second_request_on_a_kept_alive_connection_times_out(server):
 def test_a_request_the_parser_refuses_is_a_problem_too(server):
     with connect(server) as sock:
         assert refusal(sock, b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: x\x0bInjected\r\n\r\n") == (
-            400, "Invalid HTTP request received.")
+            400,
+            "Invalid HTTP request received.",
+        )
 
 
 def test_connections_beyond_the_limit_are_answered_503(server):
@@ -135,7 +155,8 @@ def test_connections_beyond_the_limit_are_answered_503(server):
     try:
         time.sleep(0.5)
         status_line, headers, body = exchange_whole(
-            held[-1], b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: over-the-limit\r\n\r\n")
+            held[-1], b"GET / HTTP/1.1\r\nHost: test\r\nX-Request-ID: over-the-limit\r\n\r\n"
+        )
     finally:
         for sock in held:
             sock.close()
@@ -147,7 +168,9 @@ def test_connections_beyond_the_limit_are_answered_503(server):
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["cache-control"] == "no-store"
     assert json.loads(body) == {
-        "type": "/problems/busy", "title": "Service Unavailable", "status": 503,
+        "type": "/problems/busy",
+        "title": "Service Unavailable",
+        "status": 503,
         "detail": f"this server process has {LIMIT} connections open, its limit; retry in a moment",
         "request_id": "over-the-limit",
     }
@@ -156,6 +179,7 @@ def test_connections_beyond_the_limit_are_answered_503(server):
 
 
 # --- gunicorn 27's control socket ----------------------------------------------------------------
+
 
 def test_no_control_socket_unless_asked_for(model_store, tmp_path):
     """By default gunicorn 27 would use ~/.gunicorn/gunicorn.ctl, one path for every instance on the host."""
@@ -170,10 +194,14 @@ def test_no_control_socket_unless_asked_for(model_store, tmp_path):
 def test_two_instances_each_answer_on_their_own_control_socket(model_store, tmp_path):
     paths = [tmp_path / "one.ctl", tmp_path / "two.ctl"]
     env = {"COE_MODEL_STORE": str(model_store)}
-    with gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[0])}, tmp_path / "one.log", workers=1) as (_, one), \
-            gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[1])}, tmp_path / "two.log", workers=2) as (_, two):
+    with (
+        gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[0])}, tmp_path / "one.log", workers=1) as (_, one),
+        gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[1])}, tmp_path / "two.log", workers=2) as (_, two),
+    ):
         for path, master in zip(paths, (one, two), strict=True):
-            deadline = time.monotonic() + 10  # the master opens it in a thread of its own, maybe after serving
+            deadline = (
+                time.monotonic() + 10
+            )  # the master opens it in a thread of its own, maybe after serving
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             with ControlClient(str(path), timeout=10) as client:

@@ -57,8 +57,14 @@ def client_for(registry_store, database_url, settings):
 
     @contextmanager
     def open_client(**overrides):
-        app = create_app(replace(settings, model_store=registry_store.store, database_url=database_url,
-                                 **{"refresh_seconds": 0.2, **overrides}))
+        app = create_app(
+            replace(
+                settings,
+                model_store=registry_store.store,
+                database_url=database_url,
+                **{"refresh_seconds": 0.2, **overrides},
+            )
+        )
         try:
             with app.test_client() as client:
                 yield client

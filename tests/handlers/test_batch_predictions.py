@@ -70,11 +70,13 @@ def test_batch_and_real_time_agree(batch_client, assert_envelope):
     job = batch_client.post(JOBS, json={"items": ITEMS}).json()["data"]["job"]
     wait_for(batch_client, job["id"])
     texts = [i.get("text") or f"{i['title']} {i['description']}" for i in ITEMS]
-    live = assert_envelope(batch_client.post("/predictions", json={"texts": [{"text": t} for t in texts]}),
-                           method="POST")["predictions"]
+    live = assert_envelope(
+        batch_client.post("/predictions", json={"texts": [{"text": t} for t in texts]}), method="POST"
+    )["predictions"]
     stored = all_results(batch_client, job["id"], 100)
-    assert [(s["predicted_tag"], s["probabilities"]) for s in stored] == \
-        [(p["predicted_tag"], p["probabilities"]) for p in live]
+    assert [(s["predicted_tag"], s["probabilities"]) for s in stored] == [
+        (p["predicted_tag"], p["probabilities"]) for p in live
+    ]
 
 
 def send_csv(client, csv: bytes, how: str, model_version: int | None = None):
@@ -88,7 +90,7 @@ def send_csv(client, csv: bytes, how: str, model_version: int | None = None):
 
 @pytest.mark.parametrize("how", ["body", "form"])
 def test_a_csv_with_a_pinned_version(batch_client, assert_envelope, how):
-    csv = b"id,title,description\np1,yolo-lite,Real-time object detection\np2,\"chat, bot\",\"A dialogue\nsystem\"\n"
+    csv = b'id,title,description\np1,yolo-lite,Real-time object detection\np2,"chat, bot","A dialogue\nsystem"\n'
     job = assert_envelope(send_csv(batch_client, csv, how, model_version=2), method="POST", status=202)["job"]
     assert job["model"]["version"] == 2 and job["items"]["total"] == 2
     assert wait_for(batch_client, job["id"])["status"] == "succeeded"
@@ -102,22 +104,30 @@ def test_a_version_given_twice_is_refused(batch_client, assert_problem):
 
 def test_idempotency_key_returns_the_same_job(batch_client, assert_envelope, assert_problem):
     headers = {"Idempotency-Key": "order-42"}
-    first = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
-    again = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
+    first = assert_envelope(
+        batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202
+    )
+    again = assert_envelope(
+        batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202
+    )
     assert again["job"]["id"] == first["job"]["id"]
     listed = assert_envelope(batch_client.get(JOBS))["jobs"]
     assert [j["id"] for j in listed] == [first["job"]["id"]]
     other = {"items": ITEMS[:2]}
-    assert_problem(batch_client.post(JOBS, json=other, headers=headers), 409,
-                   f"Idempotency-Key 'order-42' was already used for a different request "
-                   f"(job {first['job']['id']})")
+    assert_problem(
+        batch_client.post(JOBS, json=other, headers=headers),
+        409,
+        f"Idempotency-Key 'order-42' was already used for a different request (job {first['job']['id']})",
+    )
 
 
 def test_jobs_are_listed_newest_first_one_page_at_a_time(batch_client, assert_envelope):
     ids = [batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job"]["id"] for _ in range(5)]
     seen, token = [], None
     while True:
-        data = assert_envelope(batch_client.get(f"{JOBS}?page_size=2" + (f"&page_token={token}" if token else "")))
+        data = assert_envelope(
+            batch_client.get(f"{JOBS}?page_size=2" + (f"&page_token={token}" if token else ""))
+        )
         seen += [j["id"] for j in data["jobs"]]
         token = data["next_page_token"]
         if token is None:
@@ -147,40 +157,71 @@ def test_cancel_then_delete(batch_client, assert_envelope, assert_problem):
 TOO_MANY = [{"id": f"i{n}", "text": "x"} for n in range(10001)]
 
 
-@pytest.mark.parametrize(("body", "status", "kind", "detail"), [
-    ({"items": []}, 400, None, "[] should be non-empty - 'items'"),
-    ({}, 400, None, "'items' is a required property"),
-    ({"items": [{"text": "no id"}]}, 400, None, "'id' is a required property - 'items.0'"),
-    ({"items": [{"id": "a b", "text": "x"}]}, 400, None,
-     "'a b' does not match '^[A-Za-z0-9._~:@-]{1,200}$' - 'items.0.id'"),
-    ({"items": [{"id": "a", "text": "  "}]}, 400, "invalid-input",
-     "invalid batch: items[0] (id 'a') has no text"),
-    ({"items": [{"id": "a"}]}, 400, "invalid-input", "invalid batch: items[0] (id 'a') has no text"),
-    ({"items": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, 400, "invalid-input",
-     "invalid batch: id 'a' appears more than once"),
-    ({"items": [{"id": "a", "text": "x", "lang": "en"}]}, 400, None,
-     "Additional properties are not allowed ('lang' was unexpected) - 'items.0'"),
-    ({"items": [{"id": "a", "text": "x"}], "model_version": 9}, 404, None,
-     f"model {MODEL!r} has no version 9"),
-    ({"items": TOO_MANY}, 400, None, shortened(f"{TOO_MANY} is too long - 'items'")),
-])
-def test_bad_json_input_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, body, status,
-                                                    kind, detail):
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "detail"),
+    [
+        ({"items": []}, 400, None, "[] should be non-empty - 'items'"),
+        ({}, 400, None, "'items' is a required property"),
+        ({"items": [{"text": "no id"}]}, 400, None, "'id' is a required property - 'items.0'"),
+        (
+            {"items": [{"id": "a b", "text": "x"}]},
+            400,
+            None,
+            "'a b' does not match '^[A-Za-z0-9._~:@-]{1,200}$' - 'items.0.id'",
+        ),
+        (
+            {"items": [{"id": "a", "text": "  "}]},
+            400,
+            "invalid-input",
+            "invalid batch: items[0] (id 'a') has no text",
+        ),
+        ({"items": [{"id": "a"}]}, 400, "invalid-input", "invalid batch: items[0] (id 'a') has no text"),
+        (
+            {"items": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]},
+            400,
+            "invalid-input",
+            "invalid batch: id 'a' appears more than once",
+        ),
+        (
+            {"items": [{"id": "a", "text": "x", "lang": "en"}]},
+            400,
+            None,
+            "Additional properties are not allowed ('lang' was unexpected) - 'items.0'",
+        ),
+        (
+            {"items": [{"id": "a", "text": "x"}], "model_version": 9},
+            404,
+            None,
+            f"model {MODEL!r} has no version 9",
+        ),
+        ({"items": TOO_MANY}, 400, None, shortened(f"{TOO_MANY} is too long - 'items'")),
+    ],
+)
+def test_bad_json_input_is_refused_before_any_work(
+    batch_client, assert_problem, assert_envelope, body, status, kind, detail
+):
     assert_problem(batch_client.post(JOBS, json=body), status, detail, kind)
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
 
 
-@pytest.mark.parametrize(("csv", "detail"), [
-    (b"id,name\n1,x\n",
-     "the CSV file needs an id column and a text column (or title and description); found id, name"),
-    (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
-    (b"id,text\n", "no row: a batch needs at least one"),
-    (b"id,text\n1,a\n1,b\n", "invalid batch: id '1' appears more than once"),
-    (b"id,text\n1,\n", "invalid batch: row[0] (id '1') has no text"),
-    (b"id,text\n1,caf\xe9\n",
-     "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
-     "invalid continuation byte"),
-])
+@pytest.mark.parametrize(
+    ("csv", "detail"),
+    [
+        (
+            b"id,name\n1,x\n",
+            "the CSV file needs an id column and a text column (or title and description); found id, name",
+        ),
+        (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
+        (b"id,text\n", "no row: a batch needs at least one"),
+        (b"id,text\n1,a\n1,b\n", "invalid batch: id '1' appears more than once"),
+        (b"id,text\n1,\n", "invalid batch: row[0] (id '1') has no text"),
+        (
+            b"id,text\n1,caf\xe9\n",
+            "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
+            "invalid continuation byte",
+        ),
+    ],
+)
 @pytest.mark.parametrize("how", ["body", "form"])
 def test_bad_csv_is_refused_before_any_work(batch_client, assert_problem, assert_envelope, csv, detail, how):
     assert_problem(send_csv(batch_client, csv, how), 400, detail, kind="invalid-input")
@@ -197,16 +238,25 @@ def test_a_csv_over_the_limit_is_a_413(client_for, assert_problem, how):
 
 
 def test_other_media_types_are_a_415(batch_client, assert_problem):
-    response = batch_client.post(JOBS, content=b"id\ttext\n1\tx\n", headers={"content-type": "text/tab-separated-values"})
-    assert_problem(response, 415, "Invalid Content-type (text/tab-separated-values), "
-                                  "expected ['application/json', 'multipart/form-data', 'text/csv']")
+    response = batch_client.post(
+        JOBS, content=b"id\ttext\n1\tx\n", headers={"content-type": "text/tab-separated-values"}
+    )
+    assert_problem(
+        response,
+        415,
+        "Invalid Content-type (text/tab-separated-values), "
+        "expected ['application/json', 'multipart/form-data', 'text/csv']",
+    )
 
 
 def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
     job = batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job"]
     wait_for(batch_client, job["id"])
-    assert_problem(batch_client.get(f"{JOBS}/{job['id']}/results/nope"), 404,
-                   f"batch job {job['id']!r} has no stored result for item 'nope'")
+    assert_problem(
+        batch_client.get(f"{JOBS}/{job['id']}/results/nope"),
+        404,
+        f"batch job {job['id']!r} has no stored result for item 'nope'",
+    )
     missing = "00000000-0000-0000-0000-000000000000"
     unknown = f"batch job {missing!r} not found"
     assert_problem(batch_client.get(f"{JOBS}/{missing}"), 404, unknown)
@@ -218,17 +268,26 @@ def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
 
 # --- the job's own token: its creator (or an admin) may cancel or delete it ------------------------
 
+
 def forbidden(detail: str, request_id: str) -> dict:
-    return {"type": "/problems/forbidden", "title": "Forbidden", "status": 403, "detail": detail,
-            "request_id": request_id}
+    return {
+        "type": "/problems/forbidden",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": detail,
+        "request_id": request_id,
+    }
 
 
-NOT_YOURS = ("this Job-Token is not the one this job was created with: only the client that created the job, "
-             "or an admin key, may cancel or delete it")
+NOT_YOURS = (
+    "this Job-Token is not the one this job was created with: only the client that created the job, "
+    "or an admin key, may cancel or delete it"
+)
 
 
-def test_a_new_job_comes_with_its_token_once_and_only_its_digest_is_stored(batch_client, assert_envelope,
-                                                                           registry_store):
+def test_a_new_job_comes_with_its_token_once_and_only_its_digest_is_stored(
+    batch_client, assert_envelope, registry_store
+):
     response = batch_client.post(JOBS, json={"items": ITEMS})
     data = assert_envelope(response, method="POST", status=202)
     token = data["job_token"]
@@ -238,7 +297,9 @@ def test_a_new_job_comes_with_its_token_once_and_only_its_digest_is_stored(batch
     assert token not in batch_client.get(JOBS).text
 
     with registry_store.engine.connect() as connection:  # the database the app uses
-        row = connection.execute(text("SELECT * FROM batch_jobs WHERE id = :id"), {"id": data["job"]["id"]}).one()
+        row = connection.execute(
+            text("SELECT * FROM batch_jobs WHERE id = :id"), {"id": data["job"]["id"]}
+        ).one()
     assert row.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
     assert token not in repr(tuple(row))
     other = batch_client.post(JOBS, json={"items": ITEMS[:1]}).json()["data"]["job_token"]
@@ -253,8 +314,13 @@ def test_only_the_creator_or_an_admin_may_cancel_or_delete(batch_client, assert_
 
     refused = batch_client.delete(url, headers={"X-Request-ID": "t-1"})
     assert refused.status_code == 401
-    assert refused.json() == {"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
-                              "detail": "No authorization token provided", "request_id": "t-1"}
+    assert refused.json() == {
+        "type": "/problems/unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "No authorization token provided",
+        "request_id": "t-1",
+    }
     for headers, detail in [
         ({"Job-Token": theirs["job_token"]}, NOT_YOURS),  # another client's token
         ({"Job-Token": mine["job_token"][:-1]}, NOT_YOURS),
@@ -270,30 +336,44 @@ def test_only_the_creator_or_an_admin_may_cancel_or_delete(batch_client, assert_
     both = {"Authorization": f"Bearer {READ_KEY}", "Job-Token": mine["job_token"]}
     cancelled = assert_envelope(batch_client.delete(url, headers=both), method="DELETE")
     assert cancelled == {"id": mine["job"]["id"], "outcome": "cancelled"}
-    assert assert_envelope(batch_client.delete(url, headers={"Job-Token": mine["job_token"]}),
-                           method="DELETE")["outcome"] == "deleted"
+    assert (
+        assert_envelope(batch_client.delete(url, headers={"Job-Token": mine["job_token"]}), method="DELETE")[
+            "outcome"
+        ]
+        == "deleted"
+    )
 
     # An admin key, for any job.
     wait_for(batch_client, theirs["job"]["id"])
-    deleted = assert_envelope(batch_client.delete(f"{JOBS}/{theirs['job']['id']}", headers=ADMIN), method="DELETE")
+    deleted = assert_envelope(
+        batch_client.delete(f"{JOBS}/{theirs['job']['id']}", headers=ADMIN), method="DELETE"
+    )
     assert deleted == {"id": theirs["job"]["id"], "outcome": "deleted"}
 
 
-def test_with_keys_required_the_token_holder_also_sends_a_read_key(client_for, assert_envelope,
-                                                                   assert_problem):
+def test_with_keys_required_the_token_holder_also_sends_a_read_key(
+    client_for, assert_envelope, assert_problem
+):
     client = client_for(batch_chunk_size=3, require_keys_for_reads=True)
     reader = {"Authorization": f"Bearer {READ_KEY}"}
     mine = client.post(JOBS, json={"items": ITEMS}, headers=reader).json()["data"]
     url = f"{JOBS}/{mine['job']['id']}"
-    assert_problem(client.delete(url, headers={"Job-Token": mine["job_token"]}), 401,
-                   "No authorization token provided")
-    assert assert_envelope(client.delete(url, headers={**reader, "Job-Token": mine["job_token"]}),
-                           method="DELETE")["id"] == mine["job"]["id"]
+    assert_problem(
+        client.delete(url, headers={"Job-Token": mine["job_token"]}), 401, "No authorization token provided"
+    )
+    assert (
+        assert_envelope(
+            client.delete(url, headers={**reader, "Job-Token": mine["job_token"]}), method="DELETE"
+        )["id"]
+        == mine["job"]["id"]
+    )
 
 
 def test_a_replay_mints_no_second_token(batch_client, assert_envelope):
     headers = {"Idempotency-Key": "order-43"}
-    first = assert_envelope(batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202)
+    first = assert_envelope(
+        batch_client.post(JOBS, json={"items": ITEMS}, headers=headers), method="POST", status=202
+    )
     again = batch_client.post(JOBS, json={"items": ITEMS}, headers=headers)
     replay = assert_envelope(again, method="POST", status=202)
     assert replay["job"]["id"] == first["job"]["id"]
@@ -301,8 +381,12 @@ def test_a_replay_mints_no_second_token(batch_client, assert_envelope):
     assert again.headers["cache-control"] == "no-store"
     # The first token is still the job's.
     url = f"{JOBS}/{first['job']['id']}"
-    assert assert_envelope(batch_client.delete(url, headers={"Job-Token": first["job_token"]}),
-                           method="DELETE")["id"] == first["job"]["id"]
+    assert (
+        assert_envelope(batch_client.delete(url, headers={"Job-Token": first["job_token"]}), method="DELETE")[
+            "id"
+        ]
+        == first["job"]["id"]
+    )
 
 
 # --- a version no database column can hold ----------------------------------------------------------
@@ -317,10 +401,17 @@ def send_version(client, version: int, how: str):
     if how == "json":
         return client.post(JOBS, json={"items": ITEMS[:1], "model_version": version}, headers=headers)
     if how == "query":
-        return client.post(f"{JOBS}?model_version={version}", content=b"id,text\na,x\n",
-                           headers={**headers, "Content-Type": "text/csv"})
-    return client.post(JOBS, files={"file": ("a.csv", b"id,text\na,x\n", "text/csv")},
-                       data={"model_version": str(version)}, headers=headers)
+        return client.post(
+            f"{JOBS}?model_version={version}",
+            content=b"id,text\na,x\n",
+            headers={**headers, "Content-Type": "text/csv"},
+        )
+    return client.post(
+        JOBS,
+        files={"file": ("a.csv", b"id,text\na,x\n", "text/csv")},
+        data={"model_version": str(version)},
+        headers=headers,
+    )
 
 
 @pytest.mark.parametrize("version", OUT_OF_RANGE)
@@ -330,7 +421,10 @@ def test_a_version_out_of_the_databases_range_is_a_bad_request(batch_client, ass
     assert response.status_code == 400, response.text
     where = "" if how == "query" else " - 'model_version'"  # Connexion names no query parameter
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-3",
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "request_id": "in-3",
         "detail": f"{version} is greater than the maximum of 2147483647{where}",
     }
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
@@ -343,11 +437,16 @@ def test_a_csv_with_a_quote_left_open_is_refused_whole_not_half_read(batch_clien
     if how == "body":
         response = batch_client.post(JOBS, content=csv, headers={"Content-Type": "text/csv", HEADER: "in-5"})
     else:
-        response = batch_client.post(JOBS, files={"file": ("a.csv", csv, "text/csv")}, headers={HEADER: "in-5"})
+        response = batch_client.post(
+            JOBS, files={"file": ("a.csv", csv, "text/csv")}, headers={HEADER: "in-5"}
+        )
     assert response.status_code == 400
     assert response.json() == {
-        "type": "/problems/invalid-input", "title": "Bad Request", "status": 400, "request_id": "in-5",
+        "type": "/problems/invalid-input",
+        "title": "Bad Request",
+        "status": 400,
+        "request_id": "in-5",
         "detail": "the CSV file is malformed in the row starting on line 2: unexpected end of data; enclose a "
-                  "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
+        "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
     }
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []

@@ -20,7 +20,9 @@ def scope(length: int | None) -> dict:
 
 def client(chunks: list[bytes], pause: float = 0.0):
     """An ASGI receive sending ``chunks`` with a pause before each, then a disconnect."""
-    messages = [{"type": "http.request", "body": c, "more_body": n < len(chunks) - 1} for n, c in enumerate(chunks)]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": n < len(chunks) - 1} for n, c in enumerate(chunks)
+    ]
 
     async def receive() -> dict:
         if messages:
@@ -43,13 +45,18 @@ def run(middleware_args: dict, scope_: dict, receive) -> list[dict]:
     async def send(_message) -> None:
         pass
 
-    asyncio.run(BodyDeadline(app, **{"budget": BodyBudget(1 << 20), **middleware_args})(scope_, receive, send))
+    asyncio.run(
+        BodyDeadline(app, **{"budget": BodyBudget(1 << 20), **middleware_args})(scope_, receive, send)
+    )
     return seen
 
 
 def test_a_body_sent_in_pieces_reaches_the_app_whole_then_the_disconnect():
     seen = run({"seconds": 5, "min_rate": 1e6}, scope(9), client([b"abc", b"def", b"ghi"], pause=0.01))
-    assert seen == [{"type": "http.request", "body": b"abcdefghi", "more_body": False}, {"type": "http.disconnect"}]
+    assert seen == [
+        {"type": "http.request", "body": b"abcdefghi", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
 
 
 def test_a_request_without_a_body_passes_untouched():
@@ -63,8 +70,9 @@ def test_a_body_later_than_its_deadline_is_refused_408():
         run({"seconds": 0.2, "min_rate": 1000}, scope(3), client([b"a", b"b", b"c"], pause=0.1))
     assert refused.value.status == 408
     assert refused.value.headers == {"Connection": "close"}
-    assert refused.value.detail.startswith("the request body (3 bytes declared) did not arrive within 0.203 s; "
-                                           "received ")
+    assert refused.value.detail.startswith(
+        "the request body (3 bytes declared) did not arrive within 0.203 s; received "
+    )
 
 
 def test_the_deadline_grows_with_the_declared_size():
@@ -82,6 +90,7 @@ def test_a_client_that_leaves_mid_body_reaches_no_app():
 
 
 # --- the budget of buffered bytes, shared by every request of the process --------------------------
+
 
 def test_a_body_beyond_the_budget_is_refused_at_once_while_the_others_proceed_then_the_budget_is_free():
     budget = BodyBudget(250)
@@ -105,8 +114,10 @@ def test_a_body_beyond_the_budget_is_refused_at_once_while_the_others_proceed_th
         with pytest.raises(Busy) as refused:
             await deadline(scope(100), slow([b"c" * 100]), send)  # refused before reading anything
         assert refused.value.retry_after == 1
-        assert str(refused.value) == ("this server process is already receiving 200 bytes of request bodies; "
-                                      "100 more would exceed its limit of 250; retry in a moment")
+        assert str(refused.value) == (
+            "this server process is already receiving 200 bytes of request bodies; "
+            "100 more would exceed its limit of 250; retry in a moment"
+        )
         await deadline(scope(50), slow([b"d" * 50]), send)  # what fits passes
         await asyncio.gather(first, second)
 
@@ -126,8 +137,11 @@ def test_the_budget_is_released_however_the_request_ends(ending):
     async def leaves() -> dict:
         return {"type": "http.disconnect"}
 
-    receive = {"timeout": client([b"a", b"b"], pause=0.3), "disconnect": leaves,
-               "app error": client([b"x" * 100])}[ending]
+    receive = {
+        "timeout": client([b"a", b"b"], pause=0.3),
+        "disconnect": leaves,
+        "app error": client([b"x" * 100]),
+    }[ending]
     with pytest.raises((ProblemException, RuntimeError)) if ending != "disconnect" else nullcontext():
         asyncio.run(BodyDeadline(app, seconds=0.1, min_rate=1e6, budget=budget)(scope(100), receive, _ignore))
     assert budget.reserved == 0
@@ -144,6 +158,7 @@ def test_a_body_in_one_piece_is_passed_on_without_a_copy():
 
 # --- requests in progress ---------------------------------------------------------------------------
 
+
 def test_requests_beyond_the_limit_in_progress_are_refused_busy_and_the_slot_comes_back():
     release = asyncio.Event()
 
@@ -156,7 +171,10 @@ def test_requests_beyond_the_limit_in_progress_are_refused_busy_and_the_slot_com
         await asyncio.sleep(0)
         with pytest.raises(Busy) as refused:
             await limit(scope(None), client([b""]), _ignore)
-        assert str(refused.value) == "this server process has 2 requests in progress, its limit; retry in a moment"
+        assert (
+            str(refused.value)
+            == "this server process has 2 requests in progress, its limit; retry in a moment"
+        )
         release.set()
         await asyncio.gather(*held)
         assert limit.in_flight == 0

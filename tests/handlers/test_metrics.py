@@ -28,8 +28,11 @@ Samples = dict[tuple[str, frozenset], float]
 
 
 def parse(text: str) -> Samples:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def scrape(client) -> Samples:
@@ -48,8 +51,11 @@ def requests(samples: Samples, operation: str, status: int) -> float:
 
 
 def test_a_prediction_request_is_counted_by_operation_status_and_tag(client):
-    texts = ["ML applied to image classification.", "A chatbot built with transformers.",
-             "Object detection in video."]
+    texts = [
+        "ML applied to image classification.",
+        "A chatbot built with transformers.",
+        "Object detection in video.",
+    ]
     before = scrape(client)
     response = client.post("/predictions", json={"texts": [{"text": t} for t in texts]})
     assert response.status_code == 200
@@ -59,13 +65,19 @@ def test_a_prediction_request_is_counted_by_operation_status_and_tag(client):
     assert requests(after, "predictions.create", 200) - requests(before, "predictions.create", 200) == 1
     assert requests(after, "predictions.create", 400) - requests(before, "predictions.create", 400) == 1
     latency = "coe_http_request_duration_seconds_count"
-    assert value(after, latency, operation="predictions.create") - value(before, latency,
-                                                                         operation="predictions.create") == 2
+    assert (
+        value(after, latency, operation="predictions.create")
+        - value(before, latency, operation="predictions.create")
+        == 2
+    )
     tags = Counter(p["predicted_tag"] for p in response.json()["data"]["predictions"])
     assert tags["computer-vision"] == 2
     for tag, n in tags.items():
         labels = {"model": MODEL, "version": "1", "tag": tag}
-        assert value(after, "coe_predictions_total", **labels) - value(before, "coe_predictions_total", **labels) == n
+        assert (
+            value(after, "coe_predictions_total", **labels) - value(before, "coe_predictions_total", **labels)
+            == n
+        )
 
 
 def test_paths_no_operation_matches_share_one_label(client):
@@ -102,7 +114,9 @@ def test_batch_chunks_and_items_done_are_counted(client_for, assert_envelope):
     after = scrape(client)
     assert value(after, "coe_batch_items_total") - value(before, "coe_batch_items_total") == len(ITEMS)
     done = {"outcome": "done"}
-    assert value(after, "coe_batch_chunks_total", **done) - value(before, "coe_batch_chunks_total", **done) == 3
+    assert (
+        value(after, "coe_batch_chunks_total", **done) - value(before, "coe_batch_chunks_total", **done) == 3
+    )
     assert value(after, "coe_batch_queue_items") == 0
 
 
@@ -142,12 +156,22 @@ def two_workers(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     # A previous run's counts in the directory given: the server must start from zero, not add them in.
     metrics_dir = root / "metrics"
     metrics_dir.mkdir()
-    stale = ("from handlers import metrics\n"
-             "for _ in range(5): metrics.observe_request('predictions.create', 200, 0.001)")
-    subprocess.run([sys.executable, "-c", stale], check=True, cwd=PROJECT_ROOT,
-                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    stale = (
+        "from handlers import metrics\n"
+        "for _ in range(5): metrics.observe_request('predictions.create', 200, 0.001)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", stale],
+        check=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+    )
     assert list(metrics_dir.glob("counter_*.db"))
-    env = {"COE_MODEL_STORE": str(model_store), "COE_GRACEFUL": "5", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "COE_GRACEFUL": "5",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     with gunicorn(env, root / "server.log", workers=2) as (base, _):
         yield base, root / "server.log"
 
@@ -155,9 +179,14 @@ def two_workers(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
     """Also: the stale counts the fixture left in the directory are not added in."""
     base, log = two_workers
+
     def predict(_: int) -> int:
-        response = httpx.post(f"{base}/predictions", json={"texts": [{"text": "image classification"}]},
-                              headers={"Connection": "close"}, timeout=10)
+        response = httpx.post(
+            f"{base}/predictions",
+            json={"texts": [{"text": "image classification"}]},
+            headers={"Connection": "close"},
+            timeout=10,
+        )
         return response.status_code
 
     sent = 0
@@ -193,7 +222,9 @@ def test_every_worker_counts_and_a_dead_workers_counts_are_kept(two_workers):
         pids = served_pids(samples)
         if samples and str(victim) not in pids and len(pids) == 2:
             break
-        assert time.monotonic() < deadline, f"the dead worker's gauge is still there, or none replaced it: {pids}"
+        assert time.monotonic() < deadline, (
+            f"the dead worker's gauge is still there, or none replaced it: {pids}"
+        )
         time.sleep(0.2)
     # Counters are kept: the dead worker's requests still count (prometheus_client's multiprocess mode).
     assert requests(samples, "predictions.create", 200) == sent
@@ -208,21 +239,31 @@ def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_w
     base, log = two_workers
     for n in range(3):
         with connect(base) as sock:
-            sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\nX-Request-ID: gone-%d\r\n\r\n{\"texts\": [" % n)
+            sock.sendall(
+                b"POST /predictions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\nX-Request-ID: gone-%d\r\n\r\n{"texts": [' % n
+            )
             time.sleep(0.2)  # the body's start is read before the client goes
     deadline = time.monotonic() + 10
-    while requests(samples := parse(httpx.get(f"{base}/metrics", timeout=10).text), "predictions.create", 499) < 3:
+    while (
+        requests(samples := parse(httpx.get(f"{base}/metrics", timeout=10).text), "predictions.create", 499)
+        < 3
+    ):
         assert time.monotonic() < deadline, "the abandoned requests were never counted"
         time.sleep(0.1)
     assert requests(samples, "predictions.create", 500) == 0
-    assert len(re.findall(r"coe\.access gone-\d: POST /predictions predictions\.create 499 ", log.read_text())) == 3
+    assert (
+        len(re.findall(r"coe\.access gone-\d: POST /predictions predictions\.create 499 ", log.read_text()))
+        == 3
+    )
 
 
 def test_the_metrics_and_their_hooks_import_without_the_web_stack():
     """``coe-template worker --metrics-port`` counts with them and should not load Flask or Connexion."""
-    code = ("import sys, handlers.metrics; "
-            "print(sorted(m for m in ('flask', 'connexion') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import sys, handlers.metrics; print(sorted(m for m in ('flask', 'connexion') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.strip() == "[]", done.stderr

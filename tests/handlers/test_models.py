@@ -22,7 +22,10 @@ def test_unknown_model_is_a_404_that_names_it(registry_client, assert_problem):
 
 def test_model_names_outside_the_pattern_are_refused(registry_client, assert_problem):
     for name in ("Upper", "under_score", "-leading", "a" * 64):
-        assert_problem(registry_client.get(f"/models/{name}"), 400,
-                       f"{name!r} does not match '^[a-z0-9][a-z0-9-]{{0,62}}$'")
+        assert_problem(
+            registry_client.get(f"/models/{name}"),
+            400,
+            f"{name!r} does not match '^[a-z0-9][a-z0-9-]{{0,62}}$'",
+        )
     # A path never reaches the filesystem: traversal does not even route.
     assert registry_client.get("/models/..%2F..%2Fetc").status_code in (400, 404)

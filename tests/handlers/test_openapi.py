@@ -25,8 +25,13 @@ from config.settings import Settings
 from handlers.app import SPEC_DIR, create_app
 from tests.conftest import ADMIN, seeded_registry
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 schema = schemathesis.openapi.from_path(SPEC_DIR / "spec.yaml")
 
 
@@ -45,4 +50,3 @@ def fuzzed_app(tmp_path, trained_model, settings):
 @hypothesis.settings(max_examples=100, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
 def test_every_operation_answers_as_documented(case, fuzzed_app):
     case.call_and_validate(app=fuzzed_app, headers=ADMIN, checks=CHECKS)
-

@@ -23,10 +23,14 @@ def test_every_block_counts_its_samples(client, assert_envelope):
 
 
 def test_unknown_filter_lists_the_valid_values(client, assert_problem):
-    assert_problem(client.get("/performance?filter=everything"), 400,
-                   "'everything' is not one of ['overall', 'class', 'slices']")
+    assert_problem(
+        client.get("/performance?filter=everything"),
+        400,
+        "'everything' is not one of ['overall', 'class', 'slices']",
+    )
 
 
 def test_unknown_query_parameter_is_refused(client, assert_problem):
-    assert_problem(client.get("/performance?filtr=overall"), 400,
-                   "Extra query parameter(s) filtr not in spec")
+    assert_problem(
+        client.get("/performance?filtr=overall"), 400, "Extra query parameter(s) filtr not in spec"
+    )

@@ -51,10 +51,14 @@ def test_image_classification_is_computer_vision(client, assert_envelope):
         ({"texts": "a project"}, "'a project' is not of type 'array' - 'texts'"),
         ({"texts": ["a project"]}, "'a project' is not of type 'object' - 'texts.0'"),
         (["a project"], "['a project'] is not of type 'object'"),
-        ({"texts": [{"text": "ok", "lang": "en"}]},
-         "Additional properties are not allowed ('lang' was unexpected) - 'texts.0'"),
-        ({"texts": [{"text": "ok"}], "model": 2},
-         "Additional properties are not allowed ('model' was unexpected)"),
+        (
+            {"texts": [{"text": "ok", "lang": "en"}]},
+            "Additional properties are not allowed ('lang' was unexpected) - 'texts.0'",
+        ),
+        (
+            {"texts": [{"text": "ok"}], "model": 2},
+            "Additional properties are not allowed ('model' was unexpected)",
+        ),
         ({"texts": [{"text": "x"}] * 1001}, shortened(f"{[{'text': 'x'}] * 1001} is too long - 'texts'")),
         ({"texts": [{"text": "x" * 20001}]}, shortened(f"{'x' * 20001!r} is too long - 'texts.0.text'")),
     ],
@@ -70,20 +74,31 @@ def test_a_text_of_whitespace_only_is_refused_by_the_spec(client, text):
     response = client.post("/predictions", json=body, headers={"X-Request-ID": "in-6"})
     assert response.status_code == 400
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "in-6",
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "request_id": "in-6",
         "detail": f"{text!r} does not match '\\\\S' - 'texts.1.text'",
     }
 
 
 def test_a_text_of_control_characters_that_are_not_whitespace_is_tagged(client, assert_envelope):
     body = {"texts": [{"text": "\x01\x02\x7f"}]}
-    assert assert_envelope(post(client, body), method="POST")["predictions"][0]["input_text"] == "\x01\x02\x7f"
+    assert (
+        assert_envelope(post(client, body), method="POST")["predictions"][0]["input_text"] == "\x01\x02\x7f"
+    )
 
 
 def test_non_json_body_is_a_400(client, assert_problem):
-    response = client.post("/predictions", content=b"{texts: oops", headers={"content-type": "application/json"})
-    assert_problem(response, 400, "request body is not valid JSON: Expecting property name enclosed in "
-                                  "double quotes: line 1 column 2 (char 1)")
+    response = client.post(
+        "/predictions", content=b"{texts: oops", headers={"content-type": "application/json"}
+    )
+    assert_problem(
+        response,
+        400,
+        "request body is not valid JSON: Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1)",
+    )
 
 
 def test_other_media_types_are_a_415(client, assert_problem):
@@ -92,14 +107,20 @@ def test_other_media_types_are_a_415(client, assert_problem):
 
 
 def test_missing_body_is_a_400(client, assert_problem):
-    assert_problem(client.post("/predictions", headers={"content-type": "application/json"}), 400,
-                   "RequestBody is required")
+    assert_problem(
+        client.post("/predictions", headers={"content-type": "application/json"}),
+        400,
+        "RequestBody is required",
+    )
 
 
 def test_error_detail_does_not_echo_a_huge_value(client, assert_problem):
     # Both ends kept: the start quotes the value, the end says what is wrong with it.
-    assert_problem(post(client, {"texts": "y" * 500_000}), 400,
-                   f"'{'y' * 132} … {'y' * 232}' is not of type 'array' - 'texts'")
+    assert_problem(
+        post(client, {"texts": "y" * 500_000}),
+        400,
+        f"'{'y' * 132} … {'y' * 232}' is not of type 'array' - 'texts'",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +132,21 @@ def small_limit_client(settings):
 def test_body_over_the_limit_is_a_413(small_limit_client, assert_problem):
     body = {"texts": [{"text": "x" * 2000}]}
     response = post(small_limit_client, body)
-    assert_problem(response, 413,
-                   f"request body of {len(response.request.content)} bytes exceeds the limit of 1000 bytes")
+    assert_problem(
+        response,
+        413,
+        f"request body of {len(response.request.content)} bytes exceeds the limit of 1000 bytes",
+    )
 
 
 def test_chunked_body_is_refused_unread(small_limit_client, assert_problem):
     chunks = (b"x" * 300 for _ in range(10))  # no Content-Length: size unknown until read
-    response = small_limit_client.post("/predictions", content=chunks, headers={"content-type": "application/json"})
-    assert_problem(response, 411,
-                   "send the body with a Content-Length header; chunked bodies are not accepted")
+    response = small_limit_client.post(
+        "/predictions", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert_problem(
+        response, 411, "send the body with a Content-Length header; chunked bodies are not accepted"
+    )
 
 
 def test_body_under_the_limit_is_served(small_limit_client, assert_envelope):
@@ -127,14 +154,25 @@ def test_body_under_the_limit_is_served(small_limit_client, assert_envelope):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
-@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=json_values | st.fixed_dictionaries({"texts": st.lists(st.fixed_dictionaries({"text": st.text()}), max_size=3)}))
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=json_values
+    | st.fixed_dictionaries({"texts": st.lists(st.fixed_dictionaries({"text": st.text()}), max_size=3)})
+)
 def test_no_body_makes_a_server_error(client, body):
     response = post(client, body)
     assert response.status_code in (200, 400), response.text
@@ -142,19 +180,29 @@ def test_no_body_makes_a_server_error(client, body):
         assert response.headers["content-type"] == "application/problem+json"
 
 
-EXPLAINED = ["Real-time object detection on a Raspberry Pi.", "Fine-tuning BERT for sentiment analysis of tweets.",
-             "qqqq"]
+EXPLAINED = [
+    "Real-time object detection on a Raspberry Pi.",
+    "Fine-tuning BERT for sentiment analysis of tweets.",
+    "qqqq",
+]
 
 
 def without_explanations(data: dict) -> dict:
-    return {**data, "predictions": [{k: v for k, v in p.items() if k != "explanation"} for p in data["predictions"]]}
+    return {
+        **data,
+        "predictions": [{k: v for k, v in p.items() if k != "explanation"} for p in data["predictions"]],
+    }
 
 
 @pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions"])
-def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(client, artifacts, assert_envelope, path):
+def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(
+    client, artifacts, assert_envelope, path
+):
     body = {"texts": [{"text": t} for t in EXPLAINED]}
     plain = assert_envelope(client.post(path, json=body), method="POST")
-    data = assert_envelope(client.post(f"{path}?explain=true", json=body), method="POST", path=f"{path}?explain=true")
+    data = assert_envelope(
+        client.post(f"{path}?explain=true", json=body), method="POST", path=f"{path}?explain=true"
+    )
     assert without_explanations(data) == plain  # the same predictions, each with its explanation
     first = artifacts.pipeline[0]  # one vectorizer, or a FeatureUnion of them
     vectorizers = [v for _, v in first.transformer_list] if hasattr(first, "transformer_list") else [first]
@@ -164,16 +212,21 @@ def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(client, 
         probabilities = prediction["probabilities"]
         assert why["tag"] == max(probabilities, key=probabilities.get) == prediction["predicted_tag"]
         assert why["intercept"] + sum(t["weight"] for t in why["terms"]) + why["remainder"] == pytest.approx(
-            why["logit"], rel=0, abs=1e-9)
+            why["logit"], rel=0, abs=1e-9
+        )
         k = list(artifacts.pipeline.classes_).index(why["tag"])
-        assert why["logit"] == pytest.approx(artifacts.pipeline.decision_function([clean_text(text)])[0][k], abs=1e-9)
+        assert why["logit"] == pytest.approx(
+            artifacts.pipeline.decision_function([clean_text(text)])[0][k], abs=1e-9
+        )
         made = {(v.analyzer, term) for v in vectorizers for term in v.build_analyzer()(clean_text(text))}
         for term in why["terms"]:
             assert set(term) == {"term", "analyzer", "weight"}
             assert (term["analyzer"], term["term"]) in made and term["weight"] > 0
     first = [t["term"] for t in data["predictions"][0]["explanation"]["terms"]]
     assert {"detection", "object"} <= set(first)
-    assert data["predictions"][2]["explanation"]["terms"] == []  # no word the model knows: its intercept alone
+    assert (
+        data["predictions"][2]["explanation"]["terms"] == []
+    )  # no word the model knows: its intercept alone
 
 
 @pytest.mark.parametrize("query", ["", "?explain=false", "?explain=FALSE"])
@@ -190,12 +243,18 @@ def post_query(client, query: str, texts: list[str], headers=None):
 @pytest.mark.parametrize("path", ["/predictions", "/models/project-tagger/versions/1/predictions"])
 @pytest.mark.parametrize("value", ["maybe", "1", "", "yes"])
 def test_explain_must_be_true_or_false(client, path, value):
-    response = client.post(f"{path}?explain={value}", json={"texts": [{"text": "a project"}]},
-                           headers={"X-Request-ID": "explain-1"})
+    response = client.post(
+        f"{path}?explain={value}",
+        json={"texts": [{"text": "a project"}]},
+        headers={"X-Request-ID": "explain-1"},
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "request_id": "explain-1",
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "request_id": "explain-1",
         "detail": f"{value!r} is not of type 'boolean'",
     }
 
@@ -207,9 +266,19 @@ def test_explained_predictions_are_counted_and_bounded_as_any_other(client):
     assert post_query(client, "?explain=true", ["ML applied to image classification."] * 3).status_code == 200
     after = scrape(client)
     labels = {"model": "project-tagger", "version": "1", "tag": "computer-vision"}
-    assert value(after, "coe_predictions_total", **labels) - value(before, "coe_predictions_total", **labels) == 3
+    assert (
+        value(after, "coe_predictions_total", **labels) - value(before, "coe_predictions_total", **labels)
+        == 3
+    )
     for texts in (["x"] * 1001, ["x" * 20_001]):  # the request's limits, refused exactly as without explain
-        refused = [post_query(client, query, texts, headers={"X-Request-ID": "explain-2"}) for query in ("", "?explain=true")]
+        refused = [
+            post_query(client, query, texts, headers={"X-Request-ID": "explain-2"})
+            for query in ("", "?explain=true")
+        ]
         assert [r.status_code for r in refused] == [400, 400]
         assert refused[1].json() == refused[0].json()
-        assert refused[1].json()["detail"].endswith("is too long - " + ("'texts'" if len(texts) > 1 else "'texts.0.text'"))
+        assert (
+            refused[1]
+            .json()["detail"]
+            .endswith("is too long - " + ("'texts'" if len(texts) > 1 else "'texts.0.text'"))
+        )

@@ -36,8 +36,9 @@ def own_app(tmp_path: Path, trained_model):
     refresh poll meanwhile (it would wait on the broken database too)."""
     store = tmp_path / "store"
     seeded_registry(Settings(model_store=store).db_url, store, trained_model).engine.dispose()
-    app = create_app(Settings(model_store=store, validate_responses=True, ready_timeout=1.0,
-                              refresh_seconds=3600))
+    app = create_app(
+        Settings(model_store=store, validate_responses=True, ready_timeout=1.0, refresh_seconds=3600)
+    )
     yield app
     app.app.extensions[EXTENSION].registry.engine.dispose()
 
@@ -72,8 +73,9 @@ def test_not_ready_when_the_database_is_broken(own_app, tmp_path: Path):
         extra.unlink()
     database.write_bytes(b"this is not a database" * 100)
     with own_app.test_client() as client:
-        not_ready(client.get("/readyz"),
-                  "not ready: database: the database file is not a database: try again later")
+        not_ready(
+            client.get("/readyz"), "not ready: database: the database file is not a database: try again later"
+        )
         # Predictions are served from memory meanwhile.
         assert client.post("/predictions", json={"texts": [{"text": "a chatbot"}]}).status_code == 200
 

@@ -17,7 +17,9 @@ def test_the_spec_table_lists_every_kind_the_app_answers_with_and_no_other():
 def test_each_kind_is_tabled_with_the_status_the_service_answers_it_with():
     from handlers.problems import _BY_STATUS, _DOMAIN
 
-    answered = {kind: status for status, kind in _BY_STATUS.items()} | {kind: int(s) for _, s, kind in _DOMAIN}
+    answered = {kind: status for status, kind in _BY_STATUS.items()} | {
+        kind: int(s) for _, s, kind in _DOMAIN
+    }
     assert {kind: status for kind, (status, _) in meanings().items()} == answered
 
 
@@ -53,7 +55,9 @@ def test_an_unknown_kind_is_a_404_problem(client):
     response = client.get("/problems/no-such-kind", headers={"X-Request-ID": "pages-1"})
     assert response.status_code == 404
     assert response.json() == {
-        "type": "/problems/not-found", "title": "Not Found", "status": 404,
+        "type": "/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
         "detail": "no problem type '/problems/no-such-kind': every type is listed under /docs",
         "request_id": "pages-1",
     }

@@ -39,8 +39,9 @@ def test_a_bug_is_a_generic_500_with_its_traceback_logged(client, app, monkeypat
     assert getattr(record, "request_id", None) in (None, "bug-hunt-1")
 
 
-def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(client, app, monkeypatch,
-                                                                               caplog):
+def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(
+    client, app, monkeypatch, caplog
+):
     class Unmapped(CoeError):
         pass
 
@@ -52,7 +53,9 @@ def test_a_refusal_of_the_package_nobody_mapped_is_a_bug_not_the_clients_fault(c
         response = client.get("/models", headers={HEADER: "bug-hunt-2"})
     assert response.status_code == 500
     assert response.json() == {
-        "type": "/problems/internal-error", "title": "Internal Server Error", "status": 500,
+        "type": "/problems/internal-error",
+        "title": "Internal Server Error",
+        "status": 500,
         "detail": "the server failed to answer this request; the error is logged under its request id",
         "request_id": "bug-hunt-2",
     }
@@ -68,17 +71,25 @@ def test_a_fresh_app_maps_each_kind_of_error_to_its_problem(settings, monkeypatc
     app = create_app(settings)
     with app.test_client() as client:
         assert_problem(client.get("/models/nope"), 404, "model 'nope' not found")
-        assert_problem(client.post("/predictions", json={"texts": []}), 400, "[] should be non-empty - 'texts'")
-        assert_problem(client.get("/nowhere"), 404,
-                       "'/nowhere' not found: no resource of this API has that path (see /docs)")
+        assert_problem(
+            client.post("/predictions", json={"texts": []}), 400, "[] should be non-empty - 'texts'"
+        )
+        assert_problem(
+            client.get("/nowhere"),
+            404,
+            "'/nowhere' not found: no resource of this API has that path (see /docs)",
+        )
 
         def buggy(*_args, **_kwargs):
             raise KeyError("a bug")
 
         monkeypatch.setattr(app.app.extensions["coe_template"].registry, "list_models", buggy)
-        assert_problem(client.get("/models"), 500,
-                       "the server failed to answer this request; the error is logged under its request id",
-                       kind="internal-error")
+        assert_problem(
+            client.get("/models"),
+            500,
+            "the server failed to answer this request; the error is logged under its request id",
+            kind="internal-error",
+        )
 
 
 def test_a_framework_fault_is_logged_with_its_status_and_a_client_error_is_not(caplog):
@@ -89,8 +100,10 @@ def test_a_framework_fault_is_logged_with_its_status_and_a_client_error_is_not(c
     with caplog.at_level(logging.INFO, logger="handlers.problems"):
         for status in (451, 500, 503):
             framework_problem(None, ProblemException(status=status, detail=f"fault {status}"))
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", "500 fault 500"),
-                                                                       ("ERROR", "503 fault 503")]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "500 fault 500"),
+        ("ERROR", "503 fault 503"),
+    ]
 
 
 def test_a_framework_problem_without_a_detail_gets_the_statuss_description():
@@ -101,15 +114,24 @@ def test_a_framework_problem_without_a_detail_gets_the_statuss_description():
     from handlers.problems import framework_problem
 
     assert json.loads(framework_problem(None, ProblemException(status=404)).body) == {
-        "type": "/problems/not-found", "title": "Not Found", "status": 404,
-        "detail": "Nothing matches the given URI", "request_id": None}
+        "type": "/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "Nothing matches the given URI",
+        "request_id": None,
+    }
 
 
-@pytest.mark.parametrize(("cause", "logged"), [
-    (None, ""),
-    (OSError("  connection refused\n\tIs the server running on that host?\n\tport 5432?"),
-     " (cause: connection refused)"),
-])
+@pytest.mark.parametrize(
+    ("cause", "logged"),
+    [
+        (None, ""),
+        (
+            OSError("  connection refused\n\tIs the server running on that host?\n\tport 5432?"),
+            " (cause: connection refused)",
+        ),
+    ],
+)
 def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch, caplog, cause, logged):
     registry = app.app.extensions["coe_template"].registry
 
@@ -121,7 +143,8 @@ def test_a_database_fault_is_a_503_with_retry_after(client, app, monkeypatch, ca
         response = client.get("/models", headers={HEADER: "db-down"})
     # One line, with the first line of the underlying error.
     assert [r.getMessage() for r in caplog.records if r.name == "handlers.problems"] == [
-        f"database-unavailable: the registry's database did not answer within 3 s{logged}"]
+        f"database-unavailable: the registry's database did not answer within 3 s{logged}"
+    ]
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json() == {
@@ -137,8 +160,11 @@ def test_not_found_is_pinned_whole(client):
     response = client.get("/models/nope", headers={HEADER: "r-1"})
     assert response.status_code == 404
     assert response.json() == {
-        "type": "/problems/not-found", "title": "Not Found", "status": 404,
-        "detail": "model 'nope' not found", "request_id": "r-1",
+        "type": "/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "model 'nope' not found",
+        "request_id": "r-1",
     }
 
 
@@ -146,16 +172,22 @@ def test_a_spec_violation_is_pinned_whole(client):
     response = client.post("/predictions", json={"texts": []}, headers={HEADER: "r-2"})
     assert response.status_code == 400
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
-        "detail": "[] should be non-empty - 'texts'", "request_id": "r-2",
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "[] should be non-empty - 'texts'",
+        "request_id": "r-2",
     }
 
 
 def test_json_that_does_not_parse_is_pinned_whole(client):
-    response = client.post("/predictions", content=b'{"texts": [}',
-                           headers={"Content-Type": "application/json", HEADER: "r-5"})
+    response = client.post(
+        "/predictions", content=b'{"texts": [}', headers={"Content-Type": "application/json", HEADER: "r-5"}
+    )
     assert response.json() == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
         "detail": "request body is not valid JSON: Expecting value: line 1 column 12 (char 11)",
         "request_id": "r-5",
     }
@@ -165,16 +197,22 @@ def test_a_missing_key_is_pinned_whole(client):
     response = client.post("/models/project-tagger/versions", json={}, headers={HEADER: "r-3"})
     assert response.status_code == 401
     assert response.json() == {
-        "type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
-        "detail": "No authorization token provided", "request_id": "r-3",
+        "type": "/problems/unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "No authorization token provided",
+        "request_id": "r-3",
     }
 
 
 def test_an_unknown_path_is_pinned_whole(client):
     response = client.get("/nowhere", headers={HEADER: "r-4"})
     assert response.json() == {
-        "type": "/problems/not-found", "title": "Not Found", "status": 404,
-        "detail": "'/nowhere' not found: no resource of this API has that path (see /docs)", "request_id": "r-4",
+        "type": "/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "'/nowhere' not found: no resource of this API has that path (see /docs)",
+        "request_id": "r-4",
     }
 
 
@@ -193,8 +231,14 @@ def test_an_unsafe_request_id_is_replaced(client, given):
 
 def concrete(path: str) -> str:
     """A path of the spec with a valid value for each of its parameters."""
-    values = {"model-name": "project-tagger", "version": "1", "alias": "staging", "arg": "seed",
-              "job-id": "00000000-0000-0000-0000-000000000000", "item-id": "a"}
+    values = {
+        "model-name": "project-tagger",
+        "version": "1",
+        "alias": "staging",
+        "arg": "seed",
+        "job-id": "00000000-0000-0000-0000-000000000000",
+        "item-id": "a",
+    }
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
     return path
@@ -211,8 +255,11 @@ def test_a_method_the_path_lacks_is_a_405_that_allows_every_method_of_the_path(c
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert response.json() == {
-        "type": "/problems/method-not-allowed", "title": "Method Not Allowed", "status": 405,
-        "detail": f"PATCH is not allowed on {concrete(path)}: use {allowed}", "request_id": "in-7",
+        "type": "/problems/method-not-allowed",
+        "title": "Method Not Allowed",
+        "status": 405,
+        "detail": f"PATCH is not allowed on {concrete(path)}: use {allowed}",
+        "request_id": "in-7",
     }
 
 
@@ -233,8 +280,9 @@ def test_an_integral_float_is_not_an_integer(client):
     # Draft 4, as the spec: fastjsonschema's default draft took 1.0 for an integer and echoed it back.
     from tests.conftest import ADMIN
 
-    response = client.put("/models/project-tagger/aliases/staging", json={"version": 1.0},
-                          headers={**ADMIN, HEADER: "f-1"})
+    response = client.put(
+        "/models/project-tagger/aliases/staging", json={"version": 1.0}, headers={**ADMIN, HEADER: "f-1"}
+    )
     assert response.status_code == 400
     assert response.json()["detail"] == "1.0 is not of type 'integer' - 'version'"
 
@@ -247,8 +295,12 @@ def test_a_detail_of_the_maximum_length_is_kept_whole():
 
     exact = "v" * 133 + "w" * 267  # 400 characters
     assert document(400, exact, request_id="m-1") == {
-        "type": "/problems/bad-request", "title": "Bad Request", "status": 400, "detail": exact,
-        "request_id": "m-1"}
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": exact,
+        "request_id": "m-1",
+    }
 
 
 def test_a_detail_one_character_longer_keeps_its_first_third_and_last_two_thirds():
@@ -257,12 +309,15 @@ def test_a_detail_one_character_longer_keeps_its_first_third_and_last_two_thirds
     assert document(400, "v" * 133 + "x" + "w" * 267)["detail"] == "v" * 133 + " … " + "w" * 266
 
 
-@pytest.mark.parametrize(("status", "kind", "expected"), [
-    (400, "invalid-input", "/problems/invalid-input"),  # a kind named wins over the status's
-    (503, None, "/problems/unavailable"),
-    (418, None, "about:blank"),  # a status no kind of this API has
-    (400, "no-such-kind", "about:blank"),
-])
+@pytest.mark.parametrize(
+    ("status", "kind", "expected"),
+    [
+        (400, "invalid-input", "/problems/invalid-input"),  # a kind named wins over the status's
+        (503, None, "/problems/unavailable"),
+        (418, None, "about:blank"),  # a status no kind of this API has
+        (400, "no-such-kind", "about:blank"),
+    ],
+)
 def test_the_type_is_the_kind_named_else_the_statuss_else_about_blank(status, kind, expected):
     from handlers.problems import document
 
@@ -273,11 +328,18 @@ def test_a_problem_the_server_answers_itself_has_the_apps_headers_and_a_compact_
     from handlers.problems import raw
 
     headers, body = raw(503, "too many connections", "rid-1", kind="busy", headers={"Retry-After": "1"})
-    assert body == (b'{"detail":"too many connections","request_id":"rid-1","status":503,'
-                    b'"title":"Service Unavailable","type":"/problems/busy"}')
-    assert headers == [(b"content-type", b"application/problem+json"), (b"content-length", b"%d" % len(body)),
-                       (b"x-request-id", b"rid-1"), (b"x-content-type-options", b"nosniff"),
-                       (b"cache-control", b"no-store"), (b"retry-after", b"1")]
+    assert body == (
+        b'{"detail":"too many connections","request_id":"rid-1","status":503,'
+        b'"title":"Service Unavailable","type":"/problems/busy"}'
+    )
+    assert headers == [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"x-request-id", b"rid-1"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", b"1"),
+    ]
 
 
 def test_a_raisers_title_gives_way_to_the_status_phrase(settings):
@@ -288,10 +350,13 @@ def test_a_raisers_title_gives_way_to_the_status_phrase(settings):
     from handlers.app import create_app
 
     with create_app(replace(settings, max_body_bytes=10)).test_client() as client:
-        response = client.post("/predictions", json={"texts": [{"text": "a long enough body"}]},
-                               headers={HEADER: "t-413"})
+        response = client.post(
+            "/predictions", json={"texts": [{"text": "a long enough body"}]}, headers={HEADER: "t-413"}
+        )
     assert response.json() == {
-        "type": "/problems/payload-too-large", "title": HTTPStatus(413).phrase, "status": 413,
+        "type": "/problems/payload-too-large",
+        "title": HTTPStatus(413).phrase,
+        "status": 413,
         "detail": f"request body of {len(response.request.content)} bytes exceeds the limit of 10 bytes",
         "request_id": "t-413",
     }

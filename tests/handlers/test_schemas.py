@@ -16,9 +16,18 @@ MOMENT = datetime(2026, 11, 25, 3, 38, 35, 538917, tzinfo=timezone(timedelta(hou
 
 
 def job(done: int, total: int) -> JobInfo:
-    return JobInfo(id="0b5b0e43-7c1f-4c38-9d0e-5f0c9a3c2a11", status="running", model_name="project-tagger",
-                   model_version=2, total_items=total, done_items=done, created_at=MOMENT, started_at=MOMENT,
-                   finished_at=None, error=None)
+    return JobInfo(
+        id="0b5b0e43-7c1f-4c38-9d0e-5f0c9a3c2a11",
+        status="running",
+        model_name="project-tagger",
+        model_version=2,
+        total_items=total,
+        done_items=done,
+        created_at=MOMENT,
+        started_at=MOMENT,
+        finished_at=None,
+        error=None,
+    )
 
 
 def test_a_job_is_served_in_the_specs_shape_with_times_in_utc_to_the_millisecond():
@@ -37,30 +46,67 @@ def test_a_job_is_served_in_the_specs_shape_with_times_in_utc_to_the_millisecond
 
 def test_progress_is_exact_in_the_package_and_rounded_to_four_digits_when_served():
     assert job(2, 3).progress == 2 / 3
-    assert [job_schema.dump(job(done, total))["progress"] for done, total in
-            ((0, 7), (2, 3), (99_999, 100_000), (7, 7), (0, 0))] == [0.0, 0.6667, 1.0, 1.0, 1.0]
+    assert [
+        job_schema.dump(job(done, total))["progress"]
+        for done, total in ((0, 7), (2, 3), (99_999, 100_000), (7, 7), (0, 0))
+    ] == [0.0, 0.6667, 1.0, 1.0, 1.0]
 
 
 def test_a_result_is_served_under_its_items_id():
-    result = ResultInfo(item_id="p-1", predicted_tag="mlops", probabilities={"mlops": 0.75, "other": 0.25},
-                        model_version=2)
-    assert result_schema.dump(result) == {"id": "p-1", "predicted_tag": "mlops",
-                                          "probabilities": {"mlops": 0.75, "other": 0.25}, "model_version": 2}
+    result = ResultInfo(
+        item_id="p-1", predicted_tag="mlops", probabilities={"mlops": 0.75, "other": 0.25}, model_version=2
+    )
+    assert result_schema.dump(result) == {
+        "id": "p-1",
+        "predicted_tag": "mlops",
+        "probabilities": {"mlops": 0.75, "other": 0.25},
+        "model_version": 2,
+    }
 
 
 def test_a_version_a_model_and_an_alias_are_served_in_the_specs_shapes():
-    version = VersionInfo(model="project-tagger", version=2, status="training", aliases=("staging",),
-                          created_at=MOMENT, finished_at=None, args={"C": 3.0}, dataset=None, performance=None,
-                          artifacts=None, run_id=None, error=None)
+    version = VersionInfo(
+        model="project-tagger",
+        version=2,
+        status="training",
+        aliases=("staging",),
+        created_at=MOMENT,
+        finished_at=None,
+        args={"C": 3.0},
+        dataset=None,
+        performance=None,
+        artifacts=None,
+        run_id=None,
+        error=None,
+    )
     assert version_schema.dump(version) == {
-        "model": "project-tagger", "version": 2, "status": "training", "aliases": ["staging"],
-        "created_at": "2026-11-25T01:38:35.538+00:00", "finished_at": None, "args": {"C": 3.0},
-        "dataset": None, "performance": None, "artifacts": None, "run_id": None, "error": None,
+        "model": "project-tagger",
+        "version": 2,
+        "status": "training",
+        "aliases": ["staging"],
+        "created_at": "2026-11-25T01:38:35.538+00:00",
+        "finished_at": None,
+        "args": {"C": 3.0},
+        "dataset": None,
+        "performance": None,
+        "artifacts": None,
+        "run_id": None,
+        "error": None,
     }
-    model = ModelInfo(name="project-tagger", description="Tags projects.", created_at=MOMENT, latest_version=None,
-                      version_count=0, aliases={})
+    model = ModelInfo(
+        name="project-tagger",
+        description="Tags projects.",
+        created_at=MOMENT,
+        latest_version=None,
+        version_count=0,
+        aliases={},
+    )
     assert model_schema.dump(model) == {
-        "name": "project-tagger", "description": "Tags projects.", "created_at": "2026-11-25T01:38:35.538+00:00",
-        "latest_version": None, "version_count": 0, "aliases": {},
+        "name": "project-tagger",
+        "description": "Tags projects.",
+        "created_at": "2026-11-25T01:38:35.538+00:00",
+        "latest_version": None,
+        "version_count": 0,
+        "aliases": {},
     }
     assert alias_schema.dump(AliasChange("production", 2)) == {"alias": "production", "version": 2}

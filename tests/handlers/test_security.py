@@ -19,19 +19,32 @@ READER = {"Authorization": f"Bearer {READ_KEY}"}
 OTHER_ADMIN_KEY = "second-admin-key-abcdefghij"
 TEXTS = {"texts": [{"text": "object detection on drones"}]}
 ALLOWED = "https://app.example.com"
-PREFLIGHT = {"Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type",
+}
 
 
 def unauthorized(detail: str, request_id: str) -> dict:
-    return {"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401, "detail": detail,
-            "request_id": request_id}
+    return {
+        "type": "/problems/unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+        "request_id": request_id,
+    }
 
 
 # --- reads: open by default, a key for everything when the deployment asks -------------------------
 
-READS = [("GET", "/"), ("GET", "/models"), ("GET", "/models/project-tagger/versions/1"), ("GET", "/args"),
-         ("GET", "/batch-predictions"), ("POST", "/predictions")]
+READS = [
+    ("GET", "/"),
+    ("GET", "/models"),
+    ("GET", "/models/project-tagger/versions/1"),
+    ("GET", "/args"),
+    ("GET", "/batch-predictions"),
+    ("POST", "/predictions"),
+]
 
 
 def test_reads_are_open_by_default(client):
@@ -50,8 +63,12 @@ def app_with(settings, **overrides):
 @pytest.fixture(scope="module")
 def locked_app(settings):
     """COE_REQUIRE_KEYS_FOR_READS=true, two admin keys, CORS for one origin."""
-    yield from app_with(settings, require_keys_for_reads=True, cors_origins=(ALLOWED,),
-                        admin_keys=frozenset({ADMIN_KEY, OTHER_ADMIN_KEY}))
+    yield from app_with(
+        settings,
+        require_keys_for_reads=True,
+        cors_origins=(ALLOWED,),
+        admin_keys=frozenset({ADMIN_KEY, OTHER_ADMIN_KEY}),
+    )
 
 
 @pytest.fixture
@@ -72,8 +89,12 @@ REFUSALS = [
 def test_with_keys_required_every_operation_refuses_a_request_without_a_key(locked_client):
     for method, path in READS + [("GET", "/nowhere"), ("DELETE", "/batch-predictions/x")]:
         for headers, detail in REFUSALS:
-            response = locked_client.request(method, path, json=TEXTS if method == "POST" else None,
-                                             headers={**headers, HEADER: "locked-1"})
+            response = locked_client.request(
+                method,
+                path,
+                json=TEXTS if method == "POST" else None,
+                headers={**headers, HEADER: "locked-1"},
+            )
             assert response.status_code == 401, (method, path, headers)
             assert response.json() == unauthorized(detail, "locked-1")
             assert response.headers["www-authenticate"] == "Bearer"
@@ -83,18 +104,27 @@ def test_with_keys_required_every_operation_refuses_a_request_without_a_key(lock
 def test_with_keys_required_a_read_or_admin_key_reads(locked_client):
     for method, path in READS:
         for headers in (READER, ADMIN):
-            response = locked_client.request(method, path, json=TEXTS if method == "POST" else None,
-                                             headers=headers)
+            response = locked_client.request(
+                method, path, json=TEXTS if method == "POST" else None, headers=headers
+            )
             assert response.status_code == 200, (method, path, response.text)
 
 
 def test_with_keys_required_admin_operations_keep_their_own_check(locked_client, assert_problem):
     path = "/models/project-tagger/aliases/nope"
     response = locked_client.delete(path, headers={**READER, HEADER: "locked-2"})
-    assert response.json() == {"type": "/problems/forbidden", "title": "Forbidden", "status": 403,
-                               "detail": "this key may only read: send an admin key", "request_id": "locked-2"}
-    assert_problem(locked_client.delete(path, headers=ADMIN), 404,  # let through to the handler
-                   "model 'project-tagger' has no alias 'nope'")
+    assert response.json() == {
+        "type": "/problems/forbidden",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "this key may only read: send an admin key",
+        "request_id": "locked-2",
+    }
+    assert_problem(
+        locked_client.delete(path, headers=ADMIN),
+        404,  # let through to the handler
+        "model 'project-tagger' has no alias 'nope'",
+    )
 
 
 @pytest.mark.parametrize("path", ["/docs/", "/openapi.json"])
@@ -119,6 +149,7 @@ def test_keys_required_without_any_key_is_a_configuration_error(settings):
 
 # --- admin keys: constant time, every key, never logged, never in the query string -----------------
 
+
 def test_keys_are_compared_in_constant_time_against_every_key(monkeypatch):
     compared = []
 
@@ -137,31 +168,47 @@ def test_keys_are_compared_in_constant_time_against_every_key(monkeypatch):
 
 def test_every_configured_admin_key_is_accepted(locked_client, assert_problem):
     for key in (ADMIN_KEY, OTHER_ADMIN_KEY):
-        response = locked_client.delete("/models/project-tagger/aliases/nope",
-                                        headers={"Authorization": f"Bearer {key}"})
+        response = locked_client.delete(
+            "/models/project-tagger/aliases/nope", headers={"Authorization": f"Bearer {key}"}
+        )
         # Past both checks, to the handler.
         assert_problem(response, 404, "model 'project-tagger' has no alias 'nope'")
 
 
 def test_a_key_in_the_query_string_is_refused_without_echoing_it(client):
     for name in ("access_token", "api_key", "key", "API_KEY", "token", "job_token"):
-        for path in ("/models", "/predictions", "/models/project-tagger/aliases/production", "/docs/", "/nowhere"):
+        for path in (
+            "/models",
+            "/predictions",
+            "/models/project-tagger/aliases/production",
+            "/docs/",
+            "/nowhere",
+        ):
             response = client.get(f"{path}?page_size=2&{name}={ADMIN_KEY}", headers={HEADER: "q-1"})
             assert response.status_code == 400, (name, path)
             assert response.json() == {
-                "type": "/problems/bad-request", "title": "Bad Request", "status": 400,
+                "type": "/problems/bad-request",
+                "title": "Bad Request",
+                "status": 400,
                 "detail": f"credentials are not accepted in the query string ({name}): it is logged and cached "
-                          "along the way; send Authorization: Bearer <key> instead",
+                "along the way; send Authorization: Bearer <key> instead",
                 "request_id": "q-1",
             }
             assert ADMIN_KEY not in response.text
 
 
 def test_a_key_in_the_query_string_is_refused_even_with_a_good_header(client, assert_problem):
-    response = client.put(f"/models/project-tagger/aliases/production?access_token={ADMIN_KEY}",
-                                   json={"version": 2}, headers=ADMIN)
-    assert_problem(response, 400, "credentials are not accepted in the query string (access_token): it is "
-                                  "logged and cached along the way; send Authorization: Bearer <key> instead")
+    response = client.put(
+        f"/models/project-tagger/aliases/production?access_token={ADMIN_KEY}",
+        json={"version": 2},
+        headers=ADMIN,
+    )
+    assert_problem(
+        response,
+        400,
+        "credentials are not accepted in the query string (access_token): it is "
+        "logged and cached along the way; send Authorization: Bearer <key> instead",
+    )
     assert client.get("/models/project-tagger/aliases/production").json()["data"]["version"] == 1
 
 
@@ -170,18 +217,26 @@ def test_no_key_is_logged(client_for, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-key-0123456789abcdef"
     assert client.get("/models", headers=READER).status_code == 200
-    assert client.put("/models/project-tagger/aliases/staging", json={"version": 2}, headers=ADMIN).status_code == 200
-    assert client.put("/models/project-tagger/aliases/staging", json={"version": 1},
-                      headers=READER).status_code == 403
+    assert (
+        client.put("/models/project-tagger/aliases/staging", json={"version": 2}, headers=ADMIN).status_code
+        == 200
+    )
+    assert (
+        client.put("/models/project-tagger/aliases/staging", json={"version": 1}, headers=READER).status_code
+        == 403
+    )
     assert client.get("/models", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
     assert client.get(f"/models?access_token={wrong}", headers=ADMIN).status_code == 400
-    created = client.post("/batch-predictions", json={"items": [{"id": "a", "text": "object detection"}]},
-                          headers=READER).json()["data"]
+    created = client.post(
+        "/batch-predictions", json={"items": [{"id": "a", "text": "object detection"}]}, headers=READER
+    ).json()["data"]
     job_token = created["job_token"]
     job = f"/batch-predictions/{created['job']['id']}"
     assert client.delete(job, headers={**READER, "Job-Token": wrong}).status_code == 403
     assert client.delete(job, headers={**READER, "Job-Token": job_token}).status_code == 200
-    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the client's
+    server_side = [
+        r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    ]  # not the client's
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server_side)
     assert any(r.levelno == logging.DEBUG for r in server_side)  # DEBUG really captured
     for key in (ADMIN_KEY, READ_KEY, wrong, job_token):
@@ -189,6 +244,7 @@ def test_no_key_is_logged(client_for, caplog):
 
 
 # --- headers on every response ---------------------------------------------------------------------
+
 
 def test_a_success_carries_nosniff_and_may_be_cached(client):
     response = client.get("/models")
@@ -198,8 +254,11 @@ def test_a_success_carries_nosniff_and_may_be_cached(client):
 
 
 def test_a_problem_carries_nosniff_and_no_store(client):
-    for response in (client.get("/nowhere"), client.get("/models/nope"),
-                     client.post("/predictions", json={"texts": []})):
+    for response in (
+        client.get("/nowhere"),
+        client.get("/models/nope"),
+        client.post("/predictions", json={"texts": []}),
+    ):
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["cache-control"] == "no-store"
@@ -222,6 +281,7 @@ def test_the_swagger_ui_carries_nosniff(client):
 
 
 # --- CORS: off by default, on for the origins named ------------------------------------------------
+
 
 def test_cors_is_off_by_default(client):
     response = client.get("/models", headers={"Origin": ALLOWED})
@@ -275,30 +335,46 @@ def test_another_origin_gets_nothing(cors_client, origin):
     response = cors_client.get("/models", headers={"Origin": origin})
     assert response.status_code == 200
     # Starlette still lists the exposed headers: without an allowed origin they grant nothing.
-    assert not any(h.startswith("access-control-") for h in response.headers
-                   if h != "access-control-expose-headers")
-    preflight = cors_client.options("/predictions",
-                                    headers={"Origin": origin, **PREFLIGHT, "X-Request-ID": "cors-1"})
+    assert not any(
+        h.startswith("access-control-") for h in response.headers if h != "access-control-expose-headers"
+    )
+    preflight = cors_client.options(
+        "/predictions", headers={"Origin": origin, **PREFLIGHT, "X-Request-ID": "cors-1"}
+    )
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
     assert preflight.headers["content-type"] == "application/problem+json"
-    assert preflight.json() == {"type": "/problems/bad-request", "title": "Bad Request", "status": 400,
-                                "detail": "Disallowed CORS origin", "request_id": "cors-1"}
+    assert preflight.json() == {
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "Disallowed CORS origin",
+        "request_id": "cors-1",
+    }
 
 
 # --- the real server: headers on the wire, and no key in its log at DEBUG ---------------------------
 
+
 def test_the_real_server_sends_the_headers_and_logs_no_key(tmp_path, model_store):
     wrong = "wrong-key-0123456789abcdef"
-    env = {"COE_MODEL_STORE": str(model_store), "COE_ADMIN_KEYS": ADMIN_KEY, "COE_READ_KEYS": READ_KEY,
-           "COE_REQUIRE_KEYS_FOR_READS": "true", "COE_CORS_ORIGINS": ALLOWED,
-           "GUNICORN_CMD_ARGS": "--log-level debug"}
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_READ_KEYS": READ_KEY,
+        "COE_REQUIRE_KEYS_FOR_READS": "true",
+        "COE_CORS_ORIGINS": ALLOWED,
+        "GUNICORN_CMD_ARGS": "--log-level debug",
+    }
     log = tmp_path / "server.log"
 
     def ready(base: str) -> bool:
         return httpx.get(f"{base}/", headers=READER, timeout=1).status_code == 200
 
-    with gunicorn(env, log, workers=1, ready=ready) as (base, _), httpx.Client(base_url=base, timeout=10) as http:
+    with (
+        gunicorn(env, log, workers=1, ready=ready) as (base, _),
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
         predicted = http.post("/predictions", json=TEXTS, headers=ADMIN)
         assert predicted.status_code == 200
         assert predicted.headers["x-content-type-options"] == "nosniff"
@@ -307,8 +383,10 @@ def test_the_real_server_sends_the_headers_and_logs_no_key(tmp_path, model_store
         assert listed.status_code == 200 and listed.headers["x-content-type-options"] == "nosniff"
         missing = http.get("/models/nope", headers=READER)
         assert missing.status_code == 404
-        assert (missing.headers["x-content-type-options"], missing.headers["cache-control"]) == \
-            ("nosniff", "no-store")
+        assert (missing.headers["x-content-type-options"], missing.headers["cache-control"]) == (
+            "nosniff",
+            "no-store",
+        )
         docs = http.get("/docs/")  # no key
         assert docs.status_code == 200 and docs.headers["x-content-type-options"] == "nosniff"
         refused = http.get("/models", headers={"Authorization": f"Bearer {wrong}"})

@@ -11,11 +11,15 @@ from tests.conftest import ADMIN
 VERSIONS = "/models/project-tagger/versions"
 
 
-@pytest.mark.parametrize(("body", "headers"), [
-    (None, {}),
-    (b"{}", {"Content-Type": "application/json"}),
-    (b"null", {"Content-Type": "application/json"}),
-], ids=["absent", "empty object", "null"])
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (None, {}),
+        (b"{}", {"Content-Type": "application/json"}),
+        (b"null", {"Content-Type": "application/json"}),
+    ],
+    ids=["absent", "empty object", "null"],
+)
 def test_a_training_request_without_arguments_is_accepted(client_for, body, headers):
     client = client_for(training_in_server=False)  # the version stays queued: nothing trains here
     response = client.post(VERSIONS, content=body, headers={**ADMIN, **headers})
@@ -26,15 +30,26 @@ def test_a_training_request_without_arguments_is_accepted(client_for, body, head
     assert client.get(f"{VERSIONS}/3").json()["data"]["version"]["status"] == "training"
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    (b"[]", "[] is not of type 'object'"),
-    (b'{"args": {"learning_rate": 1}}',
-     "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'"),
-])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"[]", "[] is not of type 'object'"),
+        (
+            b'{"args": {"learning_rate": 1}}',
+            "Additional properties are not allowed ('learning_rate' was unexpected) - 'args'",
+        ),
+    ],
+)
 def test_a_body_that_is_not_an_object_is_refused(client_for, body, detail):
     client = client_for(training_in_server=False)
-    response = client.post(VERSIONS, content=body,
-                           headers={**ADMIN, "Content-Type": "application/json", "X-Request-ID": "tb-1"})
+    response = client.post(
+        VERSIONS, content=body, headers={**ADMIN, "Content-Type": "application/json", "X-Request-ID": "tb-1"}
+    )
     assert response.status_code == 400
-    assert response.json() == {"type": "/problems/bad-request", "title": "Bad Request", "status": 400,
-                               "detail": detail, "request_id": "tb-1"}
+    assert response.json() == {
+        "type": "/problems/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": detail,
+        "request_id": "tb-1",
+    }

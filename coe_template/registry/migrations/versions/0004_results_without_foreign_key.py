@@ -13,8 +13,8 @@ Create Date: 2026-12-01 07:50:00
 
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -26,16 +26,17 @@ POSTGRES_FK = "batch_results_job_id_fkey"
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table('batch_results', naming_convention=SQLITE_NAMES) as batch_op:
-            batch_op.drop_constraint(SQLITE_FK, type_='foreignkey')
+        with op.batch_alter_table("batch_results", naming_convention=SQLITE_NAMES) as batch_op:
+            batch_op.drop_constraint(SQLITE_FK, type_="foreignkey")
     else:
-        op.drop_constraint(POSTGRES_FK, 'batch_results', type_='foreignkey')
+        op.drop_constraint(POSTGRES_FK, "batch_results", type_="foreignkey")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table('batch_results', naming_convention=SQLITE_NAMES) as batch_op:
-            batch_op.create_foreign_key(SQLITE_FK, 'batch_jobs', ['job_id'], ['id'], ondelete='CASCADE')
+        with op.batch_alter_table("batch_results", naming_convention=SQLITE_NAMES) as batch_op:
+            batch_op.create_foreign_key(SQLITE_FK, "batch_jobs", ["job_id"], ["id"], ondelete="CASCADE")
     else:
-        op.create_foreign_key(POSTGRES_FK, 'batch_results', 'batch_jobs', ['job_id'], ['id'],
-                              ondelete='CASCADE')
+        op.create_foreign_key(
+            POSTGRES_FK, "batch_results", "batch_jobs", ["job_id"], ["id"], ondelete="CASCADE"
+        )

@@ -13,40 +13,51 @@ Create Date: 2026-12-01 21:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     jobs = op.create_table(
-        'training_jobs',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('version_id', sa.Integer(), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('attempts', sa.Integer(), nullable=False),
-        sa.Column('lease_owner', sa.String(length=64), nullable=True),
-        sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], ),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('version_id'),
+        "training_jobs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["model_versions.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("version_id"),
     )
-    op.create_index('ix_training_jobs_status', 'training_jobs', ['status', 'created_at'])
-    versions = sa.table('model_versions', sa.column('id', sa.Integer()), sa.column('status', sa.String()),
-                        sa.column('created_at', sa.DateTime(timezone=True)))
-    op.execute(jobs.insert().from_select(
-        ['version_id', 'status', 'attempts', 'created_at'],
-        sa.select(versions.c.id, sa.literal('pending'), sa.literal(0), versions.c.created_at)
-        .where(versions.c.status == 'training')))
+    op.create_index("ix_training_jobs_status", "training_jobs", ["status", "created_at"])
+    versions = sa.table(
+        "model_versions",
+        sa.column("id", sa.Integer()),
+        sa.column("status", sa.String()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    op.execute(
+        jobs.insert().from_select(
+            ["version_id", "status", "attempts", "created_at"],
+            sa.select(versions.c.id, sa.literal("pending"), sa.literal(0), versions.c.created_at).where(
+                versions.c.status == "training"
+            ),
+        )
+    )
     # Not a batch operation: SQLite (3.35+) drops a column in place, where rebuilding the table
     # would break the foreign keys onto it.
-    op.drop_column('model_versions', 'trainer_pid')
+    op.drop_column("model_versions", "trainer_pid")
 
 
 def downgrade() -> None:
-    op.add_column('model_versions', sa.Column('trainer_pid', sa.Integer(), nullable=True))
-    op.drop_index('ix_training_jobs_status', table_name='training_jobs')
-    op.drop_table('training_jobs')
+    op.add_column("model_versions", sa.Column("trainer_pid", sa.Integer(), nullable=True))
+    op.drop_index("ix_training_jobs_status", table_name="training_jobs")
+    op.drop_table("training_jobs")
