@@ -457,7 +457,19 @@ _JQ_INPUT = {
             },
             {"version": 2, "aliases": [], "performance": {"overall": {"f1": 1e-05}}, "args": {"C": 3.0}},
         ],
-        "predictions": [{"predicted_tag": "mlops"}, {"predicted_tag": "other", "text": 'é "q"'}],
+        "predictions": [
+            {
+                "predicted_tag": "mlops",
+                "explanation": {
+                    "tag": "mlops",
+                    "intercept": 0.5,
+                    "logit": 1.5,
+                    "remainder": -0.25,
+                    "terms": [{"term": "ml ops", "analyzer": "word", "weight": 1.25}],
+                },
+            },
+            {"predicted_tag": "other", "text": 'é "q"', "explanation": {"tag": "other", "terms": []}},
+        ],
     }
 }
 
