@@ -39,6 +39,9 @@ Analyzer = Callable[[str], list[str]]
 _WHITE_SPACES = re.compile(r"\s\s+")
 #: Words whose ``char_wb`` n-gram columns a block keeps; emptied when full, so memory stays bounded.
 WORD_CACHE_SIZE = 20_000
+#: Only words up to this length are kept: the cache's memory is then at most about
+#: ``WORD_CACHE_SIZE × CACHED_WORD_LENGTH`` columns, whatever words clients send.
+CACHED_WORD_LENGTH = 40
 
 
 class Unsupported(ValueError):
@@ -103,9 +106,11 @@ class Block:
         for word in self.analyze.words(text):
             known = cache.get(word)
             if known is None:
-                if len(cache) >= WORD_CACHE_SIZE:
-                    cache.clear()
-                known = cache[word] = [j for j in map(lookup, grams(word)) if j is not None]
+                known = [j for j in map(lookup, grams(word)) if j is not None]
+                if len(word) <= CACHED_WORD_LENGTH:  # a long word would cost memory a client chooses
+                    if len(cache) >= WORD_CACHE_SIZE:
+                        cache.clear()
+                    cache[word] = known
             columns.extend(known)
         return columns
 

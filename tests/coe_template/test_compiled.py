@@ -437,3 +437,14 @@ def test_compilable_pipelines_are_compiled_without_a_word(bundled_dataset, caplo
     with caplog.at_level(logging.WARNING, logger="coe_template.compiled"):
         assert predictor_for(pipeline).kind == "compiled"
     assert caplog.messages == []
+
+
+def test_the_char_wb_word_cache_never_keeps_a_long_word(bundled_dataset):
+    """A client chooses the words: a long one is scored but not kept, so the cache's size is bounded in bytes."""
+    pipeline = fitted(bundled_dataset, build_pipeline(parse_args(CONFIGURATIONS["character n-grams"])))
+    predictor = compile_pipeline(pipeline)
+    long_word = "detection" * 5  # 45 characters
+    short_word = "x" * compiled.CACHED_WORD_LENGTH
+    for text in (f"object {long_word}", f"{short_word} {long_word}"):
+        np.testing.assert_allclose(predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT)
+    assert set(predictor._blocks[0]._word_columns) == {"object", short_word}
