@@ -136,6 +136,16 @@ def test_choose_threshold_prefers_the_lowest_of_ties():
     assert choose_threshold(probs, labels, ["a", "b"]) == 0.0
 
 
+def test_choose_threshold_takes_the_best_even_when_it_is_not_perfect():
+    """Best F1 below 1 on many rows: thresholds one row worse are close to it, and still not taken."""
+    labels = ["a", "b"]
+    sure, wrong = [0.9, 0.1], [0.1, 0.9]  # right, and wrong, at every threshold
+    probs = np.array([sure] * 30 + [wrong] * 5 + [[0.6, 0.4], [0.7, 0.3]])
+    truth = ["a"] * 35 + [OTHER_TAG, "a"]
+    # The 0.6 row is right once it falls back (from 0.65), the 0.7 row while it does not (up to 0.7).
+    assert choose_threshold(probs, labels, truth) == 0.65
+
+
 def test_apply_threshold_maps_low_confidence_rows_to_other():
     labels = ["computer-vision", "mlops", "natural-language-processing"]
     probs = np.array(
