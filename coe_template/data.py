@@ -46,7 +46,7 @@ def bundled_dataset_path() -> Path:
 
 
 def clean_text(text: str) -> str:
-    """Lower-case, drop links and punctuation, fold white space.
+    """Lower-case, drop links, make every run of characters other than a-z and 0-9 one space.
 
     Runs identically at training and at prediction time, so the two can never
     disagree on what a text means.
