@@ -95,6 +95,24 @@ def columns(pipeline: Pipeline) -> _Columns:
     return found
 
 
+def _top(contributions: np.ndarray, where: np.ndarray, named: _Columns, top: int) -> list[int]:
+    """The positions of the ``top`` largest positive contributions, largest first, ties by analyzer and term.
+
+    ``argpartition`` finds the ``top``-th largest value in linear time; only the values at least that
+    large (ties included, so the order stays the full sort's) are sorted, not every term of the text.
+    """
+    candidates = np.flatnonzero(contributions > 0)
+    if len(candidates) > top > 0:
+        values = contributions[candidates]
+        least = values[np.argpartition(-values, top - 1)[:top]].min()
+        candidates = candidates[values >= least]
+    order = sorted(
+        candidates.tolist(),
+        key=lambda i: (-contributions[i], named.analyzers[where[i]], named.terms[where[i]]),
+    )
+    return order[:top]
+
+
 def explain(
     cleaned: Sequence[str],
     probabilities: np.ndarray,
@@ -118,11 +136,7 @@ def explain(
         start, end = features.indptr[row], features.indptr[row + 1]
         where = features.indices[start:end]
         contributions = features.data[start:end] * weights[where]
-        order = sorted(
-            range(len(where)),
-            key=lambda i: (-contributions[i], named.analyzers[where[i]], named.terms[where[i]]),
-        )
-        listed = [i for i in order[:top] if contributions[i] > 0]
+        listed = _top(contributions, where, named, top)
         rest = np.delete(contributions, listed)
         explanations.append(
             Explanation(

@@ -499,7 +499,7 @@ def test_refusals_parse_as_the_problem_type(api, anonymous, server):
         client=anonymous,
         status=400,
         kind="bad-request",
-        detail="'9-not-a-name' does not match '^[A-Za-z_][A-Za-z0-9_]{0,63}$'",
+        detail="'9-not-a-name' does not match '^[A-Za-z_][A-Za-z0-9_]{0,63}$' - path parameter 'arg'",
     )
     blank = m.PredictionRequest(texts=[m.PredictionRequestTextsItem(text="   ")])
     problem(

@@ -74,7 +74,7 @@ def test_alias_names_outside_the_pattern_are_refused(registry_client, assert_pro
     assert_problem(
         registry_client.put(f"{ALIASES}/Prod_1", json={"version": 2}, headers=ADMIN),
         400,
-        "'Prod_1' does not match '^[a-z][a-z0-9-]{0,62}$'",
+        "'Prod_1' does not match '^[a-z][a-z0-9-]{0,62}$' - path parameter 'alias'",
     )
 
 

@@ -29,5 +29,7 @@ def test_unknown_arg_is_a_404_that_names_it(client, assert_problem):
 
 def test_arg_name_outside_the_pattern_is_a_400(client, assert_problem):
     assert_problem(
-        client.get("/args/not-a-name"), 400, "'not-a-name' does not match '^[A-Za-z_][A-Za-z0-9_]{0,63}$'"
+        client.get("/args/not-a-name"),
+        400,
+        "'not-a-name' does not match '^[A-Za-z_][A-Za-z0-9_]{0,63}$' - path parameter 'arg'",
     )

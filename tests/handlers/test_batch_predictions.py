@@ -263,7 +263,11 @@ def test_unknown_jobs_and_items_are_404s(batch_client, assert_problem):
     assert_problem(batch_client.get(f"{JOBS}/{missing}/results/cv-1"), 404, unknown)
     assert_problem(batch_client.delete(f"{JOBS}/{missing}", headers=ADMIN), 404, unknown)
     assert_problem(batch_client.delete(f"{JOBS}/{missing}", headers={"Job-Token": "x" * 43}), 404, unknown)
-    assert_problem(batch_client.get(f"{JOBS}/not-a-job"), 400, "'not-a-job' does not match '^[0-9a-f-]{36}$'")
+    assert_problem(
+        batch_client.get(f"{JOBS}/not-a-job"),
+        400,
+        "'not-a-job' does not match '^[0-9a-f-]{36}$' - path parameter 'job-id'",
+    )
 
 
 # --- the job's own token: its creator (or an admin) may cancel or delete it ------------------------
@@ -419,7 +423,7 @@ def send_version(client, version: int, how: str):
 def test_a_version_out_of_the_databases_range_is_a_bad_request(batch_client, assert_envelope, version, how):
     response = send_version(batch_client, version, how)
     assert response.status_code == 400, response.text
-    where = "" if how == "query" else " - 'model_version'"  # Connexion names no query parameter
+    where = " - query parameter 'model_version'" if how == "query" else " - 'model_version'"
     assert response.json() == {
         "type": "/problems/bad-request",
         "title": "Bad Request",

@@ -25,7 +25,7 @@ def test_model_names_outside_the_pattern_are_refused(registry_client, assert_pro
         assert_problem(
             registry_client.get(f"/models/{name}"),
             400,
-            f"{name!r} does not match '^[a-z0-9][a-z0-9-]{{0,62}}$'",
+            f"{name!r} does not match '^[a-z0-9][a-z0-9-]{{0,62}}$' - path parameter 'model-name'",
         )
     # A path never reaches the filesystem: traversal does not even route.
     assert registry_client.get("/models/..%2F..%2Fetc").status_code in (400, 404)

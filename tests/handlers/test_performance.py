@@ -26,7 +26,7 @@ def test_unknown_filter_lists_the_valid_values(client, assert_problem):
     assert_problem(
         client.get("/performance?filter=everything"),
         400,
-        "'everything' is not one of ['overall', 'class', 'slices']",
+        "'everything' is not one of ['overall', 'class', 'slices'] - query parameter 'filter'",
     )
 
 

@@ -255,7 +255,7 @@ def test_explain_must_be_true_or_false(client, path, value):
         "title": "Bad Request",
         "status": 400,
         "request_id": "explain-1",
-        "detail": f"{value!r} is not of type 'boolean'",
+        "detail": f"{value!r} is not of type 'boolean' - query parameter 'explain'",
     }
 
 

@@ -442,7 +442,9 @@ def test_a_version_in_the_path_too_long_to_read_is_a_bad_request(client, path):
     digits = "9" * (sys.get_int_max_str_digits() + 1)
     response = client.get(path.format(digits), headers={HEADER: "in-10"})
     assert response.status_code == 400
-    assert response.json() == bad_request(shortened(f"{digits!r} is not of type 'integer'"), "in-10")
+    assert response.json() == bad_request(
+        shortened(f"{digits!r} is not of type 'integer' - path parameter 'version'"), "in-10"
+    )
 
 
 @pytest.mark.parametrize(
@@ -456,7 +458,7 @@ def test_a_version_in_the_path_too_long_to_read_is_a_bad_request(client, path):
 def test_a_version_in_the_path_out_of_range_is_a_bad_request(client, version, detail):
     response = client.get(f"/models/project-tagger/versions/{version}", headers={HEADER: "in-11"})
     assert response.status_code == 400
-    assert response.json() == bad_request(detail, "in-11")
+    assert response.json() == bad_request(f"{detail} - path parameter 'version'", "in-11")
 
 
 # --- a Content-Length no int() should read ------------------------------------------------------------

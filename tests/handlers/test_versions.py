@@ -59,10 +59,13 @@ def test_filter_by_status(registry_store, registry_client, assert_envelope):
 @pytest.mark.parametrize(
     ("query", "detail"),
     [
-        ("status=done", "'done' is not one of ['training', 'ready', 'failed', 'archived']"),
-        ("page_size=0", "0 is less than the minimum of 1"),
-        ("page_size=101", "101 is greater than the maximum of 100"),
-        ("page_token=abc", "'abc' does not match '^[0-9]{1,9}$'"),
+        (
+            "status=done",
+            "'done' is not one of ['training', 'ready', 'failed', 'archived'] - query parameter 'status'",
+        ),
+        ("page_size=0", "0 is less than the minimum of 1 - query parameter 'page_size'"),
+        ("page_size=101", "101 is greater than the maximum of 100 - query parameter 'page_size'"),
+        ("page_token=abc", "'abc' does not match '^[0-9]{1,9}$' - query parameter 'page_token'"),
         ("pagesize=2", "Extra query parameter(s) pagesize not in spec"),
     ],
 )
