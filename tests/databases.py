@@ -101,18 +101,25 @@ class PrivatePostgres:
 
     def pids(self) -> list[int]:
         """The postmaster and every process it started."""
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(
-            ["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True, check=False
-        ).stdout
-        return [postmaster, *map(int, children.split())]
+        postmaster = self._postmaster()
+        found = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True, check=False)
+        return [postmaster, *map(int, found.stdout.split())]
+
+    def _postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
-        """Every server process stopped (``SIGSTOP``): connections open, nothing answers."""
-        pids = self.pids()
+        """Every server process stopped (``SIGSTOP``): connections open, nothing answers.
+
+        The postmaster stops first, so no backend it forks afterwards escapes the freeze
+        (listing the children first let a connection opened in between be served).
+        """
+        pids = [self._postmaster()]
         try:
-            for pid in pids:
+            os.kill(pids[0], signal.SIGSTOP)
+            pids = self.pids()
+            for pid in pids[1:]:
                 os.kill(pid, signal.SIGSTOP)
             yield
         finally:
