@@ -509,7 +509,7 @@ def test_refusals_parse_as_the_problem_type(api, anonymous, server):
         body=blank,
         status=400,
         kind="bad-request",
-        detail="'   ' does not match '\\\\S' - 'texts.0.text'",
+        detail="'   ' has no text - 'texts.0.text'",
     )
     move = m.AliasesUpdateBody(version=1)
     problem(

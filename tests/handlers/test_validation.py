@@ -18,11 +18,11 @@ from jsonschema import Draft4Validator
 from starlette.datastructures import Headers
 
 from coe_template.args import TrainingArgs, TrainingArgsSchema
-from coe_template.batch.items import ITEM_ID, _problems
+from coe_template.batch.items import ITEM_ID, NO_TEXT, _problems
 from handlers.app import SPEC_DIR
 from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
-from handlers.validation import MAX_DEPTH, _compile
+from handlers.validation import MAX_DEPTH, PATTERN_MESSAGE, _compile
 from tests.conftest import ADMIN
 from tests.problems import shortened
 
@@ -367,6 +367,25 @@ def test_a_text_is_accepted_by_both_validators_exactly_when_a_batch_item_has_tex
         accepted_when_compiled(schema, body)
         == accepted_by_connexion(schema, body)
         == batch_item_has_text(text)
+    )
+
+
+def test_a_blank_text_is_refused_in_the_batch_items_words(client, assert_problem):
+    """The spec's ``x-pattern-message`` for a text is the batch items' wording, and replaces jsonschema's."""
+    text = spec_schema("PredictionRequest")["properties"]["texts"]["items"]["properties"]["text"]
+    assert text[PATTERN_MESSAGE] == NO_TEXT
+    assert_problem(
+        client.post("/predictions", json={"texts": [{"text": "a CNN"}, {"text": " \t"}]}),
+        400,
+        "' \\t' has no text - 'texts.1.text'",
+    )
+
+
+def test_a_pattern_without_words_of_its_own_keeps_jsonschemas_message(client, assert_problem):
+    assert_problem(
+        client.post("/batch-predictions", json={"items": [{"id": "a b", "text": "a CNN"}]}),
+        400,
+        "'a b' does not match '^[A-Za-z0-9._~:@-]{1,200}$' - 'items.0.id'",
     )
 
 
