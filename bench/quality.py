@@ -37,9 +37,8 @@ from coe_template.predict import tag  # noqa: E402
 from coe_template.registry import Registry  # noqa: E402
 from coe_template.train import apply_threshold, build_pipeline, cross_validate  # noqa: E402
 from config.settings import Settings  # noqa: E402
+from tests.conftest import DEFAULT_ARGS, SHARED_DATA  # noqa: E402
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
-DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
 #: ``C`` candidates of the nested cross-validation.
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 

@@ -46,9 +46,9 @@ from coe_template.compiled import compile_pipeline  # noqa: E402
 from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
 from coe_template.train import train  # noqa: E402
+from tests.conftest import SHARED_DATA  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 SIZES = (1, 16, 64)
 #: Texts sent in requests: the bundled data's, so every run sends the same.
 REQUEST_TEXTS = [t for t in load_dataset(bundled_dataset_path()).texts if len(t) < 1000][:512]

@@ -22,7 +22,7 @@ from handlers.app import create_app
 from tests.databases import postgres_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ARGS = PROJECT_ROOT / "config" / "args.json"
+DEFAULT_ARGS = Settings.training_args
 #: The real public dataset beside the project: for measuring only, never committed.
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "labeled_projects.csv"
 MODEL = "project-tagger"
