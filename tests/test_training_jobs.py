@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -260,33 +259,46 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
         registry.engine.dispose()
 
 
+def claims(log: Path) -> list[str]:
+    """The lines in which a runner says it took a job ("training version 2 of … as <owner>")."""
+    return [line for line in log.read_text().splitlines() if re.search(r" training .+ as ", line)]
+
+
 def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
     tmp_path, database_url, trained_model
 ):
-    """A worker misconfigured on its host says so once and claims nothing; one configured right
-    then trains the queue."""
+    """A worker misconfigured on its host says so once and claims nothing, while one configured
+    right beside it trains the whole queue."""
     store = tmp_path / "store"
     registry = seeded_registry(database_url, store, trained_model)
     unreadable = tmp_path / "mounted" / "projects.csv"
     unreadable.mkdir(parents=True)  # a directory where the CSV should be
     queued = [TrainingJobs(registry).create(MODEL, parse_args({"seed": n})).version for n in range(2)]
-    log = tmp_path / "misconfigured.log"
+    log, configured_log = tmp_path / "misconfigured.log", tmp_path / "configured.log"
+    data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
     try:
         with worker(env_for(database_url, store, unreadable), log, "--work", "training") as process:
             wait_for(lambda: "not a readable file" in log.read_text(), 60, "no error logged")
-            time.sleep(2)  # time to claim, had it tried
+            # Both poll the queue while the configured one trains it: a claim by the other would show
+            # as a second attempt, a failed version and a "training … as" line in its log.
+            with worker(env_for(database_url, store, data), configured_log, "--work", "training"):
+                wait_for(
+                    lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained"
+                )
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
-        assert [job(registry, n)["status"] for n in queued] == ["pending", "pending"]
-        assert [job(registry, n)["attempts"] for n in queued] == [0, 0]
-        errors = [line for line in log.read_text().splitlines() if "ERROR" in line]
+        assert [(job(registry, n)["attempts"], job(registry, n)["version_status"]) for n in queued] == [
+            (1, "ready"),
+            (1, "ready"),
+        ]
+        assert len(claims(configured_log)) == 2, configured_log.read_text()
+        assert claims(log) == []
+        lines = log.read_text().splitlines()
+        errors = [line for line in lines if "ERROR" in line]
         assert len(errors) == 1 and errors[0].endswith(
             f"training: COE_TRAINING_DATA ({unreadable}) is not a readable file: this process trains nothing; "
             "queued versions wait for a runner that can read its training data"
         ), errors
-        data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
-        with worker(env_for(database_url, store, data), tmp_path / "configured.log", "--work", "training"):
-            wait_for(lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained")
     finally:
         registry.engine.dispose()
 
