@@ -102,7 +102,9 @@ class PrivatePostgres:
     def pids(self) -> list[int]:
         """The postmaster and every process it started."""
         postmaster = self._postmaster()
-        found = subprocess.run(["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True, check=False)
+        found = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], stdout=subprocess.PIPE, text=True, check=False
+        )
         return [postmaster, *map(int, found.stdout.split())]
 
     def _postmaster(self) -> int:
