@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import random
 import re
@@ -84,6 +85,10 @@ MASKS = (
     Mask("request-id", r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", bound=False),
     Mask("pid", r"(?<=pid=\")\d+(?=\")", bound=False),
 )
+#: A float printed to full precision (a probability, a weight): its last digits depend on the machine's
+#: floating-point code (BLAS, SIMD width), so it is compared to the README's within ``FLOAT_TOLERANCE``.
+_LONG_FLOAT = re.compile(r"-?\d+\.\d{10,}(?:e[+-]?\d+)?")
+FLOAT_TOLERANCE = 1e-9
 _MASKED = re.compile("|".join(f"(?P<m{index}>{mask.pattern})" for index, mask in enumerate(MASKS)))
 _NOT_EXECUTED = re.compile(r"<!--\s*readme-test:\s*not executed:\s*(.+?)\s*-->")
 #: curl's options that send a body or name a method (short ones alone or in a group such as ``-sX``).
@@ -170,6 +175,22 @@ RUN = [block for block in BLOCKS if block.runs]
 def masked(text: str) -> str:
     """``text`` with every run-dependent value replaced by its mask's name: what a diff shows."""
     return _MASKED.sub(lambda match: f"<{MASKS[_which(match)].name}>", text)
+
+
+def same_floats(expected: str, actual: str) -> str:
+    """``actual`` with each long float replaced by the README's, where they agree within ``FLOAT_TOLERANCE``.
+
+    Only when both print the same number of them, so any other difference still shows in the diff.
+    """
+    shown, given = _LONG_FLOAT.findall(expected), list(_LONG_FLOAT.finditer(actual))
+    if len(shown) != len(given):
+        return actual
+    parts, position = [], 0
+    for readme, match in zip(shown, given, strict=True):
+        close = math.isclose(float(readme), float(match.group()), rel_tol=FLOAT_TOLERANCE, abs_tol=1e-12)
+        parts += [actual[position : match.start()], readme if close else match.group()]
+        position = match.end()
+    return "".join(parts) + actual[position:]
 
 
 def _which(match: re.Match[str]) -> int:
@@ -279,7 +300,7 @@ class Transcript:
         repeatable = words[:1] == ["curl"] and not any(_changes(word) for word in words)
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            actual = self.execute(command.text)
+            actual = same_floats(command.expected, self.execute(command.text))
             if self.bindings.match(command.expected, actual):
                 return None
             if not repeatable or time.monotonic() > deadline:
@@ -434,6 +455,16 @@ def test_masks_and_bindings() -> None:
         "44444444-0000-0000-0000-000000000000 55555555-0000-0000-0000-000000000000",
     )
     assert masked(shown) == '{"id": "<job-id>", "at": "<timestamp>"}'
+
+
+def test_floats_agree_to_a_billionth_not_to_the_last_digit() -> None:
+    shown = '{"cv": 0.053501407211675144, "nlp": 0.9094846301512601, "n": 3}'
+    assert same_floats(shown, '{"cv": 0.053501407211675435, "nlp": 0.9094846301512597, "n": 3}') == shown
+    off = '{"cv": 0.053501407311675144, "nlp": 0.9094846301512597, "n": 3}'  # the 10th digit differs
+    assert same_floats(shown, off) == '{"cv": 0.053501407311675144, "nlp": 0.9094846301512601, "n": 3}'
+    assert (
+        same_floats(shown, '{"cv": 0.053501407211675435, "n": 3}') == '{"cv": 0.053501407211675435, "n": 3}'
+    )
 
 
 #: A response-like document for the jq filters of the README: numbers jq 1.6 prints its own way included.
