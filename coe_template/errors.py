@@ -6,6 +6,10 @@ Each class names a kind of failure, not an HTTP status: the API layer maps them.
 
 from __future__ import annotations
 
+#: The most of a failure's message a failed job or version keeps: enough for any message of ours,
+#: bounded whatever an exception carries.
+STORED_ERROR_LENGTH = 2000
+
 
 class CoeError(Exception):
     """Base of every refusal made on purpose; the message says what is wrong and what to do."""

@@ -22,8 +22,8 @@ reads (``sys.get_int_max_str_digits()``), and multipart/form-data without a boun
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, cast
 
 import fastjsonschema
 from connexion.datastructures import MediaTypeDict
@@ -134,9 +134,9 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
 
 def _message(error: ValidationError) -> str:
     """jsonschema's message, or the spec's words for a pattern (``x-pattern-message``) where it has some."""
-    wording = error.schema.get(PATTERN_MESSAGE) if isinstance(error.schema, dict) else None
-    if error.validator == "pattern" and wording:
-        return f"{error.instance!r} {wording}"
+    schema = cast("Mapping[str, Any]", error.schema)  # in draft 4 a schema is always an object
+    if error.validator == "pattern" and PATTERN_MESSAGE in schema:
+        return f"{error.instance!r} {schema[PATTERN_MESSAGE]}"
     return error.message
 
 

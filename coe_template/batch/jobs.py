@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from coe_template.batch.items import BatchInputError, Item
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
-from coe_template.errors import Conflict, NotFound
+from coe_template.errors import STORED_ERROR_LENGTH, Conflict, NotFound
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import utc, utcnow
@@ -541,7 +541,7 @@ class BatchJobs:
             session.execute(
                 update(BatchJob)
                 .where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
-                .values(status="failed", finished_at=utcnow(), error=error[:2000])
+                .values(status="failed", finished_at=utcnow(), error=error[:STORED_ERROR_LENGTH])
             )
 
     # --- observing -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
 from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
-from coe_template.errors import Busy, CoeError, Conflict, InvalidInput, NotFound
+from coe_template.errors import STORED_ERROR_LENGTH, Busy, CoeError, Conflict, InvalidInput, NotFound
 from coe_template.registry.blobs import DatabaseStore
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
@@ -412,7 +412,7 @@ class Registry:
             if version.status == "training":
                 version.status = "failed"
                 version.finished_at = utcnow()
-                version.error = error[:2000]
+                version.error = error[:STORED_ERROR_LENGTH]
 
     def register(self, name: str, trained: TrainedModel) -> VersionInfo:
         """Record a model trained outside the API (e.g. by the CLI) as a new version.

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select, update
 
 from coe_template.args import TrainingArgs
+from coe_template.errors import STORED_ERROR_LENGTH
 from coe_template.registry.db import reader
 from coe_template.registry.registry import Conflict, LeaseLost, Registry, VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
@@ -271,7 +272,8 @@ class TrainingJobs:
             ).rowcount:
                 return False
             connection.execute(
-                _FAIL_VERSION, {"version_id": claim.version_id, "now": now, "error": error[:2000]}
+                _FAIL_VERSION,
+                {"version_id": claim.version_id, "now": now, "error": error[:STORED_ERROR_LENGTH]},
             )
         return True
 

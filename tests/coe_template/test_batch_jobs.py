@@ -21,9 +21,19 @@ from typing import Any
 import pytest
 from sqlalchemy import String, func, select, update
 
-from coe_template.batch.jobs import BatchJobs, Claim, JobNotFound, KeyReused, ResultInfo, ResultNotFound
+from coe_template.batch.jobs import (
+    BatchJobs,
+    Claim,
+    JobNotFound,
+    KeyReused,
+    ResultInfo,
+    ResultNotFound,
+    job_token_sha256,
+    new_job_token,
+)
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
+from coe_template.errors import STORED_ERROR_LENGTH
 from coe_template.predict import predict, tag
 from coe_template.registry import (
     PRODUCTION,
@@ -596,6 +606,43 @@ def test_a_job_whose_model_file_is_gone_or_whose_version_was_archived_fails_sayi
     assert rows(registry, BatchResult, missing.id) == rows(registry, BatchResult, archived.id) == 0
 
 
+# --- the job's token and the backlog -------------------------------------------------------------------
+
+
+def test_a_job_is_held_by_the_token_minted_for_it_and_by_no_other(jobs):
+    token, digest = new_job_token()
+    other_token, other_digest = new_job_token()
+    assert len(token) == 43 and token != other_token  # 32 random bytes, URL-safe base64
+    assert digest == hashlib.sha256(token.encode()).hexdigest() == job_token_sha256(token)
+    mine, _ = jobs.create(MODEL, ITEMS, token_sha256=digest)
+    theirs, _ = jobs.create(MODEL, ITEMS, token_sha256=other_digest)
+    untokened, _ = jobs.create(MODEL, ITEMS)  # as the CLI creates them
+    assert [jobs.holds_token(mine.id, t) for t in (token, other_token, token[:-1], None)] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert jobs.holds_token(theirs.id, other_token) is True
+    assert [jobs.holds_token(untokened.id, t) for t in (token, "", None)] == [False, False, False]
+    with pytest.raises(JobNotFound) as raised:
+        jobs.holds_token(UNKNOWN_JOB, token)
+    assert str(raised.value) == str(JobNotFound(UNKNOWN_JOB))
+
+
+def test_the_backlog_counts_active_jobs_and_what_they_have_left(jobs, load):
+    assert jobs.backlog() == {"queued": (0, 0, 0), "running": (0, 0, 0)}
+    first, _ = jobs.create(MODEL, ITEMS)  # 10 items, 4 chunks
+    jobs.create(MODEL, ITEMS[:4])  # 4 items, 2 chunks
+    assert jobs.backlog() == {"queued": (2, 14, 6), "running": (0, 0, 0)}
+    held = jobs.claim("worker")
+    assert held is not None and held.job_id == first.id
+    assert jobs.complete(held, *predictions_for(held, load))  # 3 items, a chunk, of the first job
+    assert jobs.backlog() == {"queued": (1, 4, 2), "running": (1, 7, 3)}
+    jobs.cancel_or_delete(first.id)
+    assert jobs.backlog() == {"queued": (1, 4, 2), "running": (0, 0, 0)}
+
+
 # --- cancelling and deleting -------------------------------------------------------------------------
 
 
@@ -686,6 +733,46 @@ def test_jobs_are_listed_newest_first_and_page_through_each_once(jobs, runner):
                 break
         assert seen == created[::-1], limit
         assert pages == -(-len(created) // limit), limit
+
+
+def test_jobs_created_in_the_same_instant_are_listed_by_id_and_paged_through_once(jobs, registry):
+    """Clocks are coarse (and SQLite keeps what it is given): ties on created_at are broken by id."""
+    created = [jobs.create(MODEL, ITEMS[:1])[0].id for _ in range(5)]
+    with registry.engine.begin() as connection:
+        connection.execute(update(BatchJob).values(created_at=datetime(2026, 1, 2, tzinfo=UTC)))
+    expected = sorted(created, reverse=True)
+    assert [j.id for j in jobs.list()[0]] == expected
+    for limit in (1, 2, 4):
+        seen, cursor = [], None
+        while True:
+            page, cursor = jobs.list(after=cursor, limit=limit)
+            seen += [j.id for j in page]
+            if cursor is None:
+                break
+        assert seen == expected, limit
+
+
+def test_a_page_holds_twenty_jobs_unless_asked_otherwise(jobs):
+    created = [jobs.create(MODEL, ITEMS[:1])[0].id for _ in range(21)]
+    page, cursor = jobs.list()
+    assert [j.id for j in page] == created[:0:-1] and cursor == created[1]
+    assert [j.id for j in jobs.list(after=cursor)[0]] == created[:1]
+
+
+def test_fail_ends_an_active_job_keeping_the_first_part_of_a_long_message(jobs):
+    queued, _ = jobs.create(MODEL, ITEMS)
+    jobs.fail(queued.id, "x" * STORED_ERROR_LENGTH + "y")
+    failed = jobs.get(queued.id)
+    assert (failed.status, failed.error) == ("failed", "x" * STORED_ERROR_LENGTH)
+    assert failed.finished_at is not None
+
+
+def test_fail_leaves_a_finished_job_as_it_ended(jobs):
+    cancelled, _ = jobs.create(MODEL, ITEMS)
+    jobs.cancel_or_delete(cancelled.id)
+    before = jobs.get(cancelled.id)
+    jobs.fail(cancelled.id, "a chunk was abandoned too often")  # a runner late to notice
+    assert jobs.get(cancelled.id) == before
 
 
 # --- giving chunks back, renewing leases, stopping runners ------------------------------------------
