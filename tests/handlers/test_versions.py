@@ -27,7 +27,7 @@ def test_lists_versions_oldest_first_with_aliases(registry_client, assert_envelo
     assert data["next_page_token"] is None
     for version in data["versions"]:
         assert set(version["artifacts"]) >= {"model.joblib", "args.json", "labels.json", "performance.json"}
-        assert version["dataset"]["rows"] == 1594
+        assert version["dataset"]["rows"] == 1835
 
 
 def test_pages_walk_every_version_exactly_once(
