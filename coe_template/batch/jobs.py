@@ -551,5 +551,5 @@ class BatchJobs:
         found = {status: (0, 0, 0) for status in ACTIVE}
         with reader(self.engine).begin() as connection:
             for status, jobs, items, chunks in connection.execute(_BACKLOG):
-                found[status] = (jobs, int(items or 0), int(chunks or 0))
+                found[status] = (jobs, int(items), int(chunks))  # a group has rows: never NULL sums
         return found

@@ -9,7 +9,7 @@ import sys
 import marshmallow
 import pytest
 import yaml
-from connexion.exceptions import ProblemException
+from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator
 from hypothesis import given, settings
@@ -22,7 +22,7 @@ from coe_template.batch.items import ITEM_ID, NO_TEXT, _problems
 from handlers.app import SPEC_DIR
 from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
-from handlers.validation import MAX_DEPTH, PATTERN_MESSAGE, _compile
+from handlers.validation import MAX_DEPTH, PATTERN_MESSAGE, CompiledJSONBodyValidator, _compile
 from tests.conftest import ADMIN
 from tests.problems import shortened
 
@@ -100,6 +100,19 @@ def test_schemas_with_openapi_keywords_are_left_to_jsonschema(keyword, value):
     assert _compile(schema) is None
     # In a list too.
     assert _compile({"anyOf": [{"type": "integer"}, {"type": "string", keyword: value}]}) is None
+
+
+def test_a_body_left_to_jsonschema_is_accepted_or_refused_by_it_alone():
+    schema = {"type": "object", "properties": {"a": {"type": "string", "nullable": True}}}
+    validator = CompiledJSONBodyValidator(schema=schema, encoding="utf-8", strict_validation=True)
+    assert _compile(schema) is None
+    assert [validator._validate(body) for body in ({"a": None}, {"a": "x"}, {})] == [None, None, None]
+    with pytest.raises(BadRequestProblem) as raised:
+        validator._validate({"a": 1})
+    assert raised.value.detail == "1 is not of type 'string' - 'a'"
+    with pytest.raises(BadRequestProblem) as raised:
+        validator._validate(None)
+    assert raised.value.detail == "Request body must not be empty"
 
 
 def test_the_components_riding_along_are_not_compiled_nor_looked_into():
