@@ -30,14 +30,13 @@ from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 from sklearn.naive_bayes import ComplementNB  # noqa: E402
 from sklearn.pipeline import FeatureUnion, Pipeline  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.quality import nested_scores  # noqa: E402
 from coe_template.args import load_args  # noqa: E402
 from coe_template.data import clean_text, load_dataset  # noqa: E402
 from coe_template.train import build_pipeline  # noqa: E402
@@ -79,15 +78,6 @@ def union(classifier: BaseEstimator) -> Pipeline:
     return Pipeline([("features", FeatureUnion([("word", words), ("char", chars)])), ("clf", classifier)])
 
 
-def nested(pipeline: Pipeline, grid: dict[str, list], x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
-    scores = []
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y):
-        inner = StratifiedKFold(3, shuffle=True, random_state=seed)
-        search = GridSearchCV(pipeline, grid, scoring="f1_weighted", cv=inner).fit(x[train], y[train])
-        scores.append(f1_score(y[test], search.predict(x[test]), average="weighted"))
-    return np.array(scores)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"candidates to run [default: all: {', '.join(CANDIDATES)}]")
@@ -102,7 +92,7 @@ def main() -> None:
     for name in options.names or CANDIDATES:
         classifier, grid, served = CANDIDATES[name]
         started = time.perf_counter()
-        scores = nested(union(classifier), {**FEATURE_GRID, **grid}, x, y, options.seed)
+        scores, _ = nested_scores(union(classifier), {**FEATURE_GRID, **grid}, x, y, seed=options.seed)
         minutes = (time.perf_counter() - started) / 60
         print(
             f"{name:<16} {scores.mean():>18.3f} ± {scores.std():.3f} {'yes' if served else 'no':>7} {minutes:>8.1f}",
