@@ -28,10 +28,11 @@ from coe_template.batch.schema import BatchChunk, BatchResult
 from tests.conftest import seeded_registry
 from tests.servers import PROJECT_ROOT, free_port, gunicorn
 
-ITEMS = 20_000
-#: Small chunks (200 of them): the SIGTERM sent after the first lands with most of the job still to do,
-#: however fast the worker runs on the machine of the day.
-SMALL_CHUNK = 100
+ITEMS = 10_000
+#: Tiny chunks (2,000 of them): a worker spends seconds on the job, mostly taking and storing chunks, so the
+#: SIGTERM sent after the first lands with most of it still to do even when a loaded machine delays the test
+#: (at 100 items a chunk the whole job took 0.6 s, and a CI run once saw it finish first).
+SMALL_CHUNK = 5
 
 
 @contextmanager
@@ -159,7 +160,7 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
         "COE_BATCH_LEASE_SECONDS": "600",
     }
     # Large enough to outlast the server's stop: its runners work on while in-flight requests finish.
-    items = 5 * ITEMS
+    items = 100_000
     csv = "id,text\n" + "".join(f"item-{n},object detection with a CNN number {n}\n" for n in range(items))
 
     with gunicorn(env, tmp_path / "server.log") as (base, process):
@@ -168,7 +169,7 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["data"]["job"]["id"]
-        wait_for(lambda: job_state(base, job_id)["items"]["done"] >= ITEMS // 10, 60, "no work was done")
+        wait_for(lambda: job_state(base, job_id)["items"]["done"] >= 1_000, 60, "no work was done")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()
 
