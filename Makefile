@@ -23,9 +23,10 @@ serve: model  ## install, train if needed, serve on :8000
 test: install  ## the whole test suite
 	$(BIN)/python -m pytest
 
-lint: install  ## ruff's linter, mypy, then ruff's formatter in check mode (configured in pyproject.toml)
+lint: install  ## ruff's linter, mypy, the import contracts (setup.cfg), then ruff's formatter in check mode
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check .
 
 # The spec's linters, at the versions .ci/node/package-lock.json pins (npm ci: never a global install).
