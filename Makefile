@@ -64,10 +64,13 @@ $(BIN)/.mutate: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,mutate]'
 	touch $@
 
-# setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it.
+# setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it,
+# first with a fifth of each property test's examples (tests/conftest.py), then, for those that survive,
+# with all of them.
 mutate: $(BIN)/.mutate  ## mutation testing: the score, and every mutant no test kills listed with a reason
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2
+	HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut run --max-children 2 $$($(BIN)/python bench/mutants.py --survivors)
 	$(BIN)/python bench/mutants.py
 
 # The container image with podman, on a machine without an image registry: the base image is built

@@ -4,6 +4,9 @@ Each mutant not killed (survived, or "no tests": no selected test runs its code)
 bench/mutants-equivalent.md with the reason it cannot change behaviour; any other survivor fails
 the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as killed: the mutant
 made the tests hang (an infinite loop), which a user would notice.
+
+`--survivors` prints only the names of the mutants that survived, for `make mutate` to run them
+again with every example of the property tests.
 """
 
 from __future__ import annotations
@@ -26,17 +29,22 @@ def listed() -> set[str]:
     return {m[1] for line in lines if (m := _LISTED.match(line))}
 
 
-def main(prefixes: list[str]) -> int:
-    """Over every mutant, or only those whose names start with one of ``prefixes`` (modules)."""
+def results(prefixes: list[str]) -> dict[str, str]:
+    """Each mutant's status, of every module or only those whose names start with one of ``prefixes``."""
     mutmut = Path(sys.executable).with_name("mutmut")
     out = subprocess.run(
         [str(mutmut), "results", "--all", "true"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
-    status = {
+    return {
         m[1]: m[2]
         for line in out.splitlines()
         if (m := _RESULT.match(line)) and m[1].startswith(tuple(prefixes) or "")
     }
+
+
+def main(prefixes: list[str]) -> int:
+    """The score over every mutant, or over those of the modules named by ``prefixes``."""
+    status = results(prefixes)
     if not status:
         print("no mutants: run `mutmut run` first", file=sys.stderr)
         return 1
@@ -62,4 +70,7 @@ def main(prefixes: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:2] == ["--survivors"]:
+        print(" ".join(name for name, s in results(sys.argv[2:]).items() if s == "survived"))
+    else:
+        sys.exit(main(sys.argv[1:]))

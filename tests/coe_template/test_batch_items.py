@@ -19,6 +19,7 @@ from coe_template.batch.items import (
     read_csv,
     to_items,
 )
+from tests.conftest import examples
 
 
 def csv_refusal(data: bytes) -> str:
@@ -355,7 +356,7 @@ def test_a_quote_left_open_over_a_large_file_is_refused_where_it_opened():
 # --- csv_rows: the unquoted fast path reads what the csv module reads -----------------------------
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60))
 def test_csv_rows_are_the_csv_modules_rows(text):
     try:
@@ -375,7 +376,7 @@ def test_a_field_over_the_limit_is_found_on_the_fast_path_too():
 # --- the column-at-a-time check agrees with the item-by-item one ----------------------------------
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -410,13 +411,13 @@ def written(rows: list[list[str]], dialect: dict) -> str:
     return out.getvalue()
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(rows=csv_tables, dialect=dialects)
 def test_csv_rows_read_back_exactly_what_the_csv_module_wrote(rows, dialect):
     assert list(csv_rows(written(rows, dialect))) == rows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     items=st.lists(
         st.tuples(
@@ -433,7 +434,7 @@ def test_read_csv_reads_back_exactly_the_items_the_csv_module_wrote(items, diale
     assert read_csv(data) == items
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(rows=csv_tables, dialect=dialects, at=st.integers(min_value=0))
 def test_a_csv_with_one_quote_more_is_refused_naming_a_line(rows, dialect, at):
     text = written([["id", "text"], *rows], dialect)
@@ -444,7 +445,7 @@ def test_a_csv_with_one_quote_more_is_refused_naming_a_line(rows, dialect, at):
         read_csv((text[:at] + '"' + text[at:]).encode())
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(alphabet=st.sampled_from('ab ,\n"\r\x00é'), max_size=60).filter(lambda t: t.count('"') % 2))
 def test_any_text_with_an_odd_number_of_quotes_is_refused(text):
     with pytest.raises(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Any, TypedDict
 
+import joblib
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -27,6 +30,7 @@ from coe_template.compiled import (
 )
 from coe_template.data import clean_text
 from coe_template.train import build_pipeline
+from tests.conftest import examples
 
 #: Every kind of configuration ``coe-template train`` accepts (see TrainingArgsSchema).
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
@@ -80,14 +84,23 @@ EXACT: Tolerance = {"rtol": 0, "atol": 1e-9}
 
 
 def fitted(bundled_dataset, first, tags: int = 4, clean=clean_text) -> Pipeline:
-    keep = sorted(set(bundled_dataset.tags))[:tags]
-    rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags, strict=True) if y in keep]
-    pipeline = (
+    """``first`` (a pipeline, or the features before a logistic regression) fitted on the first ``tags``
+    of the dataset's tags: a new copy each time (tests change what they are given), each fit made once
+    per process (``make mutate`` runs these tests again for every mutant, in forks of one process)."""
+    pipeline = clone(
         first
         if isinstance(first, Pipeline)
         else Pipeline([("features", first), ("clf", LogisticRegression())])
     )
-    return pipeline.fit([clean(t) for t, _ in rows], [y for _, y in rows])
+    key = joblib.hash((pipeline, bundled_dataset.texts, bundled_dataset.tags, tags, clean))
+    if key not in _FITS:
+        keep = sorted(set(bundled_dataset.tags))[:tags]
+        rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags, strict=True) if y in keep]
+        _FITS[key] = pickle.dumps(pipeline.fit([clean(t) for t, _ in rows], [y for _, y in rows]))
+    return pickle.loads(_FITS[key])
+
+
+_FITS: dict[str, bytes] = {}
 
 
 @pytest.fixture(scope="module", params=[*CONFIGURATIONS, "two tags", *UNIONS, "union, two tags", *SINGLE])
@@ -155,7 +168,7 @@ ANALYZERS = [
 
 
 @pytest.mark.parametrize("params", ANALYZERS, ids=str)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(text=st.one_of(st.text(max_size=200), TRICKY, st.lists(TRICKY, max_size=8).map(" ".join)))
 def test_the_fast_analyzers_give_scikit_learns_terms_in_order(params, text):
     vectorizer = TfidfVectorizer(**params)
@@ -202,7 +215,7 @@ def test_the_char_wb_word_cache_stays_bounded_and_right(bundled_dataset, monkeyp
             assert set(cached) <= set(" ".join(texts).split())
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(data=st.data())
 def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
     text = data.draw(any_text(vocabulary))
@@ -210,7 +223,7 @@ def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
         assert fast_analyzer(vectorizer)(text) == vectorizer.build_analyzer()(text)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(data=st.data())
 def test_single_texts_match_scikit_learn(pipeline, vocabulary, data):
     text = data.draw(any_text(vocabulary))
@@ -219,7 +232,7 @@ def test_single_texts_match_scikit_learn(pipeline, vocabulary, data):
     )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
 def test_batches_match_scikit_learn(pipeline, vocabulary, data):
     texts = data.draw(st.lists(any_text(vocabulary), min_size=2, max_size=40))
@@ -230,7 +243,7 @@ def test_batches_match_scikit_learn(pipeline, vocabulary, data):
     np.testing.assert_array_equal(together, alone)  # bit for bit: batch and real time agree
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
 def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
     """What the classifier sees, block by block (weights included), as the pipeline's transform gives it."""

@@ -22,6 +22,7 @@ from coe_template.explain import TOP_TERMS, CannotExplain, Explanation, explain
 from coe_template.predict import predict
 from coe_template.train import build_pipeline
 from tests.coe_template.test_compiled import TRICKY, UNIONS, fitted
+from tests.conftest import examples
 
 SUMS: dict[str, Any] = {"rtol": 0, "atol": 1e-9}
 
@@ -97,7 +98,7 @@ def check(pipeline: Pipeline, texts: list[str], explanations: list[Explanation])
                 assert term.term.strip() in text
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(data=st.data())
 def test_explanations_add_up_to_the_logit_with_terms_from_the_text(pipeline, vocabulary, data):
     words = st.one_of(st.sampled_from(vocabulary), st.text(min_size=1, max_size=12), TRICKY)

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from config.settings import Settings
 from handlers.app import SPEC_DIR, create_app
-from tests.conftest import ADMIN, seeded_registry
+from tests.conftest import ADMIN, examples, seeded_registry
 
 CHECKS = [
     not_a_server_error,
@@ -47,6 +47,8 @@ def fuzzed_app(tmp_path, trained_model, settings):
 
 # Each accepted request would start a training process; its refusals are tested in test_versions.py.
 @schema.exclude(method="POST", path="/models/{model-name}/versions").parametrize()
-@hypothesis.settings(max_examples=100, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    max_examples=examples(100), deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+)
 def test_every_operation_answers_as_documented(case, fuzzed_app):
     case.call_and_validate(app=fuzzed_app, headers=ADMIN, checks=CHECKS)

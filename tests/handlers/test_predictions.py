@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from coe_template.data import ACCEPTED_TAGS, clean_text
 from coe_template.predict import predict
 from handlers.app import create_app
+from tests.conftest import examples
 from tests.problems import shortened
 
 TEXTS = [
@@ -167,7 +168,7 @@ json_values = st.recursive(
 
 
 @hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     body=json_values

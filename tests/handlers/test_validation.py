@@ -23,7 +23,7 @@ from handlers.app import SPEC_DIR
 from handlers.limits import BodySizeLimit
 from handlers.request_id import HEADER
 from handlers.validation import MAX_DEPTH, PATTERN_MESSAGE, CompiledJSONBodyValidator, _compile
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, examples
 from tests.problems import shortened
 
 PREDICTIONS = {
@@ -66,7 +66,7 @@ def accepted_when_compiled(schema: dict, body: object) -> bool:
         return False
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     body=st.one_of(
         json_values,
@@ -365,7 +365,7 @@ def batch_item_has_text(text: str) -> bool:
     return not any("has no text" in problem for problem in _problems(["a"], [text], "items"))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     text=st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
     | st.text(
