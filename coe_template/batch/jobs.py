@@ -380,9 +380,9 @@ class BatchJobs:
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
     def results(
-        self, job_id: str, after: int = -1, limit: int = 100
+        self, job_id: str, limit: int, after: int = -1
     ) -> tuple[builtins.list[ResultInfo], int | None]:
-        """Stored results in input order, after the given position; the cursor is a position."""
+        """Up to ``limit`` stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
             if session.get(BatchJob, job_id) is None:
                 raise JobNotFound(job_id)

@@ -35,28 +35,31 @@ class Progress:
     """INFO lines of a runner's progress: a job's first chunk, then at most one line per ``every``
     seconds, and one when the runner runs out of work: the job, its chunk, items/s."""
 
-    def __init__(self, jobs: BatchJobs, every: float = 5.0) -> None:
+    def __init__(
+        self, jobs: BatchJobs, every: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.jobs = jobs
         self.every = every
+        self.clock = clock
         self._since = 0.0
         self._items = 0
         self._last: Claim | None = None
         self._logged_job: str | None = None
 
     def chunk_done(self, claim: Claim, started: float) -> None:
-        """Count a stored chunk whose work began at ``started`` (``time.monotonic()``)."""
+        """Count a stored chunk whose work began at ``started`` (a reading of ``clock``)."""
         if not self._items:
             self._since = started
         self._items += len(claim.items)
         self._last = claim
-        if claim.job_id != self._logged_job or time.monotonic() - self._since >= self.every:
+        if claim.job_id != self._logged_job or self.clock() - self._since >= self.every:
             self.flush()
 
     def flush(self) -> None:
         claim = self._last
         if claim is None or not self._items:
             return
-        rate = self._items / max(time.monotonic() - self._since, 1e-6)
+        rate = self._items / max(self.clock() - self._since, 1e-6)
         try:
             job = self.jobs.get(claim.job_id)
             done = f"{job.done_items:,} of {job.total_items:,} items done, job {job.status}"
@@ -125,7 +128,8 @@ class BatchRunner:
                 self.jobs.fail(claim.job_id, f"cannot load version {claim.model_version}: {exc}")
                 self.observe(claim, "failed")
                 return
-            started = time.monotonic()  # after loading: a first chunk's rate is not the model's loading time
+            # After loading: a first chunk's rate is not the model's loading time.
+            started = self.progress.clock()
             tags, probabilities = tag([text for _, text in claim.items], artifacts)
             if lease.lost.is_set():
                 self.observe(claim, "dropped")

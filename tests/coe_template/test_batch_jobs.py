@@ -31,7 +31,7 @@ from coe_template.batch.jobs import (
     job_token_sha256,
     new_job_token,
 )
-from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner
+from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner, Progress
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.errors import STORED_ERROR_LENGTH
 from coe_template.predict import predict, tag
@@ -186,7 +186,7 @@ def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
     assert (job.started_at, job.finished_at, job.error) == (None, None, None)
     assert jobs.get(job.id) == job
     assert rows(registry, BatchChunk, job.id) == 4
-    assert jobs.results(job.id) == ([], None)
+    assert jobs.results(job.id, limit=100) == ([], None)
     with pytest.raises(ResultNotFound):
         jobs.result(job.id, "p-0")  # nothing is predicted at creation
 
@@ -400,6 +400,15 @@ def test_results_come_back_in_input_order_and_page_through_every_item_once(jobs,
         assert pages == -(-len(ITEMS) // limit), limit
 
 
+def test_results_come_back_in_input_order_whatever_order_their_chunks_were_stored_in(jobs, load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    for claim in reversed(claim_all(jobs, "worker")):  # the last chunk's results are written first
+        assert jobs.complete(claim, *predictions_for(claim, load))
+    assert ids_of(all_results(jobs, job.id)) == IDS
+    page, cursor = jobs.results(job.id, limit=4)
+    assert (ids_of(page), cursor) == (IDS[:4], 3)
+
+
 @pytest.mark.usefixtures("version_2")
 def test_a_stored_result_is_what_real_time_prediction_gives(jobs, runner, registry):
     shuffled = ITEMS[::-1]
@@ -423,7 +432,7 @@ def test_unknown_jobs_and_items_are_not_found(jobs, runner):
     runner.run_until_idle()
     calls = {
         "get": lambda: jobs.get(UNKNOWN_JOB),
-        "results": lambda: jobs.results(UNKNOWN_JOB),
+        "results": lambda: jobs.results(UNKNOWN_JOB, limit=100),
         "result": lambda: jobs.result(UNKNOWN_JOB, "p-0"),
         "cancel_or_delete": lambda: jobs.cancel_or_delete(UNKNOWN_JOB),
         "list": lambda: jobs.list(after=UNKNOWN_JOB),
@@ -516,7 +525,7 @@ def test_an_expired_lease_is_taken_over_and_only_the_new_holder_stores(jobs, exp
     predictions = predictions_for(first, load)
 
     assert expiring.complete(first, *predictions) is False  # worker-a lost the chunk: nothing stored
-    assert jobs.results(job.id) == ([], None)
+    assert jobs.results(job.id, limit=100) == ([], None)
     assert (jobs.get(job.id).status, jobs.get(job.id).done_items) == ("running", 0)
 
     assert expiring.complete(second, *predictions) is True
@@ -567,6 +576,26 @@ def test_a_chunk_abandoned_fewer_times_is_retried_to_success(jobs, expiring, run
     assert ids_of(all_results(jobs, job.id)) == IDS
 
 
+@pytest.mark.usefixtures("version_2")
+def test_a_runner_tells_its_observer_how_each_chunk_ended(jobs, expiring, registry, load):
+    abandoned, _ = jobs.create(MODEL, ITEMS[:3])
+    for n in range(MAX_ATTEMPTS):
+        expiring.claim(f"crashed-{n}")
+    unloadable, _ = jobs.create(MODEL, ITEMS[:3], version=2)
+    registry.archive_version(MODEL, 2)
+    fine, _ = jobs.create(MODEL, ITEMS[:6])
+    seen: list[tuple[str, int, str]] = []
+    BatchRunner(
+        jobs, load, observe=lambda claim, outcome: seen.append((claim.job_id, claim.number, outcome))
+    ).run_until_idle()
+    assert seen == [
+        (abandoned.id, 0, "failed"),
+        (unloadable.id, 0, "failed"),
+        (fine.id, 0, "done"),
+        (fine.id, 1, "done"),
+    ]
+
+
 # --- a model that cannot be loaded -------------------------------------------------------------------
 
 
@@ -581,7 +610,7 @@ def test_a_job_whose_model_was_tampered_with_fails_naming_the_file(jobs, runner,
     assert failed.error.startswith("cannot load version 1: ")
     assert MODEL_FILE in failed.error
     assert failed.finished_at is not None
-    assert jobs.results(broken.id) == ([], None)
+    assert jobs.results(broken.id, limit=100) == ([], None)
     assert rows(registry, BatchResult, broken.id) == 0
     assert jobs.get(fine.id).status == "succeeded"  # other versions still run
     assert ids_of(all_results(jobs, fine.id)) == IDS
@@ -680,7 +709,12 @@ def test_deleting_a_finished_job_removes_it_with_its_results(jobs, runner, regis
     kept, _ = jobs.create(MODEL, ITEMS)
     runner.run_until_idle()
     assert jobs.cancel_or_delete(deleted.id) is None
-    for call in (jobs.get, jobs.results, lambda job_id: jobs.result(job_id, "p-0"), jobs.cancel_or_delete):
+    for call in (
+        jobs.get,
+        lambda job_id: jobs.results(job_id, limit=100),
+        lambda job_id: jobs.result(job_id, "p-0"),
+        jobs.cancel_or_delete,
+    ):
         with pytest.raises(JobNotFound):
             call(deleted.id)
     for table in (BatchResult, BatchChunk):
@@ -999,4 +1033,32 @@ def test_a_runner_logs_how_far_the_job_has_got(jobs, runner, caplog):
     assert [line.partition("; ")[0] for line in lines] == [
         f"batch job {job.id}: chunk 0 stored ({CHUNK} of {len(ITEMS)} items done, job running)",
         f"batch job {job.id}: chunk 3 stored ({len(ITEMS)} of {len(ITEMS)} items done, job succeeded)",
+    ]
+
+
+def test_progress_is_logged_for_a_jobs_first_chunk_then_every_few_seconds_with_the_rate_since(jobs, caplog):
+    caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
+    job, _ = jobs.create(MODEL, ITEMS)
+    now = [0.0]
+    progress = Progress(jobs, every=5.0, clock=lambda: now[0])
+
+    def stored(number: int, items: int, started: float, at: float) -> None:
+        now[0] = at
+        progress.chunk_done(
+            Claim(job.id, number, 0, MODEL, 1, "worker", 1, [("id", "text")] * items), started
+        )
+
+    stored(0, 30, started=99.0, at=100.0)  # the job's first chunk: logged at once
+    stored(1, 20, started=101.5, at=102.0)  # 0.5 s since the work counted began
+    stored(2, 60, started=102.0, at=106.5)  # 5 s since: logged, 80 items in 5 s
+    stored(3, 10, started=107.0, at=108.0)
+    now[0] = 109.0
+    progress.flush()  # out of work: 10 items in 2 s
+    progress.flush()  # nothing new: no line
+    lines = [r.getMessage() for r in caplog.records if r.name == "coe_template.batch.runner"]
+    where = f"(0 of {len(ITEMS)} items done, job queued)"
+    assert lines == [
+        f"batch job {job.id}: chunk 0 stored {where}; 30 items/s",
+        f"batch job {job.id}: chunk 2 stored {where}; 16 items/s",
+        f"batch job {job.id}: chunk 3 stored {where}; 5 items/s",
     ]

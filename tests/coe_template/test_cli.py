@@ -306,7 +306,7 @@ def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(
         "error": None,
     }
     assert f"job {job['id']}: 2 items with {NAME} version 1" in result.stderr
-    results, _ = BatchJobs(registry).results(job["id"])
+    results, _ = BatchJobs(registry).results(job["id"], limit=1000)
     assert [(r.item_id, r.predicted_tag) for r in results] == [
         ("p0", "computer-vision"),
         ("p1", "natural-language-processing"),

@@ -87,7 +87,7 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(
         [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]],
         artifacts.labels,
     )
-    stored = jobs.results(job.id)[0]
+    stored = jobs.results(job.id, limit=100)[0]
     registry.engine.dispose()
 
     def keys(engine: Engine) -> list[list[str]]:
@@ -105,7 +105,7 @@ def test_results_keep_through_0004_which_drops_only_their_key_to_the_job(
         engine.dispose()
     registry = Registry.open(database_url, tmp_path / "store")
     try:
-        assert BatchJobs(registry).results(job.id)[0] == stored
+        assert BatchJobs(registry).results(job.id, limit=100)[0] == stored
     finally:
         registry.engine.dispose()
 
