@@ -585,14 +585,24 @@ def test_a_runner_tells_its_observer_how_each_chunk_ended(jobs, expiring, regist
     registry.archive_version(MODEL, 2)
     fine, _ = jobs.create(MODEL, ITEMS[:6])
     seen: list[tuple[str, int, str]] = []
-    BatchRunner(
-        jobs, load, observe=lambda claim, outcome: seen.append((claim.job_id, claim.number, outcome))
-    ).run_until_idle()
+
+    def observe(claim: Claim, outcome: str) -> None:
+        seen.append((claim.job_id, claim.number, outcome))
+
+    BatchRunner(jobs, load, observe=observe).run_until_idle()
+    cancelled, _ = jobs.create(MODEL, ITEMS[:3])
+
+    def cancelling(name: str, version: int):  # the job is cancelled while its chunk is in hand
+        jobs.cancel_or_delete(cancelled.id)
+        return load(name, version)
+
+    BatchRunner(jobs, cancelling, observe=observe).run_until_idle()
     assert seen == [
         (abandoned.id, 0, "failed"),
         (unloadable.id, 0, "failed"),
         (fine.id, 0, "done"),
         (fine.id, 1, "done"),
+        (cancelled.id, 0, "dropped"),
     ]
 
 
@@ -986,7 +996,10 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
 def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, slow_load, gate, caplog):
     short = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=3)  # renewed every second
     job, _ = short.create(MODEL, ITEMS[:3])
-    frozen = BatchRunner(short, load=slow_load)
+    outcomes: list[tuple[int, str]] = []
+    frozen = BatchRunner(
+        short, load=slow_load, observe=lambda claim, outcome: outcomes.append((claim.number, outcome))
+    )
     frozen.start()
     try:
         wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
@@ -1008,6 +1021,23 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
         frozen.stop()
     assert ids_of(all_results(short, job.id)) == IDS[:3]
     assert short.get(job.id).status == "succeeded"
+    assert outcomes == [(0, "dropped")]
+
+
+def test_an_idle_runner_polls_for_jobs_created_elsewhere(registry, jobs, load, caplog):
+    """A job another process created sets no event here: the runner finds it on a poll, and idles quietly."""
+    caplog.set_level(logging.INFO, logger="coe_template")
+    elsewhere = BatchJobs(registry, chunk_size=CHUNK, lease_seconds=60)
+    runner = BatchRunner(jobs, load, poll_seconds=0.05)
+    runner.start()
+    try:
+        for _ in range(2):
+            job, _ = elsewhere.create(MODEL, ITEMS)
+            # The last chunk is logged as the runner runs out of work, just before it waits.
+            wait_until(lambda: f"batch job {job.id}: chunk 3 stored" in caplog.text)  # noqa: B023
+    finally:
+        runner.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
