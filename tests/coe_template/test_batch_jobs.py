@@ -33,7 +33,7 @@ from coe_template.batch.jobs import (
 )
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner, Progress
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
-from coe_template.errors import STORED_ERROR_LENGTH
+from coe_template.errors import STORED_ERROR_LENGTH, DatabaseUnavailable
 from coe_template.predict import predict, tag
 from coe_template.registry import (
     PRODUCTION,
@@ -1092,3 +1092,38 @@ def test_progress_is_logged_for_a_jobs_first_chunk_then_every_few_seconds_with_t
         f"batch job {job.id}: chunk 2 stored {where}; 16 items/s",
         f"batch job {job.id}: chunk 3 stored {where}; 5 items/s",
     ]
+
+
+def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carries_on(jobs, load, caplog):
+    caplog.set_level(logging.INFO, logger="coe_template")
+    job, _ = jobs.create(MODEL, ITEMS[:9])
+    faults: list[Exception] = [
+        DatabaseUnavailable("the database is down"),
+        DatabaseUnavailable("the database is down"),
+        RuntimeError("a bug"),
+    ]
+
+    def observe(
+        claim: Claim, outcome: str
+    ) -> None:  # raises from the runner's loop, after each chunk is stored
+        if faults:
+            raise faults.pop(0)
+
+    runner = BatchRunner(jobs, load, poll_seconds=0.01, observe=observe)
+    runner.start()
+    try:
+        wait_until(lambda: "batch: the database answers again" in caplog.text)
+    finally:
+        runner.stop()
+    assert runner._thread is not None and runner._thread.daemon  # a runner never keeps its process alive
+    logged = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "coe_template.leases"
+    ]
+    assert logged == [
+        ("ERROR", "batch: pausing while the database is unavailable: the database is down", False),
+        ("ERROR", "batch chunk failed", True),
+        ("INFO", "batch: the database answers again", False),
+    ]
+    assert jobs.get(job.id).status == "succeeded"
