@@ -303,9 +303,7 @@ class BatchJobs:
             request_sha256=digest,
             token_sha256=token_sha256,
             total_items=len(items),
-            done_items=0,
             total_chunks=len(inputs),
-            done_chunks=0,
         )
         try:
             with self._session() as session, session.begin():

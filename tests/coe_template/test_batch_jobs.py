@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import String, func, select, update
 
+from coe_template.batch.items import BatchInputError
 from coe_template.batch.jobs import (
     BatchJobs,
     Claim,
@@ -189,6 +190,13 @@ def test_create_records_a_queued_job_on_the_production_version(jobs, registry):
     assert jobs.results(job.id, limit=100) == ([], None)
     with pytest.raises(ResultNotFound):
         jobs.result(job.id, "p-0")  # nothing is predicted at creation
+
+
+def test_a_job_of_no_items_is_refused_and_nothing_is_recorded(jobs, registry):
+    with pytest.raises(BatchInputError) as refused:
+        jobs.create(MODEL, [])
+    assert str(refused.value) == "no items: a batch needs at least one"
+    assert jobs.list()[0] == []
 
 
 def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
