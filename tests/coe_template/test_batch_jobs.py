@@ -303,6 +303,14 @@ def test_a_retry_after_production_moved_still_returns_the_first_job(jobs, regist
 
 
 @pytest.mark.usefixtures("version_2")
+def test_a_retry_after_its_version_was_archived_still_returns_the_first_job(jobs, registry):
+    first, _ = jobs.create(MODEL, ITEMS, version=2, idempotency_key="key-1")
+    registry.archive_version(MODEL, 2)  # a new job could no longer be made on it
+    again, created = jobs.create(MODEL, ITEMS, version=2, idempotency_key="key-1")
+    assert (again.id, created) == (first.id, False)
+
+
+@pytest.mark.usefixtures("version_2")
 def test_the_same_key_with_a_different_request_is_a_conflict(jobs):
     first, _ = jobs.create(MODEL, ITEMS, idempotency_key="key-1")
     different = {
