@@ -75,7 +75,6 @@ class BatchRunner:
         jobs: BatchJobs,
         load: Loader,
         poll_seconds: float = 0.1,
-        renew_seconds: float | None = None,
         observe: Observer = lambda claim, outcome: None,
     ) -> None:
         self.jobs = jobs
@@ -83,7 +82,7 @@ class BatchRunner:
         self.observe = observe
         self.poll_seconds = poll_seconds
         #: A third of the lease: two renewals can fail before another worker may take the chunk.
-        self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
+        self.renew_seconds = jobs.lease.total_seconds() / 3
         self.owner = owner_id()
         self.progress = Progress(jobs)
         self._stop = threading.Event()

@@ -25,6 +25,7 @@ from coe_template.batch.items import BatchInputError
 from coe_template.batch.jobs import (
     BatchJobs,
     Claim,
+    JobInfo,
     JobNotFound,
     KeyReused,
     ResultInfo,
@@ -199,8 +200,17 @@ def test_a_job_of_no_items_is_refused_and_nothing_is_recorded(jobs, registry):
     assert jobs.list()[0] == []
 
 
-def test_a_job_is_split_into_chunks_of_consecutive_items(jobs):
+def test_a_job_is_split_into_chunks_of_consecutive_items(jobs, registry):
     job, _ = jobs.create(MODEL, ITEMS)
+    with (
+        registry.engine.connect() as connection
+    ):  # each chunk's first and last item, as an operator reads them
+        spans = connection.execute(
+            select(BatchChunk.number, BatchChunk.first, BatchChunk.last)
+            .where(BatchChunk.job_id == job.id)
+            .order_by(BatchChunk.number)
+        ).all()
+    assert [tuple(span) for span in spans] == [(0, 0, 2), (1, 3, 5), (2, 6, 8), (3, 9, 9)]
     claims = claim_all(jobs, "worker")
     assert [(c.job_id, c.number, c.first) for c in claims] == [
         (job.id, 0, 0),
@@ -308,6 +318,29 @@ def test_a_retry_after_its_version_was_archived_still_returns_the_first_job(jobs
     registry.archive_version(MODEL, 2)  # a new job could no longer be made on it
     again, created = jobs.create(MODEL, ITEMS, version=2, idempotency_key="key-1")
     assert (again.id, created) == (first.id, False)
+
+
+@pytest.mark.parametrize("same_request", [True, False])
+def test_a_request_racing_another_with_its_key_gets_the_others_job_or_a_conflict(
+    jobs, registry, monkeypatch, same_request
+):
+    """The other request is recorded between this one's look for the key and its own insert."""
+    get_version = registry.get_version
+    others: list[JobInfo] = []
+
+    def racing(name: str, version: int):
+        monkeypatch.setattr(registry, "get_version", get_version)
+        others.append(jobs.create(MODEL, ITEMS if same_request else ITEMS[:4], idempotency_key="key-1")[0])
+        return get_version(name, version)
+
+    monkeypatch.setattr(registry, "get_version", racing)
+    if same_request:
+        assert jobs.create(MODEL, ITEMS, idempotency_key="key-1") == (others[0], False)
+    else:
+        with pytest.raises(KeyReused) as info:
+            jobs.create(MODEL, ITEMS, idempotency_key="key-1")
+        assert str(info.value) == f"key 'key-1' was already used for a different request (job {others[0].id})"
+    assert [job.id for job in jobs.list()[0]] == [others[0].id]
 
 
 @pytest.mark.usefixtures("version_2")
@@ -955,11 +988,11 @@ def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_i
     try:
         wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
         first_lease = lease_of(registry, job.id, 0)
-        # Well past the lease it was claimed with: only renewals keep it.
-        wait_until(lambda: lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5))
+        # Past the lease it was claimed with: only renewals (a third of the lease apart) have kept it.
         wait_until(lambda: utcnow() > first_lease + timedelta(seconds=0.5))
         assert short.claim("thief") is None
         assert chunks_of(registry, job.id) == [(0, "running", runner.owner, 1)]
+        assert lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5)
         gate.set()
         wait_until(lambda: short.get(job.id).status == "succeeded")
     finally:
@@ -969,14 +1002,16 @@ def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_i
 
 
 def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(
-    jobs, registry, load, slow_load, gate, runner
+    jobs, registry, load, slow_load, gate, runner, caplog
 ):
+    caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
     wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
     stopping.stop(grace=0.2)  # the chunk cannot be finished in time: it is given back
     assert chunks_of(registry, job.id) == [(n, "pending", None, 0) for n in range(4)]
+    assert f"stopping: chunk 0 of batch job {job.id} given back unfinished, pending again" in caplog.messages
     gate.set()  # the stopped runner's thread finishes its prediction, too late: nothing is stored
     stopping._thread.join(30)
     assert not stopping._thread.is_alive()
@@ -991,8 +1026,9 @@ def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(
 
 
 def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_other(
-    jobs, registry, slow_load, gate
+    jobs, registry, slow_load, gate, caplog
 ):
+    caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
@@ -1000,6 +1036,7 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
     threading.Timer(0.3, gate.set).start()  # the chunk can be finished well within the grace
     stopping.stop(grace=30)
     assert not stopping._thread.is_alive()
+    assert f"stopping: chunk 0 of batch job {job.id} finished first" in caplog.messages
     assert [(number, status) for number, status, *_ in chunks_of(registry, job.id)] == [
         (0, "done"),
         (1, "pending"),
@@ -1143,3 +1180,7 @@ def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carri
         ("INFO", "batch: the database answers again", False),
     ]
     assert jobs.get(job.id).status == "succeeded"
+
+
+def test_stopping_a_runner_that_never_started_does_nothing(jobs, load):
+    BatchRunner(jobs, load).stop()
