@@ -1182,5 +1182,9 @@ def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carri
     assert jobs.get(job.id).status == "succeeded"
 
 
-def test_stopping_a_runner_that_never_started_does_nothing(jobs, load):
-    BatchRunner(jobs, load).stop()
+def test_a_runner_told_to_stop_hands_back_a_chunk_it_claims_meanwhile(jobs, registry, load):
+    job, _ = jobs.create(MODEL, ITEMS)
+    runner = BatchRunner(jobs, load)
+    runner.stop()  # never started: it only stops taking work
+    assert runner.run_once() is None  # as a claim that lands while stop() begins
+    assert chunks_of(registry, job.id) == [(n, "pending", None, 0) for n in range(4)]
