@@ -1,8 +1,8 @@
 """`make mutate`'s verdict, after `mutmut run`: the score, and every mutant no test kills.
 
 Each mutant not killed (survived, or "no tests": no selected test runs its code) must be listed in
-bench/mutants-equivalent.md with the reason it cannot change behaviour; any other survivor fails
-the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as killed: the mutant
+bench/mutants-equivalent.md with the reason it cannot change behaviour, and every listed mutant must
+be such a survivor; anything else fails the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as killed: the mutant
 made the tests hang (an infinite loop), which a user would notice.
 
 `--survivors` prints only the names of the mutants that survived, for `make mutate` to run them
@@ -64,9 +64,17 @@ def main(prefixes: list[str]) -> int:
     unexplained = sorted((alive - equivalent) | odd)
     for name in unexplained:
         print(f"not killed, not listed: {name} ({status[name]})", file=sys.stderr)
+    # A listing outlives its mutant when the code changes: mutmut numbers a function's mutants in order.
+    stale = sorted(
+        name
+        for name in listed()
+        if name.startswith(tuple(prefixes) or "") and status.get(name, "gone") not in ("survived", "no tests")
+    )
+    for name in stale:
+        print(f"listed, but not a survivor: {name} ({status.get(name, 'no such mutant')})", file=sys.stderr)
     if len(checked) < len(status):
         print(f"{len(status) - len(checked)} mutants not run", file=sys.stderr)
-    return 1 if unexplained or len(checked) < len(status) else 0
+    return 1 if unexplained or stale or len(checked) < len(status) else 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 
 The package knows nothing of HTTP: it reads data, trains and evaluates a
 scikit-learn pipeline, stores each run's artifacts and predicts with them.
-Its command line (``cli``) is the one place that reaches into the API layer, where
-it must agree with it: a batch job printed as the API serves it, a worker's metrics.
-``make lint`` holds this (the import contract in setup.cfg).
+Its command line (``cli``) is the one exception, where it must agree with the API:
+the import contract in setup.cfg, checked by ``make lint``, says where.
 """
 
 from coe_template.data import ACCEPTED_TAGS, OTHER_TAG

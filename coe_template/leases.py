@@ -13,6 +13,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 
 from coe_template.errors import DatabaseUnavailable
@@ -31,16 +32,17 @@ def owner_id() -> str:
 
 
 class LeaseKeeper:
-    """Calls ``renew`` every ``every`` seconds from a small thread while the work in hand is done.
+    """Calls ``renew`` every third of the ``lease`` from a small thread while the work in hand is
+    done: two renewals can fail before another worker may take the work.
 
     ``renew`` returns False once the work is no longer this worker's: :attr:`lost` is
     then set and renewing stops. ``what`` names the work in the log ("chunk 3 of job …").
     """
 
-    def __init__(self, renew: Callable[[], bool], what: str, every: float) -> None:
+    def __init__(self, renew: Callable[[], bool], what: str, lease: timedelta) -> None:
         self.renew = renew
         self.what = what
-        self.every = max(every, MIN_RENEW_SECONDS)
+        self.every = max(lease.total_seconds() / 3, MIN_RENEW_SECONDS)
         self.lost = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)

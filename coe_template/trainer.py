@@ -101,7 +101,6 @@ class TrainingRunner:
         jobs: TrainingJobs,
         data: Path,
         poll_seconds: float = 1.0,
-        renew_seconds: float | None = None,
         observe: TrainingObserver = lambda claim, outcome: None,
         timeout_seconds: float = TIMEOUT_SECONDS,
     ) -> None:
@@ -110,8 +109,6 @@ class TrainingRunner:
         self.poll_seconds = poll_seconds
         #: A try that trains longer is stopped and its version failed: a hung child never holds a job for ever.
         self.timeout_seconds = timeout_seconds
-        #: A third of the lease: two renewals can fail before another runner may take the job.
-        self.renew_seconds = jobs.lease.total_seconds() / 3 if renew_seconds is None else renew_seconds
         self.observe = observe
         self.owner = owner_id()
         self._stop = threading.Event()
@@ -142,7 +139,7 @@ class TrainingRunner:
     def _work(self, claim: TrainingClaim) -> None:
         log.info("training %s as %s", claim, claim.owner)
         started = time.monotonic()
-        with LeaseKeeper(lambda: self.jobs.renew(claim), f"training {claim}", self.renew_seconds) as lease:
+        with LeaseKeeper(lambda: self.jobs.renew(claim), f"training {claim}", self.jobs.lease) as lease:
             kind, value = self._train(claim, lease.lost)
             if lease.lost.is_set():
                 outcome = "dropped"

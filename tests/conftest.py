@@ -33,9 +33,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 #: `make mutate` runs every selected test once per mutant: there each property test tries a fifth of its
-#: examples (HYPOTHESIS_PROFILE=mutation), and a mutant that survives is run again with all of them.
-hypothesis.settings.register_profile("mutation", max_examples=20)
-hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+#: examples, the same ones every time (HYPOTHESIS_PROFILE=mutation), and a mutant that survives is run
+#: again with all of them. Otherwise hypothesis keeps its own choice (its "ci" profile when CI is set).
+hypothesis.settings.register_profile("mutation", max_examples=20, derandomize=True, database=None)
+if "HYPOTHESIS_PROFILE" in os.environ:
+    hypothesis.settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def examples(count: int) -> int:

@@ -81,8 +81,6 @@ class BatchRunner:
         self.load = load
         self.observe = observe
         self.poll_seconds = poll_seconds
-        #: A third of the lease: two renewals can fail before another worker may take the chunk.
-        self.renew_seconds = jobs.lease.total_seconds() / 3
         self.owner = owner_id()
         self.progress = Progress(jobs)
         self._stop = threading.Event()
@@ -117,7 +115,7 @@ class BatchRunner:
         with LeaseKeeper(
             lambda: self.jobs.renew(claim),
             f"chunk {claim.number} of batch job {claim.job_id}",
-            self.renew_seconds,
+            self.jobs.lease,
         ) as lease:
             try:
                 artifacts = self.load(claim.model_name, claim.model_version)

@@ -83,6 +83,10 @@ SINGLE = {"words without idf or norm": words(use_idf=False, norm=None, ngram_ran
 EXACT: Tolerance = {"rtol": 0, "atol": 1e-9}
 
 
+#: Pickled fitted pipelines by what they were fitted from: see fitted().
+_FITS: dict[str, bytes] = {}
+
+
 def fitted(bundled_dataset, first, tags: int = 4, clean=clean_text) -> Pipeline:
     """``first`` (a pipeline, or the features before a logistic regression) fitted on the first ``tags``
     of the dataset's tags: a new copy each time (tests change what they are given), each fit made once
@@ -98,9 +102,6 @@ def fitted(bundled_dataset, first, tags: int = 4, clean=clean_text) -> Pipeline:
         rows = [(t, y) for t, y in zip(bundled_dataset.texts, bundled_dataset.tags, strict=True) if y in keep]
         _FITS[key] = pickle.dumps(pipeline.fit([clean(t) for t, _ in rows], [y for _, y in rows]))
     return pickle.loads(_FITS[key])
-
-
-_FITS: dict[str, bytes] = {}
 
 
 @pytest.fixture(scope="module", params=[*CONFIGURATIONS, "two tags", *UNIONS, "union, two tags", *SINGLE])
