@@ -1,9 +1,9 @@
 """`make mutate`'s verdict, after `mutmut run`: the score, and every mutant no test kills.
 
 Each mutant not killed (survived, or "no tests": no selected test runs its code) must be listed in
-bench/mutants-equivalent.md with the reason it cannot change behaviour, and every listed mutant must
-be such a survivor; anything else fails the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as killed: the mutant
-made the tests hang (an infinite loop), which a user would notice.
+bench/mutants-equivalent.md with its reason, and every listed mutant must be such a survivor;
+anything else fails the target, naming it (`mutmut show NAME` prints its diff). Timeouts count as
+killed: the mutant made the tests hang (an infinite loop), which a user would notice.
 
 `--survivors` prints only the names of the mutants that survived, for `make mutate` to run them
 again with every example of the property tests.
