@@ -15,7 +15,7 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler
 
 from coe_template import compiled
 from coe_template.args import parse_args
@@ -444,6 +444,19 @@ def test_refused_pipelines_fall_back_to_scikit_learn_and_say_so(bundled_dataset,
     assert caplog.messages == ["predicting with scikit-learn, not compiled: norm 'l1' is not compiled"]
     texts = ["object detection", "sentiment of tweets"]
     np.testing.assert_array_equal(predictor.predict_proba(texts), pipeline.predict_proba(texts))
+
+
+def test_the_fallbacks_features_are_what_its_pipeline_feeds_the_classifier(bundled_dataset):
+    """Explanations read them: every step but the classifier, however many there are."""
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())]
+    ).fit(bundled_dataset.texts, bundled_dataset.tags)
+    predictor = predictor_for(pipeline)
+    assert isinstance(predictor, SklearnPredictor)
+    texts = ["object detection in images", "sentiment of tweets"]
+    features = predictor.features(texts)
+    assert features.format == "csr"
+    np.testing.assert_array_equal(features.toarray(), pipeline[:-1].transform(texts).toarray())
 
 
 def test_compilable_pipelines_are_compiled_without_a_word(bundled_dataset, caplog):
