@@ -1129,28 +1129,37 @@ def test_a_runner_logs_how_far_the_job_has_got(jobs, runner, caplog):
 def test_progress_is_logged_for_a_jobs_first_chunk_then_every_few_seconds_with_the_rate_since(jobs, caplog):
     caplog.set_level(logging.INFO, logger="coe_template.batch.runner")
     job, _ = jobs.create(MODEL, ITEMS)
+    gone, _ = jobs.create(MODEL, ITEMS)
     now = [0.0]
-    progress = Progress(jobs, every=5.0, clock=lambda: now[0])
+    progress = Progress(jobs, clock=lambda: now[0])  # a line every 5 s at most
 
-    def stored(number: int, items: int, started: float, at: float) -> None:
+    def stored(job_id: str, number: int, items: int, started: float, at: float) -> None:
         now[0] = at
         progress.chunk_done(
-            Claim(job.id, number, 0, MODEL, 1, "worker", 1, [("id", "text")] * items), started
+            Claim(job_id, number, 0, MODEL, 1, "worker", 1, [("id", "text")] * items), started
         )
 
-    stored(0, 30, started=99.0, at=100.0)  # the job's first chunk: logged at once
-    stored(1, 20, started=101.5, at=102.0)  # 0.5 s since the work counted began
-    stored(2, 60, started=102.0, at=106.5)  # 5 s since: logged, 80 items in 5 s
-    stored(3, 10, started=107.0, at=108.0)
+    stored(job.id, 0, 30, started=99.5, at=100.0)  # the job's first chunk: logged at once
+    stored(job.id, 1, 20, started=101.5, at=102.0)  # 0.5 s since the work counted began
+    stored(job.id, 2, 60, started=102.0, at=106.5)  # 5 s since: logged, 80 items in 5 s
+    stored(job.id, 3, 10, started=107.0, at=108.0)
     now[0] = 109.0
     progress.flush()  # out of work: 10 items in 2 s
     progress.flush()  # nothing new: no line
+    stored(gone.id, 0, 3, started=110.0, at=111.0)
+    jobs.cancel_or_delete(gone.id)
+    jobs.cancel_or_delete(gone.id)  # cancelled, then deleted
+    stored(gone.id, 1, 3, started=111.0, at=112.0)
+    now[0] = 114.0
+    progress.flush()  # 3 items in 3 s, of a job no longer there
     lines = [r.getMessage() for r in caplog.records if r.name == "coe_template.batch.runner"]
     where = f"(0 of {len(ITEMS)} items done, job queued)"
     assert lines == [
-        f"batch job {job.id}: chunk 0 stored {where}; 30 items/s",
+        f"batch job {job.id}: chunk 0 stored {where}; 60 items/s",
         f"batch job {job.id}: chunk 2 stored {where}; 16 items/s",
         f"batch job {job.id}: chunk 3 stored {where}; 5 items/s",
+        f"batch job {gone.id}: chunk 0 stored {where}; 3 items/s",
+        f"batch job {gone.id}: chunk 1 stored (progress unknown); 1 items/s",
     ]
 
 
