@@ -64,7 +64,7 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
 
 
 @enveloped()
-def search(page_size: int = 20, page_token: str | None = None) -> dict:
+def search(page_size: int, page_token: str | None = None) -> dict:
     jobs, after = services().batch.list(after=page_token, limit=page_size)
     return {"jobs": job_schema.dump(jobs, many=True), "next_page_token": after}
 
@@ -91,7 +91,7 @@ def delete(job_id: str, token_info: dict[str, Any]) -> dict:
 
 
 @enveloped()
-def results(job_id: str, page_size: int = 100, page_token: str | None = None) -> dict:
+def results(job_id: str, page_size: int, page_token: str | None = None) -> dict:
     page, after = services().batch.results(
         job_id, after=int(page_token) if page_token else -1, limit=page_size
     )

@@ -14,7 +14,7 @@ from handlers.schemas.predictions import prediction_schema
 from handlers.schemas.served import model_ref_schema
 
 
-def answer(served: Served, body: dict[str, Any], explain: bool = False) -> dict[str, Any]:
+def answer(served: Served, body: dict[str, Any], explain: bool) -> dict[str, Any]:
     """Tag the texts of a body the spec has checked with ``served``: shared by both routes."""
     texts = [item["text"] for item in body["texts"]]
     predictions = predict(texts, served.artifacts, explained=explain)
@@ -28,5 +28,5 @@ def answer(served: Served, body: dict[str, Any], explain: bool = False) -> dict[
 
 
 @enveloped()
-def create(body: dict, explain: bool = False) -> dict:
+def create(body: dict, explain: bool) -> dict:
     return answer(serving(), body, explain)

@@ -69,5 +69,5 @@ def arg(model_name: str, version: int, arg: str) -> dict:
 
 
 @enveloped()
-def predict(model_name: str, version: int, body: dict, explain: bool = False) -> dict:
+def predict(model_name: str, version: int, body: dict, explain: bool) -> dict:
     return predictions_resource.answer(services().server.ready(model_name, version), body, explain)
