@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install model serve test lint lint-spec quality bench soak mutate image clean
+.PHONY: install model serve test lint lint-spec docs quality bench soak mutate image clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ lint-spec: install $(NODE_BIN)/.installed  ## openapi-spec-validator, Spectral a
 	@# Redocly exits non-zero on errors only: a warning fails here too.
 	@$(REDOCLY) lint --format=json 2>/dev/null | $(BIN)/python -c \
 	  'import json, sys; t = json.load(sys.stdin)["totals"]; sys.exit(f"redocly: {t}" if t["warnings"] else 0)'
+
+$(BIN)/.docs: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,docs]'
+	touch $@
+
+# Zensical reads mkdocs.yml; --strict: a link to a missing page or heading fails the build.
+docs: $(BIN)/.docs  ## the docs site (docs/, mkdocs.yml) into build/site, built strictly and offline
+	$(BIN)/zensical build --strict --clean
 
 quality: install  ## the README's quality figures, measured on the shared real dataset
 	$(BIN)/python bench/quality.py

@@ -1,13 +1,16 @@
-"""The README's transcripts, executed: every ```console block that calls the server runs against a live one.
+"""The transcripts of the README and of the docs site, executed: every ```console block that calls the server runs.
 
 A reader copies these commands; a transcript that no longer matches the behaviour is a bug in the
-README, so each block is run, in README order, against the real server (gunicorn with
+docs. :data:`DOCUMENTS` are the README and every page under ``docs/``; each is a story of its own:
+its blocks run in the file's order against one real server started for that file (gunicorn with
 config/gunicorn.py, 2 workers, SQLite) on a fresh store where ``coe-template db upgrade`` and
-``coe-template train --if-missing`` made version 1, with the admin and read keys the README's
-commands name (``$COE_ADMIN_KEY``, ``$COE_READ_KEY``). Each command's output is compared with the
-lines the README shows under it, exactly, except for the run-dependent values in :data:`MASKS`.
+``coe-template train --if-missing`` made version 1, with the admin and read keys the commands name
+(``$COE_ADMIN_KEY``, ``$COE_READ_KEY``). A page may rely on its own earlier blocks (a version trained
+in one section, promoted in the next; a metrics scrape counting the requests before it), never on
+another file's. Each command's output is compared with the lines the file shows under it, exactly,
+except for the run-dependent values in :data:`MASKS`.
 
-The rules a README author follows (also in the README's "Tests" section):
+The rules an author follows (also in docs/tests.md, "The README and the docs"):
 
 - A ``console`` block runs when one of its ``$`` commands runs ``curl`` against ``localhost:8000``
   (the test substitutes its own port, and writes ``localhost:8000`` back in the output). Every
@@ -17,6 +20,7 @@ The rules a README author follows (also in the README's "Tests" section):
   calls the server in a fence other than ``console`` fails the test.
 - The lines under a command, up to the next ``$``, are its output (trailing blank lines aside).
 - ``$ cat FILE`` is not run: it creates FILE with the output shown (the transcript says what it holds).
+  ``$ cat > FILE <<'EOF'``, then the file's lines, then ``EOF``, is one command a reader can copy: it runs.
 - ``$ sleep N`` is not run: the test waits until every worker serves each model's ``production``.
 - A ``curl`` command that changes nothing (no ``-X``, ``-d``, ``-F``, ``-T``, alone or in a group
   like ``-sX``, no ``--data…``, ``--form…``, ``--upload…``, ``--request``, ``--json``) is repeated until its output matches, for up to
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +58,16 @@ from tests.conftest import ADMIN_KEY, PROJECT_ROOT, READ_KEY
 from tests.servers import gunicorn
 
 README = PROJECT_ROOT / "README.md"
+#: Every file whose transcripts run: the README, then the docs site's pages (each on a server of its own).
+DOCUMENTS = [README, *sorted((PROJECT_ROOT / "docs").glob("**/*.md"))]
 WORKERS = 2
 #: How long a command that changes nothing may take to show the state the README shows.
 SETTLE_SECONDS = 60.0
 #: At least this many blocks and commands run: a parser that stops finding them fails here.
-MIN_BLOCKS = 12
-MIN_COMMANDS = 50
+MIN_BLOCKS = 16
+MIN_COMMANDS = 60
+#: A here-document's first line: ``cat > FILE <<'EOF'`` (any quoted or bare word as the delimiter).
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1\s*$")
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class Command:
 
 @dataclass
 class Block:
+    document: str
     line: int
     section: str
     language: str
@@ -126,10 +136,10 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"README.md:{self.line} {self.section}"
+        return f"{self.document}:{self.line} {self.section}"
 
 
-def fenced_blocks(text: str) -> list[Block]:
+def fenced_blocks(text: str, document: str = "README.md") -> list[Block]:
     """Every fenced block of ``text``; a ``console`` one's ``$`` commands (continuations joined) and outputs."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -142,7 +152,9 @@ def fenced_blocks(text: str) -> list[Block]:
             index += 1
             continue
         marker = _NOT_EXECUTED.search(lines[index - 1]) if index else None
-        block = Block(index + 1, section, line[3:].strip(), not_executed=marker.group(1) if marker else None)
+        block = Block(
+            document, index + 1, section, line[3:].strip(), not_executed=marker.group(1) if marker else None
+        )
         index += 1
         output: list[str] = []
         while not lines[index].startswith("```"):
@@ -157,6 +169,11 @@ def fenced_blocks(text: str) -> list[Block]:
                     index += 1
                     parts.append(lines[index])
                     block.body.append(lines[index])
+                heredoc = _HEREDOC.search(parts[-1])
+                while heredoc and parts[-1] != heredoc.group(2):
+                    index += 1
+                    parts.append(lines[index])
+                    block.body.append(lines[index])
                 block.commands.append(Command(start, "\n".join(parts), ""))
             else:
                 output.append(current)
@@ -168,7 +185,13 @@ def fenced_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = fenced_blocks(README.read_text(encoding="utf-8"))
+def _name(path: Path) -> str:
+    return path.relative_to(PROJECT_ROOT).as_posix()
+
+
+BLOCKS = [
+    block for path in DOCUMENTS for block in fenced_blocks(path.read_text(encoding="utf-8"), _name(path))
+]
 RUN = [block for block in BLOCKS if block.runs]
 
 
@@ -254,9 +277,10 @@ def _changes(word: str) -> bool:
 
 
 class Transcript:
-    """The README's executed blocks, run once each, in order, against one server."""
+    """One file's executed blocks, run once each, in the file's order, against one server."""
 
-    def __init__(self, base: str, workdir: Path, shims: Path) -> None:
+    def __init__(self, document: str, base: str, workdir: Path, shims: Path) -> None:
+        self.document = document
         self.base = base
         self.port = base.rsplit(":", 1)[1]
         self.workdir = workdir
@@ -277,8 +301,8 @@ class Transcript:
         }
 
     def failures_of(self, block: Block) -> list[str]:
-        """Run every executed block up to ``block`` (once), then say how ``block`` differed from the README."""
-        for earlier in RUN:
+        """Run every executed block of the file up to ``block`` (once), then say how ``block`` differed from it."""
+        for earlier in (run for run in RUN if run.document == self.document):
             if earlier.id not in self.failures:
                 self.failures[earlier.id] = [
                     problem for command in earlier.commands if (problem := self.run(command)) is not None
@@ -288,10 +312,10 @@ class Transcript:
         return self.failures[block.id]
 
     def run(self, command: Command) -> str | None:
-        """Run one command; None if its output is the README's, else what differed."""
+        """Run one command; None if its output is the file's, else what differed."""
         self.commands_run += 1
         words = shlex.split(command.text.replace("\\\n", " "), comments=True)
-        if words[:1] == ["cat"] and len(words) == 2:
+        if words[:1] == ["cat"] and len(words) == 2 and "\n" not in command.text:
             (self.workdir / words[1]).write_text(command.expected + "\n", encoding="utf-8")
             return None
         if words[:1] == ["sleep"]:
@@ -310,13 +334,13 @@ class Transcript:
             difflib.unified_diff(
                 masked(command.expected).splitlines(),
                 masked(actual).splitlines(),
-                "README",
+                self.document,
                 "server",
                 lineterm="",
             )
         )
         return (
-            f"README.md:{command.line}: $ {command.text}\n"
+            f"{self.document}:{command.line}: $ {command.text}\n"
             + (diff or "(equal but for masked values: a value shown twice came back different)")
             + f"\n--- the server's whole output, to paste:\n{actual}"
         )
@@ -376,11 +400,9 @@ def _listening(log: Path) -> Callable[[str], bool]:
     return lambda base: f"Listening at: {base} (" in log.read_text()
 
 
-@pytest.fixture(scope="module")
-def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]:
+@contextmanager
+def _server(document: str, where: Path) -> Iterator[Transcript]:
     """A server started as ``make serve`` starts it, on a fresh store, and a scratch directory for the commands."""
-    assert shutil.which("curl"), "the README's transcripts run curl: apt-get install curl"
-    where = tmp_path_factory.mktemp("readme")
     store = where / "model-store"
     env = {
         "COE_MODEL_STORE": str(store),
@@ -403,7 +425,31 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]
         base,
         _process,
     ):
-        yield Transcript(base, workdir, shims)
+        yield Transcript(document, base, workdir, shims)
+
+
+class Servers:
+    """One server per file, started when the file's first block runs; the previous file's is stopped then."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.stack = ExitStack()
+        self.current: Transcript | None = None
+
+    def transcript(self, document: str) -> Transcript:
+        if self.current is None or self.current.document != document:
+            self.stack.close()
+            where = self.tmp_path_factory.mktemp(re.sub(r"\W+", "-", document))
+            self.current = self.stack.enter_context(_server(document, where))
+        return self.current
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    assert shutil.which("curl"), "the transcripts run curl: apt-get install curl"
+    started = Servers(tmp_path_factory)
+    with started.stack:
+        yield started
 
 
 @pytest.mark.parametrize(
@@ -418,14 +464,15 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcript]
         if block.calls_server
     ],
 )
-def test_transcript(transcript: Transcript, block: Block) -> None:
-    failures = transcript.failures_of(block)
+def test_transcript(servers: Servers, block: Block) -> None:
+    failures = servers.transcript(block.document).failures_of(block)
     assert not failures, "\n\n".join(failures)
 
 
-def test_enough_of_the_readme_runs() -> None:
+def test_enough_of_the_docs_runs() -> None:
     """The parser finds the transcripts, and no block that talks to the server is left out unsaid."""
     assert len(RUN) >= MIN_BLOCKS, [block.id for block in RUN]
+    assert {block.document for block in RUN} >= {"README.md", "docs/api.md"}
     assert sum(len(block.commands) for block in RUN) >= MIN_COMMANDS
     unsaid = [
         block.id for block in BLOCKS if block.mentions_server and not block.runs and not block.not_executed
@@ -433,6 +480,17 @@ def test_enough_of_the_readme_runs() -> None:
     assert unsaid == [], "mark them <!-- readme-test: not executed: REASON --> or make them curl the server"
     not_console = [block.id for block in BLOCKS if block.mentions_server and block.language != "console"]
     assert not_console == [], "a transcript that calls the server is a ```console block, so that it runs"
+
+
+def test_a_here_document_is_one_command_with_no_output() -> None:
+    """What a reader copies to make a file is run as it is, and the next ``$`` is a command of its own."""
+    text = "```console\n$ cat > a.csv <<'EOF'\nid,text\n$ not a command\nEOF\n$ cat a.csv\nid,text\n```\n"
+    [block] = fenced_blocks(text, "page.md")
+    assert [(command.line, command.text, command.expected) for command in block.commands] == [
+        (2, "cat > a.csv <<'EOF'\nid,text\n$ not a command\nEOF", ""),
+        (6, "cat a.csv", "id,text"),
+    ]
+    assert block.id == "page.md:1 "
 
 
 def test_masks_and_bindings() -> None:
@@ -487,6 +545,10 @@ _JQ_INPUT = {
                 "args": {"C": 10.0, "threshold": None, "test_size": 0.15},
             },
             {"version": 2, "aliases": [], "performance": {"overall": {"f1": 1e-05}}, "args": {"C": 3.0}},
+        ],
+        "results": [
+            {"id": "p-1", "model_version": 1, "predicted_tag": "mlops"},
+            {"id": "p-2", "predicted_tag": None},
         ],
         "predictions": [
             {
