@@ -53,14 +53,14 @@ $(BIN)/.docs: $(BIN)/.installed
 docs: $(BIN)/.docs  ## the docs site (docs/, mkdocs.yml) into build/site, built strictly and offline
 	$(BIN)/zensical build --strict --clean
 
-quality: install  ## the README's quality figures, measured on the shared real dataset
+quality: install  ## the quality figures of docs/quality.md, measured on the shared real dataset
 	$(BIN)/python bench/quality.py
 
 $(BIN)/.bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
 	touch $@
 
-bench: $(BIN)/.bench  ## the README's performance figures (needs wrk: apt-get install wrk, and PostgreSQL)
+bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/realtime_under_batch.py --items 100000

@@ -1,4 +1,4 @@
-"""Measure the README's quality figures, on the real public dataset beside the project.
+"""Measure the quality figures of docs/quality.md, on the real public dataset beside the project.
 
     python bench/quality.py [--data ../shared/data/labeled_projects.csv] [--folds 5]
 

@@ -1,9 +1,9 @@
-"""The few jq filters the README's transcripts use, as jq 1.6 prints them: `jq` for tests/test_readme.py.
+"""The few jq filters the transcripts of the README and docs/ use, as jq 1.6 prints them: `jq` for tests/test_readme.py.
 
-The README trims responses with jq; the test puts this script on PATH as `jq`, so `make test` needs
+The transcripts trim responses with jq; the test puts this script on PATH as `jq`, so `make test` needs
 no jq and no jq version decides what a transcript shows. It knows paths (`.a.b`, `.a[]`), pipes,
 commas, parentheses, object (`{a, b: .c}`) and array (`[…]`) construction, and `-c`; anything
-else exits 2 naming what it does not know, so a README author who needs more sees it at once.
+else exits 2 naming what it does not know, so an author who needs more sees it at once.
 Numbers print as jq 1.6 prints them (`3.0` as `3`), the output of Debian 12's jq.
 """
 

@@ -1,6 +1,6 @@
 """Process faults on the real gunicorn server: a worker killed, the server stopped, workers recycled.
 
-Each test prints the figure the README quotes (run with ``-s`` to see it).
+Each test prints the figure docs/reliability.md quotes (run with ``-s`` to see it).
 """
 
 from __future__ import annotations

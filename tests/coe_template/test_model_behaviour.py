@@ -3,7 +3,7 @@
 One-sentence cases written for this project, the kind people type into Swagger UI first: minimum
 functionality per tag, invariance to names, punctuation and case, and direction when a domain word
 is added. Every case must be right: a short clear statement falling to ``other`` is the bug of
-issue 13 (the README's "Model quality" says why it happened).
+issue 13 (docs/quality.md says why it happened).
 """
 
 from __future__ import annotations

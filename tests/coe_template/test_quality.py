@@ -1,4 +1,4 @@
-"""The README's quality figures, measured on the real public dataset beside the project.
+"""The quality figures of docs/quality.md, measured on the real public dataset beside the project.
 
 The dataset is for measuring only: it is read from ../shared, never copied in. Each bar sits
 below the figure `make quality` measures by about one standard deviation of its 5-fold CV, so
