@@ -33,10 +33,16 @@ def _cell(text: object) -> str:
 
 
 def _schema(spec: dict[str, Any], schema: dict[str, Any]) -> str:
-    """A schema in a few words: its component's name, or its type and bounds."""
+    """A schema in a few words: its component's name (a link to it), or its type and bounds."""
     if "$ref" in schema:
-        return f"`{schema['$ref'].rsplit('/', 1)[1]}`"
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return f"[`{name}`](#{name.lower()})"  # its section below
     words = [schema.get("type", "")]
+    if "items" in schema:
+        words.append("of " + _schema(spec, schema["items"]))
+    for combined in ("allOf", "oneOf", "anyOf"):
+        if combined in schema:
+            words.append(f"{combined} " + ", ".join(_schema(spec, part) for part in schema[combined]))
     if "enum" in schema:
         words.append("one of " + ", ".join(f"`{value}`" for value in schema["enum"]))
     for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "default"):
