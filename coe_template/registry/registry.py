@@ -2,7 +2,7 @@
 
 Metadata lives in SQL (SQLite or PostgreSQL); artifacts live in an artifact store
 (a directory, or the database itself), each version recording the sha256 of every
-file so a changed file is refused before it is unpickled.
+file so a changed file is refused before it is read (and no file is ever unpickled).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from coe_template.store import (
     load_artifacts,
     new_run_id,
     read_verified,
+    refuse_pickled,
     run_files,
     sha256,
 )
@@ -515,6 +516,7 @@ class Registry:
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
+        refuse_pickled(digests, f"version {number} of {name!r}", name)
         return load_artifacts(run_id, self.artifacts, digests)
 
     # --- moving versions between registries ---------------------------------------------------
@@ -539,6 +541,7 @@ class Registry:
                 "threshold": version.threshold,
                 "artifacts": dict(version.artifacts or {}),
             }
+        refuse_pickled(manifest["artifacts"], f"version {number} of {name!r}", name)
         files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
         record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
         if record is None:
@@ -552,7 +555,8 @@ class Registry:
     ) -> VersionInfo:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
-        Every file must match the manifest's digest (nothing is unpickled); what the version
+        Every file must match the manifest's digest, and the model file hold only trusted
+        types (see :mod:`coe_template.model_file`; nothing is unpickled); what the version
         records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
         The model is created if missing (with the manifest's description); the model, the
         version and the run's files are written as one (see :meth:`_record_with_run`). A run
