@@ -94,6 +94,8 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         members, digests = _members(Path(path), where)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise NotAnExport(f"{where} is not a model export (a gzipped tar): {exc}") from None
+    except gzip.BadGzipFile:
+        raise NotAnExport(f"{where} is not a model export (a gzipped tar): not a gzip file") from None
     except OSError as exc:  # a gzip error is an OSError too, with no errno
         if exc.errno is not None:
             raise NotAnExport(f"{where} cannot be read: {exc.strerror}") from None
