@@ -43,6 +43,7 @@ __all__ = [
     "ArtifactError",
     "Artifacts",
     "RunNotFound",
+    "check_run",
     "load_artifacts",
     "read_record",
     "read_verified",
@@ -208,6 +209,14 @@ def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str])
             store.cache.keep(run_id, name, data)
         files[name] = data
     return files
+
+
+def check_run(run_id: str, store: ArtifactStore, digests: Mapping[str, str], what: str, model: str) -> None:
+    """What loading checks, short of compiling: the digests, then the model file's types and parameters
+    (a promotion is refused here rather than by every server that would then fail to load it)."""
+    refuse_pickled(digests, what, model)
+    files = read_verified(run_id, store, digests)
+    load_pipeline(files[MODEL_FILE], json.loads(files["args.json"]), f"run {run_id}: {MODEL_FILE}")
 
 
 def load_artifacts(run_id: str, store: ArtifactStore, digests: Mapping[str, str] | None = None) -> Artifacts:

@@ -18,9 +18,15 @@ from typing import Any
 
 import skops.io as sio
 from sklearn.pipeline import Pipeline
+from sqlalchemy import delete, insert, update
 
+from coe_template.artifacts import DATABASE
 from coe_template.model_file import SCHEMA
 from coe_template.model_file import dumps as dump_pipeline
+from coe_template.registry import Registry
+from coe_template.registry.schema import ArtifactBlob, ModelVersion
+from coe_template.store import MODEL_FILE, RECORD_FILE, runs_dir, sha256
+from tests.conftest import MODEL
 
 
 def _write(marker: Path) -> str:
@@ -117,3 +123,29 @@ def assert_live(data: bytes, marker: Path, texts: tuple[str, ...] = ()) -> None:
         pipeline.predict_proba(list(texts))
     assert marker.exists(), "the hostile file is not live: a refusal of it would prove nothing"
     marker.unlink()
+
+
+def forge_version(registry: Registry, number: int, data: bytes, name: str = MODEL_FILE) -> str:
+    """Make version ``number``'s model ``data`` (stored as ``name``), every digest recorded for it:
+    what someone who can write the artifact store and the registry's database could do. Its run id."""
+    version = registry.get_version(MODEL, number)
+    run_id, digests = version.run_id, dict(version.artifacts)
+    assert run_id is not None
+    del digests[MODEL_FILE]
+    digests[name] = sha256(data)
+    blobs, versions = ArtifactBlob.__table__, ModelVersion.__table__
+    with registry.engine.begin() as connection:
+        if registry.artifacts.kind == DATABASE:
+            connection.execute(delete(blobs).where(blobs.c.run_id == run_id, blobs.c.name == MODEL_FILE))
+            connection.execute(
+                insert(blobs).values(run_id=run_id, name=name, sha256=digests[name], data=data)
+            )
+        else:
+            run = runs_dir(registry.store) / run_id
+            (run / MODEL_FILE).unlink()
+            (run / name).write_bytes(data)
+            record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
+            record["files"] = digests
+            (run / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
+        connection.execute(update(versions).where(versions.c.run_id == run_id).values(artifacts=digests))
+    return run_id

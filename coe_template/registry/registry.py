@@ -33,6 +33,7 @@ from coe_template.store import (
     RUN_FILES,
     Artifacts,
     RunNotFound,
+    check_run,
     load_artifacts,
     new_run_id,
     read_verified,
@@ -471,7 +472,7 @@ class Registry:
             return found.version.version
 
     def set_alias(self, name: str, alias: str, number: int) -> AliasChange:
-        """Point ``alias`` at a ready version whose artifacts are intact (idempotent)."""
+        """Point ``alias`` at a ready version whose artifacts are intact and load (idempotent)."""
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
@@ -479,7 +480,9 @@ class Registry:
                 raise Conflict(
                     f"version {number} of {name!r} is {version.status}; only ready versions can be aliased"
                 )
-            read_verified(version.run_id, self.artifacts, version.artifacts)
+            check_run(
+                version.run_id, self.artifacts, version.artifacts, f"version {number} of {name!r}", name
+            )
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             previous = None if found is None else found.version.version
             if found is None:
