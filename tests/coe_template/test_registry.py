@@ -19,6 +19,7 @@ from sqlalchemy import inspect
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
 from coe_template.errors import Busy, InvalidInput
+from coe_template.model_file import dumps as dump_pipeline
 from coe_template.registry import (
     PRODUCTION,
     AliasChange,
@@ -30,7 +31,6 @@ from coe_template.registry import (
     VersionNotFound,
 )
 from coe_template.registry.db import SchemaNotCurrent
-from coe_template.model_file import dumps as dump_pipeline
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_ID, ArtifactError, load_artifacts, runs_dir
 from coe_template.train import train
 from tests.coe_template.test_data import project_rows, write_rows
