@@ -26,6 +26,7 @@ import copy
 import io
 import json
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,9 @@ TRUSTED_TYPES = (
 NODES = ("ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "NdArrayNode", "TypeNode")
 #: The most bytes the zip may unpack to (its members' declared sizes, checked before reading).
 MAX_UNPACKED_BYTES = 256 << 20
+#: The most bytes ``schema.json`` may have: parsed whole, it takes ~10 times that in memory. This
+#: project's is ~40 kB (its arrays, the vocabulary included, are ``.npy`` members).
+MAX_SCHEMA_BYTES = 4 << 20
 #: The deepest nesting of nodes read: a model is ~8 deep; skops builds its tree recursively.
 MAX_DEPTH = 64
 SCHEMA = "schema.json"
@@ -94,8 +98,23 @@ def types_in(data: bytes, where: str) -> tuple[set[str], set[str]]:
                     f"{where}: unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} a model "
                     "file may; refusing to load it"
                 )
+            size = archive.getinfo(SCHEMA).file_size
+            if size > MAX_SCHEMA_BYTES:
+                raise UntrustedModelFile(
+                    f"{where}: its {SCHEMA} has {size} bytes, more than the {MAX_SCHEMA_BYTES} a model's "
+                    "may; refusing to load it"
+                )
             schema = json.loads(archive.read(SCHEMA))
-    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        RecursionError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:
         raise UntrustedModelFile(
             f"{where}: not a model file (a skops zip with {SCHEMA}): {exc}; refusing to load it"
         ) from None

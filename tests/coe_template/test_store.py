@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ import skops
 from coe_template.args import UnknownArgument, parse_args
 from coe_template.artifacts import DirectoryStore
 from coe_template.data import clean_text, load_dataset
-from coe_template.model_file import TRUSTED_TYPES, UntrustedModelFile, types_in
+from coe_template.model_file import MAX_SCHEMA_BYTES, TRUSTED_TYPES, UntrustedModelFile, types_in
 from coe_template.model_file import dumps as dump_pipeline
 from coe_template.store import (
     MODEL_FILE,
@@ -321,3 +323,23 @@ def test_a_run_is_never_written_over(model, store, run_id):
         store.put(run_id, {"labels.json": b"[]"})
     assert {p.name: p.read_bytes() for p in (store.runs / run_id).iterdir()} == original
     assert [p.name for p in store.runs.iterdir()] == [run_id]  # and no temporary left behind
+
+
+def test_a_model_file_that_is_not_a_zip_or_whose_schema_is_over_its_bound_is_refused_unread(store, run_id):
+    forge(store, run_id, b"\x80\x04 not a zip")
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: not a model file (a skops zip with schema.json): "
+        "File is not a zip file; refusing to load it"
+    )
+    big = io.BytesIO()
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (MAX_SCHEMA_BYTES + 1))  # compresses to a few kB
+    forge(store, run_id, big.getvalue())
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: its schema.json has {MAX_SCHEMA_BYTES + 1} bytes, more than the "
+        f"{MAX_SCHEMA_BYTES} a model's may; refusing to load it"
+    )
