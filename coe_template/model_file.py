@@ -154,7 +154,14 @@ def loads(data: bytes, args: dict[str, Any], where: str) -> Pipeline:
         content = sio.loads(data, trusted=list(TRUSTED_TYPES))
     except Exception as exc:  # trusted types with contents that do not fit them
         raise UntrustedModelFile(f"{where}: cannot be read as a model ({exc}); refusing to load it") from None
-    return _pipeline(content, args, where)
+    try:
+        return _pipeline(content, args, where)
+    except UntrustedModelFile:
+        raise
+    except Exception as exc:  # trusted types holding values of the wrong kind (a dict for steps, ...)
+        raise UntrustedModelFile(
+            f"{where}: not a model of this project ({type(exc).__name__}: {exc}); refusing to load it"
+        ) from None
 
 
 def _pipeline(content: Any, args: dict[str, Any], where: str) -> Pipeline:
@@ -173,8 +180,22 @@ def _pipeline(content: Any, args: dict[str, Any], where: str) -> Pipeline:
     if not (isinstance(terms, np.ndarray) and terms.ndim == 1 and terms.dtype.kind == "U"):
         raise wrong("its vocabulary is not a list of terms")
     vocabulary = {term: column for column, term in enumerate(terms.tolist())}
-    if len(vocabulary) != len(terms) or len(terms) != len(getattr(vectorizer._tfidf, "idf_", ())):
-        raise wrong(f"its vocabulary of {len(terms)} terms does not match the vectorizer's weights")
+    classifier, columns = pipeline[-1], len(terms)
+    shapes = {  # what predicting multiplies together, each a float array of the vocabulary's width
+        "idf_": (getattr(vectorizer._tfidf, "idf_", None), (columns,)),
+        "coef_": (getattr(classifier, "coef_", None), (None, columns)),
+        "intercept_": (getattr(classifier, "intercept_", None), (None,)),
+    }
+    for name, (array, shape) in shapes.items():
+        if not (
+            isinstance(array, np.ndarray)
+            and array.dtype == np.float64
+            and array.ndim == len(shape)
+            and all(want in (None, have) for want, have in zip(shape, array.shape, strict=True))
+        ):
+            raise wrong(f"its {name} is not a float array fitting a vocabulary of {columns} terms")
+    if len(vocabulary) != columns or classifier.intercept_.shape[0] != classifier.coef_.shape[0]:
+        raise wrong("its vocabulary repeats terms, or its coefficients do not match its intercepts")
     vectorizer.vocabulary_ = vocabulary
     return pipeline
 

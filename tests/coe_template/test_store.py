@@ -343,3 +343,16 @@ def test_a_model_file_that_is_not_a_zip_or_whose_schema_is_over_its_bound_is_ref
         f"run {run_id}: {MODEL_FILE}: its schema.json has {MAX_SCHEMA_BYTES + 1} bytes, more than the "
         f"{MAX_SCHEMA_BYTES} a model's may; refusing to load it"
     )
+
+
+def test_trusted_types_holding_arrays_that_do_not_fit_are_refused_not_served(model, store, run_id):
+    """Numbers that would fail every prediction (a 500) are refused at load (a 503 naming them)."""
+    forged = copy.deepcopy(model.pipeline)
+    forged[-1].coef_ = forged[-1].coef_[:, :10].copy()
+    forge(store, run_id, dump_pipeline(forged))
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: its coef_ is not a float array fitting a vocabulary of "
+        f"{len(model.pipeline[0].vocabulary_)} terms; refusing to load it"
+    )
