@@ -26,7 +26,7 @@ def test_lists_versions_oldest_first_with_aliases(registry_client, assert_envelo
     ]
     assert data["next_page_token"] is None
     for version in data["versions"]:
-        assert set(version["artifacts"]) >= {"model.joblib", "args.json", "labels.json", "performance.json"}
+        assert set(version["artifacts"]) >= {"model.skops", "args.json", "labels.json", "performance.json"}
         assert version["dataset"]["rows"] == 1835
 
 
