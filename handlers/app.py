@@ -71,9 +71,15 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         # another version) recovers without a restart. Predictions answer 503 meanwhile.
         server.report_failure(exc)
 
-    batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    batch = BatchJobs(
+        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention
+    )
+    # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
     runner = BatchRunner(
-        batch, lambda name, version: server.pinned(name, version).artifacts, observe=metrics.batch_chunk
+        batch,
+        lambda name, version: server.pinned(name, version).artifacts,
+        observe=metrics.batch_chunk,
+        purged=metrics.batch_purge,
     )
     training = TrainingJobs(registry, settings.training_lease_seconds)
     # Each worker process trains too, in a child process so its serving threads keep the GIL.

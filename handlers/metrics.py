@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, PurgeStep
 from coe_template.batch.runner import Claim
 from coe_template.predict import Prediction
 from coe_template.registry import Registry
@@ -88,6 +88,10 @@ BATCH_CHUNKS = Counter(
     ["outcome"],
 )
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
+BATCH_PURGED = Counter(
+    "coe_batch_jobs_purged",
+    "Finished batch jobs this process's runners removed, with their results, past COE_BATCH_RETENTION_DAYS",
+)
 TRAINING_ATTEMPTS = Counter(
     "coe_training_attempts",
     "Tries at training jobs this process's runners ended, by "
@@ -140,6 +144,12 @@ def batch_chunk(claim: Claim, outcome: str) -> None:
     BATCH_CHUNKS.labels(outcome).inc()
     if outcome == "done":
         BATCH_ITEMS.inc(len(claim.items))
+
+
+def batch_purge(step: PurgeStep) -> None:
+    """A :class:`BatchRunner` purge observer: counts the jobs gone."""
+    if step.done:
+        BATCH_PURGED.inc()
 
 
 def training_job(claim: TrainingClaim, outcome: str) -> None:
