@@ -157,6 +157,10 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+#: A plain decimal number: ASCII digits and one optional point (no sign, exponent or underscore).
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+
+
 def _retention(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
     """Days to keep something: a positive number (fractions allowed), or ``never`` (None)."""
     value = environ.get(name, "").strip()
@@ -164,11 +168,8 @@ def _retention(environ: Mapping[str, str], name: str, default: float | None) -> 
         return default
     if value.lower() == "never":
         return None
-    try:
-        days = float(value)
-    except ValueError:
-        days = math.nan
-    if not (value.isascii() and math.isfinite(days) and days > 0):
+    days = float(value) if _DECIMAL.fullmatch(value) else math.nan
+    if not (math.isfinite(days) and days > 0):
         raise ValueError(f"{name} must be a positive number of days, or 'never', not {value!r}")
     return days
 
