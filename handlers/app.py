@@ -35,7 +35,7 @@ from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.security import KeyGuard
-from handlers.validation import VALIDATORS
+from handlers.validation import VALIDATORS, AsciiIntegers
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validate_responses=settings.validate_responses,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
         validator_map=VALIDATORS,
+        uri_parser_class=AsciiIntegers,
     )
     # Before the Swagger UI and the router: a key in the query string is refused everywhere, and with
     # COE_REQUIRE_KEYS_FOR_READS every path but the probes and the docs needs a key (handlers/security.py).
