@@ -99,6 +99,11 @@ TRAINING_ATTEMPTS = Counter(
     "back: stopping)",
     ["outcome"],
 )
+TRAINING_REFUSALS = Counter(
+    "coe_training_refusals",
+    "Training requests refused, by reason (busy: COE_MAX_TRAININGS versions already queued or training)",
+    ["reason"],
+)
 DATABASE_ERRORS = Counter(
     "coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class", ["error"]
 )
@@ -155,6 +160,11 @@ def batch_purge(step: PurgeStep) -> None:
 def training_job(claim: TrainingClaim, outcome: str) -> None:
     """A :class:`TrainingRunner` observer."""
     TRAINING_ATTEMPTS.labels(outcome).inc()
+
+
+def training_refused(reason: str) -> None:
+    """A training request refused (``busy``): logged at INFO, so counted here."""
+    TRAINING_REFUSALS.labels(reason).inc()
 
 
 def count_database_errors(engine: Engine) -> None:
