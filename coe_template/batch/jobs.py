@@ -594,10 +594,14 @@ class BatchJobs:
         """
         if self.retention is None:
             return None
+        cutoff = (now or utcnow()) - self.retention
+        with reader(self.engine).begin() as connection:  # look without the write lock first, as claims do
+            if connection.execute(_PURGING).first() is None:
+                if connection.execute(_EXPIRED, {"cutoff": cutoff}).first() is None:
+                    return None
         with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
             job = connection.execute(_PURGING).first()
             if job is None:
-                cutoff = (now or utcnow()) - self.retention
                 job = connection.execute(_EXPIRED, {"cutoff": cutoff}).first()
                 if job is None or not connection.execute(_MARK, {"job": job.id, "cutoff": cutoff}).rowcount:
                     return None  # nothing expired, or another process's step took it meanwhile
