@@ -4,7 +4,8 @@ Every state change is one transaction whose UPDATE names the state it expects,
 so two workers can never both finish the same chunk, and a worker that died
 holding a chunk loses it when its lease expires. Leases are short and renewed
 while a chunk is worked, and a worker that stops gives its chunk back at once. Results are unique on
-(job, item): nothing is stored twice.
+(job, item): nothing is stored twice. A finished job is kept for a retention, then removed
+with all it stored in short steps (:meth:`BatchJobs.purge_step`), by whoever works chunks.
 """
 
 from __future__ import annotations
