@@ -169,7 +169,10 @@ def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
         headers["Retry-After"] = str(exc.retry_after)
         # One line, with the underlying error's first line (e.g. the driver's) as the cause.
         cause = str(exc.__cause__).strip().partition("\n")[0] if exc.__cause__ else ""
-        log.error("%s: %s%s", kind, exc, f" (cause: {cause})" if cause else "")
+        # A limit the service sets itself is the service working as configured: INFO, not an error
+        # (a burst of refused trainings was hundreds of ERROR lines); /metrics counts them.
+        level = logging.INFO if isinstance(exc, Busy) else logging.ERROR
+        log.log(level, "%s: %s%s", kind, exc, f" (cause: {cause})" if cause else "")
     return response(status, str(exc), kind, headers=headers)
 
 

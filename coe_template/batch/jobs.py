@@ -4,7 +4,8 @@ Every state change is one transaction whose UPDATE names the state it expects,
 so two workers can never both finish the same chunk, and a worker that died
 holding a chunk loses it when its lease expires. Leases are short and renewed
 while a chunk is worked, and a worker that stops gives its chunk back at once. Results are unique on
-(job, item): nothing is stored twice.
+(job, item): nothing is stored twice. A finished job is kept for a retention, then removed
+with all it stored in short steps (:meth:`BatchJobs.purge_step`), by whoever works chunks.
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import utc, utcnow
 
 ACTIVE = ("queued", "running")
+#: A job that will change no more: kept for its retention, then purged.
+FINISHED = ("succeeded", "failed", "cancelled")
+#: A job past its retention being removed: gone for clients (404) while its rows are deleted in steps.
+PURGING = "purging"
 #: Items per chunk, each stored in one transaction.
 CHUNK_SIZE = 1000
 #: Seconds a worker holds a chunk; renewed every third of it while the chunk is worked.
 LEASE_SECONDS = 15.0
+#: Rows a purge step deletes at most, in one transaction (tens of milliseconds of work).
+PURGE_ROWS = 5000
 
 
 # --- the statements a worker runs for every chunk, built once ----------------------------------
@@ -165,6 +172,8 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    #: When the job is purged with its results: None while it is open, or when jobs are kept for ever.
+    expires_at: datetime | None = None
 
     @property
     def progress(self) -> float:
@@ -172,7 +181,9 @@ class JobInfo:
         return self.done_items / self.total_items if self.total_items else 1.0
 
     @classmethod
-    def of(cls, job: BatchJob) -> JobInfo:
+    def of(cls, job: BatchJob, retention: timedelta | None = None) -> JobInfo:
+        finished_at = utc(job.finished_at)
+        expires = finished_at + retention if finished_at and retention and job.status in FINISHED else None
         return cls(
             id=job.id,
             status=job.status,
@@ -182,8 +193,9 @@ class JobInfo:
             done_items=job.done_items,
             created_at=utc(job.created_at),
             started_at=utc(job.started_at),
-            finished_at=utc(job.finished_at),
+            finished_at=finished_at,
             error=job.error,
+            expires_at=expires,
         )
 
 
@@ -250,9 +262,15 @@ def job_token_sha256(token: str) -> str:
 
 class BatchJobs:
     def __init__(
-        self, registry: Registry, chunk_size: int = CHUNK_SIZE, lease_seconds: float = LEASE_SECONDS
+        self,
+        registry: Registry,
+        chunk_size: int = CHUNK_SIZE,
+        lease_seconds: float = LEASE_SECONDS,
+        retention: timedelta | None = None,
     ) -> None:
         self.registry = registry
+        #: How long a finished job is kept before :meth:`purge_step` removes it (None: for ever).
+        self.retention = retention
         self.engine = registry.engine
         self.chunk_size = chunk_size
         self.lease = timedelta(seconds=lease_seconds)
@@ -348,24 +366,28 @@ class BatchJobs:
                 return None
             if job.request_sha256 != digest:
                 raise KeyReused(key, job.id)
-            return JobInfo.of(job)
+            return JobInfo.of(job, self.retention)
 
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobInfo:
         with self._session(read_only=True) as session:
             job = session.get(BatchJob, job_id)
-            if job is None:
+            if job is None or job.status == PURGING:
                 raise JobNotFound(job_id)
-            return JobInfo.of(job)
+            return JobInfo.of(job, self.retention)
 
     def list(self, after: str | None = None, limit: int = 20) -> tuple[list[JobInfo], str | None]:
         """Jobs newest first; the cursor is the last job's id."""
         with self._session(read_only=True) as session:
-            query = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+            query = (
+                select(BatchJob)
+                .where(BatchJob.status != PURGING)
+                .order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+            )
             if after is not None:
                 anchor = session.get(BatchJob, after)
-                if anchor is None:
+                if anchor is None or anchor.status == PURGING:
                     raise JobNotFound(after)
                 query = query.where(
                     or_(
@@ -374,7 +396,7 @@ class BatchJobs:
                     )
                 )
             jobs = list(session.scalars(query.limit(limit + 1)))
-            page = [JobInfo.of(j) for j in jobs[:limit]]
+            page = [JobInfo.of(j, self.retention) for j in jobs[:limit]]
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
     def results(
@@ -382,8 +404,7 @@ class BatchJobs:
     ) -> tuple[builtins.list[ResultInfo], int | None]:
         """Up to ``limit`` stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
-            if session.get(BatchJob, job_id) is None:
-                raise JobNotFound(job_id)
+            self._visible(session, job_id)
             rows = list(
                 session.scalars(
                     select(BatchResult)
@@ -392,6 +413,10 @@ class BatchJobs:
                     .limit(limit + 1)
                 )
             )
+            if len(rows) <= limit:
+                # A last page may be short because a purge began after the first look
+                # (PostgreSQL reads each statement afresh): then the job is gone, not done.
+                self._visible(session, job_id)
             page = [ResultInfo.of(r) for r in rows[:limit]]
             return page, (rows[limit - 1].position if len(rows) > limit else None)
 
@@ -399,11 +424,17 @@ class BatchJobs:
         """One stored prediction, by primary key: no model involved."""
         with self._session(read_only=True) as session:
             row = session.get(BatchResult, (job_id, item_id))
+            self._visible(session, job_id)  # a job being purged still has some of its results
             if row is None:
-                if session.get(BatchJob, job_id) is None:
-                    raise JobNotFound(job_id)
                 raise ResultNotFound(job_id, item_id)
             return ResultInfo.of(row)
+
+    @staticmethod
+    def _visible(session: Session, job_id: str) -> None:
+        """JobNotFound unless the job exists and is not being purged (read afresh, not from the session)."""
+        status = session.scalar(select(BatchJob.status).where(BatchJob.id == job_id))
+        if status is None or status == PURGING:
+            raise JobNotFound(job_id)
 
     # --- the job's own token: who may cancel or delete it besides an admin --------------------------
 
@@ -414,9 +445,8 @@ class BatchJobs:
         without a token (before migration 0006, or by the CLI) matches none.
         """
         with self._session(read_only=True) as session:
+            self._visible(session, job_id)
             stored = session.scalar(select(BatchJob.token_sha256).where(BatchJob.id == job_id))
-            if stored is None and session.get(BatchJob, job_id) is None:
-                raise JobNotFound(job_id)
         if stored is None or token is None:
             return False
         return hmac.compare_digest(job_token_sha256(token), stored)
@@ -436,10 +466,10 @@ class BatchJobs:
                 ),
             ).rowcount
             job = session.get(BatchJob, job_id)
-            if job is None:
+            if job is None or job.status == PURGING:
                 raise JobNotFound(job_id)
             if cancelled:
-                return JobInfo.of(job)
+                return JobInfo.of(job, self.retention)
             # In the order a worker's completion locks them (chunk, results, input): a worker still
             # finishing a chunk of the just-cancelled job makes this wait, not deadlock (PostgreSQL).
             for table in (BatchChunk, BatchResult, BatchChunkInput):
@@ -551,3 +581,82 @@ class BatchJobs:
             for status, jobs, items, chunks in connection.execute(_BACKLOG):
                 found[status] = (jobs, int(items), int(chunks))  # a group has rows: never NULL sums
         return found
+
+    # --- retention: finished jobs removed in bounded steps ----------------------------------------
+
+    def purge_step(self, rows: int = PURGE_ROWS, now: datetime | None = None) -> PurgeStep | None:
+        """One short transaction of removing jobs past their retention; None when none is.
+
+        A finished job whose ``finished_at + retention`` has passed is first marked ``purging``
+        (one small UPDATE: from its commit on, clients get 404 and its idempotency key is free
+        again). Each later step deletes at most ``rows`` of its results, then of its chunks, then
+        of its chunks' inputs, and the last one its own row: no statement holds locks for long,
+        and a job left ``purging`` by a process that stopped is finished by whoever steps next.
+        """
+        if self.retention is None:
+            return None
+        cutoff = (now or utcnow()) - self.retention
+        with reader(self.engine).begin() as connection:  # look without the write lock first, as claims do
+            if connection.execute(_PURGING).first() is None:
+                if connection.execute(_EXPIRED, {"cutoff": cutoff}).first() is None:
+                    return None
+        with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
+            job = connection.execute(_PURGING).first()
+            if job is None:
+                job = connection.execute(_EXPIRED, {"cutoff": cutoff}).first()
+                if job is None or not connection.execute(_MARK, {"job": job.id, "cutoff": cutoff}).rowcount:
+                    return None  # nothing expired, or another process's step took it meanwhile
+                return PurgeStep(job.id, "marked", 0, job.total_items, utc(job.finished_at))
+            for table, column in _PURGED_TABLES:
+                first = connection.execute(
+                    select(func.min(column)).where(table.c.job_id == job.id)
+                ).scalar_one()
+                if first is not None:
+                    deleted = connection.execute(
+                        delete(table).where(table.c.job_id == job.id, column < first + rows)
+                    ).rowcount
+                    return PurgeStep(job.id, table.name, deleted, job.total_items, utc(job.finished_at))
+            gone = connection.execute(delete(_jobs).where(_jobs.c.id == job.id, _jobs.c.status == PURGING))
+            return PurgeStep(job.id, _jobs.name, gone.rowcount, job.total_items, utc(job.finished_at))
+
+
+_results = BatchResult.__table__
+#: What a job leaves behind, deleted in this order, each in position (or chunk) order.
+_PURGED_TABLES = ((_results, _results.c.position), (_chunks, _chunks.c.number), (_inputs, _inputs.c.number))
+_JOB_COLUMNS = (_jobs.c.id, _jobs.c.total_items, _jobs.c.finished_at)
+#: A job a purge began on and has not finished (a process stopped midway): finished first.
+_PURGING = select(*_JOB_COLUMNS).where(_jobs.c.status == PURGING).order_by(_jobs.c.finished_at).limit(1)
+#: The finished job that expired first.
+_EXPIRED = (
+    select(*_JOB_COLUMNS)
+    .where(_jobs.c.status.in_(FINISHED), _jobs.c.finished_at < bindparam("cutoff"))
+    .order_by(_jobs.c.finished_at)
+    .limit(1)
+)
+#: Conditional: a job another process marked meanwhile is not marked twice.
+_MARK = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job"),
+        _jobs.c.status.in_(FINISHED),
+        _jobs.c.finished_at < bindparam("cutoff"),
+    )
+    .values(status=PURGING, idempotency_key=None)
+)
+
+
+@dataclass(frozen=True)
+class PurgeStep:
+    """What one purge step did: marked a job ``purging``, or deleted ``rows`` rows of ``table``
+    (``batch_jobs``: the job's own row, the last step; 0 rows if another process's step removed it)."""
+
+    job_id: str
+    table: str
+    rows: int
+    total_items: int
+    finished_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        """Whether this step removed the job's own row: the job is gone, counted once."""
+        return self.table == _jobs.name and self.rows == 1

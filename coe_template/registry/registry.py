@@ -27,6 +27,7 @@ from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schem
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
+from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
 from coe_template.shapes import check_description, check_model_name
 from coe_template.store import (
     RECORD_FILE,
@@ -639,3 +640,12 @@ class Registry:
         )
         with reader(self.engine).begin() as connection:
             return {(name, status): n for name, status, n in connection.execute(query)}
+
+    def database_bytes(self) -> int | None:
+        """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""
+        return database_bytes(self.engine)
+
+    def store_bytes(self) -> dict[str, int]:
+        """Bytes of this host's model store, per directory (``runs``, ``cache``): apart from the
+        database, so a database that does not answer leaves these still known."""
+        return {name: directory_bytes(self.store / name) for name in STORE_DIRECTORIES}

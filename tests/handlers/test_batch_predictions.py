@@ -454,3 +454,92 @@ def test_a_csv_with_a_quote_left_open_is_refused_whole_not_half_read(batch_clien
         "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
     }
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+# --- retention: a finished job's expiry, and its removal by the server's batch runner ----------------
+
+
+def test_a_jobs_expiry_is_null_while_open_then_finished_at_plus_the_retention(
+    client_for, assert_envelope, registry_store
+):
+    """Then, past it, the next server's runner removes the job at start: a 404, counted in /metrics."""
+    from datetime import datetime, timedelta
+
+    from coe_template.batch.schema import BatchJob
+    from coe_template.registry.schema import utcnow
+    from tests.handlers.test_metrics import scrape, value
+
+    client = client_for(batch_chunk_size=3, batch_retention_days=2.5, batch_in_server=False)
+    job = assert_envelope(client.post(JOBS, json={"items": ITEMS}), method="POST", status=202)["job"]
+    assert job["expires_at"] is None
+    worker = client_for(batch_chunk_size=3, batch_retention_days=2.5)  # a server that works batch chunks
+    finished = wait_for(worker, job["id"])
+    assert finished["status"] == "succeeded"
+    expires = datetime.fromisoformat(finished["finished_at"]) + timedelta(days=2.5)
+    assert finished["expires_at"] == expires.isoformat(timespec="milliseconds")
+    assert assert_envelope(client.get(f"{JOBS}/{job['id']}"))["job"] == finished
+    before = value(scrape(client), "coe_batch_jobs_purged_total")
+
+    with registry_store.engine.begin() as connection:  # as if 2.5 days had passed
+        connection.execute(
+            BatchJob.__table__.update().values(finished_at=utcnow() - timedelta(days=2.5, seconds=1))
+        )
+    purger = client_for(batch_retention_days=2.5)  # its runner looks for expired jobs as it starts
+    deadline = time.monotonic() + 30
+    while (response := purger.get(f"{JOBS}/{job['id']}")).status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"batch job {job['id']!r} not found"
+    deadline = time.monotonic() + 30
+    while value(scrape(purger), "coe_batch_jobs_purged_total") != before + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert value(scrape(purger), "coe_batch_jobs_purged_total") == before + 1
+    results = purger.get(f"{JOBS}/{job['id']}/results")
+    assert results.status_code == 404
+
+
+def test_reading_a_job_while_it_expires_is_whole_or_a_404_never_part_or_a_500(
+    client_for, assert_envelope, registry_store
+):
+    """A purge racing with readers: a page of results is every result or none (the expiry's 404)."""
+    import threading
+    from datetime import timedelta
+
+    from coe_template.batch.jobs import BatchJobs
+    from coe_template.batch.schema import BatchJob
+    from coe_template.registry.schema import utcnow
+
+    client = client_for(batch_chunk_size=3)
+    items = [{"id": f"i-{n}", "text": f"text number {n} about image segmentation"} for n in range(60)]
+    job = assert_envelope(client.post(JOBS, json={"items": items}), method="POST", status=202)["job"]
+    assert wait_for(client, job["id"])["status"] == "succeeded"
+    with registry_store.engine.begin() as connection:
+        connection.execute(BatchJob.__table__.update().values(finished_at=utcnow() - timedelta(days=8)))
+    purger = BatchJobs(registry_store, retention=timedelta(days=7))
+    done = threading.Event()
+
+    def purge() -> None:
+        try:
+            while purger.purge_step(rows=2) is not None:
+                time.sleep(0.001)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=purge)
+    seen: list[tuple[str, int, int]] = []
+    thread.start()
+    try:
+        while not done.is_set() or len(seen) < 3:
+            for url in (f"{JOBS}/{job['id']}", f"{JOBS}/{job['id']}/results?page_size=100"):
+                response = client.get(url)
+                results = (
+                    response.json()["data"]["results"] if "results" in url and response.is_success else []
+                )
+                seen.append((url.split("?")[0].rsplit("/", 1)[-1], response.status_code, len(results)))
+    finally:
+        thread.join()
+    assert {status for _, status, _ in seen} <= {200, 404}, seen
+    assert {n for what, status, n in seen if what == "results" and status == 200} <= {60}, seen
+    assert seen[-1][1] == 404
