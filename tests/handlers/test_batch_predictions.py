@@ -209,7 +209,7 @@ def test_bad_json_input_is_refused_before_any_work(
     [
         (
             b"id,name\n1,x\n",
-            "the CSV file needs an id column and a text column (or title and description); found id, name",
+            "the CSV file's header (line 1) needs an id column and a text column (or title and description); found id, name",
         ),
         (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
         (b"id,text\n", "no row: a batch needs at least one"),
