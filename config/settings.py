@@ -24,6 +24,11 @@ variable                        meaning                                         
 ``COE_BATCH_CHUNK_SIZE``        items per chunk (one transaction each)           ``1000``
 ``COE_BATCH_LEASE_SECONDS``     a chunk's lease, renewed every third of it       ``15``
 ``COE_BATCH_IN_SERVER``         server workers also work batch chunks            ``true``
+``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``5000000``: one 50 MiB upload
+``PER_CLIENT``                  may have in open batch jobs, not yet done;       of tiny rows
+                                beyond, ``429``
+``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``20000000`` (~6.6 GB of
+                                done; beyond, ``503`` busy                       registry at ~330 B an item)
 ``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
 ``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
                                 for SQLite's write lock; then 503
@@ -190,6 +195,8 @@ class Settings:
     batch_chunk_size: int = CHUNK_SIZE
     batch_lease_seconds: float = LEASE_SECONDS
     batch_in_server: bool = True
+    batch_max_open_items_per_client: int = 5_000_000
+    batch_max_open_items: int = 20_000_000
     validate_responses: bool = False
     db_timeout: float = DatabaseLimits.timeout
     db_pool_size: int = DatabaseLimits.pool_size
@@ -273,6 +280,14 @@ class Settings:
                 environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float
             ),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
+            batch_max_open_items_per_client=int(
+                _number(
+                    environ, "COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", defaults.batch_max_open_items_per_client
+                )
+            ),
+            batch_max_open_items=int(
+                _number(environ, "COE_BATCH_MAX_OPEN_ITEMS", defaults.batch_max_open_items)
+            ),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
             db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
             db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),

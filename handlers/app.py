@@ -17,7 +17,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
 from coe_template.args import load_args
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, Quotas
 from coe_template.batch.runner import BatchRunner
 from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         # another version) recovers without a restart. Predictions answer 503 meanwhile.
         server.report_failure(exc)
 
-    batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    quotas = Quotas(settings.batch_max_open_items_per_client, settings.batch_max_open_items)
+    batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds, quotas)
     runner = BatchRunner(
         batch, lambda name, version: server.pinned(name, version).artifacts, observe=metrics.batch_chunk
     )
