@@ -381,7 +381,9 @@ class BatchJobs:
             total += len(chunk)
             number += 1
             chars += len(stored)
-            self._check_quotas(client, mine, everyone, total)  # refused early rather than written in vain
+            self._check_quotas(
+                client, mine, everyone, total, whole=False
+            )  # refused early rather than written in vain
             if chars >= WRITE_CHARS:
                 self._write(job_id, rows, inputs, total, number)
                 rows, inputs, chars = [], [], 0
@@ -440,17 +442,21 @@ class BatchJobs:
             return 0, everyone
         return int(connection.execute(_OPEN_ITEMS.where(_jobs.c.client == client)).scalar_one()), everyone
 
-    def _check_quotas(self, client: str | None, mine: int, everyone: int, items: int) -> None:
+    def _check_quotas(
+        self, client: str | None, mine: int, everyone: int, items: int, whole: bool = True
+    ) -> None:
+        """Refuse ``items`` more (``whole``: the batch's count; else only its first ones, read so far)."""
         per_client, overall = self.quotas.per_client, self.quotas.overall
+        more = f"{'' if whole else 'at least '}{items} more"
         if per_client and client is not None and mine + items > per_client:
             raise QuotaExceeded(
-                f"this client's open batch jobs hold {mine} items not yet done; {items} more would exceed "
+                f"this client's open batch jobs hold {mine} items not yet done; {more} would exceed "
                 f"the limit of {per_client} per client; retry once some are done, or send fewer",
                 retry_after=QUOTA_RETRY_SECONDS,
             )
         if overall and everyone + items > overall:
             raise Busy(
-                f"the open batch jobs hold {everyone} items not yet done; {items} more would exceed "
+                f"the open batch jobs hold {everyone} items not yet done; {more} would exceed "
                 f"the server's limit of {overall}; retry later",
                 retry_after=QUOTA_RETRY_SECONDS,
             )
