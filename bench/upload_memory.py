@@ -76,7 +76,13 @@ def settle(pid: int, seconds: float = 2.0) -> int:
 
 
 def measure_upload(base: str, pid: int, csv: bytes, after_seconds: float = 5.0) -> dict[str, float]:
-    """Upload ``csv`` to ``base`` while predicting on it; the worker ``pid``'s memory and the latencies."""
+    """Upload ``csv`` to ``base`` while predicting on it; the worker ``pid``'s memory and the latencies.
+
+    Idle is measured once the worker has served a small upload too: what a first request of
+    a kind costs once (code paths, caches, a thread's arena) is no part of what an upload takes.
+    """
+    warm_up, _ = tiny_rows(64 << 10)
+    httpx.post(f"{base}/batch-predictions", content=warm_up, headers={"Content-Type": "text/csv"}, timeout=60)
     idle = settle(pid)
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     peak_sampled = idle

@@ -155,7 +155,7 @@ def _malformed_row(line: int, what: str, hint: bool) -> BatchInputError:
 
 
 #: Bytes of an upload decoded and split into rows at a time: what bounds the objects a CSV builds at once.
-BLOCK_BYTES = 1 << 18
+BLOCK_BYTES = 1 << 16
 #: The longest row, in characters (a text field is at most ``csv.field_size_limit()``, 131,072).
 MAX_ROW_CHARS = 1 << 20
 #: A row, with the line it starts on (1 is the header's).
