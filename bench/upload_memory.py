@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,7 +76,7 @@ def settle(pid: int, seconds: float = 2.0) -> int:
     return status_kb(pid, "VmRSS") * 1024
 
 
-def measure_upload(base: str, pid: int, csv: bytes, after_seconds: float = 5.0) -> dict[str, float]:
+def measure_upload(base: str, pid: int, csv: bytes, after_seconds: float = 5.0) -> dict[str, Any]:
     """Upload ``csv`` to ``base`` while predicting on it; the worker ``pid``'s memory and the latencies.
 
     Idle is measured once the worker has served a small upload too: what a first request of

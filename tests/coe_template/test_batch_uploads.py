@@ -49,10 +49,11 @@ def chunks_of(items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 def stored(registry: Registry) -> tuple[int, int, int]:
     """Rows of jobs, chunks and chunk inputs: what is really in the database."""
     with registry.engine.connect() as connection:
-        return tuple(
-            connection.scalar(select(func.count()).select_from(table))
+        jobs, chunks, inputs = (
+            connection.scalar(select(func.count()).select_from(table)) or 0
             for table in (BatchJob, BatchChunk, BatchChunkInput)
         )
+        return jobs, chunks, inputs
 
 
 def statuses(registry: Registry) -> list[str]:

@@ -32,7 +32,9 @@ def downgrade() -> None:
     op.execute(
         "DELETE FROM batch_chunk_inputs WHERE job_id IN (SELECT id FROM batch_jobs WHERE status = 'uploading')"
     )
-    op.execute("DELETE FROM batch_chunks WHERE job_id IN (SELECT id FROM batch_jobs WHERE status = 'uploading')")
+    op.execute(
+        "DELETE FROM batch_chunks WHERE job_id IN (SELECT id FROM batch_jobs WHERE status = 'uploading')"
+    )
     op.execute("DELETE FROM batch_jobs WHERE status = 'uploading'")
     with op.batch_alter_table("batch_jobs") as batch:
         batch.drop_index("ix_batch_jobs_status_client")
