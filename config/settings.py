@@ -29,6 +29,11 @@ variable                        meaning                                         
                                 it; ``never`` keeps every job
 ``COE_PUBLIC_URL``              the service's public base URL (``https://host``  none: the request's ``Host``, if
                                 ``[:port][/prefix]``): the envelope's ``url``    it is a valid host[:port]
+``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``5000000``: one 50 MiB upload
+``PER_CLIENT``                  may have in open batch jobs, not yet done;       of tiny rows
+                                beyond, ``429``
+``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``20000000`` (~6.6 GB of
+                                done; beyond, ``503`` busy                       registry at ~330 B an item)
 ``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
 ``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
                                 for SQLite's write lock; then 503
@@ -259,6 +264,8 @@ class Settings:
     #: None: finished jobs are kept for ever.
     batch_retention_days: float | None = 7.0
     public_url: str | None = None
+    batch_max_open_items_per_client: int = 5_000_000
+    batch_max_open_items: int = 20_000_000
     validate_responses: bool = False
     db_timeout: float = DatabaseLimits.timeout
     db_pool_size: int = DatabaseLimits.pool_size
@@ -351,6 +358,14 @@ class Settings:
                 environ, "COE_BATCH_RETENTION_DAYS", defaults.batch_retention_days
             ),
             public_url=_public_url(environ, "COE_PUBLIC_URL"),
+            batch_max_open_items_per_client=int(
+                _number(
+                    environ, "COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", defaults.batch_max_open_items_per_client
+                )
+            ),
+            batch_max_open_items=int(
+                _number(environ, "COE_BATCH_MAX_OPEN_ITEMS", defaults.batch_max_open_items)
+            ),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
             db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
             db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),

@@ -17,7 +17,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
 from coe_template.args import load_args
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, Quotas
 from coe_template.batch.runner import BatchRunner
 from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
@@ -71,8 +71,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         # another version) recovers without a restart. Predictions answer 503 meanwhile.
         server.report_failure(exc)
 
+    quotas = Quotas(settings.batch_max_open_items_per_client, settings.batch_max_open_items)
     batch = BatchJobs(
-        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention
+        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention, quotas
     )
     # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
     runner = BatchRunner(

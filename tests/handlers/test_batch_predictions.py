@@ -4,6 +4,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from coe_template.batch.items import QUOTING
 from handlers.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
 from tests.problems import shortened
@@ -209,12 +210,26 @@ def test_bad_json_input_is_refused_before_any_work(
     [
         (
             b"id,name\n1,x\n",
-            "the CSV file needs an id column and a text column (or title and description); found id, name",
+            "the CSV file's header (line 1) needs an id column and a text column (or title and description); found id, name",
         ),
         (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
         (b"id,text\n", "no row: a batch needs at least one"),
         (b"id,text\n1,a\n1,b\n", "invalid batch: id '1' appears more than once"),
         (b"id,text\n1,\n", "invalid batch: row[0] (id '1') has no text"),
+        (
+            b"id,text\nb,fine\na,Semantic segmentation, of satellite images with unet\n",
+            "the CSV file is malformed in the row starting on line 3: 3 fields where the header has 2; "
+            f"{QUOTING}",
+        ),
+        (
+            b"id,id,text\na,b,c\n",
+            "the CSV file's header (line 1) names id more than once: each column needs a name of its own",
+        ),
+        (
+            b"id,text\na,x\n\nb,y\n",
+            "the CSV file is malformed in the row starting on line 3: "
+            "a blank line between rows (only blank lines at the end are ignored)",
+        ),
         (
             b"id,text\n1,caf\xe9\n",
             "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
@@ -543,3 +558,53 @@ def test_reading_a_job_while_it_expires_is_whole_or_a_404_never_part_or_a_500(
     assert {status for _, status, _ in seen} <= {200, 404}, seen
     assert {n for what, status, n in seen if what == "results" and status == 200} <= {60}, seen
     assert seen[-1][1] == 404
+
+
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_blank_lines_at_the_end_of_a_csv_are_ignored(batch_client, assert_envelope, how):
+    job = assert_envelope(
+        send_csv(batch_client, b"id,text\na,object detection\n\n\r\n", how), method="POST", status=202
+    )
+    assert job["job"]["items"] == {"total": 1, "done": 0}
+
+
+@pytest.fixture
+def quota_client(client_for):
+    """Jobs stay open (no runner); 8 open items per client, 12 in all."""
+    return client_for(batch_in_server=False, batch_max_open_items_per_client=8, batch_max_open_items=12)
+
+
+def test_a_client_over_its_quota_is_a_429_and_a_key_is_a_client_of_its_own(quota_client, assert_problem):
+    assert quota_client.post(JOBS, json={"items": ITEMS}).status_code == 202  # 7 items from this address
+    csv = b"id,text\na,object detection\nb,image segmentation\n"
+    refused = quota_client.post(JOBS, content=csv, headers={"Content-Type": "text/csv"})
+    assert_problem(
+        refused,
+        429,
+        "this client's open batch jobs hold 7 items not yet done; at least 2 more would exceed the limit of 8 "
+        "per client; retry once some are done, or send fewer",
+        kind="quota-exceeded",
+    )
+    assert refused.headers["retry-after"] == "60"
+    # A key that is not one of ours is no client of its own: its sender is its address.
+    unknown = {"Authorization": "Bearer not-a-key-of-this-server", "Content-Type": "text/csv"}
+    assert quota_client.post(JOBS, content=csv, headers=unknown).status_code == 429
+    read_key = {"Authorization": f"Bearer {READ_KEY}", "Content-Type": "text/csv"}
+    assert quota_client.post(JOBS, content=csv, headers=read_key).status_code == 202
+    assert len(quota_client.get(JOBS).json()["data"]["jobs"]) == 2
+
+
+def test_the_server_wide_bound_is_a_503_busy(quota_client, assert_problem):
+    assert quota_client.post(JOBS, json={"items": ITEMS}).status_code == 202
+    assert quota_client.post(JOBS, json={"items": ITEMS[:4]}, headers=ADMIN).status_code == 202
+    refused = quota_client.post(
+        JOBS, json={"items": ITEMS[:2]}, headers={"Authorization": f"Bearer {READ_KEY}"}
+    )
+    assert_problem(
+        refused,
+        503,
+        "the open batch jobs hold 11 items not yet done; at least 2 more would exceed the server's limit of 12; "
+        "retry later",
+        kind="busy",
+    )
+    assert refused.headers["retry-after"] == "60"
