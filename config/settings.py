@@ -29,11 +29,12 @@ variable                        meaning                                         
                                 it; ``never`` keeps every job
 ``COE_PUBLIC_URL``              the service's public base URL (``https://host``  none: the request's ``Host``, if
                                 ``[:port][/prefix]``): the envelope's ``url``    it is a valid host[:port]
-``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``5000000``: one 50 MiB upload
-``PER_CLIENT``                  may have in open batch jobs, not yet done;       of tiny rows
+``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``6000000``: one 50 MiB upload
+``PER_CLIENT``                  may have in open batch jobs, not yet done;       of the tiniest rows (~9 bytes)
                                 beyond, ``429``
-``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``20000000`` (~6.6 GB of
-                                done; beyond, ``503`` busy                       registry at ~330 B an item)
+``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``24000000``: four such
+                                done; beyond, ``503`` busy                       clients (~8 GB of registry
+                                                                                 at ~330 bytes an item)
 ``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
 ``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
                                 for SQLite's write lock; then 503
@@ -264,8 +265,8 @@ class Settings:
     #: None: finished jobs are kept for ever.
     batch_retention_days: float | None = 7.0
     public_url: str | None = None
-    batch_max_open_items_per_client: int = 5_000_000
-    batch_max_open_items: int = 20_000_000
+    batch_max_open_items_per_client: int = 6_000_000
+    batch_max_open_items: int = 24_000_000
     validate_responses: bool = False
     db_timeout: float = DatabaseLimits.timeout
     db_pool_size: int = DatabaseLimits.pool_size

@@ -501,9 +501,9 @@ class BatchJobs:
             raise Conflict(
                 f"version {version} of {name!r} is {found.status}: batch jobs need a ready version"
             )
-        now = utcnow()
         try:
-            with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE, one writer at a time
+            with self._session() as session, session.begin():  # SQLite: BEGIN IMMEDIATE, one writer at a time
+                connection = session.connection()
                 if self.postgres:  # admissions one at a time: two must not both fit where one does
                     connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _ADMISSION_LOCK})
                 self._check_quotas(client, *self._open(connection, client), total)
@@ -515,7 +515,7 @@ class BatchJobs:
                         model_version=version,
                         idempotency_key=key,
                         request_sha256=digest,
-                        created_at=now,
+                        created_at=utcnow(),  # its place in the queue: when it became claimable
                     )
                 ).rowcount
                 if not queued:
@@ -523,6 +523,8 @@ class BatchJobs:
                         f"this upload was not written to for {STALE_UPLOAD_SECONDS:g} s and was dropped as "
                         "abandoned; send it again"
                     )
+                job = session.get_one(BatchJob, job_id)
+                info = JobInfo.of(job)
         except IntegrityError:
             # The same key arrived concurrently: the other request's job is the answer.
             if key is not None:
@@ -532,7 +534,6 @@ class BatchJobs:
                     return existing, False
             raise
         self.created.set()
-        info = JobInfo(job_id, "queued", name, version, total, 0, utc(now), None, None, None)
         return info, True
 
     def _drop(self, job_id: str) -> None:

@@ -18,7 +18,7 @@ from coe_template.batch.items import BatchInputError
 from coe_template.batch.jobs import STALE_UPLOAD_SECONDS, BatchJobs, KeyReused, Quotas
 from coe_template.batch.runner import BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob
-from coe_template.errors import Busy, QuotaExceeded
+from coe_template.errors import Busy, QuotaExceeded, Unavailable
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.schema import utcnow
 from tests.conftest import MODEL
@@ -285,3 +285,26 @@ def test_two_uploads_at_once_cannot_both_pass_a_bound_only_one_fits(registry):
     ]
     assert statuses(registry) == ["queued"]
     assert stored(registry) == (1, 4, 4)
+
+
+def test_an_upload_taken_for_abandoned_is_told_so_and_leaves_nothing(jobs, registry):
+    """Not written to for STALE_UPLOAD_SECONDS (a hung database, a stopped process), then deleted by
+    another upload: it must not be queued half-written, nor come back."""
+
+    def chunks() -> Iterator[list[tuple[str, str]]]:
+        yield ITEMS[0:3]
+        with registry.engine.begin() as connection:  # as if it had hung this long
+            connection.execute(
+                BatchJob.__table__.update().values(
+                    created_at=utcnow() - timedelta(seconds=STALE_UPLOAD_SECONDS + 1)
+                )
+            )
+        BatchJobs(registry, chunk_size=CHUNK).create(MODEL, ITEMS[:1])  # another upload cleans up
+        yield ITEMS[3:6]
+
+    with pytest.raises(Unavailable) as info:
+        jobs.upload(MODEL, chunks())
+    assert str(info.value) == (
+        "this upload was not written to for 600 s and was dropped as abandoned; send it again"
+    )
+    assert stored(registry) == (1, 1, 1)  # the other upload's job only

@@ -523,3 +523,28 @@ def test_a_public_url_that_is_not_a_base_url_is_refused_by_name(value):
         "COE_PUBLIC_URL must be a base URL like https://api.example.com[:port][/prefix] "
         f"(http or https; no credentials, query or fragment), not {value!r}"
     )
+
+
+# --- batch quotas ------------------------------------------------------------------------------------
+
+
+def test_batch_quotas_default_to_one_full_upload_per_client_and_four_in_all():
+    settings = Settings.from_env({})
+    assert (settings.batch_max_open_items_per_client, settings.batch_max_open_items) == (
+        6_000_000,
+        24_000_000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", "batch_max_open_items_per_client"),
+        ("COE_BATCH_MAX_OPEN_ITEMS", "batch_max_open_items"),
+    ],
+)
+def test_batch_quotas_are_read_and_must_be_positive_whole_numbers(variable, field):
+    assert getattr(Settings.from_env({variable: "1000"}), field) == 1000
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({variable: "0"})
+    assert str(info.value) == f"{variable} must be a positive, finite number, not '0'"
