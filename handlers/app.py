@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         )
     problems.register(app)
     # The spec's x-coe-in-loop operations run in the event loop's thread, the others in a2wsgi's pool.
-    inloop.install(app, SPEC_DIR / "spec.yaml")
+    app.app.extensions[inloop.EXTENSION] = inloop.install(app, SPEC_DIR / "spec.yaml")
     app.app.extensions[EXTENSION] = Services(
         settings, registry, server, batch, training, load_args(settings.training_args)
     )

@@ -32,6 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The spec extension that marks an operation as computing only (no database, disk or process waits).
 MARK = "x-coe-in-loop"
+#: Where the app keeps its :class:`InLoop` (tests compare its answers with the stock path's).
+EXTENSION = "coe_template.inloop"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
