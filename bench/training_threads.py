@@ -29,14 +29,23 @@ from tests.conftest import SHARED_DATA  # noqa: E402
 def child_seconds(env: dict[str, str], data: Path) -> float:
     request = json.dumps({"args": {}, "data": str(data)}).encode() + b"\n"
     started = time.perf_counter()
-    subprocess.run(
+    # stdin stays open until the answer is read: the child exits when it closes (an orphan's rule).
+    child = subprocess.Popen(
         [sys.executable, "-m", "coe_template.trainer"],
-        input=request,
-        capture_output=True,
-        check=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env=env,
         cwd=ROOT,
     )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(request)
+    child.stdin.flush()
+    answer = child.stdout.read()
+    child.stdin.close()
+    child.wait()
+    if not answer:
+        raise SystemExit(f"the training child gave no answer (exit status {child.returncode})")
     return time.perf_counter() - started
 
 
