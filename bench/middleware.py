@@ -8,13 +8,22 @@ request like a one-text prediction (headers, a 60-byte JSON body, the routing re
 leaves in the scope) goes through it on one event loop. The figure is the layer's time minus the
 bare app's: best of five rounds. What it does not include: the HTTP parsing (uvicorn), Connexion's
 own middlewares (routing, security, validation) and Flask.
+
+Then the whole request path, in process (no HTTP): CPU µs per one-text ``POST /predictions``
+(``time.process_time``, so a2wsgi's threads count too) through the service with its computing
+operations in the loop, the same service with every operation through a2wsgi's pool, the no-op
+FlaskApp (``bench/noop_app.py``) and the no-op AsyncApp (``bench/noop_async_app.py``); the
+model is trained on the bundled data, ``gc.freeze()`` as gunicorn's config does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +36,7 @@ from a2wsgi import WSGIMiddleware  # noqa: E402
 from connexion.middleware.abstract import ROUTING_CONTEXT  # noqa: E402
 from starlette.types import Receive, Scope, Send  # noqa: E402
 
+from handlers import inloop  # noqa: E402
 from handlers.app import CORS_EXPOSED, CORS_HEADERS, SPEC_DIR  # noqa: E402
 from handlers.cors import CORS  # noqa: E402
 from handlers.headers import SecurityHeaders  # noqa: E402
@@ -108,13 +118,16 @@ LAST_LAYERS: dict[str, Callable[[], Any]] = {
 }
 
 
-async def per_request_us(app: Any, requests: int) -> float:
-    async def send(_message: Any) -> None:
-        pass
+async def per_request_us(app: Any, requests: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    statuses: set[int] = set()
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
 
     rounds = []
     for _ in range(5):
-        started = time.perf_counter()
+        started = clock()
         for _ in range(requests // 5):
             sent = False
 
@@ -126,8 +139,35 @@ async def per_request_us(app: Any, requests: int) -> float:
                 return {"type": "http.request", "body": BODY, "more_body": False}
 
             await app(scope(), receive, send)
-        rounds.append((time.perf_counter() - started) / (requests // 5) * 1e6)
+        rounds.append((clock() - started) / (requests // 5) * 1e6)
+    assert statuses == {200}, statuses
     return min(rounds)
+
+
+def whole_apps() -> tuple[Any, Any, Any]:
+    """The service (on a fresh registry with a model trained on the bundled data) and the two no-ops."""
+    from coe_template.args import load_args
+    from coe_template.data import bundled_dataset_path, load_dataset
+    from coe_template.registry import PRODUCTION, Registry
+    from coe_template.train import train
+
+    store = Path(tempfile.mkdtemp(prefix="bench-middleware-"))
+    registry = Registry.open(f"sqlite:///{store}/registry.db", store, upgrade=True)
+    registry.ensure_model("project-tagger")
+    registry.register(
+        "project-tagger",
+        train(load_dataset(bundled_dataset_path()), load_args(ROOT / "config" / "args.json")),
+    )
+    registry.set_alias("project-tagger", PRODUCTION, 1)
+    registry.engine.dispose()
+    os.environ["COE_MODEL_STORE"] = str(store)
+    from bench.noop_app import app as noop_flask
+    from bench.noop_async_app import app as noop_async
+    from handlers.app import create_app
+
+    service = create_app()
+    logging_off()
+    return service, noop_flask, noop_async
 
 
 async def main(requests: int) -> None:
@@ -139,6 +179,28 @@ async def main(requests: int) -> None:
         print(f"{name:<36}{await per_request_us(wrap(noop), requests) - bare:>12.1f}")
     for name, make in LAST_LAYERS.items():
         print(f"{name:<36}{await per_request_us(make(), requests) - bare:>12.1f}  (with a no-op WSGI app)")
+
+    service, noop_flask, noop_async = whole_apps()
+    layer = service.app.extensions[inloop.EXTENSION]
+    marked = layer.operations
+    gc.freeze()
+    print(f"\n{'whole request path, 1 text':<36}{'CPU µs/request':>15}")
+    figures = {}
+    for name, app, operations in (
+        ("service, computing ops in loop", service, marked),
+        ("service, all through a2wsgi", service, frozenset()),
+        ("no-op FlaskApp", noop_flask, None),
+        ("no-op AsyncApp", noop_async, None),
+    ):
+        if operations is not None:
+            layer.operations = operations
+        await per_request_us(app, requests // 20, time.process_time)  # warm up
+        figures[name] = await per_request_us(app, requests // 4, time.process_time)
+        print(f"{name:<36}{figures[name]:>15.0f}")
+    layer.operations = marked
+    service_us = figures["service, computing ops in loop"]
+    for other in list(figures)[1:]:
+        print(f"{other} / service (CPU per request): {figures[other] / service_us:.2f}")
 
 
 def logging_off() -> None:

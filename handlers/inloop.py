@@ -111,5 +111,5 @@ def install(app: FlaskApp, spec_path: Path) -> InLoop:
     """Put :class:`InLoop` in place of the FlaskApp's last ASGI layer (Connexion offers no hook for it)."""
     asgi = app._middleware_app  # noqa: SLF001  the FlaskASGIApp that Connexion's middlewares call last
     layer = InLoop(app.app.wsgi_app, asgi.asgi_app, marked_operations(spec_path))
-    asgi.asgi_app = layer  # type: ignore[assignment]
+    asgi.asgi_app = layer
     return layer
