@@ -9,7 +9,8 @@ cost more than the work. An operation marked ``x-coe-in-loop: true`` in
 built) is called here directly: its body is already in memory (``handlers.limits.BodyDeadline``
 read it within its deadline and budget, and Connexion's validation read it again), so
 it is collected from ``receive`` without waiting, Flask runs in the loop's thread, and
-the collected answer is sent.
+the collected answer is sent. A marked operation with a large body (over :data:`MAX_BODY_BYTES`)
+takes the stock path: its work would hold the loop too long.
 
 What can wait on the database, the disk or another process must never be marked: the
 loop would stop for everyone while it waits (``tests/handlers/test_inloop.py`` runs every
@@ -32,6 +33,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The spec extension that marks an operation as computing only (no database, disk or process waits).
 MARK = "x-coe-in-loop"
+#: Bodies up to this size are answered in the loop; a larger one (hundreds of texts to predict) would
+#: hold the loop for tens of ms, delaying every other connection, header deadlines and a graceful stop,
+#: so it goes to the pool like any other request. 64 texts of 500 characters fit.
+MAX_BODY_BYTES = 48 * 1024
 #: Where the app keeps its :class:`InLoop` (tests compare its answers with the stock path's).
 EXTENSION = "coe_template.inloop"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -58,7 +63,11 @@ class InLoop:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         routing = scope.get("extensions", {}).get(ROUTING_CONTEXT) if scope["type"] == "http" else None
-        if routing is None or routing.get("operation_id") not in self.operations:
+        if (
+            routing is None
+            or routing.get("operation_id") not in self.operations
+            or _declared_size(scope) > MAX_BODY_BYTES
+        ):
             await self.pool(scope, receive, send)
             return
         chunks = []
@@ -105,6 +114,14 @@ class InLoop:
             if close is not None:
                 close()
         return started[-1], parts
+
+
+def _declared_size(scope: Scope) -> int:
+    """The body's Content-Length (``handlers.limits.BodySizeLimit`` has checked it is a number), or 0."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value)
+    return 0
 
 
 def install(app: FlaskApp, spec_path: Path) -> InLoop:

@@ -4,6 +4,7 @@ and they answer exactly what the stock a2wsgi path answers, successes and errors
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,19 @@ def test_the_spec_marks_the_computing_operations():
 
 
 def test_marked_operations_never_touch_the_database_or_the_model_store(client_for, registry_store):
-    """Every marked operation answers with the database refusing every connection and the model store
-    moved away; the same check sees the unmarked ones reach the database."""
+    """Every marked operation answers with each use of the database recorded and the model store moved
+    away; the same check sees the unmarked ones reach the database."""
     client = client_for(refresh_seconds=3600, batch_in_server=False, training_in_server=False)
     engine = client.app.app.extensions["coe_template"].registry.engine
     touched: list[str] = []
 
-    def refuse(_connection: Any) -> None:
-        touched.append(current)
-        raise RuntimeError("the database was touched")
+    def record(_connection: Any) -> None:
+        # The model's poller is woken by any promotion announced on a shared PostgreSQL: not a request's.
+        if threading.current_thread().name != "model-refresh":
+            touched.append(current)
 
     store: Path = registry_store.store
-    event.listen(engine, "engine_connect", refuse)
+    event.listen(engine, "engine_connect", record)
     store.rename(store.with_name("store-away"))
     try:
         for current, (method, path, kwargs) in REQUESTS.items():
@@ -65,7 +67,7 @@ def test_marked_operations_never_touch_the_database_or_the_model_store(client_fo
             client.request(method, path, **kwargs)
         assert touched == [path for _, path, _ in REACHES_DATABASE]
     finally:
-        event.remove(engine, "engine_connect", refuse)
+        event.remove(engine, "engine_connect", record)
         store.with_name("store-away").rename(store)
 
 
