@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,8 +113,10 @@ LAYERS: dict[str, Callable[[Any], Any]] = {
 }
 #: Connexion's last layer: the app behind it is WSGI (a no-op), so these are measured against it.
 LAST_LAYERS: dict[str, Callable[[], Any]] = {
-    "a2wsgi pool (stock last layer)": lambda: WSGIMiddleware(noop_wsgi),
-    "InLoop (x-coe-in-loop)": lambda: InLoop(noop_wsgi, WSGIMiddleware(noop_wsgi), frozenset({OPERATION})),
+    "a2wsgi pool (stock last layer)": lambda: WSGIMiddleware(cast(Any, noop_wsgi)),
+    "InLoop (x-coe-in-loop)": lambda: InLoop(
+        noop_wsgi, cast(Any, WSGIMiddleware(cast(Any, noop_wsgi))), frozenset({OPERATION})
+    ),
 }
 
 

@@ -10,12 +10,13 @@ computing operations run in the loop (``x-coe-in-loop``) but through Flask, is m
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from connexion import AsyncApp
 
 from bench.noop_app import SPEC as FLASK_SPEC
 
-SPEC = copy.deepcopy(FLASK_SPEC)
+SPEC: Any = copy.deepcopy(FLASK_SPEC)
 SPEC["info"]["title"] = "no-op ceiling (AsyncApp)"
 SPEC["paths"]["/predictions"]["post"]["operationId"] = "bench.noop_async_app.create"
 
