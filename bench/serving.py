@@ -8,9 +8,11 @@ else on the bundled data), then prints:
 1. the in-process cost per text of the compiled predictor against scikit-learn's
    ``pipeline.predict_proba``, for 1 text and for 1,000 texts per call;
 2. requests/s, texts/s, p50/p99 latency and errors for 1, 16 and 64 texts per request,
-   from wrk against five servers started alike (gunicorn, ``config/gunicorn.py``,
+   from wrk against six servers started alike (gunicorn, ``config/gunicorn.py``,
    the same workers): this service; ``bench/noop_app.py``, a Connexion FlaskApp whose
-   handler does nothing (the framework's ceiling); ``bench/seed_fastapi_app.py``, the
+   handler does nothing (the stock framework's ceiling, every request through a2wsgi's threads);
+   ``bench/noop_async_app.py``, the same no-op as a Connexion AsyncApp (the framework's ceiling
+   without WSGI); ``bench/seed_fastapi_app.py``, the
    seed's FastAPI app serving the same model with ``predict_proba`` (the comparison);
    the service with ``COE_ACCESS_LOG=false`` (metrics, no access line); ``bench/unobserved_app.py``,
    the service without its metrics and access-log middleware (what observability costs);
@@ -196,6 +198,7 @@ def main() -> None:
         servers = {
             "service": ("wsgi:app", {}),
             "no-op FlaskApp": ("bench.noop_app:app", {}),
+            "no-op AsyncApp": ("bench.noop_async_app:app", {}),
             "seed FastAPI": ("bench.seed_fastapi_app:app", {}),
             "no access line": ("wsgi:app", {"COE_ACCESS_LOG": "false"}),
             "unobserved": ("bench.unobserved_app:app", {}),
@@ -228,21 +231,35 @@ def main() -> None:
     def rate(name: str, size: int) -> float:
         return results[name, size]["requests_per_s"]
 
-    print("\nRatios (this run)")
-    print(f"service / no-op FlaskApp, 1 text:   {rate('service', 1) / rate('no-op FlaskApp', 1):.2f}")
+    print("\nRatios (this run; targets from issue 20)")
+
+    def ratio(label: str, value: float, target: float | None = None) -> None:
+        verdict = (
+            "" if target is None else f"  target >= {target:g}: {'met' if value >= target else 'NOT met'}"
+        )
+        print(f"{label:<52}{value:>6.2f}{verdict}")
+
+    ratio("service / no-op FlaskApp, 1 text", rate("service", 1) / rate("no-op FlaskApp", 1), 1.3)
+    ratio("service / no-op AsyncApp, 1 text", rate("service", 1) / rate("no-op AsyncApp", 1), 0.6)
+    ratio("no-op FlaskApp / no-op AsyncApp", rate("no-op FlaskApp", 1) / rate("no-op AsyncApp", 1))
+    for size in SIZES:  # texts/s: the same texts per request on both sides
+        ratio(
+            f"service / seed FastAPI, {size} texts",
+            rate("service", size) / rate("seed FastAPI", size),
+            2.0 if size == 1 else 1.0,
+        )
     for size in SIZES:
-        print(
-            f"no access line / unobserved, {size:>2} texts: "
-            f"{rate('no access line', size) / rate('unobserved', size):.3f}  (what metrics cost)"
+        ratio(
+            f"no access line / unobserved, {size} texts (metrics)",
+            rate("no access line", size) / rate("unobserved", size),
         )
-        print(
-            f"service / unobserved, {size:>2} texts:        {rate('service', size) / rate('unobserved', size):.3f}"
-            "  (metrics and the access line)"
+        ratio(
+            f"service / unobserved, {size} texts (metrics + access)",
+            rate("service", size) / rate("unobserved", size),
         )
     for size in SIZES:
-        print(
-            f"service / seed FastAPI, {size:>2} texts: {rate('service', size) / rate('seed FastAPI', size):.2f}"
-        )
+        r = results["service", size]
+        ratio(f"service p99 / p50, {size} texts", r["p99_ms"] / r["p50_ms"])
     print("\nService workers' memory (MB)")
     for n, (peak, private) in enumerate(memory, 1):
         print(f"worker {n}: peak RSS {peak:.0f}, private {private:.0f} (what one more worker adds)")

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 #: failed: the version says why), ``dropped`` (its lease went meanwhile: nothing recorded) or
 #: ``given back`` (the runner stopped first; see :meth:`TrainingJobs.release` for when that counts).
 TrainingObserver = Callable[[TrainingClaim, str], None]
+#: The training child's environment beyond the runner's, read by OpenBLAS, OpenMP and MKL as they load:
+#: one thread each. A fit is a sequence of small BLAS calls; on a few busy cores (the server's workers
+#: share them) a pool of threads per call made fits 15-25x slower than one thread.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 #: What a training comes to: ``("ready", TrainedModel)`` or ``("failed", why)``.
 Outcome = tuple[str, Any]
 
@@ -81,6 +85,10 @@ def _child() -> None:
     request = json.loads(sys.stdin.buffer.readline() or b"null")
     if request is None:
         sys.exit(2)
+    from threadpoolctl import threadpool_info
+
+    pools = ", ".join(f"{pool['internal_api']} {pool['num_threads']}" for pool in threadpool_info())
+    log.info("training child %d: BLAS/OpenMP threads: %s", os.getpid(), pools or "none loaded")
 
     def orphaned() -> None:  # the runner closes our stdin only once it has the answer, or when it dies
         sys.stdin.buffer.read()
@@ -179,6 +187,7 @@ class TrainingRunner:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, **ONE_THREAD},
         )  # a Ctrl-C is the runner's to handle
         stdin, stdout = child.stdin, child.stdout
         assert stdin is not None and stdout is not None  # both are pipes

@@ -26,7 +26,7 @@ from coe_template.serving import ModelNotLoaded, ModelServer
 from coe_template.trainer import TrainingRunner
 from config.logging import configure as configure_logging
 from config.settings import Settings
-from handlers import metrics, problems
+from handlers import inloop, metrics, problems, views
 from handlers.context import EXTENSION, Services
 from handlers.cors import CORS
 from handlers.headers import SecurityHeaders
@@ -181,6 +181,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             max_age=600,
         )
     problems.register(app)
+    # The spec's x-coe-in-loop operations run in the event loop's thread, the others in a2wsgi's pool.
+    app.app.extensions[inloop.EXTENSION] = inloop.install(app, SPEC_DIR / "spec.yaml")
+    views.decorate_once(app.app)
     app.app.extensions[EXTENSION] = Services(
         settings, registry, server, batch, training, load_args(settings.training_args)
     )

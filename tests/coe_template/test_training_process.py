@@ -410,3 +410,15 @@ def test_a_runner_whose_training_data_is_unreadable_claims_nothing(jobs, model, 
             "queued versions wait for a runner that can read its training data"
         )
     ]
+
+
+def test_the_training_child_runs_one_blas_and_openmp_thread(jobs, model, small_csv, capfd):
+    """The child says what its thread pools hold (threadpoolctl, from inside it): one thread each,
+    whatever this machine's cores, so a fit never competes with the serving workers for them."""
+    jobs.create(NAME, parse_args({}))
+    assert TrainingRunner(jobs, small_csv).run_once() is not None
+    said = [line for line in capfd.readouterr().err.splitlines() if "BLAS/OpenMP threads:" in line]
+    assert len(said) == 1, said
+    pools = said[0].split("BLAS/OpenMP threads: ", 1)[1].split(", ")
+    assert any(pool.startswith(("openblas ", "mkl ", "blis ")) for pool in pools), pools
+    assert all(pool.endswith(" 1") for pool in pools), pools
