@@ -74,7 +74,7 @@ class MigratedDatabases:
             assert self.postgres_url is not None, "TEST_DATABASE_URL names no PostgreSQL server"
             sent: list[tuple[str, Any]] = []
 
-            def record(_connection, _cursor, statement, parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+            def record(_connection, _cursor, statement, parameters, _context, executemany) -> None:
                 assert not executemany, statement
                 if not statement.lstrip().upper().startswith("SELECT"):
                     sent.append((statement, parameters))
