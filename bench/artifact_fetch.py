@@ -5,7 +5,7 @@
 Trains the default model once, stores it with each artifact store, then times, best of
 ``--rounds``: fetching and verifying every file with no local cache (a fresh replica),
 the same from the local cache (a restart), and a whole ``Registry.load`` (fetch, verify,
-unpickle, compile) from an empty cache.
+check the model file and build it, compile) from an empty cache.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from coe_template.args import load_args  # noqa: E402
 from coe_template.artifacts import DATABASE, DIRECTORY  # noqa: E402
 from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
 from coe_template.registry import Registry  # noqa: E402
-from coe_template.store import RECORD_FILE, read_verified  # noqa: E402
+from coe_template.store import MODEL_FILE, RECORD_FILE, read_verified  # noqa: E402
 from coe_template.train import TrainedModel, train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
@@ -61,7 +61,7 @@ def measure(label: str, url: str, kind: str, store: Path, trained: TrainedModel,
         warm = best(rounds, lambda: None, lambda: read_verified(run_id, registry.artifacts, digests))
         load = best(rounds, empty_cache, lambda: registry.load(MODEL, version.version))
         print(
-            f"{label:<22} {sum(sizes.values()) / 1e6:6.2f} MB ({sizes['model.joblib'] / 1e6:.2f} MB model)  "
+            f"{label:<22} {sum(sizes.values()) / 1e6:6.2f} MB ({sizes[MODEL_FILE] / 1e6:.2f} MB model)  "
             f"fetch+verify {cold:6.1f} ms  from cache {warm:6.1f} ms  whole load {load:6.1f} ms"
         )
     finally:

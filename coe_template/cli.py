@@ -259,7 +259,9 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     The same jobs and results as POST /batch-predictions: read them back through the API.
     """
     settings = context.settings
-    jobs = BatchJobs(context.registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    jobs = BatchJobs(
+        context.registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention
+    )
     job, _ = jobs.create(name or settings.model_name, read_csv(input_csv.read_bytes()), version=model_version)
     loaded = functools.lru_cache(maxsize=4)(context.registry.load)
     runner = BatchRunner(jobs, loaded)
@@ -297,7 +299,7 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
         start_http_server(port, addr=addr)
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
-    return Observers(batch=metrics.batch_chunk, training=metrics.training_job)
+    return Observers(batch=metrics.batch_chunk, training=metrics.training_job, purged=metrics.batch_purge)
 
 
 @main.command()

@@ -59,3 +59,14 @@ class Busy(Unavailable):
     """The service is at a limit it sets itself (e.g. concurrent trainings)."""
 
     retry_after = 30
+
+
+class QuotaExceeded(CoeError):
+    """A client has as much work waiting as one client may queue: it may retry once some is done."""
+
+    retry_after: int = 60
+
+    def __init__(self, *args: object, retry_after: int | None = None) -> None:
+        super().__init__(*args)
+        if retry_after is not None:
+            self.retry_after = retry_after

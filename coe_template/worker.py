@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import BatchRunner, Observer
+from coe_template.batch.runner import BatchRunner, Observer, PurgeObserver
 from coe_template.registry import Registry
 from coe_template.registry.training import TrainingJobs
 from coe_template.trainer import TrainingObserver, TrainingRunner
@@ -44,6 +44,7 @@ class Observers:
 
     batch: Observer = unobserved
     training: TrainingObserver = unobserved
+    purged: PurgeObserver = lambda step: None
 
 
 UNOBSERVED = Observers()
@@ -52,14 +53,17 @@ UNOBSERVED = Observers()
 def batch_work(
     settings: Settings, registry: Registry, poll_seconds: float, observers: Observers = UNOBSERVED
 ) -> Work:
-    """Batch chunks."""
-    jobs = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    """Batch chunks, and purging the finished jobs past their retention."""
+    jobs = BatchJobs(
+        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention
+    )
     # Each version a job asks for is loaded (and its digest checked) once, then kept.
     return BatchRunner(
         jobs,
         functools.lru_cache(maxsize=4)(registry.load),
         poll_seconds=poll_seconds,
         observe=observers.batch,
+        purged=observers.purged,
     )
 
 

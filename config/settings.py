@@ -24,6 +24,16 @@ variable                        meaning                                         
 ``COE_BATCH_CHUNK_SIZE``        items per chunk (one transaction each)           ``1000``
 ``COE_BATCH_LEASE_SECONDS``     a chunk's lease, renewed every third of it       ``15``
 ``COE_BATCH_IN_SERVER``         server workers also work batch chunks            ``true``
+``COE_BATCH_RETENTION_DAYS``    days a finished batch job (and its results) is   ``7``
+                                kept; then whoever works batch chunks removes
+                                it; ``never`` keeps every job
+``COE_PUBLIC_URL``              the service's public base URL (``https://host``  none: the request's ``Host``, if
+                                ``[:port][/prefix]``): the envelope's ``url``    it is a valid host[:port]
+``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``5000000``: one 50 MiB upload
+``PER_CLIENT``                  may have in open batch jobs, not yet done;       of tiny rows
+                                beyond, ``429``
+``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``20000000`` (~6.6 GB of
+                                done; beyond, ``503`` busy                       registry at ~330 B an item)
 ``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
 ``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
                                 for SQLite's write lock; then 503
@@ -66,12 +76,14 @@ variable                        meaning                                         
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -150,6 +162,65 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+#: A plain decimal number: ASCII digits and one optional point (no sign, exponent or underscore).
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+
+
+def _retention(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """Days to keep something: a positive number (fractions allowed), or ``never`` (None)."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if value.lower() == "never":
+        return None
+    days = float(value) if _DECIMAL.fullmatch(value) else math.nan
+    if not (math.isfinite(days) and days > 0):
+        raise ValueError(f"{name} must be a positive number of days, or 'never', not {value!r}")
+    return days
+
+
+#: A DNS host name: dot-separated labels of letters, digits and inner hyphens (an optional final dot).
+_HOSTNAME = re.compile(r"(?=.{1,253}\.?$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+", re.ASCII)
+#: A path prefix: RFC 3986 segment characters only (no query, no fragment).
+_PATH_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*", re.ASCII)
+
+
+def valid_host(host: str) -> bool:
+    """Whether ``host`` is a host name, an IPv4 literal or a bracketed IPv6 literal, with an optional
+    port 1-65535: what a ``Host`` header or a public URL may name, and nothing else."""
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+    if not colon or name.endswith(":"):  # no port (an unbracketed IPv6 address is not a host either)
+        name, port = host, ""
+    elif not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        return False
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return False
+        return True
+    return bool(_HOSTNAME.fullmatch(name))
+
+
+def _public_url(environ: Mapping[str, str], name: str) -> str | None:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash, or None (unset or empty)."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if scheme not in ("http", "https") or not sep or not valid_host(authority):
+        valid = False
+    else:
+        valid = bool(_PATH_PREFIX.fullmatch(slash + path))
+    if not valid:
+        raise ValueError(
+            f"{name} must be a base URL like https://api.example.com[:port][/prefix] "
+            f"(http or https; no credentials, query or fragment), not {value!r}"
+        )
+    return value.rstrip("/")
+
+
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     """A TCP port, or 0 (also unset or empty) for none."""
     value = environ.get(name, "").strip()
@@ -190,6 +261,11 @@ class Settings:
     batch_chunk_size: int = CHUNK_SIZE
     batch_lease_seconds: float = LEASE_SECONDS
     batch_in_server: bool = True
+    #: None: finished jobs are kept for ever.
+    batch_retention_days: float | None = 7.0
+    public_url: str | None = None
+    batch_max_open_items_per_client: int = 5_000_000
+    batch_max_open_items: int = 20_000_000
     validate_responses: bool = False
     db_timeout: float = DatabaseLimits.timeout
     db_pool_size: int = DatabaseLimits.pool_size
@@ -240,6 +316,11 @@ class Settings:
         return max(64, soft * 3 // 4) if soft != resource.RLIM_INFINITY else 65536
 
     @property
+    def batch_retention(self) -> timedelta | None:
+        """How long a finished batch job is kept (None: for ever)."""
+        return None if self.batch_retention_days is None else timedelta(days=self.batch_retention_days)
+
+    @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.model_store / 'registry.db'}"
 
@@ -273,6 +354,18 @@ class Settings:
                 environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float
             ),
             batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
+            batch_retention_days=_retention(
+                environ, "COE_BATCH_RETENTION_DAYS", defaults.batch_retention_days
+            ),
+            public_url=_public_url(environ, "COE_PUBLIC_URL"),
+            batch_max_open_items_per_client=int(
+                _number(
+                    environ, "COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", defaults.batch_max_open_items_per_client
+                )
+            ),
+            batch_max_open_items=int(
+                _number(environ, "COE_BATCH_MAX_OPEN_ITEMS", defaults.batch_max_open_items)
+            ),
             validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
             db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
             db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),

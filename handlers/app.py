@@ -17,7 +17,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
 from coe_template.args import load_args
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, Quotas
 from coe_template.batch.runner import BatchRunner
 from coe_template.errors import ArtifactUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
@@ -35,7 +35,7 @@ from handlers.observe import Observe, Routes
 from handlers.request_id import RequestId
 from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.security import KeyGuard
-from handlers.validation import VALIDATORS
+from handlers.validation import VALIDATORS, AsciiIntegers
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
@@ -71,9 +71,16 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         # another version) recovers without a restart. Predictions answer 503 meanwhile.
         server.report_failure(exc)
 
-    batch = BatchJobs(registry, settings.batch_chunk_size, settings.batch_lease_seconds)
+    quotas = Quotas(settings.batch_max_open_items_per_client, settings.batch_max_open_items)
+    batch = BatchJobs(
+        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention, quotas
+    )
+    # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
     runner = BatchRunner(
-        batch, lambda name, version: server.pinned(name, version).artifacts, observe=metrics.batch_chunk
+        batch,
+        lambda name, version: server.pinned(name, version).artifacts,
+        observe=metrics.batch_chunk,
+        purged=metrics.batch_purge,
     )
     training = TrainingJobs(registry, settings.training_lease_seconds)
     # Each worker process trains too, in a child process so its serving threads keep the GIL.
@@ -117,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validate_responses=settings.validate_responses,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
         validator_map=VALIDATORS,
+        uri_parser_class=AsciiIntegers,
     )
     # Before the Swagger UI and the router: a key in the query string is refused everywhere, and with
     # COE_REQUIRE_KEYS_FOR_READS every path but the probes and the docs needs a key (handlers/security.py).

@@ -2,34 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from http import HTTPStatus
-from typing import Any
+from typing import IO, Any
 
 from connexion.exceptions import BadRequestProblem, ProblemException, UnsupportedMediaTypeProblem
 from flask import request
 from werkzeug.datastructures import FileStorage
 
-from coe_template.batch.items import read_csv, to_items
-from coe_template.batch.jobs import KeyReused, new_job_token
+from coe_template.batch.items import Checker, csv_chunks, to_items
+from coe_template.batch.jobs import JobInfo, KeyReused, new_job_token
 from coe_template.errors import Conflict
+from config.settings import Settings
 from handlers.context import services
 from handlers.envelope import enveloped
 from handlers.schemas.batch_predictions import job_schema, result_schema
+from handlers.security import known
 
 #: The request header that makes a create safe to retry (the spec's ``Idempotency-Key`` parameter).
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
-def _items_from_request(body: Any, file: FileStorage | None) -> list:
-    if request.mimetype == "application/json":
-        return to_items(body["items"])
+def client_of(settings: Settings) -> str:
+    """Who queues a job, for quotas: the bearer key sent, if it is one of ours (only a digest of it is
+    kept), else the client's address as the server sees it (a proxy's ``X-Forwarded-For`` counts only
+    from the addresses gunicorn's ``forwarded_allow_ips`` trusts: uvicorn applies it before us)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token and known(token, settings.admin_keys | settings.read_keys):
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return f"addr:{request.remote_addr or 'unknown'}"
+
+
+def _csv_stream(file: FileStorage | None) -> IO[bytes]:
+    """The CSV to read as it comes: the body itself, or the form's file (spooled to disk when large)."""
     if request.mimetype == "text/csv":
-        return read_csv(request.get_data())  # an empty body arrives as {}, not b""
+        return request.stream  # an empty body reads as b"": the CSV file is empty
     if request.mimetype == "multipart/form-data" and file is not None:
-        try:
-            return read_csv(file.read())
-        finally:
-            file.close()
+        return file.stream
     # With several media types declared, a body of no declared type skips validation: refuse it here.
     raise UnsupportedMediaTypeProblem(
         detail=f"send application/json, text/csv or multipart/form-data, not {request.mimetype or 'no Content-Type'}"
@@ -38,7 +48,6 @@ def _items_from_request(body: Any, file: FileStorage | None) -> list:
 
 @enveloped(HTTPStatus.ACCEPTED)
 def create(body: Any = None, file: FileStorage | None = None, model_version: int | None = None) -> tuple:
-    items = _items_from_request(body, file)
     if isinstance(body, dict) and "model_version" in body:
         if model_version is not None:
             raise BadRequestProblem(
@@ -48,10 +57,16 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
     ctx = services()
     token, digest = new_job_token()
     key = request.headers.get(IDEMPOTENCY_KEY)
+    client = client_of(ctx.settings)
+    name = ctx.settings.model_name
     try:
-        job, created = ctx.batch.create(
-            ctx.settings.model_name, items, version=model_version, idempotency_key=key, token_sha256=digest
-        )
+        if request.mimetype == "application/json":
+            items = to_items(body["items"])
+            job, created = ctx.batch.create(
+                name, items, model_version, idempotency_key=key, token_sha256=digest, client=client
+            )
+        else:
+            job, created = _upload(_csv_stream(file), name, model_version, key, digest, client)
     except KeyReused as reused:  # the client must learn which header it was: the package knows no headers
         raise Conflict(
             f"{IDEMPOTENCY_KEY} {reused.key!r} was already used for a different request (job {reused.job_id})"
@@ -61,6 +76,27 @@ def create(body: Any = None, file: FileStorage | None = None, model_version: int
         {"job": job_schema.dump(job), "job_token": token if created else None},
         {"Location": f"/batch-predictions/{job.id}"},
     )
+
+
+def _upload(
+    stream: IO[bytes], name: str, version: int | None, key: str | None, digest: str, client: str
+) -> tuple[JobInfo, bool]:
+    """A CSV read, checked and stored a chunk at a time: the memory it takes does not grow with its rows."""
+    batch = services().batch
+    checker = Checker()
+    chunks = (checker.add(ids, texts) for ids, texts in csv_chunks(stream, batch.chunk_size))
+    try:
+        return batch.upload(
+            name,
+            chunks,
+            version,
+            idempotency_key=key,
+            token_sha256=digest,
+            client=client,
+            check=checker.check,
+        )
+    finally:
+        stream.close()
 
 
 @enveloped()

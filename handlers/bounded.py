@@ -34,6 +34,10 @@ class Bounded:
 
     def run(self, name: str, call: Callable[[], T], timeout: float) -> T:
         """``call()``'s result or exception; TimeoutError if it has not answered within ``timeout`` s."""
+        return self.start(name, call).result(timeout=timeout)
+
+    def start(self, name: str, call: Callable[[], T]) -> Future[T]:
+        """``call()`` begun in its own thread (or the one of that name still running): wait on the future."""
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's threads did not come along
                 self._pid, self._running = os.getpid(), {}
@@ -43,7 +47,7 @@ class Bounded:
                 threading.Thread(
                     target=_work, args=(future, call), name=f"bounded-{name}", daemon=True
                 ).start()
-        return future.result(timeout=timeout)
+        return future
 
 
 #: The process's bounded database calls (probes and scrapes).

@@ -10,11 +10,31 @@ from typing import Any
 
 from flask import request
 
+from config.settings import valid_host
+from handlers.context import services
+
+#: Host headers seen, checked once each (a client sending new ones only evicts old ones).
+_valid_host = functools.lru_cache(maxsize=256)(valid_host)
+
+
+def _base() -> str:
+    """Where this API lives for the client: ``COE_PUBLIC_URL`` when set, else the request's
+    ``Host`` if it is a host name or IP literal with an optional port 1-65535; else nothing,
+    and the URL is relative (the server's own address would be wrong behind any proxy, and
+    the header's bytes are never echoed)."""
+    public = services().settings.public_url
+    if public is not None:
+        return public
+    host = request.environ.get("HTTP_HOST", "")
+    if _valid_host(host):
+        return f"{request.scheme}://{host}{request.root_path}"
+    return request.root_path
+
 
 def _url() -> str:
     """The URL as requested: Werkzeug's ``request.url`` also decodes it to an IRI, ~15 µs a request."""
     query = request.query_string.decode("latin-1")
-    return f"{request.scheme}://{request.host}{request.root_path}{request.path}{'?' + query if query else ''}"
+    return f"{_base()}{request.path}{'?' + query if query else ''}"
 
 
 def enveloped(status: HTTPStatus = HTTPStatus.OK) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

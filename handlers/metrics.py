@@ -20,8 +20,10 @@ bounded by a timeout so a stopped database cannot stall a scrape.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -39,7 +41,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import BatchJobs, PurgeStep
 from coe_template.batch.runner import Claim
 from coe_template.predict import Prediction
 from coe_template.registry import Registry
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from connexion.lifecycle import ConnexionResponse
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Latency buckets (seconds): one short text takes ~1 ms, a 64-text request tens of ms.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -88,12 +91,21 @@ BATCH_CHUNKS = Counter(
     ["outcome"],
 )
 BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
+BATCH_PURGED = Counter(
+    "coe_batch_jobs_purged",
+    "Finished batch jobs this process's runners removed, with their results, past COE_BATCH_RETENTION_DAYS",
+)
 TRAINING_ATTEMPTS = Counter(
     "coe_training_attempts",
     "Tries at training jobs this process's runners ended, by "
     "outcome (done: version ready; failed: version failed; dropped: lease lost; given "
     "back: stopping)",
     ["outcome"],
+)
+TRAINING_REFUSALS = Counter(
+    "coe_training_refusals",
+    "Training requests refused, by reason (busy: COE_MAX_TRAININGS versions already queued or training)",
+    ["reason"],
 )
 DATABASE_ERRORS = Counter(
     "coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class", ["error"]
@@ -142,9 +154,20 @@ def batch_chunk(claim: Claim, outcome: str) -> None:
         BATCH_ITEMS.inc(len(claim.items))
 
 
+def batch_purge(step: PurgeStep) -> None:
+    """A :class:`BatchRunner` purge observer: counts the jobs gone."""
+    if step.done:
+        BATCH_PURGED.inc()
+
+
 def training_job(claim: TrainingClaim, outcome: str) -> None:
     """A :class:`TrainingRunner` observer."""
     TRAINING_ATTEMPTS.labels(outcome).inc()
+
+
+def training_refused(reason: str) -> None:
+    """A training request refused (``busy``): logged at INFO, so counted here."""
+    TRAINING_REFUSALS.labels(reason).inc()
 
 
 def count_database_errors(engine: Engine) -> None:
@@ -161,7 +184,9 @@ def count_database_errors(engine: Engine) -> None:
 
 class DatabaseCounts(Collector):
     """What only the database knows, read at scrape time: the batch backlog, versions by status, and
-    training jobs queued or running (a queue nobody works shows as pending jobs that never go down)."""
+    training jobs queued or running (a queue nobody works shows as pending jobs that never go down);
+    and the disk the registry uses (its database, this host's model store), each read apart, so one
+    that does not answer leaves out only its own samples."""
 
     def __init__(
         self, registry: Registry, batch: BatchJobs, training: TrainingJobs, timeout: float = SCRAPE_DB_TIMEOUT
@@ -175,9 +200,38 @@ class DatabaseCounts(Collector):
         return self.batch.backlog(), self.registry.version_counts(), self.training.counts()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        # All begun at once: a hung database holds the scrape for one timeout, not one per call.
+        deadline = time.monotonic() + self.timeout
+        database = database_calls.start(f"database-bytes-{id(self)}", self.registry.database_bytes)
+        store = database_calls.start(f"store-bytes-{id(self)}", self.registry.store_bytes)
+        counts = database_calls.start(f"metrics-{id(self)}", self._read)
+        yield from self._counts(counts, deadline)
+        yield from self._disk(database, store, deadline)
+
+    def _disk(
+        self, database: Future[int | None], store: Future[dict[str, int]], deadline: float
+    ) -> Iterator[GaugeMetricFamily]:
+        """The registry's disk; a size not read in time (or at all) is left out: no sample."""
+        size = GaugeMetricFamily(
+            "coe_registry_database_bytes",
+            "Bytes of the registry's database: SQLite's file and its -wal; PostgreSQL: our tables in our schema",
+        )
+        if (found := _within(database, deadline, "database size")) is not None:
+            size.add_metric([], found)
+        yield size
+        directories = GaugeMetricFamily(
+            "coe_model_store_bytes",
+            "Bytes of this host's model store, by directory: runs (versions' files), cache (COE_ARTIFACT_STORE=db)",
+            labels=["dir"],
+        )
+        for name, n in (_within(store, deadline, "model store size") or {}).items():
+            directories.add_metric([name], n)
+        yield directories
+
+    def _counts(self, pending: Future[tuple], deadline: float) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("coe_database_up", "1 if the database answered this scrape's queries in time")
         try:
-            backlog, versions, training = database_calls.run(f"metrics-{id(self)}", self._read, self.timeout)
+            backlog, versions, training = pending.result(timeout=max(deadline - time.monotonic(), 0))
         except Exception as exc:  # noqa: BLE001 - a scrape reports the database down, it does not fail
             log.warning("metrics: database counts left out: %s", exc or type(exc).__name__)
             up.add_metric([], 0)
@@ -209,6 +263,15 @@ class DatabaseCounts(Collector):
         for status in ("pending", "running"):
             trainings.add_metric([status], training.get(status, 0))
         yield trainings
+
+
+def _within(pending: Future[T], deadline: float, what: str) -> T | None:
+    """The call's result if it came by ``deadline``; None (logged) if it failed or is still running."""
+    try:
+        return pending.result(timeout=max(deadline - time.monotonic(), 0))
+    except Exception as exc:  # noqa: BLE001 - a scrape leaves the value out, it does not fail
+        log.warning("metrics: %s left out: %s", what, exc or type(exc).__name__)
+        return None
 
 
 def exposition(database: Collector) -> bytes:

@@ -33,6 +33,7 @@ from coe_template.errors import (
     DatabaseUnavailable,
     InvalidInput,
     NotFound,
+    QuotaExceeded,
     StorageFull,
     Unavailable,
 )
@@ -51,6 +52,7 @@ _DOMAIN: tuple[tuple[type[CoeError], HTTPStatus, str], ...] = (
     (InvalidInput, HTTPStatus.BAD_REQUEST, "invalid-input"),
     (NotFound, HTTPStatus.NOT_FOUND, "not-found"),
     (Conflict, HTTPStatus.CONFLICT, "conflict"),
+    (QuotaExceeded, HTTPStatus.TOO_MANY_REQUESTS, "quota-exceeded"),
     (DatabaseUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "database-unavailable"),
     (ArtifactUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-files-unverified"),
     (StorageFull, HTTPStatus.INSUFFICIENT_STORAGE, "storage-full"),
@@ -165,11 +167,16 @@ def refused(_request: ConnexionRequest, exc: CoeError) -> ConnexionResponse:
     else:  # a new CoeError subclass nobody mapped: a bug, not the client's fault
         return internal_error(_request, exc)
     headers = {}
+    if isinstance(exc, QuotaExceeded):  # the client's own doing: no error to log
+        headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
         # One line, with the underlying error's first line (e.g. the driver's) as the cause.
         cause = str(exc.__cause__).strip().partition("\n")[0] if exc.__cause__ else ""
-        log.error("%s: %s%s", kind, exc, f" (cause: {cause})" if cause else "")
+        # A limit the service sets itself is the service working as configured: INFO, not an error
+        # (a burst of refused trainings was hundreds of ERROR lines); /metrics counts them.
+        level = logging.INFO if isinstance(exc, Busy) else logging.ERROR
+        log.log(level, "%s: %s%s", kind, exc, f" (cause: {cause})" if cause else "")
     return response(status, str(exc), kind, headers=headers)
 
 

@@ -84,7 +84,10 @@ class AllowedMethods(SpecMiddleware):
 
 
 class _ReadableInteger(IntegerConverter):
-    """Connexion's ``int`` path convertor, but a number Python will not read stays text."""
+    """Connexion's ``int`` path convertor, but a number Python will not read stays text, and a plus
+    sign is not part of a number (``/versions/+1`` names no version: queries and forms agree)."""
+
+    regex = r"-?[0-9]+"
 
     def convert(self, value: str) -> int | str:
         if len(value) > sys.get_int_max_str_digits():

@@ -14,6 +14,11 @@ or ``format`` are left to jsonschema alone: there the two could disagree.
 A query, path or header parameter's error names the parameter, as a body's names its path
 (``'yes' is not of type 'boolean' - query parameter 'explain'``): Connexion's own says neither.
 
+Integers in queries and forms are ASCII digits with an optional minus, as in paths (where
+the schema's ``minimum`` then refuses ``-1`` in the same words): Connexion reads them with
+``int()``, which also takes ``１０``, ``1_0``, `` 10 `` and ``+10``. :class:`AsciiIntegers`
+leaves such a value as text, which the parameter's validation then refuses, naming it.
+
 Bodies Connexion's parsers fail on with a 500 are answered with a 400 here: JSON that
 is not UTF-8, nested deeper than ``MAX_DEPTH`` or holding an integer longer than Python
 reads (``sys.get_int_max_str_digits()``), and multipart/form-data without a boundary.
@@ -21,14 +26,16 @@ reads (``sys.get_int_max_str_digits()``), and multipart/form-data without a boun
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, cast
 
 import fastjsonschema
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
+from connexion.exceptions import BadRequestProblem, TypeValidationError, UnsupportedMediaTypeProblem
 from connexion.json_schema import format_error_with_path
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.validators import (
     VALIDATOR_MAP,
     JSONRequestBodyValidator,
@@ -164,6 +171,38 @@ class NamedParameterValidator(ParameterValidator):
             return error
         message = error.partition("\n\n")[0]  # jsonschema's message; the rest repeats schema and value
         return f"{message} - {parameter_type} parameter {param['name']!r}"
+
+
+#: An integer as a path takes it (Connexion's ``int`` route convertor): ASCII digits, an optional minus.
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+def _integer_text(value: Any) -> bool:
+    """Whether ``value`` may be read as an integer (True for what is not text: nothing to refuse)."""
+    return not isinstance(value, str) or bool(_INTEGER.fullmatch(value))
+
+
+class AsciiIntegers(OpenAPIURIParser):
+    """Connexion's parser of query, path and form values, reading integers from ASCII digits only."""
+
+    def resolve_params(self, params: dict[str, Any], _in: str) -> dict[str, Any]:
+        resolved = super().resolve_params(params, _in)
+        for name, raw in params.items():
+            schema = self.param_schemas.get(name) or {}
+            if schema.get("type") == "integer":
+                value = raw if _in == "path" or not isinstance(raw, list) else raw[-1]
+                if not _integer_text(value):
+                    resolved[name] = value  # text: "'１０' is not of type 'integer' - query parameter …"
+        return resolved
+
+    def resolve_form(self, form_data: dict[str, Any]) -> dict[str, Any]:
+        for name, raw in form_data.items():
+            schema = self.form_defns.get(name) or {}
+            value = raw[-1] if isinstance(raw, list) and raw else raw
+            if schema.get("type") == "integer" and not _integer_text(value):
+                # Connexion's own answer to a form value int() cannot read, which names the field.
+                raise TypeValidationError("integer", "requestBody", name)
+        return super().resolve_form(form_data)
 
 
 VALIDATORS = {

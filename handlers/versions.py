@@ -5,7 +5,9 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from coe_template.args import lookup_arg, parse_args
+from coe_template.errors import Busy
 from coe_template.registry import StillTraining
+from handlers import metrics
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
@@ -32,7 +34,11 @@ def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
     ctx = services()
     settings = ctx.settings
     args = parse_args((body or {}).get("args", {}), defaults=ctx.training_args)
-    version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
+    try:
+        version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
+    except Busy:
+        metrics.training_refused("busy")
+        raise
     location = f"/models/{model_name}/versions/{version.version}"
     return {"version": version_schema.dump(version)}, {"Location": location}
 

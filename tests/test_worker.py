@@ -292,3 +292,50 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_and_exits(tmp_path, databa
             assert process.wait(timeout=60) == 1, log.read_text()
     assert f"Error: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_batch_worker_removes_expired_jobs_and_a_training_worker_does_not(
+    tmp_path, database_url, trained_model
+):
+    """Only processes that work batch chunks purge: the retention's one home is the batch runner's loop."""
+    from datetime import timedelta
+
+    from coe_template.batch.jobs import BatchJobs
+    from coe_template.batch.runner import BatchRunner
+    from coe_template.batch.schema import BatchJob
+    from coe_template.registry.schema import utcnow
+
+    store = tmp_path / "store"
+    registry = seeded_registry(database_url, store, trained_model)
+    jobs = BatchJobs(registry, chunk_size=2)
+    job, _ = jobs.create("project-tagger", [(f"i-{n}", f"object detection number {n}") for n in range(5)])
+    BatchRunner(jobs, registry.load).run_until_idle()
+    with registry.engine.begin() as connection:
+        connection.execute(BatchJob.__table__.update().values(finished_at=utcnow() - timedelta(days=2)))
+
+    def kept() -> bool:
+        with registry.engine.connect() as connection:
+            return connection.scalar(select(func.count()).where(BatchJob.id == job.id)) == 1
+
+    env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_BATCH_RETENTION_DAYS": "1"}
+    log = tmp_path / "training.log"
+    with worker(env, log, "--work", "training") as process:
+        wait_until(lambda: "worker: training from" in log.read_text(), 60, "the worker did not start")
+        time.sleep(1)  # a batch runner looks at once as it starts: time enough to have purged
+        assert kept()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, log.read_text()
+
+    port = free_port()
+    log = tmp_path / "batch.log"
+    env = {**env, "COE_WORKER_METRICS_ADDR": "127.0.0.1"}
+    with worker(env, log, "--work", "batch", "--metrics-port", str(port)) as process:
+        wait_until(lambda: not kept(), 60, "the batch worker did not remove the expired job")
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: samples(url, "coe_batch_jobs_purged_total") == {(): 1.0}, 30, "not counted")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, log.read_text()
+    registry.engine.dispose()
+    text = log.read_text()
+    assert f"batch retention: job {job.id} removed (5 batch_results, 3 batch_chunks rows deleted)" in text
+    assert "Traceback" not in text

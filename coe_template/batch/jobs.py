@@ -4,7 +4,8 @@ Every state change is one transaction whose UPDATE names the state it expects,
 so two workers can never both finish the same chunk, and a worker that died
 holding a chunk loses it when its lease expires. Leases are short and renewed
 while a chunk is worked, and a worker that stops gives its chunk back at once. Results are unique on
-(job, item): nothing is stored twice.
+(job, item): nothing is stored twice. A finished job is kept for a retention, then removed
+with all it stored in short steps (:meth:`BatchJobs.purge_step`), by whoever works chunks.
 """
 
 from __future__ import annotations
@@ -13,31 +14,56 @@ import builtins
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coe_template.batch.items import BatchInputError, Item
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
-from coe_template.errors import STORED_ERROR_LENGTH, Conflict, NotFound
+from coe_template.errors import STORED_ERROR_LENGTH, Busy, Conflict, NotFound, QuotaExceeded, Unavailable
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import utc, utcnow
 
+log = logging.getLogger(__name__)
+
 ACTIVE = ("queued", "running")
+#: A job that will change no more: kept for its retention, then purged.
+FINISHED = ("succeeded", "failed", "cancelled")
+#: A job past its retention being removed: gone for clients (404) while its rows are deleted in steps.
+PURGING = "purging"
+#: A job being written a chunk at a time: claimed by no runner, shown to no reader, until queued.
+UPLOADING = "uploading"
+#: An upload not written to for this long was cut short (its process was killed): its job is deleted.
+#: Each write of an upload in progress renews it, and one write is at most :data:`WRITE_CHARS`.
+STALE_UPLOAD_SECONDS = 600.0
+#: Characters of chunk inputs written per transaction while an upload streams: short transactions,
+#: few enough of them (5 million tiny items: ~100).
+WRITE_CHARS = 1 << 19
+#: Stale uploads deleted when a new one starts: cleaning stays a small cost of each upload.
+_STALE_PER_UPLOAD = 5
+#: Seconds a client refused for a quota is told to wait: open jobs shrink as chunks are done.
+QUOTA_RETRY_SECONDS = 60
+#: PostgreSQL: the advisory lock that makes admissions one at a time (quotas are sums over jobs).
+_ADMISSION_LOCK = 0x636F6562  # "coeb"
+#: Jobs no client sees (a 404): not yet whole, or being removed.
+HIDDEN = (UPLOADING, PURGING)
 #: Items per chunk, each stored in one transaction.
 CHUNK_SIZE = 1000
 #: Seconds a worker holds a chunk; renewed every third of it while the chunk is worked.
 LEASE_SECONDS = 15.0
+#: Rows a purge step deletes at most, in one transaction (tens of milliseconds of work).
+PURGE_ROWS = 5000
 
 
 # --- the statements a worker runs for every chunk, built once ----------------------------------
@@ -165,6 +191,8 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    #: When the job is purged with its results: None while it is open, or when jobs are kept for ever.
+    expires_at: datetime | None = None
 
     @property
     def progress(self) -> float:
@@ -172,7 +200,9 @@ class JobInfo:
         return self.done_items / self.total_items if self.total_items else 1.0
 
     @classmethod
-    def of(cls, job: BatchJob) -> JobInfo:
+    def of(cls, job: BatchJob, retention: timedelta | None = None) -> JobInfo:
+        finished_at = utc(job.finished_at)
+        expires = finished_at + retention if finished_at and retention and job.status in FINISHED else None
         return cls(
             id=job.id,
             status=job.status,
@@ -182,8 +212,9 @@ class JobInfo:
             done_items=job.done_items,
             created_at=utc(job.created_at),
             started_at=utc(job.started_at),
-            finished_at=utc(job.finished_at),
+            finished_at=finished_at,
             error=job.error,
+            expires_at=expires,
         )
 
 
@@ -219,18 +250,17 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _chunk_inputs(items: Sequence[Item], size: int) -> list[str]:
-    """Each chunk's items as ``[[id, text], ...]``: what its input row stores."""
-    return [_compact(items[first : first + size]) for first in range(0, len(items), size)]
+@dataclass(frozen=True)
+class Quotas:
+    """Items of open jobs (queued or running, not yet done) allowed per client and in all; 0: no bound."""
+
+    per_client: int = 0
+    overall: int = 0
 
 
-def _request_digest(name: str, version: int | None, inputs: Sequence[str]) -> str:
-    """sha256 of ``[name, version, [[id, text], ...]]`` as compact JSON, from the chunks' JSON."""
-    digest = hashlib.sha256(f"{_compact([name, version])[:-1]},[".encode())
-    for n, chunk in enumerate(inputs):
-        digest.update(f"{',' if n else ''}{chunk[1:-1]}".encode())
-    digest.update(b"]]")
-    return digest.hexdigest()
+_OPEN_ITEMS = select(func.coalesce(func.sum(_jobs.c.total_items - _jobs.c.done_items), 0)).where(
+    _jobs.c.status.in_(ACTIVE)
+)
 
 
 def _probabilities_format(labels: Sequence[str]) -> str:
@@ -250,13 +280,21 @@ def job_token_sha256(token: str) -> str:
 
 class BatchJobs:
     def __init__(
-        self, registry: Registry, chunk_size: int = CHUNK_SIZE, lease_seconds: float = LEASE_SECONDS
+        self,
+        registry: Registry,
+        chunk_size: int = CHUNK_SIZE,
+        lease_seconds: float = LEASE_SECONDS,
+        retention: timedelta | None = None,
+        quotas: Quotas = Quotas(),
     ) -> None:
         self.registry = registry
+        #: How long a finished job is kept before :meth:`purge_step` removes it (None: for ever).
+        self.retention = retention
         self.engine = registry.engine
         self.chunk_size = chunk_size
         self.lease = timedelta(seconds=lease_seconds)
         self.postgres = self.engine.dialect.name == "postgresql"
+        self.quotas = quotas
         #: Set when this process creates a job, so its idle runner starts at once instead of at its next poll.
         self.created = threading.Event()
 
@@ -272,20 +310,189 @@ class BatchJobs:
         version: int | None = None,
         idempotency_key: str | None = None,
         token_sha256: str | None = None,
+        client: str | None = None,
     ) -> tuple[JobInfo, bool]:
-        """Record a job with all its items; return it and whether it is new.
+        """Record a job with all its items; return it and whether it is new (see :meth:`upload`)."""
+        if not items:
+            raise BatchInputError("no items: a batch needs at least one")
+        if idempotency_key is not None:  # a replay is answered without writing (or waiting to)
+            whole = hashlib.sha256(_compact([name, version, items]).encode()).hexdigest()
+            existing = self._by_idempotency_key(idempotency_key, whole)
+            if existing is not None:
+                return existing, False
+        size = self.chunk_size
+        chunks = (items[first : first + size] for first in range(0, len(items), size))
+        return self.upload(
+            name, chunks, version, idempotency_key=idempotency_key, token_sha256=token_sha256, client=client
+        )
+
+    def upload(
+        self,
+        name: str,
+        chunks: Iterable[Sequence[Item]],
+        version: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        token_sha256: str | None = None,
+        client: str | None = None,
+        check: Callable[[Callable[[], Iterator[list[str]]]], None] | None = None,
+    ) -> tuple[JobInfo, bool]:
+        """Record a job whose items arrive a chunk at a time (``chunk_size`` each but the last); return it
+        and whether it is new.
+
+        Each chunk is written as it comes, a few per short transaction, to a job ``uploading``
+        that no runner claims and no reader sees; once all are in, ``check`` (given a way to
+        read the ids again) may refuse the whole batch; then, in one transaction, the quotas
+        are checked and the job becomes ``queued``. Whatever stops it before (a refusal, an
+        error) deletes the job and its chunks, and a job left ``uploading`` by a killed
+        process is deleted by a later upload, once stale.
 
         A repeated ``idempotency_key`` with the same request returns the first job,
         whatever happened to the registry since (and keeps the first job's token:
         ``token_sha256`` is stored only on a new job).
         """
-        if not items:
-            raise BatchInputError("no items: a batch needs at least one")
-        inputs = _chunk_inputs(items, self.chunk_size)
-        digest = _request_digest(name, version, inputs)  # the request as sent: None means production
-        if idempotency_key is not None:
-            existing = self._by_idempotency_key(idempotency_key, digest)
+        self._drop_stale_uploads()
+        job_id = str(uuid.uuid4())
+        with self._session() as session, session.begin():
+            session.add(
+                BatchJob(
+                    id=job_id,
+                    model_name=name,
+                    model_version=version or 0,  # set when queued
+                    status=UPLOADING,
+                    request_sha256="",
+                    token_sha256=token_sha256,
+                    total_items=0,
+                    total_chunks=0,
+                    client=client,
+                    created_at=utcnow(),
+                )
+            )
+        try:
+            # The request as sent (None means production): sha256 of [name, version, [[id, text], ...]].
+            digest = hashlib.sha256(f"{_compact([name, version])[:-1]},[".encode())
+            total = self._write_chunks(job_id, chunks, digest, client)
+            if check is not None:
+                check(lambda: self._stored_ids(job_id))
+            if not total:
+                raise BatchInputError("no items: a batch needs at least one")
+            digest.update(b"]]")
+            return self._admit(job_id, name, version, idempotency_key, digest.hexdigest(), client, total)
+        except BaseException:
+            self._drop(job_id)
+            raise
+
+    def _write_chunks(
+        self, job_id: str, chunks: Iterable[Sequence[Item]], digest: Any, client: str | None
+    ) -> int:
+        """Write the chunks as they come, a few per transaction; the items written."""
+        mine, everyone = self._open_items(client)
+        rows: list[tuple[Any, ...]] = []
+        inputs: list[tuple[str, int, str]] = []
+        chars = total = number = 0
+        for chunk in chunks:
+            stored = _compact(chunk)  # [[id, text], ...]: what a chunk's input row holds
+            digest.update(f"{',' if number else ''}{stored[1:-1]}".encode())
+            rows.append((job_id, number, total, total + len(chunk) - 1, "pending", None, None, 0))
+            inputs.append((job_id, number, stored))
+            total += len(chunk)
+            number += 1
+            chars += len(stored)
+            self._check_quotas(
+                client, mine, everyone, total, whole=False
+            )  # refused early rather than written in vain
+            if chars >= WRITE_CHARS:
+                self._write(job_id, rows, inputs, total, number)
+                rows, inputs, chars = [], [], 0
+        if rows:
+            self._write(job_id, rows, inputs, total, number)
+        return total
+
+    def _write(
+        self,
+        job_id: str,
+        rows: list[tuple[Any, ...]],
+        inputs: list[tuple[str, int, str]],
+        total: int,
+        number: int,
+    ) -> None:
+        with self.engine.begin() as connection:
+            alive = connection.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id, _jobs.c.status == UPLOADING)
+                .values(total_items=total, total_chunks=number, created_at=utcnow())
+            ).rowcount
+            if not alive:
+                raise Unavailable(
+                    f"this upload was not written to for {STALE_UPLOAD_SECONDS:g} s and was dropped as "
+                    "abandoned; send it again"
+                )
+            bulk_insert(connection, _chunks, rows)
+            bulk_insert(connection, _inputs, inputs)
+
+    def _stored_ids(self, job_id: str) -> Iterator[list[str]]:
+        """The ids of an upload's chunks as written, in order, a chunk at a time."""
+        after = -1
+        while True:
+            with reader(self.engine).begin() as connection:
+                page = connection.execute(
+                    select(_inputs.c.number, _inputs.c["items"])
+                    .where(_inputs.c.job_id == job_id, _inputs.c.number > after)
+                    .order_by(_inputs.c.number)
+                    .limit(20)
+                ).all()
+            if not page:
+                return
+            for number, items in page:
+                yield [item_id for item_id, _ in json.loads(items)]
+                after = number
+
+    def _open_items(self, client: str | None) -> tuple[int, int]:
+        """Items of open jobs not yet done: the client's, and everyone's."""
+        with reader(self.engine).begin() as connection:
+            return self._open(connection, client)
+
+    @staticmethod
+    def _open(connection: Connection, client: str | None) -> tuple[int, int]:
+        everyone = int(connection.execute(_OPEN_ITEMS).scalar_one())
+        if client is None:
+            return 0, everyone
+        return int(connection.execute(_OPEN_ITEMS.where(_jobs.c.client == client)).scalar_one()), everyone
+
+    def _check_quotas(
+        self, client: str | None, mine: int, everyone: int, items: int, whole: bool = True
+    ) -> None:
+        """Refuse ``items`` more (``whole``: the batch's count; else only its first ones, read so far)."""
+        per_client, overall = self.quotas.per_client, self.quotas.overall
+        more = f"{'' if whole else 'at least '}{items} more"
+        if per_client and client is not None and mine + items > per_client:
+            raise QuotaExceeded(
+                f"this client's open batch jobs hold {mine} items not yet done; {more} would exceed "
+                f"the limit of {per_client} per client; retry once some are done, or send fewer",
+                retry_after=QUOTA_RETRY_SECONDS,
+            )
+        if overall and everyone + items > overall:
+            raise Busy(
+                f"the open batch jobs hold {everyone} items not yet done; {more} would exceed "
+                f"the server's limit of {overall}; retry later",
+                retry_after=QUOTA_RETRY_SECONDS,
+            )
+
+    def _admit(
+        self,
+        job_id: str,
+        name: str,
+        version: int | None,
+        key: str | None,
+        digest: str,
+        client: str | None,
+        total: int,
+    ) -> tuple[JobInfo, bool]:
+        """Queue a fully written upload, within the quotas; or return the job its idempotency key names."""
+        if key is not None:
+            existing = self._by_idempotency_key(key, digest)
             if existing is not None:
+                self._drop(job_id)
                 return existing, False
         if version is None:
             version = self.registry.get_alias(name, PRODUCTION)
@@ -294,52 +501,70 @@ class BatchJobs:
             raise Conflict(
                 f"version {version} of {name!r} is {found.status}: batch jobs need a ready version"
             )
-        job = BatchJob(
-            id=str(uuid.uuid4()),
-            model_name=name,
-            model_version=version,
-            status="queued",
-            idempotency_key=idempotency_key,
-            request_sha256=digest,
-            token_sha256=token_sha256,
-            total_items=len(items),
-            total_chunks=len(inputs),
-        )
+        now = utcnow()
         try:
-            with self._session() as session, session.begin():
-                session.add(job)
-                session.flush()
-                bulk_insert(
-                    session,
-                    BatchChunk.__table__,
-                    [
-                        (
-                            job.id,
-                            number,
-                            number * self.chunk_size,
-                            min((number + 1) * self.chunk_size, len(items)) - 1,
-                            "pending",
-                            None,
-                            None,
-                            0,
-                        )
-                        for number in range(len(inputs))
-                    ],
-                )
-                bulk_insert(
-                    session,
-                    BatchChunkInput.__table__,
-                    [(job.id, number, chunk) for number, chunk in enumerate(inputs)],
-                )
+            with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE, one writer at a time
+                if self.postgres:  # admissions one at a time: two must not both fit where one does
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _ADMISSION_LOCK})
+                self._check_quotas(client, *self._open(connection, client), total)
+                queued = connection.execute(
+                    update(_jobs)
+                    .where(_jobs.c.id == job_id, _jobs.c.status == UPLOADING)
+                    .values(
+                        status="queued",
+                        model_version=version,
+                        idempotency_key=key,
+                        request_sha256=digest,
+                        created_at=now,
+                    )
+                ).rowcount
+                if not queued:
+                    raise Unavailable(
+                        f"this upload was not written to for {STALE_UPLOAD_SECONDS:g} s and was dropped as "
+                        "abandoned; send it again"
+                    )
         except IntegrityError:
             # The same key arrived concurrently: the other request's job is the answer.
-            if idempotency_key is not None:
-                existing = self._by_idempotency_key(idempotency_key, digest)
+            if key is not None:
+                existing = self._by_idempotency_key(key, digest)
                 if existing is not None:
+                    self._drop(job_id)
                     return existing, False
             raise
         self.created.set()
-        return JobInfo.of(job), True
+        info = JobInfo(job_id, "queued", name, version, total, 0, utc(now), None, None, None)
+        return info, True
+
+    def _drop(self, job_id: str) -> None:
+        """Delete an upload that will not be queued, with its chunks; logged, not raised, if that fails
+        (a later upload deletes it once stale)."""
+        try:
+            with self.engine.begin() as connection:
+                uploading = select(_jobs.c.id).where(_jobs.c.id == job_id, _jobs.c.status == UPLOADING)
+                if connection.execute(uploading).first() is None:
+                    return  # queued meanwhile, or already gone
+                for table in (_chunks, _inputs):
+                    connection.execute(delete(table).where(table.c.job_id == job_id))
+                connection.execute(delete(_jobs).where(_jobs.c.id == job_id))
+        except Exception as exc:
+            log.warning("could not delete the refused upload %s (deleted later, once stale): %s", job_id, exc)
+
+    def _drop_stale_uploads(self) -> None:
+        """Delete a few uploads left behind by a killed process: not written to for STALE_UPLOAD_SECONDS."""
+        cutoff = utcnow() - timedelta(seconds=STALE_UPLOAD_SECONDS)
+        with reader(self.engine).begin() as connection:
+            stale = (
+                connection.execute(
+                    select(_jobs.c.id)
+                    .where(_jobs.c.status == UPLOADING, _jobs.c.created_at < cutoff)
+                    .limit(_STALE_PER_UPLOAD)
+                )
+                .scalars()
+                .all()
+            )
+        for job_id in stale:
+            log.info("deleting batch upload %s: not written to for %g s", job_id, STALE_UPLOAD_SECONDS)
+            self._drop(job_id)
 
     def _by_idempotency_key(self, key: str, digest: str) -> JobInfo | None:
         with self._session(read_only=True) as session:
@@ -348,24 +573,28 @@ class BatchJobs:
                 return None
             if job.request_sha256 != digest:
                 raise KeyReused(key, job.id)
-            return JobInfo.of(job)
+            return JobInfo.of(job, self.retention)
 
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobInfo:
         with self._session(read_only=True) as session:
             job = session.get(BatchJob, job_id)
-            if job is None:
+            if job is None or job.status in HIDDEN:
                 raise JobNotFound(job_id)
-            return JobInfo.of(job)
+            return JobInfo.of(job, self.retention)
 
     def list(self, after: str | None = None, limit: int = 20) -> tuple[list[JobInfo], str | None]:
         """Jobs newest first; the cursor is the last job's id."""
         with self._session(read_only=True) as session:
-            query = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+            query = (
+                select(BatchJob)
+                .where(BatchJob.status.not_in(HIDDEN))
+                .order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+            )
             if after is not None:
                 anchor = session.get(BatchJob, after)
-                if anchor is None:
+                if anchor is None or anchor.status in HIDDEN:
                     raise JobNotFound(after)
                 query = query.where(
                     or_(
@@ -374,7 +603,7 @@ class BatchJobs:
                     )
                 )
             jobs = list(session.scalars(query.limit(limit + 1)))
-            page = [JobInfo.of(j) for j in jobs[:limit]]
+            page = [JobInfo.of(j, self.retention) for j in jobs[:limit]]
             return page, (jobs[limit - 1].id if len(jobs) > limit else None)
 
     def results(
@@ -382,8 +611,7 @@ class BatchJobs:
     ) -> tuple[builtins.list[ResultInfo], int | None]:
         """Up to ``limit`` stored results in input order, after the given position; the cursor is a position."""
         with self._session(read_only=True) as session:
-            if session.get(BatchJob, job_id) is None:
-                raise JobNotFound(job_id)
+            self._visible(session, job_id)
             rows = list(
                 session.scalars(
                     select(BatchResult)
@@ -392,6 +620,10 @@ class BatchJobs:
                     .limit(limit + 1)
                 )
             )
+            if len(rows) <= limit:
+                # A last page may be short because a purge began after the first look
+                # (PostgreSQL reads each statement afresh): then the job is gone, not done.
+                self._visible(session, job_id)
             page = [ResultInfo.of(r) for r in rows[:limit]]
             return page, (rows[limit - 1].position if len(rows) > limit else None)
 
@@ -399,11 +631,17 @@ class BatchJobs:
         """One stored prediction, by primary key: no model involved."""
         with self._session(read_only=True) as session:
             row = session.get(BatchResult, (job_id, item_id))
+            self._visible(session, job_id)  # a job being purged still has some of its results
             if row is None:
-                if session.get(BatchJob, job_id) is None:
-                    raise JobNotFound(job_id)
                 raise ResultNotFound(job_id, item_id)
             return ResultInfo.of(row)
+
+    @staticmethod
+    def _visible(session: Session, job_id: str) -> None:
+        """JobNotFound unless the job exists and is whole, not being purged (read afresh, not from the session)."""
+        status = session.scalar(select(BatchJob.status).where(BatchJob.id == job_id))
+        if status is None or status in HIDDEN:
+            raise JobNotFound(job_id)
 
     # --- the job's own token: who may cancel or delete it besides an admin --------------------------
 
@@ -414,9 +652,8 @@ class BatchJobs:
         without a token (before migration 0006, or by the CLI) matches none.
         """
         with self._session(read_only=True) as session:
+            self._visible(session, job_id)
             stored = session.scalar(select(BatchJob.token_sha256).where(BatchJob.id == job_id))
-            if stored is None and session.get(BatchJob, job_id) is None:
-                raise JobNotFound(job_id)
         if stored is None or token is None:
             return False
         return hmac.compare_digest(job_token_sha256(token), stored)
@@ -436,10 +673,10 @@ class BatchJobs:
                 ),
             ).rowcount
             job = session.get(BatchJob, job_id)
-            if job is None:
+            if job is None or job.status in HIDDEN:
                 raise JobNotFound(job_id)
             if cancelled:
-                return JobInfo.of(job)
+                return JobInfo.of(job, self.retention)
             # In the order a worker's completion locks them (chunk, results, input): a worker still
             # finishing a chunk of the just-cancelled job makes this wait, not deadlock (PostgreSQL).
             for table in (BatchChunk, BatchResult, BatchChunkInput):
@@ -551,3 +788,82 @@ class BatchJobs:
             for status, jobs, items, chunks in connection.execute(_BACKLOG):
                 found[status] = (jobs, int(items), int(chunks))  # a group has rows: never NULL sums
         return found
+
+    # --- retention: finished jobs removed in bounded steps ----------------------------------------
+
+    def purge_step(self, rows: int = PURGE_ROWS, now: datetime | None = None) -> PurgeStep | None:
+        """One short transaction of removing jobs past their retention; None when none is.
+
+        A finished job whose ``finished_at + retention`` has passed is first marked ``purging``
+        (one small UPDATE: from its commit on, clients get 404 and its idempotency key is free
+        again). Each later step deletes at most ``rows`` of its results, then of its chunks, then
+        of its chunks' inputs, and the last one its own row: no statement holds locks for long,
+        and a job left ``purging`` by a process that stopped is finished by whoever steps next.
+        """
+        if self.retention is None:
+            return None
+        cutoff = (now or utcnow()) - self.retention
+        with reader(self.engine).begin() as connection:  # look without the write lock first, as claims do
+            if connection.execute(_PURGING).first() is None:
+                if connection.execute(_EXPIRED, {"cutoff": cutoff}).first() is None:
+                    return None
+        with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
+            job = connection.execute(_PURGING).first()
+            if job is None:
+                job = connection.execute(_EXPIRED, {"cutoff": cutoff}).first()
+                if job is None or not connection.execute(_MARK, {"job": job.id, "cutoff": cutoff}).rowcount:
+                    return None  # nothing expired, or another process's step took it meanwhile
+                return PurgeStep(job.id, "marked", 0, job.total_items, utc(job.finished_at))
+            for table, column in _PURGED_TABLES:
+                first = connection.execute(
+                    select(func.min(column)).where(table.c.job_id == job.id)
+                ).scalar_one()
+                if first is not None:
+                    deleted = connection.execute(
+                        delete(table).where(table.c.job_id == job.id, column < first + rows)
+                    ).rowcount
+                    return PurgeStep(job.id, table.name, deleted, job.total_items, utc(job.finished_at))
+            gone = connection.execute(delete(_jobs).where(_jobs.c.id == job.id, _jobs.c.status == PURGING))
+            return PurgeStep(job.id, _jobs.name, gone.rowcount, job.total_items, utc(job.finished_at))
+
+
+_results = BatchResult.__table__
+#: What a job leaves behind, deleted in this order, each in position (or chunk) order.
+_PURGED_TABLES = ((_results, _results.c.position), (_chunks, _chunks.c.number), (_inputs, _inputs.c.number))
+_JOB_COLUMNS = (_jobs.c.id, _jobs.c.total_items, _jobs.c.finished_at)
+#: A job a purge began on and has not finished (a process stopped midway): finished first.
+_PURGING = select(*_JOB_COLUMNS).where(_jobs.c.status == PURGING).order_by(_jobs.c.finished_at).limit(1)
+#: The finished job that expired first.
+_EXPIRED = (
+    select(*_JOB_COLUMNS)
+    .where(_jobs.c.status.in_(FINISHED), _jobs.c.finished_at < bindparam("cutoff"))
+    .order_by(_jobs.c.finished_at)
+    .limit(1)
+)
+#: Conditional: a job another process marked meanwhile is not marked twice.
+_MARK = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job"),
+        _jobs.c.status.in_(FINISHED),
+        _jobs.c.finished_at < bindparam("cutoff"),
+    )
+    .values(status=PURGING, idempotency_key=None)
+)
+
+
+@dataclass(frozen=True)
+class PurgeStep:
+    """What one purge step did: marked a job ``purging``, or deleted ``rows`` rows of ``table``
+    (``batch_jobs``: the job's own row, the last step; 0 rows if another process's step removed it)."""
+
+    job_id: str
+    table: str
+    rows: int
+    total_items: int
+    finished_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        """Whether this step removed the job's own row: the job is gone, counted once."""
+        return self.table == _jobs.name and self.rows == 1

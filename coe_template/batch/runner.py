@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from coe_template.batch.jobs import BatchJobs, Claim
+from coe_template.batch.jobs import PURGE_ROWS, BatchJobs, Claim, PurgeStep
 from coe_template.errors import DatabaseUnavailable
 from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
 from coe_template.predict import tag
@@ -29,6 +29,10 @@ Loader = Callable[[str, int], Artifacts]
 #: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
 #: or job went meanwhile: nothing stored) or ``failed`` (its job failed).
 Observer = Callable[[Claim, str], None]
+#: Told of every purge step this runner took (``step.done``: a job is gone).
+PurgeObserver = Callable[[PurgeStep], None]
+#: Seconds between looks for jobs past their retention while none is being purged.
+PURGE_EVERY_SECONDS = 60.0
 
 
 class Progress:
@@ -69,6 +73,80 @@ class Progress:
         self._logged_job, self._items = claim.job_id, 0
 
 
+class Retention:
+    """Removes finished jobs past their retention (``BatchJobs.retention``) from a runner's loop.
+
+    One bounded step per turn of the loop, between chunks: a purge never holds up chunk work
+    for more than one short transaction, and under load it keeps pace one step per chunk. While
+    no job has expired it looks again every ``every`` seconds. INFO lines: a job's purge begun,
+    its progress at most every ``log_every`` seconds, and its end, with counts.
+    """
+
+    def __init__(
+        self,
+        jobs: BatchJobs,
+        observe: PurgeObserver = lambda step: None,
+        every: float = PURGE_EVERY_SECONDS,
+        rows: int = PURGE_ROWS,
+        log_every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.jobs = jobs
+        self.observe = observe
+        self.every = every
+        self.rows = rows
+        self.log_every = log_every
+        self.clock = clock
+        self._next = 0.0  # when to look again for an expired job
+        self._deleted: dict[str, int] = {}  # rows deleted per table, for the job being purged
+        self._logged = 0.0
+
+    def step(self) -> PurgeStep | None:
+        """One purge step if one is due; None when there was nothing to do (or it failed: logged)."""
+        if self.jobs.retention is None or self.clock() < self._next:
+            return None
+        try:
+            step = self.jobs.purge_step(self.rows)
+        except Exception as exc:  # chunk work goes on; the purge is tried again later
+            if isinstance(exc, DatabaseUnavailable):
+                log.warning("batch retention: purge postponed %g s: %s", self.every, exc)
+            else:
+                log.exception("batch retention: purge step failed; trying again in %g s", self.every)
+            self._next = self.clock() + self.every
+            return None
+        if step is None:
+            self._next = self.clock() + self.every
+            return None
+        self._log(step)
+        self.observe(step)
+        return step
+
+    def _log(self, step: PurgeStep) -> None:
+        if step.table == "marked":
+            self._deleted, self._logged = {}, self.clock()
+            log.info(
+                "batch retention: job %s (%s items, finished %s) is past its retention of %s: "
+                "removing it; clients now get 404",
+                step.job_id,
+                f"{step.total_items:,}",
+                step.finished_at.isoformat() if step.finished_at else "at an unknown time",
+                self.jobs.retention,
+            )
+            return
+        if step.table != "batch_jobs":
+            self._deleted[step.table] = self._deleted.get(step.table, 0) + step.rows
+            if self.clock() - self._logged >= self.log_every:
+                self._logged = self.clock()
+                log.info("batch retention: job %s: %s rows deleted so far", step.job_id, self._counts())
+            return
+        log.info("batch retention: job %s removed (%s rows deleted)", step.job_id, self._counts())
+        self._deleted = {}
+
+    def _counts(self) -> str:
+        """Rows deleted per table, in the order they go (results, chunks, inputs)."""
+        return ", ".join(f"{n:,} {table}" for table, n in self._deleted.items()) or "no other"
+
+
 class BatchRunner:
     def __init__(
         self,
@@ -76,6 +154,7 @@ class BatchRunner:
         load: Loader,
         poll_seconds: float = 0.1,
         observe: Observer = lambda claim, outcome: None,
+        purged: PurgeObserver = lambda step: None,
     ) -> None:
         self.jobs = jobs
         self.load = load
@@ -83,6 +162,8 @@ class BatchRunner:
         self.poll_seconds = poll_seconds
         self.owner = owner_id()
         self.progress = Progress(jobs)
+        #: Only a started runner purges (its loop): ``run_once`` and ``run_until_idle`` do not.
+        self.retention = Retention(jobs, observe=purged)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False  # the last claim found a chunk
@@ -140,10 +221,16 @@ class BatchRunner:
         while (claim := self.run_once()) is not None:
             on_chunk(claim)
 
+    def _turn(self) -> object | None:
+        """A turn of the loop: a purge step if one is due, then a chunk; None when neither had work."""
+        purged = self.retention.step()
+        claim = self.run_once()
+        return claim if claim is not None else purged
+
     def _loop(self) -> None:
         work_until_stopped(
             self._stop,
-            self.run_once,
+            self._turn,
             self.jobs.created,
             self.poll_seconds,
             "batch",

@@ -10,11 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from coe_template.registry.schema import Base, utcnow
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+#: ``uploading``: being written a chunk at a time; no runner claims it, no reader sees it.
+JOB_STATUSES = ("uploading", "queued", "running", "succeeded", "failed", "cancelled")
 
 
 class BatchJob(Base):
     __tablename__ = "batch_jobs"
+    __table_args__ = (Index("ix_batch_jobs_status_client", "status", "client"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     model_name: Mapped[str] = mapped_column(String(63))
@@ -29,7 +31,10 @@ class BatchJob(Base):
     done_items: Mapped[int] = mapped_column(default=0)
     total_chunks: Mapped[int]
     done_chunks: Mapped[int] = mapped_column(default=0)
+    #: While ``uploading``, when its last chunk was written (a sign of life); then when it was queued.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Who queued it (``key:<digest>`` or ``addr:<address>``), for per-client quotas; None: nobody's.
+    client: Mapped[str | None] = mapped_column(String(80))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

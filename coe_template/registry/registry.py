@@ -2,7 +2,7 @@
 
 Metadata lives in SQL (SQLite or PostgreSQL); artifacts live in an artifact store
 (a directory, or the database itself), each version recording the sha256 of every
-file so a changed file is refused before it is unpickled.
+file so a changed file is refused before it is read (and no file is ever unpickled).
 """
 
 from __future__ import annotations
@@ -27,15 +27,18 @@ from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schem
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
 from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
+from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
 from coe_template.shapes import check_description, check_model_name
 from coe_template.store import (
     RECORD_FILE,
     RUN_FILES,
     Artifacts,
     RunNotFound,
+    check_run,
     load_artifacts,
     new_run_id,
     read_verified,
+    refuse_pickled,
     run_files,
     sha256,
 )
@@ -470,7 +473,7 @@ class Registry:
             return found.version.version
 
     def set_alias(self, name: str, alias: str, number: int) -> AliasChange:
-        """Point ``alias`` at a ready version whose artifacts are intact (idempotent)."""
+        """Point ``alias`` at a ready version whose artifacts are intact and load (idempotent)."""
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
@@ -478,7 +481,9 @@ class Registry:
                 raise Conflict(
                     f"version {number} of {name!r} is {version.status}; only ready versions can be aliased"
                 )
-            read_verified(version.run_id, self.artifacts, version.artifacts)
+            check_run(
+                version.run_id, self.artifacts, version.artifacts, f"version {number} of {name!r}", name
+            )
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             previous = None if found is None else found.version.version
             if found is None:
@@ -515,6 +520,7 @@ class Registry:
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
+        refuse_pickled(digests, f"version {number} of {name!r}", name)
         return load_artifacts(run_id, self.artifacts, digests)
 
     # --- moving versions between registries ---------------------------------------------------
@@ -539,6 +545,7 @@ class Registry:
                 "threshold": version.threshold,
                 "artifacts": dict(version.artifacts or {}),
             }
+        refuse_pickled(manifest["artifacts"], f"version {number} of {name!r}", name)
         files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
         record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
         if record is None:
@@ -552,7 +559,8 @@ class Registry:
     ) -> VersionInfo:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
-        Every file must match the manifest's digest (nothing is unpickled); what the version
+        Every file must match the manifest's digest, and the model file hold only trusted
+        types (see :mod:`coe_template.model_file`; nothing is unpickled); what the version
         records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
         The model is created if missing (with the manifest's description); the model, the
         version and the run's files are written as one (see :meth:`_record_with_run`). A run
@@ -632,3 +640,12 @@ class Registry:
         )
         with reader(self.engine).begin() as connection:
             return {(name, status): n for name, status, n in connection.execute(query)}
+
+    def database_bytes(self) -> int | None:
+        """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""
+        return database_bytes(self.engine)
+
+    def store_bytes(self) -> dict[str, int]:
+        """Bytes of this host's model store, per directory (``runs``, ``cache``): apart from the
+        database, so a database that does not answer leaves these still known."""
+        return {name: directory_bytes(self.store / name) for name in STORE_DIRECTORIES}

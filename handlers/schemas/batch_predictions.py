@@ -33,6 +33,7 @@ class BatchJobSchema(Schema):
     created_at = UtcTime()
     started_at = UtcTime()
     finished_at = UtcTime()
+    expires_at = UtcTime()
     error = fields.String()
 
 

@@ -13,8 +13,10 @@ from coe_template.batch.items import (
     ITEM_ID,
     QUOTING,
     BatchInputError,
+    Checker,
     _all_valid,
     _problems,
+    csv_chunks,
     csv_rows,
     read_csv,
     to_items,
@@ -253,7 +255,7 @@ def test_csv_without_a_trailing_newline():
 def test_csv_missing_columns_are_refused_naming_the_columns_found(header):
     data = f"{header}\n{','.join('x' for _ in header.split(','))}\n".encode()
     assert csv_refusal(data) == (
-        "the CSV file needs an id column and a text column (or title and description); "
+        "the CSV file's header (line 1) needs an id column and a text column (or title and description); "
         f"found {header.replace(',', ', ')}"
     )
 
@@ -452,3 +454,148 @@ def test_any_text_with_an_odd_number_of_quotes_is_refused(text):
         BatchInputError, match=r"^the CSV file is malformed in the row starting on line \d+: "
     ):
         read_csv(text.encode())
+
+
+# --- nothing dropped in silence: every field read, every line accounted for -------------------------
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_naming_its_line():
+    data = b"id,text\nb,fine\na,Semantic segmentation, of satellite images with unet\n"
+    assert csv_refusal(data) == (
+        f"the CSV file is malformed in the row starting on line 3: 3 fields where the header has 2; {QUOTING}"
+    )
+
+
+def test_a_repeated_header_name_is_refused():
+    assert csv_refusal(b"id,id,text\na,b,c\n") == (
+        "the CSV file's header (line 1) names id more than once: each column needs a name of its own"
+    )
+
+
+def test_unnamed_extra_columns_may_repeat_their_empty_name():
+    assert read_csv(b"id,text,,\na,object detection,,\n") == [("a", "object detection")]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\n\n", b"\n\n\n\n", b"\r\n\r\n", b"\n\r\n"])
+def test_blank_lines_at_the_end_are_ignored(end):
+    assert read_csv(b"id,text\na,object detection" + end) == [("a", "object detection")]
+
+
+def test_a_blank_line_between_rows_is_refused_naming_its_line():
+    assert csv_refusal(b"id,text\na,x\n\n\nb,y\n") == (
+        "the CSV file is malformed in the row starting on line 3: "
+        "a blank line between rows (only blank lines at the end are ignored)"
+    )
+
+
+def test_a_lone_quote_is_refused_even_when_another_row_has_one_too():
+    assert csv_refusal(b'id,text\na,a 12" screen\nb,a 15" screen\n') == (
+        f"the CSV file is malformed in the row starting on line 2: an unmatched quote; {QUOTING}"
+    )
+
+
+# --- csv_chunks: the same rows whatever the blocks the upload is read in ---------------------------
+
+
+def chunked(data: bytes, size: int, block: int) -> list[tuple[list[str], list[str]]]:
+    return list(csv_chunks(io.BytesIO(data), size, block))
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(st.from_regex(ITEM_ID, fullmatch=True), csv_fields.filter(lambda t: t.strip())),
+        min_size=1,
+        max_size=8,
+    ),
+    dialect=dialects,
+    block=st.integers(min_value=1, max_value=40),
+    size=st.integers(min_value=1, max_value=4),
+)
+def test_any_block_size_reads_the_same_chunks(items, dialect, block, size):
+    data = written([["id", "text"], *map(list, items)], dialect).encode()
+    ids, texts = [i for i, _ in items], [t for _, t in items]
+    expected = [(ids[n : n + size], texts[n : n + size]) for n in range(0, len(items), size)]
+    assert chunked(data, size, block) == expected
+
+
+def test_a_malformed_row_is_named_by_its_line_whatever_the_blocks():
+    data = b"id,text\n" + b"".join(b"r%d,x\n" % n for n in range(3000)) + b'late,"open\n'
+    for block in (5, 64, 1 << 18):
+        with pytest.raises(BatchInputError) as info:
+            chunked(data, 1000, block)
+        assert str(info.value) == (
+            f"the CSV file is malformed in the row starting on line 3002: unexpected end of data; {QUOTING}"
+        )
+
+
+def test_a_byte_that_is_not_utf8_is_placed_in_the_whole_file_not_in_its_block():
+    data = b"id,text\n" + b"a,x\n" * 100 + b"b,caf\xe9\n"
+    with pytest.raises(BatchInputError) as info:
+        chunked(data, 1000, 16)
+    assert str(info.value) == (
+        "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 413: "
+        "invalid continuation byte"
+    )
+
+
+def test_a_character_split_between_blocks_is_read_whole():
+    data = "id,text\na,é€😀\n".encode()
+    assert [chunked(data, 10, block) for block in range(1, 20)] == [[(["a"], ["é€😀"])]] * 19
+
+
+def test_a_line_longer_than_a_row_may_be_is_refused_without_reading_it_all():
+    data = b"id,text\na," + b"x," * 600_000 + b"\n"
+    with pytest.raises(BatchInputError) as info:
+        chunked(data, 1000, 1 << 16)
+    assert str(info.value) == (
+        "the CSV file is malformed in the row starting on line 2: a line longer than 1048576 characters"
+    )
+
+
+# --- Checker: a batch checked a chunk at a time names what a whole-batch check names ------------------
+
+
+def streamed_refusal(data: bytes, size: int) -> str:
+    checker = Checker()
+    chunks = [checker.add(ids, texts) for ids, texts in csv_chunks(io.BytesIO(data), size)]
+    with pytest.raises(BatchInputError) as info:
+        checker.check(lambda: ([i for i, _ in chunk] for chunk in chunks))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 1000])
+def test_problems_across_chunks_are_named_as_in_one_piece(size):
+    data = b"id,text\np-1,fine\n,no id\np/3,bad id\np-4,\np-1,duplicate\nq,x\nq,y\nr,\n"
+    assert (
+        streamed_refusal(data, size)
+        == csv_refusal(data)
+        == (
+            "invalid batch: row[1] has no id; row[2] id 'p/3' must be 1-200 letters, digits or ._~:@-; "
+            "row[3] (id 'p-4') has no text; row[7] (id 'r') has no text; id 'p-1' appears more than once; "
+            "and 1 more"
+        )
+    )
+
+
+def test_a_duplicate_far_apart_is_found():
+    data = b"id,text\n" + b"".join(b"i%d,x\n" % n for n in range(5000)) + b"i7,again\n"
+    assert streamed_refusal(data, 1000) == "invalid batch: id 'i7' appears more than once"
+
+
+def test_many_duplicates_are_counted_past_the_first_check(monkeypatch):
+    monkeypatch.setattr("coe_template.batch.items._FIRST_CHECK", 64)
+    data = b"id,text\n" + b"".join(b"i%d,x\n" % (n % 300) for n in range(1000))
+    assert streamed_refusal(data, 7) == (
+        "invalid batch: id 'i0' appears more than once; id 'i1' appears more than once; "
+        "id 'i2' appears more than once; id 'i3' appears more than once; "
+        "id 'i4' appears more than once; and 295 more"
+    )
+
+
+def test_a_valid_batch_passes_the_streamed_check():
+    checker = Checker()
+    for ids, texts in csv_chunks(io.BytesIO(b"id,text\na,x\nb,y\n"), 1):
+        checker.add(ids, texts)
+    checker.check(lambda: iter(()))
+    assert checker.count == 2

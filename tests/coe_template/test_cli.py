@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -293,10 +294,12 @@ def test_batch_predict_stores_every_row_and_prints_the_job_as_the_api_serves_it(
     result = cli("batch-predict", str(rows))
     assert result.exit_code == 0, result.output
     job = json.loads(result.stdout)
-    moments = {key: job.pop(key) for key in ("created_at", "started_at", "finished_at")}
+    moments = {key: job.pop(key) for key in ("created_at", "started_at", "finished_at", "expires_at")}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", m) for m in moments.values()), (
         moments
     )
+    finished, expires = (datetime.fromisoformat(moments[k]) for k in ("finished_at", "expires_at"))
+    assert expires - finished == timedelta(days=7)  # COE_BATCH_RETENTION_DAYS's default
     assert job == {
         "id": job["id"],
         "status": "succeeded",

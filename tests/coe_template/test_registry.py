@@ -19,6 +19,7 @@ from sqlalchemy import inspect
 from coe_template.args import parse_args
 from coe_template.data import clean_text, load_dataset
 from coe_template.errors import Busy, InvalidInput
+from coe_template.model_file import dumps as dump_pipeline
 from coe_template.registry import (
     PRODUCTION,
     AliasChange,
@@ -631,9 +632,11 @@ def test_load_refuses_a_tampered_artifact(two_ready):
 
 
 def test_the_database_digests_outrank_a_forged_run_record(two_ready):
-    """Someone who can replace model.joblib can also edit run.json beside it; the DB must win."""
+    """Someone who can replace model.skops can also edit run.json beside it; the DB must win."""
     run = run_path(two_ready, 1)
-    tamper(run / MODEL_FILE)
+    forged = two_ready.load(NAME, 1).pipeline  # the same model with other numbers: a file that loads
+    forged[-1].coef_[0, 0] += 1.0
+    (run / MODEL_FILE).write_bytes(dump_pipeline(forged))
     record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
     record["files"][MODEL_FILE] = hashlib.sha256((run / MODEL_FILE).read_bytes()).hexdigest()
     (run / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")

@@ -451,3 +451,75 @@ def test_a_worker_metrics_port_that_is_not_one_is_refused_by_name(value):
     assert str(info.value) == (
         f"COE_WORKER_METRICS_PORT must be a port number (1-65535), or 0 for none, not {value.strip()!r}"
     )
+
+
+# --- batch retention and the public URL -------------------------------------------------------------
+
+
+def test_finished_batch_jobs_are_kept_a_week_by_default():
+    from datetime import timedelta
+
+    assert Settings.from_env({}).batch_retention == timedelta(days=7)
+    assert Settings.from_env({"COE_BATCH_RETENTION_DAYS": " "}).batch_retention == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("value", "days"), [("30", 30.0), ("0.5", 0.5), (" 2 ", 2.0), ("never", None), ("NEVER", None)]
+)
+def test_batch_retention_is_read_in_days_or_never(value, days):
+    from datetime import timedelta
+
+    settings = Settings.from_env({"COE_BATCH_RETENTION_DAYS": value})
+    assert settings.batch_retention_days == days
+    assert settings.batch_retention == (None if days is None else timedelta(days=days))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e400", "week", "７", "1_0", "forever"])
+def test_a_bad_batch_retention_is_refused_by_name(value):
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({"COE_BATCH_RETENTION_DAYS": value})
+    assert str(refused.value) == (
+        f"COE_BATCH_RETENTION_DAYS must be a positive number of days, or 'never', not {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("https://api.example.com", "https://api.example.com"),
+        ("https://api.example.com/", "https://api.example.com"),
+        ("http://tagger.internal:8080/coe/v1/", "http://tagger.internal:8080/coe/v1"),
+        ("http://10.0.0.7:8000", "http://10.0.0.7:8000"),
+        ("http://[2001:db8::1]:8000/api", "http://[2001:db8::1]:8000/api"),
+    ],
+)
+def test_the_public_url_is_read_without_its_trailing_slash(value, expected):
+    assert Settings.from_env({"COE_PUBLIC_URL": value}).public_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "api.example.com",  # no scheme
+        "ftp://api.example.com",
+        "https://user:secret@api.example.com",
+        "https://api.example.com?x=1",
+        "https://api.example.com/#top",
+        "https://api.example.com:0",
+        "https://api.example.com:65536",
+        "https://api.example.com:99999999999999999999",
+        "https://[::g]:8000",
+        "https://exa mple.com",
+        "https://ëxample.com",
+        "https://api.example.com/a b",
+        "https://",
+    ],
+)
+def test_a_public_url_that_is_not_a_base_url_is_refused_by_name(value):
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({"COE_PUBLIC_URL": value})
+    assert str(refused.value) == (
+        "COE_PUBLIC_URL must be a base URL like https://api.example.com[:port][/prefix] "
+        f"(http or https; no credentials, query or fragment), not {value!r}"
+    )

@@ -2,6 +2,7 @@ import hashlib
 
 import pytest
 
+from coe_template.store import MODEL_FILE
 from tests.conftest import ADMIN, MODEL, READ_KEY
 
 ALIASES = f"/models/{MODEL}/aliases"
@@ -82,7 +83,7 @@ def test_a_tampered_version_is_refused_and_production_stays(
     registry_store, registry_client, assert_problem, assert_envelope
 ):
     run_id = registry_store.get_version(MODEL, 2).run_id
-    model_file = registry_store.store / "runs" / run_id / "model.joblib"
+    model_file = registry_store.store / "runs" / run_id / MODEL_FILE
     data = bytearray(model_file.read_bytes())
     recorded = hashlib.sha256(data).hexdigest()
     data[len(data) // 2] ^= 0xFF
@@ -90,7 +91,7 @@ def test_a_tampered_version_is_refused_and_production_stays(
     assert_problem(
         registry_client.put(f"{ALIASES}/production", json={"version": 2}, headers=ADMIN),
         503,
-        f"run {run_id}: model.joblib does not match its recorded sha256 (expected {recorded}, "
+        f"run {run_id}: {MODEL_FILE} does not match its recorded sha256 (expected {recorded}, "
         f"found {hashlib.sha256(data).hexdigest()}); refusing to load it",
         kind="model-files-unverified",
     )

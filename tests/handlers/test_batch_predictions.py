@@ -1,8 +1,10 @@
 import hashlib
+import time
 
 import pytest
 from sqlalchemy import text
 
+from coe_template.batch.items import QUOTING
 from handlers.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
 from tests.problems import shortened
@@ -210,12 +212,26 @@ def test_bad_json_input_is_refused_before_any_work(
     [
         (
             b"id,name\n1,x\n",
-            "the CSV file needs an id column and a text column (or title and description); found id, name",
+            "the CSV file's header (line 1) needs an id column and a text column (or title and description); found id, name",
         ),
         (b"", "the CSV file is empty: expected a header with id and text (or title, description)"),
         (b"id,text\n", "no row: a batch needs at least one"),
         (b"id,text\n1,a\n1,b\n", "invalid batch: id '1' appears more than once"),
         (b"id,text\n1,\n", "invalid batch: row[0] (id '1') has no text"),
+        (
+            b"id,text\nb,fine\na,Semantic segmentation, of satellite images with unet\n",
+            "the CSV file is malformed in the row starting on line 3: 3 fields where the header has 2; "
+            f"{QUOTING}",
+        ),
+        (
+            b"id,id,text\na,b,c\n",
+            "the CSV file's header (line 1) names id more than once: each column needs a name of its own",
+        ),
+        (
+            b"id,text\na,x\n\nb,y\n",
+            "the CSV file is malformed in the row starting on line 3: "
+            "a blank line between rows (only blank lines at the end are ignored)",
+        ),
         (
             b"id,text\n1,caf\xe9\n",
             "the CSV file is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 13: "
@@ -455,3 +471,142 @@ def test_a_csv_with_a_quote_left_open_is_refused_whole_not_half_read(batch_clien
         "field holding a comma, a quote or a line break in quotes, and double each quote inside it",
     }
     assert assert_envelope(batch_client.get(JOBS))["jobs"] == []
+
+
+# --- retention: a finished job's expiry, and its removal by the server's batch runner ----------------
+
+
+def test_a_jobs_expiry_is_null_while_open_then_finished_at_plus_the_retention(
+    client_for, assert_envelope, registry_store
+):
+    """Then, past it, the next server's runner removes the job at start: a 404, counted in /metrics."""
+    from datetime import datetime, timedelta
+
+    from coe_template.batch.schema import BatchJob
+    from coe_template.registry.schema import utcnow
+    from tests.handlers.test_metrics import scrape, value
+
+    client = client_for(batch_chunk_size=3, batch_retention_days=2.5, batch_in_server=False)
+    job = assert_envelope(client.post(JOBS, json={"items": ITEMS}), method="POST", status=202)["job"]
+    assert job["expires_at"] is None
+    worker = client_for(batch_chunk_size=3, batch_retention_days=2.5)  # a server that works batch chunks
+    finished = wait_for(worker, job["id"])
+    assert finished["status"] == "succeeded"
+    expires = datetime.fromisoformat(finished["finished_at"]) + timedelta(days=2.5)
+    assert finished["expires_at"] == expires.isoformat(timespec="milliseconds")
+    assert assert_envelope(client.get(f"{JOBS}/{job['id']}"))["job"] == finished
+    before = value(scrape(client), "coe_batch_jobs_purged_total")
+
+    with registry_store.engine.begin() as connection:  # as if 2.5 days had passed
+        connection.execute(
+            BatchJob.__table__.update().values(finished_at=utcnow() - timedelta(days=2.5, seconds=1))
+        )
+    purger = client_for(batch_retention_days=2.5)  # its runner looks for expired jobs as it starts
+    deadline = time.monotonic() + 30
+    while (response := purger.get(f"{JOBS}/{job['id']}")).status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"batch job {job['id']!r} not found"
+    deadline = time.monotonic() + 30
+    while value(scrape(purger), "coe_batch_jobs_purged_total") != before + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert value(scrape(purger), "coe_batch_jobs_purged_total") == before + 1
+    results = purger.get(f"{JOBS}/{job['id']}/results")
+    assert results.status_code == 404
+
+
+def test_reading_a_job_while_it_expires_is_whole_or_a_404_never_part_or_a_500(
+    client_for, assert_envelope, registry_store
+):
+    """A purge racing with readers: a page of results is every result or none (the expiry's 404)."""
+    import threading
+    from datetime import timedelta
+
+    from coe_template.batch.jobs import BatchJobs
+    from coe_template.batch.schema import BatchJob
+    from coe_template.registry.schema import utcnow
+
+    client = client_for(batch_chunk_size=3)
+    items = [{"id": f"i-{n}", "text": f"text number {n} about image segmentation"} for n in range(60)]
+    job = assert_envelope(client.post(JOBS, json={"items": items}), method="POST", status=202)["job"]
+    assert wait_for(client, job["id"])["status"] == "succeeded"
+    with registry_store.engine.begin() as connection:
+        connection.execute(BatchJob.__table__.update().values(finished_at=utcnow() - timedelta(days=8)))
+    purger = BatchJobs(registry_store, retention=timedelta(days=7))
+    done = threading.Event()
+
+    def purge() -> None:
+        try:
+            while purger.purge_step(rows=2) is not None:
+                time.sleep(0.001)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=purge)
+    seen: list[tuple[str, int, int]] = []
+    thread.start()
+    try:
+        while not done.is_set() or len(seen) < 3:
+            for url in (f"{JOBS}/{job['id']}", f"{JOBS}/{job['id']}/results?page_size=100"):
+                response = client.get(url)
+                results = (
+                    response.json()["data"]["results"] if "results" in url and response.is_success else []
+                )
+                seen.append((url.split("?")[0].rsplit("/", 1)[-1], response.status_code, len(results)))
+    finally:
+        thread.join()
+    assert {status for _, status, _ in seen} <= {200, 404}, seen
+    assert {n for what, status, n in seen if what == "results" and status == 200} <= {60}, seen
+    assert seen[-1][1] == 404
+
+
+@pytest.mark.parametrize("how", ["body", "form"])
+def test_blank_lines_at_the_end_of_a_csv_are_ignored(batch_client, assert_envelope, how):
+    job = assert_envelope(
+        send_csv(batch_client, b"id,text\na,object detection\n\n\r\n", how), method="POST", status=202
+    )
+    assert job["job"]["items"] == {"total": 1, "done": 0}
+
+
+@pytest.fixture
+def quota_client(client_for):
+    """Jobs stay open (no runner); 8 open items per client, 12 in all."""
+    return client_for(batch_in_server=False, batch_max_open_items_per_client=8, batch_max_open_items=12)
+
+
+def test_a_client_over_its_quota_is_a_429_and_a_key_is_a_client_of_its_own(quota_client, assert_problem):
+    assert quota_client.post(JOBS, json={"items": ITEMS}).status_code == 202  # 7 items from this address
+    csv = b"id,text\na,object detection\nb,image segmentation\n"
+    refused = quota_client.post(JOBS, content=csv, headers={"Content-Type": "text/csv"})
+    assert_problem(
+        refused,
+        429,
+        "this client's open batch jobs hold 7 items not yet done; at least 2 more would exceed the limit of 8 "
+        "per client; retry once some are done, or send fewer",
+        kind="quota-exceeded",
+    )
+    assert refused.headers["retry-after"] == "60"
+    # A key that is not one of ours is no client of its own: its sender is its address.
+    unknown = {"Authorization": "Bearer not-a-key-of-this-server", "Content-Type": "text/csv"}
+    assert quota_client.post(JOBS, content=csv, headers=unknown).status_code == 429
+    read_key = {"Authorization": f"Bearer {READ_KEY}", "Content-Type": "text/csv"}
+    assert quota_client.post(JOBS, content=csv, headers=read_key).status_code == 202
+    assert len(quota_client.get(JOBS).json()["data"]["jobs"]) == 2
+
+
+def test_the_server_wide_bound_is_a_503_busy(quota_client, assert_problem):
+    assert quota_client.post(JOBS, json={"items": ITEMS}).status_code == 202
+    assert quota_client.post(JOBS, json={"items": ITEMS[:4]}, headers=ADMIN).status_code == 202
+    refused = quota_client.post(
+        JOBS, json={"items": ITEMS[:2]}, headers={"Authorization": f"Bearer {READ_KEY}"}
+    )
+    assert_problem(
+        refused,
+        503,
+        "the open batch jobs hold 11 items not yet done; at least 2 more would exceed the server's limit of 12; "
+        "retry later",
+        kind="busy",
+    )
+    assert refused.headers["retry-after"] == "60"

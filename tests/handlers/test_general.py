@@ -76,3 +76,55 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
         "Operations",
         "Problems",
     ]
+
+
+# --- the envelope's url: a configured public base URL, or a valid Host, never the header's bytes ----
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("api.example.com", "http://api.example.com/batch-predictions?page_size=1"),
+        ("api.example.com:8443", "http://api.example.com:8443/batch-predictions?page_size=1"),
+        ("10.0.0.7:65535", "http://10.0.0.7:65535/batch-predictions?page_size=1"),
+        ("[2001:db8::1]:8000", "http://[2001:db8::1]:8000/batch-predictions?page_size=1"),
+        ("[::1]", "http://[::1]/batch-predictions?page_size=1"),
+        # Anything else: a relative URL, never the header's bytes.
+        ("", "/batch-predictions?page_size=1"),
+        ("a:99999999999999999999", "/batch-predictions?page_size=1"),
+        ("a:0", "/batch-predictions?page_size=1"),
+        ("a:65536", "/batch-predictions?page_size=1"),
+        ("a: 80", "/batch-predictions?page_size=1"),
+        ("evil.com/path", "/batch-predictions?page_size=1"),
+        ("user@evil.com", "/batch-predictions?page_size=1"),
+        ("evil.com:80@other", "/batch-predictions?page_size=1"),
+        ("two words", "/batch-predictions?page_size=1"),
+        ("[2001:db8::g]:8000", "/batch-predictions?page_size=1"),
+        ("2001:db8::1", "/batch-predictions?page_size=1"),
+        ("[::1", "/batch-predictions?page_size=1"),
+        ("évil.com".encode(), "/batch-predictions?page_size=1"),
+        ("a" * 63 + ".com:80", "http://" + "a" * 63 + ".com:80/batch-predictions?page_size=1"),
+        ("example.com.", "http://example.com./batch-predictions?page_size=1"),
+        ('evil.com"><script>', "/batch-predictions?page_size=1"),
+    ],
+)
+def test_the_envelopes_url_names_a_valid_host_or_none(client, host, url):
+    body = client.get("/batch-predictions?page_size=1", headers={"Host": host}).json()
+    assert body["url"] == url
+
+
+@pytest.mark.parametrize("host", ["x" * 254, "a" * 64 + ".com"])
+def test_a_host_name_too_long_for_dns_is_a_bad_request(client, assert_problem, host):
+    """Flask refuses it (its URL adapter encodes the host as IDNA) before any handler runs."""
+    assert_problem(
+        client.get("/batch-predictions?page_size=1", headers={"Host": host}),
+        400,
+        "The browser (or proxy) sent a request that this server could not understand.",
+    )
+
+
+def test_a_public_url_is_the_envelopes_base_whatever_the_host(client_for):
+    client = client_for(public_url="https://tagger.example.com/coe")
+    for host in ("api.example.com", "a:99999999999999999999", "évil.com".encode()):
+        body = client.get("/", headers={"Host": host}).json()
+        assert body["url"] == "https://tagger.example.com/coe/"

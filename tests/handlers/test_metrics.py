@@ -272,3 +272,46 @@ def test_the_metrics_and_their_hooks_import_without_the_web_stack():
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# --- the disk a registry uses ----------------------------------------------------------------------
+
+
+def test_the_disk_a_registry_uses_is_read_at_scrape_time(client_for, registry_store):
+    from tests.coe_template.test_disk_usage import walked
+
+    samples = scrape(client_for())
+    assert value(samples, "coe_model_store_bytes", dir="runs") == walked(registry_store.store / "runs") > 0
+    assert samples[("coe_model_store_bytes", frozenset({("dir", "cache")}))] == 0
+    assert value(samples, "coe_registry_database_bytes") > 0
+
+
+def test_a_hung_database_leaves_its_size_out_of_the_scrape_not_the_stores(tmp_path: Path, trained_model):
+    """A frozen PostgreSQL (SIGSTOP): the scrape answers after its 2 s bound, says the database is down,
+    and has no database size; the model store, read apart, is still there."""
+    from dataclasses import replace
+
+    from tests.coe_template.test_disk_usage import walked
+    from tests.databases import private_postgres
+    from tests.servers import free_port
+
+    with private_postgres(free_port()) as postgres:
+        store = tmp_path / "store"
+        seeded_registry(postgres.url, store, trained_model).engine.dispose()
+        settings = replace(
+            Settings(model_store=store, database_url=postgres.url, validate_responses=True),
+            batch_in_server=False,
+            training_in_server=False,
+            db_timeout=2.0,
+        )
+        app = create_app(settings)
+        try:
+            with app.test_client() as client:
+                assert value(scrape(client), "coe_registry_database_bytes") > 0
+                with postgres.frozen():
+                    samples = scrape(client)
+        finally:
+            app.app.extensions[EXTENSION].registry.engine.dispose()
+    assert value(samples, "coe_database_up") == 0
+    assert not any(name == "coe_registry_database_bytes" for name, _ in samples)
+    assert value(samples, "coe_model_store_bytes", dir="runs") == walked(store / "runs") > 0

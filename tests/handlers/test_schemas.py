@@ -40,8 +40,22 @@ def test_a_job_is_served_in_the_specs_shape_with_times_in_utc_to_the_millisecond
         "created_at": "2026-11-25T01:38:35.538+00:00",
         "started_at": "2026-11-25T01:38:35.538+00:00",
         "finished_at": None,
+        "expires_at": None,
         "error": None,
     }
+
+
+def test_a_finished_jobs_expiry_is_served_like_every_time():
+    from dataclasses import replace
+
+    finished = replace(
+        job(3, 3), status="succeeded", finished_at=MOMENT, expires_at=MOMENT + timedelta(days=7)
+    )
+    served = job_schema.dump(finished)
+    assert (served["finished_at"], served["expires_at"]) == (
+        "2026-11-25T01:38:35.538+00:00",
+        "2026-12-02T01:38:35.538+00:00",
+    )
 
 
 def test_progress_is_exact_in_the_package_and_rounded_to_four_digits_when_served():

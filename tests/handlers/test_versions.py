@@ -27,7 +27,7 @@ def test_lists_versions_oldest_first_with_aliases(registry_client, assert_envelo
     ]
     assert data["next_page_token"] is None
     for version in data["versions"]:
-        assert set(version["artifacts"]) >= {"model.joblib", "args.json", "labels.json", "performance.json"}
+        assert set(version["artifacts"]) >= {"model.skops", "args.json", "labels.json", "performance.json"}
         assert version["dataset"]["rows"] == 1835
 
 
@@ -320,3 +320,29 @@ def test_the_busy_answer_counts_queued_versions_honestly(client_for):
         "detail": "1 version(s) are queued or training already, the most this service runs at once: "
         "try again when one has finished",
     }
+
+
+def test_busy_refusals_are_logged_at_info_and_counted(client_for, caplog):
+    """A burst of training requests beyond the limit was one ERROR line each: the service doing as configured."""
+    import logging
+
+    from tests.handlers.test_metrics import scrape, value
+
+    client = client_for(training_in_server=False, max_trainings=1)
+    assert client.post(VERSIONS, json={}, headers=ADMIN).status_code == 202
+    before = value(scrape(client), "coe_training_refusals_total", reason="busy")
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="handlers.problems")
+    for n in range(3):
+        assert (
+            client.post(VERSIONS, json={}, headers={**ADMIN, "X-Request-ID": f"busy-{n}"}).status_code == 503
+        )
+    refusals = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "handlers.problems"]
+    assert refusals == 3 * [
+        (
+            "INFO",
+            "busy: 1 version(s) are queued or training already, the most this service runs at once: "
+            "try again when one has finished",
+        )
+    ]
+    assert value(scrape(client), "coe_training_refusals_total", reason="busy") == before + 3
