@@ -20,8 +20,9 @@ model: install  ## bring the registry's schema up to date, then train the defaul
 serve: model  ## install, train if needed, serve on :8000
 	$(BIN)/gunicorn --config config/gunicorn.py wsgi:app
 
+# Two processes (pytest-xdist), each test file whole in one of them (its module-scoped servers start once).
 test: install  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install  ## ruff's linter, mypy, the import contracts (setup.cfg), then ruff's formatter in check mode
 	$(BIN)/ruff check .
