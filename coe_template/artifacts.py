@@ -3,7 +3,7 @@
 A store only keeps bytes under ``(run_id, name)``; it vouches for nothing. The
 sha256 digests recorded in the registry's database are the only authority, and
 :mod:`coe_template.store` checks them on the bytes, whichever store (or local
-cache) they came from, before anything is unpickled.
+cache) they came from, before any file is read (and no file is ever unpickled).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from coe_template.errors import ArtifactUnavailable, StorageFull
 log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
-#: A file of a run: a plain name, never a path (``model.joblib``, ``args.json``...).
-FILE_NAME = re.compile(r"[a-z][a-z_]{0,40}\.(json|joblib)")
+#: A file of a run: a plain name, never a path (``model.skops``, ``args.json``...); never a pickle.
+FILE_NAME = re.compile(r"[a-z][a-z_]{0,40}\.(json|skops)")
 #: The values of ``COE_ARTIFACT_STORE``.
 DIRECTORY, DATABASE = "directory", "db"
 ARTIFACT_STORES = (DIRECTORY, DATABASE)

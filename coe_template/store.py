@@ -1,14 +1,17 @@
 """Each training run as a set of files in an artifact store, written all at once, read back verified.
 
-joblib files can run code when loaded, so a run is only loaded when every file
-still has the sha256 digest recorded when the run was written, checked on the
-bytes in memory, which are then unpickled: no file is read twice.
+A run is only loaded when every file still has the sha256 digest recorded when the
+run was written, checked on the bytes in memory, which are then read: no file is read
+twice. The digests prove the bytes are the ones recorded, not who made them, so the
+model itself is a file that cannot run code when read (``model.skops``, see
+:mod:`coe_template.model_file`): a forged or imported one is refused by the types it
+names before anything in it is built. Nothing here unpickles: a run stored as a pickle
+(``model.joblib``, before this format) is refused, saying how to train it again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import platform
@@ -19,26 +22,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import sklearn
+import skops
 from sklearn.pipeline import Pipeline
 
 from coe_template.args import lookup_arg
 from coe_template.artifacts import RUN_ID, ArtifactError, ArtifactStore, RunNotFound, check_key
 from coe_template.compiled import Predictor, predictor_for
+from coe_template.model_file import dumps as dump_pipeline
+from coe_template.model_file import loads as load_pipeline
 from coe_template.train import TrainedModel
 
 __all__ = [
     "MODEL_FILE",
+    "PICKLED_MODEL_FILE",
+    "PickledModel",
     "RECORD_FILE",
     "RUN_FILES",
     "RUN_ID",
     "ArtifactError",
     "Artifacts",
     "RunNotFound",
+    "check_run",
     "load_artifacts",
     "read_record",
     "read_verified",
+    "refuse_pickled",
     "run_files",
     "runs_dir",
     "save_run",
@@ -48,7 +57,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.skops"
+#: Where runs written before ``model.skops`` kept their model, as a pickle: never loaded.
+PICKLED_MODEL_FILE = "model.joblib"
 RECORD_FILE = "run.json"
 #: Every file a run must have, each with a recorded digest.
 RUN_FILES = (MODEL_FILE, "args.json", "labels.json", "threshold.json", "performance.json")
@@ -68,6 +79,20 @@ class Artifacts:
 
     def arg(self, name: str) -> Any:
         return lookup_arg(self.args, name)
+
+
+class PickledModel(ArtifactError):
+    """A version stored as a pickle by an earlier release: refused unread, with how to train it again."""
+
+
+def refuse_pickled(digests: Mapping[str, str], what: str, model: str | None = None) -> None:
+    """:class:`PickledModel` if ``digests`` (a version's files) list a pickled model rather than ``model.skops``."""
+    if PICKLED_MODEL_FILE in digests and MODEL_FILE not in digests:
+        how = "`coe-template train`" + (f" or POST /models/{model}/versions" if model else "")
+        raise PickledModel(
+            f"{what} was stored as a pickle ({PICKLED_MODEL_FILE}), which this release no longer loads "
+            f"(a pickle can run code when read): train it again with {how}, and promote the new version"
+        )
 
 
 def sha256(data: bytes) -> str:
@@ -98,10 +123,8 @@ def _json(data: Any) -> bytes:
 
 def run_files(model: TrainedModel, run_id: str) -> dict[str, bytes]:
     """Every file of a run, ``run.json`` (when, from what, and every other file's digest) included."""
-    pickled = io.BytesIO()
-    joblib.dump(model.pipeline, pickled)
     files = {
-        MODEL_FILE: pickled.getvalue(),
+        MODEL_FILE: dump_pipeline(model.pipeline),
         "args.json": _json(model.args.to_dict()),
         "labels.json": _json(model.labels),
         "threshold.json": _json(model.threshold),
@@ -117,7 +140,7 @@ def run_files(model: TrainedModel, run_id: str) -> dict[str, bytes]:
             "versions": {
                 "python": platform.python_version(),
                 "scikit-learn": sklearn.__version__,
-                "joblib": joblib.__version__,
+                "skops": skops.__version__,
             },
         }
     )
@@ -188,6 +211,14 @@ def read_verified(run_id: str, store: ArtifactStore, digests: Mapping[str, str])
     return files
 
 
+def check_run(run_id: str, store: ArtifactStore, digests: Mapping[str, str], what: str, model: str) -> None:
+    """What loading checks, short of compiling: the digests, then the model file's types and parameters
+    (a promotion is refused here rather than by every server that would then fail to load it)."""
+    refuse_pickled(digests, what, model)
+    files = read_verified(run_id, store, digests)
+    load_pipeline(files[MODEL_FILE], json.loads(files["args.json"]), f"run {run_id}: {MODEL_FILE}")
+
+
 def load_artifacts(run_id: str, store: ArtifactStore, digests: Mapping[str, str] | None = None) -> Artifacts:
     """Load a run after checking every file against its recorded digest.
 
@@ -195,14 +226,17 @@ def load_artifacts(run_id: str, store: ArtifactStore, digests: Mapping[str, str]
     in ``run.json``, which sits beside the files it vouches for.
     """
     record = read_record(run_id, store)
-    files = read_verified(run_id, store, record["files"] if digests is None else digests)
-    pipeline = joblib.load(io.BytesIO(files[MODEL_FILE]))
+    digests = record["files"] if digests is None else digests
+    refuse_pickled(digests, f"run {run_id}")
+    files = read_verified(run_id, store, digests)
+    args = json.loads(files["args.json"])
+    pipeline = load_pipeline(files[MODEL_FILE], args, f"run {run_id}: {MODEL_FILE}")
     return Artifacts(
         run_id=run_id,
         pipeline=pipeline,
         labels=json.loads(files["labels.json"]),
         threshold=float(json.loads(files["threshold.json"])),
-        args=json.loads(files["args.json"]),
+        args=args,
         performance=json.loads(files["performance.json"]),
         record=record,
         predictor=predictor_for(pipeline),

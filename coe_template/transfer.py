@@ -3,14 +3,20 @@
 The file is a gzipped tar of ``manifest.json`` (the version's arguments, dataset,
 performance, threshold, run id and every file's sha256) and ``files/<name>`` for
 each file of the run. It comes from outside, so reading it trusts nothing: only
-the expected member names, regular files, bounded sizes, every digest checked,
-and nothing is ever extracted to disk or unpickled. What a version records (its
-arguments, performance, threshold and dataset) is read from the run's own files,
-whose digests are checked; the manifest's copies must agree with them.
+the expected member names, regular files, bounded sizes (every tar header too,
+PAX and GNU long names included, before it is read), every digest checked, and
+nothing is ever extracted to disk or unpickled. The digests are the archive's
+own: they prove the files arrived intact, not who made them. So the model file
+must also hold nothing but the types this project trains (see
+:mod:`coe_template.model_file`), built from the run's own arguments, or nothing is
+imported. What a version records (its arguments, performance, threshold and
+dataset) is read from the run's own files, whose digests are checked; the
+manifest's copies must agree with them.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -27,8 +33,10 @@ from typing import Any
 from coe_template.args import ArgsError, parse_args
 from coe_template.artifacts import RUN_ID
 from coe_template.errors import InvalidInput
+from coe_template.model_file import UntrustedModelFile
+from coe_template.model_file import loads as load_pipeline
 from coe_template.shapes import check_description, check_model_name, performance_problem, strict_json
-from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES
+from coe_template.store import MODEL_FILE, PICKLED_MODEL_FILE, RECORD_FILE, RUN_FILES
 
 FORMAT = "coe-template-version/1"
 MANIFEST = "manifest.json"
@@ -39,6 +47,10 @@ EXPECTED = (*RUN_FILES, RECORD_FILE)
 #: (a model of ~1.2 MB, JSON files of ~2 kB), far below what would exhaust a server's memory.
 MAX_MODEL_BYTES = 256 << 20
 MAX_JSON_BYTES = 1 << 20
+#: The most bytes the reader takes from the archive at once: a tar header's own data (PAX extended
+#: headers, GNU long names) is read whole by :mod:`tarfile`, so it is bounded here, before it is read.
+#: Members are read in chunks of this size. This project's exports have no such header at all.
+MAX_READ_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Where each recorded value comes from: a run's own file, whose digest is checked.
 SOURCES = {
@@ -82,6 +94,8 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         members, digests = _members(Path(path), where)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise NotAnExport(f"{where} is not a model export (a gzipped tar): {exc}") from None
+    except gzip.BadGzipFile:
+        raise NotAnExport(f"{where} is not a model export (a gzipped tar): not a gzip file") from None
     except OSError as exc:  # a gzip error is an OSError too, with no errno
         if exc.errno is not None:
             raise NotAnExport(f"{where} cannot be read: {exc.strerror}") from None
@@ -112,9 +126,11 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 
 def run_values(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
-    """What a version records, read from its run's own files (``SOURCES``), each value checked.
+    """What a version records, read from its run's own files (``SOURCES``), each value checked, and
+    the model file read as every server would (building only trusted types, see :mod:`coe_template.model_file`).
 
-    The caller has checked the files' digests; :class:`NotAnExport` for a value of the wrong shape.
+    The caller has checked the files' digests; :class:`NotAnExport` for a value of the wrong shape
+    or a model file that is not one of this project's.
     """
 
     def wrong(name: str, what: str) -> NotAnExport:
@@ -150,6 +166,10 @@ def run_values(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
         and _SHA256.fullmatch(dataset["sha256"])
     ):
         raise wrong(RECORD_FILE, "names no dataset (its row count and sha256)")
+    try:
+        load_pipeline(files[MODEL_FILE], args, f"{where}: {MODEL_FILE}")
+    except UntrustedModelFile as exc:
+        raise NotAnExport(f"{exc}; nothing imported") from None
     return {
         "args": args,
         "performance": parsed["performance.json"],
@@ -180,9 +200,18 @@ def _members(path: Path, where: str) -> tuple[dict[str, bytes], dict[str, str]]:
     found: dict[str, bytes] = {}
     digests: dict[str, str] = {}
     allowed = {MANIFEST, *(FILES + name for name in EXPECTED)}
-    with tarfile.open(path, "r:gz") as archive:
+    with (
+        gzip.open(path, "rb") as unzipped,
+        tarfile.open(fileobj=_Bounded(unzipped, where), mode="r:") as archive,
+    ):
         for member in archive:
             name = member.name
+            if name == FILES + PICKLED_MODEL_FILE:
+                raise NotAnExport(
+                    f"{where}: holds {PICKLED_MODEL_FILE}, a pickle (it can run code when read), which this "
+                    f"release never loads; export the version from a registry where it was trained again "
+                    f"(its model is then {MODEL_FILE}); nothing imported"
+                )
             if name not in allowed:
                 raise NotAnExport(
                     f"{where}: unexpected member {name!r} (an export holds only {MANIFEST} "
@@ -200,7 +229,7 @@ def _members(path: Path, where: str) -> tuple[dict[str, bytes], dict[str, str]]:
             reader = archive.extractfile(member)
             assert reader is not None  # a regular file
             digest, chunks, size = hashlib.sha256(), [], 0
-            while size <= member.size and (chunk := reader.read(min(1 << 20, member.size + 1 - size))):
+            while size <= member.size and (chunk := reader.read(min(MAX_READ_BYTES, member.size + 1 - size))):
                 digest.update(chunk)
                 chunks.append(chunk)
                 size += len(chunk)
@@ -208,6 +237,39 @@ def _members(path: Path, where: str) -> tuple[dict[str, bytes], dict[str, str]]:
                 raise NotAnExport(f"{where}: member {name!r} is truncated; nothing imported")
             found[name], digests[name] = b"".join(chunks), digest.hexdigest()
     return found, digests
+
+
+class _Bounded(io.RawIOBase):
+    """The uncompressed archive, refusing any single read larger than :data:`MAX_READ_BYTES`.
+
+    :mod:`tarfile` reads a PAX extended header or a GNU long name whole, in one read of the
+    size its header declares (``_proc_pax``), before any member is seen: a header declaring
+    768 MiB took the reader to 2.5 GB. Refused here, before a byte of it is read.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, where: str) -> None:
+        super().__init__()
+        self.raw, self.where = raw, where
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > MAX_READ_BYTES:
+            raise NotAnExport(
+                f"{self.where}: a tar header declares {size} bytes of its own, more than the "
+                f"{MAX_READ_BYTES} an export's header may have; nothing imported"
+            )
+        return self.raw.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 def _check_manifest(manifest: Any, where: str) -> None:

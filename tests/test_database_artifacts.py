@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from coe_template.artifacts import DATABASE
 from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
+from tests import hostile
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
 
@@ -65,3 +66,39 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(
         assert not (replica / "runs").exists()
     finally:
         trainer.engine.dispose()
+
+
+def test_a_version_whose_model_runs_code_is_refused_to_anonymous_clients_and_never_built(
+    database_url, tmp_path, trained_model
+):
+    """Issue 18: with every digest recorded for it, a hostile model file still only ever answers 503."""
+    registry = seeded_registry(
+        database_url, tmp_path / "store", trained_model, versions=2, artifacts=DATABASE
+    )
+    marker = tmp_path / "payload-ran"
+    run_id = hostile.forge_version(registry, 2, hostile.system_file(trained_model.pipeline, marker))
+    env = {"COE_MODEL_STORE": str(registry.store), "DATABASE_URL": database_url, "COE_ARTIFACT_STORE": "db"}
+    try:
+        with gunicorn(env, tmp_path / "server.log") as (base, _process):
+            for _ in range(4):  # each worker refuses it
+                response = httpx.post(
+                    f"{base}/models/{MODEL}/versions/2/predictions",
+                    json=BODY,
+                    headers={"X-Request-ID": "t-1"},
+                    timeout=10,
+                )
+                assert (response.status_code, response.headers["retry-after"]) == (503, "60")
+                assert response.json() == {
+                    "type": "/problems/model-files-unverified",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": f"run {run_id}: {MODEL_FILE}: holds os.system, ConstructorFromReduceNode nodes, "
+                    "which a model of this project never holds; refusing to load it (nothing in it was built)",
+                    "request_id": "t-1",
+                }
+            assert (
+                httpx.post(f"{base}/predictions", json=BODY, timeout=10).status_code == 200
+            )  # version 1 serves
+        assert not marker.exists()
+    finally:
+        registry.engine.dispose()

@@ -1,6 +1,6 @@
 """A production artifact changed on disk: the real server starts without it, says so once, and recovers.
 
-Digests are checked before anything is unpickled, at start and at every promotion.
+Digests are checked before any file is read, at start and at every promotion; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import time
 import httpx
 
 from coe_template.registry import Registry
-from coe_template.store import MODEL_FILE, runs_dir, sha256_file
+from coe_template.store import MODEL_FILE, PICKLED_MODEL_FILE, runs_dir, sha256_file
+from tests import hostile
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
 
@@ -87,7 +88,7 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
             for _ in range(10):
                 assert predict(base).json()["data"]["model"]["version"] == 1
 
-            # Promoting a tampered version is refused before unpickling; production is unchanged.
+            # Promoting a tampered version is refused before its model is read; production is unchanged.
             tamper(registry, 2)
             response = httpx.put(
                 f"{base}/models/{MODEL}/aliases/production",
@@ -105,6 +106,70 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
             }
             assert registry.get_alias(MODEL, "production") == 1
             assert predict(base).json()["data"]["model"]["version"] == 1
+        assert "Traceback" not in log.read_text()
+    finally:
+        registry.engine.dispose()
+
+
+def test_a_production_version_stored_as_a_pickle_starts_unready_says_how_to_fix_it_and_is_never_unpickled(
+    tmp_path, trained_model
+):
+    """A version trained before model.skops: the server starts, refuses to serve it, and says how to retrain."""
+    store = tmp_path / "store"
+    database_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry = seeded_registry(database_url, store, trained_model, versions=2)
+    marker = tmp_path / "payload-ran"
+    hostile.forge_version(registry, 1, hostile.pickle_file(marker), name=PICKLED_MODEL_FILE)
+    how = (
+        f"version 1 of {MODEL!r} was stored as a pickle ({PICKLED_MODEL_FILE}), which this release no longer "
+        "loads (a pickle can run code when read): train it again with `coe-template train` or "
+        f"POST /models/{MODEL}/versions, and promote the new version"
+    )
+    env = {
+        "COE_MODEL_STORE": str(store),
+        "DATABASE_URL": database_url,
+        "COE_ADMIN_KEYS": ADMIN_KEY,
+        "COE_REFRESH_SECONDS": "0.5",
+    }
+    log = tmp_path / "server.log"
+    try:
+        with gunicorn(
+            env, log, ready=lambda base: httpx.get(f"{base}/models", timeout=1).status_code == 200
+        ) as (
+            base,
+            _process,
+        ):
+            assert predict(base).status_code == 503
+            assert httpx.get(f"{base}/readyz", timeout=10).status_code == 503
+            response = httpx.post(
+                f"{base}/models/{MODEL}/versions/1/predictions",
+                json=BODY,
+                headers={"X-Request-ID": "t-1"},
+                timeout=10,
+            )
+            assert response.json() == {
+                "type": "/problems/model-files-unverified",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": how,
+                "request_id": "t-1",
+            }
+            time.sleep(2)  # several polls by each worker: said once
+            lines = [line for line in log.read_text().splitlines() if how in line and "serving no" in line]
+            assert [line.split(" ", 3)[1] for line in lines] == ["ERROR"]
+            assert [line.split(": ", 1)[1] for line in lines] == [
+                f"serving no version of {MODEL}, predictions refused (retrying every 0.5 s): {how}"
+            ]
+            # Promoting a version in the new format recovers without a restart.
+            promoted = httpx.put(
+                f"{base}/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN, timeout=10
+            )
+            assert promoted.status_code == 200, promoted.text
+            deadline = time.monotonic() + 30
+            while any(predict(base).status_code != 200 for _ in range(10)):
+                assert time.monotonic() < deadline, "the server never served the promoted version"
+                time.sleep(0.2)
+        assert not marker.exists()
         assert "Traceback" not in log.read_text()
     finally:
         registry.engine.dispose()

@@ -2,7 +2,7 @@
 
 Metadata lives in SQL (SQLite or PostgreSQL); artifacts live in an artifact store
 (a directory, or the database itself), each version recording the sha256 of every
-file so a changed file is refused before it is unpickled.
+file so a changed file is refused before it is read (and no file is ever unpickled).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from coe_template.store import (
     RUN_FILES,
     Artifacts,
     RunNotFound,
+    check_run,
     load_artifacts,
     new_run_id,
     read_verified,
+    refuse_pickled,
     run_files,
     sha256,
 )
@@ -470,7 +472,7 @@ class Registry:
             return found.version.version
 
     def set_alias(self, name: str, alias: str, number: int) -> AliasChange:
-        """Point ``alias`` at a ready version whose artifacts are intact (idempotent)."""
+        """Point ``alias`` at a ready version whose artifacts are intact and load (idempotent)."""
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
@@ -478,7 +480,9 @@ class Registry:
                 raise Conflict(
                     f"version {number} of {name!r} is {version.status}; only ready versions can be aliased"
                 )
-            read_verified(version.run_id, self.artifacts, version.artifacts)
+            check_run(
+                version.run_id, self.artifacts, version.artifacts, f"version {number} of {name!r}", name
+            )
             found = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             previous = None if found is None else found.version.version
             if found is None:
@@ -515,6 +519,7 @@ class Registry:
             if version.status != "ready" or version.run_id is None:
                 raise Conflict(f"version {number} of {name!r} is {version.status}: it has no model to load")
             run_id, digests = version.run_id, dict(version.artifacts or {})
+        refuse_pickled(digests, f"version {number} of {name!r}", name)
         return load_artifacts(run_id, self.artifacts, digests)
 
     # --- moving versions between registries ---------------------------------------------------
@@ -539,6 +544,7 @@ class Registry:
                 "threshold": version.threshold,
                 "artifacts": dict(version.artifacts or {}),
             }
+        refuse_pickled(manifest["artifacts"], f"version {number} of {name!r}", name)
         files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
         record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
         if record is None:
@@ -552,7 +558,8 @@ class Registry:
     ) -> VersionInfo:
         """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
-        Every file must match the manifest's digest (nothing is unpickled); what the version
+        Every file must match the manifest's digest, and the model file hold only trusted
+        types (see :mod:`coe_template.model_file`; nothing is unpickled); what the version
         records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
         The model is created if missing (with the manifest's description); the model, the
         version and the run's files are written as one (see :meth:`_record_with_run`). A run

@@ -8,11 +8,22 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from coe_template.artifacts import DATABASE, DirectoryStore
+from coe_template.artifacts import DATABASE, DIRECTORY, DirectoryStore
 from coe_template.data import clean_text
+from coe_template.model_file import UntrustedModelFile
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.blobs import DatabaseStore
-from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, ArtifactError, RunNotFound, sha256
+from coe_template.store import (
+    MODEL_FILE,
+    PICKLED_MODEL_FILE,
+    RECORD_FILE,
+    RUN_FILES,
+    ArtifactError,
+    PickledModel,
+    RunNotFound,
+    sha256,
+)
+from tests import hostile
 from tests.conftest import MODEL, seeded_registry
 
 TEXTS = [clean_text(t) for t in ["Object detection on drone video", "A transformer for legal text"]]
@@ -189,3 +200,55 @@ def test_a_trained_version_the_database_refuses_at_commit_leaves_no_run(
         assert [p.name for p in (registry.store / "runs").glob("*")] == ([] if kind == DATABASE else [run_id])
     finally:
         registry.engine.dispose()
+
+
+# --- forged model files, every digest recorded for them (issue 18) --------------------------------
+
+
+@pytest.fixture(params=[DIRECTORY, DATABASE])
+def forged_host(request, database_url, tmp_path, trained_model):
+    """A registry (either artifact store) with ready versions 1 (production) and 2."""
+    registry = seeded_registry(
+        database_url, tmp_path / "host", trained_model, versions=2, artifacts=request.param
+    )
+    yield registry
+    registry.engine.dispose()
+
+
+def test_a_model_file_that_runs_code_is_refused_from_either_store_and_never_built(
+    forged_host, trained_model, tmp_path
+):
+    marker = tmp_path / "payload-ran"
+    run_id = hostile.forge_version(forged_host, 2, hostile.system_file(trained_model.pipeline, marker))
+    message = (
+        f"run {run_id}: {MODEL_FILE}: holds os.system, ConstructorFromReduceNode nodes, which a model of this "
+        "project never holds; refusing to load it (nothing in it was built)"
+    )
+    with pytest.raises(UntrustedModelFile) as info:
+        forged_host.load(MODEL, 2)
+    assert str(info.value) == message
+    with pytest.raises(UntrustedModelFile) as info:  # promoting it is refused the same way
+        forged_host.set_alias(MODEL, PRODUCTION, 2)
+    assert str(info.value) == message
+    assert forged_host.list_aliases(MODEL) == {PRODUCTION: 1}
+    assert not marker.exists()
+
+
+def test_a_version_stored_as_a_pickle_is_refused_unread_saying_how_to_train_it_again(forged_host, tmp_path):
+    marker = tmp_path / "payload-ran"
+    hostile.forge_version(forged_host, 2, hostile.pickle_file(marker), name=PICKLED_MODEL_FILE)
+    message = (
+        f"version 2 of {MODEL!r} was stored as a pickle ({PICKLED_MODEL_FILE}), which this release no longer "
+        "loads (a pickle can run code when read): train it again with `coe-template train` or "
+        f"POST /models/{MODEL}/versions, and promote the new version"
+    )
+    for refusal in (
+        lambda: forged_host.load(MODEL, 2),
+        lambda: forged_host.set_alias(MODEL, "staging", 2),
+        lambda: forged_host.export_version(MODEL, 2),
+    ):
+        with pytest.raises(PickledModel) as info:
+            refusal()
+        assert str(info.value) == message
+    assert forged_host.load(MODEL, 1).run_id == forged_host.get_version(MODEL, 1).run_id  # the others load
+    assert not marker.exists()

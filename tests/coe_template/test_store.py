@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import pickle
 
-import joblib
 import numpy as np
 import pytest
 import sklearn
+import skops
 
 from coe_template.args import UnknownArgument, parse_args
 from coe_template.artifacts import DirectoryStore
 from coe_template.data import clean_text, load_dataset
+from coe_template.model_file import TRUSTED_TYPES, UntrustedModelFile, types_in
+from coe_template.model_file import dumps as dump_pipeline
 from coe_template.store import (
     MODEL_FILE,
+    PICKLED_MODEL_FILE,
     RECORD_FILE,
     RUN_ID,
     ArtifactError,
+    PickledModel,
     RunNotFound,
     load_artifacts,
     save_run,
+    sha256,
 )
 from coe_template.train import train
+from tests import hostile
 from tests.coe_template.test_data import project_rows, write_rows
 
 TEXTS = [
@@ -86,7 +94,7 @@ def test_run_record_holds_fingerprint_versions_and_digests(dataset, model, store
     assert record["threshold"] == model.threshold
     assert record["dataset"] == dataset.fingerprint
     assert record["versions"]["scikit-learn"] == sklearn.__version__
-    assert record["versions"]["joblib"] == joblib.__version__
+    assert record["versions"]["skops"] == skops.__version__
     assert record["versions"]["python"]
     assert set(record["files"]) == RUN_FILES
     for name, digest in record["files"].items():
@@ -121,7 +129,7 @@ def test_a_tampered_model_is_refused_naming_the_file(store, run_id):
 
 
 def test_a_swapped_model_is_never_unpickled(store, run_id, tmp_path):
-    """A joblib file can run code when loaded; a replaced one must not even be opened as a model."""
+    """A replaced model file whose digest was not recomputed is not even opened as a model."""
     marker = tmp_path / "payload-ran"
 
     class Payload:
@@ -131,6 +139,105 @@ def test_a_swapped_model_is_never_unpickled(store, run_id, tmp_path):
     (store.runs / run_id / MODEL_FILE).write_bytes(pickle.dumps(Payload()))
     with pytest.raises(ArtifactError, match=MODEL_FILE):
         load_artifacts(run_id, store)
+    assert not marker.exists()
+
+
+# --- forged model files, their digests recomputed: refused by what they hold, never built -----------
+
+
+def forge(store, run_id, data, name=MODEL_FILE):
+    """Replace the run's model by ``data`` (as ``name``) and record its digest, as someone who can write the store would."""
+    run = store.runs / run_id
+    (run / MODEL_FILE).unlink()
+    (run / name).write_bytes(data)
+    record = json.loads((run / RECORD_FILE).read_text(encoding="utf-8"))
+    del record["files"][MODEL_FILE]
+    record["files"][name] = sha256(data)
+    (run / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_a_model_file_holds_exactly_the_trusted_types(model):
+    """The list is the types a trained model holds: none missing, none spare."""
+    types, nodes = types_in(dump_pipeline(model.pipeline), "model")
+    assert types == set(TRUSTED_TYPES)
+    assert nodes == {"ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "NdArrayNode", "TypeNode"}
+
+
+HOSTILE = {
+    "builtins.exec called while building": (
+        hostile.exec_file,
+        "builtins.exec, ConstructorFromReduceNode nodes",
+    ),
+    "os.system called while building": (hostile.system_file, "os.system, ConstructorFromReduceNode nodes"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_a_forged_model_file_that_runs_code_is_refused_naming_it_and_never_built(
+    model, store, run_id, tmp_path, kind
+):
+    make, named = HOSTILE[kind]
+    marker = tmp_path / "payload-ran"
+    data = make(model.pipeline, marker)
+    hostile.assert_live(data, marker)
+    forge(store, run_id, data)
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: holds {named}, which a model of this project never holds; "
+        "refusing to load it (nothing in it was built)"
+    )
+    assert isinstance(info.value, ArtifactError)  # a 503 problem, as a tampered file is
+    assert not marker.exists()
+
+
+def test_a_vectorizer_whose_analyzer_is_a_function_is_refused(model, store, run_id, tmp_path):
+    """A callable analyzer would be called on every client's text: here, as a shell command."""
+    marker = tmp_path / "payload-ran"
+    data = hostile.analyzer_file(model.pipeline)
+    hostile.assert_live(data, marker, texts=(f"touch {marker}",))
+    forge(store, run_id, data)
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: holds {os.system.__module__}.system, which a model of this project "
+        "never holds; refusing to load it (nothing in it was built)"
+    )
+
+
+def test_a_type_skops_trusts_by_default_but_this_project_never_trains_is_refused(model, store, run_id):
+    """skops trusts every scikit-learn estimator by default; the project's own list is the one that counts."""
+    forge(store, run_id, hostile.retyped_file(model.pipeline, "TfidfVectorizer", "CountVectorizer"))
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: holds sklearn.feature_extraction.text.CountVectorizer, which a model "
+        "of this project never holds; refusing to load it (nothing in it was built)"
+    )
+
+
+def test_trusted_types_with_parameters_its_arguments_never_train_are_refused(model, store, run_id, tmp_path):
+    """``input="filename"`` would make the vectorizer open whatever path a client sends as a text."""
+    forged = copy.deepcopy(model.pipeline)
+    forged[0].input = "filename"
+    forge(store, run_id, dump_pipeline(forged))
+    with pytest.raises(UntrustedModelFile) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id}: {MODEL_FILE}: its parameters tfidf__input are not the ones its args.json trains; "
+        "refusing to load it"
+    )
+
+
+def test_a_run_stored_as_a_pickle_is_refused_unread_saying_how_to_train_again(store, run_id, tmp_path):
+    marker = tmp_path / "payload-ran"
+    forge(store, run_id, hostile.pickle_file(marker), name=PICKLED_MODEL_FILE)
+    with pytest.raises(PickledModel) as info:
+        load_artifacts(run_id, store)
+    assert str(info.value) == (
+        f"run {run_id} was stored as a pickle (model.joblib), which this release no longer loads "
+        "(a pickle can run code when read): train it again with `coe-template train`, and promote the new version"
+    )
     assert not marker.exists()
 
 

@@ -19,8 +19,9 @@ from coe_template.artifacts import DATABASE, DIRECTORY
 from coe_template.cli import main
 from coe_template.data import clean_text
 from coe_template.registry import Registry
-from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
-from coe_template.transfer import read_export
+from coe_template.store import MODEL_FILE, PICKLED_MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
+from coe_template.transfer import NotAnExport, read_export
+from tests import hostile
 from tests.coe_template.test_cli import clean
 from tests.conftest import MODEL, seeded_registry
 from tests.databases import postgres_schema
@@ -502,3 +503,117 @@ def test_a_version_that_cannot_be_recorded_leaves_no_files(database_url, target,
     assert not (target.store / "runs" / manifest["run_id"]).exists()
     for registry in (db_target, target):
         assert cli(registry, "models", "import", str(exported)).exit_code == 0
+
+
+# --- an archive carries a model's numbers, never code (issue 18) ----------------------------------
+
+
+def test_a_hostile_pickle_archive_with_its_digests_recomputed_is_refused_never_loaded(
+    target, exported, tmp_path
+):
+    """The issue's attack: ``model.joblib`` whose pickle runs code when loaded, every digest made right."""
+    marker = tmp_path / "payload-ran"
+    payload = hostile.pickle_file(marker)
+    contents = members(exported)
+    manifest = json.loads(contents["manifest.json"])
+    record = json.loads(contents[f"files/{RECORD_FILE}"])
+    for files in (manifest["artifacts"], record["files"]):
+        del files[MODEL_FILE]
+        files[PICKLED_MODEL_FILE] = sha256(payload)
+    changed = exported.with_name("pickled.tar.gz")
+    with tarfile.open(changed, "w:gz") as archive:
+        for name, data in {
+            **{n: d for n, d in contents.items() if n != f"files/{MODEL_FILE}"},
+            f"files/{PICKLED_MODEL_FILE}": payload,
+            f"files/{RECORD_FILE}": json.dumps(record).encode(),
+            "manifest.json": json.dumps(manifest).encode(),
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    refused(
+        target,
+        changed,
+        f"{changed}: holds {PICKLED_MODEL_FILE}, a pickle (it can run code when read), which this release "
+        f"never loads; export the version from a registry where it was trained again (its model is then "
+        f"{MODEL_FILE}); nothing imported",
+    )
+    assert not marker.exists()
+
+
+HOSTILE = {
+    "exec": (
+        lambda pipeline, marker: hostile.exec_file(pipeline, marker),
+        "builtins.exec, ConstructorFromReduceNode nodes",
+        (),
+    ),
+    "system": (
+        lambda pipeline, marker: hostile.system_file(pipeline, marker),
+        "os.system, ConstructorFromReduceNode nodes",
+        (),
+    ),
+    "analyzer": (
+        lambda pipeline, marker: hostile.analyzer_file(pipeline),
+        f"{os.system.__module__}.system",
+        ("touch {marker}",),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_a_hostile_model_file_with_its_digests_recomputed_is_refused_naming_the_type(
+    target, exported, trained_model, tmp_path, kind
+):
+    make, named, texts = HOSTILE[kind]
+    marker = tmp_path / "payload-ran"
+    data = make(trained_model.pipeline, marker)
+    hostile.assert_live(data, marker, tuple(t.format(marker=marker) for t in texts))
+    changed = with_file(exported, MODEL_FILE, data)
+    run_id = json.loads(members(exported)["manifest.json"])["run_id"]
+    refused(
+        target,
+        changed,
+        f"{changed}: {MODEL_FILE}: holds {named}, which a model of this project never holds; "
+        "refusing to load it (nothing in it was built); nothing imported",
+    )
+    assert not marker.exists()
+    # The registry's own import checks it too, whoever calls it with files read some other way.
+    manifest, files = json.loads(members(exported)["manifest.json"]), members(changed)
+    files = {n.removeprefix("files/"): d for n, d in files.items() if n.startswith("files/")}
+    manifest["artifacts"][MODEL_FILE] = sha256(data)
+    with pytest.raises(NotAnExport) as info:
+        target.import_version(MODEL, manifest, files)
+    assert str(info.value).startswith(f"run {run_id}: {MODEL_FILE}: holds {named},")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"), [(tarfile.XHDTYPE, "PAX extended"), (tarfile.GNUTYPE_LONGNAME, "GNU long name")]
+)
+def test_a_header_declaring_a_huge_size_is_refused_before_it_is_read(target, tmp_path, kind, what):
+    """The issue's 768 MiB PAX header took the reader to 2.5 GB: its size is refused from the header alone."""
+    info = tarfile.TarInfo("././@PaxHeader" if kind == tarfile.XHDTYPE else "././@LongLink")
+    info.type, info.size = kind, 768 << 20
+    path = tmp_path / "huge-header.tar.gz"
+    path.write_bytes(
+        gzip.compress(info.tobuf(tarfile.USTAR_FORMAT) + b"a" * 4096)
+    )  # 4 kB follow, not 768 MiB
+    refused(
+        target,
+        path,
+        f"{path}: a tar header declares {768 << 20} bytes of its own, more than the {1 << 20} an export's "
+        "header may have; nothing imported",
+    )
+
+
+def test_a_small_pax_header_is_read_as_tarfile_reads_it(target, exported):
+    """Bounding headers refuses none that fit: an export written in PAX format with a header imports."""
+    contents = members(exported)
+    changed = exported.with_name("pax.tar.gz")
+    with tarfile.open(changed, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.pax_headers = len(data), {"comment": "ü" * 1000}
+            archive.addfile(info, io.BytesIO(data))
+    result = cli(target, "models", "import", str(changed))
+    assert result.exit_code == 0, result.output
