@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -46,7 +46,7 @@ lint-spec: install $(NODE_BIN)/.installed  ## openapi-spec-validator, Spectral a
 	  'import json, sys; t = json.load(sys.stdin)["totals"]; sys.exit(f"redocly: {t}" if t["warnings"] else 0)'
 
 $(BIN)/.docs: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,docs]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,docs]'
 	touch $@
 
 # Zensical reads mkdocs.yml; --strict: a link to a missing page or heading fails the build.
@@ -57,7 +57,7 @@ quality: install  ## the quality figures of docs/quality.md, measured on the sha
 	$(BIN)/python bench/quality.py
 
 $(BIN)/.bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,bench]'
 	touch $@
 
 bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
@@ -69,7 +69,7 @@ soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a r
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16
 
 $(BIN)/.mutate: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,mutate]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,mutate]'
 	touch $@
 
 # setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it,
