@@ -26,7 +26,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from coe_template.engines.table import VersionPackage, duplicates, output_schema
+from coe_template.engines.table import VersionPackage, ids_as_read, output_schema
 from coe_template.errors import CoeError, InvalidInput
 from coe_template.registry import Registry
 
@@ -116,7 +116,7 @@ class Source:
             for v, n in zip(counts.field("values"), counts.field("counts"), strict=True)
             if n.as_py() > 1
         ]
-        return len(column), duplicates(repeated, self.latin1)
+        return len(column), ids_as_read(repeated, self.latin1)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def run(plan: Plan, address: str | None = None) -> None:
         elif source.format == "json":
             ds = ray.data.read_json(source.path)
         else:
-            ds = ray.data.read_parquet(source.path, columns=[source.id_column, source.text_column])
+            ds = ray.data.read_parquet(source.path).select_columns([source.id_column, source.text_column])
         # One actor per CPU, each reserving a little less than one, so reading and writing tasks can
         # still be scheduled: with every CPU held by an actor, the read waits for ever.
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -86,7 +86,7 @@ def run(plan: Plan, address: str | None = None) -> None:
             },
             batch_format="pyarrow",
             batch_size=BATCH_SIZE,
-            concurrency=cpus,
+            concurrency=(1, cpus),  # more actors as blocks queue up (a small input has few)
             num_cpus=max(cpus - 1, 0.5) / cpus,
         )
         if plan.output_format == "csv":

@@ -149,15 +149,9 @@ def _as_text(value: object, latin1: bool) -> tuple[str | None, bool]:
         return None, False
 
 
-def duplicates(ids: Iterable[object], latin1: bool = False) -> frozenset[str]:
-    """The ids that appear more than once, as :func:`predict_table` sees them."""
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    for value in ids:
-        item_id, _ = _as_text(value, latin1)
-        if item_id:
-            (repeated if item_id in seen else seen).add(item_id)
-    return frozenset(repeated)
+def ids_as_read(values: Iterable[object], latin1: bool = False) -> frozenset[str]:
+    """Raw id cells as :func:`predict_table` reads them (nulls and empty ids left out)."""
+    return frozenset(item_id for item_id, _ in (_as_text(v, latin1) for v in values) if item_id)
 
 
 def predict_table(
