@@ -64,6 +64,7 @@ bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs w
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/realtime_under_batch.py --items 100000
+	$(BIN)/python bench/engines.py --texts 1000000
 
 soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a rollback: 0 unexpected answers
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16

@@ -100,6 +100,9 @@ def run(plan: Plan, master: str = "local[*]") -> None:
         else:
             df = reader.parquet(source.path)
         df = df.select(f"`{source.id_column}`", f"`{source.text_column}`")
+        cores = spark.sparkContext.defaultParallelism
+        if df.rdd.getNumPartitions() < cores:  # one small file is one partition: one core would do it all
+            df = df.repartition(cores)
         predict = partition_predictor(
             plan.package, source.text_column, source.id_column, plan.duplicated, source.latin1
         )
