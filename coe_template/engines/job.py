@@ -108,6 +108,8 @@ class Source:
             )
         try:
             column = dataset.to_table(columns=[self.id_column]).column(self.id_column)
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = column.cast(pa.large_binary())  # as the engines read it: invalid UTF-8 is a status
         except (OSError, pa.ArrowInvalid) as exc:
             raise JobInputError(f"{self.path}: cannot be read as {self.format} ({exc})") from None
         counts = pc.value_counts(column)

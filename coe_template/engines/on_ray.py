@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from coe_template.engines.table import LoadedVersion, VersionPackage, load_package, predict_table
+from coe_template.engines.table import LoadedVersion, VersionPackage, cells, load_package, predict_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,7 @@ BATCH_SIZE = 4096
 
 
 def _column(batch: pa.Table | pd.DataFrame, name: str) -> list[Any]:
-    return batch.column(name).to_pylist() if isinstance(batch, pa.Table) else batch[name].tolist()
+    return cells(batch, name) if isinstance(batch, pa.Table) else batch[name].tolist()
 
 
 class RayPredictor:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from coe_template.engines.table import (
     LoadedVersion,
     VersionPackage,
+    cells,
     load_package,
     output_schema,
     predict_table,
@@ -54,8 +55,8 @@ def partition_predictor(
         for batch in batches:
             table = predict_table(
                 loaded,
-                batch.column(id_column).to_pylist(),
-                batch.column(text_column).to_pylist(),
+                cells(batch, id_column),
+                cells(batch, text_column),
                 duplicated,
                 latin1,
             )

@@ -14,7 +14,7 @@ for bit. Every input row gives exactly one output row, with a ``status``:
 - ``duplicate id``: the id appears more than once in the input (every occurrence is marked); predicted;
 - ``no id``: the id is null or empty; predicted;
 - ``no text``: the text is null, empty or whitespace only (the API refuses such a text); not predicted;
-- ``not utf-8``: (CSV) the id's or the text's bytes are not UTF-8; not predicted.
+- ``not utf-8``: the id's or the text's bytes are not UTF-8; not predicted.
 
 Rows not predicted have a null tag and null probabilities.
 """
@@ -133,20 +133,24 @@ def _as_text(value: object, latin1: bool) -> tuple[str | None, bool]:
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None, True
-    if isinstance(value, bytes):
-        raw = value
-    elif isinstance(value, str):
-        if not latin1:
-            return value, True
-        raw = value.encode("latin-1")
-    elif isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer():
         return str(int(value)), True  # an integer id column with nulls, read as floats
-    else:
+    if not isinstance(value, bytes | str):
         return str(value), True
     try:
-        return raw.decode("utf-8"), True
-    except UnicodeDecodeError:
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        return (text.encode("latin-1").decode("utf-8") if latin1 else text), True
+    except UnicodeError:
         return None, False
+
+
+def cells(batch: pa.Table | pa.RecordBatch, name: str) -> list[object]:
+    """A column's cells, strings as their bytes: a string holding invalid UTF-8 (Arrow does not
+    check) is then a row whose status says so, not an error that stops the job."""
+    column = batch.column(name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = column.cast(pa.large_binary())
+    return list(column.to_pylist())
 
 
 def ids_as_read(values: Iterable[object], latin1: bool = False) -> frozenset[str]:
