@@ -16,16 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq  # noqa: E402  (conftest skips the module without the extras)
 import pytest
 from click.testing import CliRunner
 
 from coe_template.cli import main
-from coe_template.engines import job
-from coe_template.engines.table import METADATA_KEY
 from coe_template.registry import PRODUCTION, Registry
-from tests.coe_template.engines.conftest import api_answers, assert_bad_rows, registry_on, rows_by_id
+from tests.coe_template.engines.conftest import (
+    NO_EXTRAS,
+    api_answers,
+    assert_bad_rows,
+    registry_on,
+    rows_by_id,
+)
 from tests.conftest import MODEL
+
+pq = pytest.importorskip("pyarrow.parquet", reason=NO_EXTRAS)
+from coe_template.engines import job  # noqa: E402  (needs pyarrow)
+from coe_template.engines.table import METADATA_KEY  # noqa: E402
 
 
 def _ray() -> Iterator[str]:

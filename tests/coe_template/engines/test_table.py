@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from coe_template.engines.table import LoadedVersion, cells, predict_table
 from coe_template.predict import predict
+from tests.coe_template.engines.conftest import NO_EXTRAS
 from tests.conftest import MODEL
 
-pa = pytest.importorskip(
-    "pyarrow", reason="the engines' extras are not installed: pip install -e '.[ray,spark]'"
-)
+pa = pytest.importorskip("pyarrow", reason=NO_EXTRAS)
+from coe_template.engines.table import LoadedVersion, cells, predict_table  # noqa: E402  (needs pyarrow)
 
 TEXT = "Semantic segmentation of satellite images with a U-Net"
 
