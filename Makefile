@@ -8,10 +8,15 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
+
+# The batch engines' extras (Ray Data, PySpark: a few hundred MB) for their tests only: `make serve` needs none.
+$(BIN)/.engines: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark]'
+	touch $@
 
 model: install  ## bring the registry's schema up to date, then train the default model unless there is one
 	$(BIN)/coe-template db upgrade
@@ -21,10 +26,10 @@ serve: model  ## install, train if needed, serve on :8000
 	$(BIN)/gunicorn --config config/gunicorn.py wsgi:app
 
 # Two processes (pytest-xdist), each test file whole in one of them (its module-scoped servers start once).
-test: install  ## the whole test suite
+test: $(BIN)/.engines  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-lint: install  ## ruff's linter, mypy, the import contracts (setup.cfg), then ruff's formatter in check mode
+lint: $(BIN)/.engines  ## ruff's linter, mypy, the import contracts (setup.cfg), then ruff's formatter in check mode
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -47,7 +52,7 @@ lint-spec: install $(NODE_BIN)/.installed  ## openapi-spec-validator, Spectral a
 	  'import json, sys; t = json.load(sys.stdin)["totals"]; sys.exit(f"redocly: {t}" if t["warnings"] else 0)'
 
 $(BIN)/.docs: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,docs]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,docs]'
 	touch $@
 
 # Zensical reads mkdocs.yml; --strict: a link to a missing page or heading fails the build.
@@ -58,7 +63,7 @@ quality: install  ## the quality figures of docs/quality.md, measured on the sha
 	$(BIN)/python bench/quality.py
 
 $(BIN)/.bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,bench]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
 	touch $@
 
 bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
@@ -71,7 +76,7 @@ soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a r
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16
 
 $(BIN)/.mutate: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,mutate]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,mutate]'
 	touch $@
 
 # setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it,
