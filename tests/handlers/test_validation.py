@@ -145,7 +145,7 @@ def test_a_multipart_body_is_read(client, assert_problem):
     assert_problem(
         response,
         400,
-        "the CSV file needs an id column and a text column (or title and description); found id, name",
+        "the CSV file's header (line 1) needs an id column and a text column (or title and description); found id, name",
         kind="invalid-input",
     )
 
