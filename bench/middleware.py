@@ -106,7 +106,7 @@ LAYERS: dict[str, Callable[[Any], Any]] = {
         max_age=600,
     ),
     "KeyGuard (reads open)": KeyGuard,
-    "BodySizeLimit": lambda app: BodySizeLimit(app, 1 << 20, 50 << 20, ("/batch-predictions",)),
+    "BodySizeLimit": lambda app: BodySizeLimit(app, 1 << 20, 50 << 20, 8 << 20, ("/batch-predictions",)),
     "BodyDeadline": lambda app: BodyDeadline(app, 30, 1000, BodyBudget(100 << 20)),
     "InFlightLimit": lambda app: InFlightLimit(app, 256, ("/livez",)),
     "UnroutedNotFound": UnroutedNotFound,

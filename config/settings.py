@@ -96,7 +96,15 @@ class Settings:
     )
     max_upload_bytes: int = env(
         "COE_MAX_UPLOAD_BYTES", 50 << 20, WHOLE,
-        "largest body of `POST /batch-predictions`", "`52428800` (50 MiB)",
+        "largest CSV body (`text/csv` or a multipart upload) of `POST /batch-predictions`: read and stored "
+        "a chunk at a time", "`52428800` (50 MiB)",
+    )  # fmt: skip
+    max_json_batch_bytes: int = env(
+        "COE_MAX_JSON_BATCH_BYTES", 8 << 20, WHOLE,
+        "largest JSON body of `POST /batch-predictions` (at most `COE_MAX_UPLOAD_BYTES`): the validator parses "
+        "it whole, in the event loop, into ~15 times its size for the tiniest items; a bigger batch goes as CSV, "
+        "which streams",
+        "`8388608` (8 MiB)",
     )  # fmt: skip
     batch_chunk_size: int = env(
         "COE_BATCH_CHUNK_SIZE", CHUNK_SIZE, WHOLE, "items per chunk, each stored in one transaction"

@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         position=MiddlewarePosition.BEFORE_SWAGGER,
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
+        whole_upload_bytes=settings.max_json_batch_bytes,
         upload_paths=("/batch-predictions",),
     )
     # After the size check (inserted at the same position, so inside it): only bounded bodies are read,

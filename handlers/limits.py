@@ -60,22 +60,43 @@ def release_free_memory() -> None:
 BUSY_RETRY_SECONDS = 1
 
 
+#: The media types an upload path reads as it streams (a chunk at a time); any other body there is parsed whole.
+STREAMED_TYPES = ("text/csv", "multipart/form-data")
+
+
 class BodySizeLimit:
-    """``max_bytes`` everywhere, ``upload_bytes`` for the paths that take uploads."""
+    """``max_bytes`` everywhere; on the paths that take uploads, ``upload_bytes`` for a body read as it
+    streams (CSV), ``whole_upload_bytes`` for one parsed whole before the handler sees it (JSON)."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int,
+        whole_upload_bytes: int,
+        upload_paths: tuple[str, ...],
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes
+        self.whole_upload_bytes = whole_upload_bytes
         self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            limit = self.upload_bytes if scope["path"] in self.upload_paths else self.max_bytes
-            self.check(Headers(scope=scope), limit)
+            headers = Headers(scope=scope)
+            self.check(headers, self.limit(scope["path"], headers.get("content-type", "")))
         await self.app(scope, receive, send)
+
+    def limit(self, path: str, content_type: str) -> int:
+        if path not in self.upload_paths:
+            return self.max_bytes
+        media_type = content_type.partition(";")[0].strip().lower()
+        return (
+            self.upload_bytes
+            if media_type in STREAMED_TYPES
+            else min(self.upload_bytes, self.whole_upload_bytes)
+        )
 
     @staticmethod
     def check(headers: Headers, limit: int) -> None:
