@@ -23,12 +23,11 @@ import pytest
 from sqlalchemy import String, event, func, select, update
 
 from coe_template.batch.items import BatchInputError
-from coe_template.batch.jobs import (
-    BatchJobs,
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.records import (
     Claim,
     JobInfo,
     JobNotFound,
-    KeyReused,
     ResultInfo,
     ResultNotFound,
     job_token_sha256,
@@ -36,6 +35,7 @@ from coe_template.batch.jobs import (
 )
 from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner, Progress
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
+from coe_template.batch.uploads import KeyReused
 from coe_template.errors import STORED_ERROR_LENGTH, DatabaseUnavailable
 from coe_template.predict import predict, tag
 from coe_template.registry import (
