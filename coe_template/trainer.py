@@ -6,7 +6,7 @@ one more for both: in a server, fitting in-process would hold the GIL the servin
 threads need; in a worker, batch threads share the process, and a stop can end a
 training at once by ending its child, where a thread cannot be interrupted; and one
 code path is tested once. The runner's thread claims the job, renews its lease from
-a :class:`~coe_template.leases.LeaseKeeper` and waits for the child.
+a :class:`~coe_template.jobs.leases.LeaseKeeper` and waits for the child.
 
 The child reads its request on stdin, answers on stdout, and exits as soon as its
 stdin closes: a runner killed with -9 takes its child along, its lease runs out and
@@ -34,7 +34,7 @@ from coe_template.args import parse_args
 from coe_template.batch.runner import GRACE_SECONDS
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
+from coe_template.jobs.leases import LeaseKeeper, owner_id, work_until_stopped
 from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
 from coe_template.train import train
 

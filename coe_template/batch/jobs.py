@@ -30,6 +30,7 @@ from coe_template.batch.records import (
     FINISHED,
     HIDDEN,
     LEASE_SECONDS,
+    MAX_ATTEMPTS,
     PURGING,
     UPLOADING,
     Claim,
@@ -47,6 +48,7 @@ from coe_template.batch.retention import PURGE_ROWS, Purges, PurgeStep
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.batch.uploads import NO_QUOTAS, STALE_UPLOAD_SECONDS, KeyReused, Quotas, Uploads
 from coe_template.errors import STORED_ERROR_LENGTH
+from coe_template.jobs.queue import LeaseQueue
 from coe_template.registry import Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import utcnow
@@ -57,6 +59,7 @@ __all__ = [
     "CHUNK_SIZE",
     "FINISHED",
     "LEASE_SECONDS",
+    "MAX_ATTEMPTS",
     "PURGE_ROWS",
     "PURGING",
     "STALE_UPLOAD_SECONDS",
@@ -77,41 +80,17 @@ log = logging.getLogger(__name__)
 
 # --- the statements a worker runs for every chunk, built once ----------------------------------
 
-_chunk_key = (_chunks.c.job_id == bindparam("job")) & (_chunks.c.number == bindparam("chunk"))
 _input_key = (_inputs.c.job_id == bindparam("job")) & (_inputs.c.number == bindparam("chunk"))
-#: The oldest chunk nobody holds, or whose holder's lease ran out before ``now``.
-_CLAIMABLE = (
-    select(
-        _chunks.c.job_id,
-        _chunks.c.number,
-        _chunks.c.first,
-        _chunks.c.attempts,
-        _jobs.c.model_name,
-        _jobs.c.model_version,
-    )
-    .join(_jobs, _jobs.c.id == _chunks.c.job_id)
-    .where(_jobs.c.status.in_(ACTIVE))
-    .where(
-        or_(
-            _chunks.c.status == "pending",
-            (_chunks.c.status == "running") & (_chunks.c.lease_expires_at < bindparam("now")),
-        )
-    )
-    .order_by(_jobs.c.created_at, _chunks.c.job_id, _chunks.c.number)
-    .limit(1)
-)
-_ANY_CLAIMABLE = _CLAIMABLE.with_only_columns(_chunks.c.number)
-#: PostgreSQL: other workers skip the row this transaction locks instead of waiting for it.
-_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(of=_chunks, skip_locked=True)
-_TAKE = (
-    update(_chunks)
-    .where(_chunk_key)
-    .values(
-        status="running",
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires"),
-        attempts=bindparam("tries"),
-    )
+#: Chunks as leased work (the protocol: :mod:`coe_template.jobs.queue`): the oldest chunk of the
+#: oldest active job first; a chunk whose worker died :data:`MAX_ATTEMPTS` times fails its job.
+CHUNKS = LeaseQueue(
+    _chunks,
+    ("job_id", "number"),
+    max_attempts=MAX_ATTEMPTS,
+    columns=(_chunks.c.first, _jobs.c.model_name, _jobs.c.model_version),
+    joins=lambda query: query.join(_jobs, _jobs.c.id == _chunks.c.job_id),
+    where=_jobs.c.status.in_(ACTIVE),
+    order_by=(_jobs.c.created_at, _chunks.c.job_id, _chunks.c.number),
 )
 _INPUT = select(_inputs.c["items"]).where(_input_key)
 #: Conditional: a cancel that committed since the claim's SELECT is not undone.
@@ -120,11 +99,11 @@ _START = (
     .where(_jobs.c.id == bindparam("job"), _jobs.c.status == "queued")
     .values(status="running", started_at=bindparam("now"))
 )
-#: Conditional: only the lease's holder finishes its chunk.
-_FINISH = (
-    update(_chunks)
-    .where(_chunk_key, _chunks.c.status == "running", _chunks.c.lease_owner == bindparam("owner"))
-    .values(status="done", lease_expires_at=None)
+#: Conditional: a job that ended meanwhile (cancelled, failed) keeps its end.
+_FAIL = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job"), _jobs.c.status.in_(ACTIVE))
+    .values(status="failed", finished_at=bindparam("now"), error=bindparam("error"))
 )
 #: What is left to do, per active job status: one small aggregate over the jobs table.
 _BACKLOG = (
@@ -149,15 +128,6 @@ _COUNT = (
         status=case((_last_chunk, "succeeded"), else_=_jobs.c.status),
         finished_at=case((_last_chunk, bindparam("now")), else_=_jobs.c.finished_at),
     )
-)
-#: Conditional: only the lease's holder extends it, and only while the chunk is still being worked.
-_HELD = _chunk_key & (_chunks.c.status == "running") & (_chunks.c.lease_owner == bindparam("owner"))
-_RENEW = update(_chunks).where(_HELD).values(lease_expires_at=bindparam("expires"))
-#: Back to pending as if never claimed: a worker that gives a chunk back was not killed by it.
-_RELEASE = (
-    update(_chunks)
-    .where(_HELD)
-    .values(status="pending", lease_owner=None, lease_expires_at=None, attempts=_chunks.c.attempts - 1)
 )
 
 
@@ -302,27 +272,31 @@ class BatchJobs(Uploads, Purges):
     def claim(self, owner: str, look_first: bool = True) -> Claim | None:
         """Take the oldest chunk nobody holds (or whose holder's lease ran out), with its items.
 
+        A chunk abandoned :data:`MAX_ATTEMPTS` times is not taken: its job fails in the same
+        transaction, and the claim comes back with ``gave_up`` set (for the runner to tell).
         ``look_first``: check without a write lock that there is a chunk to take, as idle
         workers polling should; a worker that has just finished one expects another.
         """
         now = utcnow()
         if look_first:
             with reader(self.engine).begin() as connection:
-                if connection.execute(_ANY_CLAIMABLE, {"now": now}).first() is None:
+                if not CHUNKS.any_claimable(connection, now):
                     return None
         with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
             if self.postgres:
                 # A claim lost in a server crash only puts the chunk back: no need to wait for the disk.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            row = connection.execute(_CLAIMABLE_LOCKED if self.postgres else _CLAIMABLE, {"now": now}).first()
-            if row is None:
+            taken = CHUNKS.claim(connection, owner, now, now + self.lease)
+            if taken is None:
                 return None
+            row = taken.row
             key = {"job": row.job_id, "chunk": row.number}
-            connection.execute(
-                _TAKE, {**key, "owner": owner, "expires": now + self.lease, "tries": row.attempts + 1}
-            )
             items = connection.execute(_INPUT, key).scalar_one()
-            connection.execute(_START, {"job": row.job_id, "now": now})
+            if taken.gave_up:
+                error = f"chunk {row.number} was abandoned {MAX_ATTEMPTS} times"
+                connection.execute(_FAIL, {"job": row.job_id, "now": now, "error": error})
+            else:
+                connection.execute(_START, {"job": row.job_id, "now": now})
         return Claim(
             row.job_id,
             row.number,
@@ -330,8 +304,9 @@ class BatchJobs(Uploads, Purges):
             row.model_name,
             row.model_version,
             owner,
-            row.attempts + 1,
+            taken.attempts,
             [(item_id, text) for item_id, text in json.loads(items)],
+            gave_up=taken.gave_up,
         )
 
     def complete(
@@ -350,7 +325,7 @@ class BatchJobs(Uploads, Purges):
         ]
         key = {"job": claim.job_id, "chunk": claim.number}
         with self.engine.begin() as connection:
-            if not connection.execute(_FINISH, {**key, "owner": claim.owner}).rowcount:
+            if not CHUNKS.finish(connection, claim.key, claim.owner, utcnow()):
                 connection.rollback()  # the lease ran out and another worker took the chunk
                 return False
             bulk_insert(connection, BatchResult.__table__, results)
@@ -371,26 +346,21 @@ class BatchJobs(Uploads, Purges):
         False means the chunk is no longer this worker's (its lease ran out and another took
         it, or it was released or finished): whatever the worker computes for it is dropped.
         """
-        key = {"job": claim.job_id, "chunk": claim.number, "owner": claim.owner}
         with self.engine.begin() as connection:
-            return bool(connection.execute(_RENEW, {**key, "expires": utcnow() + self.lease}).rowcount)
+            return CHUNKS.renew(connection, claim.key, claim.owner, utcnow() + self.lease)
 
     def release(self, claim: Claim) -> bool:
         """Give a held chunk back (a worker stopping): pending again at once, its attempt not counted.
 
         Conditional like every change: a chunk already finished, or taken over, is left as it is.
         """
-        key = {"job": claim.job_id, "chunk": claim.number, "owner": claim.owner}
         with self.engine.begin() as connection:
-            return bool(connection.execute(_RELEASE, key).rowcount)
+            return CHUNKS.release(connection, claim.key, claim.owner)
 
     def fail(self, job_id: str, error: str) -> None:
-        with self._session() as session, session.begin():
-            session.execute(
-                update(BatchJob)
-                .where(BatchJob.id == job_id, BatchJob.status.in_(ACTIVE))
-                .values(status="failed", finished_at=utcnow(), error=error[:STORED_ERROR_LENGTH])
-            )
+        """Fail an active job (its model cannot be loaded, …); a job that ended meanwhile keeps its end."""
+        with self.engine.begin() as connection:
+            connection.execute(_FAIL, {"job": job_id, "now": utcnow(), "error": error[:STORED_ERROR_LENGTH]})
 
     # --- observing -------------------------------------------------------------------------------
 

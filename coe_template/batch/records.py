@@ -38,6 +38,8 @@ UPLOADING = "uploading"
 #: An upload not written to for this long was cut short (its process was killed): its job is deleted.
 #: Jobs no client sees (a 404): not yet whole, or being removed.
 HIDDEN = (UPLOADING, PURGING)
+#: A chunk whose worker died this many times fails its job instead of killing more workers.
+MAX_ATTEMPTS = 3
 #: Items per chunk, each stored in one transaction.
 CHUNK_SIZE = 1000
 #: Seconds a worker holds a chunk; renewed every third of it while the chunk is worked.
@@ -70,6 +72,13 @@ class Claim:
     owner: str
     attempts: int
     items: list[Item]
+    #: Abandoned too often: not held, and its job failed in the claim's transaction (nothing to work).
+    gave_up: bool = False
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The chunk's key in the lease queue."""
+        return {"job_id": self.job_id, "number": self.number}
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,12 @@ from collections.abc import Callable
 
 from coe_template.batch.jobs import PURGE_ROWS, BatchJobs, Claim, PurgeStep
 from coe_template.errors import DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
+from coe_template.jobs.leases import LeaseKeeper, owner_id, work_until_stopped
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
 
-#: A chunk whose worker died this many times fails its job instead of killing more workers.
-MAX_ATTEMPTS = 3
 #: How long a stopping runner may take to finish the chunk in hand before it gives it back.
 GRACE_SECONDS = 5.0
 
@@ -189,8 +187,7 @@ class BatchRunner:
         return claim
 
     def _work(self, claim: Claim) -> None:
-        if claim.attempts > MAX_ATTEMPTS:
-            self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
+        if claim.gave_up:  # its job failed with the claim: nothing to work
             self.observe(claim, "failed")
             return
         with LeaseKeeper(

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -26,7 +26,7 @@ from coe_template.registry.blobs import DatabaseStore
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.registry.notify import announce
-from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
+from coe_template.registry.schema import Alias, Model, ModelVersion, utc, utcnow
 from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
 from coe_template.shapes import check_description, check_model_name
 from coe_template.store import (
@@ -44,6 +44,9 @@ from coe_template.store import (
 )
 from coe_template.train import TrainedModel
 from coe_template.transfer import check_values
+
+if TYPE_CHECKING:
+    from coe_template.jobs.queue import Held
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +290,11 @@ class Registry:
         return version.performance
 
     def create_version(
-        self, name: str, args: TrainingArgs, max_training: int | None = None, queue: bool = False
+        self,
+        name: str,
+        args: TrainingArgs,
+        max_training: int | None = None,
+        also: Callable[[Session, ModelVersion], object] | None = None,
     ) -> VersionInfo:
         """A new version in status ``training``, numbered one above the highest.
 
@@ -295,8 +302,8 @@ class Registry:
         transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns. With
         ``max_training``, :class:`Busy` when that many versions (of any model) are
         already training, queued or running; on PostgreSQL a transaction lock makes
-        that count exact across models too. ``queue`` records its training job in the
-        same transaction, for any runner to claim (see :mod:`coe_template.registry.training`).
+        that count exact across models too. ``also`` records more in the same transaction:
+        its training job, for any runner to claim (see :mod:`coe_template.registry.training`).
         """
         with self._session() as session:
             if max_training is not None and session.get_bind().dialect.name == "postgresql":
@@ -320,35 +327,26 @@ class Registry:
                 model=model, version=(highest or 0) + 1, status="training", args=args.to_dict()
             )
             session.add(version)
-            if queue:
-                session.add(TrainingJob(version=version, status="pending", attempts=0))
+            if also is not None:
+                also(session, version)
             session.flush()
             return VersionInfo.of(version)
 
     def complete_version(
-        self, name: str, number: int, trained: TrainedModel, held: tuple[int, str] | None = None
+        self, name: str, number: int, trained: TrainedModel, held: Held | None = None
     ) -> VersionInfo:
         """Mark the version ``ready`` and write its artifacts, in one transaction.
 
-        ``held`` (a training job's id and its lease owner): the job is marked done in that
+        ``held`` (a training job under its runner's lease): the job is marked done in that
         same transaction, only if that owner still holds it, else :class:`LeaseLost` and
         nothing changes: a trainer whose lease ran out never overwrites its successor.
         """
-        holds = (
-            None
-            if held is None
-            else (
-                TrainingJob.id == held[0],
-                TrainingJob.status == "running",
-                TrainingJob.lease_owner == held[1],
-            )
-        )
         lost = LeaseLost(
-            f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease"
+            f"training version {number} of {name!r}: {held and held.owner} no longer holds its lease"
         )
         with self._session(read_only=True) as session:  # nothing is written for a result refused anyway
             status = self._version(session, self._model(session, name), number).status
-            if holds is not None and session.scalar(select(TrainingJob.id).where(*holds)) is None:
+            if held is not None and not held.holds(session.connection()):
                 raise lost
         if status != "training":  # e.g. failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
@@ -356,18 +354,7 @@ class Registry:
         files = run_files(trained, run_id)  # serialised before the transaction, which then only writes
 
         def record(session: Session) -> VersionInfo:
-            # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
-            if (
-                holds is not None
-                and not cast(
-                    CursorResult[Any],
-                    session.execute(
-                        update(TrainingJob)
-                        .where(*holds)
-                        .values(status="done", lease_expires_at=None, finished_at=utcnow())
-                    ),
-                ).rowcount
-            ):
+            if held is not None and not held.finish(session.connection(), utcnow()):
                 raise lost  # the lease ran out meanwhile
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import String, event, func, select, update
 
 from coe_template.batch.items import BatchInputError
-from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.jobs import MAX_ATTEMPTS, BatchJobs
 from coe_template.batch.records import (
     Claim,
     JobInfo,
@@ -33,7 +33,7 @@ from coe_template.batch.records import (
     job_token_sha256,
     new_job_token,
 )
-from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner, Progress
+from coe_template.batch.runner import BatchRunner, Progress
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.batch.uploads import KeyReused
 from coe_template.errors import STORED_ERROR_LENGTH, DatabaseUnavailable
@@ -1187,7 +1187,7 @@ def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carri
     logged = [
         (r.levelname, r.getMessage(), r.exc_info is not None)
         for r in caplog.records
-        if r.name == "coe_template.leases"
+        if r.name == "coe_template.jobs.leases"
     ]
     assert logged == [
         ("ERROR", "batch: pausing while the database is unavailable: the database is down", False),
