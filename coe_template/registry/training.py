@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import STORED_ERROR_LENGTH
+from coe_template.errors import STORED_ERROR_LENGTH, Conflict
 from coe_template.jobs.queue import Held, LeaseQueue
 from coe_template.registry.db import reader
-from coe_template.registry.registry import Conflict, LeaseLost, Registry, VersionInfo
+from coe_template.registry.records import LeaseLost, VersionInfo
+from coe_template.registry.registry import Registry
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
 from coe_template.train import TrainedModel
 
