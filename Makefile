@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -20,8 +20,9 @@ model: install  ## bring the registry's schema up to date, then train the defaul
 serve: model  ## install, train if needed, serve on :8000
 	$(BIN)/gunicorn --config config/gunicorn.py wsgi:app
 
+# Two processes (pytest-xdist), each test file whole in one of them (its module-scoped servers start once).
 test: install  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install  ## ruff's linter, mypy, the import contracts (setup.cfg), then ruff's formatter in check mode
 	$(BIN)/ruff check .
@@ -46,7 +47,7 @@ lint-spec: install $(NODE_BIN)/.installed  ## openapi-spec-validator, Spectral a
 	  'import json, sys; t = json.load(sys.stdin)["totals"]; sys.exit(f"redocly: {t}" if t["warnings"] else 0)'
 
 $(BIN)/.docs: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,docs]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,docs]'
 	touch $@
 
 # Zensical reads mkdocs.yml; --strict: a link to a missing page or heading fails the build.
@@ -57,19 +58,20 @@ quality: install  ## the quality figures of docs/quality.md, measured on the sha
 	$(BIN)/python bench/quality.py
 
 $(BIN)/.bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,bench]'
 	touch $@
 
 bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/realtime_under_batch.py --items 100000
+	$(BIN)/python bench/engines.py --texts 1000000
 
 soak: install  ## 16 connections, 60 s of mixed traffic with a promotion and a rollback: 0 unexpected answers
 	$(BIN)/python bench/soak.py --seconds 60 --connections 16
 
 $(BIN)/.mutate: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,mutate]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,ray,spark,mutate]'
 	touch $@
 
 # setup.cfg [mutmut] says which modules and which tests; each mutant runs only the tests that execute it,

@@ -21,6 +21,7 @@ from coe_template.batch.items import NO_TEXT, blank, read_csv
 from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
 from coe_template.data import load_dataset
+from coe_template.engines.command import batch_predict_command
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
@@ -245,7 +246,7 @@ def predict(context: Context, texts: tuple[str, ...], version: int | None, name:
     _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 
 
-@main.command("batch-predict")
+@click.command("batch-predict")  # registered below, with --engine ray|spark
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--model-version", type=click.IntRange(min=1), help="Version to predict with [default: production]."
@@ -273,6 +274,9 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     from handlers.schemas.batch_predictions import job_schema  # the shape GET /batch-predictions/{id} serves
 
     _echo_json(job_schema.dump(jobs.get(job.id)))
+
+
+main.add_command(batch_predict_command(batch_predict))
 
 
 def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers:

@@ -3,15 +3,8 @@
 Connexion's FlaskApp is an ASGI app, so workers are Uvicorn workers; each runs
 Flask in Connexion's own pool of threads, so no gunicorn threads on top.
 
-============================  ======================================  =====================
-variable                      meaning                                 default
-============================  ======================================  =====================
-``COE_BIND``                  address to listen on                    ``0.0.0.0:8000``
-``WEB_CONCURRENCY``           number of worker processes              one per core
-``COE_GRACEFUL``              seconds in-flight requests get on stop  ``30``
-``PROMETHEUS_MULTIPROC_DIR``  where the workers' metrics files live   a temp dir of its own
-``COE_CONTROL_SOCKET``        path of gunicorn's control socket       none: off
-============================  ======================================  =====================
+Its variables (``COE_BIND``, ``WEB_CONCURRENCY``, ``COE_GRACEFUL``, ``PROMETHEUS_MULTIPROC_DIR``,
+``COE_CONTROL_SOCKET``) are declared in :class:`config.settings.ServerSettings`.
 
 Metrics: every worker writes its counts to files in ``PROMETHEUS_MULTIPROC_DIR``
 and any worker's ``/metrics`` sums them. The variable must be set before the app
@@ -101,14 +94,19 @@ metrics_dir = _metrics_dir()
 # After the metrics directory is set: config.worker imports the app's modules.
 from config.worker import APP_SHUTDOWN_SECONDS  # noqa: E402
 
-bind = os.environ.get("COE_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+# isort: split
+# The server's variables are declared beside the app's (config.settings imports the domain, so after it too).
+from config.settings import ServerSettings  # noqa: E402
+
+_server = ServerSettings.from_env()
+bind = _server.bind
+workers = _server.workers
 # uvicorn_worker.UvicornWorker, with server_header off and the limits of config/worker.py.
 worker_class = "config.worker.Worker"
 # Load the model before forking so workers share its memory pages.
 preload_app = True
 # In-flight requests get COE_GRACEFUL seconds; the app's own shutdown a few more.
-graceful_timeout = int(os.environ.get("COE_GRACEFUL", "30")) + APP_SHUTDOWN_SECONDS
+graceful_timeout = _server.graceful + APP_SHUTDOWN_SECONDS
 timeout = 60
 keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound.
@@ -119,7 +117,7 @@ logger_class = GunicornLogger
 # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: every
 # instance on a host would take (and on exit delete) the same one. Off unless asked
 # for, then at a path of its own.
-_control_socket = os.environ.get("COE_CONTROL_SOCKET")
+_control_socket = _server.control_socket
 control_socket_disable = not _control_socket
 if _control_socket:
     control_socket = _control_socket

@@ -1,94 +1,28 @@
-"""One settings object, read from environment variables with documented defaults.
+"""The service's settings: every environment variable it reads, each declared once, here.
 
-Nothing is read at import time: call :meth:`Settings.from_env` (the service's
-``wsgi.py`` does) or build :class:`Settings` directly (tests do).
+A declaration is one field: ``env(name, default, parser, meaning[, default in words])``. From it come
+:meth:`Settings.from_env`, the validation errors (the parser's, naming the variable; see
+:mod:`config.variables`) and the configuration reference (``docs/configuration.md``, rendered by
+``docs/macros.py`` when the site is built). :class:`ServerSettings` declares what
+``config/gunicorn.py`` reads the same way.
 
-==============================  ===============================================  ====================================
-variable                        meaning                                          default
-==============================  ===============================================  ====================================
-``COE_MODEL_STORE``             directory holding the artifacts of every run     ``<project>/model-store``
-``DATABASE_URL``                the registry's database (SQLAlchemy URL)         SQLite file ``registry.db`` in the store
-``COE_ARTIFACT_STORE``          where versions' files are kept: ``directory``    ``directory``
-                                (``runs`` in the store) or ``db`` (the
-                                registry's database; the store is its cache)
-``COE_MODEL_NAME``              the model the seed resources serve               ``project-tagger``
-``COE_TRAINING_ARGS``           JSON file of default training arguments          ``<project>/config/args.json``
-``COE_TRAINING_DATA``           the only CSV the API may train on                the bundled dataset
-``COE_ADMIN_KEYS``              comma-separated bearer keys for changes          none: changes are refused
-``COE_READ_KEYS``               comma-separated keys that may only read          none
-``COE_REFRESH_SECONDS``         how often each worker checks ``production``      ``2``
-                                (on PostgreSQL only the fallback: a promotion
-                                is announced and every worker swaps at once)
-``COE_MAX_BODY_BYTES``          largest request body accepted                    ``1048576`` (1 MiB)
-``COE_MAX_UPLOAD_BYTES``        largest body for ``POST /batch-predictions``     ``52428800`` (50 MiB)
-``COE_BATCH_CHUNK_SIZE``        items per chunk (one transaction each)           ``1000``
-``COE_BATCH_LEASE_SECONDS``     a chunk's lease, renewed every third of it       ``15``
-``COE_BATCH_IN_SERVER``         server workers also work batch chunks            ``true``
-``COE_BATCH_RETENTION_DAYS``    days a finished batch job (and its results) is   ``7``
-                                kept; then whoever works batch chunks removes
-                                it; ``never`` keeps every job
-``COE_PUBLIC_URL``              the service's public base URL (``https://host``  none: the request's ``Host``, if
-                                ``[:port][/prefix]``): the envelope's ``url``    it is a valid host[:port]
-``COE_BATCH_MAX_OPEN_ITEMS_``   items one client (its key, else its address)     ``6000000``: one 50 MiB upload
-``PER_CLIENT``                  may have in open batch jobs, not yet done;       of the tiniest rows (~9 bytes)
-                                beyond, ``429``
-``COE_BATCH_MAX_OPEN_ITEMS``    items all open batch jobs may hold, not yet      ``24000000``: four such
-                                done; beyond, ``503`` busy                       clients (~8 GB of registry
-                                                                                 at ~330 bytes an item)
-``COE_VALIDATE_RESPONSES``      check every response against the spec            ``false`` (tests turn it on)
-``COE_DB_TIMEOUT``              seconds to connect, run one statement or wait    ``5``
-                                for SQLite's write lock; then 503
-``COE_DB_POOL_SIZE``            database connections per process: also the most  ``5`` (Connexion has 10 threads)
-                                request threads a hung database can hold
-``COE_DB_POOL_WAIT``            seconds a request waits for a free connection    ``1``
-``COE_MAX_TRAININGS``           versions training at once (queued or running);   ``2``
-                                beyond it ``POST .../versions`` answers 503 busy
-``COE_TRAINING_IN_SERVER``      server workers also train queued versions        ``true``
-``COE_TRAINING_LEASE_SECONDS``  a training job's lease, renewed every third of   ``30``
-                                it; a trainer silent this long is presumed dead
-``COE_TRAINING_TIMEOUT``        seconds one try at a training may take; then     ``3600``
-                                its runner stops it and fails the version
-``COE_LOG_FORMAT``              ``text`` (for people) or ``json`` (JSON lines)   ``text``
-``COE_LOG_LEVEL``               lowest level written (``DEBUG`` … ``ERROR``)     ``INFO``
-``COE_ACCESS_LOG``              one access line per request                      ``true``
-``COE_READY_TIMEOUT``           seconds ``/readyz`` waits for the database       ``2``
-``COE_REQUIRE_KEYS_FOR_READS``  every operation needs a read or admin key        ``false``: reads and predictions open
-                                (probes and the Swagger UI stay open)
-``COE_CORS_ORIGINS``            comma-separated origins browsers may call from   none: CORS off
-                                (``https://host[:port]``, or ``*``)
-``COE_BODY_TIMEOUT``            seconds a request body may take to arrive, plus  ``30``
-                                one per ``COE_BODY_MIN_RATE`` bytes it declares
-``COE_BODY_MIN_RATE``           bytes per second a long body must keep up        ``1000000``
-``COE_HEADER_TIMEOUT``          seconds a client gets to send a request's        ``10``
-                                header section (and a new connection its first)
-``COE_MAX_HEADER_BYTES``        largest header section (request line included)   ``32768``
-``COE_LIMIT_CONCURRENCY``       requests per worker in progress in the app       ``256``
-                                (body received); beyond, ``503`` busy; a
-                                connection still sending or idle does not count
-``COE_MAX_BUFFERED_BYTES``      bytes of request bodies a worker holds at once   twice the larger body limit
-                                (reserved from Content-Length); beyond, ``503``  (100 MiB); at least the body limits
-``COE_MAX_CONNECTIONS``         open connections per worker; beyond, ``503``     3/4 of the open-file limit
-                                                                                 (``ulimit -n``)
-``COE_WORKER_METRICS_PORT``     port of ``coe-template worker``'s Prometheus      ``0``: none
-                                endpoint (``--metrics-port`` overrides it)
-``COE_WORKER_METRICS_ADDR``     address that endpoint listens on                 ``0.0.0.0``
-==============================  ===============================================  ====================================
+Nothing is read at import time: call :meth:`Settings.from_env` (the service's ``wsgi.py`` does) or
+build :class:`Settings` directly (tests do). Defaults the domain owns (leases, chunk size, database
+limits) are imported from it: config depends on the domain, never the other way round.
+
+Why not pydantic-settings: its errors are its own (``Input should be greater than 0`` and a location
+list), while these are pinned by tests and read by operators; keeping them would take a validator per
+variable anyway, so a few parsers over dataclass field metadata do it, with nothing to install.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import os
-import re
 import resource
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from coe_template.artifacts import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
@@ -96,200 +30,204 @@ from coe_template.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
 from coe_template.registry.training import LEASE_SECONDS as TRAINING_LEASE_SECONDS
 from coe_template.registry.training import TIMEOUT_SECONDS as TRAINING_TIMEOUT_SECONDS
+from config.variables import (
+    DATABASE,
+    FLAG,
+    KEYS,
+    NUMBER,
+    ORIGINS,
+    PATH,
+    PORT,
+    PUBLIC_URL,
+    RETENTION,
+    SECONDS,
+    STRIPPED,
+    TEXT,
+    WHOLE,
+    choice,
+    env,
+    read,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    value = environ.get(name)
-    if value is None:
-        return default
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE - {''})}, not {value!r}")
-
-
-def _number(environ: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
-    value = environ.get(name)
-    if value is None:
-        return default
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number, not {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive, finite number, not {value!r}")
-    return number
-
-
-def _choice(
-    environ: Mapping[str, str],
-    name: str,
-    default: str,
-    choices: tuple[str, ...],
-    normalise: Callable[[str], str] = str.lower,
-) -> str:
-    value = environ.get(name)
-    if value is None or not value.strip():
-        return default
-    if normalise(value.strip()) not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, not {value!r}")
-    return normalise(value.strip())
-
-
-def _keys(environ: Mapping[str, str], name: str) -> frozenset[str]:
-    keys = frozenset(k.strip() for k in environ.get(name, "").split(",") if k.strip())
-    short = [k for k in keys if len(k) < 16]
-    if short:
-        raise ValueError(f"{name}: every key must be at least 16 characters long")
-    return keys
-
-
-def _database_url(environ: Mapping[str, str], name: str) -> str | None:
-    """A SQLAlchemy URL, or None (unset or empty) for the SQLite default; never echoed (it may hold a password)."""
-    value = environ.get(name) or None
-    if value is not None:
-        try:
-            make_url(value)
-        except ArgumentError:
-            raise ValueError(
-                f"{name} is not a database URL (e.g. postgresql+psycopg://user@host/db)"
-            ) from None
-    return value
-
-
-#: A plain decimal number: ASCII digits and one optional point (no sign, exponent or underscore).
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
-
-
-def _retention(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
-    """Days to keep something: a positive number (fractions allowed), or ``never`` (None)."""
-    value = environ.get(name, "").strip()
-    if not value:
-        return default
-    if value.lower() == "never":
-        return None
-    days = float(value) if _DECIMAL.fullmatch(value) else math.nan
-    if not (math.isfinite(days) and days > 0):
-        raise ValueError(f"{name} must be a positive number of days, or 'never', not {value!r}")
-    return days
-
-
-#: A DNS host name: dot-separated labels of letters, digits and inner hyphens (an optional final dot).
-_HOSTNAME = re.compile(r"(?=.{1,253}\.?$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+", re.ASCII)
-#: A path prefix: RFC 3986 segment characters only (no query, no fragment).
-_PATH_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*", re.ASCII)
-
-
-def valid_host(host: str) -> bool:
-    """Whether ``host`` is a host name, an IPv4 literal or a bracketed IPv6 literal, with an optional
-    port 1-65535: what a ``Host`` header or a public URL may name, and nothing else."""
-    name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
-    if not colon or name.endswith(":"):  # no port (an unbracketed IPv6 address is not a host either)
-        name, port = host, ""
-    elif not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
-        return False
-    if name.startswith("[") and name.endswith("]"):
-        try:
-            ipaddress.IPv6Address(name[1:-1])
-        except ValueError:
-            return False
-        return True
-    return bool(_HOSTNAME.fullmatch(name))
-
-
-def _public_url(environ: Mapping[str, str], name: str) -> str | None:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash, or None (unset or empty)."""
-    value = environ.get(name, "").strip()
-    if not value:
-        return None
-    scheme, sep, rest = value.partition("://")
-    authority, slash, path = rest.partition("/")
-    if scheme not in ("http", "https") or not sep or not valid_host(authority):
-        valid = False
-    else:
-        valid = bool(_PATH_PREFIX.fullmatch(slash + path))
-    if not valid:
-        raise ValueError(
-            f"{name} must be a base URL like https://api.example.com[:port][/prefix] "
-            f"(http or https; no credentials, query or fragment), not {value!r}"
-        )
-    return value.rstrip("/")
-
-
-def _port(environ: Mapping[str, str], name: str, default: int) -> int:
-    """A TCP port, or 0 (also unset or empty) for none."""
-    value = environ.get(name, "").strip()
-    if not value:
-        return default
-    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
-        raise ValueError(f"{name} must be a port number (1-65535), or 0 for none, not {value!r}")
-    return int(value)
-
-
-#: An origin as browsers send it: scheme, host and optional port; nothing after.
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
-
-
-def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    origins = tuple(
-        dict.fromkeys(o.strip().rstrip("/") for o in environ.get(name, "").split(",") if o.strip())
-    )
-    wrong = [o for o in origins if not _ORIGIN.fullmatch(o)]
-    if wrong:
-        raise ValueError(f"{name}: {wrong[0]!r} is not an origin like https://app.example.com[:port] (or *)")
-    return origins
 
 
 @dataclass(frozen=True)
 class Settings:
-    model_store: Path = PROJECT_ROOT / "model-store"
-    database_url: str | None = None
-    artifact_store: str = DIRECTORY
-    model_name: str = "project-tagger"
-    training_args: Path = PROJECT_ROOT / "config" / "args.json"
-    training_data: Path | None = None
-    admin_keys: frozenset[str] = frozenset()
-    read_keys: frozenset[str] = frozenset()
-    refresh_seconds: float = 2.0
-    max_body_bytes: int = 1 << 20
-    max_upload_bytes: int = 50 << 20
-    batch_chunk_size: int = CHUNK_SIZE
-    batch_lease_seconds: float = LEASE_SECONDS
-    batch_in_server: bool = True
+    """The app's settings (server, worker and CLI alike)."""
+
+    model_store: Path = env(
+        "COE_MODEL_STORE", PROJECT_ROOT / "model-store", PATH,
+        "directory holding the artifacts of every run", "`./model-store`",
+    )  # fmt: skip
+    database_url: str | None = env(
+        "DATABASE_URL", None, DATABASE,
+        "the registry's database (SQLAlchemy URL, e.g. `postgresql+psycopg://…`)",
+        "SQLite `registry.db` in the store",
+    )  # fmt: skip
+    artifact_store: str = env(
+        "COE_ARTIFACT_STORE", DIRECTORY, choice(ARTIFACT_STORES),
+        "where versions' files are kept: `directory` (`runs/` in the model store) or `db` (the "
+        "registry's database; the model store is then only a cache)",
+    )  # fmt: skip
+    model_name: str = env("COE_MODEL_NAME", "project-tagger", TEXT, "the model the seed resources serve")
+    training_args: Path = env(
+        "COE_TRAINING_ARGS", PROJECT_ROOT / "config" / "args.json", PATH,
+        "JSON file of default training arguments", "`config/args.json`",
+    )  # fmt: skip
+    training_data: Path | None = env(
+        "COE_TRAINING_DATA", None, PATH, "the only CSV the API may train on", "the bundled dataset"
+    )
+    admin_keys: frozenset[str] = env(
+        "COE_ADMIN_KEYS", frozenset(), KEYS,
+        "bearer keys that may change the registry and cancel or delete any batch job",
+        "none: changes are refused",
+    )  # fmt: skip
+    read_keys: frozenset[str] = env(
+        "COE_READ_KEYS", frozenset(), KEYS, "keys that may only read (403 on a change)"
+    )
+    refresh_seconds: float = env(
+        "COE_REFRESH_SECONDS", 2.0, NUMBER,
+        "how often each worker checks where `production` points; on PostgreSQL only the fallback: a "
+        "promotion is announced (`LISTEN/NOTIFY`) and every worker swaps within a fraction of a second",
+    )  # fmt: skip
+    max_body_bytes: int = env(
+        "COE_MAX_BODY_BYTES", 1 << 20, WHOLE, "largest request body accepted", "`1048576` (1 MiB)"
+    )
+    max_upload_bytes: int = env(
+        "COE_MAX_UPLOAD_BYTES", 50 << 20, WHOLE,
+        "largest body of `POST /batch-predictions`", "`52428800` (50 MiB)",
+    )  # fmt: skip
+    batch_chunk_size: int = env(
+        "COE_BATCH_CHUNK_SIZE", CHUNK_SIZE, WHOLE, "items per chunk, each stored in one transaction"
+    )
+    batch_lease_seconds: float = env(
+        "COE_BATCH_LEASE_SECONDS", LEASE_SECONDS, NUMBER,
+        "a chunk's lease, renewed every third of it while the chunk is worked",
+    )  # fmt: skip
+    batch_in_server: bool = env(
+        "COE_BATCH_IN_SERVER", True, FLAG,
+        "server workers also work batch chunks (`false` in production, beside `coe-template worker`)",
+    )  # fmt: skip
     #: None: finished jobs are kept for ever.
-    batch_retention_days: float | None = 7.0
-    public_url: str | None = None
-    batch_max_open_items_per_client: int = 6_000_000
-    batch_max_open_items: int = 24_000_000
-    validate_responses: bool = False
-    db_timeout: float = DatabaseLimits.timeout
-    db_pool_size: int = DatabaseLimits.pool_size
-    db_pool_wait: float = DatabaseLimits.pool_wait
-    max_trainings: int = 2
-    training_in_server: bool = True
-    training_lease_seconds: float = TRAINING_LEASE_SECONDS
-    training_timeout_seconds: float = TRAINING_TIMEOUT_SECONDS
-    log_format: str = "text"
-    log_level: str = "INFO"
-    access_log: bool = True
-    ready_timeout: float = 2.0
-    require_keys_for_reads: bool = False
-    cors_origins: tuple[str, ...] = ()
-    body_timeout: float = 30.0
-    body_min_rate: float = 1_000_000.0
-    header_timeout: float = 10.0
-    max_header_bytes: int = 32 * 1024
-    limit_concurrency: int = 256
-    max_buffered_bytes: int | None = None
-    max_connections: int | None = None
-    worker_metrics_port: int = 0
-    worker_metrics_addr: str = "0.0.0.0"
+    batch_retention_days: float | None = env(
+        "COE_BATCH_RETENTION_DAYS", 7.0, RETENTION,
+        "days a finished batch job and its results are kept after `finished_at` (its `expires_at`); "
+        "then whoever works batch chunks removes it in bounded steps; `never` keeps every job",
+    )  # fmt: skip
+    public_url: str | None = env(
+        "COE_PUBLIC_URL", None, PUBLIC_URL,
+        "the service's public base URL, the base of the envelope's `url`; unset, a valid `Host` "
+        "header is used, else the `url` is relative",
+    )  # fmt: skip
+    batch_max_open_items_per_client: int = env(
+        "COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", 6_000_000, WHOLE,
+        "items one client (its bearer key if one of ours, else its address) may have in queued or "
+        "running batch jobs, not yet done; beyond, 429",
+        "`6000000`: one 50 MiB upload of the tiniest rows (~9 bytes each)",
+    )  # fmt: skip
+    batch_max_open_items: int = env(
+        "COE_BATCH_MAX_OPEN_ITEMS", 24_000_000, WHOLE,
+        "items all queued or running batch jobs may hold, not yet done; beyond, 503 busy",
+        "`24000000`: four such clients, ~8 GB of registry at the ~330 bytes an item took in issue "
+        "18's run; lower it for a smaller disk",
+    )  # fmt: skip
+    validate_responses: bool = env(
+        "COE_VALIDATE_RESPONSES", False, FLAG,
+        "check every response against the spec", "`false` (tests turn it on)",
+    )  # fmt: skip
+    db_timeout: float = env(
+        "COE_DB_TIMEOUT", DatabaseLimits.timeout, NUMBER,
+        "seconds to connect, run one statement or wait for SQLite's write lock; then 503",
+    )  # fmt: skip
+    db_pool_size: int = env(
+        "COE_DB_POOL_SIZE", DatabaseLimits.pool_size, WHOLE,
+        "database connections per process: also the most request threads a hung database can hold",
+        f"`{DatabaseLimits.pool_size}` (Connexion has 10 threads)",
+    )  # fmt: skip
+    db_pool_wait: float = env(
+        "COE_DB_POOL_WAIT", DatabaseLimits.pool_wait, NUMBER,
+        "seconds a request waits for a free connection; then 503",
+    )  # fmt: skip
+    max_trainings: int = env(
+        "COE_MAX_TRAININGS", 2, WHOLE,
+        "versions training at once (queued or running), across all models; beyond it "
+        "`POST …/versions` answers 503 `/problems/busy`",
+    )  # fmt: skip
+    training_in_server: bool = env(
+        "COE_TRAINING_IN_SERVER", True, FLAG,
+        "server workers also train queued versions, each in a child process (`false` beside "
+        "`coe-template worker`)",
+    )  # fmt: skip
+    training_lease_seconds: float = env(
+        "COE_TRAINING_LEASE_SECONDS", TRAINING_LEASE_SECONDS, NUMBER,
+        "a training job's lease, renewed every third of it; a trainer that stops renewing is presumed "
+        "dead and its job retried once",
+    )  # fmt: skip
+    training_timeout_seconds: float = env(
+        "COE_TRAINING_TIMEOUT", TRAINING_TIMEOUT_SECONDS, NUMBER,
+        "seconds one try at a training may take; its runner then stops the training process and fails "
+        "the version (`training took longer than N s …`)",
+    )  # fmt: skip
+    log_format: str = env(
+        "COE_LOG_FORMAT",
+        "text",
+        choice(("text", "json")),
+        "`text` (for people) or `json` (one object a line)",
+    )
+    log_level: str = env(
+        "COE_LOG_LEVEL", "INFO", choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper),
+        "lowest level written",
+    )  # fmt: skip
+    access_log: bool = env("COE_ACCESS_LOG", True, FLAG, "one access line per request")
+    ready_timeout: float = env("COE_READY_TIMEOUT", 2.0, NUMBER, "seconds `/readyz` waits for the database")
+    require_keys_for_reads: bool = env(
+        "COE_REQUIRE_KEYS_FOR_READS", False, FLAG,
+        "every operation needs a read or admin key (the probes and the Swagger UI stay open)",
+        "`false`: reads and predictions open",
+    )  # fmt: skip
+    cors_origins: tuple[str, ...] = env(
+        "COE_CORS_ORIGINS", (), ORIGINS, "origins browsers may call from", "none: CORS off"
+    )
+    body_timeout: float = env(
+        "COE_BODY_TIMEOUT", 30.0, NUMBER,
+        "seconds a request body may take to arrive, plus one per `COE_BODY_MIN_RATE` bytes it "
+        "declares; then 408",
+    )  # fmt: skip
+    body_min_rate: float = env(
+        "COE_BODY_MIN_RATE", 1_000_000.0, NUMBER, "bytes per second a long body must keep up"
+    )
+    header_timeout: float = env(
+        "COE_HEADER_TIMEOUT", 10.0, NUMBER,
+        "seconds a client gets to send a request's header section (and a new connection its first); "
+        "then 408, or the idle connection is closed",
+    )  # fmt: skip
+    max_header_bytes: int = env(
+        "COE_MAX_HEADER_BYTES", 32 * 1024, WHOLE, "largest header section, request line included; then 431"
+    )
+    limit_concurrency: int = env(
+        "COE_LIMIT_CONCURRENCY", 256, WHOLE,
+        "requests per worker whose body is in and that run in the app (slow or idle connections do "
+        "not count); beyond it 503 `/problems/busy`",
+    )  # fmt: skip
+    max_buffered_bytes: int | None = env(
+        "COE_MAX_BUFFERED_BYTES", None, WHOLE,
+        "request body bytes a worker holds at once (reserved from Content-Length); beyond it 503 "
+        "`/problems/busy`; at least the body limits",
+        "twice the larger body limit (100 MiB)",
+    )  # fmt: skip
+    max_connections: int | None = env(
+        "COE_MAX_CONNECTIONS", None, WHOLE,
+        "open connections per worker; beyond it 503 `/problems/busy`", "3/4 of `ulimit -n`",
+    )  # fmt: skip
+    worker_metrics_port: int = env(
+        "COE_WORKER_METRICS_PORT", 0, PORT,
+        "port of `coe-template worker`'s Prometheus endpoint (`--metrics-port` overrides it)",
+        "`0`: none",
+    )  # fmt: skip
+    worker_metrics_addr: str = env(
+        "COE_WORKER_METRICS_ADDR", "0.0.0.0", STRIPPED, "address that endpoint listens on"
+    )
 
     def __post_init__(self) -> None:
         if self.require_keys_for_reads and not (self.admin_keys or self.read_keys):
@@ -337,71 +275,32 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        defaults = cls()
-        return cls(
-            model_store=Path(environ.get("COE_MODEL_STORE") or defaults.model_store),
-            database_url=_database_url(environ, "DATABASE_URL"),
-            artifact_store=_choice(environ, "COE_ARTIFACT_STORE", defaults.artifact_store, ARTIFACT_STORES),
-            model_name=environ.get("COE_MODEL_NAME") or defaults.model_name,
-            training_args=Path(environ.get("COE_TRAINING_ARGS") or defaults.training_args),
-            training_data=Path(environ["COE_TRAINING_DATA"]) if environ.get("COE_TRAINING_DATA") else None,
-            admin_keys=_keys(environ, "COE_ADMIN_KEYS"),
-            read_keys=_keys(environ, "COE_READ_KEYS"),
-            refresh_seconds=_number(environ, "COE_REFRESH_SECONDS", defaults.refresh_seconds, float),
-            max_body_bytes=int(_number(environ, "COE_MAX_BODY_BYTES", defaults.max_body_bytes)),
-            max_upload_bytes=int(_number(environ, "COE_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
-            batch_chunk_size=int(_number(environ, "COE_BATCH_CHUNK_SIZE", defaults.batch_chunk_size)),
-            batch_lease_seconds=_number(
-                environ, "COE_BATCH_LEASE_SECONDS", defaults.batch_lease_seconds, float
-            ),
-            batch_in_server=_flag(environ, "COE_BATCH_IN_SERVER", defaults.batch_in_server),
-            batch_retention_days=_retention(
-                environ, "COE_BATCH_RETENTION_DAYS", defaults.batch_retention_days
-            ),
-            public_url=_public_url(environ, "COE_PUBLIC_URL"),
-            batch_max_open_items_per_client=int(
-                _number(
-                    environ, "COE_BATCH_MAX_OPEN_ITEMS_PER_CLIENT", defaults.batch_max_open_items_per_client
-                )
-            ),
-            batch_max_open_items=int(
-                _number(environ, "COE_BATCH_MAX_OPEN_ITEMS", defaults.batch_max_open_items)
-            ),
-            validate_responses=_flag(environ, "COE_VALIDATE_RESPONSES", defaults.validate_responses),
-            db_timeout=_number(environ, "COE_DB_TIMEOUT", defaults.db_timeout, float),
-            db_pool_size=int(_number(environ, "COE_DB_POOL_SIZE", defaults.db_pool_size)),
-            db_pool_wait=_number(environ, "COE_DB_POOL_WAIT", defaults.db_pool_wait, float),
-            max_trainings=int(_number(environ, "COE_MAX_TRAININGS", defaults.max_trainings)),
-            training_in_server=_flag(environ, "COE_TRAINING_IN_SERVER", defaults.training_in_server),
-            training_lease_seconds=_number(
-                environ, "COE_TRAINING_LEASE_SECONDS", defaults.training_lease_seconds, float
-            ),
-            training_timeout_seconds=_number(
-                environ, "COE_TRAINING_TIMEOUT", defaults.training_timeout_seconds, float
-            ),
-            log_format=_choice(environ, "COE_LOG_FORMAT", defaults.log_format, ("text", "json")),
-            log_level=_choice(
-                environ,
-                "COE_LOG_LEVEL",
-                defaults.log_level,
-                ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-                str.upper,
-            ),
-            access_log=_flag(environ, "COE_ACCESS_LOG", defaults.access_log),
-            ready_timeout=_number(environ, "COE_READY_TIMEOUT", defaults.ready_timeout, float),
-            require_keys_for_reads=_flag(
-                environ, "COE_REQUIRE_KEYS_FOR_READS", defaults.require_keys_for_reads
-            ),
-            cors_origins=_origins(environ, "COE_CORS_ORIGINS"),
-            body_timeout=_number(environ, "COE_BODY_TIMEOUT", defaults.body_timeout, float),
-            body_min_rate=_number(environ, "COE_BODY_MIN_RATE", defaults.body_min_rate, float),
-            header_timeout=_number(environ, "COE_HEADER_TIMEOUT", defaults.header_timeout, float),
-            max_header_bytes=int(_number(environ, "COE_MAX_HEADER_BYTES", defaults.max_header_bytes)),
-            limit_concurrency=int(_number(environ, "COE_LIMIT_CONCURRENCY", defaults.limit_concurrency)),
-            max_buffered_bytes=int(_number(environ, "COE_MAX_BUFFERED_BYTES", 0)) or None,
-            max_connections=int(_number(environ, "COE_MAX_CONNECTIONS", 0)) or None,
-            worker_metrics_port=_port(environ, "COE_WORKER_METRICS_PORT", defaults.worker_metrics_port),
-            worker_metrics_addr=(
-                environ.get("COE_WORKER_METRICS_ADDR", "").strip() or defaults.worker_metrics_addr
-            ),
-        )
+        """Each declared variable that is set, parsed (a bad value raises ValueError naming it); the rest default."""
+        return read(cls, environ)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What ``config/gunicorn.py`` reads: the server process's settings, before and around the app."""
+
+    bind: str = env("COE_BIND", "0.0.0.0:8000", TEXT, "address to listen on")
+    workers: int = env("WEB_CONCURRENCY", os.cpu_count() or 1, WHOLE, "worker processes", "one per core")
+    graceful: int = env(
+        "COE_GRACEFUL", 30, SECONDS,
+        "seconds in-flight requests get on `SIGTERM`; gunicorn's `graceful_timeout` is this + 5 s for "
+        "the app's own shutdown",
+    )  # fmt: skip
+    #: Read by ``config/gunicorn.py`` itself, before the app (and prometheus_client) is imported.
+    metrics_dir: str | None = env(
+        "PROMETHEUS_MULTIPROC_DIR", None, TEXT,
+        "where the workers' metrics files live; emptied at start; one per instance",
+        "a temporary directory of its own, removed on exit",
+    )  # fmt: skip
+    control_socket: str | None = env(
+        "COE_CONTROL_SOCKET", None, TEXT,
+        "path of gunicorn's control socket (for `gunicornc`); one per instance", "none: no socket",
+    )  # fmt: skip
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServerSettings:
+        return read(cls, environ)

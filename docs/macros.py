@@ -2,7 +2,8 @@
 
 ``api_reference()`` renders ``openapi/spec.yaml`` as Markdown when the site is built, so the API
 reference page is the spec itself, read from disk: no network, no JavaScript, nothing to keep in step
-by hand. Only pages that ask for it (``render_macros: true`` in their front matter) are rendered as
+by hand. ``configuration_reference()`` does the same for the settings' one declaration
+(``config/settings.py``). Only pages that ask for it (``render_macros: true`` in their front matter) are rendered as
 templates, so the transcripts' braces elsewhere stay as they are.
 """
 
@@ -130,6 +131,46 @@ def api_reference() -> str:
     return "\n".join(lines)
 
 
+def _default(value: object) -> str:
+    """A declared default as the reference shows it, when the declaration gives no words for it."""
+    if value is None or value in ((), frozenset()):
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+def _variables(cls: type) -> list[str]:
+    from config.variables import variables
+
+    lines = ["| variable | meaning | accepts | default |", "| --- | --- | --- | --- |"]
+    for field, var in variables(cls):
+        shown = var.shown or _default(field.default)
+        lines.append(f"| `{var.name}` | {_cell(var.doc)} | {_cell(var.parser.accepts)} | {_cell(shown)} |")
+    return [*lines, ""]
+
+
+def configuration_reference() -> str:
+    """Every variable the service and its server process read, from their one declaration."""
+    from config.settings import ServerSettings, Settings
+
+    return "\n".join(
+        [
+            "Generated from the declarations in `config/settings.py`.",
+            "",
+            "### The service (server, worker and CLI)",
+            "",
+            *_variables(Settings),
+            "### The server process (`config/gunicorn.py`)",
+            "",
+            *_variables(ServerSettings),
+        ]
+    )
+
+
 def define_env(env: Any) -> None:
     """The hook mkdocs-macros and Zensical's macros extension call: register the macros."""
     env.macro(api_reference)
+    env.macro(configuration_reference)

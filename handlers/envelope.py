@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import request
 
-from config.settings import valid_host
+from config.variables import valid_host
 from handlers.context import services
 
 #: Host headers seen, checked once each (a client sending new ones only evicts old ones).

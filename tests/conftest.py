@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
 from coe_template.args import load_args
@@ -20,7 +23,7 @@ from coe_template.store import Artifacts
 from coe_template.train import TrainedModel, train
 from config.settings import Settings
 from handlers.app import create_app
-from tests.databases import postgres_schema
+from tests.databases import MigratedDatabases, postgres_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARGS = Settings.training_args
@@ -46,6 +49,30 @@ def examples(count: int) -> int:
     return max(1, count * hypothesis.settings.default.max_examples // default)
 
 
+def _parse_each_document_once() -> None:
+    """``yaml.safe_load`` of a long string parses it once per test process, then hands out deep copies.
+
+    Every ``create_app`` parses the spec twice (Connexion, and the access log's routes): with
+    PyYAML's Python parser that is most of building an app, and the suite builds hundreds. The
+    result is the parser's own, so nothing a test sees changes; servers started as processes
+    (gunicorn) parse as in production.
+    """
+    parse = yaml.safe_load
+    parsed: dict[str, Any] = {}
+
+    def safe_load(stream: Any) -> Any:
+        if not isinstance(stream, str) or len(stream) < 10_000:
+            return parse(stream)
+        if stream not in parsed:
+            parsed[stream] = parse(stream)
+        return copy.deepcopy(parsed[stream])
+
+    yaml.safe_load = safe_load
+
+
+_parse_each_document_once()
+
+
 @pytest.fixture(scope="session")
 def bundled_dataset() -> Dataset:
     return load_dataset(bundled_dataset_path())
@@ -55,9 +82,29 @@ def bundled_dataset() -> Dataset:
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+    """Where fresh databases at the schema's head come from (one migration per session and kind)."""
+    databases = MigratedDatabases(tmp_path_factory.mktemp("templates"), os.environ.get("TEST_DATABASE_URL"))
+    yield databases
+    databases.close()
+
+
 @pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database per test, for each database the suite runs against."""
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_databases: MigratedDatabases
+) -> Iterator[str]:
+    """A fresh database per test, its schema already at head, for each database the suite runs against.
+
+    A copy of one migrated once per session: ``Registry.open(..., upgrade=True)`` on it only checks.
+    """
+    with migrated_databases.fresh(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test (no schema): for the tests of migrations and of upgrading."""
     if request.param == "postgresql":
         with postgres_schema(os.environ["TEST_DATABASE_URL"]) as url:
             yield url

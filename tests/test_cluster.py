@@ -17,8 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,6 +31,7 @@ from tests.conftest import ADMIN, ADMIN_KEY, MODEL
 from tests.databases import postgres_schema
 from tests.servers import PROJECT_ROOT, gunicorn, worker_pids
 from tests.test_worker import worker
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"),
@@ -53,13 +53,6 @@ def cli(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.05)
 
 
 def versions_served(base: str, requests: int = 16) -> set[int]:
@@ -122,13 +115,13 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
                 "status"
             ]
 
-        wait_for(lambda: status_on_b() != "training", 120, "version 2 trained")
+        wait_until(lambda: status_on_b() != "training", 120, "version 2 trained")
         assert status_on_b() == "ready"
 
         # Promote through B: both nodes' workers swap, long before their 60 s poll.
         promoted = httpx.put(b + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10)
         assert promoted.status_code == 200, promoted.text
-        wait_for(
+        wait_until(
             lambda: versions_served(a) == versions_served(b) == {version}, 10, "both nodes serve version 2"
         )
 
@@ -160,13 +153,13 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
             return {int(owner.split(":")[1]) for owner in owners}
 
         a_workers, b_workers = set(worker_pids(a_process.pid)), set(worker_pids(b_process.pid))
-        wait_for(lambda: workers_done() & a_workers, 60, "node A stored a chunk")
+        wait_until(lambda: workers_done() & a_workers, 60, "node A stored a chunk")
         os.killpg(a_process.pid, signal.SIGKILL)
         assert job()["items"]["done"] < ITEMS, (
             "the job finished before node A could be killed: nothing was proven"
         )
 
-        wait_for(lambda: job()["status"] != "running", 120, "the job finished by B and the worker")
+        wait_until(lambda: job()["status"] != "running", 120, "the job finished by B and the worker")
         assert job()["status"] == "succeeded"
         assert job()["items"] == {"total": ITEMS, "done": ITEMS}
         with engine.connect() as connection:
@@ -182,7 +175,7 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         # Roll back through B; A, restarted with its cache, serves what production says now.
         rolled = httpx.put(b + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10)
         assert rolled.status_code == 200, rolled.text
-        wait_for(lambda: versions_served(b) == {1}, 10, "B serves version 1 again")
+        wait_until(lambda: versions_served(b) == {1}, 10, "B serves version 1 again")
     with node(shared, tmp_path, "a") as (a, _):
         assert versions_served(a) == {1}
     # No host kept a run of its own: each store holds only the cache of what it fetched.

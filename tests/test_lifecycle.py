@@ -17,6 +17,7 @@ from coe_template.registry import PRODUCTION, Registry
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, READ_KEY, seeded_registry
 from tests.problems import assert_problem
 from tests.servers import gunicorn
+from tests.waiting import wait_until
 
 VERSIONS = f"/models/{MODEL}/versions"
 PRODUCTION_ALIAS = f"/models/{MODEL}/aliases/{PRODUCTION}"
@@ -50,15 +51,6 @@ def versions_served(base: str, path: str, requests: int = 40) -> Counter:
     return seen
 
 
-def wait_until(condition, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def test_train_promote_roll_back_archive(server):
     # Train v2 with other args, through the API.
     response = httpx.post(server + VERSIONS, json={"args": {"C": 2.5}}, headers=ADMIN, timeout=10)
@@ -68,7 +60,7 @@ def test_train_promote_roll_back_archive(server):
     def ready() -> bool:
         return httpx.get(location, timeout=10).json()["data"]["version"]["status"] != "training"
 
-    assert wait_until(ready, 120)
+    wait_until(ready, 120, "version 2 trained")
     version = httpx.get(location, timeout=10).json()["data"]["version"]
     assert version["status"] == "ready", version["error"]
     assert versions_served(server, "/predictions") == {1: 40}  # nothing changes until promotion
@@ -78,7 +70,7 @@ def test_train_promote_roll_back_archive(server):
         httpx.put(server + PRODUCTION_ALIAS, json={"version": 2}, headers=ADMIN, timeout=10).status_code
         == 200
     )
-    assert wait_until(lambda: versions_served(server, "/predictions", 10) == {2: 10})
+    wait_until(lambda: versions_served(server, "/predictions", 10) == {2: 10}, 30, "every worker serves 2")
     assert versions_served(server, "/predictions") == {2: 40}
     assert versions_served(server, "/args/C") == {2.5: 40}
 
@@ -94,7 +86,7 @@ def test_train_promote_roll_back_archive(server):
         httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10).status_code
         == 200
     )
-    assert wait_until(lambda: versions_served(server, "/predictions", 10) == {1: 10})
+    wait_until(lambda: versions_served(server, "/predictions", 10) == {1: 10}, 30, "every worker serves 1")
     assert versions_served(server, "/predictions") == {1: 40}
     assert versions_served(server, "/args/C") == {10.0: 40}
 

@@ -21,6 +21,7 @@ import pytest
 from coe_template.store import runs_dir
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
+from tests.waiting import wait_until
 
 BODY = {"texts": [{"text": "ML applied to image classification."}]}
 
@@ -57,13 +58,13 @@ def fill(directory: Path) -> None:
 
 
 def wait_for_version(base: str, number: int) -> dict:
-    deadline = time.monotonic() + 120
-    while (
-        version := httpx.get(f"{base}/models/{MODEL}/versions/{number}", timeout=10).json()["data"]["version"]
-    )["status"] == "training":
-        assert time.monotonic() < deadline, version
-        time.sleep(0.3)
-    return version
+    """The version once it is no longer training; AssertionError if it still is after two minutes."""
+
+    def trained() -> dict | None:
+        version = httpx.get(f"{base}/models/{MODEL}/versions/{number}", timeout=10).json()["data"]["version"]
+        return None if version["status"] == "training" else version
+
+    return wait_until(trained, 120, f"version {number} trained", every=0.3)
 
 
 def test_training_on_a_full_disk_fails_cleanly_and_production_keeps_serving(tmp_path, trained_model):

@@ -28,7 +28,8 @@ from coe_template.registry.training import TrainingJobs
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import PROJECT_ROOT, free_port, gunicorn, worker_pids
-from tests.test_worker import samples, wait_for, worker
+from tests.test_worker import samples, worker
+from tests.waiting import wait_until
 
 LEASE = "2"
 VERSIONS = f"/models/{MODEL}/versions"
@@ -74,7 +75,7 @@ def kill_mid_training(registry, number: int, process, attempts: int) -> str:
     Its training process is in a session of its own (a Ctrl-C is the runner's to handle):
     it must end by itself once its runner is gone. Returns the owner that held the lease.
     """
-    wait_for(
+    wait_until(
         lambda: job(registry, number)["attempts"] == attempts and trainers_of(process.pid),
         60,
         "the worker never started training",
@@ -84,7 +85,7 @@ def kill_mid_training(registry, number: int, process, attempts: int) -> str:
     trainers = trainers_of(process.pid)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    wait_for(
+    wait_until(
         lambda: not any(alive(pid) for pid in trainers), 10, "a killed worker's training process lived on"
     )
     return held["lease_owner"]
@@ -111,7 +112,7 @@ def test_a_worker_killed_mid_training_is_retried_by_another_and_the_version_ends
             dead = kill_mid_training(registry, number, first, attempts=1)
         assert job(registry, number)["version_status"] == "training"  # until its lease runs out
         with worker(env, tmp_path / "worker-2.log", "--work", "training") as second:
-            wait_for(lambda: job(registry, number)["version_status"] != "training", 120, "never retried")
+            wait_until(lambda: job(registry, number)["version_status"] != "training", 120, "never retried")
         done = job(registry, number)
         assert done["version_status"] == "ready", done
         assert (done["status"], done["attempts"]) == ("done", 2)  # the retry counted
@@ -136,7 +137,7 @@ def test_a_version_whose_trainer_dies_twice_fails_naming_the_last_owner(
         with worker(env, tmp_path / "worker-2.log", "--work", "training") as second:
             last = kill_mid_training(registry, number, second, attempts=2)
         with worker(env, tmp_path / "worker-3.log", "--work", "training"):
-            wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never given up")
+            wait_until(lambda: job(registry, number)["version_status"] != "training", 60, "never given up")
         failed = job(registry, number)
         assert failed == {
             "status": "failed",
@@ -174,7 +175,7 @@ def test_two_workers_racing_over_a_queue_never_train_the_same_version(tmp_path, 
             worker(env, tmp_path / "worker-1.log", "--work", "training") as first,
             worker(env, tmp_path / "worker-2.log", "--work", "training") as second,
         ):
-            wait_for(
+            wait_until(
                 lambda: all(job(registry, n)["status"] == "done" for n in queued),
                 180,
                 "the queue never emptied",
@@ -212,7 +213,7 @@ def test_a_server_trains_what_it_is_sent_with_its_configured_defaults(tmp_path, 
     def trained(response: httpx.Response) -> dict:
         assert response.status_code == 202, response.text
         location = base + response.headers["location"]
-        wait_for(
+        wait_until(
             lambda: httpx.get(location, timeout=10).json()["data"]["version"]["status"] != "training",
             120,
             "never trained",
@@ -246,8 +247,8 @@ def test_a_worker_stops_a_training_longer_than_its_timeout_and_fails_the_version
     number = TrainingJobs(registry).create(MODEL, parse_args({})).version
     try:
         with worker(env, tmp_path / "worker.log", "--work", "training") as process:
-            wait_for(lambda: job(registry, number)["version_status"] != "training", 60, "never stopped")
-            wait_for(lambda: not trainers_of(process.pid), 10, "the training process outlived its timeout")
+            wait_until(lambda: job(registry, number)["version_status"] != "training", 60, "never stopped")
+            wait_until(lambda: not trainers_of(process.pid), 10, "the training process outlived its timeout")
         assert job(registry, number) == {
             "status": "failed",
             "attempts": 1,
@@ -278,11 +279,11 @@ def test_a_worker_that_cannot_read_its_training_data_leaves_the_queue_to_others(
     data = write_rows(tmp_path / "small.csv", project_rows(per_tag=15))
     try:
         with worker(env_for(database_url, store, unreadable), log, "--work", "training") as process:
-            wait_for(lambda: "not a readable file" in log.read_text(), 60, "no error logged")
+            wait_until(lambda: "not a readable file" in log.read_text(), 60, "no error logged")
             # Both poll the queue while the configured one trains it: a claim by the other would show
             # as a second attempt, a failed version and a "training … as" line in its log.
             with worker(env_for(database_url, store, data), configured_log, "--work", "training"):
-                wait_for(
+                wait_until(
                     lambda: all(job(registry, n)["status"] == "done" for n in queued), 120, "never trained"
                 )
             process.send_signal(signal.SIGTERM)
@@ -316,14 +317,14 @@ def test_a_worker_counts_the_training_tries_it_ended_on_its_metrics_port(
     log = tmp_path / "worker.log"
     try:
         with worker(env, log, "--work", "training", "--metrics-port", str(port)):
-            wait_for(
+            wait_until(
                 lambda: f"metrics on 127.0.0.1:{port}" in log.read_text(), 60, "the worker did not start"
             )
             assert samples(metrics_url, "coe_training_attempts_total") == {}
             number = TrainingJobs(registry).create(MODEL, parse_args({})).version
-            wait_for(lambda: job(registry, number)["status"] == "done", 120, "never trained")
+            wait_until(lambda: job(registry, number)["status"] == "done", 120, "never trained")
             # The runner counts a try just after recording it: the job may show done a moment earlier.
-            wait_for(
+            wait_until(
                 lambda: samples(metrics_url, "coe_training_attempts_total") == {(("outcome", "done"),): 1.0},
                 10,
                 f"not counted: {samples(metrics_url, 'coe_training_attempts_total')}",

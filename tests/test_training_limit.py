@@ -6,13 +6,13 @@ A version counts while it is `training`, its job waiting or running; the servers
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
+from tests.waiting import wait_until
 
 VERSIONS = f"/models/{MODEL}/versions"
 
@@ -21,10 +21,9 @@ def wait_until_none_training(base: str) -> None:
     def versions() -> list[dict]:
         return httpx.get(base + VERSIONS, timeout=10).json()["data"]["versions"]
 
-    deadline = time.monotonic() + 120
-    while any(v["status"] == "training" for v in versions()):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    wait_until(
+        lambda: not any(v["status"] == "training" for v in versions()), 120, "no version training", every=0.3
+    )
 
 
 def test_training_requests_beyond_the_limit_are_busy(tmp_path, trained_model):

@@ -27,6 +27,7 @@ from sqlalchemy import distinct, func, select
 from coe_template.batch.schema import BatchChunk, BatchResult
 from tests.conftest import seeded_registry
 from tests.servers import PROJECT_ROOT, free_port, gunicorn
+from tests.waiting import wait_until
 
 ITEMS = 10_000
 #: Tiny chunks (2,000 of them): a worker spends seconds on the job, mostly taking and storing chunks, so the
@@ -57,13 +58,6 @@ def worker(env: dict[str, str], log_path: Path, *options: str) -> Iterator[subpr
 
 def job_state(base: str, job_id: str) -> dict:
     return httpx.get(f"{base}/batch-predictions/{job_id}", timeout=10).json()["data"]["job"]
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(
@@ -104,7 +98,7 @@ def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(
             # Watched in the worker's own log, not in the database or over HTTP: a read waiting behind the
             # worker's writes let it finish every chunk first (seen in CI).
             first_log = tmp_path / "worker-1.log"
-            wait_for(lambda: " stored (" in first_log.read_text(), 60, "no work was done")
+            wait_until(lambda: " stored (" in first_log.read_text(), 60, "no work was done")
             first.send_signal(signal.SIGTERM)
             stopped_at = time.monotonic()
             assert first.wait(timeout=20) == 0, (tmp_path / "worker-1.log").read_text()
@@ -127,7 +121,7 @@ def test_sigterm_gives_the_chunk_back_and_a_second_worker_finishes_the_job(
         assert job_state(base, job_id)["status"] == "running"
 
         with worker(env, tmp_path / "worker-2.log") as second:
-            wait_for(lambda: job_state(base, job_id)["status"] != "running", 180, "the job never finished")
+            wait_until(lambda: job_state(base, job_id)["status"] != "running", 180, "the job never finished")
             second.send_signal(signal.SIGTERM)  # idle now: it stops at once
             assert second.wait(timeout=20) == 0
         job = job_state(base, job_id)
@@ -169,7 +163,7 @@ def test_sigterm_to_a_server_that_works_batch_leaves_no_chunk_running(tmp_path, 
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["data"]["job"]["id"]
-        wait_for(lambda: job_state(base, job_id)["items"]["done"] >= 1_000, 60, "no work was done")
+        wait_until(lambda: job_state(base, job_id)["items"]["done"] >= 1_000, 60, "no work was done")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()
 
@@ -193,7 +187,7 @@ def test_an_idle_worker_stops_at_once_on_sigint(tmp_path, database_url, trained_
     seeded_registry(database_url, store, trained_model).engine.dispose()
     log = tmp_path / "worker.log"
     with worker({"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url}, log) as process:
-        wait_for(lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start")
+        wait_until(lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start")
         process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, not a KeyboardInterrupt traceback
         assert process.wait(timeout=15) == 0, log.read_text()
     assert "SIGINT received: stopping" in log.read_text()
@@ -238,7 +232,7 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(
         }
         log = tmp_path / "worker.log"
         with worker(worker_env, log, "--metrics-port", str(port)) as process:
-            wait_for(
+            wait_until(
                 lambda: "worker: batch, training from" in log.read_text(), 60, "the worker did not start"
             )
             assert f"metrics on 127.0.0.1:{port}" in log.read_text()
@@ -252,7 +246,7 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(
             )
             assert response.status_code == 202, response.text
             job_id = response.json()["data"]["job"]["id"]
-            wait_for(
+            wait_until(
                 lambda: job_state(base, job_id)["status"] not in ("queued", "running"),
                 60,
                 "the job never finished",
@@ -263,7 +257,7 @@ def test_a_worker_serves_the_batch_chunks_and_items_it_did_on_its_metrics_port(
             assert chunks == items // 250
 
             # The runner counts a chunk just after storing it: the job may show done a moment earlier.
-            wait_for(
+            wait_until(
                 lambda: samples(metrics_url, "coe_batch_items_total") == {(): items},
                 10,
                 f"items not counted: {samples(metrics_url, 'coe_batch_items_total')}",
@@ -326,7 +320,7 @@ def test_a_batch_worker_removes_expired_jobs_and_a_training_worker_does_not(
     env = {"COE_MODEL_STORE": str(store), "DATABASE_URL": database_url, "COE_BATCH_RETENTION_DAYS": "1"}
     log = tmp_path / "training.log"
     with worker(env, log, "--work", "training") as process:
-        wait_for(lambda: "worker: training from" in log.read_text(), 60, "the worker did not start")
+        wait_until(lambda: "worker: training from" in log.read_text(), 60, "the worker did not start")
         time.sleep(1)  # a batch runner looks at once as it starts: time enough to have purged
         assert kept()
         process.send_signal(signal.SIGTERM)
@@ -336,9 +330,9 @@ def test_a_batch_worker_removes_expired_jobs_and_a_training_worker_does_not(
     log = tmp_path / "batch.log"
     env = {**env, "COE_WORKER_METRICS_ADDR": "127.0.0.1"}
     with worker(env, log, "--work", "batch", "--metrics-port", str(port)) as process:
-        wait_for(lambda: not kept(), 60, "the batch worker did not remove the expired job")
+        wait_until(lambda: not kept(), 60, "the batch worker did not remove the expired job")
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_for(lambda: samples(url, "coe_batch_jobs_purged_total") == {(): 1.0}, 30, "not counted")
+        wait_until(lambda: samples(url, "coe_batch_jobs_purged_total") == {(): 1.0}, 30, "not counted")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0, log.read_text()
     registry.engine.dispose()

@@ -13,8 +13,7 @@ import importlib
 import io
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +24,7 @@ import yaml
 
 from tests.conftest import ADMIN_KEY, MODEL, PROJECT_ROOT, READ_KEY, seeded_registry
 from tests.servers import gunicorn
+from tests.waiting import wait_until
 
 PACKAGE = "coe_client"
 ITEMS = [
@@ -157,13 +157,6 @@ def envelope(api, parsed, kind: str, method: str = "GET", expect: int = 200):
     assert (parsed.method, parsed.status_code, parsed.message) == (method, expect, HTTPStatus(expect).phrase)
     assert parsed.timestamp.tzinfo is not None
     return parsed.data
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.2)
 
 
 def test_reads_and_predictions_are_typed(api, anonymous, server):
@@ -410,7 +403,7 @@ def test_train_poll_promote_roll_back_archive(api, anonymous, admin):
             api, call(registry.versions_get, MODEL, number, client=anonymous), "VersionEnvelope"
         ).version
 
-    wait_until(lambda: version(queued.version).status != m.VersionStatus.TRAINING)
+    wait_until(lambda: version(queued.version).status != m.VersionStatus.TRAINING, 120, "trained")
     trained = version(queued.version)
     assert trained.status == m.VersionStatus.READY, trained.error
     assert trained.args["C"] == 2.5 and isinstance(trained.finished_at, type(trained.created_at))

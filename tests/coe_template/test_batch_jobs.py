@@ -49,6 +49,7 @@ from coe_template.registry import (
 from coe_template.registry.schema import utcnow
 from coe_template.store import MODEL_FILE, runs_dir
 from tests.conftest import MODEL
+from tests.waiting import wait_until
 
 CHUNK = 3
 TEXTS = [
@@ -902,13 +903,6 @@ def lease_of(registry: Registry, job_id: str, number: int) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def gate() -> Iterator[threading.Event]:
     """Holds a slow runner mid-chunk until set (and is set at the end, so no thread is left waiting)."""
@@ -993,15 +987,29 @@ def test_a_runner_renews_its_lease_while_it_works_a_slow_chunk_so_nobody_takes_i
     runner = BatchRunner(short, load=slow_load)
     runner.start()
     try:
-        wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
+        wait_until(
+            lambda: chunks_of(registry, job.id)[0][1] == "running",
+            30,
+            'chunks_of(registry, job.id)[0][1] == "running"',
+        )
         first_lease = lease_of(registry, job.id, 0)
         # Past the lease it was claimed with: only renewals (a third of the lease apart) have kept it.
-        wait_until(lambda: utcnow() > first_lease + timedelta(seconds=0.5))
+        wait_until(
+            lambda: utcnow() > first_lease + timedelta(seconds=0.5),
+            30,
+            "utcnow() > first_lease + timedelta(seconds=0.5)",
+        )
         assert short.claim("thief") is None
         assert chunks_of(registry, job.id) == [(0, "running", runner.owner, 1)]
-        wait_until(lambda: lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5))
+        wait_until(
+            lambda: lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5),
+            30,
+            "lease_of(registry, job.id, 0) > first_lease + timedelta(seconds=1.5)",
+        )
         gate.set()
-        wait_until(lambda: short.get(job.id).status == "succeeded")
+        wait_until(
+            lambda: short.get(job.id).status == "succeeded", 30, 'short.get(job.id).status == "succeeded"'
+        )
     finally:
         gate.set()
         runner.stop()
@@ -1015,7 +1023,11 @@ def test_a_runner_stopped_mid_chunk_gives_it_back_and_leaves_no_chunk_running(
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
-    wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
+    wait_until(
+        lambda: chunks_of(registry, job.id)[0][1] == "running",
+        30,
+        'chunks_of(registry, job.id)[0][1] == "running"',
+    )
     stopping.stop(grace=0.2)  # the chunk cannot be finished in time: it is given back
     assert chunks_of(registry, job.id) == [(n, "pending", None, 0) for n in range(4)]
     assert f"stopping: chunk 0 of batch job {job.id} given back unfinished, pending again" in caplog.messages
@@ -1039,7 +1051,11 @@ def test_a_runner_stopped_mid_chunk_finishes_it_within_its_grace_and_takes_no_ot
     job, _ = jobs.create(MODEL, ITEMS)
     stopping = BatchRunner(jobs, load=slow_load)
     stopping.start()
-    wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
+    wait_until(
+        lambda: chunks_of(registry, job.id)[0][1] == "running",
+        30,
+        'chunks_of(registry, job.id)[0][1] == "running"',
+    )
     threading.Timer(0.3, gate.set).start()  # the chunk can be finished well within the grace
     stopping.stop(grace=30)
     assert not stopping._thread.is_alive()
@@ -1062,7 +1078,11 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
     )
     frozen.start()
     try:
-        wait_until(lambda: chunks_of(registry, job.id)[0][1] == "running")
+        wait_until(
+            lambda: chunks_of(registry, job.id)[0][1] == "running",
+            30,
+            'chunks_of(registry, job.id)[0][1] == "running"',
+        )
         with registry.engine.begin() as connection:  # as if the runner had been frozen past its lease
             connection.execute(
                 update(BatchChunk)
@@ -1071,7 +1091,11 @@ def test_a_runner_whose_chunk_was_taken_over_drops_its_result(registry, load, sl
             )
         thief = short.claim("thief")
         assert (thief.number, thief.attempts) == (0, 2)
-        wait_until(lambda: "lost the lease on chunk 0" in caplog.text)  # its next renewal finds out
+        wait_until(
+            lambda: "lost the lease on chunk 0" in caplog.text,
+            30,
+            '"lost the lease on chunk 0" in caplog.text',
+        )  # its next renewal finds out
         gate.set()
         frozen.stop()
         assert rows(registry, BatchResult, job.id) == 0  # nothing stored by the runner that lost it
@@ -1094,7 +1118,11 @@ def test_an_idle_runner_polls_for_jobs_created_elsewhere(registry, jobs, load, c
         for _ in range(2):
             job, _ = elsewhere.create(MODEL, ITEMS)
             # The last chunk is logged as the runner runs out of work, just before it waits.
-            wait_until(lambda: f"batch job {job.id}: chunk 3 stored" in caplog.text)  # noqa: B023
+            wait_until(
+                lambda: f"batch job {job.id}: chunk 3 stored" in caplog.text,  # noqa: B023
+                30,
+                f"batch job {job.id}: chunk 3 stored",
+            )
     finally:
         runner.stop()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -1180,7 +1208,11 @@ def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carri
     runner = BatchRunner(jobs, load, poll_seconds=0.01, observe=observe)
     runner.start()
     try:
-        wait_until(lambda: "batch: the database answers again" in caplog.text)
+        wait_until(
+            lambda: "batch: the database answers again" in caplog.text,
+            30,
+            '"batch: the database answers again" in caplog.text',
+        )
     finally:
         runner.stop()
     assert runner._thread is not None and runner._thread.daemon  # a runner never keeps its process alive

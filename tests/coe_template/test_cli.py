@@ -335,7 +335,13 @@ def test_predict_refuses_whitespace_only_text(cli, two_versions, texts, refused)
 def test_predict_needs_at_least_one_text(cli, two_versions):
     result = cli("predict")
     assert result.exit_code == 2
-    assert "TEXTS" in result.stderr
+    assert result.stderr == (
+        "Usage: main predict [OPTIONS] TEXTS...\n"
+        "Try 'main predict --help' for help.\n"
+        "\n"
+        "Error: Missing argument 'TEXTS...'.\n"
+    )
+    assert result.stdout == ""
 
 
 def test_predict_on_an_empty_store_fails_clearly(cli):

@@ -18,6 +18,12 @@ from coe_template.store import RunNotFound
 from tests.conftest import MODEL, seeded_registry
 
 
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """Here a fresh database is empty, as an operator's first one is: every migration runs in the test."""
+    return empty_database_url
+
+
 def downgrade_to(engine: Engine, revision: str, *x: str) -> None:
     with engine.begin() as connection:
         config = Config()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.coe_template.test_registry import (  # noqa: F401  (fixtures)
     store,
     tamper,
 )
+from tests.waiting import wait_until
 
 PROBES = ["Sentiment of text with a transformer", "Detection of objects in camera video"]
 
@@ -145,27 +145,18 @@ def served_version(server: ModelServer) -> int | None:
         return None
 
 
-def wait_for(condition, deadline_seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_the_poller_picks_up_a_promotion(server, versions):
     server.refresh()
     server.start()
     versions.set_alias(NAME, PRODUCTION, 2)
-    assert wait_for(lambda: server.current.version == 2)
+    wait_until(lambda: server.current.version == 2, 10, "server.current.version == 2")
     versions.set_alias(NAME, PRODUCTION, 1)
-    assert wait_for(lambda: server.current.version == 1)
+    wait_until(lambda: server.current.version == 1, 10, "server.current.version == 1")
 
 
 def test_the_poller_loads_production_when_nothing_is_served_yet(server):
     server.start()
-    assert wait_for(lambda: served_version(server) == 1)
+    wait_until(lambda: served_version(server) == 1, 10, "served_version(server) == 1")
 
 
 def test_the_poller_survives_a_tampered_version_and_keeps_serving(server, versions, small_model, caplog):
@@ -173,12 +164,16 @@ def test_the_poller_survives_a_tampered_version_and_keeps_serving(server, versio
     versions.set_alias(NAME, PRODUCTION, 2)
     tamper(run_path(versions, 2) / MODEL_FILE)  # before polling starts: it must never see v2 intact
     server.start()
-    assert wait_for(lambda: "keeping project-tagger version 1" in caplog.text)
+    wait_until(
+        lambda: "keeping project-tagger version 1" in caplog.text,
+        10,
+        '"keeping project-tagger version 1" in caplog.text',
+    )
     assert server.current.version == 1
     # The poller is still alive: promoting an intact version is picked up.
     versions.register(NAME, small_model)  # version 3
     versions.set_alias(NAME, PRODUCTION, 3)
-    assert wait_for(lambda: server.current.version == 3)
+    wait_until(lambda: server.current.version == 3, 10, "server.current.version == 3")
 
 
 def test_stop_ends_polling(server, versions):

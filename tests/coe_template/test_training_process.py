@@ -27,6 +27,7 @@ from coe_template.trainer import TrainingRunner, train_version
 from tests.coe_template.test_data import project_rows, write_rows
 from tests.coe_template.test_registry import NAME, RUN_FILES, registry, store  # noqa: F401  (fixtures)
 from tests.servers import worker_pids
+from tests.waiting import wait_until
 
 #: What a cancelled version says, word for word (not the package's constant: the text is what users see).
 CANCELLED = "cancelled by an administrator before training finished"
@@ -83,15 +84,6 @@ def expire(registry) -> None:
             .where(TrainingJob.status == "running")
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
-
-
-def wait_until(condition, seconds: float = DEADLINE_SECONDS) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 # --- training itself, in this process ---------------------------------------------------------------
@@ -246,16 +238,18 @@ def test_a_stopping_runner_gives_its_job_back_and_ends_its_child(jobs, model):
     before = set(worker_pids(os.getpid()))
     runner = TrainingRunner(jobs, bundled_dataset_path(), poll_seconds=0.05)
     runner.start()
-    assert wait_until(
-        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30
+    wait_until(
+        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before,
+        30,
+        "the job running, in a child process",
     )
     children = set(worker_pids(os.getpid())) - before
     stopper = threading.Thread(target=runner.stop, args=(0.2,))
     stopper.start()
     stopper.join(timeout=30)
     assert not stopper.is_alive()
-    assert wait_until(lambda: not children & set(worker_pids(os.getpid())), 10), (
-        "the training process outlived the stop"
+    wait_until(
+        lambda: not children & set(worker_pids(os.getpid())), 10, "the training process outlived the stop"
     )
     assert job_rows(model)[0][1:] == ("pending", 0, None)
     assert model.get_version(NAME, 1).status == "training"  # for the next runner to train
@@ -328,7 +322,7 @@ def test_a_stopping_runner_that_trained_longer_than_a_lease_counts_its_try(model
     jobs.create(NAME, parse_args({}))
     runner = TrainingRunner(jobs, bundled_dataset_path(), poll_seconds=0.05)  # seconds to train
     runner.start()
-    assert wait_until(lambda: job_rows(model)[0][1] == "running", 30)
+    wait_until(lambda: job_rows(model)[0][1] == "running", 30, "the job running")
     time.sleep(1.0)
     runner.stop(0.1)
     assert job_rows(model)[0][1:] == ("pending", 1, None)
@@ -381,8 +375,10 @@ def test_a_runner_whose_version_is_cancelled_ends_its_child_at_its_next_renewal(
     )
     worker = threading.Thread(target=runner.run_once)
     worker.start()
-    assert wait_until(
-        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before, 30
+    wait_until(
+        lambda: job_rows(model)[0][1] == "running" and set(worker_pids(os.getpid())) - before,
+        30,
+        "the job running, in a child process",
     )
     jobs.cancel(NAME, 1)
     worker.join(timeout=10)

@@ -24,7 +24,6 @@ from coe_template.transfer import NotAnExport, read_export
 from tests import hostile
 from tests.coe_template.test_cli import clean
 from tests.conftest import MODEL, seeded_registry
-from tests.databases import postgres_schema
 
 TEXTS = [clean_text(t) for t in ["Object detection on drone video", "A transformer for legal text"]]
 
@@ -32,6 +31,10 @@ TEXTS = [clean_text(t) for t in ["Object detection on drone video", "A transform
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     clean(monkeypatch)
+
+
+def kind_of(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
 @pytest.fixture
@@ -45,13 +48,10 @@ def source(database_url, tmp_path, trained_model) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def target_url(database_url, tmp_path) -> Iterator[str]:
+def target_url(database_url, tmp_path, migrated_databases) -> Iterator[str]:
     """Another registry's database, of the same kind as the source's."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'target.db'}"
-    else:
-        with postgres_schema(os.environ["TEST_DATABASE_URL"], prefix="target") as url:
-            yield url
+    with migrated_databases.fresh(kind_of(database_url), tmp_path, "target.db") as url:
+        yield url
 
 
 @pytest.fixture
@@ -435,15 +435,9 @@ def test_a_model_over_its_bound_is_refused_from_its_header_before_reading(target
 
 
 @pytest.fixture
-def db_target(database_url, tmp_path, trained_model) -> Iterator[Registry]:
+def db_target(database_url, tmp_path, trained_model, migrated_databases) -> Iterator[Registry]:
     """Like ``target`` (a database of its own), its artifacts in that database."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'db-target.db'}"
-        registry = seeded_registry(url, tmp_path / "db-target", trained_model, artifacts=DATABASE)
-        yield registry
-        registry.engine.dispose()
-        return
-    with postgres_schema(os.environ["TEST_DATABASE_URL"], prefix="dbtarget") as url:
+    with migrated_databases.fresh(kind_of(database_url), tmp_path, "db-target.db") as url:
         registry = seeded_registry(url, tmp_path / "db-target", trained_model, artifacts=DATABASE)
         yield registry
         registry.engine.dispose()

@@ -548,3 +548,54 @@ def test_batch_quotas_are_read_and_must_be_positive_whole_numbers(variable, fiel
     with pytest.raises(ValueError) as info:
         Settings.from_env({variable: "0"})
     assert str(info.value) == f"{variable} must be a positive, finite number, not '0'"
+
+
+# --- one declaration per variable ---------------------------------------------------------------------
+
+
+def test_every_setting_is_declared_once_with_a_variable_and_a_meaning():
+    from dataclasses import fields
+
+    from config.settings import ServerSettings
+    from config.variables import variables
+
+    declared = [var for cls in (Settings, ServerSettings) for _field, var in variables(cls)]
+    assert len(declared) == len(fields(Settings)) + len(fields(ServerSettings))
+    names = [var.name for var in declared]
+    assert len(set(names)) == len(names)
+    assert all(var.doc and var.parser.accepts for var in declared)
+
+
+def test_the_server_settings_have_defaults_and_are_read():
+    import os
+
+    from config.settings import ServerSettings
+
+    assert ServerSettings.from_env({}) == ServerSettings(
+        bind="0.0.0.0:8000", workers=os.cpu_count() or 1, graceful=30, metrics_dir=None, control_socket=None
+    )
+    read = ServerSettings.from_env(
+        {
+            "COE_BIND": "127.0.0.1:8080",
+            "WEB_CONCURRENCY": "3",
+            "COE_GRACEFUL": "0",
+            "COE_CONTROL_SOCKET": "/s",
+        }
+    )
+    assert (read.bind, read.workers, read.graceful, read.control_socket) == ("127.0.0.1:8080", 3, 0, "/s")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be a positive, finite number, not '0'"),
+        ("WEB_CONCURRENCY", "four", "WEB_CONCURRENCY must be a whole number, not 'four'"),
+        ("COE_GRACEFUL", "-1", "COE_GRACEFUL must be a whole number of seconds (0 or more), not '-1'"),
+    ],
+)
+def test_bad_server_settings_are_refused_by_name(variable, value, message):
+    from config.settings import ServerSettings
+
+    with pytest.raises(ValueError) as info:
+        ServerSettings.from_env({variable: value})
+    assert str(info.value) == message

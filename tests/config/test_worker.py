@@ -14,6 +14,7 @@ import pytest
 from gunicorn.ctl.client import ControlClient
 
 from tests.servers import connect, gunicorn, worker_pids
+from tests.waiting import wait_until
 
 MAX_HEADER_BYTES = 8192
 HEADER_TIMEOUT = 3.0
@@ -85,13 +86,14 @@ def test_no_server_header(server):
 def test_a_websocket_upgrade_is_refused(server):
     """The API has no WebSocket: ``ws="none"``, so no WebSocket protocol is reachable."""
     with connect(server) as sock:
-        status, _ = exchange(
+        refused = refusal(
             sock,
             b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, close\r\n"
             b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         )
-    assert status == 400  # by uvicorn or by Flask, whichever answers first
+    # uvicorn passes it on as a plain request; Flask refuses the upgrade it cannot make.
+    assert refused == (400, "The browser (or proxy) sent a request that this server could not understand.")
 
 
 def test_header_sections_up_to_the_limit_are_served(server):
@@ -185,9 +187,17 @@ def test_no_control_socket_unless_asked_for(model_store, tmp_path):
     """By default gunicorn 27 would use ~/.gunicorn/gunicorn.ctl, one path for every instance on the host."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {"COE_MODEL_STORE": str(model_store), "HOME": str(home), "XDG_RUNTIME_DIR": ""}
-    with gunicorn(env, tmp_path / "one.log", workers=1), gunicorn(env, tmp_path / "two.log", workers=1):
-        time.sleep(1)  # the master would open it in a thread of its own, maybe after serving
+    env = {
+        "COE_MODEL_STORE": str(model_store),
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": "",
+        "GUNICORN_CMD_ARGS": "--log-level debug",  # the master says when it has decided
+    }
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    with gunicorn(env, logs[0], workers=1), gunicorn(env, logs[1], workers=1):
+        # The master decides after starting its workers, maybe after serving: wait for the decision.
+        for log in logs:
+            wait_until(lambda: "Control socket disabled" in log.read_text(), 30, f"{log.name}: no decision")  # noqa: B023
         assert list(home.rglob("*")) == []
 
 
@@ -199,11 +209,8 @@ def test_two_instances_each_answer_on_their_own_control_socket(model_store, tmp_
         gunicorn({**env, "COE_CONTROL_SOCKET": str(paths[1])}, tmp_path / "two.log", workers=2) as (_, two),
     ):
         for path, master in zip(paths, (one, two), strict=True):
-            deadline = (
-                time.monotonic() + 10
-            )  # the master opens it in a thread of its own, maybe after serving
-            while not path.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            # The master opens it in a thread of its own, maybe after serving.
+            wait_until(path.exists, 10, f"{path} opened")
             with ControlClient(str(path), timeout=10) as client:
                 assert client.send_command("show stats")["pid"] == master.pid
                 workers = client.send_command("show workers")

@@ -8,6 +8,7 @@ from coe_template.batch.items import QUOTING
 from handlers.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
 from tests.problems import shortened
+from tests.waiting import wait_until
 
 JOBS = "/batch-predictions"
 ITEMS = [
@@ -27,12 +28,13 @@ def batch_client(client_for):
 
 
 def wait_for(client, job_id: str, seconds: float = 60) -> dict:
-    deadline = time.monotonic() + seconds
-    while True:
+    """The job once it is no longer queued or running; AssertionError if it still is after ``seconds``."""
+
+    def finished() -> dict | None:
         job = client.get(f"{JOBS}/{job_id}").json()["data"]["job"]
-        if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
+        return None if job["status"] in ("queued", "running") else job
+
+    return wait_until(finished, seconds, f"job {job_id} finished", every=0.1)
 
 
 def all_results(client, job_id: str, page_size: int) -> list[dict]:

@@ -1,6 +1,10 @@
+import re
 from urllib.parse import unquote
 
 import pytest
+import yaml
+
+from handlers.app import SPEC_DIR
 
 
 def test_health_names_the_serving_run(client, artifacts, assert_envelope):
@@ -39,14 +43,29 @@ def test_wrong_method_is_a_problem(client, assert_problem):
     assert_problem(client.delete("/predictions"), 405, "DELETE is not allowed on /predictions: use POST")
 
 
+def operations(document: dict) -> set[tuple[str, str, str]]:
+    return {
+        (path, method, operation["operationId"])
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
 def test_swagger_ui_is_rendered_from_the_spec(client):
     page = client.get("/docs/")
     assert page.status_code == 200
-    assert "swagger-ui" in page.text.lower()
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.text.startswith("<!-- HTML for static distribution bundle build -->")
+    assert "<title>Swagger UI</title>" in page.text
+    assert re.findall(r'^\s*url: "([^"]*)",$', page.text, re.MULTILINE) == ["/openapi.json"]  # the page reads
     spec = client.get("/openapi.json")
     assert spec.status_code == 200
     document = spec.json()
-    assert {"/", "/performance", "/args", "/args/{arg}", "/predictions"} <= set(document["paths"])
+    written = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
+    # Every operation of the file, by path, method and operationId (Connexion resolves the $refs).
+    assert operations(document) == operations(written)
+    assert len(operations(written)) > 20
     assert [t["name"] for t in document["tags"]] == [
         "General",
         "Performance",

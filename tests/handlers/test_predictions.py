@@ -150,8 +150,11 @@ def test_chunked_body_is_refused_unread(small_limit_client, assert_problem):
     )
 
 
-def test_body_under_the_limit_is_served(small_limit_client, assert_envelope):
-    assert_envelope(post(small_limit_client, {"texts": [{"text": "a small project"}]}), method="POST")
+def test_body_under_the_limit_is_served(small_limit_client, artifacts, assert_envelope):
+    body = {"texts": [{"text": "a small project"}]}
+    assert len(json.dumps(body)) < 1000
+    data = assert_envelope(post(small_limit_client, body), method="POST")
+    assert data["predictions"] == json.loads(json.dumps(predict(["a small project"], artifacts)))
 
 
 json_values = st.recursive(

@@ -216,6 +216,24 @@ def test_an_unknown_path_is_pinned_whole(client):
     }
 
 
+def test_a_detail_is_cut_at_its_first_blank_line(client):
+    """jsonschema appends the schema and instance after a blank line: the problem keeps what comes before.
+
+    Connexion's message for an unknown query parameter carries its name as sent, so a name with a
+    blank line in it shows the cut (``handlers.problems.bad_request``).
+    """
+    assert_problem(client.get("/performance?a%0A%0Ab=1"), 400, "Extra query parameter(s) a")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [("GET", "/docs/nope.js", 404, "Not Found"), ("POST", "/docs/swagger-ui.css", 405, "Method Not Allowed")],
+)
+def test_swagger_uis_own_refusals_are_problems_too(client, method, path, status, detail):
+    """Swagger UI's static files are served by Starlette: its refusals are a bare ``HTTPException``."""
+    assert_problem(client.request(method, path), status, detail)
+
+
 def test_every_response_carries_a_request_id(client):
     ok = client.get("/")
     assert len(ok.headers[HEADER]) == 32

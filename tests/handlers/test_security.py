@@ -326,8 +326,23 @@ def test_an_allowed_origin_gets_cors_headers_on_a_problem_too(cors_client):
 
 def test_the_preflight_needs_no_key_when_keys_are_required(locked_client):
     client = locked_client
-    assert client.options("/models", headers={"Origin": ALLOWED, **PREFLIGHT}).status_code == 200
-    assert client.get("/models", headers={"Origin": ALLOWED}).status_code == 401
+    preflight = client.options("/models", headers={"Origin": ALLOWED, **PREFLIGHT})
+    assert preflight.status_code == 200
+    assert preflight.text == "OK"
+    assert {k: v for k, v in preflight.headers.items() if k.startswith("access-control-")} == {
+        "access-control-allow-origin": ALLOWED,
+        "access-control-allow-methods": "GET, POST, PUT, DELETE",
+        "access-control-allow-headers": (
+            "Accept, Accept-Language, Authorization, Content-Language, Content-Type, Idempotency-Key, "
+            "Job-Token, X-Request-ID"
+        ),
+        "access-control-max-age": "600",
+    }
+    refused = client.get("/models", headers={"Origin": ALLOWED, "X-Request-ID": "no-key"})
+    assert refused.json() == unauthorized("No authorization token provided", "no-key")
+    # The refusal is readable by the allowed origin's script: it can tell the user a key is needed.
+    assert refused.headers["access-control-allow-origin"] == ALLOWED
+    assert refused.headers["access-control-expose-headers"] == "Location, Retry-After, X-Request-ID"
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example.com", "http://app.example.com", "null"])

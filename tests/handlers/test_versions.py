@@ -1,21 +1,22 @@
 import shutil
-import time
 
 import pytest
 
 from coe_template.store import MODEL_FILE, runs_dir
 from tests.conftest import ADMIN, MODEL, READ_KEY
+from tests.waiting import wait_until
 
 VERSIONS = f"/models/{MODEL}/versions"
 
 
 def wait_for_training(client, location: str, deadline_seconds: float = 120) -> dict:
-    deadline = time.monotonic() + deadline_seconds
-    while True:
+    """The version once it is no longer training; AssertionError if it still is after the deadline."""
+
+    def trained() -> dict | None:
         version = client.get(location).json()["data"]["version"]
-        if version["status"] != "training" or time.monotonic() > deadline:
-            return version
-        time.sleep(0.2)
+        return None if version["status"] == "training" else version
+
+    return wait_until(trained, deadline_seconds, f"{location} trained", every=0.1)
 
 
 def test_lists_versions_oldest_first_with_aliases(registry_client, assert_envelope):
