@@ -1130,8 +1130,8 @@ def test_an_idle_runner_polls_for_jobs_created_elsewhere(registry, jobs, load, c
 
 def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
     # PostgreSQL refuses a value longer than lease_owner's VARCHAR(64): every claim failed on such a host.
-    from coe_template.jobs import leases
     from coe_template.batch.schema import BatchChunk
+    from coe_template.jobs import leases
     from coe_template.registry.schema import TrainingJob
 
     monkeypatch.setattr(leases.socket, "gethostname", lambda: "a-very-long-host-name." * 12)
