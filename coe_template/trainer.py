@@ -6,7 +6,7 @@ one more for both: in a server, fitting in-process would hold the GIL the servin
 threads need; in a worker, batch threads share the process, and a stop can end a
 training at once by ending its child, where a thread cannot be interrupted; and one
 code path is tested once. The runner's thread claims the job, renews its lease from
-a :class:`~coe_template.leases.LeaseKeeper` and waits for the child.
+a :class:`~coe_template.jobs.leases.LeaseKeeper` and waits for the child.
 
 The child reads its request on stdin, answers on stdout, and exits as soon as its
 stdin closes: a runner killed with -9 takes its child along, its lease runs out and
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from coe_template.args import parse_args
-from coe_template.batch.runner import GRACE_SECONDS
 from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
+from coe_template.jobs.leases import LeaseKeeper
+from coe_template.jobs.runner import Runner
 from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
 from coe_template.train import train
 
@@ -101,8 +101,12 @@ def _child() -> None:
     os._exit(0)  # not a normal exit: the thread still reading stdin would abort the interpreter's shutdown
 
 
-class TrainingRunner:
-    """Claims training jobs one at a time, trains each in a child process, and completes it."""
+class TrainingRunner(Runner[TrainingClaim]):
+    """Claims training jobs one at a time, trains each in a child process, and completes it
+    (the loop, start and stop: :class:`~coe_template.jobs.runner.Runner`)."""
+
+    kind = "training"
+    unit = "training job"
 
     def __init__(
         self,
@@ -112,37 +116,21 @@ class TrainingRunner:
         observe: TrainingObserver = lambda claim, outcome: None,
         timeout_seconds: float = TIMEOUT_SECONDS,
     ) -> None:
+        super().__init__(jobs.created, poll_seconds)
         self.jobs = jobs
         self.data = Path(data)
-        self.poll_seconds = poll_seconds
         #: A try that trains longer is stopped and its version failed: a hung child never holds a job for ever.
         self.timeout_seconds = timeout_seconds
         self.observe = observe
-        self.owner = owner_id()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._current: TrainingClaim | None = None  # the job in hand, for stop() to give back
-        self._claimed_at = 0.0  # when it was taken (monotonic): a give-back after more than a lease counts
-        self._child: subprocess.Popen | None = None  # its training process, for stop() to end
+        #: The training process of the job in hand, for stop() to end.
+        self._child: subprocess.Popen | None = None
 
-    def run_once(self) -> TrainingClaim | None:
-        """Claim, train and complete one job; None when there is nothing to do (or the runner stops)."""
-        claim = self.jobs.claim(self.owner)
-        if claim is None:
-            return None
-        with self._lock:
-            if self._stop.is_set():  # stop() began while the claim was being taken: hand it straight back
-                self.jobs.release(claim)
-                return None
-            self._current = claim
-            self._claimed_at = time.monotonic()
-        try:
-            self._work(claim)
-        finally:
-            with self._lock:
-                self._current = None
-        return claim
+    def _claim(self) -> TrainingClaim | None:
+        return self.jobs.claim(self.owner)
+
+    def _give_back(self, claim: TrainingClaim, ran_seconds: float) -> bool:
+        """A give-back after training longer than a lease counts as a try (see :meth:`TrainingJobs.release`)."""
+        return self.jobs.release(claim, ran_seconds)
 
     def _work(self, claim: TrainingClaim) -> None:
         log.info("training %s as %s", claim, claim.owner)
@@ -231,11 +219,6 @@ class TrainingRunner:
             return "ended", child.returncode
         return pickle.loads(answer[0])  # our own child's answer
 
-    def _loop(self) -> None:
-        work_until_stopped(
-            self._stop, self.run_once, self.jobs.created, self.poll_seconds, "training", "training job"
-        )
-
     def readable_data(self) -> bool:
         """Whether the training data is a file this process can read; if not, says so once in the log.
 
@@ -254,31 +237,24 @@ class TrainingRunner:
     def start(self) -> None:
         """Start taking jobs in a thread, unless the training data cannot be read (see :meth:`readable_data`)."""
         self._stop.clear()
-        if not self.readable_data():
-            return
-        self.owner = owner_id()  # after a fork
-        self._thread = threading.Thread(target=self._loop, name="training-runner", daemon=True)
-        self._thread.start()
+        if self.readable_data():
+            super().start()
 
-    def stop(self, grace: float = GRACE_SECONDS) -> None:
-        """Take no more jobs; finish the one in hand within ``grace`` seconds, else give it back.
-
-        A job given back is pending again at once (its attempt counted only if it trained for
-        longer than a lease: see :meth:`TrainingJobs.release`), and its child process is
-        ended; a result that still arrives is refused (the claim no longer holds).
-        """
-        self._stop.set()
-        self.jobs.created.set()
+    def _stopped(
+        self,
+        in_hand: TrainingClaim | None,
+        given_back: TrainingClaim | None,
+        ran_seconds: float,
+        grace: float,
+    ) -> None:
+        """A job given back has its child process ended; a result that still arrives is refused."""
         thread = self._thread
-        if thread is None:
+        if thread is None or not thread.is_alive():
             return
-        thread.join(timeout=grace)
-        if not thread.is_alive():
-            return
-        with self._lock:  # a claim taken from here on is handed back by run_once itself
-            claim, child, ran = self._current, self._child, time.monotonic() - self._claimed_at
-        if claim is not None and self.jobs.release(claim, ran):
-            log.info("stopping: %s given back unfinished after %.0f s", claim, ran)
+        if given_back is not None:
+            log.info("stopping: %s given back unfinished after %.0f s", given_back, ran_seconds)
+        with self._lock:
+            child = self._child
         if child is not None:
             child.kill()
         thread.join(timeout=grace)

@@ -8,22 +8,19 @@ within a grace period or gives it back, so nobody waits for a lease to run out.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from coe_template.batch.jobs import PURGE_ROWS, BatchJobs, Claim, PurgeStep
 from coe_template.errors import DatabaseUnavailable
-from coe_template.leases import LeaseKeeper, owner_id, work_until_stopped
+from coe_template.jobs.leases import LeaseKeeper
+from coe_template.jobs.runner import GRACE_SECONDS as GRACE_SECONDS  # the CLI and the server read it here
+from coe_template.jobs.runner import Runner
 from coe_template.predict import tag
 from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
 
-#: A chunk whose worker died this many times fails its job instead of killing more workers.
-MAX_ATTEMPTS = 3
-#: How long a stopping runner may take to finish the chunk in hand before it gives it back.
-GRACE_SECONDS = 5.0
 
 Loader = Callable[[str, int], Artifacts]
 #: Told of every chunk this runner finishes with: ``done`` (stored), ``dropped`` (its lease
@@ -147,7 +144,12 @@ class Retention:
         return ", ".join(f"{n:,} {table}" for table, n in self._deleted.items()) or "no other"
 
 
-class BatchRunner:
+class BatchRunner(Runner[Claim]):
+    """Works batch chunks; its loop also steps the retention purge (the loop, start and stop: :class:`Runner`)."""
+
+    kind = "batch"
+    unit = "batch chunk"
+
     def __init__(
         self,
         jobs: BatchJobs,
@@ -156,41 +158,25 @@ class BatchRunner:
         observe: Observer = lambda claim, outcome: None,
         purged: PurgeObserver = lambda step: None,
     ) -> None:
+        super().__init__(jobs.created, poll_seconds)
         self.jobs = jobs
         self.load = load
         self.observe = observe
-        self.poll_seconds = poll_seconds
-        self.owner = owner_id()
         self.progress = Progress(jobs)
         #: Only a started runner purges (its loop): ``run_once`` and ``run_until_idle`` do not.
         self.retention = Retention(jobs, observe=purged)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._busy = False  # the last claim found a chunk
-        self._lock = threading.Lock()
-        self._current: Claim | None = None  # the chunk in hand, for stop() to give back
 
-    def run_once(self) -> Claim | None:
-        """Claim, predict and store one chunk; None when there is nothing to do (or the runner stops)."""
+    def _claim(self) -> Claim | None:
         claim = self.jobs.claim(self.owner, look_first=not self._busy)
         self._busy = claim is not None
-        if claim is None:
-            return None
-        with self._lock:
-            if self._stop.is_set():  # stop() began while the claim was being taken: hand it straight back
-                self.jobs.release(claim)
-                return None
-            self._current = claim
-        try:
-            self._work(claim)
-        finally:
-            with self._lock:
-                self._current = None
         return claim
 
+    def _give_back(self, claim: Claim, ran_seconds: float) -> bool:
+        return self.jobs.release(claim)
+
     def _work(self, claim: Claim) -> None:
-        if claim.attempts > MAX_ATTEMPTS:
-            self.jobs.fail(claim.job_id, f"chunk {claim.number} was abandoned {MAX_ATTEMPTS} times")
+        if claim.gave_up:  # its job failed with the claim: nothing to work
             self.observe(claim, "failed")
             return
         with LeaseKeeper(
@@ -227,47 +213,20 @@ class BatchRunner:
         claim = self.run_once()
         return claim if claim is not None else purged
 
-    def _loop(self) -> None:
-        work_until_stopped(
-            self._stop,
-            self._turn,
-            self.jobs.created,
-            self.poll_seconds,
-            "batch",
-            "batch chunk",
-            before_idle=self.progress.flush,
-        )
+    def _idle(self) -> None:
+        self.progress.flush()
 
-    def start(self) -> None:
-        self.owner = owner_id()  # after a fork
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
-        self._thread.start()
-
-    def stop(self, grace: float = GRACE_SECONDS) -> None:
-        """Take no more chunks; finish the one in hand within ``grace`` seconds, else give it back.
-
-        A chunk given back is pending again at once, its attempt not counted; if the
-        runner's thread still finishes it, ``complete()`` refuses (the claim no longer holds).
-        """
-        self._stop.set()
-        self.jobs.created.set()
-        thread = self._thread
-        if thread is None:
+    def _stopped(
+        self, in_hand: Claim | None, given_back: Claim | None, ran_seconds: float, grace: float
+    ) -> None:
+        if given_back is not None:
+            log.info(
+                "stopping: chunk %d of batch job %s given back unfinished, pending again",
+                given_back.number,
+                given_back.job_id,
+            )
             return
-        with self._lock:
-            in_hand = self._current
-        thread.join(timeout=grace)
-        if not thread.is_alive():
+        if self._thread is not None and not self._thread.is_alive():
             self.progress.flush()
             if in_hand is not None:
                 log.info("stopping: chunk %d of batch job %s finished first", in_hand.number, in_hand.job_id)
-            return
-        with self._lock:  # a claim taken from here on is handed back by run_once itself
-            claim = self._current
-        if claim is not None and self.jobs.release(claim):
-            log.info(
-                "stopping: chunk %d of batch job %s given back unfinished, pending again",
-                claim.number,
-                claim.job_id,
-            )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from coe_template.artifacts import DATABASE, ArtifactStore, LocalCache, check_key
+from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore, LocalCache, check_key
 from coe_template.registry.db import reader
 from coe_template.registry.schema import ArtifactBlob
 from coe_template.store import sha256
@@ -63,3 +63,13 @@ class DatabaseStore(ArtifactStore):
         with reader(self.engine).begin() as connection:
             found = connection.scalar(select(_BLOBS.c.run_id).where(_BLOBS.c.run_id == run_id).limit(1))
         return found is not None
+
+
+def artifact_store(kind: str, engine: Engine, store: Path) -> ArtifactStore:
+    """The artifact store ``COE_ARTIFACT_STORE`` names: the model store's ``runs`` directory, or
+    the registry's database with a cache in the model store's ``cache`` directory."""
+    if kind == DIRECTORY:
+        return DirectoryStore(store)
+    if kind == DATABASE:
+        return DatabaseStore(engine, Path(store) / "cache")
+    raise ValueError(f"no artifact store {kind!r}")

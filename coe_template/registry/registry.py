@@ -8,155 +8,56 @@ file so a changed file is refused before it is read (and no file is ever unpickl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, Engine, func, select, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coe_template.args import TrainingArgs
-from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore
-from coe_template.errors import STORED_ERROR_LENGTH, Busy, CoeError, Conflict, InvalidInput, NotFound
-from coe_template.registry.blobs import DatabaseStore
+from coe_template.artifacts import DIRECTORY, ArtifactStore, DirectoryStore
+from coe_template.errors import STORED_ERROR_LENGTH, Busy, CoeError, Conflict
+from coe_template.registry.blobs import artifact_store
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
+from coe_template.registry.exports import export_version, import_version
 from coe_template.registry.notify import announce
-from coe_template.registry.schema import Alias, Model, ModelVersion, TrainingJob, utc, utcnow
+from coe_template.registry.records import (
+    AliasChange,
+    AliasNotFound,
+    LeaseLost,
+    ModelInfo,
+    ModelNotFound,
+    StillTraining,
+    VersionInfo,
+    VersionNotFound,
+)
+from coe_template.registry.schema import Alias, Model, ModelVersion, utcnow
 from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
 from coe_template.shapes import check_description, check_model_name
 from coe_template.store import (
     RECORD_FILE,
-    RUN_FILES,
     Artifacts,
-    RunNotFound,
     check_run,
     load_artifacts,
     new_run_id,
-    read_verified,
     refuse_pickled,
     run_files,
     sha256,
 )
 from coe_template.train import TrainedModel
-from coe_template.transfer import check_values
+
+if TYPE_CHECKING:
+    from coe_template.jobs.queue import Held
 
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 #: PostgreSQL advisory lock taken while counting running trainings (any fixed number will do).
 _TRAINING_LOCK = 0x636F6574  # "coet"
-
-
-class RegistryError(CoeError):
-    """Base of the registry's own refusals; the message says what to do."""
-
-
-class ModelNotFound(NotFound, RegistryError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model {name!r} not found")
-
-
-class VersionNotFound(NotFound, RegistryError):
-    def __init__(self, name: str, version: int) -> None:
-        super().__init__(f"model {name!r} has no version {version}")
-
-
-class AliasNotFound(NotFound, RegistryError):
-    def __init__(self, name: str, alias: str) -> None:
-        super().__init__(f"model {name!r} has no alias {alias!r}")
-
-
-class StillTraining(Conflict, RegistryError):
-    """A version still training (queued or running) cannot be archived: cancel it first."""
-
-    def __init__(self, name: str, version: int) -> None:
-        super().__init__(f"version {version} of {name!r} is still training: cancel it first")
-
-
-class LeaseLost(Conflict, RegistryError):
-    """A trainer's lease on a training job ran out (or was given back): its result is not stored."""
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A version as the registry records it (``aliases``: the aliases pointing at it)."""
-
-    model: str
-    version: int
-    status: str
-    aliases: tuple[str, ...]
-    created_at: datetime
-    finished_at: datetime | None
-    args: dict[str, Any]
-    dataset: dict[str, Any] | None
-    performance: dict[str, Any] | None
-    artifacts: dict[str, str] | None
-    run_id: str | None
-    error: str | None
-
-    @classmethod
-    def of(cls, version: ModelVersion, aliases: Sequence[str] = ()) -> VersionInfo:
-        return cls(
-            model=version.model.name,
-            version=version.version,
-            status=version.status,
-            aliases=tuple(aliases),
-            created_at=utc(version.created_at),
-            finished_at=utc(version.finished_at),
-            args=version.args,
-            dataset=version.dataset,
-            performance=version.performance,
-            artifacts=version.artifacts,
-            run_id=version.run_id,
-            error=version.error,
-        )
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A model with a summary of its versions and where its aliases point."""
-
-    name: str
-    description: str
-    created_at: datetime
-    latest_version: int | None
-    version_count: int
-    aliases: dict[str, int]
-
-    @classmethod
-    def of(cls, model: Model) -> ModelInfo:
-        numbers = [v.version for v in model.versions]
-        return cls(
-            name=model.name,
-            description=model.description,
-            created_at=utc(model.created_at),
-            latest_version=max(numbers, default=None),
-            version_count=len(numbers),
-            aliases={a.name: a.version.version for a in model.aliases},
-        )
-
-
-@dataclass(frozen=True)
-class AliasChange:
-    """An alias set or deleted: ``version`` is the one it points at now, or pointed at until deleted."""
-
-    alias: str
-    version: int
-
-
-def artifact_store(kind: str, engine: Engine, store: Path) -> ArtifactStore:
-    """The artifact store ``COE_ARTIFACT_STORE`` names: the model store's ``runs`` directory, or
-    the registry's database with a cache in the model store's ``cache`` directory."""
-    if kind == DIRECTORY:
-        return DirectoryStore(store)
-    if kind == DATABASE:
-        return DatabaseStore(engine, Path(store) / "cache")
-    raise ValueError(f"no artifact store {kind!r}")
 
 
 class Registry:
@@ -287,7 +188,11 @@ class Registry:
         return version.performance
 
     def create_version(
-        self, name: str, args: TrainingArgs, max_training: int | None = None, queue: bool = False
+        self,
+        name: str,
+        args: TrainingArgs,
+        max_training: int | None = None,
+        also: Callable[[Session, ModelVersion], object] | None = None,
     ) -> VersionInfo:
         """A new version in status ``training``, numbered one above the highest.
 
@@ -295,8 +200,8 @@ class Registry:
         transaction's ``BEGIN IMMEDIATE``), so concurrent writers take turns. With
         ``max_training``, :class:`Busy` when that many versions (of any model) are
         already training, queued or running; on PostgreSQL a transaction lock makes
-        that count exact across models too. ``queue`` records its training job in the
-        same transaction, for any runner to claim (see :mod:`coe_template.registry.training`).
+        that count exact across models too. ``also`` records more in the same transaction:
+        its training job, for any runner to claim (see :mod:`coe_template.registry.training`).
         """
         with self._session() as session:
             if max_training is not None and session.get_bind().dialect.name == "postgresql":
@@ -320,35 +225,26 @@ class Registry:
                 model=model, version=(highest or 0) + 1, status="training", args=args.to_dict()
             )
             session.add(version)
-            if queue:
-                session.add(TrainingJob(version=version, status="pending", attempts=0))
+            if also is not None:
+                also(session, version)
             session.flush()
             return VersionInfo.of(version)
 
     def complete_version(
-        self, name: str, number: int, trained: TrainedModel, held: tuple[int, str] | None = None
+        self, name: str, number: int, trained: TrainedModel, held: Held | None = None
     ) -> VersionInfo:
         """Mark the version ``ready`` and write its artifacts, in one transaction.
 
-        ``held`` (a training job's id and its lease owner): the job is marked done in that
+        ``held`` (a training job under its runner's lease): the job is marked done in that
         same transaction, only if that owner still holds it, else :class:`LeaseLost` and
         nothing changes: a trainer whose lease ran out never overwrites its successor.
         """
-        holds = (
-            None
-            if held is None
-            else (
-                TrainingJob.id == held[0],
-                TrainingJob.status == "running",
-                TrainingJob.lease_owner == held[1],
-            )
-        )
         lost = LeaseLost(
-            f"training version {number} of {name!r}: {held and held[1]} no longer holds its lease"
+            f"training version {number} of {name!r}: {held and held.owner} no longer holds its lease"
         )
         with self._session(read_only=True) as session:  # nothing is written for a result refused anyway
             status = self._version(session, self._model(session, name), number).status
-            if holds is not None and session.scalar(select(TrainingJob.id).where(*holds)) is None:
+            if held is not None and not held.holds(session.connection()):
                 raise lost
         if status != "training":  # e.g. failed meanwhile: write nothing
             raise Conflict(f"version {number} of {name!r} is {status}, not training")
@@ -356,18 +252,7 @@ class Registry:
         files = run_files(trained, run_id)  # serialised before the transaction, which then only writes
 
         def record(session: Session) -> VersionInfo:
-            # An UPDATE's result is a CursorResult (Session.execute is typed for any statement).
-            if (
-                holds is not None
-                and not cast(
-                    CursorResult[Any],
-                    session.execute(
-                        update(TrainingJob)
-                        .where(*holds)
-                        .values(status="done", lease_expires_at=None, finished_at=utcnow())
-                    ),
-                ).rowcount
-            ):
+            if held is not None and not held.finish(session.connection(), utcnow()):
                 raise lost  # the lease ran out meanwhile
             version = self._version(session, self._model(session, name), number)
             if version.status != "training":
@@ -523,111 +408,17 @@ class Registry:
         refuse_pickled(digests, f"version {number} of {name!r}", name)
         return load_artifacts(run_id, self.artifacts, digests)
 
-    # --- moving versions between registries ---------------------------------------------------
+    # --- moving versions between registries (see :mod:`coe_template.registry.exports`) ---------
 
     def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
         """A ready version's manifest (see :mod:`coe_template.transfer`) and its files, each verified."""
-        with self._session(read_only=True) as session:
-            model = self._model(session, name)
-            version = self._version(session, model, number)
-            if version.status != "ready" or version.run_id is None:
-                raise Conflict(
-                    f"version {number} of {name!r} is {version.status}: only ready versions can be exported"
-                )
-            manifest: dict[str, Any] = {
-                "model": name,
-                "description": model.description,
-                "version": number,
-                "run_id": version.run_id,
-                "args": version.args,
-                "dataset": version.dataset,
-                "performance": version.performance,
-                "threshold": version.threshold,
-                "artifacts": dict(version.artifacts or {}),
-            }
-        refuse_pickled(manifest["artifacts"], f"version {number} of {name!r}", name)
-        files = read_verified(manifest["run_id"], self.artifacts, manifest["artifacts"])
-        record = self.artifacts.get(manifest["run_id"], RECORD_FILE)
-        if record is None:
-            raise RunNotFound(
-                f"run {manifest['run_id']}: its {RECORD_FILE} is missing from the artifact store"
-            )
-        return manifest, {**files, RECORD_FILE: record}
+        return export_version(self, name, number)
 
     def import_version(
         self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]
     ) -> VersionInfo:
-        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
-
-        Every file must match the manifest's digest, and the model file hold only trusted
-        types (see :mod:`coe_template.model_file`; nothing is unpickled); what the version
-        records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
-        The model is created if missing (with the manifest's description); the model, the
-        version and the run's files are written as one (see :meth:`_record_with_run`). A run
-        some version already points at is refused; files of a run nothing points at (left by
-        a crash) are replaced.
-        """
-        run_id, digests = manifest["run_id"], manifest["artifacts"]
-        check_model_name(name)
-        description = check_description(manifest.get("description", ""))
-        if set(files) != {*RUN_FILES, RECORD_FILE} or set(digests) != set(RUN_FILES):
-            raise InvalidInput(
-                f"run {run_id}: the files are not exactly a run's ({', '.join(RUN_FILES)}, "
-                f"{RECORD_FILE}); nothing imported"
-            )
-        for file_name, digest in digests.items():
-            if sha256(files[file_name]) != digest:
-                raise InvalidInput(
-                    f"run {run_id}: {file_name} does not match its sha256 in the export; nothing imported"
-                )
-        values = check_values(manifest, files, f"run {run_id}")
-
-        def record(session: Session) -> VersionInfo:
-            model = session.scalar(select(Model).where(Model.name == name).with_for_update())
-            if model is None:
-                model = Model(name=name, description=description)
-                session.add(model)
-                session.flush()
-            holder = session.execute(
-                select(Model.name, ModelVersion.version)
-                .join(ModelVersion.model)
-                .where(ModelVersion.run_id == run_id)
-                .limit(1)
-            ).first()
-            if holder is not None:
-                raise Conflict(
-                    f"run {run_id} is already in this registry, as version {holder[1]} of "
-                    f"{holder[0]!r} (imported before, or exported from here): nothing imported"
-                )
-            self.artifacts.delete(run_id, session.connection())  # files no version points at, if any
-            highest = session.scalar(
-                select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
-            )
-            version = ModelVersion(
-                model=model,
-                version=(highest or 0) + 1,
-                status="ready",
-                finished_at=utcnow(),
-                artifacts=dict(digests),
-                run_id=run_id,
-                **values,
-            )
-            session.add(version)
-            session.flush()
-            return VersionInfo.of(version)
-
-        try:
-            return self._record_with_run(run_id, files, record)
-        except IntegrityError:
-            raise Conflict(
-                f"run {run_id} or model {name!r} was written by another import meanwhile: "
-                "nothing imported; try again"
-            ) from None
-        except DataError as exc:
-            why = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-            raise InvalidInput(
-                f"run {run_id}: the database refused a value of the export ({why}); nothing imported"
-            ) from None
+        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``."""
+        return import_version(self, name, manifest, files)
 
     # --- observing -------------------------------------------------------------------------------
 

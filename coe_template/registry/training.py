@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, select, update
 
 from coe_template.args import TrainingArgs
-from coe_template.errors import STORED_ERROR_LENGTH
+from coe_template.errors import STORED_ERROR_LENGTH, Conflict
+from coe_template.jobs.queue import Held, LeaseQueue
 from coe_template.registry.db import reader
-from coe_template.registry.registry import Conflict, LeaseLost, Registry, VersionInfo
+from coe_template.registry.records import LeaseLost, VersionInfo
+from coe_template.registry.registry import Registry
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
 from coe_template.train import TrainedModel
 
@@ -49,76 +51,17 @@ MAX_ATTEMPTS = 2
 CANCELLED = "cancelled by an administrator before training finished"
 
 _jobs, _versions, _models = TrainingJob.__table__, ModelVersion.__table__, Model.__table__
-#: The oldest job nobody holds, or whose holder's lease ran out before ``now``.
-_CLAIMABLE = (
-    select(
-        _jobs.c.id,
-        _jobs.c.status,
-        _jobs.c.attempts,
-        _jobs.c.lease_owner,
-        _jobs.c.version_id,
-        _models.c.name,
-        _versions.c.version,
-        _versions.c.args,
-    )
-    .join(_versions, _versions.c.id == _jobs.c.version_id)
-    .join(_models, _models.c.id == _versions.c.model_id)
-    .where(
-        or_(
-            _jobs.c.status == "pending",
-            (_jobs.c.status == "running") & (_jobs.c.lease_expires_at < bindparam("now")),
-        )
-    )
-    .order_by(_jobs.c.created_at, _jobs.c.id)
-    .limit(1)
-)
-_ANY_CLAIMABLE = _CLAIMABLE.with_only_columns(_jobs.c.id)
-#: PostgreSQL: other runners skip the row this transaction locks instead of waiting for it.
-_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(of=_jobs, skip_locked=True)
-#: Conditional on the state the claim saw: pending, or running under the lease that ran out.
-_SEEN = (
-    (_jobs.c.id == bindparam("job"))
-    & (_jobs.c.status == bindparam("seen_status"))
-    & (_jobs.c.attempts == bindparam("seen_attempts"))
-)
-_TAKE = (
-    update(_jobs)
-    .where(_SEEN)
-    .values(
-        status="running",
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires"),
-        attempts=_jobs.c.attempts + 1,
-    )
-)
-_ABANDON = (
-    update(_jobs).where(_SEEN).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
-)
-#: Conditional: only the lease's holder renews, gives back or fails its job.
-_HELD = (
-    (_jobs.c.id == bindparam("job"))
-    & (_jobs.c.status == "running")
-    & (_jobs.c.lease_owner == bindparam("owner"))
-)
-_RENEW = update(_jobs).where(_HELD).values(lease_expires_at=bindparam("expires"))
-#: Back to pending as if never claimed: a runner that gives a job back was not killed by it.
-_RELEASE = (
-    update(_jobs)
-    .where(_HELD)
-    .values(status="pending", lease_owner=None, lease_expires_at=None, attempts=_jobs.c.attempts - 1)
-)
-#: Back to pending with its attempt counted: its runner trained it for longer than a lease, then stopped.
-_RELEASE_COUNTED = (
-    update(_jobs).where(_HELD).values(status="pending", lease_owner=None, lease_expires_at=None)
-)
-_FAIL_JOB = (
-    update(_jobs).where(_HELD).values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
-)
-#: Conditional: a job nobody finished yet, held or not (a cancel).
-_CANCEL_JOB = (
-    update(_jobs)
-    .where(_jobs.c.version_id == bindparam("of_version"), _jobs.c.status.in_(("pending", "running")))
-    .values(status="failed", lease_expires_at=None, finished_at=bindparam("now"))
+#: Training jobs as leased work (the protocol: :mod:`coe_template.jobs.queue`): oldest first, with
+#: what to train; a job abandoned :data:`MAX_ATTEMPTS` times fails its version.
+TRAININGS = LeaseQueue(
+    _jobs,
+    ("id",),
+    max_attempts=MAX_ATTEMPTS,
+    columns=(_jobs.c.version_id, _models.c.name, _versions.c.version, _versions.c.args),
+    joins=lambda query: query.join(_versions, _versions.c.id == _jobs.c.version_id).join(
+        _models, _models.c.id == _versions.c.model_id
+    ),
+    order_by=(_jobs.c.created_at, _jobs.c.id),
 )
 _VERSION = (
     select(_versions.c.id, _versions.c.status)
@@ -131,7 +74,6 @@ _FAIL_VERSION = (
     .where(_versions.c.id == bindparam("version_id"), _versions.c.status == "training")
     .values(status="failed", finished_at=bindparam("now"), error=bindparam("error"))
 )
-_BY_STATUS = select(_jobs.c.status, func.count()).group_by(_jobs.c.status)
 
 
 @dataclass(frozen=True)
@@ -147,9 +89,14 @@ class TrainingClaim:
     attempts: int
 
     @property
-    def held(self) -> tuple[int, str]:
-        """What :meth:`Registry.complete_version` checks: this job, still under this owner's lease."""
-        return self.job_id, self.owner
+    def key(self) -> dict[str, Any]:
+        """The job's key in the lease queue."""
+        return {"id": self.job_id}
+
+    @property
+    def held(self) -> Held:
+        """What :meth:`Registry.complete_version` checks and finishes: this job, under this owner's lease."""
+        return Held(TRAININGS, self.key, self.owner)
 
     def __str__(self) -> str:
         return f"version {self.version} of {self.model!r} (training job {self.job_id}, try {self.attempts})"
@@ -183,7 +130,12 @@ class TrainingJobs:
 
     def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> VersionInfo:
         """Record a version (``training``) and its job in one transaction; :class:`Busy` beyond ``max_training``."""
-        version = self.registry.create_version(name, args, max_training=max_training, queue=True)
+        version = self.registry.create_version(
+            name,
+            args,
+            max_training=max_training,
+            also=lambda session, row: session.add(TrainingJob(version=row, status="pending", attempts=0)),
+        )
         self.created.set()
         return version
 
@@ -198,42 +150,27 @@ class TrainingJobs:
             now = utcnow()
             if look_first:
                 with reader(self.engine).begin() as connection:
-                    if connection.execute(_ANY_CLAIMABLE, {"now": now}).first() is None:
+                    if not TRAININGS.any_claimable(connection, now):
                         return None
             with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see db.py)
-                row = connection.execute(
-                    _CLAIMABLE_LOCKED if self.postgres else _CLAIMABLE, {"now": now}
-                ).first()
-                if row is None:
+                taken = TRAININGS.claim(connection, owner, now, now + self.lease)
+                if taken is None:
                     return None
-                seen = {"job": row.id, "seen_status": row.status, "seen_attempts": row.attempts}
-                if row.status == "running" and row.attempts >= MAX_ATTEMPTS:
-                    if connection.execute(_ABANDON, {**seen, "now": now}).rowcount:
-                        connection.execute(
-                            _FAIL_VERSION,
-                            {
-                                "version_id": row.version_id,
-                                "now": now,
-                                "error": abandoned_message(row.lease_owner),
-                            },
-                        )
+                row = taken.row
+                if taken.gave_up:
+                    error = abandoned_message(taken.last_owner or "nobody")
+                    connection.execute(
+                        _FAIL_VERSION, {"version_id": row.version_id, "now": now, "error": error}
+                    )
                     continue
-                if not connection.execute(
-                    _TAKE, {**seen, "owner": owner, "expires": now + self.lease}
-                ).rowcount:
-                    continue  # taken meanwhile (cannot happen under the lock; kept conditional all the same)
             return TrainingClaim(
-                row.id, row.version_id, row.name, row.version, dict(row.args), owner, row.attempts + 1
+                row.id, row.version_id, row.name, row.version, dict(row.args), owner, taken.attempts
             )
 
     def renew(self, claim: TrainingClaim) -> bool:
         """Extend the lease by a full lease from now, if its owner still holds the job."""
         with self.engine.begin() as connection:
-            return bool(
-                connection.execute(
-                    _RENEW, {"job": claim.job_id, "owner": claim.owner, "expires": utcnow() + self.lease}
-                ).rowcount
-            )
+            return TRAININGS.renew(connection, claim.key, claim.owner, utcnow() + self.lease)
 
     def release(self, claim: TrainingClaim, ran_seconds: float = 0.0) -> bool:
         """Give a held job back (a runner stopping) after training it ``ran_seconds``; False if not held.
@@ -242,14 +179,11 @@ class TrainingJobs:
         counts: pending again for another, or on its last try the version fails (the
         training outlasts its runners, and would start over for ever).
         """
-        held = {"job": claim.job_id, "owner": claim.owner}
-        if ran_seconds <= self.lease.total_seconds():
-            with self.engine.begin() as connection:
-                return bool(connection.execute(_RELEASE, held).rowcount)
-        if claim.attempts >= MAX_ATTEMPTS:
+        counted = ran_seconds > self.lease.total_seconds()
+        if counted and claim.attempts >= MAX_ATTEMPTS:
             return self.fail(claim, given_back_message(claim.owner, claim.attempts, ran_seconds))
         with self.engine.begin() as connection:
-            return bool(connection.execute(_RELEASE_COUNTED, held).rowcount)
+            return TRAININGS.release(connection, claim.key, claim.owner, counted=counted)
 
     def complete(self, claim: TrainingClaim, trained: TrainedModel) -> bool:
         """Store the trained version and mark it ``ready`` and its job done, only if the claim
@@ -267,9 +201,7 @@ class TrainingJobs:
         """Training itself failed (bad data, …): the version is ``failed`` with ``error``, if the claim holds."""
         now = utcnow()
         with self.engine.begin() as connection:
-            if not connection.execute(
-                _FAIL_JOB, {"job": claim.job_id, "owner": claim.owner, "now": now}
-            ).rowcount:
+            if not TRAININGS.fail(connection, claim.key, claim.owner, now):
                 return False
             connection.execute(
                 _FAIL_VERSION,
@@ -290,7 +222,7 @@ class TrainingJobs:
                 return self.registry.get_version(name, number)  # raises the NotFound that says which
             # The job first, then the version, as completing and failing do: on PostgreSQL a cancel racing a
             # completion waits for it rather than deadlocking with it.
-            connection.execute(_CANCEL_JOB, {"of_version": row.id, "now": now})
+            TRAININGS.cancel(connection, _jobs.c.version_id == row.id, now)
             if not connection.execute(
                 _FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}
             ).rowcount:
@@ -301,4 +233,4 @@ class TrainingJobs:
     def counts(self) -> dict[str, int]:
         """Training jobs per status (``pending``, ``running``, ``done``, ``failed``)."""
         with reader(self.engine).begin() as connection:
-            return dict(connection.execute(_BY_STATUS).all())
+            return TRAININGS.counts(connection)

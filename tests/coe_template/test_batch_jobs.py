@@ -23,19 +23,19 @@ import pytest
 from sqlalchemy import String, event, func, select, update
 
 from coe_template.batch.items import BatchInputError
-from coe_template.batch.jobs import (
-    BatchJobs,
+from coe_template.batch.jobs import MAX_ATTEMPTS, BatchJobs
+from coe_template.batch.records import (
     Claim,
     JobInfo,
     JobNotFound,
-    KeyReused,
     ResultInfo,
     ResultNotFound,
     job_token_sha256,
     new_job_token,
 )
-from coe_template.batch.runner import MAX_ATTEMPTS, BatchRunner, Progress
+from coe_template.batch.runner import BatchRunner, Progress
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
+from coe_template.batch.uploads import KeyReused
 from coe_template.errors import STORED_ERROR_LENGTH, DatabaseUnavailable
 from coe_template.predict import predict, tag
 from coe_template.registry import (
@@ -1130,8 +1130,8 @@ def test_an_idle_runner_polls_for_jobs_created_elsewhere(registry, jobs, load, c
 
 def test_a_lease_owner_fits_its_column_whatever_the_host_name(monkeypatch):
     # PostgreSQL refuses a value longer than lease_owner's VARCHAR(64): every claim failed on such a host.
-    from coe_template import leases
     from coe_template.batch.schema import BatchChunk
+    from coe_template.jobs import leases
     from coe_template.registry.schema import TrainingJob
 
     monkeypatch.setattr(leases.socket, "gethostname", lambda: "a-very-long-host-name." * 12)
@@ -1219,7 +1219,7 @@ def test_a_runner_logs_an_outage_once_and_a_failure_with_its_traceback_and_carri
     logged = [
         (r.levelname, r.getMessage(), r.exc_info is not None)
         for r in caplog.records
-        if r.name == "coe_template.leases"
+        if r.name == "coe_template.jobs.leases"
     ]
     assert logged == [
         ("ERROR", "batch: pausing while the database is unavailable: the database is down", False),

@@ -14,7 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from coe_template.batch.jobs import BatchJobs, JobNotFound, PurgeStep
+from coe_template.batch.jobs import BatchJobs
+from coe_template.batch.records import JobNotFound
+from coe_template.batch.retention import PurgeStep
 from coe_template.batch.runner import BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
 from coe_template.registry import PRODUCTION, Registry

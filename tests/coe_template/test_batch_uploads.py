@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from coe_template.batch.items import BatchInputError
-from coe_template.batch.jobs import STALE_UPLOAD_SECONDS, BatchJobs, KeyReused, Quotas
+from coe_template.batch.jobs import BatchJobs
 from coe_template.batch.runner import BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob
+from coe_template.batch.uploads import STALE_UPLOAD_SECONDS, KeyReused, Quotas
 from coe_template.errors import Busy, QuotaExceeded, Unavailable
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.schema import utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from coe_template.batch.jobs import JobInfo, ResultInfo
+from coe_template.batch.records import JobInfo, ResultInfo
 from coe_template.registry import AliasChange, ModelInfo, VersionInfo
 from handlers.schemas.aliases import alias_schema
 from handlers.schemas.batch_predictions import job_schema, result_schema
