@@ -19,8 +19,8 @@ import yaml
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coe_template.observability import metrics
 from config.logging import ACCESS
-from handlers import metrics
 
 access_log = logging.getLogger(ACCESS)
 

@@ -1,4 +1,4 @@
-"""The gunicorn worker class: uvicorn, with the limits this service needs.
+"""The server: gunicorn's worker class, uvicorn with the limits this service needs, and its HTTP protocol.
 
 ``uvicorn_worker.UvicornWorker`` passes only a few gunicorn settings to uvicorn
 (see the table in ``config/gunicorn.py``); everything else comes from its
@@ -283,8 +283,8 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
     }
 
 
-class Worker(UvicornWorker):
-    """``worker_class = "config.worker.Worker"``: built in the master, before each fork."""
+class ServingProcess(UvicornWorker):
+    """gunicorn's ``worker_class = "handlers.server.ServingProcess"``: built in the master, before each fork."""
 
     def __init__(
         self, age: int, ppid: int, sockets: list, app: Any, timeout: float, cfg: GunicornConfig, log: Any
