@@ -35,6 +35,8 @@ from coe_template.predict import predict as predict_texts
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, VersionInfo
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
+from coe_template.registry.schema import STATUSES
+from coe_template.rollback import rollback as rollback_production
 from coe_template.shapes import batch_job
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
@@ -426,7 +428,7 @@ def list_models(context: Context) -> None:
 
 @models.command()
 @click.argument("name")
-@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @pass_context
 @_fail_clearly
 def versions(context: Context, name: str, status: str | None) -> None:
@@ -468,19 +470,8 @@ def promote(context: Context, name: str, version: int, alias: str) -> None:
 @_fail_clearly
 def rollback(context: Context, name: str, target: int | None) -> None:
     """Point production of model NAME back at an earlier version."""
-    registry = context.registry
-    current = registry.get_alias(name, PRODUCTION)
-    if target is None:
-        earlier = [
-            v.version
-            for v in registry.list_versions(name, status="ready", limit=10_000)[0]
-            if v.version < current
-        ]
-        if not earlier:
-            raise click.ClickException(f"{name} has no ready version older than {current} to roll back to")
-        target = earlier[-1]
-    registry.set_alias(name, PRODUCTION, target)
-    click.echo(f"{name}: production -> version {target} (was {current})")
+    done = rollback_production(context.registry, name, target)
+    click.echo(f"{name}: production -> version {done.now} (was {done.was})")
 
 
 @models.command()

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, func, select, text, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -640,6 +640,11 @@ class Registry:
         )
         with reader(self.engine).begin() as connection:
             return {(name, status): n for name, status, n in connection.execute(query)}
+
+    def ping(self) -> None:
+        """Ask the database for ``SELECT 1`` (a readiness probe's question): raises if it cannot answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def database_bytes(self) -> int | None:
         """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""
