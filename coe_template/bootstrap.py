@@ -10,6 +10,7 @@ no metrics library, so the worker can choose where its counts go before one is i
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from coe_template.registry.training import TrainingJobs
 from coe_template.serving import ModelServer
 from coe_template.store import Artifacts
 from coe_template.trainer import TrainingObserver, TrainingRunner
+from config.logging import configure
 from config.settings import Settings
 
 
@@ -54,6 +56,11 @@ class Observers:
 
 
 UNOBSERVED = Observers()
+
+
+def configure_logging(settings: Settings) -> logging.Handler:
+    """The process's one log handler, in the settings' format and level, their keys masked."""
+    return configure(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
 
 
 def open_registry(settings: Settings) -> Registry:

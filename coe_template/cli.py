@@ -25,6 +25,7 @@ from coe_template.bootstrap import (
     Observers,
     batch_jobs,
     batch_runner,
+    configure_logging,
     open_registry,
     training_jobs,
 )
@@ -43,7 +44,6 @@ from coe_template.train import train as train_model
 from coe_template.transfer import read_export, write_export
 from coe_template.worker import Stopping
 from coe_template.worker import run as run_worker
-from config.logging import configure as configure_logging
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def worker(
     database errors to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
     """
     settings = context.settings
-    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
+    configure_logging(settings)
     stopping = Stopping()
     stopping.install()
     registry = context.registry

@@ -4,10 +4,10 @@ Every line carries the time (UTC), level, pid, logger and the id of the request
 being served (``-`` outside one). ``COE_LOG_FORMAT=json`` writes one JSON object
 a line (``python-json-logger``); the default is text for people.
 
-Nothing happens at import: :func:`configure` is called by :func:`handlers.app.create_app`
+Nothing happens at import: :func:`configure` is called by :func:`coe_template.bootstrap.configure_logging`
 and, under gunicorn, by ``config.gunicorn.GunicornLogger`` (its ``logger_class``),
 so gunicorn's and uvicorn's own lines come out in the same format. The access log is
-ours (:mod:`handlers.observe`, logger ``coe.access``): uvicorn's and gunicorn's are off.
+ours (:mod:`handlers.middleware.observe`, logger ``coe.access``): uvicorn's and gunicorn's are off.
 
 Secrets never reach the output: the handler's formatter replaces the
 configured keys and anything after ``Bearer`` in every message and traceback.

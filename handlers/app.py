@@ -15,19 +15,18 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
-from coe_template.bootstrap import Observers, serving_services
+from coe_template.bootstrap import Observers, configure_logging, serving_services
 from coe_template.observability import metrics as observed
 from coe_template.serving import ModelNotLoaded
-from config.logging import configure as configure_logging
 from config.settings import Settings
 from handlers import inloop, metrics, problems, views
 from handlers.context import EXTENSION
-from handlers.cors import CORS
-from handlers.headers import SecurityHeaders
-from handlers.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
-from handlers.observe import Observe, Routes
-from handlers.request_id import RequestId
-from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
+from handlers.middleware.cors import CORS
+from handlers.middleware.headers import SecurityHeaders
+from handlers.middleware.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
+from handlers.middleware.observe import Observe, Routes
+from handlers.middleware.request_id import RequestId
+from handlers.middleware.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.security import KeyGuard
 from handlers.validation import VALIDATORS, AsciiIntegers
 
@@ -46,7 +45,7 @@ CORS_EXPOSED = ("Location", "Retry-After", "X-Request-ID")
 def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
+    configure_logging(settings)
     services = serving_services(
         settings,
         Observers(

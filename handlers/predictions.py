@@ -9,7 +9,7 @@ from coe_template.predict import predict
 from coe_template.serving import Served
 from handlers.context import serving
 from handlers.envelope import enveloped
-from handlers.observe import answered_with
+from handlers.middleware.observe import answered_with
 from handlers.schemas.predictions import prediction_schema
 from handlers.schemas.served import model_ref_schema
 

@@ -1,7 +1,7 @@
 """What the service tells its operators, for every layer to use: the request being served, the metrics.
 
 The request id (``X-Request-ID``) is a plain context variable, set by the HTTP layer's
-middleware (:class:`handlers.request_id.RequestId`) and read by every log line
+middleware (:class:`handlers.middleware.request_id.RequestId`) and read by every log line
 (:mod:`config.logging`); Connexion runs Flask in threads with a copy of the request's
 context, so handlers see it too. The metrics and their hooks are in
 :mod:`coe_template.observability.metrics`, imported apart: importing it imports

@@ -82,7 +82,7 @@ _predictions: dict[tuple[str, int, str], Counter] = {}
 
 
 def observe_request(operation: str, status: int, seconds: float) -> None:
-    """Count one answered request (called by :class:`handlers.observe.Observe` only)."""
+    """Count one answered request (called by :class:`handlers.middleware.observe.Observe` only)."""
     counter = _requests.get((operation, status))
     if counter is None:
         counter = _requests[(operation, status)] = REQUESTS.labels(operation, str(status))

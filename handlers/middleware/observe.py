@@ -55,7 +55,7 @@ def answered_with(name: str, version: int) -> None:
 
 
 class Observe:
-    """Inside :class:`handlers.request_id.RequestId` (its id is set), outside the exception handlers
+    """Inside :class:`handlers.middleware.request_id.RequestId` (its id is set), outside the exception handlers
     (the status is the one sent, errors included)."""
 
     def __init__(self, app: ASGIApp, routes: Routes, access: bool = True) -> None:
