@@ -38,13 +38,13 @@ from starlette.types import Receive, Scope, Send  # noqa: E402
 
 from handlers import inloop  # noqa: E402
 from handlers.app import CORS_EXPOSED, CORS_HEADERS, SPEC_DIR  # noqa: E402
-from handlers.cors import CORS  # noqa: E402
-from handlers.headers import SecurityHeaders  # noqa: E402
 from handlers.inloop import InLoop  # noqa: E402
-from handlers.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit  # noqa: E402
-from handlers.observe import Observe, Routes  # noqa: E402
-from handlers.request_id import RequestId  # noqa: E402
-from handlers.routing import UnroutedNotFound  # noqa: E402
+from handlers.middleware.cors import CORS  # noqa: E402
+from handlers.middleware.headers import SecurityHeaders  # noqa: E402
+from handlers.middleware.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit  # noqa: E402
+from handlers.middleware.observe import Observe, Routes  # noqa: E402
+from handlers.middleware.request_id import RequestId  # noqa: E402
+from handlers.middleware.routing import UnroutedNotFound  # noqa: E402
 from handlers.security import KeyGuard  # noqa: E402
 
 BODY = b'{"texts":[{"text":"ML applied to image classification."}]}'

@@ -1,9 +1,9 @@
 """Tag machine-learning projects from their title and description.
 
 The package knows nothing of HTTP: it reads data, trains and evaluates a
-scikit-learn pipeline, stores each run's artifacts and predicts with them.
-Its command line (``cli``) is the one exception, where it must agree with the API:
-the import contract in setup.cfg, checked by ``make lint``, says where.
+scikit-learn pipeline, stores each run's artifacts and predicts with them. Where its
+command line must agree with the API (a batch job's shape), both take the package's
+(:mod:`coe_template.shapes`); the import contracts in setup.cfg (``make lint``) hold it.
 """
 
 from coe_template.data import ACCEPTED_TAGS, OTHER_TAG

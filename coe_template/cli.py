@@ -18,8 +18,17 @@ from sqlalchemy import Engine
 
 from coe_template.args import load_args
 from coe_template.batch.items import NO_TEXT, blank, read_csv
-from coe_template.batch.jobs import BatchJobs
-from coe_template.batch.runner import GRACE_SECONDS, BatchRunner
+from coe_template.batch.runner import GRACE_SECONDS
+from coe_template.bootstrap import (
+    KINDS,
+    UNOBSERVED,
+    Observers,
+    batch_jobs,
+    batch_runner,
+    configure_logging,
+    open_registry,
+    training_jobs,
+)
 from coe_template.data import load_dataset
 from coe_template.engines.command import batch_predict_command
 from coe_template.errors import CoeError, DatabaseUnavailable
@@ -28,13 +37,14 @@ from coe_template.predict import predict as predict_texts
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, VersionInfo
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
-from coe_template.registry.training import TrainingJobs
+from coe_template.registry.schema import STATUSES
+from coe_template.rollback import rollback as rollback_production
+from coe_template.shapes import batch_job
 from coe_template.store import Artifacts
 from coe_template.train import train as train_model
 from coe_template.transfer import read_export, write_export
-from coe_template.worker import KINDS, UNOBSERVED, Observers, Stopping
+from coe_template.worker import Stopping
 from coe_template.worker import run as run_worker
-from config.logging import configure as configure_logging
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,13 +71,7 @@ class Context:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            settings = self.settings
-            self._registry = Registry.open(
-                settings.db_url,
-                settings.model_store,
-                settings.database_limits,
-                artifacts=settings.artifact_store,
-            )
+            self._registry = open_registry(self.settings)
         return self._registry
 
     def close(self) -> None:
@@ -178,7 +182,7 @@ def train(
         return
     args = load_args(args_path or settings.training_args)
     if queue:
-        version = TrainingJobs(registry, settings.training_lease_seconds).create(name, args)
+        version = training_jobs(settings, registry).create(name, args)
         click.echo(version.version)
         return
     dataset = load_dataset(data_path or settings.training_data_path)
@@ -260,20 +264,16 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     The same jobs and results as POST /batch-predictions: read them back through the API.
     """
     settings = context.settings
-    jobs = BatchJobs(
-        context.registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention
-    )
+    jobs = batch_jobs(settings, context.registry)
     job, _ = jobs.create(name or settings.model_name, read_csv(input_csv.read_bytes()), version=model_version)
     loaded = functools.lru_cache(maxsize=4)(context.registry.load)
-    runner = BatchRunner(jobs, loaded)
+    runner = batch_runner(jobs, loaded)
     click.echo(
         f"job {job.id}: {job.total_items} items with {job.model_name} version {job.model_version}", err=True
     )
     with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
-    from handlers.schemas.batch_predictions import job_schema  # the shape GET /batch-predictions/{id} serves
-
-    _echo_json(job_schema.dump(jobs.get(job.id)))
+    _echo_json(batch_job(jobs.get(job.id)))  # the shape GET /batch-predictions/{id} serves
 
 
 main.add_command(batch_predict_command(batch_predict))
@@ -282,7 +282,7 @@ main.add_command(batch_predict_command(batch_predict))
 def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers:
     """Serve this worker's metrics over HTTP; return the observers that count into them.
 
-    The server's own metrics and hooks (``handlers.metrics``), in this process's registry:
+    The server's own metrics and hooks (:mod:`coe_template.observability.metrics`), in this process's registry:
     batch chunks and items done, training tries, database errors, plus the process's CPU and
     memory. A ``PROMETHEUS_MULTIPROC_DIR`` is gunicorn's (its workers' files, summed by its
     scrape): the worker does not write there, or its counts would be reported twice.
@@ -296,7 +296,7 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
     # Imported only here, once that variable is gone: prometheus_client reads it when imported.
     from prometheus_client import start_http_server
 
-    from handlers import metrics
+    from coe_template.observability import metrics
 
     metrics.count_database_errors(registry.engine)
     try:
@@ -351,7 +351,7 @@ def worker(
     database errors to Prometheus (GET /metrics on that port), the counts the server's /metrics cannot see.
     """
     settings = context.settings
-    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
+    configure_logging(settings)
     stopping = Stopping()
     stopping.install()
     registry = context.registry
@@ -432,7 +432,7 @@ def list_models(context: Context) -> None:
 
 @models.command()
 @click.argument("name")
-@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @pass_context
 @_fail_clearly
 def versions(context: Context, name: str, status: str | None) -> None:
@@ -474,19 +474,8 @@ def promote(context: Context, name: str, version: int, alias: str) -> None:
 @_fail_clearly
 def rollback(context: Context, name: str, target: int | None) -> None:
     """Point production of model NAME back at an earlier version."""
-    registry = context.registry
-    current = registry.get_alias(name, PRODUCTION)
-    if target is None:
-        earlier = [
-            v.version
-            for v in registry.list_versions(name, status="ready", limit=10_000)[0]
-            if v.version < current
-        ]
-        if not earlier:
-            raise click.ClickException(f"{name} has no ready version older than {current} to roll back to")
-        target = earlier[-1]
-    registry.set_alias(name, PRODUCTION, target)
-    click.echo(f"{name}: production -> version {target} (was {current})")
+    done = rollback_production(context.registry, name, target)
+    click.echo(f"{name}: production -> version {done.now} (was {done.was})")
 
 
 @models.command()
@@ -507,7 +496,7 @@ def archive(context: Context, name: str, version: int) -> None:
 @_fail_clearly
 def cancel(context: Context, name: str, version: int) -> None:
     """Cancel VERSION of model NAME while it trains (queued or running): it fails, and its trainer stops."""
-    TrainingJobs(context.registry, context.settings.training_lease_seconds).cancel(name, version)
+    training_jobs(context.settings, context.registry).cancel(name, version)
     click.echo(f"{name}: version {version} cancelled (failed)")
 
 

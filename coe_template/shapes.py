@@ -11,11 +11,15 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
 from coe_template.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from coe_template.batch.jobs import JobInfo
 
 #: A model's name: what ``/models/{model-name}`` can address (the spec's pattern, anchored as there).
 MODEL_NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
@@ -89,3 +93,29 @@ def _no_constant(name: str) -> Any:
 def strict_json(data: bytes | str) -> Any:
     """JSON as RFC 8259 has it: ``NaN`` and ``Infinity`` (which :func:`json.loads` takes) are refused."""
     return json.loads(data, parse_constant=_no_constant)
+
+
+#: Digits of a batch job's ``progress`` served: enough to see a job of a million items move, few to read.
+PROGRESS_DIGITS = 4
+
+
+def utc_time(moment: datetime | None) -> str | None:
+    """A moment as the API serves every time: ISO 8601 in UTC, to the millisecond (``…T01:38:35.538+00:00``)."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def batch_job(job: JobInfo) -> dict[str, Any]:
+    """A batch job as ``GET /batch-predictions/{id}`` serves it (the spec's ``BatchJob``) and
+    ``coe-template batch-predict`` prints it."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "model": {"name": job.model_name, "version": job.model_version},
+        "items": {"total": job.total_items, "done": job.done_items},
+        "progress": round(job.progress, PROGRESS_DIGITS),
+        "created_at": utc_time(job.created_at),
+        "started_at": utc_time(job.started_at),
+        "finished_at": utc_time(job.finished_at),
+        "expires_at": utc_time(job.expires_at),
+        "error": job.error,
+    }

@@ -13,13 +13,13 @@ directory of its own for this gunicorn, unless the environment names one; it is
 emptied at start (stale counts would otherwise be added in), and a dead worker's
 live gauges are removed (``child_exit``).
 
-Logs: :class:`config.logging.GunicornLogger` writes gunicorn's and uvicorn's lines
+Logs: :class:`GunicornLogger` (below) writes gunicorn's and uvicorn's lines
 through the service's one handler (``COE_LOG_FORMAT``); the access log is the
 service's own, so gunicorn's ``accesslog`` stays unset.
 
 Which gunicorn settings apply under the Uvicorn worker (read in gunicorn 27,
 uvicorn 0.54 and uvicorn-worker 0.4's source; the uvicorn options themselves are
-set in :mod:`config.worker`):
+set in :mod:`handlers.server`):
 
 ===================================  =======  ====================================================
 setting                              applies  how
@@ -27,7 +27,7 @@ setting                              applies  how
 ``bind`` ``backlog`` ``reuse_port``  yes      the master opens the sockets; workers serve them
 ``workers`` ``preload_app``          yes      the master forks; ``pre_fork`` freezes shared memory
 ``graceful_timeout``                 yes      the master SIGKILLs workers still alive after it;
-                                              ``config/worker.py`` gives uvicorn the in-flight
+                                              ``handlers/server.py`` gives uvicorn the in-flight
                                               share of it (uvicorn alone would wait forever)
 ``timeout``                          partly   kills a worker whose event loop stops beating; a
                                               slow request (Flask runs in threads) is never cut
@@ -47,10 +47,10 @@ hooks ``pre_request``                no       only gunicorn's own workers call t
 ``post_request`` ``worker_int``               uvicorn worker resets SIGINT/SIGABRT to defaults
 ``worker_abort``
 ``control_socket*``                  yes      the master's (see below)
-``worker_connections``               no       ``COE_MAX_CONNECTIONS`` (config/worker.py) instead
+``worker_connections``               no       ``COE_MAX_CONNECTIONS`` (handlers/server.py) instead
 ``threads``                          no       Connexion's fixed pool of 10 threads per worker
 ``limit_request_line``               no       gunicorn's HTTP parser only; uvicorn's httptools
-``limit_request_fields``                      parser has no bound: ``config/worker.py`` adds
+``limit_request_fields``                      parser has no bound: ``handlers/server.py`` adds
 ``limit_request_field_size``                  ``COE_MAX_HEADER_BYTES``, ``COE_HEADER_TIMEOUT``
 ``secure_scheme_headers``            no       uvicorn reads ``X-Forwarded-Proto`` itself
 ``proxy_protocol`` ``http2_*``       no       gunicorn's own HTTP and ASGI stack only
@@ -65,10 +65,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gunicorn import glogging
 from gunicorn.arbiter import Arbiter
+from gunicorn.config import Config
 from gunicorn.workers.base import Worker
 
-from config.logging import GunicornLogger
+from config.logging import configure as configure_logging
 
 
 def _metrics_dir() -> str:
@@ -91,8 +93,26 @@ def _metrics_dir() -> str:
 
 metrics_dir = _metrics_dir()
 
-# After the metrics directory is set: config.worker imports the app's modules.
-from config.worker import APP_SHUTDOWN_SECONDS  # noqa: E402
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, writing through our handler (uvicorn's workers copy its handlers)."""
+
+    def setup(self, cfg: Config) -> None:
+        super().setup(cfg)
+        from config.settings import Settings  # the settings module reads nothing at import either
+
+        settings = Settings.from_env()
+        handler = configure_logging(
+            settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys
+        )
+        self.error_log.handlers = [handler]
+        self.error_log.propagate = False
+        self.access_log.handlers = []
+        self.access_log.disabled = True
+
+
+# After the metrics directory is set: handlers.server imports the app's modules.
+from handlers.server import APP_SHUTDOWN_SECONDS  # noqa: E402
 
 # isort: split
 # The server's variables are declared beside the app's (config.settings imports the domain, so after it too).
@@ -101,8 +121,8 @@ from config.settings import ServerSettings  # noqa: E402
 _server = ServerSettings.from_env()
 bind = _server.bind
 workers = _server.workers
-# uvicorn_worker.UvicornWorker, with server_header off and the limits of config/worker.py.
-worker_class = "config.worker.Worker"
+# uvicorn_worker.UvicornWorker, with server_header off and the limits of handlers/server.py.
+worker_class = "handlers.server.ServingProcess"
 # Load the model before forking so workers share its memory pages.
 preload_app = True
 # In-flight requests get COE_GRACEFUL seconds; the app's own shutdown a few more.

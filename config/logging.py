@@ -4,10 +4,10 @@ Every line carries the time (UTC), level, pid, logger and the id of the request
 being served (``-`` outside one). ``COE_LOG_FORMAT=json`` writes one JSON object
 a line (``python-json-logger``); the default is text for people.
 
-Nothing happens at import: :func:`configure` is called by :func:`handlers.app.create_app`
-and, under gunicorn, by :class:`GunicornLogger` (``logger_class`` in ``config/gunicorn.py``),
+Nothing happens at import: :func:`configure` is called by :func:`coe_template.bootstrap.configure_logging`
+and, under gunicorn, by ``config.gunicorn.GunicornLogger`` (its ``logger_class``),
 so gunicorn's and uvicorn's own lines come out in the same format. The access log is
-ours (:mod:`handlers.observe`, logger ``coe.access``): uvicorn's and gunicorn's are off.
+ours (:mod:`handlers.middleware.observe`, logger ``coe.access``): uvicorn's and gunicorn's are off.
 
 Secrets never reach the output: the handler's formatter replaces the
 configured keys and anything after ``Bearer`` in every message and traceback.
@@ -21,11 +21,9 @@ import sys
 import time
 from collections.abc import Iterable
 
-from gunicorn import glogging
-from gunicorn.config import Config
 from pythonjsonlogger.json import JsonFormatter
 
-from handlers.request_id import current_request_id
+from coe_template.observability import current_request_id
 
 FORMATS = ("text", "json")
 #: The logger our access lines go to (one per request).
@@ -142,18 +140,3 @@ def configure(
         silenced.propagate = False
         silenced.disabled = True
     return _handler
-
-
-class GunicornLogger(glogging.Logger):
-    """gunicorn's logger, writing through our handler (uvicorn's workers copy its handlers)."""
-
-    def setup(self, cfg: Config) -> None:
-        super().setup(cfg)
-        from config.settings import Settings  # the settings module reads nothing at import either
-
-        settings = Settings.from_env()
-        handler = configure(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
-        self.error_log.handlers = [handler]
-        self.error_log.propagate = False
-        self.access_log.handlers = []
-        self.access_log.disabled = True

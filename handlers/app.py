@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -16,24 +15,18 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 
-from coe_template.args import load_args
-from coe_template.batch.jobs import BatchJobs, Quotas
-from coe_template.batch.runner import BatchRunner
-from coe_template.errors import ArtifactUnavailable
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
-from coe_template.registry.training import TrainingJobs
-from coe_template.serving import ModelNotLoaded, ModelServer
-from coe_template.trainer import TrainingRunner
-from config.logging import configure as configure_logging
+from coe_template.bootstrap import Observers, configure_logging, serving_services
+from coe_template.observability import metrics as observed
+from coe_template.serving import ModelNotLoaded
 from config.settings import Settings
 from handlers import inloop, metrics, problems, views
-from handlers.context import EXTENSION, Services
-from handlers.cors import CORS
-from handlers.headers import SecurityHeaders
-from handlers.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
-from handlers.observe import Observe, Routes
-from handlers.request_id import RequestId
-from handlers.routing import AllowedMethods, PathIntegers, UnroutedNotFound
+from handlers.context import EXTENSION
+from handlers.middleware.cors import CORS
+from handlers.middleware.headers import SecurityHeaders
+from handlers.middleware.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
+from handlers.middleware.observe import Observe, Routes
+from handlers.middleware.request_id import RequestId
+from handlers.middleware.routing import AllowedMethods, PathIntegers, UnroutedNotFound
 from handlers.security import KeyGuard
 from handlers.validation import VALIDATORS, AsciiIntegers
 
@@ -52,66 +45,30 @@ CORS_EXPOSED = ("Location", "Retry-After", "X-Request-ID")
 def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, settings.admin_keys | settings.read_keys)
-    registry = Registry.open(
-        settings.db_url, settings.model_store, settings.database_limits, artifacts=settings.artifact_store
+    configure_logging(settings)
+    services = serving_services(
+        settings,
+        Observers(
+            batch=observed.batch_chunk,
+            training=observed.training_job,
+            purged=observed.batch_purge,
+            database=observed.count_database_errors,
+        ),
     )
-    metrics.count_database_errors(registry.engine)
-    server = ModelServer(registry, settings.model_name, settings.refresh_seconds)
-    try:
-        server.refresh()
-    except (ModelNotFound, AliasNotFound):
-        raise RegistryError(
-            f"model {settings.model_name!r} has no {PRODUCTION} version in "
-            f"{registry.engine.url.render_as_string(hide_password=True)}: "
-            "train one first (`coe-template train`, or `make serve`)"
-        ) from None
-    except ArtifactUnavailable as exc:
-        # Start anyway: every worker keeps polling, so restoring the files (or promoting
-        # another version) recovers without a restart. Predictions answer 503 meanwhile.
-        server.report_failure(exc)
-
-    quotas = Quotas(settings.batch_max_open_items_per_client, settings.batch_max_open_items)
-    batch = BatchJobs(
-        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention, quotas
-    )
-    # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
-    runner = BatchRunner(
-        batch,
-        lambda name, version: server.pinned(name, version).artifacts,
-        observe=metrics.batch_chunk,
-        purged=metrics.batch_purge,
-    )
-    training = TrainingJobs(registry, settings.training_lease_seconds)
-    # Each worker process trains too, in a child process so its serving threads keep the GIL.
-    trainer = TrainingRunner(
-        training,
-        settings.training_data_path,
-        observe=metrics.training_job,
-        timeout_seconds=settings.training_timeout_seconds,
-    )
+    server = services.server
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         # Runs in each worker process: threads and connections do not survive a fork.
-        if metrics.serving not in server.listeners:  # set here, not in gunicorn's master: a per-worker gauge
-            server.listeners.append(metrics.serving)
+        if observed.serving not in server.listeners:  # set here, not in gunicorn's master: a per-worker gauge
+            server.listeners.append(observed.serving)
         with suppress(ModelNotLoaded):
-            metrics.serving(server.current)
-        server.start()
-        if settings.batch_in_server:
-            runner.start()
-        if settings.training_in_server:
-            trainer.start()
+            observed.serving(server.current)
+        services.start()
         try:
             yield {"admin_keys": settings.admin_keys, "read_keys": settings.read_keys}
         finally:
-            stoppers = [threading.Thread(target=work.stop, name="stopping") for work in (runner, trainer)]
-            for stopper in stoppers:  # each finishes what it holds within a short grace, or gives it back
-                stopper.start()
-            for stopper in stoppers:
-                stopper.join()
-            server.stop()
+            services.stop()  # each runner finishes what it holds within a short grace, or gives it back
 
     # Compact JSON by the C encoder: Connexion's default (indent=2) takes the pure-Python one.
     jsonifier = Jsonifier(json, separators=(",", ":"), sort_keys=True)
@@ -185,8 +142,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     # The spec's x-coe-in-loop operations run in the event loop's thread, the others in a2wsgi's pool.
     app.app.extensions[inloop.EXTENSION] = inloop.install(app, SPEC_DIR / "spec.yaml")
     views.decorate_once(app.app)
-    app.app.extensions[EXTENSION] = Services(
-        settings, registry, server, batch, training, load_args(settings.training_args)
+    app.app.extensions[EXTENSION] = services
+    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(
+        services.registry, services.batch, services.training
     )
-    app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(registry, batch, training)
     return app

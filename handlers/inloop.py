@@ -6,7 +6,7 @@ is handed to one of its 10 threads, and back to the loop for the body, for
 computes (a prediction with the served version, ``GET /``, ``/livez``) those hops
 cost more than the work. An operation marked ``x-coe-in-loop: true`` in
 ``openapi/spec.yaml`` (the one place the line is drawn, read once when the app is
-built) is called here directly: its body is already in memory (``handlers.limits.BodyDeadline``
+built) is called here directly: its body is already in memory (``handlers.middleware.limits.BodyDeadline``
 read it within its deadline and budget, and Connexion's validation read it again), so
 it is collected from ``receive`` without waiting, Flask runs in the loop's thread, and
 the collected answer is sent. A marked operation with a large body (over :data:`MAX_BODY_BYTES`)
@@ -117,7 +117,7 @@ class InLoop:
 
 
 def _declared_size(scope: Scope) -> int:
-    """The body's Content-Length (``handlers.limits.BodySizeLimit`` has checked it is a number), or 0."""
+    """The body's Content-Length (``handlers.middleware.limits.BodySizeLimit`` has checked it is a number), or 0."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             return int(value)

@@ -1,185 +1,45 @@
-"""``GET /metrics``: Prometheus text, every metric of the service defined here.
+"""``GET /metrics``: Prometheus text, every metric of the service and the database's counts.
 
-Under gunicorn, ``config/gunicorn.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
-directory before anything imports ``prometheus_client``: each worker then writes
-its counts to files there and a scrape, answered by any worker, sums them all
-(a dead worker's counters are kept, its live gauges removed by ``child_exit``).
-Without it (tests, the CLI) the process's own registry is exported.
+The metrics and their hooks are defined in :mod:`coe_template.observability` (the worker
+process counts into them too). Under gunicorn each worker writes its counts to files in
+``PROMETHEUS_MULTIPROC_DIR`` and a scrape, answered by any worker, sums them all (a dead
+worker's counters are kept, its live gauges removed by ``child_exit``). Without it (tests,
+the CLI) the process's own registry is exported.
 
-``coe-template worker`` (batch and training in a process of its own) counts its chunks, items,
-training tries and database errors with the same metrics and hooks, in its own registry, served
-on its own port (``COE_WORKER_METRICS_PORT``): this module imports no web framework at module
-level for that reason.
-
-The domain stays free of all this: it offers hooks (``ModelServer.listeners``,
-``BatchRunner(observe=...)``, SQLAlchemy's ``handle_error`` event) and counts that
-only the database knows (backlog, versions by status) are read at scrape time,
-bounded by a timeout so a stopped database cannot stall a scrape.
+Counts that only the database knows (backlog, versions by status) are read here at scrape
+time, bounded by a timeout so a stopped database cannot stall a scrape.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    values,
-)
+from connexion.lifecycle import ConnexionResponse
+from flask import current_app
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegistry, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, event
-from sqlalchemy.engine import ExceptionContext
 
-from coe_template.batch.jobs import BatchJobs, PurgeStep
-from coe_template.batch.runner import Claim
-from coe_template.predict import Prediction
+from coe_template.batch.jobs import BatchJobs
 from coe_template.registry import Registry
-from coe_template.registry.training import TrainingClaim, TrainingJobs
-from coe_template.serving import Served
+from coe_template.registry.training import TrainingJobs
 from handlers.bounded import database_calls
-
-if TYPE_CHECKING:
-    from connexion.lifecycle import ConnexionResponse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Latency buckets (seconds): one short text takes ~1 ms, a 64-text request tens of ms.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Where the app keeps its :class:`DatabaseCounts`.
 EXTENSION = "coe_template.metrics"
 #: Seconds a scrape waits for the database's counts before leaving them out.
 SCRAPE_DB_TIMEOUT = 2.0
-
-REQUESTS = Counter(
-    "coe_http_requests",
-    "HTTP requests answered, by operation (the spec's operationId) and status",
-    ["operation", "status"],
-)
-LATENCY = Histogram(
-    "coe_http_request_duration_seconds",
-    "Time to answer a request, by operation",
-    ["operation"],
-    buckets=BUCKETS,
-)
-PREDICTIONS = Counter(
-    "coe_predictions",
-    "Texts tagged in real time, by model, version and predicted tag",
-    ["model", "version", "tag"],
-)
-SERVED = Gauge(
-    "coe_model_version_served",
-    "The production version each worker process serves",
-    ["model"],
-    multiprocess_mode="liveall",
-)
-BATCH_CHUNKS = Counter(
-    "coe_batch_chunks",
-    "Batch chunks this service's runners finished with, by outcome "
-    "(done: stored; dropped: lease or job gone; failed: its job failed)",
-    ["outcome"],
-)
-BATCH_ITEMS = Counter("coe_batch_items", "Batch items predicted and stored")
-BATCH_PURGED = Counter(
-    "coe_batch_jobs_purged",
-    "Finished batch jobs this process's runners removed, with their results, past COE_BATCH_RETENTION_DAYS",
-)
-TRAINING_ATTEMPTS = Counter(
-    "coe_training_attempts",
-    "Tries at training jobs this process's runners ended, by "
-    "outcome (done: version ready; failed: version failed; dropped: lease lost; given "
-    "back: stopping)",
-    ["outcome"],
-)
-TRAINING_REFUSALS = Counter(
-    "coe_training_refusals",
-    "Training requests refused, by reason (busy: COE_MAX_TRAININGS versions already queued or training)",
-    ["reason"],
-)
-DATABASE_ERRORS = Counter(
-    "coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class", ["error"]
-)
-
 #: Whether prometheus_client chose its multiprocess values when it was imported (the environment
 #: could have changed since: what the metrics write decides what a scrape must read).
 _MULTIPROCESS = values.ValueClass is not values.MutexValue
-
-# Label children, cached: ``labels()`` takes a lock and builds a key on every call.
-_requests: dict[tuple[str, int], Counter] = {}
-_latency: dict[str, Histogram] = {}
-_predictions: dict[tuple[str, int, str], Counter] = {}
-
-
-def observe_request(operation: str, status: int, seconds: float) -> None:
-    """Count one answered request (called by :class:`handlers.observe.Observe` only)."""
-    counter = _requests.get((operation, status))
-    if counter is None:
-        counter = _requests[(operation, status)] = REQUESTS.labels(operation, str(status))
-    counter.inc()
-    histogram = _latency.get(operation)
-    if histogram is None:
-        histogram = _latency[operation] = LATENCY.labels(operation)
-    histogram.observe(seconds)
-
-
-def predicted(served: Served, predictions: Iterable[Prediction]) -> None:
-    for prediction in predictions:
-        key = (served.name, served.version, prediction["predicted_tag"])
-        counter = _predictions.get(key)
-        if counter is None:
-            counter = _predictions[key] = PREDICTIONS.labels(served.name, str(served.version), key[2])
-        counter.inc()
-
-
-def serving(served: Served) -> None:
-    """A :attr:`ModelServer.listeners` hook: this worker now serves ``served``."""
-    SERVED.labels(served.name).set(served.version)
-
-
-def batch_chunk(claim: Claim, outcome: str) -> None:
-    """A :class:`BatchRunner` observer."""
-    BATCH_CHUNKS.labels(outcome).inc()
-    if outcome == "done":
-        BATCH_ITEMS.inc(len(claim.items))
-
-
-def batch_purge(step: PurgeStep) -> None:
-    """A :class:`BatchRunner` purge observer: counts the jobs gone."""
-    if step.done:
-        BATCH_PURGED.inc()
-
-
-def training_job(claim: TrainingClaim, outcome: str) -> None:
-    """A :class:`TrainingRunner` observer."""
-    TRAINING_ATTEMPTS.labels(outcome).inc()
-
-
-def training_refused(reason: str) -> None:
-    """A training request refused (``busy``): logged at INFO, so counted here."""
-    TRAINING_REFUSALS.labels(reason).inc()
-
-
-def count_database_errors(engine: Engine) -> None:
-    """Count every error the engine's driver raises, in requests and background threads alike.
-
-    First among the engine's listeners: the registry's own turns the error into a domain
-    error by raising, and SQLAlchemy calls no listener after one that raises.
-    """
-
-    @event.listens_for(engine, "handle_error", insert=True)
-    def _count(context: ExceptionContext) -> None:
-        DATABASE_ERRORS.labels(type(context.sqlalchemy_exception).__name__).inc()
 
 
 class DatabaseCounts(Collector):
@@ -285,11 +145,6 @@ def exposition(database: Collector) -> bytes:
 
 
 def get() -> ConnexionResponse:
-    # Imported here: the worker (``coe-template worker --metrics-port``) counts with this module's
-    # metrics and hooks and should not load the web stack for it.
-    from connexion.lifecycle import ConnexionResponse
-    from flask import current_app
-
     # A response object: Connexion would refuse a content type with parameters the spec's key lacks.
     # Werkzeug appends the charset to a text/* type itself.
     return ConnexionResponse(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from coe_template.observability import metrics
 from coe_template.predict import predict
 from coe_template.serving import Served
-from handlers import metrics
 from handlers.context import serving
 from handlers.envelope import enveloped
-from handlers.observe import answered_with
+from handlers.middleware.observe import answered_with
 from handlers.schemas.predictions import prediction_schema
 from handlers.schemas.served import model_ref_schema
 

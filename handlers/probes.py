@@ -1,7 +1,7 @@
 """``GET /livez`` and ``GET /readyz``: is the process up, and can it answer?
 
 Live: the process answers HTTP (an orchestrator restarts it otherwise). Ready: it
-has a ``production`` version loaded and the database answers ``SELECT 1`` within
+has a ``production`` version loaded and the database answers ``SELECT 1`` (``Registry.ping``) within
 ``COE_READY_TIMEOUT`` seconds (an orchestrator sends it no traffic otherwise). A
 stopped database makes the probe answer 503 in that time, not hang: the query runs
 in a thread of its own (:mod:`handlers.bounded`).
@@ -13,7 +13,6 @@ import logging
 from http import HTTPStatus
 
 from connexion.lifecycle import ConnexionResponse
-from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coe_template.errors import DatabaseUnavailable, Unavailable
@@ -26,23 +25,16 @@ from handlers.schemas.served import model_ref_schema
 
 log = logging.getLogger(__name__)
 
-_SELECT_1 = text("SELECT 1")
-
 
 @enveloped()
 def live() -> dict:
     return {"status": "live"}
 
 
-def _ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(_SELECT_1)
-
-
 def _database_problem(timeout: float) -> str | None:
-    engine = services().registry.engine
+    registry = services().registry
     try:
-        database_calls.run(f"ready-{id(engine)}", lambda: _ping(engine), timeout)
+        database_calls.run(f"ready-{id(registry)}", registry.ping, timeout)
     except TimeoutError:
         log.warning("not ready: the database did not answer SELECT 1 within %g s", timeout)
         return f"database: no answer to SELECT 1 within {timeout:g} s"

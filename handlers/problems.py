@@ -37,8 +37,8 @@ from coe_template.errors import (
     StorageFull,
     Unavailable,
 )
-from handlers.headers import NO_STORE, NOSNIFF, PROBLEM
-from handlers.request_id import HEADER, current_request_id
+from handlers.middleware.headers import NO_STORE, NOSNIFF, PROBLEM
+from handlers.middleware.request_id import HEADER, current_request_id
 
 log = logging.getLogger(__name__)
 

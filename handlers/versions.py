@@ -6,8 +6,8 @@ from http import HTTPStatus
 
 from coe_template.args import lookup_arg, parse_args
 from coe_template.errors import Busy
+from coe_template.observability import metrics
 from coe_template.registry import StillTraining
-from handlers import metrics
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services

@@ -54,3 +54,16 @@ def test_the_configuration_page_is_the_declarations_table():
     ]
     assert row["COE_REQUIRE_KEYS_FOR_READS"][2] == "`false`: reads and predictions open"
     assert row["COE_LOG_LEVEL"][1:] == ["one of `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`", "`INFO`"]
+
+
+def test_every_path_the_layout_page_lists_exists() -> None:
+    """docs/layout.md's file list follows the code: a file moved or renamed without it fails here."""
+    page = (DOCS / "layout.md").read_text(encoding="utf-8")
+    listing = page.split("```")[1]
+    named = [
+        line.split()[0].rstrip(",")
+        for line in listing.splitlines()
+        if line and not line.startswith(" ") and ("/" in line.split()[0] or "." in line.split()[0])
+    ]
+    assert len(named) > 30
+    assert [path for path in named if not (PROJECT_ROOT / path).exists()] == []

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -431,6 +431,11 @@ class Registry:
         )
         with reader(self.engine).begin() as connection:
             return {(name, status): n for name, status, n in connection.execute(query)}
+
+    def ping(self) -> None:
+        """Ask the database for ``SELECT 1`` (a readiness probe's question): raises if it cannot answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def database_bytes(self) -> int | None:
         """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""

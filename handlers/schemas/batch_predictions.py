@@ -3,38 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from marshmallow import Schema, fields
 
-from handlers.schemas.fields import UtcTime
-
-#: Digits of ``progress`` served: enough to see a job of a million items move, few enough to read.
-PROGRESS_DIGITS = 4
+from coe_template.shapes import batch_job
 
 
-class _JobModelSchema(Schema):
-    name = fields.String(attribute="model_name")
-    version = fields.Integer(attribute="model_version")
+class _Shaped:
+    """A schema whose shape is a function of the package's (there, the CLI prints it too)."""
 
+    def __init__(self, shape: Callable[[Any], dict[str, Any]]) -> None:
+        self.shape = shape
 
-class _JobItemsSchema(Schema):
-    total = fields.Integer(attribute="total_items")
-    done = fields.Integer(attribute="done_items")
-
-
-_job_model, _job_items = _JobModelSchema(), _JobItemsSchema()
-
-
-class BatchJobSchema(Schema):
-    id = fields.String()
-    status = fields.String()
-    model = fields.Function(_job_model.dump)
-    items = fields.Function(_job_items.dump)
-    progress = fields.Function(lambda job: round(job.progress, PROGRESS_DIGITS))
-    created_at = UtcTime()
-    started_at = UtcTime()
-    finished_at = UtcTime()
-    expires_at = UtcTime()
-    error = fields.String()
+    def dump(self, obj: Any, many: bool = False) -> Any:
+        return [self.shape(one) for one in obj] if many else self.shape(obj)
 
 
 class BatchResultSchema(Schema):
@@ -44,5 +28,6 @@ class BatchResultSchema(Schema):
     model_version = fields.Integer()
 
 
-job_schema = BatchJobSchema()
+#: The spec's ``BatchJob``: :func:`coe_template.shapes.batch_job`.
+job_schema = _Shaped(batch_job)
 result_schema = BatchResultSchema()

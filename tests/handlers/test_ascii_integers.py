@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from handlers.app import SPEC_DIR
-from handlers.request_id import HEADER
+from handlers.middleware.request_id import HEADER
 from tests.conftest import ADMIN, MODEL
 
 JOB = "00000000-0000-0000-0000-000000000000"

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from coe_template.batch.items import QUOTING
-from handlers.request_id import HEADER
+from handlers.middleware.request_id import HEADER
 from tests.conftest import ADMIN, MODEL, READ_KEY
 from tests.problems import shortened
 from tests.waiting import wait_until

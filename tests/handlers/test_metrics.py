@@ -162,7 +162,7 @@ def two_workers(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     metrics_dir = root / "metrics"
     metrics_dir.mkdir()
     stale = (
-        "from handlers import metrics\n"
+        "from coe_template.observability import metrics\n"
         "for _ in range(5): metrics.observe_request('predictions.create', 200, 0.001)"
     )
     subprocess.run(
@@ -265,9 +265,7 @@ def test_a_client_that_leaves_mid_body_counts_as_499_not_as_a_server_error(two_w
 
 def test_the_metrics_and_their_hooks_import_without_the_web_stack():
     """``coe-template worker --metrics-port`` counts with them and should not load Flask or Connexion."""
-    code = (
-        "import sys, handlers.metrics; print(sorted(m for m in ('flask', 'connexion') if m in sys.modules))"
-    )
+    code = "import sys, coe_template.observability.metrics; print(sorted(m for m in ('flask', 'connexion') if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True
     )

@@ -10,7 +10,7 @@ import yaml
 
 from coe_template.errors import CoeError, DatabaseUnavailable
 from handlers.app import SPEC_DIR
-from handlers.request_id import HEADER
+from handlers.middleware.request_id import HEADER
 from tests.problems import assert_problem
 
 

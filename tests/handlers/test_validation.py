@@ -20,8 +20,8 @@ from starlette.datastructures import Headers
 from coe_template.args import TrainingArgs, TrainingArgsSchema
 from coe_template.batch.items import ITEM_ID, NO_TEXT, _problems
 from handlers.app import SPEC_DIR
-from handlers.limits import BodySizeLimit
-from handlers.request_id import HEADER
+from handlers.middleware.limits import BodySizeLimit
+from handlers.middleware.request_id import HEADER
 from handlers.validation import MAX_DEPTH, PATTERN_MESSAGE, CompiledJSONBodyValidator, _compile
 from tests.conftest import ADMIN, examples
 from tests.problems import shortened

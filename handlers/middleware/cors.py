@@ -7,7 +7,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from handlers import problems
-from handlers.request_id import current_request_id, request_id_for
+from handlers.middleware.request_id import current_request_id, request_id_for
 
 
 class CORS(CORSMiddleware):

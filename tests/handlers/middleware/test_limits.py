@@ -10,7 +10,7 @@ import pytest
 from connexion.exceptions import ProblemException
 
 from coe_template.errors import Busy
-from handlers.limits import BodyBudget, BodyDeadline, InFlightLimit
+from handlers.middleware.limits import BodyBudget, BodyDeadline, InFlightLimit
 
 
 def scope(length: int | None) -> dict:

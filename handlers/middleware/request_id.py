@@ -1,29 +1,25 @@
 """``X-Request-ID``: one id per request, taken from the client when sane, else made here.
 
-The id is returned on every response, carried in problem bodies and set in a
-context variable that log records read (Connexion runs Flask in threads with a
-copy of the request's context, so handlers see it too).
+The id is returned on every response, carried in problem bodies and set in
+:data:`coe_template.observability.request_id`, the context variable log records read.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coe_template.observability import current_request_id
+from coe_template.observability import request_id as _request_id
 
 HEADER = "X-Request-ID"
 #: A client's id is kept only if it is a short token of safe characters: it ends up in logs.
 SANE = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served, or None outside one."""
-    return _request_id.get()
+__all__ = ["HEADER", "RequestId", "current_request_id", "request_id_for"]
 
 
 def request_id_for(given: str | None) -> str:

@@ -1,4 +1,4 @@
-"""The gunicorn worker class: uvicorn, with the limits this service needs.
+"""The server: gunicorn's worker class, uvicorn with the limits this service needs, and its HTTP protocol.
 
 ``uvicorn_worker.UvicornWorker`` passes only a few gunicorn settings to uvicorn
 (see the table in ``config/gunicorn.py``); everything else comes from its
@@ -10,13 +10,13 @@ applies only to the slower pure-Python h11 parser). A client that opens
 connections and sends headers a byte at a time, or without end, would keep them
 open and their buffers growing forever. :class:`BoundedHttpToolsProtocol` adds
 both bounds to the httptools parser (the request *body* gets its deadline from
-``handlers.limits.BodyDeadline``), answers beyond ``COE_MAX_CONNECTIONS`` with the
+``handlers.middleware.limits.BodyDeadline``), answers beyond ``COE_MAX_CONNECTIONS`` with the
 service's problem document (its own refusals too: 400, 408, 431, rendered by
 ``handlers.problems.raw``), stops without dropping requests already sent, and
 closes a connection whose client is still sending without destroying its answer.
 
 Requests in progress (``COE_LIMIT_CONCURRENCY``) are bounded in the app, by
-``handlers.limits.InFlightLimit``, once a request's body is all in: uvicorn's own
+``handlers.middleware.limits.InFlightLimit``, once a request's body is all in: uvicorn's own
 ``limit_concurrency`` counts every connection, so a few hundred half-sent requests
 from one client would have everyone else answered 503.
 """
@@ -34,8 +34,8 @@ from uvicorn_worker import UvicornWorker
 from coe_template.batch.runner import GRACE_SECONDS
 from config.settings import Settings
 from handlers import problems
-from handlers.limits import BUSY_RETRY_SECONDS
-from handlers.request_id import RequestId, current_request_id, request_id_for
+from handlers.middleware.limits import BUSY_RETRY_SECONDS
+from handlers.middleware.request_id import RequestId, current_request_id, request_id_for
 
 #: Of gunicorn's ``graceful_timeout``, the seconds kept for the app's own shutdown once requests
 #: are done (the lifespan: the batch runner finishes its chunk within its grace or hands it back).
@@ -107,7 +107,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: float = Settings.header_timeout
     max_header_bytes: int = Settings.max_header_bytes
     #: Open connections per worker beyond which requests get :class:`Overloaded`: a bound on
-    #: descriptors, set high (requests in progress are bounded by ``handlers.limits.InFlightLimit``).
+    #: descriptors, set high (requests in progress are bounded by ``handlers.middleware.limits.InFlightLimit``).
     connection_limit: int = 1024
     shutdown_grace: float = 0.5
     #: After answering a client that is still sending: seconds its input is read and dropped
@@ -283,8 +283,8 @@ def uvicorn_options(settings: Settings, cfg: GunicornConfig) -> dict[str, Any]:
     }
 
 
-class Worker(UvicornWorker):
-    """``worker_class = "config.worker.Worker"``: built in the master, before each fork."""
+class ServingProcess(UvicornWorker):
+    """gunicorn's ``worker_class = "handlers.server.ServingProcess"``: built in the master, before each fork."""
 
     def __init__(
         self, age: int, ppid: int, sockets: list, app: Any, timeout: float, cfg: GunicornConfig, log: Any

@@ -19,8 +19,8 @@ import yaml
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coe_template.observability import metrics
 from config.logging import ACCESS
-from handlers import metrics
 
 access_log = logging.getLogger(ACCESS)
 
@@ -55,7 +55,7 @@ def answered_with(name: str, version: int) -> None:
 
 
 class Observe:
-    """Inside :class:`handlers.request_id.RequestId` (its id is set), outside the exception handlers
+    """Inside :class:`handlers.middleware.request_id.RequestId` (its id is set), outside the exception handlers
     (the status is the one sent, errors included)."""
 
     def __init__(self, app: ASGIApp, routes: Routes, access: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""config/worker.py and the server settings of config/gunicorn.py, on the real server over raw sockets."""
+"""handlers/server.py (the worker class and protocol) and the server settings of config/gunicorn.py, on the real server over raw sockets."""
 
 from __future__ import annotations
 
