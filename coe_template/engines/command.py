@@ -20,7 +20,7 @@ ENGINES = ("database", "ray", "spark")
 
 
 class _Context(Protocol):
-    """What the command needs of :class:`coe_template.cli.Context` (not imported: cli imports this module)."""
+    """What the command needs of :class:`coe_template.cli.context.Context` (not imported: cli imports this module)."""
 
     @property
     def registry(self) -> Registry: ...

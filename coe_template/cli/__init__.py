@@ -1,17 +1,16 @@
-"""The ``coe-template`` command: train, evaluate, predict, manage model versions, work batch jobs."""
+"""The ``coe-template`` command: train, evaluate, predict, manage model versions, work batch jobs.
+
+The command's context and helpers are in :mod:`coe_template.cli.context`; ``models`` in :mod:`coe_template.cli.models`.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -26,23 +25,19 @@ from coe_template.bootstrap import (
     batch_jobs,
     batch_runner,
     configure_logging,
-    open_registry,
     training_jobs,
 )
+from coe_template.cli.context import Context, echo_json, fail_clearly, model_option, pass_context
+from coe_template.cli.models import models
 from coe_template.data import load_dataset
 from coe_template.engines.command import batch_predict_command
-from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.evaluate import evaluate as score
 from coe_template.predict import predict as predict_texts
-from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, VersionInfo
+from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
-from coe_template.registry.schema import STATUSES
-from coe_template.rollback import rollback as rollback_production
 from coe_template.shapes import batch_job
-from coe_template.store import Artifacts
 from coe_template.train import train as train_model
-from coe_template.transfer import read_export, write_export
 from coe_template.worker import Stopping
 from coe_template.worker import run as run_worker
 from config.settings import Settings
@@ -50,73 +45,6 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 _STEPS = ("splitting data", "fitting the pipeline", "choosing the threshold", "evaluating on the test split")
-
-
-def _echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2))
-
-
-def _when(moment: datetime | None) -> str | None:
-    """A moment as the CLI prints it: ISO 8601 to the millisecond (the registry's are in UTC)."""
-    return None if moment is None else moment.isoformat(timespec="milliseconds")
-
-
-class Context:
-    """Settings for every command; the registry opened only when a command needs it."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._registry: Registry | None = None
-
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = open_registry(self.settings)
-        return self._registry
-
-    def close(self) -> None:
-        """Close the registry's connections, if a command opened it."""
-        if self._registry is not None:
-            self._registry.engine.dispose()
-            self._registry = None
-
-    def load(self, name: str, version: int | None) -> Artifacts:
-        try:
-            number = version if version is not None else self.registry.get_alias(name, PRODUCTION)
-        except (ModelNotFound, AliasNotFound) as exc:
-            raise click.ClickException(f"{exc}: run `coe-template train` first") from None
-        return self.registry.load(name, number)
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _fail_clearly(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the package's refusals into a one-line error and exit status 1."""
-
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except DatabaseUnavailable as exc:  # the operator at a terminal is told the driver's reason too
-            raise click.ClickException(f"{exc}{_reason(exc)}") from None
-        except CoeError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
-    return wrapper
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's first line behind a database failure (never the URL: drivers do not print passwords)."""
-    cause = exc.__cause__
-    driver = getattr(cause, "orig", None) or cause
-    first = str(driver).strip().splitlines()[0] if driver is not None and str(driver).strip() else ""
-    return f" ({first}; check DATABASE_URL if it persists)" if first else ""
-
-
-pass_context = click.make_pass_decorator(Context)
-model_option = click.option("--model", "name", default=None, help="Model name [default: $COE_MODEL_NAME].")
 
 
 @click.group()
@@ -158,7 +86,7 @@ def main(ctx: click.Context, store: Path | None) -> None:
 )
 @model_option
 @pass_context
-@_fail_clearly
+@fail_clearly
 def train(
     context: Context,
     data_path: Path | None,
@@ -200,7 +128,7 @@ def train(
         f"{name} version {version.version} (run {version.run_id}): trained on "
         f"{len(dataset)} rows, threshold {trained.threshold}"
     )
-    _echo_json(
+    echo_json(
         {
             "model": name,
             "version": version.version,
@@ -221,13 +149,13 @@ def train(
 @click.option("--version", type=click.IntRange(min=1), help="Version to evaluate [default: production].")
 @model_option
 @pass_context
-@_fail_clearly
+@fail_clearly
 def evaluate(context: Context, data_path: Path, version: int | None, name: str | None) -> None:
     """Score a version on a labeled CSV it was not trained on."""
     artifacts = context.load(name or context.settings.model_name, version)
     dataset = load_dataset(data_path)
     predicted = [p["predicted_tag"] for p in predict_texts(dataset.texts, artifacts)]
-    _echo_json(
+    echo_json(
         {
             "run_id": artifacts.run_id,
             "data": str(data_path),
@@ -241,13 +169,13 @@ def evaluate(context: Context, data_path: Path, version: int | None, name: str |
 @click.option("--version", type=click.IntRange(min=1), help="Version to predict with [default: production].")
 @model_option
 @pass_context
-@_fail_clearly
+@fail_clearly
 def predict(context: Context, texts: tuple[str, ...], version: int | None, name: str | None) -> None:
     """Tag each TEXT (a project's title and description)."""
     blanks = [f"texts[{n}] {NO_TEXT}" for n, text in enumerate(texts) if blank(text)]
     if blanks:
         raise click.BadParameter("; ".join(blanks), param_hint="TEXTS")
-    _echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
+    echo_json(predict_texts(list(texts), context.load(name or context.settings.model_name, version)))
 
 
 @click.command("batch-predict")  # registered below, with --engine ray|spark
@@ -257,7 +185,7 @@ def predict(context: Context, texts: tuple[str, ...], version: int | None, name:
 )
 @model_option
 @pass_context
-@_fail_clearly
+@fail_clearly
 def batch_predict(context: Context, input_csv: Path, model_version: int | None, name: str | None) -> None:
     """Predict every row of INPUT_CSV (id, text or title + description) into the database.
 
@@ -273,7 +201,7 @@ def batch_predict(context: Context, input_csv: Path, model_version: int | None, 
     )
     with click.progressbar(length=job.total_items, label="predicting", file=sys.stderr) as bar:
         runner.run_until_idle(lambda claim: bar.update(len(claim.items)))
-    _echo_json(batch_job(jobs.get(job.id)))  # the shape GET /batch-predictions/{id} serves
+    echo_json(batch_job(jobs.get(job.id)))  # the shape GET /batch-predictions/{id} serves
 
 
 main.add_command(batch_predict_command(batch_predict))
@@ -338,7 +266,7 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
     "else none]. Address: $COE_WORKER_METRICS_ADDR, else 0.0.0.0.",
 )
 @pass_context
-@_fail_clearly
+@fail_clearly
 def worker(
     context: Context, kinds: tuple[str, ...], grace: float, poll_seconds: float, metrics_port: int | None
 ) -> None:
@@ -381,7 +309,7 @@ def _engine(context: Context) -> Engine:
 
 @db.command("upgrade")
 @pass_context
-@_fail_clearly
+@fail_clearly
 def db_upgrade(context: Context) -> None:
     """Bring the schema to the newest revision (run once per release, before servers and workers start).
 
@@ -402,7 +330,7 @@ def db_upgrade(context: Context) -> None:
 
 @db.command("check")
 @pass_context
-@_fail_clearly
+@fail_clearly
 def db_check(context: Context) -> None:
     """Exit 0 if the schema is current, else 1 saying what to run (e.g. an init container's check)."""
     engine = _engine(context)
@@ -415,130 +343,7 @@ def db_check(context: Context) -> None:
     )
 
 
-@main.group()
-def models() -> None:
-    """List, promote, roll back, archive, cancel, export and import model versions."""
-
-
-@models.command("list")
-@pass_context
-@_fail_clearly
-def list_models(context: Context) -> None:
-    """Every model with its versions and aliases."""
-    _echo_json(
-        [{**asdict(model), "created_at": _when(model.created_at)} for model in context.registry.list_models()]
-    )
-
-
-@models.command()
-@click.argument("name")
-@click.option("--status", type=click.Choice(STATUSES))
-@pass_context
-@_fail_clearly
-def versions(context: Context, name: str, status: str | None) -> None:
-    """The versions of model NAME, oldest first."""
-    found: list[VersionInfo] = []
-    after: int | None = 0
-    while after is not None:
-        page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
-        found.extend(page)
-    for v in found:
-        f1 = (v.performance or {}).get("overall", {}).get("f1")
-        click.echo(
-            f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
-            f"{'' if f1 is None else f'f1={f1:.3f}'}  {_when(v.created_at)}"
-        )
-
-
-@models.command()
-@click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
-@click.option("--alias", default=PRODUCTION, show_default=True)
-@pass_context
-@_fail_clearly
-def promote(context: Context, name: str, version: int, alias: str) -> None:
-    """Point ALIAS of model NAME at VERSION."""
-    context.registry.set_alias(name, alias, version)
-    click.echo(f"{name}: {alias} -> version {version}")
-
-
-@models.command()
-@click.argument("name")
-@click.option(
-    "--to",
-    "target",
-    type=click.IntRange(min=1),
-    help="Version to go back to [default: the newest ready version older than production].",
-)
-@pass_context
-@_fail_clearly
-def rollback(context: Context, name: str, target: int | None) -> None:
-    """Point production of model NAME back at an earlier version."""
-    done = rollback_production(context.registry, name, target)
-    click.echo(f"{name}: production -> version {done.now} (was {done.was})")
-
-
-@models.command()
-@click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
-@pass_context
-@_fail_clearly
-def archive(context: Context, name: str, version: int) -> None:
-    """Archive VERSION of model NAME (refused while an alias points at it, or while it trains)."""
-    context.registry.archive_version(name, version)
-    click.echo(f"{name}: version {version} archived")
-
-
-@models.command()
-@click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
-@pass_context
-@_fail_clearly
-def cancel(context: Context, name: str, version: int) -> None:
-    """Cancel VERSION of model NAME while it trains (queued or running): it fails, and its trainer stops."""
-    training_jobs(context.settings, context.registry).cancel(name, version)
-    click.echo(f"{name}: version {version} cancelled (failed)")
-
-
-@models.command("export")
-@click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write (a gzipped tar: manifest.json and the run's files).",
-)
-@pass_context
-@_fail_clearly
-def export_version(context: Context, name: str, version: int, out: Path) -> None:
-    """Write ready VERSION of model NAME, with its digests, to one file another registry can import."""
-    manifest, files = context.registry.export_version(name, version)
-    write_export(out, manifest, files)
-    click.echo(
-        f"{name} version {version} (run {manifest['run_id']}, {len(files)} files, "
-        f"{sum(map(len, files.values()))} bytes) exported to {out}"
-    )
-
-
-@models.command("import")
-@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--model", "name", default=None, help="Model to add the version to [default: the exported model's name]."
-)
-@pass_context
-@_fail_clearly
-def import_version(context: Context, path: Path, name: str | None) -> None:
-    """Record the version exported in FILE as a new ready version, after checking every file's digest."""
-    manifest, files = read_export(path)
-    name = name or manifest["model"]
-    version = context.registry.import_version(name, manifest, files)
-    click.echo(
-        f"{name}: imported {manifest['model']} version {manifest['version']} "
-        f"(run {manifest['run_id']}) as version {version.version}, ready; promote it with "
-        f"`coe-template models promote {name} {version.version}`"
-    )
+main.add_command(models)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,3 @@
+from coe_template.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""``coe-template models``: list, promote, roll back, archive, cancel, export and import versions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from coe_template.bootstrap import training_jobs
+from coe_template.cli.context import Context, echo_json, fail_clearly, iso_time, pass_context
+from coe_template.registry import PRODUCTION, VersionInfo
+from coe_template.registry.schema import STATUSES
+from coe_template.rollback import rollback as rollback_production
+from coe_template.transfer import read_export, write_export
+
+
+@click.group()
+def models() -> None:
+    """List, promote, roll back, archive, cancel, export and import model versions."""
+
+
+@models.command("list")
+@pass_context
+@fail_clearly
+def list_models(context: Context) -> None:
+    """Every model with its versions and aliases."""
+    echo_json(
+        [
+            {**asdict(model), "created_at": iso_time(model.created_at)}
+            for model in context.registry.list_models()
+        ]
+    )
+
+
+@models.command()
+@click.argument("name")
+@click.option("--status", type=click.Choice(STATUSES))
+@pass_context
+@fail_clearly
+def versions(context: Context, name: str, status: str | None) -> None:
+    """The versions of model NAME, oldest first."""
+    found: list[VersionInfo] = []
+    after: int | None = 0
+    while after is not None:
+        page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
+        found.extend(page)
+    for v in found:
+        f1 = (v.performance or {}).get("overall", {}).get("f1")
+        click.echo(
+            f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
+            f"{'' if f1 is None else f'f1={f1:.3f}'}  {iso_time(v.created_at)}"
+        )
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--alias", default=PRODUCTION, show_default=True)
+@pass_context
+@fail_clearly
+def promote(context: Context, name: str, version: int, alias: str) -> None:
+    """Point ALIAS of model NAME at VERSION."""
+    context.registry.set_alias(name, alias, version)
+    click.echo(f"{name}: {alias} -> version {version}")
+
+
+@models.command()
+@click.argument("name")
+@click.option(
+    "--to",
+    "target",
+    type=click.IntRange(min=1),
+    help="Version to go back to [default: the newest ready version older than production].",
+)
+@pass_context
+@fail_clearly
+def rollback(context: Context, name: str, target: int | None) -> None:
+    """Point production of model NAME back at an earlier version."""
+    done = rollback_production(context.registry, name, target)
+    click.echo(f"{name}: production -> version {done.now} (was {done.was})")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@pass_context
+@fail_clearly
+def archive(context: Context, name: str, version: int) -> None:
+    """Archive VERSION of model NAME (refused while an alias points at it, or while it trains)."""
+    context.registry.archive_version(name, version)
+    click.echo(f"{name}: version {version} archived")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@pass_context
+@fail_clearly
+def cancel(context: Context, name: str, version: int) -> None:
+    """Cancel VERSION of model NAME while it trains (queued or running): it fails, and its trainer stops."""
+    training_jobs(context.settings, context.registry).cancel(name, version)
+    click.echo(f"{name}: version {version} cancelled (failed)")
+
+
+@models.command("export")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (a gzipped tar: manifest.json and the run's files).",
+)
+@pass_context
+@fail_clearly
+def export_version(context: Context, name: str, version: int, out: Path) -> None:
+    """Write ready VERSION of model NAME, with its digests, to one file another registry can import."""
+    manifest, files = context.registry.export_version(name, version)
+    write_export(out, manifest, files)
+    click.echo(
+        f"{name} version {version} (run {manifest['run_id']}, {len(files)} files, "
+        f"{sum(map(len, files.values()))} bytes) exported to {out}"
+    )
+
+
+@models.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model", "name", default=None, help="Model to add the version to [default: the exported model's name]."
+)
+@pass_context
+@fail_clearly
+def import_version(context: Context, path: Path, name: str | None) -> None:
+    """Record the version exported in FILE as a new ready version, after checking every file's digest."""
+    manifest, files = read_export(path)
+    name = name or manifest["model"]
+    version = context.registry.import_version(name, manifest, files)
+    click.echo(
+        f"{name}: imported {manifest['model']} version {manifest['version']} "
+        f"(run {manifest['run_id']}) as version {version.version}, ready; promote it with "
+        f"`coe-template models promote {name} {version.version}`"
+    )
