@@ -74,17 +74,6 @@ UNKNOWN_JOB = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
-def registry(database_url, tmp_path, trained_model):
-    """Version 1 of the default model, ready, behind production."""
-    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
-    yield registry
-    registry.engine.dispose()
-
-
-@pytest.fixture
 def version_2(registry, trained_model) -> int:
     """A second ready version of the same model, not behind any alias."""
     return registry.register(MODEL, trained_model).version

@@ -19,22 +19,11 @@ from coe_template.batch.records import JobNotFound
 from coe_template.batch.retention import PurgeStep
 from coe_template.batch.runner import BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, BatchResult
-from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.schema import utcnow
 from tests.coe_template.test_batch_jobs import CHUNK, ITEMS, rows
 from tests.conftest import MODEL
 
 WEEK = timedelta(days=7)
-
-
-@pytest.fixture
-def registry(database_url, tmp_path, trained_model):
-    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
-    yield registry
-    registry.engine.dispose()
 
 
 @pytest.fixture

@@ -20,22 +20,12 @@ from coe_template.batch.runner import BatchRunner
 from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob
 from coe_template.batch.uploads import STALE_UPLOAD_SECONDS, KeyReused, Quotas
 from coe_template.errors import Busy, QuotaExceeded, Unavailable
-from coe_template.registry import PRODUCTION, Registry
+from coe_template.registry import Registry
 from coe_template.registry.schema import utcnow
 from tests.conftest import MODEL
 
 CHUNK = 3
 ITEMS = [(f"p-{n}", f"object detection number {n}") for n in range(10)]
-
-
-@pytest.fixture
-def registry(database_url, tmp_path, trained_model):
-    registry = Registry.open(database_url, tmp_path / "store", upgrade=True)
-    registry.ensure_model(MODEL)
-    registry.register(MODEL, trained_model)
-    registry.set_alias(MODEL, PRODUCTION, 1)
-    yield registry
-    registry.engine.dispose()
 
 
 @pytest.fixture
