@@ -126,6 +126,8 @@ def test_in_loop_failures_are_the_stock_problems(client_for):
     """An unexpected exception in a handler (500) and no model loaded (503), both as problem+json."""
     client = client_for(refresh_seconds=3600)
     server = client.app.app.extensions["coe_template"].server
+    # Its poller would reload the model when any test promotes on the shared PostgreSQL.
+    server.stop()
     served = server.current
     try:
         server._current = replace(served, artifacts=None)  # a broken model: predict() fails unexpectedly
