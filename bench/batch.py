@@ -20,12 +20,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
-from coe_template.predict import predict  # noqa: E402
+from coe_template.artifacts.runs import Artifacts  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.predict import predict  # noqa: E402
+from coe_template.model.train import TrainedModel, train  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.store import Artifacts  # noqa: E402
-from coe_template.train import TrainedModel, train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402

@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import bundled_dataset_path, load_dataset, project_text  # noqa: E402
 from coe_template.engines import job  # noqa: E402
 from coe_template.engines.table import load_package, predict_table  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, load_dataset, project_text  # noqa: E402
+from coe_template.model.train import train  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.train import train  # noqa: E402
 from config.settings import Settings  # noqa: E402
 
 MODEL = "project-tagger"

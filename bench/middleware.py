@@ -148,10 +148,10 @@ async def per_request_us(app: Any, requests: int, clock: Callable[[], float] = t
 
 def whole_apps() -> tuple[Any, Any, Any]:
     """The service (on a fresh registry with a model trained on the bundled data) and the two no-ops."""
-    from coe_template.args import load_args
-    from coe_template.data import bundled_dataset_path, load_dataset
+    from coe_template.model.args import load_args
+    from coe_template.model.data import bundled_dataset_path, load_dataset
+    from coe_template.model.train import train
     from coe_template.registry import PRODUCTION, Registry
-    from coe_template.train import train
 
     store = Path(tempfile.mkdtemp(prefix="bench-middleware-"))
     registry = Registry.open(f"sqlite:///{store}/registry.db", store, upgrade=True)

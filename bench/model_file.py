@@ -4,7 +4,7 @@
 
 Trains the default model once, then times, over ``--rounds`` runs each (best and median): writing
 and reading it as a joblib pickle (what ``model.joblib`` was, never read by the service any more),
-as the project's ``model.skops`` (``coe_template.model_file``: every type checked, then built, then its
+as the project's ``model.skops`` (``coe_template.model.model_file``: every type checked, then built, then its
 parameters checked against its arguments), and, for scale, as a plain ``skops.io`` dump of the
 pipeline (its vocabulary as skops's node-per-entry dict).
 """
@@ -26,10 +26,10 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import skops.io as sio  # noqa: E402
 
-from coe_template import model_file  # noqa: E402
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
-from coe_template.train import train  # noqa: E402
+from coe_template.model import model_file  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.model.train import train  # noqa: E402
 from config.settings import PROJECT_ROOT  # noqa: E402
 
 

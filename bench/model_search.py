@@ -7,7 +7,7 @@ Each candidate is the word TF-IDF of the default pipeline joined to ``char_wb`` 
 character n-gram range, English stop words or none) are chosen by an inner 3-fold grid search
 inside each outer training fold, never on the fold scored: the figure is the mean ± std of the
 weighted F1 over a stratified 5-fold split, as ``bench/quality.py``'s. ``served`` says whether
-the compiled predictor (``coe_template/compiled.py``) serves the candidate as it is: it needs
+the compiled predictor (``coe_template/model/compiled.py``) serves the candidate as it is: it needs
 probabilities from a ``LogisticRegression``.
 
 Single-threaded BLAS: on 2 shared cores, OpenBLAS's threads made each fit many times slower.
@@ -37,9 +37,9 @@ from sklearn.svm import LinearSVC  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.quality import nested_scores  # noqa: E402
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import clean_text, load_dataset  # noqa: E402
-from coe_template.train import build_pipeline  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import clean_text, load_dataset  # noqa: E402
+from coe_template.model.train import build_pipeline  # noqa: E402
 from tests.conftest import DEFAULT_ARGS, SHARED_DATA  # noqa: E402
 
 #: The features every candidate's inner search chooses among.

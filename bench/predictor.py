@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serving import REQUEST_TEXTS, SHARED_DATA, per_text_us  # noqa: E402
-from coe_template.args import parse_args  # noqa: E402
-from coe_template.compiled import compile_pipeline  # noqa: E402
-from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
-from coe_template.train import build_pipeline  # noqa: E402
+from coe_template.model.args import parse_args  # noqa: E402
+from coe_template.model.compiled import compile_pipeline  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.model.train import build_pipeline  # noqa: E402
 
 
 def union() -> Pipeline:

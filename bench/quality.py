@@ -35,11 +35,11 @@ from sklearn.pipeline import Pipeline
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset  # noqa: E402
-from coe_template.predict import tag  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import OTHER_TAG, Dataset, bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.model.predict import tag  # noqa: E402
+from coe_template.model.train import apply_threshold, build_pipeline, cross_validate, train  # noqa: E402
 from coe_template.registry import Registry  # noqa: E402
-from coe_template.train import apply_threshold, build_pipeline, cross_validate, train  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.conftest import DEFAULT_ARGS, SHARED_DATA  # noqa: E402
 

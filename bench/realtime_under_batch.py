@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.batch import texts  # noqa: E402
 from bench.serving import REQUEST_TEXTS, SHARED_DATA, server, wrk  # noqa: E402
-from coe_template.args import load_args  # noqa: E402
 from coe_template.batch.jobs import BatchJobs  # noqa: E402
-from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.train import train  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.train import train  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 
 NO_JOB = "no batch job"

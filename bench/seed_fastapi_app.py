@@ -19,10 +19,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from coe_template.artifacts import DirectoryStore
-from coe_template.data import clean_text
-from coe_template.store import load_artifacts
-from coe_template.train import apply_threshold
+from coe_template.artifacts.runs import load_artifacts
+from coe_template.artifacts.stores import DirectoryStore
+from coe_template.model.data import clean_text
+from coe_template.model.train import apply_threshold
 
 app = FastAPI(title="seed-style reference")
 artifacts = load_artifacts(os.environ["BENCH_RUN_ID"], DirectoryStore(Path(os.environ["BENCH_MODEL_STORE"])))

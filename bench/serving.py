@@ -43,11 +43,11 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.compiled import compile_pipeline  # noqa: E402
-from coe_template.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.compiled import compile_pipeline  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
+from coe_template.model.train import train  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.train import train  # noqa: E402
 from tests.conftest import SHARED_DATA  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
 

@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, load_dataset  # noqa: E402
 from tests.servers import gunicorn, rss_bytes, worker_pids  # noqa: E402
 
 MODEL = "project-tagger"
@@ -225,9 +225,9 @@ def main() -> None:
     )
     options = parser.parse_args()
 
-    from coe_template.args import load_args
+    from coe_template.model.args import load_args
+    from coe_template.model.train import train
     from coe_template.registry import PRODUCTION, Registry
-    from coe_template.train import train
 
     trained = train(load_dataset(bundled_dataset_path()), load_args(ROOT / "config" / "args.json"))
     with tempfile.TemporaryDirectory() as tmp:

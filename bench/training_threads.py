@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.data import bundled_dataset_path  # noqa: E402
+from coe_template.model.data import bundled_dataset_path  # noqa: E402
 from coe_template.trainer import ONE_THREAD  # noqa: E402
 from tests.conftest import SHARED_DATA  # noqa: E402
 

@@ -28,10 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coe_template.args import load_args  # noqa: E402
-from coe_template.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.args import load_args  # noqa: E402
+from coe_template.model.data import bundled_dataset_path, load_dataset  # noqa: E402
+from coe_template.model.train import train  # noqa: E402
 from coe_template.registry import PRODUCTION, Registry  # noqa: E402
-from coe_template.train import train  # noqa: E402
 from tests.databases import postgres_schema  # noqa: E402
 from tests.servers import gunicorn  # noqa: E402
 

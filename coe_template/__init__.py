@@ -6,6 +6,6 @@ command line must agree with the API (a batch job's shape), both take the packag
 (:mod:`coe_template.shapes`); the import contracts in setup.cfg (``make lint``) hold it.
 """
 
-from coe_template.data import ACCEPTED_TAGS, OTHER_TAG
+from coe_template.model.data import ACCEPTED_TAGS, OTHER_TAG
 
 __all__ = ["ACCEPTED_TAGS", "OTHER_TAG"]

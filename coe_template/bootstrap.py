@@ -18,14 +18,14 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from coe_template.args import TrainingArgs, load_args
+from coe_template.artifacts.runs import Artifacts
 from coe_template.batch.jobs import BatchJobs, Quotas
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer, PurgeObserver
 from coe_template.errors import ArtifactUnavailable
+from coe_template.model.args import TrainingArgs, load_args
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.registry.training import TrainingJobs
 from coe_template.serving import ModelServer
-from coe_template.store import Artifacts
 from coe_template.trainer import TrainingObserver, TrainingRunner
 from config.logging import configure
 from config.settings import Settings

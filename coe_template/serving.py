@@ -15,10 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coe_template.artifacts.runs import Artifacts
 from coe_template.errors import CoeError, Conflict, DatabaseUnavailable, Unavailable
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.notify import AliasListener, listener_for
-from coe_template.store import Artifacts
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coe_template.args import parse_args
-from coe_template.data import load_dataset
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.jobs.leases import LeaseKeeper
 from coe_template.jobs.runner import Runner
+from coe_template.model.args import parse_args
+from coe_template.model.data import load_dataset
+from coe_template.model.train import train
 from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
-from coe_template.train import train
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from coe_template.artifacts import ARTIFACT_STORES, DIRECTORY
+from coe_template.artifacts.stores import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
-from coe_template.data import bundled_dataset_path
+from coe_template.model.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
 from coe_template.registry.training import LEASE_SECONDS as TRAINING_LEASE_SECONDS
 from coe_template.registry.training import TIMEOUT_SECONDS as TRAINING_TIMEOUT_SECONDS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from coe_template.model.predict import predict
 from coe_template.observability import metrics
-from coe_template.predict import predict
 from coe_template.serving import Served
 from handlers.context import serving
 from handlers.envelope import enveloped

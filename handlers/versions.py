@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from coe_template.args import lookup_arg, parse_args
 from coe_template.errors import Busy
+from coe_template.model.args import lookup_arg, parse_args
 from coe_template.observability import metrics
 from coe_template.registry import StillTraining
 from handlers import performance as performance_resource

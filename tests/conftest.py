@@ -15,12 +15,12 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from coe_template.args import load_args
-from coe_template.artifacts import DIRECTORY
-from coe_template.data import Dataset, bundled_dataset_path, load_dataset
+from coe_template.artifacts.runs import Artifacts
+from coe_template.artifacts.stores import DIRECTORY
+from coe_template.model.args import load_args
+from coe_template.model.data import Dataset, bundled_dataset_path, load_dataset
+from coe_template.model.train import TrainedModel, train
 from coe_template.registry import PRODUCTION, Registry
-from coe_template.store import Artifacts
-from coe_template.train import TrainedModel, train
 from config.settings import Settings
 from handlers.app import create_app
 from tests.databases import MigratedDatabases, postgres_schema

@@ -20,12 +20,12 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sqlalchemy import delete, insert, update
 
-from coe_template.artifacts import DATABASE
-from coe_template.model_file import SCHEMA
-from coe_template.model_file import dumps as dump_pipeline
+from coe_template.artifacts.runs import MODEL_FILE, RECORD_FILE, runs_dir, sha256
+from coe_template.artifacts.stores import DATABASE
+from coe_template.model.model_file import SCHEMA
+from coe_template.model.model_file import dumps as dump_pipeline
 from coe_template.registry import Registry
 from coe_template.registry.schema import ArtifactBlob, ModelVersion
-from coe_template.store import MODEL_FILE, RECORD_FILE, runs_dir, sha256
 from tests.conftest import MODEL
 
 

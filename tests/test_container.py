@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coe_template.data import ACCEPTED_TAGS
+from coe_template.model.data import ACCEPTED_TAGS
 from tests.servers import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

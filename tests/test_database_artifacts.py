@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from coe_template.artifacts import DATABASE
-from coe_template.store import MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
+from coe_template.artifacts.runs import MODEL_FILE, RECORD_FILE, RUN_FILES, sha256
+from coe_template.artifacts.stores import DATABASE
 from tests import hostile
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn

@@ -1,7 +1,7 @@
 """Nothing the servers, workers, import or export run unpickles stored bytes (issue 18).
 
 A pickle runs code when it is read, and a digest only proves the bytes are the ones recorded,
-not who made them: the only loader of a stored model is :mod:`coe_template.model_file`. This
+not who made them: the only loader of a stored model is :mod:`coe_template.model.model_file`. This
 greps the code that serves, so a ``joblib.load`` added anywhere later fails here first.
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coe_template.data import bundled_dataset_path, load_dataset
+from coe_template.model.data import bundled_dataset_path, load_dataset
 from tests.servers import gunicorn, worker_pids
 from tests.waiting import wait_until
 

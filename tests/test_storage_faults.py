@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coe_template.store import runs_dir
+from coe_template.artifacts.runs import runs_dir
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
 from tests.waiting import wait_until

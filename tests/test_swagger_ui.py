@@ -25,7 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
 
-from coe_template.train import TrainedModel
+from coe_template.model.train import TrainedModel
 from config.settings import Settings
 from tests.conftest import ADMIN_KEY, MODEL, PROJECT_ROOT, seeded_registry
 from tests.servers import gunicorn

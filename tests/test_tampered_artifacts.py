@@ -9,8 +9,8 @@ import time
 
 import httpx
 
+from coe_template.artifacts.runs import MODEL_FILE, PICKLED_MODEL_FILE, runs_dir, sha256_file
 from coe_template.registry import Registry
-from coe_template.store import MODEL_FILE, PICKLED_MODEL_FILE, runs_dir, sha256_file
 from tests import hostile
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn

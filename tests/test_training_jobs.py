@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from coe_template.args import parse_args
-from coe_template.data import bundled_dataset_path
+from coe_template.model.args import parse_args
+from coe_template.model.data import bundled_dataset_path
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob
 from coe_template.registry.training import TrainingJobs
-from tests.coe_template.test_data import project_rows, write_rows
+from tests.coe_template.model.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import PROJECT_ROOT, free_port, gunicorn, worker_pids
 from tests.test_worker import samples, worker

@@ -9,7 +9,7 @@ import threading
 
 import httpx
 
-from tests.coe_template.test_data import project_rows, write_rows
+from tests.coe_template.model.test_data import project_rows, write_rows
 from tests.conftest import ADMIN, ADMIN_KEY, MODEL, seeded_registry
 from tests.servers import gunicorn
 from tests.waiting import wait_until

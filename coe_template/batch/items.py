@@ -13,8 +13,8 @@ from typing import IO
 
 import numpy as np
 
-from coe_template.data import project_text
 from coe_template.errors import InvalidInput
+from coe_template.model.data import project_text
 
 #: Problems listed in one error message before "and N more".
 _SHOWN = 5

@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from coe_template.artifacts.runs import Artifacts
 from coe_template.batch.jobs import PURGE_ROWS, BatchJobs, Claim, PurgeStep
 from coe_template.errors import DatabaseUnavailable
 from coe_template.jobs.leases import LeaseKeeper
 from coe_template.jobs.runner import GRACE_SECONDS as GRACE_SECONDS  # the CLI and the server read it here
 from coe_template.jobs.runner import Runner
-from coe_template.predict import tag
-from coe_template.store import Artifacts
+from coe_template.model.predict import tag
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
-from coe_template.args import load_args
 from coe_template.batch.items import NO_TEXT, blank, read_csv
 from coe_template.batch.runner import GRACE_SECONDS
 from coe_template.bootstrap import (
@@ -29,15 +28,16 @@ from coe_template.bootstrap import (
 )
 from coe_template.cli.context import Context, echo_json, fail_clearly, model_option, pass_context
 from coe_template.cli.models import models
-from coe_template.data import load_dataset
 from coe_template.engines.command import batch_predict_command
-from coe_template.evaluate import evaluate as score
-from coe_template.predict import predict as predict_texts
+from coe_template.model.args import load_args
+from coe_template.model.data import load_dataset
+from coe_template.model.evaluate import evaluate as score
+from coe_template.model.predict import predict as predict_texts
+from coe_template.model.train import train as train_model
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import check_schema, head_revision, make_engine
 from coe_template.registry.db import upgrade as upgrade_schema
 from coe_template.shapes import batch_job
-from coe_template.train import train as train_model
 from coe_template.worker import Stopping
 from coe_template.worker import run as run_worker
 from config.settings import Settings

@@ -10,10 +10,10 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from coe_template.artifacts.runs import Artifacts
 from coe_template.bootstrap import open_registry
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry
-from coe_template.store import Artifacts
 from config.settings import Settings
 
 

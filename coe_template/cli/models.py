@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
+from coe_template.artifacts.transfer import read_export, write_export
 from coe_template.bootstrap import training_jobs
 from coe_template.cli.context import Context, echo_json, fail_clearly, iso_time, pass_context
 from coe_template.registry import PRODUCTION, VersionInfo
 from coe_template.registry.schema import STATUSES
 from coe_template.rollback import rollback as rollback_production
-from coe_template.transfer import read_export, write_export
 
 
 @click.group()

@@ -3,10 +3,10 @@
 Executors never reach the registry's database: the driver resolves the version once and
 hands them a :class:`VersionPackage` (the files' bytes and the digests the registry
 recorded). :func:`load_package` checks every file against those digests before anything
-in it is read, through the store's own :func:`~coe_template.store.load_artifacts`, so a
+in it is read, through the store's own :func:`~coe_template.artifacts.runs.load_artifacts`, so a
 file changed in transit is refused on the executor, naming it.
 
-:func:`predict_table` tags a batch with :func:`coe_template.predict.tag`, the function
+:func:`predict_table` tags a batch with :func:`coe_template.model.predict.tag`, the function
 ``POST /predictions`` answers with: the same tag and the same float64 probabilities, bit
 for bit. Every input row gives exactly one output row, with a ``status``:
 
@@ -30,11 +30,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from coe_template.artifacts import ArtifactError, ArtifactStore
+from coe_template.artifacts.runs import RECORD_FILE, Artifacts, load_artifacts
+from coe_template.artifacts.stores import ArtifactError, ArtifactStore
 from coe_template.batch.items import blank
-from coe_template.predict import tag
+from coe_template.model.predict import tag
 from coe_template.registry import Registry
-from coe_template.store import RECORD_FILE, Artifacts, load_artifacts
 
 OK, DUPLICATE_ID, NO_ID, NO_TEXT, NOT_UTF8 = "ok", "duplicate id", "no id", "no text", "not utf-8"
 #: Every status a row can have, in the order of the module's docstring.

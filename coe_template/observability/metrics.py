@@ -19,7 +19,7 @@ from sqlalchemy.engine import ExceptionContext
 
 from coe_template.batch.jobs import PurgeStep
 from coe_template.batch.runner import Claim
-from coe_template.predict import Prediction
+from coe_template.model.predict import Prediction
 from coe_template.registry.training import TrainingClaim
 from coe_template.serving import Served
 

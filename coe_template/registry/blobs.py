@@ -7,10 +7,17 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from coe_template.artifacts import DATABASE, DIRECTORY, ArtifactStore, DirectoryStore, LocalCache, check_key
+from coe_template.artifacts.runs import sha256
+from coe_template.artifacts.stores import (
+    DATABASE,
+    DIRECTORY,
+    ArtifactStore,
+    DirectoryStore,
+    LocalCache,
+    check_key,
+)
 from coe_template.registry.db import reader
 from coe_template.registry.schema import ArtifactBlob
-from coe_template.store import sha256
 
 _BLOBS = ArtifactBlob.__table__
 

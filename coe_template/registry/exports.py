@@ -1,6 +1,6 @@
 """Versions moved between registries: a ready version's manifest and files out, a version trained elsewhere in.
 
-The archive that carries them is :mod:`coe_template.transfer`'s; this module is the
+The archive that carries them is :mod:`coe_template.artifacts.transfer`'s; this module is the
 registry's side: what is read to export a version, and what is checked and written to
 import one (every digest, nothing unpickled, the model and version and run's files as one).
 """
@@ -14,19 +14,26 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from coe_template.artifacts.runs import (
+    RECORD_FILE,
+    RUN_FILES,
+    RunNotFound,
+    read_verified,
+    refuse_pickled,
+    sha256,
+)
+from coe_template.artifacts.transfer import check_values
 from coe_template.errors import Conflict, InvalidInput
 from coe_template.registry.records import VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, utcnow
 from coe_template.shapes import check_description, check_model_name
-from coe_template.store import RECORD_FILE, RUN_FILES, RunNotFound, read_verified, refuse_pickled, sha256
-from coe_template.transfer import check_values
 
 if TYPE_CHECKING:
     from coe_template.registry.registry import Registry
 
 
 def export_version(registry: Registry, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """A ready version's manifest (see :mod:`coe_template.transfer`) and its files, each verified."""
+    """A ready version's manifest (see :mod:`coe_template.artifacts.transfer`) and its files, each verified."""
     with registry._session(read_only=True) as session:
         model = registry._model(session, name)
         version = registry._version(session, model, number)
@@ -59,8 +66,8 @@ def import_version(
     """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``.
 
     Every file must match the manifest's digest, and the model file hold only trusted
-    types (see :mod:`coe_template.model_file`; nothing is unpickled); what the version
-    records comes from the run's own files (see :func:`coe_template.transfer.run_values`).
+    types (see :mod:`coe_template.model.model_file`; nothing is unpickled); what the version
+    records comes from the run's own files (see :func:`coe_template.artifacts.transfer.run_values`).
     The model is created if missing (with the manifest's description); the model, the
     version and the run's files are written as one (see :meth:`Registry._record_with_run`). A run
     some version already points at is refused; files of a run nothing points at (left by

@@ -17,9 +17,20 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from coe_template.args import TrainingArgs
-from coe_template.artifacts import DIRECTORY, ArtifactStore, DirectoryStore
+from coe_template.artifacts.runs import (
+    RECORD_FILE,
+    Artifacts,
+    check_run,
+    load_artifacts,
+    new_run_id,
+    refuse_pickled,
+    run_files,
+    sha256,
+)
+from coe_template.artifacts.stores import DIRECTORY, ArtifactStore, DirectoryStore
 from coe_template.errors import STORED_ERROR_LENGTH, Busy, CoeError, Conflict
+from coe_template.model.args import TrainingArgs
+from coe_template.model.train import TrainedModel
 from coe_template.registry.blobs import artifact_store
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
@@ -38,17 +49,6 @@ from coe_template.registry.records import (
 from coe_template.registry.schema import Alias, Model, ModelVersion, utcnow
 from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
 from coe_template.shapes import check_description, check_model_name
-from coe_template.store import (
-    RECORD_FILE,
-    Artifacts,
-    check_run,
-    load_artifacts,
-    new_run_id,
-    refuse_pickled,
-    run_files,
-    sha256,
-)
-from coe_template.train import TrainedModel
 
 if TYPE_CHECKING:
     from coe_template.jobs.queue import Held
@@ -411,7 +411,7 @@ class Registry:
     # --- moving versions between registries (see :mod:`coe_template.registry.exports`) ---------
 
     def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
-        """A ready version's manifest (see :mod:`coe_template.transfer`) and its files, each verified."""
+        """A ready version's manifest (see :mod:`coe_template.artifacts.transfer`) and its files, each verified."""
         return export_version(self, name, number)
 
     def import_version(

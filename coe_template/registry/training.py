@@ -31,14 +31,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from coe_template.args import TrainingArgs
 from coe_template.errors import STORED_ERROR_LENGTH, Conflict
 from coe_template.jobs.queue import Held, LeaseQueue
+from coe_template.model.args import TrainingArgs
+from coe_template.model.train import TrainedModel
 from coe_template.registry.db import reader
 from coe_template.registry.records import LeaseLost, VersionInfo
 from coe_template.registry.registry import Registry
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
-from coe_template.train import TrainedModel
 
 #: Seconds a runner holds a training job; renewed every third of it while it trains.
 LEASE_SECONDS = 30.0

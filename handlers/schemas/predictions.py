@@ -1,5 +1,5 @@
 """A prediction with its explanation (the spec's ``Prediction`` and ``Explanation``), from
-:class:`coe_template.predict.Prediction` and :class:`coe_template.explain.Explanation`."""
+:class:`coe_template.model.predict.Prediction` and :class:`coe_template.model.explain.Explanation`."""
 
 from __future__ import annotations
 

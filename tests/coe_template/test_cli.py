@@ -20,12 +20,12 @@ from sqlalchemy import create_engine, text
 
 from coe_template.batch.jobs import BatchJobs
 from coe_template.cli import main
-from coe_template.data import ACCEPTED_TAGS
+from coe_template.model.data import ACCEPTED_TAGS
 from coe_template.registry import PRODUCTION, Registry
 from coe_template.registry.db import head_revision
 from config.settings import Settings
-from tests.coe_template.test_data import project_rows, write_rows
-from tests.coe_template.test_migrations import downgrade_to
+from tests.coe_template.model.test_data import project_rows, write_rows
+from tests.coe_template.registry.test_migrations import downgrade_to
 from tests.servers import free_port
 
 NAME = "project-tagger"

@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from coe_template.predict import predict
+from coe_template.artifacts.runs import MODEL_FILE, ArtifactError
+from coe_template.model.predict import predict
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, VersionNotFound
 from coe_template.serving import ModelNotLoaded, ModelServer
-from coe_template.store import MODEL_FILE, ArtifactError
-from tests.coe_template.test_registry import (  # noqa: F401  (fixtures)
+from tests.coe_template.registry.test_registry import (  # noqa: F401  (fixtures)
     NAME,
     other_model,
     registry,

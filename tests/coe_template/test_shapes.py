@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from coe_template.explain import TOP_TERMS, Explanation, Term
+from coe_template.model.explain import TOP_TERMS, Explanation, Term
 from coe_template.shapes import MODEL_NAME_PATTERN, PERFORMANCE, check_model_name, performance_problem
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi" / "spec.yaml").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coe_template.data import bundled_dataset_path
+from coe_template.model.data import bundled_dataset_path
 from config.settings import PROJECT_ROOT, Settings
 
 ADMIN_KEY = "admin-key-0123456789"

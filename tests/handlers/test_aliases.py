@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from coe_template.store import MODEL_FILE
+from coe_template.artifacts.runs import MODEL_FILE
 from tests.conftest import ADMIN, MODEL, READ_KEY
 
 ALIASES = f"/models/{MODEL}/aliases"

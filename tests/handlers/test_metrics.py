@@ -276,7 +276,7 @@ def test_the_metrics_and_their_hooks_import_without_the_web_stack():
 
 
 def test_the_disk_a_registry_uses_is_read_at_scrape_time(client_for, registry_store):
-    from tests.coe_template.test_disk_usage import walked
+    from tests.coe_template.registry.test_usage import walked
 
     samples = scrape(client_for())
     assert value(samples, "coe_model_store_bytes", dir="runs") == walked(registry_store.store / "runs") > 0
@@ -289,7 +289,7 @@ def test_a_hung_database_leaves_its_size_out_of_the_scrape_not_the_stores(tmp_pa
     and has no database size; the model store, read apart, is still there."""
     from dataclasses import replace
 
-    from tests.coe_template.test_disk_usage import walked
+    from tests.coe_template.registry.test_usage import walked
     from tests.databases import private_postgres
     from tests.servers import free_port
 

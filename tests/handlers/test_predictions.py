@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from coe_template.data import ACCEPTED_TAGS, clean_text
-from coe_template.predict import predict
+from coe_template.model.data import ACCEPTED_TAGS, clean_text
+from coe_template.model.predict import predict
 from handlers.app import create_app
 from tests.conftest import examples
 from tests.problems import shortened

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 from starlette.datastructures import Headers
 
-from coe_template.args import TrainingArgs, TrainingArgsSchema
 from coe_template.batch.items import ITEM_ID, NO_TEXT, _problems
+from coe_template.model.args import TrainingArgs, TrainingArgsSchema
 from handlers.app import SPEC_DIR
 from handlers.middleware.limits import BodySizeLimit
 from handlers.middleware.request_id import HEADER

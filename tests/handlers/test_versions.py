@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from coe_template.store import MODEL_FILE, runs_dir
+from coe_template.artifacts.runs import MODEL_FILE, runs_dir
 from tests.conftest import ADMIN, MODEL, READ_KEY
 from tests.waiting import wait_until
 

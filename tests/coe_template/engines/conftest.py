@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coe_template.data import bundled_dataset_path, project_text
+from coe_template.model.data import bundled_dataset_path, project_text
 from coe_template.registry import Registry
 from config.settings import Settings
 from tests.conftest import MODEL, seeded_registry

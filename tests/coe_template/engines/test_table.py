@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coe_template.predict import predict
+from coe_template.model.predict import predict
 from tests.coe_template.engines.conftest import NO_EXTRAS
 from tests.conftest import MODEL
 
