@@ -66,7 +66,13 @@ $(BIN)/.bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
 	touch $@
 
-bench: $(BIN)/.bench  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
+# MLflow for bench/serving.py's comparison, in a virtual environment of its own (not a dependency),
+# with the same scikit-learn as ours.
+.venv-mlflow/bin/mlflow: $(BIN)/.installed
+	$(PYTHON) -m venv .venv-mlflow
+	.venv-mlflow/bin/python -m pip install --quiet mlflow "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+
+bench: $(BIN)/.bench .venv-mlflow/bin/mlflow  ## the performance figures of docs/performance.md (needs wrk: apt-get install wrk, and PostgreSQL)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py --items 100000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/realtime_under_batch.py --items 100000

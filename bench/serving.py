@@ -16,6 +16,8 @@ else on the bundled data), then prints:
    seed's FastAPI app serving the same model with ``predict_proba`` (the comparison);
    the service with ``COE_ACCESS_LOG=false`` (metrics, no access line); ``bench/unobserved_app.py``,
    the service without its metrics and access-log middleware (what observability costs);
+   and, when its virtual environment is there (``make .venv-mlflow``), MLflow's
+   ``mlflow models serve`` on the same pipeline (``bench/mlflow_server.py``);
 3. each of the service's workers' peak RSS and private memory (what one more worker adds).
 
 Servers are measured in interleaved rounds and each keeps its best round; ratios are computed
@@ -43,6 +45,8 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.mlflow_server import mlflow_server  # noqa: E402
+from bench.mlflow_server import version as mlflow_version  # noqa: E402
 from coe_template.model.args import load_args  # noqa: E402
 from coe_template.model.compiled import compile_pipeline  # noqa: E402
 from coe_template.model.data import bundled_dataset_path, clean_text, load_dataset  # noqa: E402
@@ -152,7 +156,14 @@ def main() -> None:
         default=2,
         help="rounds over all servers, interleaved; each figure is the best round's",
     )
+    parser.add_argument(
+        "--mlflow-python",
+        type=Path,
+        default=ROOT / ".venv-mlflow" / "bin" / "python",
+        help="the Python of MLflow's own virtual environment (make .venv-mlflow); skipped when absent",
+    )
     options = parser.parse_args()
+    mlflow = options.mlflow_python if options.mlflow_python.exists() else None
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
@@ -177,8 +188,18 @@ def main() -> None:
         registry.set_alias("project-tagger", PRODUCTION, 1)
         registry.engine.dispose()
         env = {"COE_MODEL_STORE": str(store), "BENCH_MODEL_STORE": str(store), "BENCH_RUN_ID": run_id}
-        bodies = {}
+        bodies, mlflow_bodies = {}, {}
         for size in SIZES:
+            mlflow_bodies[size] = store / f"mlflow-bodies-{size}.jsonl"
+            mlflow_bodies[size].write_text(
+                "".join(
+                    json.dumps(
+                        {"inputs": [REQUEST_TEXTS[(n * size + k) % len(REQUEST_TEXTS)] for k in range(size)]}
+                    )
+                    + "\n"
+                    for n in range(64)
+                )
+            )
             bodies[size] = store / f"bodies-{size}.jsonl"
             bodies[size].write_text(
                 "".join(
@@ -215,6 +236,13 @@ def main() -> None:
                             results[name, size] = figures
                     if name == "service":
                         memory = worker_memory(master)
+            if mlflow is not None:
+                with mlflow_server(mlflow, trained.pipeline, options.workers, store) as url:
+                    for size in SIZES:
+                        figures = wrk(url, mlflow_bodies[size], options.connections, options.duration)
+                        best = results.get(("MLflow", size))
+                        if best is None or figures["requests_per_s"] > best["requests_per_s"]:
+                            results["MLflow", size] = figures
 
     print("\nServers under wrk")
     print(
@@ -248,6 +276,15 @@ def main() -> None:
             rate("service", size) / rate("seed FastAPI", size),
             2.0 if size == 1 else 1.0,
         )
+    if mlflow is not None:
+        for size in SIZES:
+            ratio(
+                f"service / MLflow {mlflow_version(mlflow)}, {size} texts",
+                rate("service", size) / rate("MLflow", size),
+                2.0 if size == 1 else None,
+            )
+    else:
+        print(f"MLflow: not measured ({options.mlflow_python} is missing: make .venv-mlflow)")
     for size in SIZES:
         ratio(
             f"no access line / unobserved, {size} texts (metrics)",
