@@ -191,6 +191,9 @@ def test_max_requests_with_jitter_recycles_workers(model_store: Path, tmp_path: 
         for _ in range(100):
             statuses[httpx.post(f"{base}/predictions", json=ONE, timeout=10).status_code] += 1
             seen.update(worker_pids(master.pid))
+        # An access line is written once its answer is sent: the server is killed (SIGKILL) on leaving
+        # this block, so the last line is waited for, not raced against.
+        wait_until(lambda: log.read_text().count(" POST /predictions ") >= 100, 10, log.read_text)
     text = log.read_text()
     limits = {
         int(pid): int(n)
@@ -203,8 +206,7 @@ def test_max_requests_with_jitter_recycles_workers(model_store: Path, tmp_path: 
     )
     print(f"\nmax_requests 20 + jitter 10, 100 requests: workers recycled after {limits}; {statuses}")
     assert statuses == {200: 100}
-    # Not asserted: one access line per answer. A loaded full run once logged 99 of 100 (the worker
-    # recycled last had answered past its limit): an open defect, recorded in the CHANGELOG, not hidden here.
+    assert sum(served.values()) == 100  # each answer logged once, by the worker that gave it
     # Each worker drew its own limit in 20..30 and was recycled once it had served that many: with one
     # worker at a time, 100 requests make 3 to 5 of them reach their limit.
     assert 3 <= len(limits) <= 5 and all(20 <= limit <= 30 for limit in limits.values())
