@@ -86,7 +86,10 @@ def kill_mid_training(registry, number: int, process, attempts: int) -> str:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     wait_until(
-        lambda: not any(alive(pid) for pid in trainers), 10, "a killed worker's training process lived on"
+        # Generous: a child killed while still importing scikit-learn on a loaded machine ends only then.
+        lambda: not any(alive(pid) for pid in trainers),
+        30,
+        "a killed worker's training process lived on",
     )
     return held["lease_owner"]
 

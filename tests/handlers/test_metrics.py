@@ -125,8 +125,16 @@ def test_batch_chunks_and_items_done_are_counted(client_for, assert_envelope):
 def test_database_errors_are_counted_and_a_scrape_still_answers(tmp_path: Path, trained_model):
     store = tmp_path / "store"
     seeded_registry(Settings(model_store=store).db_url, store, trained_model).engine.dispose()
-    # No poll between the two scrapes (it would count an error of its own).
-    app = create_app(Settings(model_store=store, validate_responses=True, refresh_seconds=3600))
+    # No poll and no runner between the two scrapes (each would count an error of its own).
+    app = create_app(
+        Settings(
+            model_store=store,
+            validate_responses=True,
+            refresh_seconds=3600,
+            batch_in_server=False,
+            training_in_server=False,
+        )
+    )
     registry = app.app.extensions[EXTENSION].registry
     registry.engine.dispose()
     for extra in store.glob("registry.db-*"):
