@@ -10,6 +10,7 @@ from coe_template.model.args import lookup_arg, parse_args
 from coe_template.observability import metrics
 from coe_template.registry import StillTraining
 from coe_template.registry.schema import utc
+from coe_template.registry.training import BUNDLED
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
@@ -37,8 +38,9 @@ def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
     ctx = services()
     settings = ctx.settings
     args = parse_args((body or {}).get("args", {}), defaults=ctx.training_args)
+    data = (body or {}).get("data", BUNDLED)
     try:
-        version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
+        version = ctx.training.create(model_name, args, max_training=settings.max_trainings, data=data)
     except Busy:
         metrics.training_refused("busy")
         raise

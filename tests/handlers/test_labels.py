@@ -134,3 +134,38 @@ def test_a_body_malformed_as_a_whole_is_refused(registry_client, assert_problem,
 )
 def test_labelling_needs_an_admin_key(registry_client, assert_problem, headers, status, detail):
     assert_problem(post(registry_client, {"id": "a", "true_tag": "mlops"}, headers=headers), status, detail)
+
+
+#: A project the bundled data says nothing about: what version 1 tags it as is a guess.
+UNSEEN = "Quokka wombat platypus echidna survey"
+
+
+def test_a_version_trained_with_the_labels_fixes_what_the_first_one_got_wrong(
+    registry_store, registry_client, assert_envelope
+):
+    from tests.handlers.test_versions import VERSIONS, wait_for_training
+
+    def tag_of(version: int) -> str:
+        body = {"texts": [{"text": UNSEEN}]}
+        answer = assert_envelope(registry_client.post(f"{VERSIONS}/{version}/predictions", json=body), "POST")
+        return answer["predictions"][0]["predicted_tag"]
+
+    wrong = tag_of(1)
+    true_tag = "computer-vision" if wrong != "computer-vision" else "natural-language-processing"
+    texts = [UNSEEN] + [f"{UNSEEN} field note {i}" for i in range(60)]
+    ids = [predicted(registry_store.engine, wrong, text=text) for text in texts]
+    duplicate = predicted(registry_store.engine, wrong, text=texts[1])  # the same text predicted twice
+    labels = [{"prediction_id": i, "true_tag": true_tag} for i in [*ids, duplicate]]
+    assert assert_envelope(post(registry_client, *labels), "POST")["counts"] == {"created": 62}
+    response = registry_client.post(VERSIONS, json={"data": "bundled+labels"}, headers=ADMIN)
+    assert_envelope(response, method="POST", status=202)
+    version = wait_for_training(registry_client, response.headers["location"])
+    assert version["status"] == "ready", version["error"]
+    assert {k: v for k, v in version["dataset"].items() if k != "sha256"} == {
+        "rows": 1835 + 61,
+        "data": "bundled+labels",
+        "bundled": 1835,
+        "labelled": 61,
+        "duplicates_dropped": 1,
+    }
+    assert (wrong, tag_of(3)) == (wrong, true_tag)

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from coe_template.errors import InvalidInput
 from coe_template.ledger.label_schema import LabelRow
 from coe_template.ledger.labels import LabelOutcome, LabelRequest, Labels
+from coe_template.ledger.training_data import labelled_texts
+from coe_template.model.data import Dataset, with_labels
 from tests.coe_template.ledger.rows import predicted
 
 WHO = "key:0123456789abcdef"
@@ -126,4 +128,43 @@ def test_an_item_must_name_its_prediction_exactly_one_way(item):
     assert str(refused.value) == (
         "labels[4]: name the prediction by prediction_id (the ledger's id) or by id "
         "(your own id for the text), exactly one of them"
+    )
+
+
+def test_training_reads_the_labelled_rows_with_text_and_a_label_beats_the_datas_row(engine):
+    labels = Labels(engine)
+    kept = predicted(engine, "mlops", text="Serving models on Kubernetes")
+    textless = predicted(engine, "mlops")  # logged without its text: nothing to learn from
+    again = predicted(engine, "mlops", text="Serving models on Kubernetes")
+    other_model = predicted(engine, "mlops", model="another", text="Elsewhere")
+    labels.record([LabelRequest("other", prediction_id=p) for p in (kept, textless, other_model)], WHO)
+    labels.record([LabelRequest("computer-vision", prediction_id=again)], WHO)
+    rows = labelled_texts(engine, "project-tagger")
+    assert rows == [
+        ("Serving models on Kubernetes", "other"),
+        ("Serving models on Kubernetes", "computer-vision"),
+    ]
+    bundled = Dataset(
+        texts=["Serving models on Kubernetes", "Parsing text", "Parsing text"],
+        tags=["mlops", "natural-language-processing", "natural-language-processing"],
+        fingerprint={"rows": 3, "sha256": "abc"},
+    )
+    merged = with_labels(bundled, rows + [("Tagging images", "computer-vision"), ("Speech", "robotics")])
+    assert merged == Dataset(
+        texts=["Parsing text", "Parsing text", "Serving models on Kubernetes", "Tagging images", "Speech"],
+        tags=[
+            "natural-language-processing",
+            "natural-language-processing",
+            "computer-vision",
+            "computer-vision",
+            "other",
+        ],
+        fingerprint={
+            "rows": 5,
+            "sha256": "abc",
+            "data": "bundled+labels",
+            "bundled": 2,
+            "labelled": 3,
+            "duplicates_dropped": 2,
+        },
     )
