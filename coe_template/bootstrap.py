@@ -22,6 +22,8 @@ from coe_template.artifacts.runs import Artifacts
 from coe_template.batch.jobs import BatchJobs, Quotas
 from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer, PurgeObserver
 from coe_template.errors import ArtifactUnavailable
+from coe_template.ledger.labels import Labels
+from coe_template.ledger.quality import LiveQuality
 from coe_template.model.args import TrainingArgs, load_args
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.registry.training import TrainingJobs
@@ -155,6 +157,9 @@ class Services:
     training: TrainingJobs
     #: ``COE_TRAINING_ARGS``, read once at start: what a training request leaves out.
     training_args: TrainingArgs
+    #: Labels on the ledger's predictions, and the live quality they give.
+    labels: Labels
+    quality: LiveQuality
     batch_runner: BatchRunner = field(compare=False)
     trainer: TrainingRunner = field(compare=False)
 
@@ -197,6 +202,8 @@ def serving_services(settings: Settings, observers: Observers = UNOBSERVED) -> S
         batch,
         training,
         load_args(settings.training_args),
+        Labels(registry.engine),
+        LiveQuality(registry.engine),
         # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
         batch_runner=batch_runner(
             batch, lambda name, version: server.pinned(name, version).artifacts, observers

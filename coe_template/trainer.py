@@ -33,10 +33,17 @@ from typing import Any
 from coe_template.errors import CoeError, DatabaseUnavailable
 from coe_template.jobs.leases import LeaseKeeper
 from coe_template.jobs.runner import Runner
+from coe_template.ledger.training_data import labelled_texts
 from coe_template.model.args import parse_args
-from coe_template.model.data import load_dataset
+from coe_template.model.data import load_dataset, with_labels
 from coe_template.model.train import train
-from coe_template.registry.training import TIMEOUT_SECONDS, TrainingClaim, TrainingJobs, timeout_message
+from coe_template.registry.training import (
+    TIMEOUT_SECONDS,
+    WITH_LABELS,
+    TrainingClaim,
+    TrainingJobs,
+    timeout_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +59,14 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
 Outcome = tuple[str, Any]
 
 
-def train_version(args: dict[str, Any], data: Path) -> Outcome:
-    """Load the data and train with ``args``; a failure of training itself is told, not raised."""
+def train_version(args: dict[str, Any], data: Path, labelled: list[tuple[str, str]] | None = None) -> Outcome:
+    """Load the data (and the ``labelled`` rows, if given) and train with ``args``; a failure of
+    training itself is told, not raised."""
     try:
-        return "ready", train(load_dataset(data), parse_args(args))
+        dataset = load_dataset(data)
+        if labelled is not None:
+            dataset = with_labels(dataset, labelled)
+        return "ready", train(dataset, parse_args(args))
     except Exception as exc:
         if not isinstance(exc, CoeError):
             log.exception("training failed unexpectedly")
@@ -95,7 +106,10 @@ def _child() -> None:
         os._exit(3)
 
     threading.Thread(target=orphaned, name="orphaned", daemon=True).start()
-    outcome = train_version(request["args"], Path(request["data"]))
+    labelled = request.get("labelled")
+    outcome = train_version(
+        request["args"], Path(request["data"]), None if labelled is None else [tuple(row) for row in labelled]
+    )
     answer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
     answer.close()
     os._exit(0)  # not a normal exit: the thread still reading stdin would abort the interpreter's shutdown
@@ -166,10 +180,21 @@ class TrainingRunner(Runner[TrainingClaim]):
                 log.exception("storing %s failed unexpectedly", claim)
             return "failed" if self.jobs.fail(claim, _why(exc, self.data)) else "dropped"
 
+    def _labelled(self, claim: TrainingClaim) -> dict[str, Any]:
+        """The labelled ledger rows a ``bundled+labels`` training learns from, read here: the child gets rows,
+        never the database."""
+        if claim.data != WITH_LABELS:
+            return {}
+        rows = labelled_texts(self.jobs.engine, claim.model)
+        log.info("training %s: %d labelled rows from the ledger", claim, len(rows))
+        return {"labelled": rows}
+
     def _train(self, claim: TrainingClaim, lost: threading.Event) -> Outcome:
         """Train in a child process; ``("ended", exit status)`` if it gave no answer (killed, crashed),
         ``("timeout", seconds)`` if it was stopped for training longer than :attr:`timeout_seconds`."""
-        request = json.dumps({"args": claim.args, "data": str(self.data)}).encode() + b"\n"
+        request = (
+            json.dumps({"args": claim.args, "data": str(self.data), **self._labelled(claim)}).encode() + b"\n"
+        )
         child = subprocess.Popen(
             [sys.executable, "-m", "coe_template.trainer"],
             stdin=subprocess.PIPE,

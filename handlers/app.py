@@ -144,6 +144,6 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     views.decorate_once(app.app)
     app.app.extensions[EXTENSION] = services
     app.app.extensions[metrics.EXTENSION] = metrics.DatabaseCounts(
-        services.registry, services.batch, services.training
+        services.registry, services.batch, services.training, quality=services.quality
     )
     return app

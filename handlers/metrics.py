@@ -7,7 +7,8 @@ worker's counters are kept, its live gauges removed by ``child_exit``). Without 
 the CLI) the process's own registry is exported.
 
 Counts that only the database knows (backlog, versions by status) are read here at scrape
-time, bounded by a timeout so a stopped database cannot stall a scrape.
+time, bounded by a timeout so a stopped database cannot stall a scrape; the live quality of every
+labelled version (one GROUP BY over the labels) is read at most once a minute.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from coe_template.batch.jobs import BatchJobs
+from coe_template.ledger.quality import Counts, LiveQuality, figures
 from coe_template.registry import Registry
 from coe_template.registry.training import TrainingJobs
 from handlers.bounded import database_calls
@@ -37,6 +39,8 @@ T = TypeVar("T")
 EXTENSION = "coe_template.metrics"
 #: Seconds a scrape waits for the database's counts before leaving them out.
 SCRAPE_DB_TIMEOUT = 2.0
+#: Seconds the labelled versions' quality is kept between scrapes: each read scans every label.
+QUALITY_CACHE_SECONDS = 60.0
 #: Whether prometheus_client chose its multiprocess values when it was imported (the environment
 #: could have changed since: what the metrics write decides what a scrape must read).
 _MULTIPROCESS = values.ValueClass is not values.MutexValue
@@ -49,12 +53,22 @@ class DatabaseCounts(Collector):
     that does not answer leaves out only its own samples."""
 
     def __init__(
-        self, registry: Registry, batch: BatchJobs, training: TrainingJobs, timeout: float = SCRAPE_DB_TIMEOUT
+        self,
+        registry: Registry,
+        batch: BatchJobs,
+        training: TrainingJobs,
+        timeout: float = SCRAPE_DB_TIMEOUT,
+        quality: LiveQuality | None = None,
+        quality_seconds: float = QUALITY_CACHE_SECONDS,
     ) -> None:
         self.registry = registry
         self.batch = batch
         self.training = training
         self.timeout = timeout
+        #: Each labelled version's live quality: read at most every ``quality_seconds`` (a scan of the labels).
+        self.quality = quality
+        self.quality_seconds = quality_seconds
+        self._quality: tuple[float, dict[tuple[str, int], Counts]] | None = None
 
     def _read(self) -> tuple[dict[str, tuple[int, int, int]], dict[tuple[str, str], int], dict[str, int]]:
         return self.batch.backlog(), self.registry.version_counts(), self.training.counts()
@@ -65,8 +79,53 @@ class DatabaseCounts(Collector):
         database = database_calls.start(f"database-bytes-{id(self)}", self.registry.database_bytes)
         store = database_calls.start(f"store-bytes-{id(self)}", self.registry.store_bytes)
         counts = database_calls.start(f"metrics-{id(self)}", self._read)
+        labelled = self._labelled()
         yield from self._counts(counts, deadline)
         yield from self._disk(database, store, deadline)
+        if labelled is not None:
+            yield from self._labelled_quality(labelled, deadline)
+
+    def _labelled(self) -> Future[dict[tuple[str, int], Counts]] | None:
+        """The labelled versions' confusion counts: kept ones while fresh, else read afresh."""
+        if self.quality is None:
+            return None
+        kept = self._quality
+        if kept is not None and time.monotonic() - kept[0] < self.quality_seconds:
+            done: Future[dict[tuple[str, int], Counts]] = Future()
+            done.set_result(kept[1])
+            return done
+        return database_calls.start(f"labelled-{id(self)}", self.quality.by_version)
+
+    def _labelled_quality(
+        self, pending: Future[dict[tuple[str, int], Counts]], deadline: float
+    ) -> Iterator[GaugeMetricFamily]:
+        """Labelled predictions, accuracy and weighted F1 per version; left out if not read in time."""
+        found = _within(pending, deadline, "labelled quality")
+        if found is None:
+            return
+        if self._quality is None or self._quality[1] is not found:
+            self._quality = (time.monotonic(), found)
+        labels = ["model", "version"]
+        count = GaugeMetricFamily(
+            "coe_model_labelled_predictions", "Predictions on record with a label, per version", labels=labels
+        )
+        accuracy = GaugeMetricFamily(
+            "coe_model_labelled_accuracy", "Accuracy on the labelled predictions, per version", labels=labels
+        )
+        f1 = GaugeMetricFamily(
+            "coe_model_labelled_f1_weighted",
+            "Weighted F1 on the labelled predictions, per version",
+            labels=labels,
+        )
+        for (model, version), counts in sorted(found.items()):
+            figured = figures(counts)
+            if figured is None:
+                continue
+            key = [model, str(version)]
+            count.add_metric(key, figured.labelled)
+            accuracy.add_metric(key, figured.accuracy)
+            f1.add_metric(key, figured.f1_weighted)
+        yield from (count, accuracy, f1)
 
     def _disk(
         self, database: Future[int | None], store: Future[dict[str, int]], deadline: float

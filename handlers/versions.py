@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from http import HTTPStatus
 
-from coe_template.errors import Busy
+from coe_template.errors import Busy, InvalidInput
 from coe_template.model.args import lookup_arg, parse_args
 from coe_template.observability import metrics
 from coe_template.registry import StillTraining
+from coe_template.registry.schema import utc
+from coe_template.registry.training import BUNDLED
 from handlers import performance as performance_resource
 from handlers import predictions as predictions_resource
 from handlers.context import services
 from handlers.envelope import enveloped
+from handlers.schemas.quality import quality_schema
 from handlers.schemas.versions import version_schema
 
 
@@ -34,8 +38,9 @@ def create(model_name: str, body: dict | None = None) -> tuple[dict, dict]:
     ctx = services()
     settings = ctx.settings
     args = parse_args((body or {}).get("args", {}), defaults=ctx.training_args)
+    data = (body or {}).get("data", BUNDLED)
     try:
-        version = ctx.training.create(model_name, args, max_training=settings.max_trainings)
+        version = ctx.training.create(model_name, args, max_training=settings.max_trainings, data=data)
     except Busy:
         metrics.training_refused("busy")
         raise
@@ -61,6 +66,25 @@ def delete(model_name: str, version: int) -> dict:
 @enveloped()
 def performance(model_name: str, version: int, filter_: str | None = None) -> dict:
     return performance_resource.part(services().registry.performance(model_name, version), filter_)
+
+
+@enveloped()
+def quality(model_name: str, version: int, since: str | None = None, until: str | None = None) -> dict:
+    """The version's predictions on record joined with their labels (the version must exist)."""
+    ctx = services()
+    period = _moment("since", since), _moment("until", until)
+    ctx.registry.get_version(model_name, version)  # the NotFound that names what is missing
+    return {"quality": quality_schema.dump(ctx.quality.of_version(model_name, version, *period))}
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    """A query's time (ISO 8601; without an offset, UTC)."""
+    if value is None:
+        return None
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise InvalidInput(f"{name} is not an ISO 8601 time: {value[:40]!r}") from None
 
 
 @enveloped()

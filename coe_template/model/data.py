@@ -110,3 +110,34 @@ def load_dataset(path: str | Path) -> Dataset:
         )
     fingerprint = {"rows": len(texts), "sha256": hashlib.sha256(raw).hexdigest()}
     return Dataset(texts=texts, tags=tags, fingerprint=fingerprint)
+
+
+def text_sha256(text: str) -> str:
+    """A text's identity when training data and labelled rows are merged: the sha256 of its UTF-8."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_labels(dataset: Dataset, labelled: list[tuple[str, str]]) -> Dataset:
+    """The dataset and the labelled ``(text, tag)`` rows, one row per distinct labelled text.
+
+    A label beats the dataset's row for the same text (a person looked at it since); of one text
+    labelled several times, the last label counts. The fingerprint says how many rows came from where.
+    """
+    latest: dict[str, tuple[str, str]] = {}
+    for text, tag in labelled:
+        if text.strip():
+            latest.pop(text_sha256(text), None)  # re-inserted: the dict keeps the order of last labels
+            latest[text_sha256(text)] = (text, normalise_tag(tag))
+    kept = [
+        (t, tag) for t, tag in zip(dataset.texts, dataset.tags, strict=True) if text_sha256(t) not in latest
+    ]
+    rows = kept + list(latest.values())
+    fingerprint = {
+        **dataset.fingerprint,
+        "rows": len(rows),
+        "data": "bundled+labels",
+        "bundled": len(kept),
+        "labelled": len(latest),
+        "duplicates_dropped": len(dataset) - len(kept) + len(labelled) - len(latest),
+    }
+    return Dataset(texts=[t for t, _ in rows], tags=[tag for _, tag in rows], fingerprint=fingerprint)

@@ -127,6 +127,9 @@ class TrainingJob(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     #: Claims so far; a claim given back by a stopping runner is not counted.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: What to train on: ``bundled`` (the server's training data) or ``bundled+labels`` (and the labelled
+    #: ledger rows that kept their text).
+    data: Mapped[str] = mapped_column(String(32), default="bundled", server_default="bundled")
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

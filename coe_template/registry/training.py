@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from coe_template.errors import STORED_ERROR_LENGTH, Conflict
+from coe_template.errors import STORED_ERROR_LENGTH, Conflict, InvalidInput
 from coe_template.jobs.queue import Held, LeaseQueue
 from coe_template.model.args import TrainingArgs
 from coe_template.model.train import TrainedModel
@@ -47,6 +47,8 @@ TIMEOUT_SECONDS = 3600.0
 #: Tries a job gets: the first, and one more after its trainer died (its lease ran out) or was
 #: stopped after training for longer than one lease.
 MAX_ATTEMPTS = 2
+#: What a version may train on: the runner's training data, or that and the labelled ledger rows with their text.
+BUNDLED, WITH_LABELS = "bundled", "bundled+labels"
 #: The error of a version cancelled while it was queued or training.
 CANCELLED = "cancelled by an administrator before training finished"
 
@@ -57,7 +59,7 @@ TRAININGS = LeaseQueue(
     _jobs,
     ("id",),
     max_attempts=MAX_ATTEMPTS,
-    columns=(_jobs.c.version_id, _models.c.name, _versions.c.version, _versions.c.args),
+    columns=(_jobs.c.version_id, _models.c.name, _versions.c.version, _versions.c.args, _jobs.c.data),
     joins=lambda query: query.join(_versions, _versions.c.id == _jobs.c.version_id).join(
         _models, _models.c.id == _versions.c.model_id
     ),
@@ -87,6 +89,8 @@ class TrainingClaim:
     args: dict[str, Any]
     owner: str
     attempts: int
+    #: :data:`BUNDLED` or :data:`WITH_LABELS`.
+    data: str = BUNDLED
 
     @property
     def key(self) -> dict[str, Any]:
@@ -128,13 +132,22 @@ class TrainingJobs:
         #: Set when this process records a job, so its idle runner starts at once instead of at its next poll.
         self.created = threading.Event()
 
-    def create(self, name: str, args: TrainingArgs, max_training: int | None = None) -> VersionInfo:
-        """Record a version (``training``) and its job in one transaction; :class:`Busy` beyond ``max_training``."""
+    def create(
+        self, name: str, args: TrainingArgs, max_training: int | None = None, data: str = BUNDLED
+    ) -> VersionInfo:
+        """Record a version (``training``) and its job in one transaction; :class:`Busy` beyond ``max_training``.
+
+        ``data``: :data:`BUNDLED`, or :data:`WITH_LABELS` (the labelled ledger rows are read when the job
+        is claimed, so a version trains on the labels on record when it starts)."""
+        if data not in (BUNDLED, WITH_LABELS):
+            raise InvalidInput(f"data must be {BUNDLED!r} or {WITH_LABELS!r}, not {data!r}")
         version = self.registry.create_version(
             name,
             args,
             max_training=max_training,
-            also=lambda session, row: session.add(TrainingJob(version=row, status="pending", attempts=0)),
+            also=lambda session, row: session.add(
+                TrainingJob(version=row, status="pending", attempts=0, data=data)
+            ),
         )
         self.created.set()
         return version
@@ -164,7 +177,7 @@ class TrainingJobs:
                     )
                     continue
             return TrainingClaim(
-                row.id, row.version_id, row.name, row.version, dict(row.args), owner, taken.attempts
+                row.id, row.version_id, row.name, row.version, dict(row.args), owner, taken.attempts, row.data
             )
 
     def renew(self, claim: TrainingClaim) -> bool:

@@ -90,6 +90,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
             batch=tag("batch"),
             registry=tag("models"),
             operations=tag("operations"),
+            quality=tag("quality"),
             problems=tag("problems"),
         )
     finally:
@@ -452,6 +453,50 @@ def test_train_poll_promote_roll_back_archive(api, anonymous, admin):
         method="DELETE",
     ).version
     assert archived.status == m.VersionStatus.ARCHIVED and archived.aliases == []
+
+
+def test_labels_and_a_versions_quality_are_typed(api, anonymous, admin):
+    m, quality = api.models, api.quality
+    missing = "01890000-0000-7000-8000-000000000000"
+    body = m.LabelsRequest(
+        labels=[
+            m.LabelsRequestLabelsItem(prediction_id=missing, true_tag="mlops"),
+            m.LabelsRequestLabelsItem(id="ticket-1", true_tag="other", source="review", correction=True),
+        ]
+    )
+    data = envelope(
+        api, call(quality.labels_create, client=admin, body=body), "LabelsEnvelope", method="POST"
+    )
+    assert data.counts.to_dict() == {"not_found": 2}
+    assert [result.to_dict() for result in data.results] == [
+        {
+            "status": "not_found",
+            "prediction_id": None,
+            "id": None,
+            "true_tag": "mlops",
+            "error": f"no prediction {missing} on record",
+        },
+        {
+            "status": "not_found",
+            "prediction_id": None,
+            "id": "ticket-1",
+            "true_tag": "other",
+            "error": "no prediction on record has the id 'ticket-1'",
+        },
+    ]
+    measured = envelope(
+        api, call(quality.versions_quality, MODEL, 1, client=anonymous), "QualityEnvelope"
+    ).quality
+    assert isinstance(measured, m.Quality)
+    assert (measured.labelled, measured.accuracy, measured.per_tag, measured.label_delay_seconds) == (
+        0,
+        None,
+        None,
+        None,
+    )
+    assert (
+        measured.message == "no prediction of this version in the period has a label yet: nothing to measure"
+    )
 
 
 def test_refusals_parse_as_the_problem_type(api, anonymous, server):

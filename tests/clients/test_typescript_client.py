@@ -4,7 +4,7 @@ openapi-generator's ``typescript-fetch`` (its jar bundled by the pinned PyPI pac
 ``openapi-generator-cli``, run with Java) generates the client at test time; the TypeScript compiler
 pinned in ``.ci/ts/package.json`` (``npm ci --prefix .ci/ts``, as ``.ci/run`` does) type-checks it with
 a short script that uses it, then Node runs that script against a live gunicorn: ``POST /predictions``
-answered with the typed envelope.
+and a version's quality answered with their typed envelopes.
 """
 
 from __future__ import annotations
@@ -39,18 +39,23 @@ pytestmark = [
 
 #: Uses the generated client as a user would; `tsc --strict` checks it together with the client.
 SCRIPT = """\
-import { Configuration, PredictionApi, PredictionsEnvelope } from "./client";
+import { Configuration, PredictionApi, PredictionsEnvelope, QualityApi, QualityEnvelope } from "./client";
 
 async function main(): Promise<void> {
-    const api = new PredictionApi(new Configuration({ basePath: process.env.BASE_URL }));
+    const config = new Configuration({ basePath: process.env.BASE_URL });
+    const api = new PredictionApi(config);
     const answer: PredictionsEnvelope = await api.predictionsCreate({
         predictionRequest: { texts: [{ text: "Real-time object detection on a Raspberry Pi." }] },
     });
     const first = answer.data.predictions[0];
+    const quality: QualityEnvelope = await new QualityApi(config).versionsQuality({
+        modelName: "project-tagger", version: 1,
+    });
     console.log(JSON.stringify({
         status: answer.statusCode, model: answer.data.model.name, version: answer.data.model.version,
         tag: first.predictedTag, tags: Object.keys(first.probabilities).sort(),
         timestamp_is_a_date: answer.timestamp instanceof Date,
+        labelled: quality.data.quality.labelled, accuracy: quality.data.quality.accuracy,
     }));
 }
 
@@ -122,4 +127,6 @@ def test_the_generated_client_compiles_strictly_and_predicts(tmp_path, trained_m
         "tag": "computer-vision",
         "tags": ["computer-vision", "mlops", "natural-language-processing", "other"],
         "timestamp_is_a_date": True,
+        "labelled": 0,  # GET .../quality: no label on record, so no figure
+        "accuracy": None,
     }
