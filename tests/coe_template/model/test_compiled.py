@@ -121,6 +121,14 @@ def pipeline(request, bundled_dataset) -> Pipeline:
 
 
 @pytest.fixture(scope="module")
+def predictor(pipeline) -> compiled.CompiledPredictor:
+    """``pipeline`` compiled once for the property tests (compiling costs a hundred times a prediction):
+    deterministic, it is what each example compiled afresh would be; its char_wb word cache, carried
+    from example to example, meets both words it has and words it has not."""
+    return compile_pipeline(pipeline)
+
+
+@pytest.fixture(scope="module")
 def vocabulary(bundled_dataset) -> list[str]:
     return sorted({word for text in bundled_dataset.texts for word in clean_text(text).split()})
 
@@ -226,18 +234,15 @@ def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
 
 @settings(max_examples=examples(120), deadline=None)
 @given(data=st.data())
-def test_single_texts_match_scikit_learn(pipeline, vocabulary, data):
+def test_single_texts_match_scikit_learn(pipeline, predictor, vocabulary, data):
     text = data.draw(any_text(vocabulary))
-    np.testing.assert_allclose(
-        compile_pipeline(pipeline).predict_proba([text]), pipeline.predict_proba([text]), **EXACT
-    )
+    np.testing.assert_allclose(predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT)
 
 
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
-def test_batches_match_scikit_learn(pipeline, vocabulary, data):
+def test_batches_match_scikit_learn(pipeline, predictor, vocabulary, data):
     texts = data.draw(st.lists(any_text(vocabulary), min_size=2, max_size=40))
-    predictor = compile_pipeline(pipeline)
     together = predictor.predict_proba(texts)
     np.testing.assert_allclose(together, pipeline.predict_proba(texts), **EXACT)
     alone = np.vstack([predictor.predict_proba([text]) for text in texts])
@@ -246,11 +251,11 @@ def test_batches_match_scikit_learn(pipeline, vocabulary, data):
 
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
-def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
+def test_the_features_are_the_pipelines(pipeline, predictor, vocabulary, data):
     """What the classifier sees, block by block (weights included), as the pipeline's transform gives it."""
     texts = data.draw(st.lists(any_text(vocabulary), min_size=1, max_size=10))
-    for predictor in (compile_pipeline(pipeline), SklearnPredictor(pipeline)):
-        features = predictor.features(texts)
+    for each in (predictor, SklearnPredictor(pipeline)):
+        features = each.features(texts)
         assert features.format == "csr"  # explanations read each text's row through indptr
         assert features.shape == (len(texts), pipeline[-1].coef_.shape[1])
         np.testing.assert_allclose(
@@ -269,8 +274,7 @@ def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
         "images " * 20_000 + "kubernetes deployment monitoring " * 5_000,  # very long, heavy repeats
     ],
 )
-def test_edge_texts_match_scikit_learn(pipeline, text):
-    predictor = compile_pipeline(pipeline)
+def test_edge_texts_match_scikit_learn(pipeline, predictor, text):
     for batch in ([text], [text, "object detection in images", text]):
         np.testing.assert_allclose(predictor.predict_proba(batch), pipeline.predict_proba(batch), **EXACT)
         np.testing.assert_allclose(
