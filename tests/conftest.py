@@ -124,6 +124,24 @@ def seeded_registry(
     return registry
 
 
+def seeded_copy(
+    migrated_databases: MigratedDatabases,
+    database_url: str,
+    store: Path,
+    trained: TrainedModel,
+    versions: int = 1,
+    artifacts: str = DIRECTORY,
+) -> Registry:
+    """What :func:`seeded_registry` makes, made once per session and copied: ``database_url`` must be
+    fresh (the ``database_url`` fixture, or :meth:`MigratedDatabases.fresh`), ``store`` new."""
+
+    def seed(url: str, template_store: Path) -> None:
+        seeded_registry(url, template_store, trained, versions, artifacts).engine.dispose()
+
+    migrated_databases.seed(database_url, store, (id(trained), versions, artifacts), seed)
+    return Registry.open(database_url, store, upgrade=True, artifacts=artifacts)
+
+
 @functools.cache
 def _default_model() -> TrainedModel:
     # Once per process, not per session: `make mutate` runs each mutant in a fork of one process.

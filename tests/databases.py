@@ -11,13 +11,13 @@ import sqlite3
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 
 from coe_template.registry.db import make_engine, upgrade
 
@@ -53,6 +53,8 @@ class MigratedDatabases:
         self._sqlite: Path | None = None
         self._statements: list[tuple[str, Any]] | None = None
         self._engine: Engine | None = None
+        #: Seeded templates by key: the SQLite file or the PostgreSQL statements, and the store directory.
+        self._seeded: dict[tuple[str, Hashable], tuple[Any, Path]] = {}
 
     def sqlite_template(self) -> Path:
         if self._sqlite is None:
@@ -112,6 +114,56 @@ class MigratedDatabases:
             with admin.begin() as connection:
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+    def seed(self, url: str, store: Path, key: Hashable, seed: Callable[[str, Path], None]) -> None:
+        """Make the fresh database at ``url`` (from :meth:`fresh`) and the empty directory ``store`` what
+        ``seed(url, store)`` makes of them, running ``seed`` once per session, kind and ``key``.
+
+        Seeding a registry (each version's model serialized, compressed and hashed, then loaded back to
+        check it) costs most of a registry test's setup; copying what it made costs little. SQLite: the
+        seeded file and store are copied. PostgreSQL: the statements seeding sent (but its reads) are
+        replayed into the fresh schema, as :meth:`fresh` replays the migration, and the store is copied.
+        """
+        kind = "sqlite" if url.startswith("sqlite") else "postgresql"
+        if (kind, key) not in self._seeded:
+            self._seeded[kind, key] = self._make_seeded(kind, seed)
+        made, template_store = self._seeded[kind, key]
+        shutil.copytree(template_store, store, dirs_exist_ok=True)
+        if kind == "sqlite":
+            shutil.copyfile(made, url.removeprefix("sqlite:///"))
+            return
+        schema = url.rsplit("search_path%3D", 1)[1]
+        with self._admin().begin() as connection:
+            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            connection.exec_driver_sql(f'SET LOCAL search_path = "{schema}"')
+            for statement, parameters in made:
+                connection.exec_driver_sql(statement, parameters)
+
+    def _make_seeded(self, kind: str, seed: Callable[[str, Path], None]) -> tuple[Any, Path]:
+        directory = Path(tempfile.mkdtemp(prefix="seeded-", dir=self.root))
+        store = directory / "store"
+        with self.fresh(kind, directory) as url:
+            if kind == "sqlite":
+                seed(url, store)
+                path = directory / "registry.db"
+                with contextlib.closing(sqlite3.connect(path)) as connection:
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return path, store
+            sent: list[tuple[str, Any]] = []
+            seeding = make_url(url)
+
+            def record(connection, _cursor, statement, parameters, _context, executemany) -> None:
+                if connection.engine.url != seeding:
+                    return  # another engine of this process (none should be busy during a fixture's setup)
+                if not statement.lstrip().upper().startswith("SELECT"):
+                    sent.append((statement, list(parameters) if executemany else parameters))
+
+            event.listen(Engine, "before_cursor_execute", record)
+            try:
+                seed(url, store)
+            finally:
+                event.remove(Engine, "before_cursor_execute", record)
+            return sent, store
 
     def _admin(self) -> Engine:
         if self._engine is None:

@@ -7,8 +7,7 @@ archive; then a promotion under load that no request may notice.
 from __future__ import annotations
 
 import threading
-import time
-from collections import Counter
+from collections import Counter, deque
 
 import httpx
 import pytest
@@ -124,6 +123,7 @@ def test_promotion_under_load_fails_no_request(server, trained_model, database_u
 
     statuses: Counter = Counter()
     served: Counter = Counter()
+    recent: deque[int] = deque(maxlen=20)
     stop = threading.Event()
 
     def load() -> None:
@@ -133,18 +133,20 @@ def test_promotion_under_load_fails_no_request(server, trained_model, database_u
                 statuses[response.status_code] += 1
                 if response.status_code == 200:
                     served[response.json()["data"]["model"]["version"]] += 1
+                    recent.append(response.json()["data"]["model"]["version"])
 
     clients = [threading.Thread(target=load) for _ in range(4)]
     for thread in clients:
         thread.start()
     try:
-        time.sleep(1)
+        wait_until(lambda: sum(statuses.values()) >= 20, 60, lambda: f"no load: {statuses}")
         for target in (2, 1, 2):  # promote, roll back, promote again, all under load
             response = httpx.put(
                 server + PRODUCTION_ALIAS, json={"version": target}, headers=ADMIN, timeout=10
             )
             assert response.status_code == 200
-            time.sleep(1.5)
+            # the load goes on until its last 20 answers, over the 4 clients' connections, are the promoted version's
+            wait_until(lambda: list(recent) == [target] * 20, 30, lambda: f"not all {target}: {recent}")  # noqa: B023
     finally:
         stop.set()
         for thread in clients:

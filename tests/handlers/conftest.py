@@ -37,12 +37,12 @@ def assert_problem():
 
 
 @pytest.fixture
-def registry_store(tmp_path, database_url, trained_model):
+def registry_store(tmp_path, database_url, trained_model, migrated_databases):
     """A registry of its own (SQLite, or PostgreSQL with TEST_DATABASE_URL): versions 1 and 2,
-    production on 1."""
-    from tests.conftest import seeded_registry
+    production on 1 (seeded once per session, copied)."""
+    from tests.conftest import seeded_copy
 
-    registry = seeded_registry(database_url, tmp_path / "store", trained_model, versions=2)
+    registry = seeded_copy(migrated_databases, database_url, tmp_path / "store", trained_model, versions=2)
     yield registry
     registry.engine.dispose()
 

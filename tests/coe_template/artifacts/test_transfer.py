@@ -23,7 +23,7 @@ from coe_template.model.data import clean_text
 from coe_template.registry import Registry
 from tests import hostile
 from tests.coe_template.test_cli import clean
-from tests.conftest import MODEL, seeded_registry
+from tests.conftest import MODEL, seeded_copy
 
 TEXTS = [clean_text(t) for t in ["Object detection on drone video", "A transformer for legal text"]]
 
@@ -38,10 +38,10 @@ def kind_of(url: str) -> str:
 
 
 @pytest.fixture
-def source(database_url, tmp_path, trained_model) -> Iterator[Registry]:
+def source(database_url, tmp_path, trained_model, migrated_databases) -> Iterator[Registry]:
     """Where the version was trained: two ready versions, artifacts in the database."""
-    registry = seeded_registry(
-        database_url, tmp_path / "source", trained_model, versions=2, artifacts=DATABASE
+    registry = seeded_copy(
+        migrated_databases, database_url, tmp_path / "source", trained_model, versions=2, artifacts=DATABASE
     )
     yield registry
     registry.engine.dispose()
@@ -55,9 +55,9 @@ def target_url(database_url, tmp_path, migrated_databases) -> Iterator[str]:
 
 
 @pytest.fixture
-def target(target_url, tmp_path, trained_model) -> Iterator[Registry]:
+def target(target_url, tmp_path, trained_model, migrated_databases) -> Iterator[Registry]:
     """The registry the version moves to: one version of its own already, artifacts in a directory."""
-    registry = seeded_registry(target_url, tmp_path / "target", trained_model)
+    registry = seeded_copy(migrated_databases, target_url, tmp_path / "target", trained_model)
     yield registry
     registry.engine.dispose()
 
@@ -438,7 +438,9 @@ def test_a_model_over_its_bound_is_refused_from_its_header_before_reading(target
 def db_target(database_url, tmp_path, trained_model, migrated_databases) -> Iterator[Registry]:
     """Like ``target`` (a database of its own), its artifacts in that database."""
     with migrated_databases.fresh(kind_of(database_url), tmp_path, "db-target.db") as url:
-        registry = seeded_registry(url, tmp_path / "db-target", trained_model, artifacts=DATABASE)
+        registry = seeded_copy(
+            migrated_databases, url, tmp_path / "db-target", trained_model, artifacts=DATABASE
+        )
         yield registry
         registry.engine.dispose()
 

@@ -81,6 +81,9 @@ UNIONS = {
 #: The old shape's branches no ``train`` argument reaches: no idf, no norm.
 SINGLE = {"words without idf or norm": words(use_idf=False, norm=None, ngram_range=(1, 2))}
 EXACT: Tolerance = {"rtol": 0, "atol": 1e-9}
+#: Every tenth row of the dataset (every tag among them): what a refused or fallback pipeline is fitted on,
+#: since what it is refused for is its shape, not its data, and fitting on every row took seconds each.
+FEW = slice(None, None, 10)
 
 
 #: Pickled fitted pipelines by what they were fitted from: see fitted().
@@ -118,6 +121,14 @@ def pipeline(request, bundled_dataset) -> Pipeline:
     if request.param in SINGLE:
         return fitted(bundled_dataset, SINGLE[request.param])
     return fitted(bundled_dataset, build_pipeline(parse_args(CONFIGURATIONS[request.param])))
+
+
+@pytest.fixture(scope="module")
+def predictor(pipeline) -> compiled.CompiledPredictor:
+    """``pipeline`` compiled once for the property tests (compiling costs a hundred times a prediction):
+    deterministic, it is what each example compiled afresh would be; its char_wb word cache, carried
+    from example to example, meets both words it has and words it has not."""
+    return compile_pipeline(pipeline)
 
 
 @pytest.fixture(scope="module")
@@ -226,18 +237,15 @@ def test_the_terms_are_scikit_learns(pipeline, vocabulary, data):
 
 @settings(max_examples=examples(120), deadline=None)
 @given(data=st.data())
-def test_single_texts_match_scikit_learn(pipeline, vocabulary, data):
+def test_single_texts_match_scikit_learn(pipeline, predictor, vocabulary, data):
     text = data.draw(any_text(vocabulary))
-    np.testing.assert_allclose(
-        compile_pipeline(pipeline).predict_proba([text]), pipeline.predict_proba([text]), **EXACT
-    )
+    np.testing.assert_allclose(predictor.predict_proba([text]), pipeline.predict_proba([text]), **EXACT)
 
 
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
-def test_batches_match_scikit_learn(pipeline, vocabulary, data):
+def test_batches_match_scikit_learn(pipeline, predictor, vocabulary, data):
     texts = data.draw(st.lists(any_text(vocabulary), min_size=2, max_size=40))
-    predictor = compile_pipeline(pipeline)
     together = predictor.predict_proba(texts)
     np.testing.assert_allclose(together, pipeline.predict_proba(texts), **EXACT)
     alone = np.vstack([predictor.predict_proba([text]) for text in texts])
@@ -246,11 +254,11 @@ def test_batches_match_scikit_learn(pipeline, vocabulary, data):
 
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
-def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
+def test_the_features_are_the_pipelines(pipeline, predictor, vocabulary, data):
     """What the classifier sees, block by block (weights included), as the pipeline's transform gives it."""
     texts = data.draw(st.lists(any_text(vocabulary), min_size=1, max_size=10))
-    for predictor in (compile_pipeline(pipeline), SklearnPredictor(pipeline)):
-        features = predictor.features(texts)
+    for each in (predictor, SklearnPredictor(pipeline)):
+        features = each.features(texts)
         assert features.format == "csr"  # explanations read each text's row through indptr
         assert features.shape == (len(texts), pipeline[-1].coef_.shape[1])
         np.testing.assert_allclose(
@@ -269,8 +277,7 @@ def test_the_features_are_the_pipelines(pipeline, vocabulary, data):
         "images " * 20_000 + "kubernetes deployment monitoring " * 5_000,  # very long, heavy repeats
     ],
 )
-def test_edge_texts_match_scikit_learn(pipeline, text):
-    predictor = compile_pipeline(pipeline)
+def test_edge_texts_match_scikit_learn(pipeline, predictor, text):
     for batch in ([text], [text, "object detection in images", text]):
         np.testing.assert_allclose(predictor.predict_proba(batch), pipeline.predict_proba(batch), **EXACT)
         np.testing.assert_allclose(
@@ -374,7 +381,7 @@ def union_pipeline(*entries, weights=None) -> Pipeline:
 def test_what_cannot_be_reproduced_is_refused(bundled_dataset, make, reason):
     pipeline = make()
     if pipeline[0].get_params().get("input") != "file":
-        pipeline.fit([clean_text(t) for t in bundled_dataset.texts], bundled_dataset.tags)
+        pipeline.fit([clean_text(t) for t in bundled_dataset.texts[FEW]], bundled_dataset.tags[FEW])
     else:  # cannot be fitted on texts; the refusal comes before anything fitted is read
         pipeline[-1].fit(np.eye(4), ["a", "b", "c", "d"])
     with pytest.raises(Unsupported) as refused:
@@ -436,7 +443,7 @@ def test_coefficients_that_do_not_match_the_vocabulary_are_refused(bundled_datas
 
 def test_refused_pipelines_fall_back_to_scikit_learn_and_say_so(bundled_dataset, caplog):
     pipeline = Pipeline([("tfidf", TfidfVectorizer(norm="l1")), ("clf", LogisticRegression())])
-    pipeline.fit(bundled_dataset.texts, bundled_dataset.tags)
+    pipeline.fit(bundled_dataset.texts[FEW], bundled_dataset.tags[FEW])
     with caplog.at_level(logging.WARNING, logger="coe_template.model.compiled"):
         predictor = predictor_for(pipeline)
     assert isinstance(predictor, SklearnPredictor)
@@ -450,7 +457,7 @@ def test_the_fallbacks_features_are_what_its_pipeline_feeds_the_classifier(bundl
     """Explanations read them: every step but the classifier, however many there are."""
     pipeline = Pipeline(
         [("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())]
-    ).fit(bundled_dataset.texts, bundled_dataset.tags)
+    ).fit(bundled_dataset.texts[FEW], bundled_dataset.tags[FEW])
     predictor = predictor_for(pipeline)
     assert isinstance(predictor, SklearnPredictor)
     texts = ["object detection in images", "sentiment of tweets"]
