@@ -22,6 +22,7 @@ from config.settings import Settings
 from handlers import inloop, metrics, problems, views
 from handlers.context import EXTENSION
 from handlers.middleware.cors import CORS
+from handlers.middleware.docs import Docs
 from handlers.middleware.headers import SecurityHeaders
 from handlers.middleware.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
 from handlers.middleware.observe import Observe, Routes
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         limit=settings.limit_concurrency,
         exempt=("/livez",),
     )
+    # Innermost before the Swagger UI (inside the key guard and the limits): /docs and /openapi.json.
+    app.add_middleware(Docs, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)

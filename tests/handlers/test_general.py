@@ -78,6 +78,24 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
     ]
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_docs_without_its_slash_says_where_the_swagger_ui_is(client, method):
+    # The UI's page loads its assets by relative paths: it is at /docs/, and /docs says so (not an empty 307).
+    answer = client.request(method, "/docs", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"], answer.headers["content-type"]) == (
+        308,
+        "/docs/",
+        "text/plain; charset=utf-8",
+    )
+    assert answer.text == ("The Swagger UI is at /docs/\n" if method == "GET" else "")
+
+
+def test_behind_a_proxy_docs_redirects_under_its_root_path(app):
+    # A proxy mounting the service under /tagger passes root_path: the redirect follows it.
+    with app.test_client(root_path="/tagger") as client:
+        assert client.get("/docs", follow_redirects=False).headers["location"] == "/tagger/docs/"
+
+
 # --- the envelope's url: a configured public base URL, or a valid Host, never the header's bytes ----
 
 
