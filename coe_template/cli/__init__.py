@@ -1,6 +1,7 @@
 """The ``coe-template`` command: train, evaluate, predict, manage model versions, work batch jobs.
 
-The command's context and helpers are in :mod:`coe_template.cli.context`; ``models`` in :mod:`coe_template.cli.models`.
+The command's context and helpers are in :mod:`coe_template.cli.context`; ``models`` in :mod:`coe_template.cli.models`;
+``batch`` (a job's status and results) in :mod:`coe_template.cli.batch`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from coe_template.bootstrap import (
     configure_logging,
     training_jobs,
 )
+from coe_template.cli.batch import batch
 from coe_template.cli.context import Context, echo_json, fail_clearly, model_option, pass_context
 from coe_template.cli.models import models
 from coe_template.engines.command import batch_predict_command
@@ -344,6 +346,7 @@ def db_check(context: Context) -> None:
 
 
 main.add_command(models)
+main.add_command(batch)
 
 
 if __name__ == "__main__":
