@@ -31,6 +31,7 @@ from handlers.middleware.routing import AllowedMethods, PathIntegers, UnroutedNo
 from handlers.security import KeyGuard
 from handlers.validation import VALIDATORS, AsciiIntegers
 
+log = logging.getLogger(__name__)
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 # Connexion logs this for every request to an operation with two media types
@@ -47,6 +48,11 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
+    if not settings.admin_keys:  # said once at start-up (before the fork), not discovered by a 401
+        log.warning(
+            "no COE_ADMIN_KEYS: the registry is read-only (training, promoting, archiving and cancelling "
+            "answer 401); predictions and reads are open"
+        )
     services = serving_services(
         settings,
         Observers(

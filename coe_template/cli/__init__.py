@@ -115,7 +115,15 @@ def train(
         version = training_jobs(settings, registry).create(name, args)
         click.echo(version.version)
         return
-    dataset = load_dataset(data_path or settings.training_data_path)
+    source = data_path or settings.training_data_path
+    # What `make serve` is waiting on, the first time: said before the work, on stderr (stdout is the summary).
+    click.echo(
+        f"{name} has no {PRODUCTION} version: training one on {source}"
+        if PRODUCTION not in aliases
+        else f"training a new version of {name} on {source}",
+        err=True,
+    )
+    dataset = load_dataset(source)
     with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
 
         def progress(step: str) -> None:

@@ -195,6 +195,21 @@ def test_train_if_missing_trains_only_when_there_is_no_production_version(cli, d
     assert registry.get_model(NAME).version_count == 1
 
 
+STEPS = (
+    "training\nsplitting data\nfitting the pipeline\nchoosing the threshold\nevaluating on the test split\n"
+)
+
+
+def test_train_says_what_it_trains_on_before_the_work_then_each_step(cli, data):
+    """What `make serve` shows while it trains its first version, on stderr (stdout is the summary)."""
+    first = cli("train", "--data", str(data), "--if-missing")
+    assert first.exit_code == 0, first.output
+    assert first.stderr == f"{NAME} has no production version: training one on {data}\n" + STEPS
+    second = cli("train", "--data", str(data))
+    assert second.exit_code == 0, second.output
+    assert second.stderr == f"training a new version of {NAME} on {data}\n" + STEPS
+
+
 def test_train_with_an_args_file(cli, data, registry, unsure_args):
     result = cli("train", "--data", str(data), "--args", str(unsure_args))
     assert result.exit_code == 0, result.output
