@@ -193,6 +193,10 @@ def serving_services(settings: Settings, observers: Observers = UNOBSERVED) -> S
         # Start anyway: every worker keeps polling, so restoring the files (or promoting
         # another version) recovers without a restart. Predictions answer 503 meanwhile.
         server.report_failure(exc)
+    # Close what loading used, before gunicorn forks: a pooled connection left open here would be
+    # inherited by every worker, which may not close it (it is the parent's) and so held it for good,
+    # one connection more than its pool. Each process connects on first use.
+    registry.engine.dispose()
     batch = batch_jobs(settings, registry, quotas=True)
     training = training_jobs(settings, registry)
     return Services(

@@ -22,6 +22,7 @@ from config.settings import Settings
 from handlers import inloop, metrics, problems, views
 from handlers.context import EXTENSION
 from handlers.middleware.cors import CORS
+from handlers.middleware.docs import Docs
 from handlers.middleware.headers import SecurityHeaders
 from handlers.middleware.limits import BodyBudget, BodyDeadline, BodySizeLimit, InFlightLimit
 from handlers.middleware.observe import Observe, Routes
@@ -30,6 +31,7 @@ from handlers.middleware.routing import AllowedMethods, PathIntegers, UnroutedNo
 from handlers.security import KeyGuard
 from handlers.validation import VALIDATORS, AsciiIntegers
 
+log = logging.getLogger(__name__)
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 # Connexion logs this for every request to an operation with two media types
@@ -46,6 +48,11 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the service; the ``production`` version is loaded here, before gunicorn forks."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
+    if not settings.admin_keys:  # said once at start-up (before the fork), not discovered by a 401
+        log.warning(
+            "no COE_ADMIN_KEYS: the registry is read-only (training, promoting, archiving and cancelling "
+            "answer 401); predictions and reads are open"
+        )
     services = serving_services(
         settings,
         Observers(
@@ -115,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         limit=settings.limit_concurrency,
         exempt=("/livez",),
     )
+    # Innermost before the Swagger UI (inside the key guard and the limits): /docs and /openapi.json.
+    app.add_middleware(Docs, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathIntegers, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(UnroutedNotFound, position=MiddlewarePosition.BEFORE_SECURITY)

@@ -101,3 +101,19 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise ValueError(f"no VmRSS for process {pid}")
+
+
+def connections_to(port: int, pid: int) -> int:
+    """TCP connections process ``pid`` holds open (a file descriptor) to ``port`` (IPv4), whatever their
+    state: connecting, established, or given up on but not yet closed."""
+    sockets = {
+        fields[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if int((fields := line.split())[2].split(":")[1], 16) == port
+    }
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed while being listed
+            target = os.readlink(fd)
+            held += target.startswith("socket:[") and target[8:-1] in sockets
+    return held

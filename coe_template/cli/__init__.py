@@ -1,6 +1,7 @@
 """The ``coe-template`` command: train, evaluate, predict, manage model versions, work batch jobs.
 
-The command's context and helpers are in :mod:`coe_template.cli.context`; ``models`` in :mod:`coe_template.cli.models`.
+The command's context and helpers are in :mod:`coe_template.cli.context`; ``models`` in :mod:`coe_template.cli.models`;
+``batch`` (a job's status and results) in :mod:`coe_template.cli.batch`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from coe_template.bootstrap import (
     configure_logging,
     training_jobs,
 )
+from coe_template.cli.batch import batch
 from coe_template.cli.context import Context, echo_json, fail_clearly, model_option, pass_context
 from coe_template.cli.models import models
 from coe_template.engines.command import batch_predict_command
@@ -113,7 +115,15 @@ def train(
         version = training_jobs(settings, registry).create(name, args)
         click.echo(version.version)
         return
-    dataset = load_dataset(data_path or settings.training_data_path)
+    source = data_path or settings.training_data_path
+    # What `make serve` is waiting on, the first time: said before the work, on stderr (stdout is the summary).
+    click.echo(
+        f"{name} has no {PRODUCTION} version: training one on {source}"
+        if PRODUCTION not in aliases
+        else f"training a new version of {name} on {source}",
+        err=True,
+    )
+    dataset = load_dataset(source)
     with click.progressbar(length=len(_STEPS), label="training", file=sys.stderr) as bar:
 
         def progress(step: str) -> None:
@@ -344,6 +354,7 @@ def db_check(context: Context) -> None:
 
 
 main.add_command(models)
+main.add_command(batch)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ the refusals turned into one-line errors, and how it prints."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
@@ -19,6 +19,21 @@ from config.settings import Settings
 
 def echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+def echo_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Rows under a header, each column as wide as its widest cell, two spaces apart: what every
+    listing command prints by default (``--json`` prints the records instead)."""
+    cells = [list(header)] + [
+        ["-" if cell is None or cell == "" else str(cell) for cell in row] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+#: ``--json``: the records as JSON instead of a table (every listing command takes it).
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 def iso_time(moment: datetime | None) -> str | None:

@@ -9,7 +9,15 @@ import click
 
 from coe_template.artifacts.transfer import read_export, write_export
 from coe_template.bootstrap import training_jobs
-from coe_template.cli.context import Context, echo_json, fail_clearly, iso_time, pass_context
+from coe_template.cli.context import (
+    Context,
+    echo_json,
+    echo_table,
+    fail_clearly,
+    iso_time,
+    json_option,
+    pass_context,
+)
 from coe_template.registry import PRODUCTION, VersionInfo
 from coe_template.registry.schema import STATUSES
 from coe_template.rollback import rollback as rollback_production
@@ -21,36 +29,60 @@ def models() -> None:
 
 
 @models.command("list")
+@json_option
 @pass_context
 @fail_clearly
-def list_models(context: Context) -> None:
-    """Every model with its versions and aliases."""
-    echo_json(
-        [
-            {**asdict(model), "created_at": iso_time(model.created_at)}
-            for model in context.registry.list_models()
-        ]
+def list_models(context: Context, as_json: bool) -> None:
+    """Every model with its versions and aliases: a table, or JSON with --json."""
+    found = context.registry.list_models()
+    if as_json:
+        echo_json([{**asdict(model), "created_at": iso_time(model.created_at)} for model in found])
+        return
+    echo_table(
+        ("NAME", "VERSIONS", "LATEST", "ALIASES", "CREATED"),
+        (
+            (
+                model.name,
+                model.version_count,
+                model.latest_version,
+                ",".join(f"{alias}={number}" for alias, number in sorted(model.aliases.items())),
+                iso_time(model.created_at),
+            )
+            for model in found
+        ),
     )
 
 
 @models.command()
 @click.argument("name")
 @click.option("--status", type=click.Choice(STATUSES))
+@json_option
 @pass_context
 @fail_clearly
-def versions(context: Context, name: str, status: str | None) -> None:
-    """The versions of model NAME, oldest first."""
+def versions(context: Context, name: str, status: str | None, as_json: bool) -> None:
+    """The versions of model NAME, oldest first: a table, or JSON with --json."""
     found: list[VersionInfo] = []
     after: int | None = 0
     while after is not None:
         page, after = context.registry.list_versions(name, status=status, after=after, limit=100)
         found.extend(page)
-    for v in found:
-        f1 = (v.performance or {}).get("overall", {}).get("f1")
-        click.echo(
-            f"{v.version:>4}  {v.status:<9} {','.join(v.aliases) or '-':<20} "
-            f"{'' if f1 is None else f'f1={f1:.3f}'}  {iso_time(v.created_at)}"
+    if as_json:
+        echo_json(
+            [
+                {**asdict(v), "created_at": iso_time(v.created_at), "finished_at": iso_time(v.finished_at)}
+                for v in found
+            ]
         )
+        return
+    echo_table(
+        ("VERSION", "STATUS", "ALIASES", "F1", "CREATED"),
+        ((v.version, v.status, ",".join(v.aliases), _f1(v), iso_time(v.created_at)) for v in found),
+    )
+
+
+def _f1(version: VersionInfo) -> str | None:
+    f1 = (version.performance or {}).get("overall", {}).get("f1")
+    return None if f1 is None else f"{f1:.3f}"
 
 
 @models.command()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg import errors
@@ -29,6 +29,17 @@ class DeadlineExpired(psycopg.OperationalError):
 class DeadlineConnection(psycopg.Connection):
     #: Seconds any one wait for the server may take (set per engine by :func:`connection_class`).
     deadline: float = 6.0
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        try:
+            return super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            # A connection attempt that timed out leaves its socket open in psycopg's frames, which
+            # the error's traceback keeps (in a reference cycle) until the garbage collector runs: on
+            # a frozen server every retry added one, beyond the pool's bound. Without the traceback
+            # they are freed now, and libpq closes the socket.
+            raise exc.with_traceback(None) from None
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if timeout is not None:

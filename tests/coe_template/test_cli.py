@@ -195,6 +195,21 @@ def test_train_if_missing_trains_only_when_there_is_no_production_version(cli, d
     assert registry.get_model(NAME).version_count == 1
 
 
+STEPS = (
+    "training\nsplitting data\nfitting the pipeline\nchoosing the threshold\nevaluating on the test split\n"
+)
+
+
+def test_train_says_what_it_trains_on_before_the_work_then_each_step(cli, data):
+    """What `make serve` shows while it trains its first version, on stderr (stdout is the summary)."""
+    first = cli("train", "--data", str(data), "--if-missing")
+    assert first.exit_code == 0, first.output
+    assert first.stderr == f"{NAME} has no production version: training one on {data}\n" + STEPS
+    second = cli("train", "--data", str(data))
+    assert second.exit_code == 0, second.output
+    assert second.stderr == f"training a new version of {NAME} on {data}\n" + STEPS
+
+
 def test_train_with_an_args_file(cli, data, registry, unsure_args):
     result = cli("train", "--data", str(data), "--args", str(unsure_args))
     assert result.exit_code == 0, result.output
@@ -384,7 +399,7 @@ def test_nothing_but_db_upgrade_creates_the_schema(tmp_path, data):
         0,
         f"{url}: schema at revision {head_revision()}, current\n",
     )
-    assert cli("models", "list").stdout == "[]\n"
+    assert cli("models", "list", "--json").stdout == "[]\n"
 
 
 def test_an_older_schema_is_refused_until_upgraded(tmp_path, store):
@@ -459,46 +474,6 @@ def test_a_malformed_database_url_is_refused_without_echoing_it(tmp_path, monkey
     )
 
 
-# --- models list / versions -----------------------------------------------------------------------
-
-
-def test_models_list_shows_each_model_with_its_aliases(cli, two_versions):
-    assert cli("models", "promote", NAME, "2", "--alias", "staging").exit_code == 0
-    result = cli("models", "list")
-    assert result.exit_code == 0, result.output
-    [model] = json.loads(result.stdout)
-    assert model["name"] == NAME
-    assert model["latest_version"] == 2
-    assert model["version_count"] == 2
-    assert model["aliases"] == {PRODUCTION: 1, "staging": 2}
-
-
-def test_models_list_of_an_empty_store_is_empty(cli):
-    result = cli("models", "list")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == []
-
-
-def version_lines(cli, *extra: str) -> list[list[str]]:
-    result = cli("models", "versions", NAME, *extra)
-    assert result.exit_code == 0, result.output
-    return [line.split() for line in result.stdout.splitlines()]
-
-
-def test_models_versions_lists_status_and_aliases(cli, two_versions):
-    lines = version_lines(cli)
-    assert [line[:3] for line in lines] == [["1", "ready", PRODUCTION], ["2", "ready", "-"]]
-    assert all(re.fullmatch(r"f1=\d\.\d{3}", line[3]) for line in lines)
-
-
-def test_models_versions_filters_by_status(cli, two_versions):
-    assert cli("models", "promote", NAME, "2").exit_code == 0
-    assert cli("models", "archive", NAME, "1").exit_code == 0
-    assert [line[:3] for line in version_lines(cli, "--status", "archived")] == [["1", "archived", "-"]]
-    assert [line[:3] for line in version_lines(cli, "--status", "ready")] == [["2", "ready", PRODUCTION]]
-    assert version_lines(cli, "--status", "failed") == []
-
-
 # --- promote / rollback ---------------------------------------------------------------------------
 
 
@@ -512,7 +487,8 @@ def test_promote_then_rollback(cli, two_versions, registry):
     assert rolled_back.exit_code == 0, rolled_back.output
     assert rolled_back.stdout == f"{NAME}: production -> version 1 (was 2)\n"
     assert registry.get_alias(NAME, PRODUCTION) == 1
-    assert [line[:3] for line in version_lines(cli)] == [["1", "ready", PRODUCTION], ["2", "ready", "-"]]
+    versions = cli("models", "versions", NAME).stdout.splitlines()[1:]  # under the table's header
+    assert [line.split()[:3] for line in versions] == [["1", "ready", PRODUCTION], ["2", "ready", "-"]]
 
 
 def test_rollback_with_no_earlier_version_fails_clearly(cli, two_versions, registry):

@@ -78,6 +78,33 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
     ]
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_docs_without_its_slash_says_where_the_swagger_ui_is(client, method):
+    # The UI's page loads its assets by relative paths: it is at /docs/, and /docs says so (not an empty 307).
+    answer = client.request(method, "/docs", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"], answer.headers["content-type"]) == (
+        308,
+        "/docs/",
+        "text/plain; charset=utf-8",
+    )
+    assert answer.text == ("The Swagger UI is at /docs/\n" if method == "GET" else "")
+
+
+def test_the_served_spec_names_the_servers_the_file_names(client):
+    written = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
+    assert written["servers"][0]["url"] == "/"
+    assert client.get("/openapi.json").json()["servers"] == written["servers"]
+    assert yaml.safe_load(client.get("/openapi.yaml").text)["servers"] == written["servers"]
+
+
+def test_behind_a_proxy_the_served_spec_and_docs_are_under_its_root_path(app):
+    # A proxy mounting the service under /tagger passes root_path: the spec's server and the redirect follow it.
+    written = yaml.safe_load((SPEC_DIR / "spec.yaml").read_text(encoding="utf-8"))
+    with app.test_client(root_path="/tagger") as client:
+        assert client.get("/openapi.json").json()["servers"] == [{**written["servers"][0], "url": "/tagger"}]
+        assert client.get("/docs", follow_redirects=False).headers["location"] == "/tagger/docs/"
+
+
 # --- the envelope's url: a configured public base URL, or a valid Host, never the header's bytes ----
 
 

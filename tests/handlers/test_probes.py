@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from coe_template.registry.db import DatabaseLimits, make_engine
 from coe_template.serving import ModelServer
 from config.settings import Settings
 from handlers.app import create_app
 from handlers.context import EXTENSION
 from tests.conftest import MODEL, seeded_registry
+from tests.servers import free_port
 
 
 def test_live(client, assert_envelope):
@@ -98,3 +100,37 @@ def test_not_ready_in_bounded_time_when_the_database_hangs(own_app, silent_datab
             response = client.get("/readyz")
             assert time.monotonic() - started < 10
             not_ready(response, "not ready: database: no answer to SELECT 1 within 1 s")
+
+
+@pytest.fixture
+def refused_database() -> str:
+    """A PostgreSQL URL whose port nobody listens on: a database that is down."""
+    return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+
+
+def test_not_ready_when_the_database_is_down(own_app, refused_database):
+    # The registry's engine, as make_engine builds it: the driver's refusal is the package's DatabaseUnavailable.
+    services = own_app.app.extensions[EXTENSION]
+    services.registry.engine = make_engine(refused_database, DatabaseLimits(timeout=1.0))
+    with own_app.test_client() as client:
+        not_ready(
+            client.get("/readyz"), "not ready: database: the database is not available: try again later"
+        )
+
+
+def test_a_failure_the_package_did_not_translate_is_a_bug_not_a_database_outage(own_app, refused_database):
+    # An engine made beside make_engine raises the driver's own error: a bug of ours, answered as one
+    # (a 500 with its traceback logged), not dressed up as the database being away.
+    services = own_app.app.extensions[EXTENSION]
+    services.registry.engine = create_engine(refused_database, connect_args={"connect_timeout": 1})
+    with own_app.test_client() as client:
+        response = client.get("/readyz")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "/problems/internal-error",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "the server failed to answer this request; the error is logged under its request id",
+        "request_id": response.headers["x-request-id"],
+    }

@@ -416,3 +416,22 @@ def test_the_real_server_sends_the_headers_and_logs_no_key(tmp_path, model_store
     assert "/models" in logged and "DEBUG" in logged.upper()  # the requests were logged, at debug level
     for key in (ADMIN_KEY, READ_KEY, wrong):
         assert key not in logged
+
+
+# --- start-up: a registry without admin keys says so once ------------------------------------------
+
+
+def started_warnings(settings, caplog) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="handlers.app"):
+        app = create_app(settings)
+    app.app.extensions[EXTENSION].registry.engine.dispose()
+    return [r.getMessage() for r in caplog.records if r.name == "handlers.app"]
+
+
+def test_without_admin_keys_the_start_up_says_the_registry_is_read_only(settings, caplog):
+    assert started_warnings(replace(settings, admin_keys=frozenset()), caplog) == [
+        "no COE_ADMIN_KEYS: the registry is read-only (training, promoting, archiving and cancelling "
+        "answer 401); predictions and reads are open"
+    ]
+    assert started_warnings(settings, caplog) == []  # with keys: nothing to say

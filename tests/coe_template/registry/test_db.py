@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from coe_template.errors import DatabaseUnavailable
 from coe_template.registry.db import DatabaseLimits, make_engine
+from tests.servers import connections_to
 
 
 @pytest.fixture
@@ -85,3 +87,24 @@ def test_a_slow_postgres_statement_is_cut_at_the_timeout():
             assert connection.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_connection_attempt_that_times_out_leaves_no_socket_open():
+    """A server that accepts and never answers (frozen): each attempt ends at the timeout, its socket closed
+    at once, not when the garbage collector gets to it (a frozen server used to fill a worker with them)."""
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(16)
+        port = frozen.getsockname()[1]
+        engine = make_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{port}/test", DatabaseLimits(timeout=1)
+        )
+        try:
+            for _ in range(3):
+                with pytest.raises(
+                    DatabaseUnavailable, match="^the database did not answer in time: try again later$"
+                ):
+                    engine.connect()
+                assert connections_to(port, os.getpid()) == 0
+        finally:
+            engine.dispose()
