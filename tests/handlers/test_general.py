@@ -73,6 +73,7 @@ def test_swagger_ui_is_rendered_from_the_spec(client):
         "Prediction",
         "Batch",
         "Models",
+        "Quality",
         "Operations",
         "Problems",
     ]
