@@ -83,7 +83,12 @@ def batch_jobs(settings: Settings, registry: Registry, *, quotas: bool = False) 
         else Quotas()
     )
     return BatchJobs(
-        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention, bounds
+        registry,
+        settings.batch_chunk_size,
+        settings.batch_lease_seconds,
+        settings.batch_retention,
+        bounds,
+        settings.prediction_log,
     )
 
 

@@ -47,6 +47,10 @@ class LogMode:
         return f"{SAMPLE}:{self.fraction:g}" if self.fraction < 1.0 else self.kind
 
 
+#: Nothing recorded (the default of what the domain builds by itself: batch jobs made by a test, say).
+NOTHING = LogMode(OFF)
+
+
 def parse_mode(value: str) -> LogMode:
     """The mode a ``COE_PREDICTION_LOG`` value names; ValueError (saying what is accepted) otherwise."""
     text = value.strip().lower()

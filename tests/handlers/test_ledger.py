@@ -10,6 +10,7 @@ import pytest
 from coe_template.ledger.modes import LogMode
 from tests.conftest import MODEL, READ_KEY
 from tests.prediction_ids import without_ids
+from tests.waiting import wait_until
 
 TEXTS = ["ML applied to image classification.", "Deploying models in production with Kubernetes."]
 PINNED = f"/models/{MODEL}/versions/2/predictions"
@@ -171,3 +172,38 @@ def test_reading_the_ledger_needs_a_read_key_when_reads_do(client_for, assert_pr
     prediction_id = answer["predictions"][0]["prediction_id"]
     assert client.get(f"/predictions/{prediction_id}").status_code == 401
     assert recorded(client, prediction_id, headers=key)["prediction_id"] == prediction_id
+
+
+@pytest.mark.parametrize(("mode", "recorded_items"), [(LogMode("hash"), True), (LogMode("off"), False)])
+def test_batch_items_are_recorded_with_their_results(client_for, assert_envelope, mode, recorded_items):
+    client = client_for(batch_chunk_size=2, prediction_log=mode)
+    items = [{"id": f"item-{n}", "text": text} for n, text in enumerate(TEXTS * 2)]
+    job = client.post("/batch-predictions", json={"items": items}).json()["data"]["job"]
+    wait_until(
+        lambda: client.get(f"/batch-predictions/{job['id']}").json()["data"]["job"]["status"] == "succeeded",
+        60,
+    )
+    results = assert_envelope(client.get(f"/batch-predictions/{job['id']}/results"))["results"]
+    one = assert_envelope(client.get(f"/batch-predictions/{job['id']}/results/item-1"))["result"]
+    assert one == results[1]
+    if not recorded_items:
+        assert [r["prediction_id"] for r in results] == [None] * 4
+        return
+    for item, result in zip(items, results, strict=True):
+        record = recorded(client, result["prediction_id"])
+        assert record.pop("created_at").endswith("+00:00")
+        assert record == {
+            "prediction_id": result["prediction_id"],
+            "model_name": MODEL,
+            "model_version": 1,
+            "alias": None,
+            "source": "batch",
+            "predicted_tag": result["predicted_tag"],
+            "probabilities": result["probabilities"],
+            "latency_ms": None,
+            "request_id": None,
+            "id": item["id"],
+            "batch_job_id": job["id"],
+            "text_sha256": hashlib.sha256(item["text"].encode()).hexdigest(),
+            "text": None,
+        }
