@@ -207,3 +207,26 @@ def test_batch_items_are_recorded_with_their_results(client_for, assert_envelope
             "text_sha256": hashlib.sha256(item["text"].encode()).hexdigest(),
             "text": None,
         }
+
+
+def metric(client, line_start: str) -> float:
+    """A sample of ``/metrics`` (0 when not exported yet)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_full_queue_drops_rows_counts_them_and_still_answers(client_for):
+    client = client_for(prediction_log_queue=1)
+    dropped = 'coe_predictions_log_dropped_total{reason="queue_full"}'
+    logged = "coe_predictions_logged_total"
+    before = metric(client, dropped), metric(client, logged)
+    client.app.app.extensions["coe_template"].recorder.stop()  # nothing takes the queue meanwhile
+    response = post(client)
+    assert response.status_code == 200
+    first, second = (p["prediction_id"] for p in response.json()["data"]["predictions"])
+    flushed(client)
+    assert (metric(client, dropped), metric(client, logged)) == (before[0] + 1, before[1] + 1)
+    assert recorded(client, first)["prediction_id"] == first
+    assert client.get(f"/predictions/{second}").status_code == 404
