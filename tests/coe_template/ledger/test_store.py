@@ -92,3 +92,31 @@ def test_the_runners_step_counts_what_it_removed_and_waits_once_nothing_is_left(
     assert expiry.step() is None  # looks again only after `every`
     clock[0] = 61.0
     assert expiry.step() == 1
+
+
+def test_a_started_batch_runner_expires_the_ledger(registry):
+    """What the server's and the worker's batch runners do between chunks (bootstrap.batch_runner)."""
+    from coe_template.batch.jobs import BatchJobs
+    from coe_template.bootstrap import Observers, batch_runner
+    from tests.waiting import wait_until
+
+    old = record(registry.engine, [made(datetime.now(UTC) - timedelta(days=3, minutes=m)) for m in range(3)])
+    young = record(registry.engine, [made(datetime.now(UTC))])
+    removed: list[int] = []
+    runner = batch_runner(
+        BatchJobs(registry),
+        registry.load,
+        Observers(expired=removed.append),
+        poll_seconds=0.05,
+        predictions=Ledger(registry.engine, timedelta(days=1)),
+    )
+    runner.start()
+    try:
+        wait_until(lambda: removed == [3], 30, "the expired predictions removed")
+    finally:
+        runner.stop()
+    ledger = Ledger(registry.engine)
+    assert [e.id for e in ledger.page(Query("project-tagger"), 10)[0]] == young
+    for gone in old:
+        with pytest.raises(PredictionNotFound):
+            ledger.get(gone)
