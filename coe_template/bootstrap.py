@@ -24,6 +24,9 @@ from coe_template.batch.runner import GRACE_SECONDS, BatchRunner, Observer, Purg
 from coe_template.errors import ArtifactUnavailable
 from coe_template.ledger.labels import Labels
 from coe_template.ledger.quality import LiveQuality
+from coe_template.ledger.store import Expiry, ExpiryObserver, Ledger
+from coe_template.ledger.writer import LedgerObserver, LedgerWriter
+from coe_template.ledger.writer import unobserved as unrecorded
 from coe_template.model.args import TrainingArgs, load_args
 from coe_template.registry import PRODUCTION, AliasNotFound, ModelNotFound, Registry, RegistryError
 from coe_template.registry.training import TrainingJobs
@@ -53,6 +56,9 @@ class Observers:
     batch: Observer = unobserved
     training: TrainingObserver = unobserved
     purged: PurgeObserver = lambda step: None
+    #: Rows the prediction ledger wrote or dropped, and removed past its retention.
+    ledger: LedgerObserver = unrecorded
+    expired: ExpiryObserver = lambda rows: None
     #: Given the registry's engine once it is open (to count the driver's errors).
     database: Callable[[Engine], None] = lambda engine: None
 
@@ -79,7 +85,12 @@ def batch_jobs(settings: Settings, registry: Registry, *, quotas: bool = False) 
         else Quotas()
     )
     return BatchJobs(
-        registry, settings.batch_chunk_size, settings.batch_lease_seconds, settings.batch_retention, bounds
+        registry,
+        settings.batch_chunk_size,
+        settings.batch_lease_seconds,
+        settings.batch_retention,
+        bounds,
+        settings.prediction_log,
     )
 
 
@@ -87,15 +98,21 @@ def training_jobs(settings: Settings, registry: Registry) -> TrainingJobs:
     return TrainingJobs(registry, settings.training_lease_seconds)
 
 
+def ledger(settings: Settings, registry: Registry) -> Ledger:
+    return Ledger(registry.engine, settings.prediction_retention)
+
+
 def batch_runner(
     jobs: BatchJobs,
     load: Callable[[str, int], Artifacts],
     observers: Observers = UNOBSERVED,
     poll_seconds: float | None = None,
+    predictions: Ledger | None = None,
 ) -> BatchRunner:
-    """Batch chunks, and purging the finished jobs past their retention."""
+    """Batch chunks, purging the finished jobs past their retention, and the ledger's expired predictions."""
     polling = {} if poll_seconds is None else {"poll_seconds": poll_seconds}
-    return BatchRunner(jobs, load, observe=observers.batch, purged=observers.purged, **polling)
+    chores = () if predictions is None else (Expiry(predictions, observe=observers.expired).step,)
+    return BatchRunner(jobs, load, observe=observers.batch, purged=observers.purged, chores=chores, **polling)
 
 
 def training_runner(
@@ -120,7 +137,11 @@ def batch_work(
 ) -> Work:
     """A worker's batch runner: each version a job asks for is loaded (its digest checked) once, then kept."""
     return batch_runner(
-        batch_jobs(settings, registry), functools.lru_cache(maxsize=4)(registry.load), observers, poll_seconds
+        batch_jobs(settings, registry),
+        functools.lru_cache(maxsize=4)(registry.load),
+        observers,
+        poll_seconds,
+        ledger(settings, registry),
     )
 
 
@@ -160,12 +181,17 @@ class Services:
     #: Labels on the ledger's predictions, and the live quality they give.
     labels: Labels
     quality: LiveQuality
+    #: The recorded predictions, read back.
+    ledger: Ledger
     batch_runner: BatchRunner = field(compare=False)
     trainer: TrainingRunner = field(compare=False)
+    #: Records this process's predictions (COE_PREDICTION_LOG) from a thread of its own.
+    recorder: LedgerWriter = field(compare=False)
 
     def start(self) -> None:
-        """Start the model's refresh and the runners the settings put in this process."""
+        """Start the model's refresh, the ledger's writer and the runners the settings put in this process."""
         self.server.start()
+        self.recorder.start()
         if self.settings.batch_in_server:
             self.batch_runner.start()
         if self.settings.training_in_server:
@@ -174,6 +200,7 @@ class Services:
     def stop(self) -> None:
         stop_all((self.batch_runner, self.trainer))
         self.server.stop()
+        self.recorder.stop()  # last: what was answered until now is written
 
 
 def serving_services(settings: Settings, observers: Observers = UNOBSERVED) -> Services:
@@ -199,6 +226,7 @@ def serving_services(settings: Settings, observers: Observers = UNOBSERVED) -> S
     registry.engine.dispose()
     batch = batch_jobs(settings, registry, quotas=True)
     training = training_jobs(settings, registry)
+    predictions = ledger(settings, registry)
     return Services(
         settings,
         registry,
@@ -208,10 +236,14 @@ def serving_services(settings: Settings, observers: Observers = UNOBSERVED) -> S
         load_args(settings.training_args),
         Labels(registry.engine),
         LiveQuality(registry.engine),
+        predictions,
         # Whoever works batch chunks also purges expired jobs: with COE_BATCH_IN_SERVER=false, only workers.
         batch_runner=batch_runner(
-            batch, lambda name, version: server.pinned(name, version).artifacts, observers
+            batch, lambda name, version: server.pinned(name, version).artifacts, observers, None, predictions
         ),
         # Each serving process trains too, in a child process so its serving threads keep the GIL.
         trainer=training_runner(settings, training, observers),
+        recorder=LedgerWriter(
+            registry.engine, settings.prediction_log, settings.prediction_log_queue, observers.ledger
+        ),
     )

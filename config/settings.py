@@ -26,6 +26,8 @@ from pathlib import Path
 
 from coe_template.artifacts.stores import ARTIFACT_STORES, DIRECTORY
 from coe_template.batch.jobs import CHUNK_SIZE, LEASE_SECONDS
+from coe_template.ledger.modes import LogMode
+from coe_template.ledger.writer import QUEUE_SIZE
 from coe_template.model.data import bundled_dataset_path
 from coe_template.registry.db import DatabaseLimits
 from coe_template.registry.training import LEASE_SECONDS as TRAINING_LEASE_SECONDS
@@ -38,6 +40,7 @@ from config.variables import (
     ORIGINS,
     PATH,
     PORT,
+    PREDICTION_LOG,
     PUBLIC_URL,
     RETENTION,
     SECONDS,
@@ -122,6 +125,25 @@ class Settings:
         "COE_BATCH_RETENTION_DAYS", 7.0, RETENTION,
         "days a finished batch job and its results are kept after `finished_at` (its `expires_at`); "
         "then whoever works batch chunks removes it in bounded steps; `never` keeps every job",
+    )  # fmt: skip
+    prediction_log: LogMode = env(
+        "COE_PREDICTION_LOG", LogMode(), PREDICTION_LOG,
+        "what the prediction ledger keeps of each prediction: `off` nothing; `hash` its id, time, model, "
+        "version, alias, tag, probabilities, latency, request and correlation ids and the text's sha256; "
+        "`full` the text too; `sample:<fraction>` a random share of predictions, each kept as in `hash` "
+        "(see the prediction ledger's page)",
+        "`hash`",
+    )  # fmt: skip
+    prediction_log_queue: int = env(
+        "COE_PREDICTION_LOG_QUEUE", QUEUE_SIZE, WHOLE,
+        "predictions a server process holds for the ledger before writing them in a batch; when full, "
+        "further ones are not recorded (counted in `coe_predictions_log_dropped_total`)",
+    )  # fmt: skip
+    #: None: predictions are kept for ever.
+    prediction_retention_days: float | None = env(
+        "COE_PREDICTION_RETENTION_DAYS", 30.0, RETENTION,
+        "days the ledger keeps a prediction; then whoever works batch chunks removes it in bounded "
+        "steps; `never` keeps every one",
     )  # fmt: skip
     public_url: str | None = env(
         "COE_PUBLIC_URL", None, PUBLIC_URL,
@@ -266,6 +288,13 @@ class Settings:
     def batch_retention(self) -> timedelta | None:
         """How long a finished batch job is kept (None: for ever)."""
         return None if self.batch_retention_days is None else timedelta(days=self.batch_retention_days)
+
+    @property
+    def prediction_retention(self) -> timedelta | None:
+        """How long the ledger keeps a prediction (None: for ever)."""
+        return (
+            None if self.prediction_retention_days is None else timedelta(days=self.prediction_retention_days)
+        )
 
     @property
     def db_url(self) -> str:

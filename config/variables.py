@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from coe_template.ledger.modes import ACCEPTS as LOG_MODES
+from coe_template.ledger.modes import LogMode, parse_mode
+
 T = TypeVar("T")
 
 
@@ -212,6 +215,16 @@ def _origins(name: str, value: str, default: tuple[str, ...]) -> tuple[str, ...]
     return origins
 
 
+def _prediction_log(name: str, value: str, default: LogMode) -> LogMode:
+    """What the prediction ledger keeps (:mod:`coe_template.ledger.modes`); empty: the default."""
+    if not value.strip():
+        return default
+    try:
+        return parse_mode(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}") from None
+
+
 FLAG = Parser(_flag, "`true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`; empty is false)")
 WHOLE = Parser(_number(int), "a positive whole number")
 NUMBER = Parser(_number(float), "a positive number")
@@ -225,3 +238,4 @@ RETENTION = Parser(_retention, "a positive number of days (fractions allowed), o
 PUBLIC_URL = Parser(_public_url, "`http(s)://host[:port][/prefix]` (empty: none)")
 PORT = Parser(_port, "a port (1-65535), or `0` for none")
 ORIGINS = Parser(_origins, "comma-separated `http(s)://host[:port]`, or `*`")
+PREDICTION_LOG = Parser(_prediction_log, LOG_MODES)

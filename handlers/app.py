@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             batch=observed.batch_chunk,
             training=observed.training_job,
             purged=observed.batch_purge,
+            ledger=observed.ledger,
+            expired=observed.expired,
             database=observed.count_database_errors,
         ),
     )

@@ -99,5 +99,6 @@ def arg(model_name: str, version: int, arg: str) -> dict:
 
 
 @enveloped()
-def predict(model_name: str, version: int, body: dict, explain: bool) -> dict:
-    return predictions_resource.answer(services().server.ready(model_name, version), body, explain)
+def predict(model_name: str, version: int, body: dict, explain: bool) -> tuple[dict, dict]:
+    served = services().server.ready(model_name, version)
+    return predictions_resource.answer(served, body, explain, None, "pinned")

@@ -1,5 +1,7 @@
 """Two nodes on one PostgreSQL, as a cluster runs them: nothing shared but the database.
 
+A prediction answered by node A is read back through node B (the prediction ledger).
+
 Each node is a gunicorn server with two workers and a model store of its own, used
 only as a local cache (``COE_ARTIFACT_STORE=db``: the artifacts live in PostgreSQL);
 beside them one ``coe-template worker``. A version trained through node A is promoted
@@ -101,6 +103,24 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         worker({**shared, "COE_MODEL_STORE": str(tmp_path / "w")}, tmp_path / "worker.log") as work,
     ):
         assert versions_served(a) == versions_served(b) == {1}
+
+        # A prediction answered by A is in the ledger B reads (A's writer flushes within half a second).
+        answered = httpx.post(
+            f"{a}/predictions", json={"texts": [{"text": "a CNN", "id": "on-a"}]}, timeout=10
+        )
+        assert answered.status_code == 200, answered.text
+        prediction_id = answered.headers["x-prediction-id"]
+
+        def read_on_b() -> httpx.Response:
+            return httpx.get(f"{b}/predictions/{prediction_id}", timeout=10)
+
+        wait_until(lambda: read_on_b().status_code == 200, 10, "the prediction recorded")
+        recorded = read_on_b().json()["data"]["prediction"]
+        assert (recorded["prediction_id"], recorded["id"], recorded["model_version"]) == (
+            prediction_id,
+            "on-a",
+            1,
+        )
 
         # Train through A: whichever runner claims the job trains it, and B sees it ready.
         response = httpx.post(

@@ -67,6 +67,14 @@ def timed(method: str, url: str, timeout: float = 30, **kwargs) -> tuple[httpx.R
     return response, time.monotonic() - started
 
 
+def dropped(base: str, reason: str) -> float:
+    """``coe_predictions_log_dropped_total{reason=...}`` as ``/metrics`` says (0 before the first drop)."""
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f'coe_predictions_log_dropped_total{{reason="{reason}"}} '):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def assert_database_unavailable(response: httpx.Response, request_id: str) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -95,6 +103,8 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
     for _ in range(5):  # both workers, over fresh connections: answered from memory
         assert httpx.post(f"{base}/predictions", json=BODY, timeout=10).status_code == 200
         assert httpx.post(base + PINNED, json=BODY, timeout=10).status_code == 200
+    # Their ledger rows cannot be written: dropped and counted, the predictions answered all the same.
+    wait_until(lambda: dropped(base, "database") >= 10, BOUND, "the ledger's rows counted as dropped")
     slowest = 0.0
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/models", {}),
@@ -121,6 +131,11 @@ def test_postgres_stopped_then_restarted(served, postgres: PrivatePostgres):
     recovered = time.monotonic() - restarted_at
     for _ in range(4):  # every worker's pool has recovered, not just one
         assert httpx.get(f"{base}/models/{MODEL}/versions", timeout=10).status_code == 200
+    # The ledger records again, by itself.
+    again = httpx.post(f"{base}/predictions", json=BODY, timeout=10).headers["x-prediction-id"]
+    wait_until(
+        lambda: httpx.get(f"{base}/predictions/{again}", timeout=10).status_code == 200, 30, "recorded again"
+    )
 
     deadline = time.monotonic() + 120
     while (state := httpx.get(f"{base}/batch-predictions/{job}", timeout=10).json()["data"]["job"])[

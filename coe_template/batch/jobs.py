@@ -49,6 +49,8 @@ from coe_template.batch.schema import BatchChunk, BatchChunkInput, BatchJob, Bat
 from coe_template.batch.uploads import NO_QUOTAS, STALE_UPLOAD_SECONDS, KeyReused, Quotas, Uploads
 from coe_template.errors import STORED_ERROR_LENGTH
 from coe_template.jobs.queue import LeaseQueue
+from coe_template.ledger.items import record_items, recorded_ids
+from coe_template.ledger.modes import NOTHING, LogMode
 from coe_template.registry import Registry
 from coe_template.registry.db import bulk_insert, reader
 from coe_template.registry.schema import utcnow
@@ -146,8 +148,11 @@ class BatchJobs(Uploads, Purges):
         lease_seconds: float = LEASE_SECONDS,
         retention: timedelta | None = None,
         quotas: Quotas = NO_QUOTAS,
+        ledger: LogMode = NOTHING,
     ) -> None:
         self.registry = registry
+        #: What the prediction ledger keeps of each item, written with the chunk's results.
+        self.ledger = ledger
         #: How long a finished job is kept before :meth:`purge_step` removes it (None: for ever).
         self.retention = retention
         self.engine = registry.engine
@@ -207,7 +212,9 @@ class BatchJobs(Uploads, Purges):
                 # A last page may be short because a purge began after the first look
                 # (PostgreSQL reads each statement afresh): then the job is gone, not done.
                 self._visible(session, job_id)
-            page = [ResultInfo.of(r) for r in rows[:limit]]
+            kept = rows[:limit]
+            ids = recorded_ids(session, job_id, [r.item_id for r in kept])
+            page = [ResultInfo.of(r, ids.get(r.item_id)) for r in kept]
             return page, (rows[limit - 1].position if len(rows) > limit else None)
 
     def result(self, job_id: str, item_id: str) -> ResultInfo:
@@ -217,7 +224,7 @@ class BatchJobs(Uploads, Purges):
             self._visible(session, job_id)  # a job being purged still has some of its results
             if row is None:
                 raise ResultNotFound(job_id, item_id)
-            return ResultInfo.of(row)
+            return ResultInfo.of(row, recorded_ids(session, job_id, [item_id]).get(item_id))
 
     @staticmethod
     def _visible(session: Session, job_id: str) -> None:
@@ -329,6 +336,8 @@ class BatchJobs(Uploads, Purges):
                 connection.rollback()  # the lease ran out and another worker took the chunk
                 return False
             bulk_insert(connection, BatchResult.__table__, results)
+            job = (claim.job_id, claim.model_name, claim.model_version)
+            record_items(connection, self.ledger, job, claim.items, tags, probabilities, labels)
             connection.execute(_DROP_INPUT, key)
             # Last: every worker's chunk updates this one row, so PostgreSQL holds its lock
             # only from here to the commit, not while the results are written.

@@ -130,14 +130,17 @@ class ResultInfo:
     predicted_tag: str
     probabilities: dict[str, float]
     model_version: int
+    #: The item's prediction in the ledger (None when the ledger did not keep it: off, or not sampled).
+    prediction_id: str | None = None
 
     @classmethod
-    def of(cls, result: BatchResult) -> ResultInfo:
+    def of(cls, result: BatchResult, prediction_id: str | None = None) -> ResultInfo:
         return cls(
             item_id=result.item_id,
             predicted_tag=result.predicted_tag,
             probabilities=result.probabilities,
             model_version=result.model_version,
+            prediction_id=prediction_id,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from coe_template.artifacts.runs import Artifacts
 from coe_template.batch.jobs import PURGE_ROWS, BatchJobs, Claim, PurgeStep
@@ -157,8 +157,11 @@ class BatchRunner(Runner[Claim]):
         poll_seconds: float = 0.1,
         observe: Observer = lambda claim, outcome: None,
         purged: PurgeObserver = lambda step: None,
+        chores: Sequence[Callable[[], object | None]] = (),
     ) -> None:
         super().__init__(jobs.created, poll_seconds)
+        #: Other bounded steps the loop takes each turn (the ledger's expiry), like the purge's.
+        self.chores = tuple(chores)
         self.jobs = jobs
         self.load = load
         self.observe = observe
@@ -209,9 +212,11 @@ class BatchRunner(Runner[Claim]):
 
     def _turn(self) -> object | None:
         """A turn of the loop: a purge step if one is due, then a chunk; None when neither had work."""
-        purged = self.retention.step()
+        done: object | None = self.retention.step()
+        for chore in self.chores:
+            done = chore() or done
         claim = self.run_once()
-        return claim if claim is not None else purged
+        return claim if claim is not None else done
 
     def _idle(self) -> None:
         self.progress.flush()

@@ -241,7 +241,12 @@ def _serve_worker_metrics(registry: Registry, addr: str, port: int) -> Observers
         start_http_server(port, addr=addr)
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
-    return Observers(batch=metrics.batch_chunk, training=metrics.training_job, purged=metrics.batch_purge)
+    return Observers(
+        batch=metrics.batch_chunk,
+        training=metrics.training_job,
+        purged=metrics.batch_purge,
+        expired=metrics.expired,
+    )
 
 
 @main.command()

@@ -71,6 +71,19 @@ TRAINING_REFUSALS = Counter(
     "Training requests refused, by reason (busy: COE_MAX_TRAININGS versions already queued or training)",
     ["reason"],
 )
+PREDICTIONS_LOGGED = Counter(
+    "coe_predictions_logged", "Predictions this process wrote to the prediction ledger (COE_PREDICTION_LOG)"
+)
+PREDICTIONS_LOG_DROPPED = Counter(
+    "coe_predictions_log_dropped",
+    "Predictions answered but not recorded in the ledger, by reason (queue_full: COE_PREDICTION_LOG_QUEUE "
+    "rows already waiting; database: the batch could not be written)",
+    ["reason"],
+)
+PREDICTIONS_EXPIRED = Counter(
+    "coe_predictions_expired",
+    "Predictions this process's runners removed from the ledger past COE_PREDICTION_RETENTION_DAYS",
+)
 DATABASE_ERRORS = Counter(
     "coe_database_errors", "Errors the database driver raised, by SQLAlchemy error class", ["error"]
 )
@@ -118,6 +131,19 @@ def batch_purge(step: PurgeStep) -> None:
     """A :class:`BatchRunner` purge observer: counts the jobs gone."""
     if step.done:
         BATCH_PURGED.inc()
+
+
+def ledger(outcome: str, rows: int) -> None:
+    """A :class:`~coe_template.ledger.writer.LedgerWriter` observer: rows ``logged``, or dropped for a reason."""
+    if outcome == "logged":
+        PREDICTIONS_LOGGED.inc(rows)
+    else:
+        PREDICTIONS_LOG_DROPPED.labels(outcome).inc(rows)
+
+
+def expired(rows: int) -> None:
+    """An :class:`~coe_template.ledger.store.Expiry` observer."""
+    PREDICTIONS_EXPIRED.inc(rows)
 
 
 def training_job(claim: TrainingClaim, outcome: str) -> None:

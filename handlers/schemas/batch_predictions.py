@@ -26,6 +26,7 @@ class BatchResultSchema(Schema):
     predicted_tag = fields.String()
     probabilities = fields.Dict(keys=fields.String(), values=fields.Float())
     model_version = fields.Integer()
+    prediction_id = fields.String(allow_none=True)
 
 
 #: The spec's ``BatchJob``: :func:`coe_template.shapes.batch_job`.

@@ -215,6 +215,41 @@ def test_reads_and_predictions_are_typed(api, anonymous, server):
         assert set(data.predictions[0].probabilities.additional_properties) == TAGS
     assert served.predictions[0].predicted_tag == m.PredictionPredictedTag.COMPUTER_VISION
 
+    # The ledger: a prediction read back by its id (once its process's writer has written it), then by page.
+    tagged = m.PredictionRequest(texts=[m.PredictionRequestTextsItem(text=ITEMS[0]["text"], id="ticket-1")])
+    answered = envelope(
+        api,
+        call(api.prediction.predictions_create, client=anonymous, body=tagged),
+        "PredictionsEnvelope",
+        method="POST",
+    ).predictions[0]
+    assert answered.id == "ticket-1"
+    wait_until(
+        lambda: (
+            api.prediction.predictions_get.sync_detailed(answered.prediction_id, client=anonymous).status_code
+            == 200
+        ),
+        10,
+        "the prediction recorded",
+    )
+    recorded = envelope(
+        api,
+        call(api.prediction.predictions_get, answered.prediction_id, client=anonymous),
+        "RecordedPredictionEnvelope",
+    ).prediction
+    assert isinstance(recorded, m.RecordedPrediction)
+    assert (recorded.prediction_id, recorded.id, recorded.source) == (
+        answered.prediction_id,
+        "ticket-1",
+        m.RecordedPredictionSource.REALTIME,
+    )
+    listed = envelope(
+        api,
+        call(api.prediction.predictions_search, MODEL, client=anonymous, page_size=100),
+        "RecordedPredictionListEnvelope",
+    )
+    assert answered.prediction_id in [p.prediction_id for p in listed.predictions]
+
     models = envelope(api, call(api.registry.models_search, client=anonymous), "ModelListEnvelope").models
     assert [type(model) for model in models] == [m.Model] and models[0].name == MODEL
     model = envelope(api, call(api.registry.models_get, MODEL, client=anonymous), "ModelEnvelope").model

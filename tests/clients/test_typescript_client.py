@@ -39,23 +39,38 @@ pytestmark = [
 
 #: Uses the generated client as a user would; `tsc --strict` checks it together with the client.
 SCRIPT = """\
-import { Configuration, PredictionApi, PredictionsEnvelope, QualityApi, QualityEnvelope } from "./client";
+import {
+    Configuration, PredictionApi, PredictionsEnvelope, QualityApi, QualityEnvelope, RecordedPredictionEnvelope,
+} from "./client";
 
 async function main(): Promise<void> {
     const config = new Configuration({ basePath: process.env.BASE_URL });
     const api = new PredictionApi(config);
     const answer: PredictionsEnvelope = await api.predictionsCreate({
-        predictionRequest: { texts: [{ text: "Real-time object detection on a Raspberry Pi." }] },
+        predictionRequest: { texts: [{ text: "Real-time object detection on a Raspberry Pi.", id: "ticket-1" }] },
     });
     const first = answer.data.predictions[0];
     const quality: QualityEnvelope = await new QualityApi(config).versionsQuality({
         modelName: "project-tagger", version: 1,
     });
+    // The ledger: read back by id once the server's writer has written it (every half second), then by page.
+    let recorded: RecordedPredictionEnvelope | undefined;
+    for (let tries = 0; recorded === undefined; tries++) {
+        try {
+            recorded = await api.predictionsGet({ predictionId: first.predictionId });
+        } catch (error: unknown) {
+            if (tries > 50) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+    }
+    const page = await api.predictionsSearch({ modelName: "project-tagger", pageSize: 10 });
     console.log(JSON.stringify({
         status: answer.statusCode, model: answer.data.model.name, version: answer.data.model.version,
         tag: first.predictedTag, tags: Object.keys(first.probabilities).sort(),
         timestamp_is_a_date: answer.timestamp instanceof Date,
         labelled: quality.data.quality.labelled, accuracy: quality.data.quality.accuracy,
+        echoed: first.id, recorded: [recorded.data.prediction.id, recorded.data.prediction.source],
+        listed: page.data.predictions.map((p) => p.predictionId).includes(first.predictionId),
     }));
 }
 
@@ -129,4 +144,7 @@ def test_the_generated_client_compiles_strictly_and_predicts(tmp_path, trained_m
         "timestamp_is_a_date": True,
         "labelled": 0,  # GET .../quality: no label on record, so no figure
         "accuracy": None,
+        "echoed": "ticket-1",
+        "recorded": ["ticket-1", "realtime"],
+        "listed": True,
     }

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from handlers import inloop
 from handlers.app import SPEC_DIR
 from tests.conftest import MODEL, READ_KEY
+from tests.prediction_ids import without_ids
 
 BODY = {"texts": [{"text": "ML applied to image classification."}, {"text": "Kubernetes in production"}]}
 #: A request that runs each marked operation to success: marking an operation needs a line here.
@@ -78,10 +79,15 @@ def answer(client, operations: frozenset[str], method: str, path: str, **kwargs:
         method, path, headers={"X-Request-ID": "same-id", **kwargs.pop("headers", {})}, **kwargs
     )
     body: Any = response.content
+    headers = response.headers.multi_items()
     if response.headers.get("content-type") == "application/json":
         body = json.loads(body)
         body.pop("timestamp", None)  # the envelope's time of answer
-    return response.status_code, response.headers.multi_items(), body
+        if "x-prediction-id" in response.headers:  # fresh ids each time: checked, then set aside
+            predictions = body["data"]["predictions"] = without_ids(response)
+            headers = [(k, "ids" if k == "x-prediction-id" else v) for k, v in headers]
+            assert len(predictions) == len(response.headers["x-prediction-id"].split(","))
+    return response.status_code, headers, body
 
 
 def assert_same_answers(client, requests: list[tuple[str, str, dict[str, Any]]], statuses: list[int]) -> None:

@@ -10,6 +10,7 @@ from coe_template.model.data import ACCEPTED_TAGS, clean_text
 from coe_template.model.predict import predict
 from handlers.app import create_app
 from tests.conftest import examples
+from tests.prediction_ids import without_ids
 from tests.problems import shortened
 
 TEXTS = [
@@ -33,7 +34,7 @@ def test_predicts_each_text_in_order(client, artifacts, assert_envelope):
         assert set(prediction["probabilities"]) == set(ACCEPTED_TAGS)
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
     # The API gives exactly what the package gives.
-    assert data["predictions"] == json.loads(json.dumps(predict(TEXTS, artifacts)))
+    assert without_ids(response) == json.loads(json.dumps(predict(TEXTS, artifacts)))
 
 
 def test_image_classification_is_computer_vision(client, assert_envelope):
@@ -153,8 +154,9 @@ def test_chunked_body_is_refused_unread(small_limit_client, assert_problem):
 def test_body_under_the_limit_is_served(small_limit_client, artifacts, assert_envelope):
     body = {"texts": [{"text": "a small project"}]}
     assert len(json.dumps(body)) < 1000
-    data = assert_envelope(post(small_limit_client, body), method="POST")
-    assert data["predictions"] == json.loads(json.dumps(predict(["a small project"], artifacts)))
+    response = post(small_limit_client, body)
+    assert_envelope(response, method="POST")
+    assert without_ids(response) == json.loads(json.dumps(predict(["a small project"], artifacts)))
 
 
 json_values = st.recursive(
@@ -203,11 +205,14 @@ def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(
     client, artifacts, assert_envelope, path
 ):
     body = {"texts": [{"text": t} for t in EXPLAINED]}
-    plain = assert_envelope(client.post(path, json=body), method="POST")
-    data = assert_envelope(
-        client.post(f"{path}?explain=true", json=body), method="POST", path=f"{path}?explain=true"
-    )
-    assert without_explanations(data) == plain  # the same predictions, each with its explanation
+    plain = client.post(path, json=body)
+    explained = client.post(f"{path}?explain=true", json=body)
+    data = assert_envelope(explained, method="POST", path=f"{path}?explain=true")
+    # The same predictions (each with an id of its own), each with its explanation.
+    assert without_explanations({"predictions": without_ids(explained)}) == {
+        "predictions": without_ids(plain)
+    }
+    assert data["model"] == plain.json()["data"]["model"]
     first = artifacts.pipeline[0]  # one vectorizer, or a FeatureUnion of them
     vectorizers = [v for _, v in first.transformer_list] if hasattr(first, "transformer_list") else [first]
     for text, prediction in zip(EXPLAINED, data["predictions"], strict=True):
@@ -235,9 +240,9 @@ def test_explained_predictions_say_which_terms_of_the_text_made_the_tag(
 
 @pytest.mark.parametrize("query", ["", "?explain=false", "?explain=FALSE"])
 def test_unexplained_predictions_are_as_they_always_were(client, artifacts, assert_envelope, query):
-    data = assert_envelope(post_query(client, query, EXPLAINED), method="POST")
-    assert data["predictions"] == json.loads(json.dumps(predict(EXPLAINED, artifacts)))
-    assert all(set(p) == {"input_text", "predicted_tag", "probabilities"} for p in data["predictions"])
+    response = post_query(client, query, EXPLAINED)
+    assert_envelope(response, method="POST")
+    assert without_ids(response) == json.loads(json.dumps(predict(EXPLAINED, artifacts)))
 
 
 def post_query(client, query: str, texts: list[str], headers=None):

@@ -75,6 +75,7 @@ def test_a_result_is_served_under_its_items_id():
         "predicted_tag": "mlops",
         "probabilities": {"mlops": 0.75, "other": 0.25},
         "model_version": 2,
+        "prediction_id": None,  # the ledger kept none for it
     }
 
 

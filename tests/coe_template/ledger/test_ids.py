@@ -29,3 +29,9 @@ def test_ids_sort_by_their_milliseconds_as_text(first, second):
 
 def test_ids_made_in_the_same_millisecond_differ():
     assert len({new_prediction_id(1_700_000_000_000) for _ in range(1000)}) == 1000
+
+
+def test_a_process_makes_ever_greater_ids_even_within_a_millisecond():
+    made = [new_prediction_id() for _ in range(5000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all((uuid.UUID(each).version, uuid.UUID(each).variant) == (7, uuid.RFC_4122) for each in made)
