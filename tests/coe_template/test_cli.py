@@ -504,7 +504,8 @@ def test_models_versions_filters_by_status(cli, two_versions):
 
 def test_promote_then_rollback(cli, two_versions, registry):
     failed_clearly(
-        cli("models", "promote", NAME, "2"), "moving 'production' needs a reason (1 to 500 characters): say why"
+        cli("models", "promote", NAME, "2"),
+        "moving 'production' needs a reason (1 to 500 characters): say why",
     )
     promoted = cli("models", "promote", NAME, "2", "--reason", "v2 is better")
     assert promoted.exit_code == 0, promoted.output
