@@ -39,18 +39,23 @@ pytestmark = [
 
 #: Uses the generated client as a user would; `tsc --strict` checks it together with the client.
 SCRIPT = """\
-import { Configuration, PredictionApi, PredictionsEnvelope } from "./client";
+import { Configuration, EventPageEnvelope, ModelsApi, PredictionApi, PredictionsEnvelope } from "./client";
 
 async function main(): Promise<void> {
-    const api = new PredictionApi(new Configuration({ basePath: process.env.BASE_URL }));
+    const configuration = new Configuration({ basePath: process.env.BASE_URL });
+    const api = new PredictionApi(configuration);
     const answer: PredictionsEnvelope = await api.predictionsCreate({
         predictionRequest: { texts: [{ text: "Real-time object detection on a Raspberry Pi." }] },
     });
     const first = answer.data.predictions[0];
+    const history: EventPageEnvelope = await new ModelsApi(configuration).eventsSearch({
+        modelName: answer.data.model.name, action: "alias.set",
+    });
     console.log(JSON.stringify({
         status: answer.statusCode, model: answer.data.model.name, version: answer.data.model.version,
         tag: first.predictedTag, tags: Object.keys(first.probabilities).sort(),
         timestamp_is_a_date: answer.timestamp instanceof Date,
+        production_set_to: history.data.events.map((e) => [e.action, e.alias, e.toVersion]),
     }));
 }
 
@@ -122,4 +127,5 @@ def test_the_generated_client_compiles_strictly_and_predicts(tmp_path, trained_m
         "tag": "computer-vision",
         "tags": ["computer-vision", "mlops", "natural-language-processing", "other"],
         "timestamp_is_a_date": True,
+        "production_set_to": [["alias.set", "production", 1]],
     }
