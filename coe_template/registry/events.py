@@ -7,7 +7,8 @@ application's back breaks the chain at that sequence number (:func:`verify`). No
 or deletes a row: a trigger refuses it on both databases (migration 0011).
 
 Appends are serialised: on PostgreSQL a transaction-scoped advisory lock, taken just before the
-last event is read, so two writers never both chain onto the same event; on SQLite every
+last event is read, so two writers never both chain onto the same event (and taken last, once the
+change's rows are written, so it never waits on a lock of its own transaction's rows); on SQLite every
 writing transaction is ``BEGIN IMMEDIATE`` already. Who and which request come from the context
 variables of :mod:`coe_template.observability` (set by the API for each request, by the CLI for
 its commands): the registry's methods need no extra arguments for them.
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Index, Integer, Row, String, func, insert, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coe_template.errors import InvalidInput
 from coe_template.observability import current_actor, current_request_id
@@ -178,6 +179,16 @@ def append(
     values["hash"] = event_hash(values)
     connection.execute(insert(_events).values(**values))
     return Event(**values)  # type: ignore[arg-type]
+
+
+def record_event(session: Session, action: str, model: str, **values: Any) -> Event:
+    """:func:`append` in an ORM session's transaction, its pending changes written first.
+
+    So the append lock is always the last lock a transaction takes (its rows are locked already):
+    two writers never each hold what the other waits for.
+    """
+    session.flush()
+    return append(session.connection(), action, model, **values)
 
 
 @dataclass(frozen=True)

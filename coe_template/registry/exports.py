@@ -24,7 +24,7 @@ from coe_template.artifacts.runs import (
 )
 from coe_template.artifacts.transfer import check_values
 from coe_template.errors import Conflict, InvalidInput
-from coe_template.registry.events import append
+from coe_template.registry.events import record_event
 from coe_template.registry.records import VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, utcnow
 from coe_template.shapes import check_description, check_model_name
@@ -120,13 +120,8 @@ def import_version(
             **values,
         )
         session.add(version)
-        session.flush()
-        append(
-            session.connection(),
-            "version.created",
-            name,
-            to_version=version.version,
-            reason=f"imported run {run_id}",
+        record_event(
+            session, "version.created", name, to_version=version.version, reason=f"imported run {run_id}"
         )
         return VersionInfo.of(version)
 

@@ -34,7 +34,7 @@ from coe_template.model.train import TrainedModel
 from coe_template.registry.blobs import artifact_store
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
-from coe_template.registry.events import append, reason_missing
+from coe_template.registry.events import reason_missing, record_event
 from coe_template.registry.exports import Transfers
 from coe_template.registry.notify import announce
 from coe_template.registry.records import (
@@ -229,7 +229,7 @@ class Registry(Observed, Transfers):
             if also is not None:
                 also(session, version)
             session.flush()
-            append(session.connection(), "version.created", name, to_version=version.version)
+            record_event(session, "version.created", name, to_version=version.version)
             return VersionInfo.of(version)
 
     def complete_version(
@@ -266,7 +266,7 @@ class Registry(Observed, Transfers):
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
-            append(session.connection(), "version.trained", name, to_version=number)
+            record_event(session, "version.trained", name, to_version=number)
             return VersionInfo.of(version)
 
         return self._record_with_run(run_id, files, record)
@@ -304,7 +304,7 @@ class Registry(Observed, Transfers):
                 version.status = "failed"
                 version.finished_at = utcnow()
                 version.error = error[:STORED_ERROR_LENGTH]
-                append(session.connection(), "version.failed", name, to_version=number)
+                record_event(session, "version.failed", name, to_version=number)
 
     def register(self, name: str, trained: TrainedModel) -> VersionInfo:
         """Record a model trained outside the API (e.g. by the CLI) as a new version.
@@ -346,7 +346,7 @@ class Registry(Observed, Transfers):
                 raise StillTraining(name, number)
             if version.status != "archived":
                 version.status = "archived"
-                append(session.connection(), "version.archived", name, to_version=number)
+                record_event(session, "version.archived", name, to_version=number)
             return VersionInfo.of(version)
 
     # --- aliases ---------------------------------------------------------------------------------
@@ -399,15 +399,8 @@ class Registry(Observed, Transfers):
                 action = (
                     "alias.rolled_back" if rollback else "alias.set" if previous is None else "alias.moved"
                 )
-                append(
-                    session.connection(),
-                    action,
-                    name,
-                    alias=alias,
-                    from_version=previous,
-                    to_version=number,
-                    reason=reason,
-                )
+                values = {"alias": alias, "from_version": previous, "to_version": number, "reason": reason}
+                record_event(session, action, name, **values)
                 announce(session, name)  # delivered on commit: every replica swaps at once
         if previous != number:  # logged once committed: promotions and rollbacks leave a trace
             change = "rolled back" if previous is not None and number < previous else "promoted"
@@ -424,7 +417,7 @@ class Registry(Observed, Transfers):
                 raise AliasNotFound(name, alias)
             session.delete(found)
             number = found.version.version
-            append(session.connection(), "alias.removed", name, alias=alias, from_version=number)
+            record_event(session, "alias.removed", name, alias=alias, from_version=number)
             announce(session, name)
         log.info("alias %s of %r deleted (was version %d)", alias, name, number)
         return AliasChange(alias, number)
