@@ -102,7 +102,7 @@ def main() -> None:
                 since = len(log_path.read_text())
                 response = admin.put(
                     f"{base}/models/{MODEL}/aliases/{PRODUCTION}",
-                    json={"version": version},
+                    json={"version": version, "reason": "bench"},
                     headers={"Authorization": f"Bearer {ADMIN_KEY}"},
                 )
                 returned, returned_mono = time.time(), time.monotonic()

@@ -201,7 +201,7 @@ def soak(
                 "promote",
                 "PUT",
                 f"/models/{MODEL}/aliases/production",
-                json={"version": version},
+                json={"version": version, "reason": "bench"},
                 headers={"Authorization": f"Bearer {admin_key}"},
             )
         time.sleep(max(0.0, started + seconds - time.monotonic()))

@@ -19,6 +19,7 @@ logged (the messages below name no value).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +29,8 @@ from connexion.exceptions import ProblemException
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from coe_template.observability import actor
 
 #: Paths answered without a key even when every read needs one: the probes (an orchestrator
 #: calls them without secrets), the Swagger UI with its spec (the API's public contract) and the
@@ -67,9 +70,15 @@ def known(token: str, keys: Iterable[str]) -> bool:
     return any(matches)
 
 
+def key_id(token: str) -> str:
+    """Which key, without the key: the first 12 hex digits of its sha256 (the registry's history records it)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
 def bearer_info(token: str, request: Request) -> dict[str, Any] | None:
     state = request.scope.get("state", {})
     if known(token, state.get("admin_keys", ())):
+        actor.set(key_id(token))  # for the registry's history; scoped to this request by RequestId
         return {"sub": "admin", "scope": ["admin"]}
     if known(token, state.get("read_keys", ())):
         raise ProblemException(

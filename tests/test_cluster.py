@@ -139,7 +139,9 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         assert status_on_b() == "ready"
 
         # Promote through B: both nodes' workers swap, long before their 60 s poll.
-        promoted = httpx.put(b + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10)
+        promoted = httpx.put(
+            b + PRODUCTION_ALIAS, json={"version": version, "reason": "test"}, headers=ADMIN, timeout=10
+        )
         assert promoted.status_code == 200, promoted.text
         wait_until(
             lambda: versions_served(a) == versions_served(b) == {version}, 10, "both nodes serve version 2"
@@ -193,7 +195,9 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
         assert work.pid in worked_by and worked_by & a_workers and worked_by & b_workers, worked_by
 
         # Roll back through B; A, restarted with its cache, serves what production says now.
-        rolled = httpx.put(b + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10)
+        rolled = httpx.put(
+            b + PRODUCTION_ALIAS, json={"version": 1, "reason": "test"}, headers=ADMIN, timeout=10
+        )
         assert rolled.status_code == 200, rolled.text
         wait_until(lambda: versions_served(b) == {1}, 10, "B serves version 1 again")
     with node(shared, tmp_path, "a") as (a, _):

@@ -44,7 +44,7 @@ def test_a_replica_with_an_empty_store_serves_the_version_another_host_trained(
                 )
             response = httpx.put(
                 f"{base}/models/{MODEL}/aliases/production",
-                json={"version": 2},
+                json={"version": 2, "reason": "test"},
                 headers={**ADMIN, "X-Request-ID": "t-2"},
                 timeout=10,
             )

@@ -66,7 +66,9 @@ def test_train_promote_roll_back_archive(server):
 
     # Promote: every worker moves to v2, no restart.
     assert (
-        httpx.put(server + PRODUCTION_ALIAS, json={"version": 2}, headers=ADMIN, timeout=10).status_code
+        httpx.put(
+            server + PRODUCTION_ALIAS, json={"version": 2, "reason": "test"}, headers=ADMIN, timeout=10
+        ).status_code
         == 200
     )
     wait_until(lambda: versions_served(server, "/predictions", 10) == {2: 10}, 30, "every worker serves 2")
@@ -82,7 +84,9 @@ def test_train_promote_roll_back_archive(server):
 
     # Roll back: the same PUT with the earlier version.
     assert (
-        httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=ADMIN, timeout=10).status_code
+        httpx.put(
+            server + PRODUCTION_ALIAS, json={"version": 1, "reason": "test"}, headers=ADMIN, timeout=10
+        ).status_code
         == 200
     )
     wait_until(lambda: versions_served(server, "/predictions", 10) == {1: 10}, 30, "every worker serves 1")
@@ -97,15 +101,19 @@ def test_train_promote_roll_back_archive(server):
 
 def test_auth_and_missing_things_over_http(server):
     assert_problem(
-        httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, timeout=10),
+        httpx.put(server + PRODUCTION_ALIAS, json={"version": 1, "reason": "test"}, timeout=10),
         401,
         "No authorization token provided",
     )
     read_only = {"Authorization": f"Bearer {READ_KEY}"}
-    refused = httpx.put(server + PRODUCTION_ALIAS, json={"version": 1}, headers=read_only, timeout=10)
+    refused = httpx.put(
+        server + PRODUCTION_ALIAS, json={"version": 1, "reason": "test"}, headers=read_only, timeout=10
+    )
     assert_problem(refused, 403, "this key may only read: send an admin key")
     assert_problem(
-        httpx.put(server + PRODUCTION_ALIAS, json={"version": 9}, headers=ADMIN, timeout=10),
+        httpx.put(
+            server + PRODUCTION_ALIAS, json={"version": 9, "reason": "test"}, headers=ADMIN, timeout=10
+        ),
         404,
         f"model {MODEL!r} has no version 9",
     )
@@ -142,7 +150,10 @@ def test_promotion_under_load_fails_no_request(server, trained_model, database_u
         wait_until(lambda: sum(statuses.values()) >= 20, 60, lambda: f"no load: {statuses}")
         for target in (2, 1, 2):  # promote, roll back, promote again, all under load
             response = httpx.put(
-                server + PRODUCTION_ALIAS, json={"version": target}, headers=ADMIN, timeout=10
+                server + PRODUCTION_ALIAS,
+                json={"version": target, "reason": "test"},
+                headers=ADMIN,
+                timeout=10,
             )
             assert response.status_code == 200
             # the load goes on until its last 20 answers, over the 4 clients' connections, are the promoted version's

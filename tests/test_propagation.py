@@ -123,7 +123,10 @@ def test_every_gunicorn_worker_serves_a_put_at_once(schema_url, tmp_path, traine
         for version in (2, 1):  # promote, then roll back
             since = len(log.read_text())
             response = httpx.put(
-                base + PRODUCTION_ALIAS, json={"version": version}, headers=ADMIN, timeout=10
+                base + PRODUCTION_ALIAS,
+                json={"version": version, "reason": "test"},
+                headers=ADMIN,
+                timeout=10,
             )
             assert response.status_code == 200, response.text
             put_returned = time.monotonic()

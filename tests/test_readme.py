@@ -546,6 +546,18 @@ _JQ_INPUT = {
             },
             {"version": 2, "aliases": [], "performance": {"overall": {"f1": 1e-05}}, "args": {"C": 3.0}},
         ],
+        "events": [
+            {
+                "sequence": 6,
+                "actor": "82007d29a6e0",
+                "action": "alias.moved",
+                "from_version": 1,
+                "to_version": 2,
+                "reason": "better",
+                "request_id": None,
+                "hash": "0" * 64,
+            },
+        ],
         "results": [
             {"id": "p-1", "model_version": 1, "predicted_tag": "mlops"},
             {"id": "p-2", "predicted_tag": None},

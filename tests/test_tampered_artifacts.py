@@ -92,7 +92,7 @@ def test_tampered_production_at_start_then_restored_then_a_tampered_promotion(tm
             tamper(registry, 2)
             response = httpx.put(
                 f"{base}/models/{MODEL}/aliases/production",
-                json={"version": 2},
+                json={"version": 2, "reason": "test"},
                 headers={**ADMIN, "X-Request-ID": "t-2"},
                 timeout=10,
             )
@@ -162,7 +162,10 @@ def test_a_production_version_stored_as_a_pickle_starts_unready_says_how_to_fix_
             ]
             # Promoting a version in the new format recovers without a restart.
             promoted = httpx.put(
-                f"{base}/models/{MODEL}/aliases/production", json={"version": 2}, headers=ADMIN, timeout=10
+                f"{base}/models/{MODEL}/aliases/production",
+                json={"version": 2, "reason": "test"},
+                headers=ADMIN,
+                timeout=10,
             )
             assert promoted.status_code == 200, promoted.text
             deadline = time.monotonic() + 30

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
+from coe_template import observability
 from coe_template.batch.items import NO_TEXT, blank, read_csv
 from coe_template.batch.runner import GRACE_SECONDS
 from coe_template.bootstrap import (
@@ -29,6 +30,7 @@ from coe_template.bootstrap import (
 )
 from coe_template.cli.batch import batch
 from coe_template.cli.context import Context, echo_json, fail_clearly, model_option, pass_context
+from coe_template.cli.events import events
 from coe_template.cli.models import models
 from coe_template.engines.command import batch_predict_command
 from coe_template.model.args import load_args
@@ -64,6 +66,8 @@ def main(ctx: click.Context, store: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     ctx.obj = Context(settings if store is None else replace(settings, model_store=store))
     ctx.call_on_close(ctx.obj.close)
+    acting = observability.actor.set("cli")  # the registry's history names who changed it
+    ctx.call_on_close(lambda: observability.actor.reset(acting))
 
 
 @main.command()
@@ -360,6 +364,7 @@ def db_check(context: Context) -> None:
 
 main.add_command(models)
 main.add_command(batch)
+main.add_command(events)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from coe_template.cli.context import (
     pass_context,
 )
 from coe_template.registry import PRODUCTION, VersionInfo
+from coe_template.registry.history import promote as promote_alias
+from coe_template.registry.history import rollback as rollback_alias
 from coe_template.registry.schema import STATUSES
-from coe_template.rollback import rollback as rollback_production
 
 
 @click.group()
@@ -89,11 +90,12 @@ def _f1(version: VersionInfo) -> str | None:
 @click.argument("name")
 @click.argument("version", type=click.IntRange(min=1))
 @click.option("--alias", default=PRODUCTION, show_default=True)
+@click.option("--reason", default=None, help=f"Why, for the registry's history (required for {PRODUCTION}).")
 @pass_context
 @fail_clearly
-def promote(context: Context, name: str, version: int, alias: str) -> None:
+def promote(context: Context, name: str, version: int, alias: str, reason: str | None) -> None:
     """Point ALIAS of model NAME at VERSION."""
-    context.registry.set_alias(name, alias, version)
+    promote_alias(context.registry, name, alias, version, reason)
     click.echo(f"{name}: {alias} -> version {version}")
 
 
@@ -103,14 +105,16 @@ def promote(context: Context, name: str, version: int, alias: str) -> None:
     "--to",
     "target",
     type=click.IntRange(min=1),
-    help="Version to go back to [default: the newest ready version older than production].",
+    help="Version to go back to [default: the one the alias served before its last move, if still ready].",
 )
+@click.option("--alias", default=PRODUCTION, show_default=True)
+@click.option("--reason", required=True, help="Why, for the registry's history.")
 @pass_context
 @fail_clearly
-def rollback(context: Context, name: str, target: int | None) -> None:
-    """Point production of model NAME back at an earlier version."""
-    done = rollback_production(context.registry, name, target)
-    click.echo(f"{name}: production -> version {done.now} (was {done.was})")
+def rollback(context: Context, name: str, target: int | None, alias: str, reason: str) -> None:
+    """Point ALIAS of model NAME back at the version it served before (or at --to)."""
+    done = rollback_alias(context.registry, name, alias, reason, target)
+    click.echo(f"{name}: {alias} -> version {done.now} (was {done.was})")
 
 
 @models.command()

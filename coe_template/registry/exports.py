@@ -24,6 +24,7 @@ from coe_template.artifacts.runs import (
 )
 from coe_template.artifacts.transfer import check_values
 from coe_template.errors import Conflict, InvalidInput
+from coe_template.registry.events import record_event
 from coe_template.registry.records import VersionInfo
 from coe_template.registry.schema import Model, ModelVersion, utcnow
 from coe_template.shapes import check_description, check_model_name
@@ -119,7 +120,9 @@ def import_version(
             **values,
         )
         session.add(version)
-        session.flush()
+        record_event(
+            session, "version.created", name, to_version=version.version, reason=f"imported run {run_id}"
+        )
         return VersionInfo.of(version)
 
     try:
@@ -134,3 +137,17 @@ def import_version(
         raise InvalidInput(
             f"run {run_id}: the database refused a value of the export ({why}); nothing imported"
         ) from None
+
+
+class Transfers:
+    """Moving versions between registries: the two methods :class:`Registry` has for it (a mixin)."""
+
+    def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A ready version's manifest (see :mod:`coe_template.artifacts.transfer`) and its files, each verified."""
+        return export_version(self, name, number)  # type: ignore[arg-type]  # self is a Registry
+
+    def import_version(
+        self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+    ) -> VersionInfo:
+        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``."""
+        return import_version(self, name, manifest, files)  # type: ignore[arg-type]  # self is a Registry

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -34,7 +34,8 @@ from coe_template.model.train import TrainedModel
 from coe_template.registry.blobs import artifact_store
 from coe_template.registry.db import DEFAULT_LIMITS, DatabaseLimits, check_schema, make_engine, reader
 from coe_template.registry.db import upgrade as upgrade_schema
-from coe_template.registry.exports import export_version, import_version
+from coe_template.registry.events import reason_missing, record_event
+from coe_template.registry.exports import Transfers
 from coe_template.registry.notify import announce
 from coe_template.registry.records import (
     AliasChange,
@@ -47,7 +48,7 @@ from coe_template.registry.records import (
     VersionNotFound,
 )
 from coe_template.registry.schema import Alias, Model, ModelVersion, utcnow
-from coe_template.registry.usage import STORE_DIRECTORIES, database_bytes, directory_bytes
+from coe_template.registry.usage import Observed
 from coe_template.shapes import check_description, check_model_name
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ PRODUCTION = "production"
 _TRAINING_LOCK = 0x636F6574  # "coet"
 
 
-class Registry:
+class Registry(Observed, Transfers):
     def __init__(self, engine: Engine, store: Path, artifacts: ArtifactStore | None = None) -> None:
         self.engine = engine
         #: This host's model store directory: runs (directory store), cache (database store), SQLite file.
@@ -228,6 +229,7 @@ class Registry:
             if also is not None:
                 also(session, version)
             session.flush()
+            record_event(session, "version.created", name, to_version=version.version)
             return VersionInfo.of(version)
 
     def complete_version(
@@ -264,6 +266,7 @@ class Registry:
             version.threshold = trained.threshold
             version.dataset = trained.dataset
             version.performance = trained.performance
+            record_event(session, "version.trained", name, to_version=number)
             return VersionInfo.of(version)
 
         return self._record_with_run(run_id, files, record)
@@ -301,6 +304,7 @@ class Registry:
                 version.status = "failed"
                 version.finished_at = utcnow()
                 version.error = error[:STORED_ERROR_LENGTH]
+                record_event(session, "version.failed", name, to_version=number)
 
     def register(self, name: str, trained: TrainedModel) -> VersionInfo:
         """Record a model trained outside the API (e.g. by the CLI) as a new version.
@@ -340,7 +344,9 @@ class Registry:
                 )
             if version.status == "training":
                 raise StillTraining(name, number)
-            version.status = "archived"
+            if version.status != "archived":
+                version.status = "archived"
+                record_event(session, "version.archived", name, to_version=number)
             return VersionInfo.of(version)
 
     # --- aliases ---------------------------------------------------------------------------------
@@ -357,8 +363,20 @@ class Registry:
                 raise AliasNotFound(name, alias)
             return found.version.version
 
-    def set_alias(self, name: str, alias: str, number: int) -> AliasChange:
-        """Point ``alias`` at a ready version whose artifacts are intact and load (idempotent)."""
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        number: int,
+        reason: str | None = None,
+        *,
+        why: str = "",
+        rollback: bool = False,
+    ) -> AliasChange:
+        """Point ``alias`` at a ready version whose artifacts are intact and load (idempotent).
+
+        A move is recorded in the history with ``reason``; ``why`` (what is being done) makes one
+        required for a move (:func:`coe_template.registry.history.promote`); ``rollback`` names it one."""
         with self._session() as session:
             model = self._model(session, name)
             version = self._version(session, model, number)
@@ -376,6 +394,13 @@ class Registry:
             elif found.version_id != version.id:
                 found.version = version
             if previous != number:
+                if why and reason is None:
+                    raise reason_missing(why)
+                action = (
+                    "alias.rolled_back" if rollback else "alias.set" if previous is None else "alias.moved"
+                )
+                values = {"alias": alias, "from_version": previous, "to_version": number, "reason": reason}
+                record_event(session, action, name, **values)
                 announce(session, name)  # delivered on commit: every replica swaps at once
         if previous != number:  # logged once committed: promotions and rollbacks leave a trace
             change = "rolled back" if previous is not None and number < previous else "promoted"
@@ -392,6 +417,7 @@ class Registry:
                 raise AliasNotFound(name, alias)
             session.delete(found)
             number = found.version.version
+            record_event(session, "alias.removed", name, alias=alias, from_version=number)
             announce(session, name)
         log.info("alias %s of %r deleted (was version %d)", alias, name, number)
         return AliasChange(alias, number)
@@ -407,41 +433,3 @@ class Registry:
             run_id, digests = version.run_id, dict(version.artifacts or {})
         refuse_pickled(digests, f"version {number} of {name!r}", name)
         return load_artifacts(run_id, self.artifacts, digests)
-
-    # --- moving versions between registries (see :mod:`coe_template.registry.exports`) ---------
-
-    def export_version(self, name: str, number: int) -> tuple[dict[str, Any], dict[str, bytes]]:
-        """A ready version's manifest (see :mod:`coe_template.artifacts.transfer`) and its files, each verified."""
-        return export_version(self, name, number)
-
-    def import_version(
-        self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]
-    ) -> VersionInfo:
-        """Record a version trained elsewhere as this registry's next version of ``name``, ``ready``."""
-        return import_version(self, name, manifest, files)
-
-    # --- observing -------------------------------------------------------------------------------
-
-    def version_counts(self) -> dict[tuple[str, str], int]:
-        """How many versions each model has per status: every training run, by outcome."""
-        query = (
-            select(Model.name, ModelVersion.status, func.count())
-            .join(ModelVersion.model)
-            .group_by(Model.name, ModelVersion.status)
-        )
-        with reader(self.engine).begin() as connection:
-            return {(name, status): n for name, status, n in connection.execute(query)}
-
-    def ping(self) -> None:
-        """Ask the database for ``SELECT 1`` (a readiness probe's question): raises if it cannot answer."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
-    def database_bytes(self) -> int | None:
-        """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""
-        return database_bytes(self.engine)
-
-    def store_bytes(self) -> dict[str, int]:
-        """Bytes of this host's model store, per directory (``runs``, ``cache``): apart from the
-        database, so a database that does not answer leaves these still known."""
-        return {name: directory_bytes(self.store / name) for name in STORE_DIRECTORIES}

@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from coe_template.errors import STORED_ERROR_LENGTH, Conflict, InvalidInput
 from coe_template.jobs.queue import Held, LeaseQueue
 from coe_template.model.args import TrainingArgs
 from coe_template.model.train import TrainedModel
 from coe_template.registry.db import reader
+from coe_template.registry.events import append
 from coe_template.registry.records import LeaseLost, VersionInfo
 from coe_template.registry.registry import Registry
 from coe_template.registry.schema import Model, ModelVersion, TrainingJob, utcnow
@@ -76,6 +77,22 @@ _FAIL_VERSION = (
     .where(_versions.c.id == bindparam("version_id"), _versions.c.status == "training")
     .values(status="failed", finished_at=bindparam("now"), error=bindparam("error"))
 )
+
+
+_NAMED = (
+    select(_models.c.name, _versions.c.version)
+    .join(_models, _models.c.id == _versions.c.model_id)
+    .where(_versions.c.id == bindparam("version_id"))
+)
+
+
+def _fail_version(connection: Connection, version_id: int, now: datetime, error: str) -> bool:
+    """Fail the version if it is still training, and record it in the history; whether it was."""
+    if not connection.execute(_FAIL_VERSION, {"version_id": version_id, "now": now, "error": error}).rowcount:
+        return False
+    row = connection.execute(_NAMED, {"version_id": version_id}).one()
+    append(connection, "version.failed", row.name, to_version=row.version)
+    return True
 
 
 @dataclass(frozen=True)
@@ -172,9 +189,7 @@ class TrainingJobs:
                 row = taken.row
                 if taken.gave_up:
                     error = abandoned_message(taken.last_owner or "nobody")
-                    connection.execute(
-                        _FAIL_VERSION, {"version_id": row.version_id, "now": now, "error": error}
-                    )
+                    _fail_version(connection, row.version_id, now, error)
                     continue
             return TrainingClaim(
                 row.id, row.version_id, row.name, row.version, dict(row.args), owner, taken.attempts, row.data
@@ -216,10 +231,7 @@ class TrainingJobs:
         with self.engine.begin() as connection:
             if not TRAININGS.fail(connection, claim.key, claim.owner, now):
                 return False
-            connection.execute(
-                _FAIL_VERSION,
-                {"version_id": claim.version_id, "now": now, "error": error[:STORED_ERROR_LENGTH]},
-            )
+            _fail_version(connection, claim.version_id, now, error[:STORED_ERROR_LENGTH])
         return True
 
     def cancel(self, name: str, number: int) -> VersionInfo:
@@ -236,9 +248,7 @@ class TrainingJobs:
             # The job first, then the version, as completing and failing do: on PostgreSQL a cancel racing a
             # completion waits for it rather than deadlocking with it.
             TRAININGS.cancel(connection, _jobs.c.version_id == row.id, now)
-            if not connection.execute(
-                _FAIL_VERSION, {"version_id": row.id, "now": now, "error": CANCELLED}
-            ).rowcount:
+            if not _fail_version(connection, row.id, now, CANCELLED):
                 status = connection.execute(_VERSION, {"name": name, "number": number}).one().status
                 raise Conflict(f"version {number} of {name!r} is {status}, not training: nothing to cancel")
         return self.registry.get_version(name, number)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
 
 from coe_template.registry.db import reader
+from coe_template.registry.schema import Model, ModelVersion
 
 #: Our tables' total size in the schema the connection uses (``search_path``'s first).
 _POSTGRES_BYTES = text(
@@ -64,3 +65,34 @@ def _file_bytes(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+class Observed:
+    """What the registry answers about itself: version counts, a ping, its disk (a mixin of :class:`Registry`)."""
+
+    engine: Engine
+    store: Path
+
+    def version_counts(self) -> dict[tuple[str, str], int]:
+        """How many versions each model has per status: every training run, by outcome."""
+        query = (
+            select(Model.name, ModelVersion.status, func.count())
+            .join(ModelVersion.model)
+            .group_by(Model.name, ModelVersion.status)
+        )
+        with reader(self.engine).begin() as connection:
+            return {(name, status): n for name, status, n in connection.execute(query)}
+
+    def ping(self) -> None:
+        """Ask the database for ``SELECT 1`` (a readiness probe's question): raises if it cannot answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def database_bytes(self) -> int | None:
+        """Bytes of this registry's database (a query on PostgreSQL); None where it has no size to read."""
+        return database_bytes(self.engine)
+
+    def store_bytes(self) -> dict[str, int]:
+        """Bytes of this host's model store, per directory (``runs``, ``cache``): apart from the
+        database, so a database that does not answer leaves these still known."""
+        return {name: directory_bytes(self.store / name) for name in STORE_DIRECTORIES}

@@ -1,7 +1,9 @@
 """``X-Request-ID``: one id per request, taken from the client when sane, else made here.
 
 The id is returned on every response, carried in problem bodies and set in
-:data:`coe_template.observability.request_id`, the context variable log records read.
+:data:`coe_template.observability.request_id`, the context variable log records read. The actor
+(:data:`coe_template.observability.actor`, which key, set by :func:`handlers.security.bearer_info`)
+is scoped to the request here too, so no request inherits another's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coe_template.observability import current_request_id
+from coe_template.observability import actor, current_request_id
 from coe_template.observability import request_id as _request_id
 
 HEADER = "X-Request-ID"
@@ -39,6 +41,9 @@ class RequestId:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = request_id_for(given)
         token = _request_id.set(request_id)
+        acting = actor.set(
+            None
+        )  # who, once a key is checked (handlers.security.bearer_info): this request's only
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -48,4 +53,5 @@ class RequestId:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            actor.reset(acting)
             _request_id.reset(token)

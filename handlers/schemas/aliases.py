@@ -12,3 +12,14 @@ class AliasSchema(Schema):
 
 
 alias_schema = AliasSchema()
+
+
+class RollbackSchema(Schema):
+    """A rollback done: the alias, the version it now points at, and the one it left."""
+
+    alias = fields.String()
+    version = fields.Integer(attribute="now")
+    rolled_back_from = fields.Integer(attribute="was")
+
+
+rollback_schema = RollbackSchema()

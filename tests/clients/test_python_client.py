@@ -448,7 +448,11 @@ def test_train_poll_promote_roll_back_archive(api, anonymous, admin):
         data = envelope(
             api,
             call(
-                registry.aliases_update, MODEL, alias, client=admin, body=m.AliasesUpdateBody(version=number)
+                registry.aliases_update,
+                MODEL,
+                alias,
+                client=admin,
+                body=m.AliasesUpdateBody(version=number, reason=f"{alias} on {number}"),
             ),
             "AliasEnvelope",
             method="PUT",
@@ -463,8 +467,43 @@ def test_train_poll_promote_roll_back_archive(api, anonymous, admin):
         return call(api.prediction.predictions_create, client=anonymous, body=body)
 
     wait_until(lambda: served().data.model.version == trained.version, 30)
-    point("production", 1)  # roll back
+    rolled = envelope(
+        api,
+        call(
+            registry.aliases_rollbacks,
+            MODEL,
+            "production",
+            client=admin,
+            body=m.AliasesRollbacksBody(reason="worse on new projects"),
+            expect=201,
+        ),
+        "RollbackEnvelope",
+        method="POST",
+        expect=201,
+    )
+    assert (rolled.alias, rolled.version, rolled.rolled_back_from) == ("production", 1, trained.version)
     wait_until(lambda: served().data.model.version == 1, 30)
+
+    moves = envelope(
+        api, call(registry.aliases_history, MODEL, "production", client=anonymous), "EventListEnvelope"
+    ).events
+    assert [(e.action, e.from_version, e.to_version, e.reason) for e in moves] == [
+        (m.EventAction.ALIAS_SET, None, 1, None),
+        (m.EventAction.ALIAS_MOVED, 1, trained.version, f"production on {trained.version}"),
+        (m.EventAction.ALIAS_ROLLED_BACK, trained.version, 1, "worse on new projects"),
+    ]
+    then = envelope(
+        api,
+        call(registry.aliases_get, MODEL, "production", at=moves[1].at.isoformat(), client=anonymous),
+        "AliasEnvelope",
+    )
+    assert (then.alias, then.version) == ("production", trained.version)
+    page = envelope(
+        api,
+        call(registry.events_search, MODEL, action=m.EventAction.ALIAS_ROLLED_BACK, client=anonymous),
+        "EventPageEnvelope",
+    )
+    assert [e.sequence for e in page.events] == [moves[2].sequence] and page.next_page_token is None
 
     problem(
         api,

@@ -40,7 +40,8 @@ pytestmark = [
 #: Uses the generated client as a user would; `tsc --strict` checks it together with the client.
 SCRIPT = """\
 import {
-    Configuration, PredictionApi, PredictionsEnvelope, QualityApi, QualityEnvelope, RecordedPredictionEnvelope,
+    Configuration, EventPageEnvelope, ModelsApi, PredictionApi, PredictionsEnvelope, QualityApi, QualityEnvelope,
+    RecordedPredictionEnvelope,
 } from "./client";
 
 async function main(): Promise<void> {
@@ -64,6 +65,9 @@ async function main(): Promise<void> {
         }
     }
     const page = await api.predictionsSearch({ modelName: "project-tagger", pageSize: 10 });
+    const history: EventPageEnvelope = await new ModelsApi(config).eventsSearch({
+        modelName: answer.data.model.name, action: "alias.set",
+    });
     console.log(JSON.stringify({
         status: answer.statusCode, model: answer.data.model.name, version: answer.data.model.version,
         tag: first.predictedTag, tags: Object.keys(first.probabilities).sort(),
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
         labelled: quality.data.quality.labelled, accuracy: quality.data.quality.accuracy,
         echoed: first.id, recorded: [recorded.data.prediction.id, recorded.data.prediction.source],
         listed: page.data.predictions.map((p) => p.predictionId).includes(first.predictionId),
+        production_set_to: history.data.events.map((e) => [e.action, e.alias, e.toVersion]),
     }));
 }
 
@@ -147,4 +152,5 @@ def test_the_generated_client_compiles_strictly_and_predicts(tmp_path, trained_m
         "echoed": "ticket-1",
         "recorded": ["ticket-1", "realtime"],
         "listed": True,
+        "production_set_to": [["alias.set", "production", 1]],
     }

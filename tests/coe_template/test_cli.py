@@ -296,7 +296,7 @@ def test_predict_with_a_chosen_version(cli, two_versions):
 
 
 def test_predict_follows_a_promotion(cli, two_versions):
-    assert cli("models", "promote", NAME, "2").exit_code == 0
+    assert cli("models", "promote", NAME, "2", "--reason", "r").exit_code == 0
     result = cli("predict", *TEXTS)
     assert [p["predicted_tag"] for p in json.loads(result.stdout)] == ["other", "other"]
 
@@ -478,12 +478,18 @@ def test_a_malformed_database_url_is_refused_without_echoing_it(tmp_path, monkey
 
 
 def test_promote_then_rollback(cli, two_versions, registry):
-    promoted = cli("models", "promote", NAME, "2")
+    failed_clearly(
+        cli("models", "promote", NAME, "2"),
+        "moving 'production' needs a reason (1 to 500 characters): say why",
+    )
+    promoted = cli("models", "promote", NAME, "2", "--reason", "v2 is better")
     assert promoted.exit_code == 0, promoted.output
     assert promoted.stdout == f"{NAME}: production -> version 2\n"
     assert registry.get_alias(NAME, PRODUCTION) == 2
 
-    rolled_back = cli("models", "rollback", NAME)
+    refused = cli("models", "rollback", NAME)
+    assert (refused.exit_code, refused.stderr.splitlines()[-1]) == (2, "Error: Missing option '--reason'.")
+    rolled_back = cli("models", "rollback", NAME, "--reason", "v2 is worse")
     assert rolled_back.exit_code == 0, rolled_back.output
     assert rolled_back.stdout == f"{NAME}: production -> version 1 (was 2)\n"
     assert registry.get_alias(NAME, PRODUCTION) == 1
@@ -492,16 +498,19 @@ def test_promote_then_rollback(cli, two_versions, registry):
 
 
 def test_rollback_with_no_earlier_version_fails_clearly(cli, two_versions, registry):
-    failed_clearly(cli("models", "rollback", NAME), "no ready version older than 1")
+    failed_clearly(
+        cli("models", "rollback", NAME, "--reason", "r"),
+        f"'production' of '{NAME}' has served no other version that is still ready: nothing to roll back to",
+    )
     assert registry.get_alias(NAME, PRODUCTION) == 1
 
 
 def test_rollback_skips_archived_versions(cli, data, registry):
     for _ in range(3):
         train_ok(cli, data)
-    assert cli("models", "promote", NAME, "3").exit_code == 0
+    assert cli("models", "promote", NAME, "3", "--reason", "r").exit_code == 0
     assert cli("models", "archive", NAME, "2").exit_code == 0
-    result = cli("models", "rollback", NAME)
+    result = cli("models", "rollback", NAME, "--reason", "r")
     assert result.exit_code == 0, result.output
     assert registry.get_alias(NAME, PRODUCTION) == 1
 
@@ -509,8 +518,8 @@ def test_rollback_skips_archived_versions(cli, data, registry):
 def test_rollback_to_a_chosen_version(cli, data, registry):
     for _ in range(3):
         train_ok(cli, data)
-    assert cli("models", "promote", NAME, "3").exit_code == 0
-    result = cli("models", "rollback", NAME, "--to", "1")
+    assert cli("models", "promote", NAME, "3", "--reason", "r").exit_code == 0
+    result = cli("models", "rollback", NAME, "--to", "1", "--reason", "r")
     assert result.exit_code == 0, result.output
     assert registry.get_alias(NAME, PRODUCTION) == 1
 
@@ -524,14 +533,14 @@ def test_archive_is_refused_while_production_points_at_the_version(cli, two_vers
 
 
 def test_archive_works_once_production_has_moved(cli, two_versions, registry):
-    assert cli("models", "promote", NAME, "2").exit_code == 0
+    assert cli("models", "promote", NAME, "2", "--reason", "r").exit_code == 0
     result = cli("models", "archive", NAME, "1")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{NAME}: version 1 archived\n"
     assert registry.get_version(NAME, 1).status == "archived"
     # An archived version can no longer be promoted, nor rolled back to.
-    failed_clearly(cli("models", "promote", NAME, "1"), "archived")
-    failed_clearly(cli("models", "rollback", NAME), "no ready version older than 2")
+    failed_clearly(cli("models", "promote", NAME, "1", "--reason", "r"), "archived")
+    failed_clearly(cli("models", "rollback", NAME, "--reason", "r"), "nothing to roll back to")
 
 
 def test_a_version_still_training_is_cancelled_not_archived(cli, two_versions, registry):
@@ -565,7 +574,7 @@ def test_a_version_still_training_is_cancelled_not_archived(cli, two_versions, r
     [
         ["models", "versions", "nope"],
         ["models", "promote", "nope", "1"],
-        ["models", "rollback", "nope"],
+        ["models", "rollback", "nope", "--reason", "r"],
         ["models", "archive", "nope", "1"],
         ["models", "cancel", "nope", "1"],
         ["predict", "--model", "nope", "some text"],
@@ -582,7 +591,7 @@ def test_an_unknown_model_fails_clearly(cli, two_versions, data, command):
         ["models", "promote", NAME, "9"],
         ["models", "archive", NAME, "9"],
         ["models", "cancel", NAME, "9"],
-        ["models", "rollback", NAME, "--to", "9"],
+        ["models", "rollback", NAME, "--to", "9", "--reason", "r"],
         ["predict", "--version", "9", "some text"],
         ["evaluate", "--version", "9", "--data", "{data}"],
     ],

@@ -190,7 +190,9 @@ def test_promotions_and_rollbacks_are_logged_with_their_request_id(json_server):
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     url = f"{base}/models/{MODEL}/aliases/production"
     for version, request_id in ((2, "promote-1"), (1, "rollback-1")):
-        response = httpx.put(url, json={"version": version}, headers={**admin, "X-Request-ID": request_id})
+        response = httpx.put(
+            url, json={"version": version, "reason": "test"}, headers={**admin, "X-Request-ID": request_id}
+        )
         assert response.status_code == 200, response.text
     changes = {
         r["request_id"]: r

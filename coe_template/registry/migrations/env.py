@@ -5,6 +5,7 @@ from alembic import context
 from coe_template.batch import schema as _batch_schema  # noqa: F401  (its tables)
 from coe_template.ledger import label_schema as _label_schema  # noqa: F401  (its table)
 from coe_template.ledger import schema as _ledger_schema  # noqa: F401  (its table)
+from coe_template.registry import events as _events  # noqa: F401  (its table)
 from coe_template.registry.schema import Base
 
 connection = context.config.attributes["connection"]

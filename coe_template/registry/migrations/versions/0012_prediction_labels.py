@@ -6,7 +6,7 @@ on: ``bundled`` (the server's training data) or ``bundled+labels`` (that and the
 labelled ledger rows that kept their text).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-08 02:15:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
