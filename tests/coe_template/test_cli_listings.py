@@ -101,7 +101,7 @@ def test_models_versions_is_a_table_of_status_aliases_and_f1(cli, two_versions, 
 
 
 def test_models_versions_filters_by_status(cli, two_versions, registry):
-    assert cli("models", "promote", NAME, "2").exit_code == 0
+    assert cli("models", "promote", NAME, "2", "--reason", "archive 1").exit_code == 0
     assert cli("models", "archive", NAME, "1").exit_code == 0
     assert ok(cli("models", "versions", NAME, "--status", "archived")) == versions_table(registry, "archived")
     assert ok(cli("models", "versions", NAME, "--status", "ready")) == versions_table(registry, "ready")
