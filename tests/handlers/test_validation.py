@@ -10,7 +10,7 @@ import marshmallow
 import pytest
 import yaml
 from connexion.exceptions import BadRequestProblem, ProblemException
-from connexion.json_schema import Draft4RequestValidator
+from connexion.json_schema import Draft4RequestValidator, resolve_refs
 from connexion.validators import JSONRequestBodyValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -356,9 +356,11 @@ def test_every_integer_a_client_sends_is_bounded():
 
 
 @functools.cache
+@functools.cache
 def spec_schema(name: str) -> dict:
-    """One dict per schema: the compiled check is cached by the schema's identity."""
-    return yaml.safe_load((SPEC_DIR / "spec.yaml").read_text())["components"]["schemas"][name]
+    """A schema of the spec with its ``$ref``s resolved, as Connexion hands it to the validators; one
+    dict per schema, since the compiled check is cached by the schema's identity."""
+    return resolve_refs(yaml.safe_load((SPEC_DIR / "spec.yaml").read_text()))["components"]["schemas"][name]
 
 
 def batch_item_has_text(text: str) -> bool:
