@@ -21,6 +21,8 @@ The rules an author follows (also in docs/tests.md, "The README and the docs"):
 - The lines under a command, up to the next ``$``, are its output (trailing blank lines aside).
 - ``$ cat FILE`` is not run: it creates FILE with the output shown (the transcript says what it holds).
   ``$ cat > FILE <<'EOF'``, then the file's lines, then ``EOF``, is one command a reader can copy: it runs.
+- ``<!-- readme-test: env NAME=VALUE -->`` anywhere in a file: its server runs with that setting
+  (the file's text says so where it starts the server).
 - ``$ sleep N`` is not run: the test waits until every worker serves each model's ``production``.
 - A ``curl`` command that changes nothing (no ``-X``, ``-d``, ``-F``, ``-T``, alone or in a group
   like ``-sX``, no ``--data…``, ``--form…``, ``--upload…``, ``--request``, ``--json``) is repeated until its output matches, for up to
@@ -66,6 +68,8 @@ SETTLE_SECONDS = 60.0
 #: At least this many blocks and commands run: a parser that stops finding them fails here.
 MIN_BLOCKS = 16
 MIN_COMMANDS = 60
+#: A setting of the server a page's transcripts ran against, when not the default.
+_SERVER_ENV = re.compile(r"<!-- readme-test: env (COE_[A-Z_]+)=(\S+) -->")
 #: A here-document's first line: ``cat > FILE <<'EOF'`` (any quoted or bare word as the delimiter).
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1\s*$")
 
@@ -409,6 +413,8 @@ def _server(document: str, where: Path) -> Iterator[Transcript]:
         "DATABASE_URL": "",
         "COE_ADMIN_KEYS": ADMIN_KEY,
         "COE_READ_KEYS": READ_KEY,
+        # The settings a page says its server was started with: <!-- readme-test: env NAME=VALUE -->.
+        **dict(_SERVER_ENV.findall((PROJECT_ROOT / document).read_text(encoding="utf-8"))),
     }
     for args in (["db", "upgrade"], ["train", "--if-missing"]):
         result = CliRunner().invoke(cli, args, env=env)
