@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,6 +170,10 @@ def test_try_it_out_on_predictions_shows_the_predicted_tags(server: str, browser
     predictions = body["data"]["predictions"]
     assert [p["input_text"] for p in predictions] == [t["text"] for t in example["texts"]]
     assert [p["predicted_tag"] for p in predictions] == [p["predicted_tag"] for p in expected["predictions"]]
+    # Each answer's predictions have ids of their own (the ledger's): everything else is the same.
+    for answered in (body["data"], expected):
+        for prediction in answered["predictions"]:
+            assert uuid.UUID(prediction.pop("prediction_id")).version == 7
     assert body["data"] == expected
     # Swagger UI sends the spec's default of the optional query parameter, as a generated client would not.
     assert (body["method"], body["status-code"], body["url"]) == (

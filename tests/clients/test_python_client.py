@@ -535,7 +535,7 @@ def test_labels_and_a_versions_quality_are_typed(api, anonymous, admin):
     body = m.LabelsRequest(
         labels=[
             m.LabelsRequestLabelsItem(prediction_id=missing, true_tag="mlops"),
-            m.LabelsRequestLabelsItem(id="ticket-1", true_tag="other", source="review", correction=True),
+            m.LabelsRequestLabelsItem(id="never-sent", true_tag="other", source="review", correction=True),
         ]
     )
     data = envelope(
@@ -553,9 +553,9 @@ def test_labels_and_a_versions_quality_are_typed(api, anonymous, admin):
         {
             "status": "not_found",
             "prediction_id": None,
-            "id": "ticket-1",
+            "id": "never-sent",
             "true_tag": "other",
-            "error": "no prediction on record has the id 'ticket-1'",
+            "error": "no prediction on record has the id 'never-sent'",
         },
     ]
     measured = envelope(
