@@ -14,7 +14,8 @@ else on the bundled data), then prints:
    ``bench/noop_async_app.py``, the same no-op as a Connexion AsyncApp (the framework's ceiling
    without WSGI); ``bench/seed_fastapi_app.py``, the
    seed's FastAPI app serving the same model with ``predict_proba`` (the comparison);
-   the service with ``COE_ACCESS_LOG=false`` (metrics, no access line); ``bench/unobserved_app.py``,
+   the service with ``COE_ACCESS_LOG=false`` (metrics, no access line); the service with
+   ``COE_PREDICTION_LOG=off`` (what the prediction ledger costs); ``bench/unobserved_app.py``,
    the service without its metrics and access-log middleware (what observability costs);
    and, when its virtual environment is there (``make .venv-mlflow``), MLflow's
    ``mlflow models serve`` on the same pipeline (``bench/mlflow_server.py``);
@@ -222,6 +223,7 @@ def main() -> None:
             "no-op AsyncApp": ("bench.noop_async_app:app", {}),
             "seed FastAPI": ("bench.seed_fastapi_app:app", {}),
             "no access line": ("wsgi:app", {"COE_ACCESS_LOG": "false"}),
+            "no ledger": ("wsgi:app", {"COE_PREDICTION_LOG": "off"}),
             "unobserved": ("bench.unobserved_app:app", {}),
         }
         results: dict[tuple[str, int], dict[str, float]] = {}
@@ -285,6 +287,12 @@ def main() -> None:
             )
     else:
         print(f"MLflow: not measured ({options.mlflow_python} is missing: make .venv-mlflow)")
+    for size in SIZES:  # issue 21: the ledger on (hash, the default) costs at most 10% of 1-text throughput
+        ratio(
+            f"service / no ledger, {size} texts (the ledger's cost)",
+            rate("service", size) / rate("no ledger", size),
+            0.9 if size == 1 else None,
+        )
     for size in SIZES:
         ratio(
             f"no access line / unobserved, {size} texts (metrics)",

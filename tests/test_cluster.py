@@ -121,6 +121,17 @@ def test_two_nodes_and_a_worker_share_one_postgresql(cluster, tmp_path):
             "on-a",
             1,
         )
+        # Labelled through B (by the client's own id), and counted in version 1's quality B reads.
+        labelled = httpx.post(
+            f"{b}/labels",
+            json={"labels": [{"id": "on-a", "true_tag": recorded["predicted_tag"]}]},
+            headers=ADMIN,
+            timeout=10,
+        )
+        assert labelled.status_code == 200, labelled.text
+        assert labelled.json()["data"]["counts"] == {"created": 1}
+        quality = httpx.get(f"{b}/models/{MODEL}/versions/1/quality", timeout=10).json()["data"]["quality"]
+        assert (quality["predictions"], quality["labelled"], quality["accuracy"]) == (1, 1, 1.0)
 
         # Train through A: whichever runner claims the job trains it, and B sees it ready.
         response = httpx.post(
