@@ -3,13 +3,13 @@ process hands its writer for one (:class:`Answered`: cheap to make, nothing comp
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from coe_template.ledger import ids
 from coe_template.ledger.modes import LogMode
+from coe_template.model.data import text_sha256
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,9 @@ class Answered:
             "request_id": self.request_id,
             "correlation_id": self.correlation_id,
             "batch_job_id": self.batch_job_id,
-            "text_sha256": sha256(self.text),
+            "text_sha256": text_sha256(self.text),  # what ``hash`` mode keeps instead of the text
             "text": self.text if mode.keeps_text else None,
         }
-
-
-def sha256(text: str) -> str:
-    """The hex sha256 of a text's UTF-8 bytes (what ``hash`` mode keeps instead of the text)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
